@@ -1,0 +1,153 @@
+//! `cairn backup`
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use cairn_core::backup::{self, BackupOptions};
+use cairn_core::source::StreamSource;
+
+use crate::context::{GlobalArgs, bytes, print_json};
+
+/// Back up paths, stdin or a command's output.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files and directories to back up.
+    paths: Vec<PathBuf>,
+    /// Read the data to back up from standard input.
+    #[arg(long, conflicts_with = "stdin_from_command")]
+    stdin: bool,
+    /// Run the command after `--` and back up its output; its failure fails the backup.
+    #[arg(long)]
+    stdin_from_command: bool,
+    /// File name for the stream in the snapshot.
+    #[arg(long, default_value = "stdin")]
+    stdin_filename: String,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Host name to record.
+    #[arg(long)]
+    host: Option<String>,
+    /// Snapshot time (RFC 3339), for imported or replayed histories.
+    #[arg(long)]
+    time: Option<String>,
+    /// Leave out paths matching this glob (repeatable).
+    #[arg(long = "exclude", short = 'e')]
+    excludes: Vec<String>,
+    /// Read exclude globs from this file, one per line (repeatable).
+    #[arg(long = "exclude-file")]
+    exclude_files: Vec<PathBuf>,
+    /// Do not cross file system boundaries.
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
+    /// Read every file, ignoring the parent snapshot.
+    #[arg(long)]
+    force: bool,
+    /// Ignore ctime changes in change detection.
+    #[arg(long)]
+    ignore_ctime: bool,
+    /// Ignore inode changes in change detection (e.g. network file systems).
+    #[arg(long)]
+    ignore_inode: bool,
+    /// Memory-map files at least this many MiB (0 = never).
+    #[arg(long, default_value_t = 64)]
+    mmap_threshold_mib: u64,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let mut excludes = args.excludes.clone();
+    for f in &args.exclude_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
+        excludes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+    }
+    let stream = if args.stdin {
+        if !args.paths.is_empty() {
+            bail!("--stdin takes no paths");
+        }
+        Some((StreamSource::Stdin, args.stdin_filename.clone()))
+    } else if args.stdin_from_command {
+        if args.paths.is_empty() {
+            bail!("--stdin-from-command needs a command after `--`");
+        }
+        let argv = args.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        Some((StreamSource::Command(argv), args.stdin_filename.clone()))
+    } else {
+        if args.paths.is_empty() {
+            bail!("nothing to back up: give at least one path, --stdin or --stdin-from-command");
+        }
+        None
+    };
+    let time = match &args.time {
+        Some(t) => Some(parse_time(t)?),
+        None => None,
+    };
+    let opts = BackupOptions {
+        paths: if stream.is_some() { vec![] } else { args.paths.clone() },
+        stream,
+        tags: args.tags,
+        host: args.host,
+        time,
+        excludes,
+        one_file_system: args.one_file_system,
+        parent: None,
+        force: args.force,
+        ignore_ctime: args.ignore_ctime,
+        ignore_inode: args.ignore_inode,
+        mmap_threshold: args.mmap_threshold_mib << 20,
+        threads: 0,
+    };
+    let repo = global.open()?;
+    let progress = Warnings { quiet: global.quiet || global.json };
+    let result = backup::run(&repo, &opts, &progress).context("backup failed; no snapshot was written")?;
+    let s = &result.summary;
+    if global.json {
+        print_json(&serde_json::json!({
+            "snapshot": result.snapshot.to_string(),
+            "parent": result.parent.map(|p| p.to_string()),
+            "summary": s,
+        }))?;
+    } else if !global.quiet {
+        println!(
+            "files: {} new, {} changed, {} unmodified; {} dirs",
+            s.files_new, s.files_changed, s.files_unmodified, s.dirs
+        );
+        println!(
+            "read {} of {}, added {} ({} stored) in {:.2}s",
+            bytes(s.bytes_read),
+            bytes(s.total_bytes),
+            bytes(s.bytes_new),
+            bytes(s.bytes_stored),
+            s.seconds
+        );
+        println!("snapshot {} saved", result.snapshot.short());
+    }
+    if !s.errors.is_empty() {
+        eprintln!("cairn: {} entries could not be read and are not in the snapshot:", s.errors.len());
+        for e in &s.errors {
+            eprintln!("  {e}");
+        }
+        return Ok(crate::exit::PARTIAL);
+    }
+    Ok(0)
+}
+
+/// RFC 3339 time, or a date-time without offset taken as UTC.
+pub fn parse_time(t: &str) -> Result<jiff::Timestamp> {
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let dt: jiff::civil::DateTime = t.parse().with_context(|| format!("`{t}` is not an RFC 3339 time"))?;
+    Ok(dt.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
+}
+
+struct Warnings {
+    quiet: bool,
+}
+
+impl cairn_core::progress::Progress for Warnings {
+    fn warning(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("warning: {message}");
+        }
+    }
+}

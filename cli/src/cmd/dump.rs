@@ -1,0 +1,34 @@
+//! `cairn dump`
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use cairn_core::restore::{dump_file, find_node, split_spec};
+
+use super::FilterArgs;
+use crate::context::GlobalArgs;
+
+/// Write one file of a snapshot to standard output.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id prefix or `latest`.
+    snapshot: String,
+    /// Path of the file in the snapshot (e.g. `/db.sql` for a stdin backup).
+    path: String,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let repo = global.open()?;
+    let (snap, _) = split_spec(&args.snapshot);
+    let (_, snapshot) = repo.find_snapshot(snap, &args.filter.filter())?;
+    let index = repo.load_index()?;
+    let path = if args.path.starts_with('/') { args.path.clone() } else { format!("/{}", args.path) };
+    let node = find_node(&repo, &index, &snapshot, &path)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    dump_file(&repo, &index, &node, &mut out).with_context(|| format!("dumping {path}"))?;
+    out.flush().context("writing to stdout")?;
+    Ok(0)
+}

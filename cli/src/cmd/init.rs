@@ -1,0 +1,51 @@
+//! `cairn init`
+
+use anyhow::{Context, Result};
+use cairn_core::chunk::ChunkerParams;
+use cairn_core::crypto::keyfile::KdfParams;
+use cairn_core::repo::{InitOptions, Repository};
+
+use crate::context::{GlobalArgs, print_json};
+
+/// Create a repository.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Average chunk size in KiB (min is a quarter, max four times).
+    #[arg(long, default_value_t = 256)]
+    chunk_avg_kib: u32,
+    /// Target pack size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pack_size_mib: u32,
+    /// zstd compression level (0 = off).
+    #[arg(long, default_value_t = 3)]
+    compression: i32,
+    /// argon2id memory in KiB for the key file (lower only for tests).
+    #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
+    kdf_memory_kib: u32,
+    /// argon2id passes.
+    #[arg(long, default_value_t = KdfParams::default().iterations, hide = true)]
+    kdf_iterations: u32,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let store = global.store()?;
+    let password = global.password(true)?;
+    let avg = args.chunk_avg_kib.saturating_mul(1024);
+    let options = InitOptions {
+        chunker_params: ChunkerParams { min_size: avg / 4, avg_size: avg, max_size: avg.saturating_mul(4) },
+        pack_size: args.pack_size_mib.saturating_mul(1 << 20),
+        compression: args.compression,
+        kdf: KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 },
+    };
+    let url = global.repo_url()?;
+    let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
+    if global.json {
+        print_json(
+            &serde_json::json!({ "repository": url, "id": repo.config().id.to_string(), "key": repo.key_id().to_string() }),
+        )?;
+    } else if !global.quiet {
+        println!("created repository {} at {url}", repo.config().id.short());
+        println!("Keep the password safe: without it the data cannot be read.");
+    }
+    Ok(0)
+}

@@ -1,0 +1,107 @@
+//! `cairn ls`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use cairn_core::index::Index;
+use cairn_core::repo::Repository;
+use cairn_core::restore::find_node;
+use cairn_core::tree::{Node, NodeKind};
+
+use super::FilterArgs;
+use crate::context::{GlobalArgs, print_json};
+
+/// List the entries of a snapshot below a path.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot id prefix or `latest`.
+    snapshot: String,
+    /// Path in the snapshot (default: everything).
+    path: Option<String>,
+    /// Show type, mode, owner, size and modification time.
+    #[arg(long, short = 'l')]
+    long: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let repo = global.open()?;
+    let (_, snap) = repo.find_snapshot(&args.snapshot, &args.filter.filter())?;
+    let index = repo.load_index()?;
+    let start = args.path.as_deref().unwrap_or("/");
+    let node = find_node(&repo, &index, &snap, start)?;
+    let mut out = Vec::new();
+    let base = PathBuf::from(start);
+    if node.kind == NodeKind::Dir {
+        if start != "/" {
+            out.push((base.clone(), node.clone()));
+        }
+        walk(&repo, &index, &node, &base, &mut out)?;
+    } else {
+        out.push((base, node));
+    }
+    if global.json {
+        let list: Vec<_> = out.iter().map(|(p, n)| entry_json(p, n)).collect();
+        return print_json(&list).map(|()| 0);
+    }
+    for (path, n) in &out {
+        if args.long {
+            let time = jiff::Timestamp::new(n.mtime.secs, n.mtime.nanos as i32)
+                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            println!("{} {:>5} {:>5} {:>12} {} {}", mode_string(n), n.uid, n.gid, n.size, time, path.display());
+        } else {
+            println!("{}", path.display());
+        }
+    }
+    Ok(0)
+}
+
+fn walk(repo: &Repository, index: &Index, dir: &Node, path: &Path, out: &mut Vec<(PathBuf, Node)>) -> Result<()> {
+    let Some(id) = dir.subtree else { return Ok(()) };
+    let tree = repo.load_tree(index, &id)?;
+    for n in tree.nodes {
+        let p = path.join(n.os_name());
+        let is_dir = n.kind == NodeKind::Dir;
+        out.push((p.clone(), n.clone()));
+        if is_dir {
+            walk(repo, index, &n, &p, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn entry_json(path: &Path, n: &Node) -> serde_json::Value {
+    serde_json::json!({
+        "path": path.to_string_lossy(),
+        "type": format!("{:?}", n.kind).to_lowercase(),
+        "mode": n.mode,
+        "uid": n.uid,
+        "gid": n.gid,
+        "size": n.size,
+        "mtime": jiff::Timestamp::new(n.mtime.secs, n.mtime.nanos as i32).map(|t| t.to_string()).unwrap_or_default(),
+        "target": n.target.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()),
+    })
+}
+
+/// `drwxr-xr-x`-style mode.
+pub fn mode_string(n: &Node) -> String {
+    let t = match n.kind {
+        NodeKind::Dir => 'd',
+        NodeKind::Symlink => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::Socket => 's',
+        NodeKind::CharDevice => 'c',
+        NodeKind::BlockDevice => 'b',
+        NodeKind::File => '-',
+    };
+    let mut s = String::from(t);
+    for shift in [6, 3, 0] {
+        let bits = (n.mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}

@@ -1,0 +1,111 @@
+//! What every command shares: global flags, the password, opening the repository.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use cairn_core::repo::Repository;
+use cairn_core::store::Store;
+use cairn_core::store::object_store::ObjectStoreBackend;
+
+/// Flags every command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Repository: a path, file://PATH or memory://NAME.
+    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    /// Read the password from this file (first line).
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Run this shell command and use its output as the password.
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl GlobalArgs {
+    /// The repository URL, required.
+    pub fn repo_url(&self) -> Result<&str> {
+        self.repo.as_deref().context("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
+    }
+
+    /// Opens the store named by `--repo`.
+    pub fn store(&self) -> Result<Arc<dyn Store>> {
+        let url = self.repo_url()?;
+        let store = ObjectStoreBackend::open(url).with_context(|| format!("opening repository {url}"))?;
+        Ok(Arc::new(store))
+    }
+
+    /// The password from the environment, a file, a command or (on a terminal) a prompt.
+    pub fn password(&self, confirm: bool) -> Result<Vec<u8>> {
+        if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
+            return Ok(p.into_bytes());
+        }
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
+            return Ok(first_line(&text));
+        }
+        if let Some(cmd) = &self.password_command {
+            let out = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .with_context(|| format!("running password command `{cmd}`"))?;
+            if !out.status.success() {
+                bail!("password command `{cmd}` failed: {}", out.status);
+            }
+            return Ok(first_line(&out.stdout));
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: set CAIRN_PASSWORD, --password-file or --password-command (stdin is not a terminal, so cairn will not prompt)"
+            );
+        }
+        let p = rpassword::prompt_password("repository password: ").context("reading the password")?;
+        if confirm {
+            let again = rpassword::prompt_password("repeat the password: ").context("reading the password")?;
+            if again != p {
+                bail!("the passwords do not match");
+            }
+        }
+        Ok(p.into_bytes())
+    }
+
+    /// Opens the repository.
+    pub fn open(&self) -> Result<Repository> {
+        let store = self.store()?;
+        let password = self.password(false)?;
+        let repo = Repository::open(store, &password)
+            .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))?;
+        Ok(repo)
+    }
+}
+
+fn first_line(bytes: &[u8]) -> Vec<u8> {
+    let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+    let line = &bytes[..end];
+    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+}
+
+/// Prints a value as JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Human-readable byte count.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
+}

@@ -1,0 +1,81 @@
+//! `cairn`: the command-line front end of the Cairn backup engine.
+//!
+//! Argument parsing and output live here; all the work is in `cairn-core`. Each verb has its own
+//! module in `cmd/` with its `Args` and a `run` function.
+
+mod cmd;
+mod context;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::GlobalArgs;
+
+/// Content-defined deduplicating backups: encrypted, compressed, verifiable.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new repository.
+    Init(cmd::init::Args),
+    /// Back up files and directories, or a stream (a database dump).
+    Backup(cmd::backup::Args),
+    /// List snapshots.
+    Snapshots(cmd::snapshots::Args),
+    /// List the files in a snapshot.
+    Ls(cmd::ls::Args),
+    /// Restore a snapshot (or a path in it) into a directory.
+    Restore(cmd::restore::Args),
+    /// Write one file of a snapshot to standard output.
+    Dump(cmd::dump::Args),
+    /// Remove snapshots according to a retention policy.
+    Forget(Box<cmd::forget::Args>),
+}
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Something failed.
+    pub const FAILED: u8 = 1;
+    /// Done, but some source files could not be read (named in the output).
+    pub const PARTIAL: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(&cli.global, a),
+        Command::Backup(a) => cmd::backup::run(&cli.global, a),
+        Command::Snapshots(a) => cmd::snapshots::run(&cli.global, a),
+        Command::Ls(a) => cmd::ls::run(&cli.global, a),
+        Command::Restore(a) => cmd::restore::run(&cli.global, a),
+        Command::Dump(a) => cmd::dump::run(&cli.global, a),
+        Command::Forget(a) => cmd::forget::run(&cli.global, *a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // A closed pipe (`cairn dump ... | head`) is not a failure.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            if json {
+                let msg = serde_json::json!({ "error": format!("{e:#}") });
+                eprintln!("{msg}");
+            } else {
+                eprintln!("cairn: error: {e:#}");
+            }
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

@@ -1,0 +1,904 @@
+//! Backup: walk, change detection, and the chunk → hash → compress → seal → pack → upload
+//! pipeline (DESIGN.md §Backup data flow; FORMAT.md §Read and write ordering).
+//!
+//! Threads, all inside one `std::thread::scope` so an error or panic surfaces here:
+//! ```text
+//! walker (caller's thread) ── bounded jobs ─▶ file workers (W) ─┐
+//!   │ tree blobs                                                ├─ bounded blobs ─▶ packer ─ bounded packs ─▶ uploaders (U)
+//!   └───────────────────────────────────────────────────────────┘                                   │
+//!                                                                        index checkpoints ◀────────┘
+//! ```
+//! Each worker chunks its file sequentially and hands batches of chunks to a rayon pool that
+//! hashes, deduplicates, compresses and seals them in parallel, while the next batch is being
+//! chunked. Dedup is checked once, before compression, against the committed index and the set
+//! of blobs in flight, so no blob is stored twice by one backup.
+//!
+//! Memory is bounded by the channel sizes: at most `JOBS` file jobs, two batches per worker
+//! (`BATCH_BYTES` each), `BLOB_QUEUE` sealed blobs, and `PACK_QUEUE + U` packs in flight.
+//!
+//! Ordering: packs are uploaded before the index objects naming them, and the snapshot is
+//! written last, only when every upload succeeded and every source command exited with success.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::blob::{self, BlobKind, SealedBlob};
+use crate::chunk::{Cutter, StreamChunker};
+use crate::crypto::{SALT_LEN, SealKey, random_salt};
+use crate::error::{Error, IoContext, Result};
+use crate::id::{BlobId, Digest, SnapshotId};
+use crate::index::{Index, IndexFile, IndexedPack};
+use crate::pack::{FinishedPack, PackWriter};
+use crate::progress::Progress;
+use crate::repo::{Repository, SnapshotFilter, host_and_user};
+use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use crate::source::{StreamSource, node_from_metadata};
+use crate::store::{ObjectKey, ObjectKind, StoreError};
+use crate::tree::{Node, NodeKind, Time, Tree};
+
+const JOBS: usize = 64;
+const BLOB_QUEUE: usize = 32;
+const PACK_QUEUE: usize = 2;
+const UPLOADERS: usize = 4;
+const BATCH_CHUNKS: usize = 32;
+const BATCH_BYTES: usize = 8 << 20;
+/// Packs per index checkpoint, so an interrupted backup leaves its uploads reusable.
+const CHECKPOINT_PACKS: usize = 32;
+
+/// What to back up and how.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Files and directories to save.
+    pub paths: Vec<PathBuf>,
+    /// Save a stream instead, as a file with this name.
+    pub stream: Option<(StreamSource, String)>,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+    /// Snapshot time (default: now), for imported or replayed histories.
+    pub time: Option<jiff::Timestamp>,
+    /// Glob patterns to leave out: without `/` they match a name anywhere, with `/` an absolute
+    /// path (`*` stays within one component, `**` crosses them).
+    pub excludes: Vec<String>,
+    /// Do not cross into other file systems.
+    pub one_file_system: bool,
+    /// Compare against this snapshot instead of the newest one of the same host and paths.
+    pub parent: Option<SnapshotId>,
+    /// Read every file, comparing against no parent.
+    pub force: bool,
+    /// Do not compare ctime in change detection.
+    pub ignore_ctime: bool,
+    /// Do not compare inode numbers in change detection.
+    pub ignore_inode: bool,
+    /// Files at least this large are memory-mapped rather than read (0 = never).
+    pub mmap_threshold: u64,
+    /// Worker threads for CPU stages (0 = number of cores).
+    pub threads: usize,
+}
+
+impl BackupOptions {
+    /// Defaults for backing up `paths`.
+    #[must_use]
+    pub fn for_paths(paths: Vec<PathBuf>) -> Self {
+        BackupOptions { paths, mmap_threshold: 64 << 20, ..Default::default() }
+    }
+}
+
+/// What a backup produced.
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    /// The new snapshot.
+    pub snapshot: SnapshotId,
+    /// Its parent.
+    pub parent: Option<SnapshotId>,
+    /// What was done.
+    pub summary: Summary,
+}
+
+/// Compiles exclude patterns.
+///
+/// # Errors
+/// [`Error::Config`] naming a bad pattern.
+pub fn compile_globs(patterns: &[String]) -> Result<(GlobSet, GlobSet)> {
+    let mut names = GlobSetBuilder::new();
+    let mut paths = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = GlobBuilder::new(p)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| Error::Config(format!("bad pattern `{p}`: {e}")))?;
+        if p.contains('/') {
+            paths.add(glob)
+        } else {
+            names.add(glob)
+        };
+    }
+    let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::Config(format!("bad patterns: {e}")));
+    Ok((build(names)?, build(paths)?))
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::Internal("a backup thread panicked".into()))
+}
+
+/// The outcome of one file job.
+#[derive(Debug, Clone)]
+enum FileOutcome {
+    Done { content: Vec<BlobId>, hash: Digest, size: u64 },
+    Unreadable(String),
+}
+
+/// Results of file jobs, waited for by the walker.
+#[derive(Default)]
+struct Results {
+    map: Mutex<HashMap<u64, FileOutcome>>,
+    ready: Condvar,
+}
+
+impl Results {
+    fn put(&self, id: u64, outcome: FileOutcome) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(id, outcome);
+        }
+        self.ready.notify_all();
+    }
+
+    /// Waits for job `id`; `keep` leaves the result for later waiters (hard links).
+    fn wait(&self, id: u64, keep: bool, failed: &AtomicBool) -> Result<FileOutcome> {
+        let mut m = lock(&self.map)?;
+        loop {
+            let found = if keep { m.get(&id).cloned() } else { m.remove(&id) };
+            if let Some(o) = found {
+                return Ok(o);
+            }
+            if failed.load(Ordering::SeqCst) {
+                return Err(Error::Internal("backup aborted".into()));
+            }
+            m = self
+                .ready
+                .wait_timeout(m, std::time::Duration::from_millis(200))
+                .map_err(|_| Error::Internal("a backup thread panicked".into()))?
+                .0;
+        }
+    }
+}
+
+struct FileJob {
+    id: u64,
+    path: PathBuf,
+    size: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs: AtomicU64,
+    others: AtomicU64,
+    total_bytes: AtomicU64,
+    bytes_read: AtomicU64,
+    blobs_new: AtomicU64,
+    bytes_new: AtomicU64,
+    bytes_stored: AtomicU64,
+}
+
+/// State shared by all stages of one backup.
+struct Session<'a> {
+    repo: &'a Repository,
+    index: Index,
+    pending: Mutex<HashSet<BlobId>>,
+    key: SealKey,
+    salt: [u8; SALT_LEN],
+    level: i32,
+    cutter: Cutter,
+    pool: rayon::ThreadPool,
+    counters: Counters,
+    /// Set on the first fatal error; every stage winds down.
+    failed: AtomicBool,
+    fatal: Mutex<Option<Error>>,
+    results: Results,
+    progress: &'a dyn Progress,
+    mmap_threshold: u64,
+}
+
+impl Session<'_> {
+    fn fail(&self, e: Error) {
+        if let Ok(mut f) = self.fatal.lock() {
+            f.get_or_insert(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+        self.results.ready.notify_all();
+    }
+
+    /// Hashes, deduplicates, compresses and seals one batch in parallel; returns the ids in
+    /// order and sends new blobs to the packer.
+    fn store_batch(&self, batch: Vec<Vec<u8>>, blobs: &Sender<SealedBlob>) -> Result<Vec<BlobId>> {
+        let results: Vec<(BlobId, Option<SealedBlob>)> = self.pool.install(|| {
+            batch
+                .into_par_iter()
+                .map(|chunk| {
+                    let id = self.repo.master().blob_id(&chunk);
+                    let is_new =
+                        !self.index.contains(&id) && self.pending.lock().map(|mut p| p.insert(id)).unwrap_or(false);
+                    (id, is_new.then(|| blob::seal(&self.key, BlobKind::Data, id, &chunk, self.level)))
+                })
+                .collect()
+        });
+        let mut ids = Vec::with_capacity(results.len());
+        for (id, sealed) in results {
+            ids.push(id);
+            if let Some(s) = sealed {
+                self.counters.blobs_new.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes_new.fetch_add(u64::from(s.raw_len), Ordering::Relaxed);
+                blobs.send(s).map_err(|_| Error::Internal("packer stopped".into()))?;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Stores a stream of chunks; chunking the next batch overlaps with sealing the last.
+    fn store_chunks<I>(
+        &self,
+        mut chunks: I,
+        blobs: &Sender<SealedBlob>,
+    ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>>
+    where
+        I: Iterator<Item = std::io::Result<Vec<u8>>> + Send,
+    {
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let mut content = Vec::new();
+        let mut next_batch = |hasher: &mut blake3::Hasher, size: &mut u64| -> std::io::Result<Vec<Vec<u8>>> {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
+                match chunks.next() {
+                    Some(c) => {
+                        let c = c?;
+                        hasher.update(&c);
+                        bytes += c.len();
+                        batch.push(c);
+                    }
+                    None => break,
+                }
+            }
+            *size += bytes as u64;
+            self.counters.bytes_read.fetch_add(bytes as u64, Ordering::Relaxed);
+            self.progress.bytes_read(bytes as u64);
+            Ok(batch)
+        };
+        let mut current = match next_batch(&mut hasher, &mut size) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        while !current.is_empty() {
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(Error::Internal("backup aborted".into()));
+            }
+            let (stored, next) =
+                self.pool.join(|| self.store_batch(current, blobs), || next_batch(&mut hasher, &mut size));
+            content.extend(stored?);
+            current = match next {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e)),
+            };
+        }
+        Ok(Ok((content, Digest(*hasher.finalize().as_bytes()), size)))
+    }
+
+    /// Reads one file: memory-mapped when large, buffered otherwise.
+    fn store_file(&self, path: &Path, size: u64, blobs: &Sender<SealedBlob>) -> Result<FileOutcome> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => return Ok(FileOutcome::Unreadable(format!("{}: {e}", path.display()))),
+        };
+        let outcome = if self.mmap_threshold > 0 && size >= self.mmap_threshold {
+            match map_file(&file) {
+                Ok(map) => {
+                    let chunks = self.cutter.split(&map).map(|(o, l)| Ok(map[o..o + l].to_vec()));
+                    self.store_chunks(chunks, blobs)?
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.store_chunks(StreamChunker::new(self.cutter.clone(), file), blobs)?
+        };
+        Ok(match outcome {
+            Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },
+            Err(e) => FileOutcome::Unreadable(format!("{}: {e}", path.display())),
+        })
+    }
+
+    fn worker(&self, jobs: &Receiver<FileJob>, blobs: &Sender<SealedBlob>) {
+        for job in jobs {
+            if self.failed.load(Ordering::SeqCst) {
+                self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
+                continue;
+            }
+            match self.store_file(&job.path, job.size, blobs) {
+                Ok(outcome) => {
+                    if let FileOutcome::Done { size, .. } = &outcome {
+                        self.progress.file_done(&job.path, *size);
+                    }
+                    self.results.put(job.id, outcome);
+                }
+                Err(e) => {
+                    self.fail(e);
+                    self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
+                }
+            }
+        }
+    }
+
+    /// Collects sealed blobs into packs (data and trees apart).
+    fn packer(&self, blobs: &Receiver<SealedBlob>, packs: &Sender<FinishedPack>) {
+        let target = self.repo.config().pack_size as usize;
+        let mut data = PackWriter::new(self.salt, target);
+        let mut trees = PackWriter::new(self.salt, 1 << 20);
+        for blob in blobs {
+            let writer = if blob.kind == BlobKind::Tree { &mut trees } else { &mut data };
+            writer.add(blob);
+            if writer.len() >= target {
+                let full = std::mem::replace(writer, PackWriter::new(self.salt, target));
+                if packs.send(full.finish(&self.key)).is_err() {
+                    return;
+                }
+            }
+        }
+        for w in [data, trees] {
+            if !w.is_empty() && packs.send(w.finish(&self.key)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Uploads packs; writes an index checkpoint every few packs.
+    fn uploader(&self, packs: &Receiver<FinishedPack>, indexed: &Mutex<Vec<IndexedPack>>) {
+        for pack in packs {
+            if self.failed.load(Ordering::SeqCst) {
+                continue; // drain so the packer never blocks
+            }
+            let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+            let len = pack.bytes.len() as u64;
+            match self.repo.store().put(&key, pack.bytes) {
+                Ok(()) | Err(StoreError::AlreadyExists) => {}
+                Err(source) => {
+                    self.fail(Error::Store { key, source });
+                    continue;
+                }
+            }
+            self.counters.bytes_stored.fetch_add(len, Ordering::Relaxed);
+            let checkpoint = match indexed.lock() {
+                Ok(mut list) => {
+                    list.push(IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries });
+                    (list.len() >= CHECKPOINT_PACKS).then(|| std::mem::take(&mut *list))
+                }
+                Err(_) => None,
+            };
+            if let Some(packs) = checkpoint
+                && let Err(e) = self.repo.save_index(&IndexFile { supersedes: vec![], packs })
+            {
+                self.fail(e);
+            }
+        }
+    }
+
+    /// Seals and queues a tree blob unless the repository has it.
+    fn store_tree(&self, tree: &Tree, blobs: &Sender<SealedBlob>) -> Result<BlobId> {
+        let plain = tree.encode();
+        let id = self.repo.master().blob_id(&plain);
+        if !self.index.contains(&id) && lock(&self.pending)?.insert(id) {
+            let sealed = blob::seal(&self.key, BlobKind::Tree, id, &plain, self.level);
+            self.counters.blobs_new.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes_new.fetch_add(plain.len() as u64, Ordering::Relaxed);
+            blobs.send(sealed).map_err(|_| Error::Internal("packer stopped".into()))?;
+        }
+        Ok(id)
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and private to this backup. If another process truncates the
+    // file while it is mapped, reads past the new end fault (SIGBUS); this is why only files
+    // above `mmap_threshold` are mapped and the threshold can be set to 0 to never map.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+/// A directory entry waiting for its content.
+enum Pending {
+    Ready(Node),
+    Job(Node, u64),
+    /// A hard link to a file whose job is `u64`.
+    LinkJob(Node, u64),
+}
+
+/// Where the content of a hard-link group comes from.
+#[derive(Clone)]
+enum LinkSource {
+    Job(u64),
+    Reused(Vec<BlobId>, Option<Digest>),
+}
+
+/// The walker: builds trees depth-first, submitting files to the workers.
+struct Walker<'s, 'r> {
+    session: &'s Session<'r>,
+    jobs: Sender<FileJob>,
+    blobs: Sender<SealedBlob>,
+    next_job: u64,
+    links: HashMap<(u64, u64), (u64, LinkSource)>,
+    sticky: HashSet<u64>,
+    name_excludes: GlobSet,
+    path_excludes: GlobSet,
+    one_file_system: bool,
+    root_dev: u64,
+    ignore_ctime: bool,
+    ignore_inode: bool,
+    errors: Vec<String>,
+}
+
+impl Walker<'_, '_> {
+    fn excluded(&self, path: &Path) -> bool {
+        path.file_name().is_some_and(|n| self.name_excludes.is_match(n)) || self.path_excludes.is_match(path)
+    }
+
+    fn warn(&mut self, message: String) {
+        self.session.progress.warning(&message);
+        self.errors.push(message);
+    }
+
+    fn unchanged(&self, node: &Node, old: Option<&Node>) -> Option<(Vec<BlobId>, Option<Digest>)> {
+        let old = old?;
+        let same = old.kind == NodeKind::File
+            && old.size == node.size
+            && old.mtime == node.mtime
+            && (self.ignore_ctime || old.ctime == node.ctime)
+            && (self.ignore_inode || old.inode == node.inode)
+            && old.content.iter().all(|id| self.session.index.contains(id));
+        same.then(|| (old.content.clone(), old.hash))
+    }
+
+    /// Saves one entry at `path` with metadata `meta`; `old` is the same name in the parent.
+    fn save_entry(&mut self, path: &Path, meta: &Metadata, old: Option<&Node>) -> Result<Option<Pending>> {
+        let name = path.file_name().map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
+        let mut node = node_from_metadata(name, meta);
+        let c = &self.session.counters;
+        match node.kind {
+            NodeKind::Dir => {
+                if self.one_file_system && meta.dev() != self.root_dev {
+                    // Record the mount point as an empty directory, as other tools do.
+                    node.subtree = Some(self.session.store_tree(&Tree::new(vec![]), &self.blobs)?);
+                    c.dirs.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(Pending::Ready(node)));
+                }
+                let old_tree = self.old_subtree(old);
+                match self.save_dir(path, old_tree.as_ref())? {
+                    Some(subtree) => node.subtree = Some(subtree),
+                    None => return Ok(None),
+                }
+                c.dirs.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+            NodeKind::File => {
+                c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
+                let key = (node.dev, node.inode);
+                if node.nlink > 1 {
+                    if let Some((link_no, source)) = self.links.get(&key).cloned() {
+                        node.link = Some(link_no);
+                        return Ok(Some(match source {
+                            LinkSource::Job(job) => Pending::LinkJob(node, job),
+                            LinkSource::Reused(content, hash) => {
+                                node.content = content;
+                                node.hash = hash;
+                                Pending::Ready(node)
+                            }
+                        }));
+                    }
+                    node.link = Some(self.links.len() as u64 + 1);
+                }
+                if let Some((content, hash)) = self.unchanged(&node, old) {
+                    c.files_unmodified.fetch_add(1, Ordering::Relaxed);
+                    if let Some(link_no) = node.link {
+                        self.links.insert(key, (link_no, LinkSource::Reused(content.clone(), hash)));
+                    }
+                    node.content = content;
+                    node.hash = hash;
+                    return Ok(Some(Pending::Ready(node)));
+                }
+                if old.is_some() { &c.files_changed } else { &c.files_new }.fetch_add(1, Ordering::Relaxed);
+                let id = self.next_job;
+                self.next_job += 1;
+                if let Some(link_no) = node.link {
+                    self.links.insert(key, (link_no, LinkSource::Job(id)));
+                    self.sticky.insert(id);
+                }
+                self.jobs
+                    .send(FileJob { id, path: path.to_path_buf(), size: node.size })
+                    .map_err(|_| Error::Internal("file workers stopped".into()))?;
+                Ok(Some(Pending::Job(node, id)))
+            }
+            NodeKind::Symlink => {
+                match std::fs::read_link(path) {
+                    Ok(t) => node.target = Some(t.into_os_string().as_bytes().to_vec()),
+                    Err(e) => {
+                        self.warn(format!("{}: {e}", path.display()));
+                        return Ok(None);
+                    }
+                }
+                c.others.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+            _ => {
+                c.others.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+        }
+    }
+
+    fn old_subtree(&mut self, old: Option<&Node>) -> Option<Tree> {
+        let id = old.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+        // A parent tree that cannot be read only costs change detection, not correctness.
+        self.session.repo.load_tree(&self.session.index, &id).ok()
+    }
+
+    /// Resolves pending entries into nodes, in name order.
+    fn finish_nodes(&mut self, pending: Vec<(PathBuf, Pending)>) -> Result<Vec<Node>> {
+        let mut nodes = Vec::with_capacity(pending.len());
+        for (path, p) in pending {
+            let (mut node, job, keep) = match p {
+                Pending::Ready(n) => {
+                    nodes.push(n);
+                    continue;
+                }
+                Pending::Job(n, id) => {
+                    let keep = self.sticky.contains(&id);
+                    (n, id, keep)
+                }
+                Pending::LinkJob(n, id) => (n, id, true),
+            };
+            match self.session.results.wait(job, keep, &self.session.failed)? {
+                FileOutcome::Done { content, hash, size } => {
+                    node.content = content;
+                    node.hash = Some(hash);
+                    if size != node.size {
+                        // The file changed while it was read; record what was read.
+                        node.size = size;
+                    }
+                    nodes.push(node);
+                }
+                FileOutcome::Unreadable(msg) => {
+                    let msg = if msg.is_empty() { path.display().to_string() } else { msg };
+                    self.warn(msg);
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Saves a directory's entries; returns its tree blob id (None if it vanished).
+    fn save_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<Option<BlobId>> {
+        let read = match std::fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in read {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(format!("{}: {e}", path.display())),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut pending = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(&name);
+            if self.excluded(&child) {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(format!("{}: {e}", child.display()));
+                    continue;
+                }
+            };
+            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            if let Some(p) = self.save_entry(&child, &meta, old_node)? {
+                pending.push((child, p));
+            }
+        }
+        let nodes = self.finish_nodes(pending)?;
+        Ok(Some(self.session.store_tree(&Tree::new(nodes), &self.blobs)?))
+    }
+
+    /// Saves the virtual root holding every argument at its absolute path.
+    fn save_root(&mut self, prefix: &Path, args: &[PathBuf], old: Option<&Tree>) -> Result<BlobId> {
+        let mut children: Vec<OsString> = args
+            .iter()
+            .filter_map(|a| a.strip_prefix(prefix).ok()?.components().next().map(|c| c.as_os_str().to_os_string()))
+            .collect();
+        children.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        children.dedup();
+        let mut pending = Vec::new();
+        for name in children {
+            let child = prefix.join(&name);
+            let meta = std::fs::symlink_metadata(&child).at(&child)?;
+            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            if args.iter().any(|a| a == &child) {
+                self.root_dev = meta.dev();
+                if let Some(p) = self.save_entry(&child, &meta, old_node)? {
+                    pending.push((child, p));
+                }
+            } else {
+                let mut node = node_from_metadata(name.as_bytes().to_vec(), &meta);
+                let old_tree = self.old_subtree(old_node);
+                let below: Vec<PathBuf> = args.iter().filter(|a| a.starts_with(&child)).cloned().collect();
+                node.subtree = Some(self.save_root(&child, &below, old_tree.as_ref())?);
+                pending.push((child, Pending::Ready(node)));
+            }
+        }
+        let nodes = self.finish_nodes(pending)?;
+        self.session.store_tree(&Tree::new(nodes), &self.blobs)
+    }
+}
+
+fn absolute_args(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).at(p)?;
+        // Normalise `.` and `..` lexically; symlinks in the middle are kept as given.
+        let mut clean = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => clean.push(c),
+            }
+        }
+        std::fs::symlink_metadata(&clean).at(&clean)?;
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    // A path inside another argument is already covered by it.
+    let all = out.clone();
+    out.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
+    Ok(out)
+}
+
+/// Runs a backup into `repo`.
+///
+/// # Errors
+/// Fatal errors only (store failures, a failing source command, bad options); unreadable files
+/// are listed in [`Summary::errors`] instead.
+pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupResult> {
+    let started = Instant::now();
+    let (host_default, user) = host_and_user();
+    let host = opts.host.clone().unwrap_or(host_default);
+    let args = if opts.stream.is_some() { Vec::new() } else { absolute_args(&opts.paths)? };
+    if opts.stream.is_none() && args.is_empty() {
+        return Err(Error::Config("nothing to back up: give at least one path, or --stdin".into()));
+    }
+    let paths: Vec<String> = match &opts.stream {
+        Some((_, name)) => vec![format!("/{name}")],
+        None => args.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+    };
+    let (name_excludes, path_excludes) = compile_globs(&opts.excludes)?;
+
+    let index = repo.load_index()?;
+    let parent = if opts.force {
+        None
+    } else if let Some(p) = opts.parent {
+        Some((p, repo.load_snapshot(p)?))
+    } else {
+        let filter = SnapshotFilter { hosts: vec![host.clone()], ..Default::default() };
+        repo.snapshots()?.into_iter().rev().find(|(_, s)| filter.matches(s) && s.paths == paths)
+    };
+    let old_root = match &parent {
+        Some((_, s)) => repo.load_tree(&index, &s.tree).ok(),
+        None => None,
+    };
+
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+    } else {
+        opts.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("cairn-cpu-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let salt = random_salt();
+    let session = Session {
+        repo,
+        index,
+        pending: Mutex::new(HashSet::new()),
+        key: repo.master().subkey(&salt),
+        salt,
+        level: repo.config().compression,
+        cutter: repo.cutter()?,
+        pool,
+        counters: Counters::default(),
+        failed: AtomicBool::new(false),
+        fatal: Mutex::new(None),
+        results: Results::default(),
+        progress,
+        mmap_threshold: opts.mmap_threshold,
+    };
+    let indexed = Mutex::new(Vec::new());
+
+    let walked: Result<(BlobId, Vec<String>)> = std::thread::scope(|scope| {
+        let (job_tx, job_rx) = bounded::<FileJob>(JOBS);
+        let (blob_tx, blob_rx) = bounded::<SealedBlob>(BLOB_QUEUE);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(PACK_QUEUE);
+        let s = &session;
+        for _ in 0..threads {
+            let (jobs, blobs) = (job_rx.clone(), blob_tx.clone());
+            scope.spawn(move || s.worker(&jobs, &blobs));
+        }
+        drop(job_rx);
+        scope.spawn(move || s.packer(&blob_rx, &pack_tx));
+        for _ in 0..UPLOADERS {
+            let (packs, indexed) = (pack_rx.clone(), &indexed);
+            scope.spawn(move || s.uploader(&packs, indexed));
+        }
+        drop(pack_rx);
+        let result = walk(s, job_tx, blob_tx, opts, &args, old_root.as_ref(), name_excludes, path_excludes);
+        if result.is_err() {
+            s.failed.store(true, Ordering::SeqCst);
+            s.results.ready.notify_all();
+        }
+        result
+    });
+    let fatal = lock(&session.fatal)?.take();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let (root, errors) = walked?;
+    // Every pack is uploaded; name them in an index object before the snapshot.
+    let rest = std::mem::take(&mut *lock(&indexed)?);
+    if !rest.is_empty() {
+        repo.save_index(&IndexFile { supersedes: vec![], packs: rest })?;
+    }
+    let c = &session.counters;
+    let summary = Summary {
+        files_new: c.files_new.load(Ordering::Relaxed),
+        files_changed: c.files_changed.load(Ordering::Relaxed),
+        files_unmodified: c.files_unmodified.load(Ordering::Relaxed),
+        dirs: c.dirs.load(Ordering::Relaxed),
+        others: c.others.load(Ordering::Relaxed),
+        total_bytes: c.total_bytes.load(Ordering::Relaxed),
+        bytes_read: c.bytes_read.load(Ordering::Relaxed),
+        blobs_new: c.blobs_new.load(Ordering::Relaxed),
+        bytes_new: c.bytes_new.load(Ordering::Relaxed),
+        bytes_stored: c.bytes_stored.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+        errors,
+    };
+    let snapshot = Snapshot {
+        version: SNAPSHOT_VERSION,
+        time: opts.time.unwrap_or_else(jiff::Timestamp::now),
+        host,
+        user,
+        paths,
+        tags: opts.tags.clone(),
+        parent: parent.as_ref().map(|(id, _)| *id),
+        tree: root,
+        summary: summary.clone(),
+        original: None,
+        program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    Ok(BackupResult { snapshot: id, parent: parent.map(|(id, _)| id), summary })
+}
+
+/// The walker's part of a backup; owns (and so closes) the job and blob channels.
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    session: &Session<'_>,
+    jobs: Sender<FileJob>,
+    blobs: Sender<SealedBlob>,
+    opts: &BackupOptions,
+    args: &[PathBuf],
+    old_root: Option<&Tree>,
+    name_excludes: GlobSet,
+    path_excludes: GlobSet,
+) -> Result<(BlobId, Vec<String>)> {
+    if let Some((source, name)) = &opts.stream {
+        drop(jobs);
+        let root = store_stream(session, source, name, &blobs)?;
+        return Ok((root, Vec::new()));
+    }
+    let mut walker = Walker {
+        session,
+        jobs,
+        blobs,
+        next_job: 0,
+        links: HashMap::new(),
+        sticky: HashSet::new(),
+        name_excludes,
+        path_excludes,
+        one_file_system: opts.one_file_system,
+        root_dev: 0,
+        ignore_ctime: opts.ignore_ctime,
+        ignore_inode: opts.ignore_inode,
+        errors: Vec::new(),
+    };
+    let root = walker.save_root(Path::new("/"), args, old_root)?;
+    Ok((root, walker.errors))
+}
+
+/// Saves a stream as the only file of the root tree.
+fn store_stream(
+    session: &Session<'_>,
+    source: &StreamSource,
+    name: &str,
+    blobs: &Sender<SealedBlob>,
+) -> Result<BlobId> {
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::Config(format!("--stdin-filename `{name}` must be a plain file name")));
+    }
+    let mut stream = source.start()?;
+    let chunks = StreamChunker::new(session.cutter.clone(), &mut stream);
+    let stored = match session.store_chunks(chunks, blobs) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            stream.abort();
+            return Err(Error::io(format!("<{name}>"), e));
+        }
+        Err(e) => {
+            stream.abort();
+            return Err(e);
+        }
+    };
+    // The producer's exit status decides whether this becomes a snapshot at all.
+    stream.finish()?;
+    let (content, hash, size) = stored;
+    let now = jiff::Timestamp::now();
+    let time = Time { secs: now.as_second(), nanos: u32::try_from(now.subsec_nanosecond()).unwrap_or(0) };
+    // Our own uid and gid, without unsafe libc calls: /proc/self belongs to us.
+    let (uid, gid) = std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0));
+    session.counters.files_new.fetch_add(1, Ordering::Relaxed);
+    session.counters.total_bytes.fetch_add(size, Ordering::Relaxed);
+    let node = Node {
+        name: name.as_bytes().to_vec(),
+        kind: NodeKind::File,
+        mode: 0o100_600,
+        uid,
+        gid,
+        mtime: time,
+        atime: time,
+        ctime: time,
+        inode: 0,
+        dev: 0,
+        nlink: 1,
+        size,
+        rdev: 0,
+        content,
+        hash: Some(hash),
+        subtree: None,
+        target: None,
+        link: None,
+    };
+    session.store_tree(&Tree::new(vec![node]), blobs)
+}

@@ -1,0 +1,133 @@
+//! Blobs: the unit of deduplication (FORMAT.md §Blobs).
+//!
+//! A blob is a chunk of file content ([`BlobKind::Data`]) or an encoded directory
+//! ([`BlobKind::Tree`]). Its id is the keyed BLAKE3 of its plaintext. It is stored compressed
+//! (when that pays) and sealed, with associated data binding the ciphertext to its kind and id,
+//! so a pack cannot pass off one blob as another.
+
+use crate::compress::{self, Codec};
+use crate::crypto::{MasterKey, SealKey};
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+
+/// What a blob holds. Data and tree blobs go to separate packs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data,
+    /// An encoded directory.
+    Tree,
+}
+
+impl BlobKind {
+    /// The byte stored in headers and index entries.
+    #[must_use]
+    pub fn to_byte(self) -> u8 {
+        match self {
+            BlobKind::Data => 0,
+            BlobKind::Tree => 1,
+        }
+    }
+
+    /// Parses the stored byte.
+    #[must_use]
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(BlobKind::Data),
+            1 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// Largest plaintext a blob may claim: data blobs are at most the chunker's maximum (16 MiB at
+/// most), tree blobs may be larger for huge directories.
+pub const MAX_BLOB_LEN: u32 = 256 << 20;
+
+/// A blob compressed and sealed, ready for a pack.
+#[derive(Debug)]
+pub struct SealedBlob {
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// Keyed hash of the plaintext.
+    pub id: BlobId,
+    /// How the plaintext was encoded before sealing.
+    pub codec: Codec,
+    /// Length of the plaintext.
+    pub raw_len: u32,
+    /// `nonce ‖ ciphertext ‖ tag`.
+    pub bytes: Vec<u8>,
+}
+
+fn aad(kind: BlobKind, id: &BlobId) -> [u8; 46] {
+    let mut a = [0u8; 46];
+    a[..13].copy_from_slice(b"cairn blob v1");
+    a[13] = kind.to_byte();
+    a[14..].copy_from_slice(&id.0.0);
+    a
+}
+
+/// Compresses (when it pays) and seals one blob.
+#[must_use]
+pub fn seal(key: &SealKey, kind: BlobKind, id: BlobId, plain: &[u8], level: i32) -> SealedBlob {
+    let compressed = compress::compress(plain, level);
+    let (codec, payload) = match &compressed {
+        Some(c) => (Codec::Zstd, c.as_slice()),
+        None => (Codec::None, plain),
+    };
+    SealedBlob {
+        kind,
+        id,
+        codec,
+        raw_len: u32::try_from(plain.len()).unwrap_or(u32::MAX),
+        bytes: key.seal(payload, &aad(kind, &id)),
+    }
+}
+
+/// Opens a sealed blob: authenticates, decompresses under the recorded length, and checks the
+/// plaintext hashes to `id`.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming the blob when any step fails.
+pub fn open(
+    master: &MasterKey,
+    key: &SealKey,
+    kind: BlobKind,
+    id: BlobId,
+    codec: Codec,
+    raw_len: u32,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let what = || format!("{kind:?} blob {id}");
+    if raw_len > MAX_BLOB_LEN {
+        return Err(Error::corrupt(what(), "recorded length too large"));
+    }
+    let payload = key.open(sealed, &aad(kind, &id)).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    let plain =
+        compress::decompress(codec, payload, raw_len as usize).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    if master.blob_id(&plain) != id {
+        return Err(Error::corrupt(what(), "content does not match its id"));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::random_salt;
+
+    #[test]
+    fn seal_open() {
+        let m = MasterKey::generate();
+        let k = m.subkey(&random_salt());
+        for plain in [vec![], vec![1u8; 10_000], (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()] {
+            let id = m.blob_id(&plain);
+            let s = seal(&k, BlobKind::Data, id, &plain, 3);
+            assert_eq!(open(&m, &k, BlobKind::Data, id, s.codec, s.raw_len, &s.bytes).unwrap(), plain);
+            // Kind and id are bound to the ciphertext.
+            assert!(open(&m, &k, BlobKind::Tree, id, s.codec, s.raw_len, &s.bytes).is_err());
+            let other = m.blob_id(b"other");
+            assert!(open(&m, &k, BlobKind::Data, other, s.codec, s.raw_len, &s.bytes).is_err());
+        }
+    }
+}

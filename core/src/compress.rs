@@ -1,0 +1,120 @@
+//! Compression of blob plaintexts (FORMAT.md §Blobs): zstd when it pays, stored as is otherwise.
+//!
+//! Pipeline stage: after the blob id is known to be new, before sealing. Decompression always
+//! takes a hard cap on the output (the length recorded in the index), so a hostile frame cannot
+//! make us allocate more than the blob claims.
+
+use std::cell::RefCell;
+
+/// How a blob's plaintext is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Stored as is.
+    None,
+    /// One zstd frame.
+    Zstd,
+}
+
+impl Codec {
+    /// The byte stored in pack headers and index entries.
+    #[must_use]
+    pub fn to_byte(self) -> u8 {
+        match self {
+            Codec::None => 0,
+            Codec::Zstd => 1,
+        }
+    }
+
+    /// Parses the stored byte.
+    #[must_use]
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Codec::None),
+            1 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Compression failed in zstd, or the frame is damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("zstd: {0}")]
+pub struct CompressError(String);
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// Compresses `plain` at `level` when that saves at least 1/32 of its size; otherwise returns
+/// `None` and the blob is stored uncompressed. Level 0 disables compression.
+#[must_use]
+pub fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
+    if level == 0 || plain.len() < 64 {
+        return None;
+    }
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(l, _)| *l != level) {
+            *cell = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+        }
+        let (_, compressor) = cell.as_mut()?;
+        let out = compressor.compress(plain).ok()?;
+        (out.len() + plain.len() / 32 < plain.len()).then_some(out)
+    })
+}
+
+/// Decompresses `data` stored with `codec`, refusing output longer than `expected_len` and
+/// checking the length matches exactly.
+///
+/// # Errors
+/// [`CompressError`] for damaged frames or a length other than `expected_len`.
+pub fn decompress(codec: Codec, data: Vec<u8>, expected_len: usize) -> Result<Vec<u8>, CompressError> {
+    let out = match codec {
+        Codec::None => data,
+        Codec::Zstd => zstd::bulk::decompress(&data, expected_len).map_err(|e| CompressError(e.to_string()))?,
+    };
+    if out.len() != expected_len {
+        return Err(CompressError(format!("length {} where {} was recorded", out.len(), expected_len)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trip(plain in proptest::collection::vec(0u8..4, 0..10_000)) {
+            match compress(&plain, 3) {
+                Some(c) => prop_assert_eq!(decompress(Codec::Zstd, c, plain.len()).unwrap(), plain),
+                None => prop_assert_eq!(decompress(Codec::None, plain.clone(), plain.len()).unwrap(), plain),
+            }
+        }
+    }
+
+    #[test]
+    fn cap_is_enforced() {
+        let plain = vec![7u8; 100_000];
+        let c = compress(&plain, 3).unwrap();
+        assert!(decompress(Codec::Zstd, c.clone(), 1000).is_err());
+        assert!(decompress(Codec::Zstd, c, 200_000).is_err());
+        assert!(compress(&[1, 2, 3], 3).is_none());
+        assert!(decompress(Codec::Zstd, vec![1, 2, 3, 4], 10).is_err());
+    }
+
+    #[test]
+    fn incompressible_is_stored() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let plain: Vec<u8> = (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        assert!(compress(&plain, 3).is_none());
+    }
+}

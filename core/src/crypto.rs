@@ -1,0 +1,245 @@
+//! Keys and authenticated encryption (FORMAT.md §Keys and encryption).
+//!
+//! One random 32-byte [`MasterKey`] per repository. Everything else is derived from it with
+//! BLAKE3's key derivation mode, each purpose under its own context string:
+//! - [`SealKey`]s: AES-256-GCM keys, one per object (pack, index, snapshot, config), derived from
+//!   the master key and a random 16-byte salt stored with the object. A key therefore seals at most
+//!   one object's worth of blobs, far from the 2^32-messages limit of random 96-bit nonces.
+//! - the id key: BLAKE3 keyed hashing of blob plaintexts ([`MasterKey::blob_id`]).
+//! - the chunker seed, so chunk boundaries depend on the secret too.
+//!
+//! The master key itself is stored only wrapped in key files ([`keyfile`]).
+
+pub mod keyfile;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::id::{BlobId, Digest};
+
+/// Length of the random nonce in front of every ciphertext.
+pub const NONCE_LEN: usize = 12;
+/// Length of the GCM tag after every ciphertext.
+pub const TAG_LEN: usize = 16;
+/// Bytes a sealed message adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Length of the per-object salt subkeys are derived from.
+pub const SALT_LEN: usize = 16;
+
+const CONTEXT_SUBKEY: &str = "cairn 2026-11-23 object subkey v1";
+const CONTEXT_ID_KEY: &str = "cairn 2026-11-23 blob id key v1";
+const CONTEXT_CHUNKER: &str = "cairn 2026-11-23 chunker seed v1";
+
+/// Sealing or opening failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    /// The message is shorter than nonce and tag.
+    #[error("sealed message too short ({0} bytes)")]
+    TooShort(usize),
+    /// Authentication failed: wrong key, tampered bytes or wrong associated data.
+    #[error("authentication failed (tampered data or wrong key)")]
+    Authentication,
+}
+
+/// The repository's master key.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey {
+    bytes: [u8; 32],
+    id_key: [u8; 32],
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// A fresh random master key.
+    #[must_use]
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self::from_bytes(bytes)
+    }
+
+    /// The master key with the given bytes (from a key file).
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let id_key = blake3::derive_key(CONTEXT_ID_KEY, &bytes);
+        MasterKey { bytes, id_key }
+    }
+
+    /// The raw bytes, for wrapping into a key file.
+    #[must_use]
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The AES-256-GCM key for the object with this salt.
+    #[must_use]
+    pub fn subkey(&self, salt: &[u8; SALT_LEN]) -> SealKey {
+        let mut material = [0u8; 32 + SALT_LEN];
+        material[..32].copy_from_slice(&self.bytes);
+        material[32..].copy_from_slice(salt);
+        let key = blake3::derive_key(CONTEXT_SUBKEY, &material);
+        material.zeroize();
+        SealKey::new(key)
+    }
+
+    /// The keyed BLAKE3 id of a blob's plaintext.
+    #[must_use]
+    pub fn blob_id(&self, plain: &[u8]) -> BlobId {
+        BlobId(Digest(*blake3::keyed_hash(&self.id_key, plain).as_bytes()))
+    }
+
+    /// The secret seed of the content-defined chunker.
+    #[must_use]
+    pub fn chunker_seed(&self) -> u64 {
+        let d = blake3::derive_key(CONTEXT_CHUNKER, &self.bytes);
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&d[..8]);
+        // fastcdc treats 0 as "no seed".
+        u64::from_le_bytes(seed) | 1
+    }
+}
+
+impl MasterKey {
+    /// Seals a whole object (config, index, snapshot): `salt ‖ nonce ‖ ciphertext ‖ tag`, under
+    /// a subkey of a fresh salt, with `aad` naming the object kind.
+    #[must_use]
+    pub fn seal_object(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+        let salt = random_salt();
+        let mut out = Vec::with_capacity(SALT_LEN + plain.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(&salt);
+        self.subkey(&salt).seal_into(plain, aad, &mut out);
+        out
+    }
+
+    /// Opens an object sealed by [`MasterKey::seal_object`].
+    ///
+    /// # Errors
+    /// [`CryptoError`] for short or unauthenticated input.
+    pub fn open_object(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < SALT_LEN + SEAL_OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (salt, rest) = sealed.split_at(SALT_LEN);
+        let mut s = [0u8; SALT_LEN];
+        s.copy_from_slice(salt);
+        self.subkey(&s).open(rest, aad)
+    }
+}
+
+/// A random salt for a new object.
+#[must_use]
+pub fn random_salt() -> [u8; SALT_LEN] {
+    let mut s = [0u8; SALT_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut s);
+    s
+}
+
+/// An AES-256-GCM key.
+pub struct SealKey {
+    cipher: Aes256Gcm,
+}
+
+impl SealKey {
+    /// The key with these bytes; the bytes are wiped afterwards.
+    #[must_use]
+    pub fn new(mut key: [u8; 32]) -> Self {
+        let cipher = Aes256Gcm::new((&key).into());
+        key.zeroize();
+        SealKey { cipher }
+    }
+
+    /// Encrypts and authenticates `plain` with `aad`, appending `nonce ‖ ciphertext ‖ tag` to `out`.
+    pub fn seal_into(&self, plain: &[u8], aad: &[u8], out: &mut Vec<u8>) {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        out.reserve(plain.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(plain);
+        let tag = aes_gcm::AeadInPlace::encrypt_in_place_detached(
+            &self.cipher,
+            Nonce::from_slice(&nonce),
+            aad,
+            &mut out[start..],
+        );
+        match tag {
+            Ok(tag) => out.extend_from_slice(&tag),
+            // Only fails for plaintexts over 64 GiB, which no object comes near.
+            Err(_) => out.truncate(start - NONCE_LEN),
+        }
+    }
+
+    /// Encrypts `plain`; returns `nonce ‖ ciphertext ‖ tag`.
+    #[must_use]
+    pub fn seal(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        self.seal_into(plain, aad, &mut out);
+        out
+    }
+
+    /// Checks and decrypts `nonce ‖ ciphertext ‖ tag`.
+    ///
+    /// # Errors
+    /// [`CryptoError`] when the message is too short or fails authentication.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: rest, aad })
+            .map_err(|_| CryptoError::Authentication)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip(plain in proptest::collection::vec(any::<u8>(), 0..2048), aad in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let key = MasterKey::generate().subkey(&random_salt());
+            let sealed = key.seal(&plain, &aad);
+            prop_assert_eq!(sealed.len(), plain.len() + SEAL_OVERHEAD);
+            prop_assert_eq!(key.open(&sealed, &aad).unwrap(), plain);
+        }
+
+        #[test]
+        fn any_flipped_bit_fails(plain in proptest::collection::vec(any::<u8>(), 0..256), pos in any::<usize>(), bit in 0u8..8) {
+            let key = MasterKey::generate().subkey(&random_salt());
+            let mut sealed = key.seal(&plain, b"aad");
+            let i = pos % sealed.len();
+            sealed[i] ^= 1 << bit;
+            prop_assert_eq!(key.open(&sealed, b"aad"), Err(CryptoError::Authentication));
+        }
+    }
+
+    #[test]
+    fn wrong_aad_and_wrong_key_fail() {
+        let master = MasterKey::generate();
+        let salt = random_salt();
+        let sealed = master.subkey(&salt).seal(b"hello", b"a");
+        assert!(master.subkey(&salt).open(&sealed, b"b").is_err());
+        assert!(master.subkey(&random_salt()).open(&sealed, b"a").is_err());
+        assert!(MasterKey::generate().subkey(&salt).open(&sealed, b"a").is_err());
+        assert_eq!(master.subkey(&salt).open(&sealed[..10], b"a"), Err(CryptoError::TooShort(10)));
+    }
+
+    #[test]
+    fn blob_ids_are_keyed() {
+        let a = MasterKey::generate();
+        let b = MasterKey::generate();
+        assert_eq!(a.blob_id(b"x"), a.blob_id(b"x"));
+        assert_ne!(a.blob_id(b"x"), b.blob_id(b"x"));
+        assert_ne!(a.blob_id(b"x").0, Digest::of(b"x"));
+    }
+}

@@ -1,0 +1,60 @@
+//! Cairn: a content-defined deduplicating backup engine.
+//!
+//! ```text
+//! walk ─▶ unchanged vs parent? ─ yes ─▶ reuse node
+//!            │ no
+//!            ▼
+//!  read (mmap for large files, buffered otherwise, streams for stdin and commands)
+//!            ▼
+//!  FastCDC boundaries (keyed) ─▶ rayon: keyed BLAKE3 id ─▶ known? ─ yes ─▶ reference only
+//!                                          │ new
+//!                                          ▼
+//!                      zstd (when it pays) ─▶ AES-256-GCM (per-session subkey)
+//!                                          ▼
+//!          packer (data and tree packs apart) ─▶ uploaders ─▶ index objects ─▶ snapshot (last)
+//! ```
+//!
+//! The engine is a library: it prints nothing and never exits the process. The `cairn` binary in
+//! `cli/` is one front end.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cairn_core::{repo::{InitOptions, Repository}, store::object_store::ObjectStoreBackend};
+//! let store = Arc::new(ObjectStoreBackend::open("memory://doctest").unwrap());
+//! let mut opts = InitOptions::default();
+//! opts.kdf = cairn_core::crypto::keyfile::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+//! let repo = Repository::init(store.clone(), b"password", &opts).unwrap();
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(dir.path().join("hello.txt"), b"hello, world").unwrap();
+//! let backup = cairn_core::backup::BackupOptions::for_paths(vec![dir.path().to_path_buf()]);
+//! let summary = cairn_core::backup::run(&repo, &backup, &cairn_core::progress::NoProgress).unwrap();
+//! let target = tempfile::tempdir().unwrap();
+//! let restore = cairn_core::restore::RestoreOptions::new(target.path());
+//! let repo = Repository::open(store, b"password").unwrap();
+//! cairn_core::restore::run(&repo, &summary.snapshot.to_string(), &restore, &cairn_core::progress::NoProgress).unwrap();
+//! let restored = target.path().join(dir.path().strip_prefix("/").unwrap()).join("hello.txt");
+//! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
+//! ```
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod backup;
+pub mod blob;
+pub mod chunk;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+#[allow(missing_docs)] // documented at the type level; field docs to come
+pub mod retention;
+pub mod snapshot;
+pub mod source;
+pub mod store;
+pub mod tree;
+
+pub use error::{Error, ErrorKind, Result};

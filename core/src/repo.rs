@@ -1,0 +1,427 @@
+//! A repository: a store, the master key, and the config (FORMAT.md §Config, §Read and write
+//! ordering).
+//!
+//! [`Repository::open`] tries each key file with the password, then reads and checks the config.
+//! It also offers the typed reads everything else builds on: the index, snapshots, blobs, trees.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{self, BlobKind};
+use crate::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
+use crate::crypto::MasterKey;
+use crate::crypto::keyfile::{KdfParams, KeyFile, KeyFileError};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Digest, IndexId, KeyId, SnapshotId};
+use crate::index::{Index, IndexEntry, IndexFile};
+use crate::snapshot::Snapshot;
+use crate::store::{ObjectKey, ObjectKind, Store, StoreError};
+use crate::tree::Tree;
+
+/// The repository format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The first bytes of the stored config.
+pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNREP";
+const CONFIG_AAD: &[u8] = b"cairn config v1";
+
+/// Repository-wide settings, fixed at `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// [`FORMAT_VERSION`] (also stored in clear in front of the sealed config).
+    pub version: u32,
+    /// Random repository id.
+    pub id: Digest,
+    /// Chunking algorithm, [`CHUNKER_FASTCDC_2020_SEEDED`].
+    pub chunker: String,
+    /// Chunk size bounds.
+    pub chunker_params: ChunkerParams,
+    /// Packs are closed once they reach this many bytes.
+    pub pack_size: u32,
+    /// zstd level for new blobs (0 = none).
+    pub compression: i32,
+}
+
+/// Options of `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunker_params: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level.
+    pub compression: i32,
+    /// argon2id costs for the first key file.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker_params: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            compression: 3,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+impl Config {
+    fn encode(&self, master: &MasterKey) -> Vec<u8> {
+        let mut plain = Vec::new();
+        let _ = ciborium::into_writer(self, &mut plain);
+        let mut out = CONFIG_MAGIC.to_vec();
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&master.seal_object(&plain, CONFIG_AAD));
+        out
+    }
+
+    /// Reads the clear version in front of a stored config.
+    fn stored_version(data: &[u8]) -> Result<u32> {
+        if data.len() < 12 || &data[..8] != CONFIG_MAGIC {
+            return Err(Error::corrupt("config", "not a cairn repository config"));
+        }
+        Ok(u32::from_le_bytes([data[8], data[9], data[10], data[11]]))
+    }
+
+    fn decode(master: &MasterKey, data: &[u8]) -> Result<Self> {
+        let plain = master.open_object(&data[12..], CONFIG_AAD).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let config: Config =
+            ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        if config.chunker != CHUNKER_FASTCDC_2020_SEEDED {
+            return Err(Error::corrupt("config", format!("unknown chunker `{}`", config.chunker)));
+        }
+        config.chunker_params.validate().map_err(|e| Error::corrupt("config", e))?;
+        if !(1 << 16..=1 << 30).contains(&config.pack_size) {
+            return Err(Error::corrupt("config", "pack size out of range"));
+        }
+        Ok(config)
+    }
+}
+
+/// An open repository.
+pub struct Repository {
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    config: Config,
+    key_id: KeyId,
+}
+
+fn store_err(key: ObjectKey) -> impl FnOnce(StoreError) -> Error {
+    move |source| Error::Store { key, source }
+}
+
+/// Who and where, for key files and snapshots.
+#[must_use]
+pub fn host_and_user() -> (String, String) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    (host, user)
+}
+
+impl Repository {
+    /// Creates a repository in an empty store.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the store already holds a repository or the options are invalid.
+    pub fn init(store: Arc<dyn Store>, password: &[u8], options: &InitOptions) -> Result<Self> {
+        options.chunker_params.validate().map_err(Error::Config)?;
+        if !(1 << 16..=1 << 30).contains(&options.pack_size) {
+            return Err(Error::Config("pack size must be between 64 KiB and 1 GiB".into()));
+        }
+        if !(0..=22).contains(&options.compression) {
+            return Err(Error::Config("compression level must be 0 (off) to 22".into()));
+        }
+        match store.get(&ObjectKey::CONFIG) {
+            Ok(_) => return Err(Error::Config(format!("{} already holds a repository", store.describe()))),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(store_err(ObjectKey::CONFIG)(e)),
+        }
+        let master = MasterKey::generate();
+        let mut id = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: Digest(id),
+            chunker: CHUNKER_FASTCDC_2020_SEEDED.into(),
+            chunker_params: options.chunker_params,
+            pack_size: options.pack_size,
+            compression: options.compression,
+        };
+        // Key first: a config without a key would be a repository nobody can open.
+        let key_id = Self::write_key(&*store, &master, password, options.kdf)?;
+        store.put(&ObjectKey::CONFIG, Bytes::from(config.encode(&master))).map_err(|e| match e {
+            StoreError::AlreadyExists => Error::Config(format!("{} already holds a repository", store.describe())),
+            e => store_err(ObjectKey::CONFIG)(e),
+        })?;
+        Ok(Repository { store, master, config, key_id })
+    }
+
+    fn write_key(store: &dyn Store, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        let (host, user) = host_and_user();
+        let kf = KeyFile::wrap(master, password, kdf, &host, &user, &jiff::Timestamp::now().to_string())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let bytes = kf.encode();
+        let id = KeyId(Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Key, id.0);
+        store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
+        Ok(id)
+    }
+
+    /// Opens the repository in `store` with `password`.
+    ///
+    /// # Errors
+    /// [`Error::WrongPassword`] if no key file opens; [`Error::UnsupportedVersion`] for another
+    /// format version; store and corruption errors naming the object.
+    pub fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
+        let config_bytes = store.get(&ObjectKey::CONFIG).map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                Error::NotFound(format!("repository at {} (no config object; run `cairn init`)", store.describe()))
+            }
+            e => store_err(ObjectKey::CONFIG)(e),
+        })?;
+        let version = Config::stored_version(&config_bytes)?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                object: "repository config".into(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        if keys.is_empty() {
+            return Err(Error::NotFound("key files (the repository has none)".into()));
+        }
+        let mut last_invalid = None;
+        for info in keys {
+            let data = store.get(&info.key).map_err(store_err(info.key))?;
+            let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
+            match attempt {
+                Ok(master) => {
+                    let config = Config::decode(&master, &config_bytes)?;
+                    return Ok(Repository { store, master, config, key_id: KeyId(info.key.id) });
+                }
+                Err(KeyFileError::WrongPassword) => {}
+                Err(e) => last_invalid = Some(format!("{}: {e}", info.key)),
+            }
+        }
+        match last_invalid {
+            // Every key either refused the password or was unreadable; the password is the
+            // likelier culprit, but say what was unreadable too.
+            Some(detail) => Err(Error::Corrupt {
+                object: "key files".into(),
+                reason: format!("wrong password or no matching key; also unreadable: {detail}"),
+            }),
+            None => Err(Error::WrongPassword),
+        }
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The master key.
+    #[must_use]
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The config.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key file that opened the repository.
+    #[must_use]
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Adds a key file for another password.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        Self::write_key(&*self.store, &self.master, password, kdf)
+    }
+
+    /// The chunker of this repository.
+    ///
+    /// # Errors
+    /// Never for a config that passed `open`.
+    pub fn cutter(&self) -> Result<Cutter> {
+        Cutter::new(self.config.chunker_params, self.master.chunker_seed()).map_err(Error::Config)
+    }
+
+    /// Reads and checks one object's bytes against its name.
+    ///
+    /// # Errors
+    /// Store errors; [`Error::Corrupt`] when the content does not hash to the name.
+    pub fn get_verified(&self, key: ObjectKey) -> Result<Bytes> {
+        let data = self.store.get(&key).map_err(store_err(key))?;
+        if Digest::of(&data) != key.id {
+            return Err(Error::corrupt(key, "content does not match its name"));
+        }
+        Ok(data)
+    }
+
+    /// Loads every index object into one in-memory index.
+    ///
+    /// # Errors
+    /// Store errors and damaged index objects.
+    pub fn load_index(&self) -> Result<Index> {
+        let mut index = Index::default();
+        for (_, file) in self.index_files()? {
+            index.add_file(&file);
+        }
+        index.finalize();
+        Ok(index)
+    }
+
+    /// Every index object, decoded.
+    ///
+    /// # Errors
+    /// Store errors and damaged index objects.
+    pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(infos.len());
+        for info in infos {
+            let id = IndexId(info.key.id);
+            let data = self.get_verified(info.key)?;
+            out.push((id, IndexFile::open(&self.master, &id, &data)?));
+        }
+        Ok(out)
+    }
+
+    /// Stores an index object.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+        let bytes = file.seal(&self.master);
+        let id = IndexId(Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Index, id.0);
+        self.store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
+        Ok(id)
+    }
+
+    /// Stores a snapshot: the commit point of a backup.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snapshot.seal(&self.master);
+        let id = SnapshotId(Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
+        self.store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
+        Ok(id)
+    }
+
+    /// Loads one snapshot.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots.
+    pub fn load_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let data = self.get_verified(ObjectKey::new(ObjectKind::Snapshot, id.0))?;
+        Snapshot::open(&self.master, &id, &data)
+    }
+
+    /// Every snapshot, oldest first.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(infos.len());
+        for info in infos {
+            let id = SnapshotId(info.key.id);
+            out.push((id, self.load_snapshot(id)?));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest` or a unique id prefix, among snapshots passing `filter`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when nothing matches; [`Error::Config`] for an ambiguous prefix.
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::NotFound("snapshot `latest` (no snapshot matches)".into()));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let mut matches = all.into_iter().filter(|(id, _)| id.to_string().starts_with(&spec));
+        match (matches.next(), matches.next()) {
+            (Some(one), None) => Ok(one),
+            (None, _) => Err(Error::NotFound(format!("snapshot `{spec}`"))),
+            (Some(_), Some(_)) => Err(Error::Config(format!("snapshot id prefix `{spec}` is ambiguous"))),
+        }
+    }
+
+    /// Reads and opens one blob.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the index lacks it; store and corruption errors naming the pack.
+    pub fn read_blob(&self, index: &Index, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        let entry = index.get(id).ok_or_else(|| Error::NotFound(format!("{kind:?} blob {id} in the index")))?;
+        self.read_entry(index, entry)
+    }
+
+    /// Reads and opens the blob an index entry points at.
+    ///
+    /// # Errors
+    /// Store and corruption errors naming the pack.
+    pub fn read_entry(&self, index: &Index, entry: &IndexEntry) -> Result<Vec<u8>> {
+        let pack = index.pack(entry);
+        let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+        let range = u64::from(entry.offset)..u64::from(entry.offset) + u64::from(entry.length);
+        let sealed = self.store.get_range(&key, range).map_err(store_err(key))?;
+        let subkey = self.master.subkey(&pack.salt);
+        blob::open(&self.master, &subkey, entry.kind, entry.id, entry.codec, entry.raw_len, &sealed)
+            .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))
+    }
+
+    /// Reads a tree blob.
+    ///
+    /// # Errors
+    /// As [`Repository::read_blob`], and undecodable trees.
+    pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let data = self.read_blob(index, BlobKind::Tree, id)?;
+        Tree::decode(id, &data)
+    }
+}
+
+/// Narrows snapshots by host, path and tag.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    /// Any of these hosts (empty = any).
+    pub hosts: Vec<String>,
+    /// Snapshots whose paths include all of these (empty = any).
+    pub paths: Vec<String>,
+    /// Snapshots carrying all of these tags (empty = any).
+    pub tags: Vec<String>,
+}
+
+impl SnapshotFilter {
+    /// Whether `s` passes.
+    #[must_use]
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&s.host))
+            && self.paths.iter().all(|p| s.paths.contains(p))
+            && s.has_tags(&self.tags)
+    }
+}

@@ -1,0 +1,617 @@
+//! Restore: plan by pack, fetch coalesced ranges, decrypt in parallel, write with positional
+//! writes, then set metadata (files after their content, directories last, deepest first).
+//!
+//! Damage stays contained: a blob that cannot be read or fails authentication marks the files
+//! that need it as failed; they are removed from the target (never left with wrong bytes), every
+//! other file is restored, and the failures are returned in [`RestoreSummary::failed`].
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use globset::GlobSet;
+use rayon::prelude::*;
+
+use crate::backup::compile_globs;
+use crate::blob::BlobKind;
+use crate::error::{Error, IoContext, Result};
+use crate::id::{BlobId, Digest};
+use crate::index::{Index, IndexEntry};
+use crate::progress::Progress;
+use crate::repo::{Repository, SnapshotFilter};
+use crate::snapshot::Snapshot;
+use crate::store::{ObjectKey, ObjectKind};
+use crate::tree::{Node, NodeKind, Time, Tree};
+
+/// Ranges of one pack closer than this are fetched in one request.
+const COALESCE_GAP: u64 = 1 << 20;
+/// Largest single ranged request.
+const MAX_REQUEST: u64 = 32 << 20;
+
+/// Where and what to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The directory to restore into (created if missing).
+    pub target: PathBuf,
+    /// Only paths matching one of these (or inside a match); empty = everything.
+    pub includes: Vec<String>,
+    /// Leave out paths matching these.
+    pub excludes: Vec<String>,
+    /// Re-read every restored file and check it against its stored hash.
+    pub verify: bool,
+    /// Snapshot filters for `latest`.
+    pub filter: SnapshotFilter,
+    /// Worker threads (0 = cores, at least 4 for I/O overlap).
+    pub threads: usize,
+}
+
+impl RestoreOptions {
+    /// Restore everything into `target`.
+    #[must_use]
+    pub fn new(target: &Path) -> Self {
+        RestoreOptions {
+            target: target.to_path_buf(),
+            includes: vec![],
+            excludes: vec![],
+            verify: false,
+            filter: SnapshotFilter::default(),
+            threads: 0,
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RestoreSummary {
+    /// The snapshot restored.
+    pub snapshot: String,
+    /// Regular files restored.
+    pub files: u64,
+    /// Directories restored.
+    pub dirs: u64,
+    /// Other entries restored.
+    pub others: u64,
+    /// Content bytes written (holes not counted).
+    pub bytes: u64,
+    /// Files whose content was checked against the stored hash.
+    pub verified: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Paths that could not be restored, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Non-fatal notes (e.g. ownership not restored).
+    pub warnings: Vec<String>,
+}
+
+/// Splits `SNAP[:PATH]`.
+#[must_use]
+pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((s, p)) if !p.is_empty() => (s, Some(p)),
+        Some((s, _)) => (s, None),
+        None => (spec, None),
+    }
+}
+
+/// Finds the node at `path` (absolute, as in the snapshot) below `root`.
+///
+/// # Errors
+/// [`Error::NotFound`] when a component is missing.
+pub fn find_node(repo: &Repository, index: &Index, snapshot: &Snapshot, path: &str) -> Result<Node> {
+    let mut node = root_node(snapshot);
+    for comp in Path::new(path).components() {
+        let name = match comp {
+            std::path::Component::Normal(n) => n.as_bytes(),
+            _ => continue,
+        };
+        let subtree = match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(t)) => t,
+            _ => return Err(Error::NotFound(format!("path {path} in the snapshot"))),
+        };
+        let tree = repo.load_tree(index, &subtree)?;
+        node = tree.find(name).cloned().ok_or_else(|| Error::NotFound(format!("path {path} in the snapshot")))?;
+    }
+    Ok(node)
+}
+
+/// A directory node standing for a snapshot's root tree.
+#[must_use]
+pub fn root_node(snapshot: &Snapshot) -> Node {
+    Node {
+        name: b"/".to_vec(),
+        kind: NodeKind::Dir,
+        mode: 0o40755,
+        uid: 0,
+        gid: 0,
+        mtime: Time::default(),
+        atime: Time::default(),
+        ctime: Time::default(),
+        inode: 0,
+        dev: 0,
+        nlink: 1,
+        size: 0,
+        rdev: 0,
+        content: vec![],
+        hash: None,
+        subtree: Some(snapshot.tree),
+        target: None,
+        link: None,
+    }
+}
+
+struct FilePlan {
+    path: PathBuf,
+    node: Node,
+}
+
+/// One place a blob's plaintext goes.
+#[derive(Clone, Copy)]
+struct Target {
+    file: usize,
+    offset: u64,
+}
+
+struct Plan {
+    files: Vec<FilePlan>,
+    dirs: Vec<(PathBuf, Node)>,
+    /// Hard links to make after content: (new path, file number of the original).
+    links: Vec<(PathBuf, usize)>,
+    blobs: HashMap<BlobId, Vec<Target>>,
+    others: u64,
+    warnings: Vec<String>,
+    failed: Vec<(String, String)>,
+}
+
+struct Planner<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    includes: (GlobSet, GlobSet),
+    has_includes: bool,
+    excludes: (GlobSet, GlobSet),
+    link_first: HashMap<u64, usize>,
+    is_root: bool,
+    plan: Plan,
+}
+
+fn matches(globs: &(GlobSet, GlobSet), snap_path: &Path) -> bool {
+    snap_path.file_name().is_some_and(|n| globs.0.is_match(n)) || globs.1.is_match(snap_path)
+}
+
+impl Planner<'_> {
+    fn included(&self, snap_path: &Path) -> bool {
+        !self.has_includes || snap_path.ancestors().any(|p| matches(&self.includes, p))
+    }
+
+    /// Whether anything below `snap_path` could be included.
+    fn may_contain_includes(&self, _snap_path: &Path) -> bool {
+        // Patterns can match at any depth; only a full walk can tell.
+        true
+    }
+
+    fn walk(&mut self, tree: &Tree, snap_dir: &Path, target_dir: &Path) -> Result<bool> {
+        let mut any = false;
+        for node in &tree.nodes {
+            let name = node.os_name();
+            if name.is_empty() || name == "." || name == ".." || node.name.contains(&b'/') {
+                self.plan
+                    .failed
+                    .push((snap_dir.join(name).display().to_string(), "unsafe file name in the snapshot".into()));
+                continue;
+            }
+            let snap_path = snap_dir.join(name);
+            let target = target_dir.join(name);
+            if matches(&self.excludes, &snap_path) {
+                continue;
+            }
+            let selected = self.included(&snap_path);
+            match node.kind {
+                NodeKind::Dir => {
+                    if !selected && !self.may_contain_includes(&snap_path) {
+                        continue;
+                    }
+                    let subtree = match node.subtree.map(|id| self.repo.load_tree(self.index, &id)) {
+                        Some(Ok(t)) => t,
+                        Some(Err(e)) => {
+                            self.plan.failed.push((snap_path.display().to_string(), e.to_string()));
+                            continue;
+                        }
+                        None => Tree::default(),
+                    };
+                    std::fs::create_dir_all(&target).at(&target)?;
+                    let inner = self.walk(&subtree, &snap_path, &target)?;
+                    if selected || inner {
+                        self.plan.dirs.push((target, node.clone()));
+                        any = true;
+                    } else {
+                        let _ = std::fs::remove_dir(&target);
+                    }
+                }
+                _ if !selected => {}
+                NodeKind::File => {
+                    any = true;
+                    remove_existing(&target)?;
+                    if let Some(link) = node.link
+                        && let Some(&first) = self.link_first.get(&link)
+                    {
+                        self.plan.links.push((target, first));
+                        continue;
+                    }
+                    let n = self.plan.files.len();
+                    if let Some(link) = node.link {
+                        self.link_first.insert(link, n);
+                    }
+                    let f = File::create(&target).at(&target)?;
+                    f.set_len(node.size).at(&target)?;
+                    let mut offset = 0u64;
+                    for id in &node.content {
+                        match self.index.get(id) {
+                            Some(e) => {
+                                self.plan.blobs.entry(*id).or_default().push(Target { file: n, offset });
+                                offset += u64::from(e.raw_len);
+                            }
+                            None => {
+                                self.plan.failed.push((
+                                    snap_path.display().to_string(),
+                                    format!("data blob {id} is not in the index"),
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    self.plan.files.push(FilePlan { path: target, node: node.clone() });
+                }
+                NodeKind::Symlink => {
+                    any = true;
+                    remove_existing(&target)?;
+                    let t = node.target.clone().unwrap_or_default();
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
+                    self.set_meta(&target, node, true);
+                    self.plan.others += 1;
+                }
+                NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                    any = true;
+                    remove_existing(&target)?;
+                    if let Err(e) = make_special(&target, node) {
+                        self.plan.warnings.push(format!("{}: not restored: {e}", target.display()));
+                        continue;
+                    }
+                    self.set_meta(&target, node, false);
+                    self.plan.others += 1;
+                }
+                NodeKind::Socket => {
+                    self.plan.warnings.push(format!("{}: sockets are not restored", target.display()));
+                }
+            }
+        }
+        Ok(any)
+    }
+
+    fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
+        if let Err(e) = set_metadata(path, node, symlink, self.is_root) {
+            self.plan.warnings.push(format!("{}: metadata: {e}", path.display()));
+        }
+    }
+}
+
+fn remove_existing(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::Config(format!("{}: a directory is in the way", path.display()))),
+        Ok(_) => std::fs::remove_file(path).at(path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn make_special(path: &Path, node: &Node) -> std::result::Result<(), String> {
+    use nix::sys::stat::{Mode, SFlag, mknod};
+    let mode = Mode::from_bits_truncate(node.mode & 0o7777);
+    let kind = match node.kind {
+        NodeKind::Fifo => return nix::unistd::mkfifo(path, mode).map_err(|e| e.to_string()),
+        NodeKind::CharDevice => SFlag::S_IFCHR,
+        _ => SFlag::S_IFBLK,
+    };
+    mknod(path, kind, mode, node.rdev).map_err(|e| e.to_string())
+}
+
+fn to_filetime(t: Time) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(t.secs, t.nanos)
+}
+
+fn set_metadata(path: &Path, node: &Node, symlink: bool, is_root: bool) -> std::io::Result<()> {
+    if is_root {
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))?;
+    }
+    if !symlink {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))?;
+    }
+    filetime::set_symlink_file_times(path, to_filetime(node.atime), to_filetime(node.mtime))
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Restores `spec` (`SNAP[:PATH]`) into `opts.target`.
+///
+/// # Errors
+/// Fatal errors (no such snapshot or path, the target not writable). Files that could not be
+/// restored are listed in [`RestoreSummary::failed`] instead.
+pub fn run(repo: &Repository, spec: &str, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
+    let started = Instant::now();
+    let (snap_spec, sub) = split_spec(spec);
+    let (snap_id, snapshot) = repo.find_snapshot(snap_spec, &opts.filter)?;
+    let index = repo.load_index()?;
+    let sub = sub.unwrap_or("/");
+    let start = find_node(repo, &index, &snapshot, sub)?;
+    std::fs::create_dir_all(&opts.target).at(&opts.target)?;
+    let mut planner = Planner {
+        repo,
+        index: &index,
+        includes: compile_globs(&opts.includes)?,
+        has_includes: !opts.includes.is_empty(),
+        excludes: compile_globs(&opts.excludes)?,
+        link_first: HashMap::new(),
+        is_root: running_as_root(),
+        plan: Plan {
+            files: vec![],
+            dirs: vec![],
+            links: vec![],
+            blobs: HashMap::new(),
+            others: 0,
+            warnings: vec![],
+            failed: vec![],
+        },
+    };
+    let snap_dir = PathBuf::from(sub);
+    match start.kind {
+        NodeKind::Dir => {
+            let tree = match start.subtree {
+                Some(id) => repo.load_tree(&index, &id)?,
+                None => Tree::default(),
+            };
+            planner.walk(&tree, &snap_dir, &opts.target)?;
+        }
+        _ => {
+            let parent = snap_dir.parent().unwrap_or(Path::new("/")).to_path_buf();
+            planner.walk(&Tree::new(vec![start]), &parent, &opts.target)?;
+        }
+    }
+    let mut plan = planner.plan;
+    let is_root = planner.is_root;
+    if !is_root {
+        plan.warnings.push("not running as root: file ownership was not restored".into());
+    }
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(4)
+    } else {
+        opts.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("cairn-restore-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+
+    let bad_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
+    let written = AtomicU64::new(0);
+    let by_pack = group_by_pack(&index, &plan.blobs);
+    pool.install(|| {
+        by_pack.par_iter().for_each(|(_, entries)| {
+            if let Err((reason, failed_blobs)) = restore_pack(repo, &index, entries, &plan, &written, progress)
+                && let Ok(mut bad) = bad_files.lock()
+            {
+                for id in failed_blobs {
+                    for t in plan.blobs.get(&id).into_iter().flatten() {
+                        bad.entry(t.file).or_insert_with(|| reason.clone());
+                    }
+                }
+            }
+        });
+    });
+    let mut bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
+    let mut summary = RestoreSummary { snapshot: snap_id.to_string(), others: plan.others, ..Default::default() };
+    for (n, f) in plan.files.iter().enumerate() {
+        // Files with a blob missing from the index at planning time.
+        let unplanned = f.node.content.iter().any(|id| !plan.blobs.contains_key(id));
+        if unplanned && !bad.contains_key(&n) {
+            bad.insert(n, "data missing from the index".into());
+        }
+    }
+    // Remove failed files: nothing unreadable stays behind looking like good data.
+    for (&n, reason) in &bad {
+        let f = &plan.files[n];
+        let _ = std::fs::remove_file(&f.path);
+        summary.failed.push((f.path.display().to_string(), reason.clone()));
+    }
+    summary.failed.extend(plan.failed.iter().cloned());
+    // Metadata of files after their content, then hard links.
+    let verified = AtomicU64::new(0);
+    let verify_failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    pool.install(|| {
+        plan.files.par_iter().enumerate().filter(|(n, _)| !bad.contains_key(n)).for_each(|(_, f)| {
+            if opts.verify {
+                match verify_file(&f.path, &f.node) {
+                    Ok(()) => {
+                        verified.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(reason) => {
+                        let _ = std::fs::remove_file(&f.path);
+                        if let Ok(mut v) = verify_failures.lock() {
+                            v.push((f.path.display().to_string(), reason));
+                        }
+                        return;
+                    }
+                }
+            }
+            let _ = set_metadata(&f.path, &f.node, false, is_root);
+        });
+    });
+    summary.failed.extend(verify_failures.into_inner().unwrap_or_default());
+    for (path, first) in &plan.links {
+        if bad.contains_key(first) {
+            summary.failed.push((path.display().to_string(), "its hard-link original could not be restored".into()));
+            continue;
+        }
+        std::fs::hard_link(&plan.files[*first].path, path).at(path)?;
+    }
+    // Directories last, deepest first, so writing into them does not disturb their times.
+    plan.dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (path, node) in &plan.dirs {
+        if let Err(e) = set_metadata(path, node, false, is_root) {
+            plan.warnings.push(format!("{}: metadata: {e}", path.display()));
+        }
+    }
+    summary.files = (plan.files.len() - bad.len()) as u64 + plan.links.len() as u64;
+    summary.dirs = plan.dirs.len() as u64;
+    summary.bytes = written.load(Ordering::Relaxed);
+    summary.verified = verified.load(Ordering::Relaxed);
+    summary.warnings = plan.warnings;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.failed.sort();
+    summary.failed.dedup();
+    Ok(summary)
+}
+
+/// The blobs to fetch, grouped by pack number and sorted by offset.
+fn group_by_pack<'i>(index: &'i Index, blobs: &HashMap<BlobId, Vec<Target>>) -> Vec<(u32, Vec<&'i IndexEntry>)> {
+    let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
+    for id in blobs.keys() {
+        if let Some(e) = index.get(id) {
+            by_pack.entry(e.pack).or_default().push(e);
+        }
+    }
+    let mut out: Vec<_> = by_pack.into_iter().collect();
+    for (_, v) in &mut out {
+        v.sort_by_key(|e| e.offset);
+    }
+    // Biggest packs first, so the last ones to finish are small.
+    out.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    out
+}
+
+type PackFailure = (String, Vec<BlobId>);
+
+/// Fetches one pack's needed blobs in coalesced ranges and writes them out.
+fn restore_pack(
+    repo: &Repository,
+    index: &Index,
+    entries: &[&IndexEntry],
+    plan: &Plan,
+    written: &AtomicU64,
+    progress: &dyn Progress,
+) -> std::result::Result<(), PackFailure> {
+    let Some(first) = entries.first() else { return Ok(()) };
+    let pack = index.pack(first);
+    let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+    let subkey = repo.master().subkey(&pack.salt);
+    let mut files: HashMap<usize, File> = HashMap::new();
+    let mut failed = Vec::new();
+    let mut reason = String::new();
+    let mut i = 0;
+    while i < entries.len() {
+        // Grow a range while the next blob is close and the request stays bounded.
+        let start = u64::from(entries[i].offset);
+        let mut end = start + u64::from(entries[i].length);
+        let mut j = i + 1;
+        while j < entries.len() {
+            let e = entries[j];
+            let e_end = u64::from(e.offset) + u64::from(e.length);
+            if u64::from(e.offset) > end + COALESCE_GAP || e_end - start > MAX_REQUEST {
+                break;
+            }
+            end = end.max(e_end);
+            j += 1;
+        }
+        let group = &entries[i..j];
+        i = j;
+        let data = match repo.store().get_range(&key, start..end) {
+            Ok(d) => d,
+            Err(e) => {
+                reason = format!("{key}: {e}");
+                failed.extend(group.iter().map(|e| e.id));
+                continue;
+            }
+        };
+        for e in group {
+            let from = (u64::from(e.offset) - start) as usize;
+            let sealed = &data[from..from + e.length as usize];
+            let plain =
+                match crate::blob::open(repo.master(), &subkey, BlobKind::Data, e.id, e.codec, e.raw_len, sealed) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        reason = format!("{key}: {err}");
+                        failed.push(e.id);
+                        continue;
+                    }
+                };
+            // All-zero blocks are left as holes: the file was sized with set_len.
+            let zero = plain.iter().all(|&b| b == 0);
+            for t in plan.blobs.get(&e.id).into_iter().flatten() {
+                if zero {
+                    continue;
+                }
+                let f = match files.entry(t.file) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        match OpenOptions::new().write(true).open(&plan.files[t.file].path) {
+                            Ok(f) => v.insert(f),
+                            Err(err) => {
+                                reason = format!("{}: {err}", plan.files[t.file].path.display());
+                                failed.push(e.id);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if let Err(err) = f.write_all_at(&plain, t.offset) {
+                    reason = format!("{}: {err}", plan.files[t.file].path.display());
+                    failed.push(e.id);
+                    continue;
+                }
+                written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                progress.bytes_restored(plain.len() as u64);
+            }
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err((reason, failed)) }
+}
+
+fn verify_file(path: &Path, node: &Node) -> std::result::Result<(), String> {
+    let Some(expected) = node.hash else { return Ok(()) };
+    let mut hasher = blake3::Hasher::new();
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    hasher.update_reader(f).map_err(|e| e.to_string())?;
+    if Digest(*hasher.finalize().as_bytes()) != expected {
+        return Err("content does not match the hash stored at backup time".into());
+    }
+    Ok(())
+}
+
+/// Writes a file's content to `out`, blob by blob.
+///
+/// # Errors
+/// [`Error::Config`] if the node is not a file; read errors naming the pack.
+pub fn dump_file(repo: &Repository, index: &Index, node: &Node, out: &mut dyn std::io::Write) -> Result<u64> {
+    if node.kind != NodeKind::File {
+        return Err(Error::Config(format!("{} is not a regular file", node.display_name())));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut n = 0;
+    for id in &node.content {
+        let data = repo.read_blob(index, BlobKind::Data, id)?;
+        hasher.update(&data);
+        out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
+        n += data.len() as u64;
+    }
+    if let Some(h) = node.hash
+        && Digest(*hasher.finalize().as_bytes()) != h
+    {
+        return Err(Error::corrupt(node.display_name(), "content does not match the hash stored at backup time"));
+    }
+    Ok(n)
+}

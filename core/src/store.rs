@@ -1,0 +1,174 @@
+//! Typed access to the repository's objects (FORMAT.md §Layout).
+//!
+//! [`Store`] is the seam between the engine and where bytes live. It is synchronous on purpose:
+//! the engine runs on threads and channels, and the `object_store` adapter
+//! ([`object_store::ObjectStoreBackend`]) owns the only async runtime. Every put is create-only: an
+//! existing name is an error, never an overwrite. The path of every object is decided in one
+//! function, [`ObjectKey::path`].
+
+pub mod object_store;
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::id::Digest;
+
+/// The kinds of object in a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// The repository config (one object, named `config`).
+    Config,
+    /// Key files.
+    Key,
+    /// Snapshot manifests.
+    Snapshot,
+    /// Index objects.
+    Index,
+    /// Packs of blobs.
+    Pack,
+}
+
+impl ObjectKind {
+    /// The folder of this kind's objects.
+    #[must_use]
+    pub fn dir(self) -> &'static str {
+        match self {
+            ObjectKind::Config => "",
+            ObjectKind::Key => "keys",
+            ObjectKind::Snapshot => "snapshots",
+            ObjectKind::Index => "index",
+            ObjectKind::Pack => "data",
+        }
+    }
+}
+
+/// The name of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Its kind.
+    pub kind: ObjectKind,
+    /// Its id (all zero for the config).
+    pub id: Digest,
+}
+
+impl ObjectKey {
+    /// The config object.
+    pub const CONFIG: ObjectKey = ObjectKey { kind: ObjectKind::Config, id: Digest([0; 32]) };
+
+    /// An object of `kind` named `id`.
+    #[must_use]
+    pub fn new(kind: ObjectKind, id: Digest) -> Self {
+        ObjectKey { kind, id }
+    }
+
+    /// The object's path below the repository root: `config`, `keys/<id>`, `snapshots/<id>`,
+    /// `index/<id>`, `data/<first two hex digits>/<id>`.
+    #[must_use]
+    pub fn path(&self) -> String {
+        let hex = self.id.to_hex();
+        match self.kind {
+            ObjectKind::Config => "config".to_string(),
+            ObjectKind::Pack => format!("data/{}/{hex}", &hex[..2]),
+            k => format!("{}/{hex}", k.dir()),
+        }
+    }
+
+    /// Parses a path made by [`ObjectKey::path`] of the given kind.
+    #[must_use]
+    pub fn parse(kind: ObjectKind, path: &str) -> Option<Self> {
+        if kind == ObjectKind::Config {
+            return (path == "config").then_some(Self::CONFIG);
+        }
+        let name = path.rsplit('/').next()?;
+        Some(ObjectKey { kind, id: name.parse().ok()? })
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ObjectKind::Config => f.write_str("config"),
+            ObjectKind::Key => write!(f, "key {}", self.id),
+            ObjectKind::Snapshot => write!(f, "snapshot {}", self.id),
+            ObjectKind::Index => write!(f, "index {}", self.id),
+            ObjectKind::Pack => write!(f, "pack {}", self.id),
+        }
+    }
+}
+
+/// A listed object.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    /// Its name.
+    pub key: ObjectKey,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the store says it was written (the store's clock, not ours).
+    pub last_modified: jiff::Timestamp,
+}
+
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("object not found ({0})")]
+    NotFound(String),
+    /// A create-only put found the name taken.
+    #[error("object already exists")]
+    AlreadyExists,
+    /// Worth retrying (network trouble, throttling, a 5xx).
+    #[error("transient storage error: {0}")]
+    Transient(String),
+    /// Not worth retrying (permissions, a bad request, a full disk).
+    #[error("storage error: {0}")]
+    Permanent(String),
+}
+
+/// Where repository objects live.
+pub trait Store: Send + Sync {
+    /// Creates an object; an existing one is [`StoreError::AlreadyExists`], never overwritten.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError>;
+    /// Reads a whole object.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it does not exist.
+    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
+    /// Reads a byte range of an object.
+    ///
+    /// # Errors
+    /// As [`Store::get`]; a range past the end is an error.
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError>;
+    /// Lists all objects of a kind.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError>;
+    /// Deletes an object (a missing one is not an error).
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// A description for messages (the URL, without credentials).
+    fn describe(&self) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip() {
+        let id = Digest::of(b"x");
+        for kind in [ObjectKind::Key, ObjectKind::Snapshot, ObjectKind::Index, ObjectKind::Pack] {
+            let k = ObjectKey::new(kind, id);
+            assert_eq!(ObjectKey::parse(kind, &k.path()), Some(k));
+        }
+        assert_eq!(ObjectKey::CONFIG.path(), "config");
+        assert!(ObjectKey::new(ObjectKind::Pack, id).path().starts_with(&format!("data/{}/", &id.to_hex()[..2])));
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script and nothing else).
+# Installs and starts what the tests need (PostgreSQL for real dumps), on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "PostgreSQL for real dump tests"
+# shellcheck source=scripts/pg.sh
+source scripts/pg.sh
+start_postgres || echo "PostgreSQL unavailable: the pg_dump tests will fail loudly"
+
+step "unit, property and end-to-end tests"
+cargo test --workspace --no-fail-fast
