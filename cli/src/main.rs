@@ -36,6 +36,8 @@ enum Command {
     Restore(cmd::restore::Args),
     /// Write one file of a snapshot to standard output.
     Dump(cmd::dump::Args),
+    /// Verify the repository's structure and, optionally, its data.
+    Check(cmd::check::Args),
     /// Remove snapshots according to a retention policy.
     Forget(Box<cmd::forget::Args>),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Ls(a) => cmd::ls::run(&cli.global, a),
         Command::Restore(a) => cmd::restore::run(&cli.global, a),
         Command::Dump(a) => cmd::dump::run(&cli.global, a),
+        Command::Check(a) => cmd::check::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),
     };
     match result {

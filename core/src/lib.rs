@@ -40,6 +40,7 @@
 
 pub mod backup;
 pub mod blob;
+pub mod check;
 pub mod chunk;
 pub mod compress;
 pub mod crypto;

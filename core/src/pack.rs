@@ -236,6 +236,42 @@ pub fn read_header(master: &MasterKey, id: &PackId, pack: &[u8]) -> Result<([u8;
     Ok((salt, entries))
 }
 
+/// Reads a pack's salt and header with one ranged request, given its size and the number of
+/// entries the index lists for it.
+///
+/// # Errors
+/// Store errors; [`Error::Corrupt`] naming the pack.
+pub fn read_header_tail(
+    repo: &crate::repo::Repository,
+    id: &PackId,
+    size: u64,
+    entries: usize,
+) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+    use crate::store::{ObjectKey, ObjectKind};
+    let key = ObjectKey::new(ObjectKind::Pack, id.0);
+    let header_len = (SEAL_OVERHEAD + 5 + ENTRY_LEN * entries) as u64 + 4;
+    if size < header_len + SALT_LEN as u64 {
+        return Err(Error::corrupt(format!("pack {id}"), "too short for its header"));
+    }
+    let salt_bytes = repo.store().get_range(&key, 0..SALT_LEN as u64).map_err(|source| Error::Store { key, source })?;
+    let tail = repo.store().get_range(&key, size - header_len..size).map_err(|source| Error::Store { key, source })?;
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(&salt_bytes);
+    let n = tail.len();
+    let stored_len = u32::from_le_bytes([tail[n - 4], tail[n - 3], tail[n - 2], tail[n - 1]]) as u64;
+    if stored_len + 4 != header_len {
+        return Err(Error::corrupt(format!("pack {id}"), "header length does not match the index"));
+    }
+    let plain = repo
+        .master()
+        .subkey(&salt)
+        .open(&tail[..n - 4], HEADER_AAD)
+        .map_err(|e| Error::corrupt(format!("pack {id}"), format!("header: {e}")))?;
+    let entries = decode_header(&plain, size - header_len)
+        .map_err(|r| Error::corrupt(format!("pack {id}"), format!("header: {r}")))?;
+    Ok((salt, entries))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

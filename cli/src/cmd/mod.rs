@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod backup;
+pub mod check;
 pub mod dump;
 pub mod forget;
 pub mod init;

@@ -1,0 +1,92 @@
+//! `cairn check`: verify structure, optionally data, optionally a full restore drill.
+
+use anyhow::{Context, Result};
+use cairn_core::check::{self, ReadData};
+use cairn_core::restore::{self, RestoreOptions};
+
+use super::FilterArgs;
+use crate::context::{GlobalArgs, bytes, print_json};
+
+/// Verify the repository.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Download and authenticate every blob.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    read_data: bool,
+    /// Read only slice N of M (`1/7` … `7/7` cover everything), or a random P% of packs.
+    #[arg(long, value_name = "N/M|P%")]
+    read_data_subset: Option<ReadData>,
+    /// Also restore a snapshot (default `latest`) into a temporary directory, verify every file
+    /// against its stored hash, report the time taken, and remove it.
+    #[arg(long, value_name = "SNAP", num_args = 0..=1, default_missing_value = "latest")]
+    restore_drill: Option<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let repo = global.open()?;
+    let mode = match (args.read_data, args.read_data_subset) {
+        (true, _) => ReadData::All,
+        (false, Some(s)) => s,
+        (false, None) => ReadData::None,
+    };
+    let report = check::run(&repo, mode).context("checking the repository")?;
+    let drill = match &args.restore_drill {
+        Some(snap) => {
+            let dir = std::env::temp_dir().join(format!("cairn-drill-{}", std::process::id()));
+            let mut opts = RestoreOptions::new(&dir);
+            opts.verify = true;
+            opts.filter = args.filter.filter();
+            let result = restore::run(&repo, snap, &opts, &cairn_core::progress::NoProgress);
+            let _ = std::fs::remove_dir_all(&dir);
+            Some(result.with_context(|| format!("restore drill of {snap}"))?)
+        }
+        None => None,
+    };
+    let drill_ok = drill.as_ref().is_none_or(|d| d.failed.is_empty());
+    if global.json {
+        print_json(&serde_json::json!({ "ok": report.ok() && drill_ok, "check": report, "restore_drill": drill }))?;
+    } else {
+        println!(
+            "checked {} snapshots, {} index objects, {} packs, {} blobs",
+            report.snapshots, report.index_objects, report.packs, report.blobs
+        );
+        if mode != ReadData::None {
+            println!("read {} packs ({})", report.packs_read, bytes(report.bytes_read));
+        }
+        if !report.unindexed_packs.is_empty() {
+            println!(
+                "{} packs are not in any index (left by an interrupted backup; prune removes them)",
+                report.unindexed_packs.len()
+            );
+        }
+        for p in &report.problems {
+            eprintln!("error: {}: {}", p.object, p.message);
+        }
+        if !report.affected.is_empty() {
+            eprintln!("damaged or missing data affects:");
+            for a in &report.affected {
+                eprintln!("  snapshot {} {}", &a.snapshot[..8], a.path);
+            }
+        }
+        if let Some(d) = &drill {
+            let rate = if d.seconds > 0.0 { d.bytes as f64 / d.seconds } else { 0.0 };
+            println!(
+                "restore drill of snapshot {}: {} files, {} restored and verified in {:.2}s ({}/s)",
+                &d.snapshot[..8],
+                d.files,
+                bytes(d.bytes),
+                d.seconds,
+                bytes(rate as u64)
+            );
+            for (path, reason) in &d.failed {
+                eprintln!("error: restore drill: {path}: {reason}");
+            }
+        }
+        if report.ok() && drill_ok {
+            println!("no errors were found");
+        }
+    }
+    Ok(if report.ok() && drill_ok { 0 } else { crate::exit::FAILED })
+}
