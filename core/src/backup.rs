@@ -213,9 +213,57 @@ struct Session<'a> {
     results: Results,
     progress: &'a dyn Progress,
     mmap_threshold: u64,
+    /// Packs (by index number) holding blobs this backup reuses instead of storing.
+    reused_packs: Vec<AtomicBool>,
+    /// Packs this backup uploaded.
+    uploaded: Mutex<Vec<crate::id::PackId>>,
 }
 
 impl Session<'_> {
+    /// Whether the committed index has the blob; if so, notes its pack as one this backup
+    /// depends on.
+    fn known(&self, id: &BlobId) -> bool {
+        match self.index.get(id) {
+            Some(e) => {
+                if let Some(flag) = self.reused_packs.get(e.pack as usize) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails if a pack this backup depends on has gone (swept by a concurrent prune after this
+    /// backup loaded the index): the snapshot would reference missing data.
+    fn check_dependencies(&self) -> Result<()> {
+        let present: HashSet<crate::id::PackId> = self
+            .repo
+            .store()
+            .list(ObjectKind::Pack)
+            .map_err(Error::Storage)?
+            .into_iter()
+            .map(|i| crate::id::PackId(i.key.id))
+            .collect();
+        let reused = self
+            .index
+            .packs()
+            .iter()
+            .zip(&self.reused_packs)
+            .filter(|(_, used)| used.load(Ordering::Relaxed))
+            .map(|(p, _)| p.id);
+        let uploaded = lock(&self.uploaded)?.clone();
+        for id in reused.chain(uploaded) {
+            if !present.contains(&id) {
+                return Err(Error::Corrupt {
+                    object: format!("pack {id}"),
+                    reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run the backup again".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn fail(&self, e: Error) {
         if let Ok(mut f) = self.fatal.lock() {
             f.get_or_insert(e);
@@ -382,6 +430,9 @@ impl Session<'_> {
                 }
             }
             self.counters.bytes_stored.fetch_add(len, Ordering::Relaxed);
+            if let Ok(mut up) = self.uploaded.lock() {
+                up.push(pack.id);
+            }
             let checkpoint = match indexed.lock() {
                 Ok(mut list) => {
                     list.push(IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries });
@@ -401,7 +452,7 @@ impl Session<'_> {
     fn store_tree(&self, tree: &Tree, blobs: &Sender<SealedBlob>) -> Result<BlobId> {
         let plain = tree.encode();
         let id = self.repo.master().blob_id(&plain);
-        if !self.index.contains(&id) && lock(&self.pending)?.insert(id) {
+        if !self.known(&id) && lock(&self.pending)?.insert(id) {
             let sealed = blob::seal(&self.key, BlobKind::Tree, id, &plain, self.level);
             self.counters.blobs_new.fetch_add(1, Ordering::Relaxed);
             self.counters.bytes_new.fetch_add(plain.len() as u64, Ordering::Relaxed);
@@ -468,7 +519,7 @@ impl Walker<'_, '_> {
             && old.mtime == node.mtime
             && (self.ignore_ctime || old.ctime == node.ctime)
             && (self.ignore_inode || old.inode == node.inode)
-            && old.content.iter().all(|id| self.session.index.contains(id));
+            && old.content.iter().all(|id| self.session.known(id));
         same.then(|| (old.content.clone(), old.hash))
     }
 
@@ -729,6 +780,7 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         .build()
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     let salt = random_salt();
+    let index_packs = index.packs().len();
     let session = Session {
         repo,
         index,
@@ -744,6 +796,8 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         results: Results::default(),
         progress,
         mmap_threshold: opts.mmap_threshold,
+        reused_packs: (0..index_packs).map(|_| AtomicBool::new(false)).collect(),
+        uploaded: Mutex::new(Vec::new()),
     };
     let indexed = Mutex::new(Vec::new());
 
@@ -780,6 +834,7 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
     if !rest.is_empty() {
         repo.save_index(&IndexFile { supersedes: vec![], packs: rest })?;
     }
+    session.check_dependencies()?;
     let c = &session.counters;
     let summary = Summary {
         files_new: c.files_new.load(Ordering::Relaxed),

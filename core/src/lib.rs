@@ -49,6 +49,7 @@ pub mod id;
 pub mod index;
 pub mod pack;
 pub mod progress;
+pub mod prune;
 pub mod repo;
 pub mod restore;
 #[allow(missing_docs)] // documented at the type level; field docs to come

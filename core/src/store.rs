@@ -28,6 +28,8 @@ pub enum ObjectKind {
     Index,
     /// Packs of blobs.
     Pack,
+    /// Prune's lists of packs waiting out the grace period before deletion.
+    Garbage,
 }
 
 impl ObjectKind {
@@ -40,6 +42,7 @@ impl ObjectKind {
             ObjectKind::Snapshot => "snapshots",
             ObjectKind::Index => "index",
             ObjectKind::Pack => "data",
+            ObjectKind::Garbage => "garbage",
         }
     }
 }
@@ -94,6 +97,7 @@ impl fmt::Display for ObjectKey {
             ObjectKind::Snapshot => write!(f, "snapshot {}", self.id),
             ObjectKind::Index => write!(f, "index {}", self.id),
             ObjectKind::Pack => write!(f, "pack {}", self.id),
+            ObjectKind::Garbage => write!(f, "garbage list {}", self.id),
         }
     }
 }
@@ -164,7 +168,7 @@ mod tests {
     #[test]
     fn paths_round_trip() {
         let id = Digest::of(b"x");
-        for kind in [ObjectKind::Key, ObjectKind::Snapshot, ObjectKind::Index, ObjectKind::Pack] {
+        for kind in [ObjectKind::Key, ObjectKind::Snapshot, ObjectKind::Index, ObjectKind::Pack, ObjectKind::Garbage] {
             let k = ObjectKey::new(kind, id);
             assert_eq!(ObjectKey::parse(kind, &k.path()), Some(k));
         }

@@ -58,6 +58,11 @@ pub struct Args {
     /// Only show what would be removed.
     #[arg(long, short = 'n')]
     dry_run: bool,
+    /// Prune afterwards.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_args: super::prune::PruneArgs,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -126,6 +131,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     } else if !global.quiet {
         let verb = if args.dry_run { "would remove" } else { "removed" };
         println!("{verb} {} snapshots, kept {}", forget.len(), snaps.len() - forget.len());
+    }
+    if args.prune {
+        return super::prune::run_on(&repo, global, &args.prune_args, args.dry_run);
     }
     Ok(0)
 }

@@ -6,6 +6,7 @@ pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 pub mod snapshots;
 

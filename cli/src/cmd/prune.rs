@@ -1,0 +1,98 @@
+//! `cairn prune`: remove data no snapshot needs, safely while backups run.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cairn_core::prune::{self, PruneOptions, PruneStats};
+use cairn_core::repo::Repository;
+
+use crate::context::{GlobalArgs, bytes, print_json};
+
+/// Options shared by `prune` and `forget --prune`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PruneArgs {
+    /// Repack partly used packs until unused space is at most this share (e.g. 5%, 0%).
+    #[arg(long, default_value = "5%", value_parser = parse_percent)]
+    pub max_unused: f64,
+    /// How long unreferenced packs wait before deletion, by the store's clock (e.g. 1h, 30m, 0s).
+    /// Must exceed the longest backup that may run concurrently.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub grace: Duration,
+}
+
+/// Remove unused data.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    prune: PruneArgs,
+    /// Only report what would be done.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim_end_matches('%').parse().map_err(|_| format!("`{s}` is not a percentage"))?;
+    if !(0.0..=100.0).contains(&v) {
+        return Err(format!("`{s}` must be between 0% and 100%"));
+    }
+    Ok(v / 100.0)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30s, 10m, 1h, 2d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let repo = global.open()?;
+    run_on(&repo, global, &args.prune, args.dry_run)
+}
+
+/// Prunes an open repository and prints the outcome.
+pub fn run_on(repo: &Repository, global: &GlobalArgs, args: &PruneArgs, dry_run: bool) -> Result<u8> {
+    let opts = PruneOptions { max_unused: args.max_unused, grace: args.grace, dry_run };
+    let stats = prune::run(repo, &opts).context("prune failed (the repository is unchanged or consistent)")?;
+    report(global, &stats, dry_run)?;
+    Ok(0)
+}
+
+fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool) -> Result<()> {
+    if global.json {
+        return print_json(&serde_json::json!({ "dry_run": dry_run, "stats": s }));
+    }
+    if global.quiet {
+        return Ok(());
+    }
+    let would = if dry_run { "would " } else { "" };
+    println!(
+        "{} blobs in use; {} packs kept ({}), {} unused bytes left in them",
+        s.used_blobs,
+        s.packs_kept,
+        bytes(s.bytes_kept),
+        bytes(s.bytes_unused_left)
+    );
+    println!(
+        "{would}repack {} packs; {would}mark {} packs ({}) for deletion after the grace period",
+        s.packs_repacked,
+        s.packs_marked,
+        bytes(s.bytes_marked)
+    );
+    if s.packs_unindexed > 0 {
+        println!("{} packs from interrupted backups are not indexed; they are marked too", s.packs_unindexed);
+    }
+    if !dry_run {
+        println!("deleted {} packs whose grace period ended, freeing {}", s.packs_deleted, bytes(s.bytes_freed));
+        if s.packs_resurrected > 0 {
+            println!("{} packs were needed again by newer snapshots and were kept", s.packs_resurrected);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! Garbage collection that never races a running backup (FORMAT.md §Prune).
+//!
+//! No locks. Prune works in two phases separated by a grace period measured with the store's
+//! own timestamps:
+//!
+//! 1. **Mark** ([`PrunePlan::compute`] then [`PrunePlan::apply`]): find the blobs the current
+//!    snapshots use; repack the used blobs of packs whose unused share is too high; write index
+//!    objects that cover every kept pack (superseding the old ones, which are then deleted);
+//!    and write a *garbage list* naming the packs no longer indexed, with their entries.
+//! 2. **Sweep** (at the start of every later prune): for each garbage list older than the grace
+//!    period, packs holding a blob that a snapshot now needs (a backup that started before the
+//!    mark and deduplicated against the old index) are put back into the index; the rest are
+//!    deleted, then the list.
+//!
+//! A backup also checks, just before writing its snapshot, that every pack it reused still
+//! exists, and fails without a snapshot if one was swept, so a backup running longer than the
+//! grace period cannot commit a snapshot with missing data. An interrupted prune leaves at
+//! worst duplicate index entries or a garbage list the next prune finishes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{self, BlobKind};
+use crate::crypto::{SALT_LEN, random_salt};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, Digest, IndexId, PackId};
+use crate::index::{Index, IndexFile, IndexedPack};
+use crate::pack::{FinishedPack, PackEntry, PackWriter};
+use crate::repo::Repository;
+use crate::store::{ObjectKey, ObjectKind, StoreError};
+use crate::tree::NodeKind;
+
+const GARBAGE_AAD: &[u8] = b"cairn garbage v1";
+/// Index objects written by prune hold at most this many packs each.
+const PACKS_PER_INDEX: usize = 4096;
+
+/// Prune settings.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Repack partly used packs until unused bytes are at most this fraction of all pack bytes.
+    pub max_unused: f64,
+    /// How long unreferenced packs wait before deletion (store time).
+    pub grace: Duration,
+    /// Compute and report only.
+    pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { max_unused: 0.05, grace: Duration::from_secs(3600), dry_run: false }
+    }
+}
+
+/// What prune did (or would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneStats {
+    /// Blobs the snapshots use.
+    pub used_blobs: u64,
+    /// Packs kept as they are.
+    pub packs_kept: u64,
+    /// Packs whose used blobs were copied into new packs.
+    pub packs_repacked: u64,
+    /// Packs no snapshot needs, now waiting for the grace period.
+    pub packs_marked: u64,
+    /// Packs deleted after their grace period.
+    pub packs_deleted: u64,
+    /// Packs taken back from a garbage list because a newer snapshot needs them.
+    pub packs_resurrected: u64,
+    /// Bytes deleted.
+    pub bytes_freed: u64,
+    /// Bytes marked for deletion (freed by a later prune, after the grace period).
+    pub bytes_marked: u64,
+    /// Bytes in kept packs.
+    pub bytes_kept: u64,
+    /// Unused bytes left in kept packs.
+    pub bytes_unused_left: u64,
+    /// Packs in storage that no index names, left by interrupted backups.
+    pub packs_unindexed: u64,
+}
+
+/// A garbage list: packs waiting for deletion, with their entries so they can be resurrected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GarbageList {
+    version: u32,
+    packs: Vec<GarbagePack>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GarbagePack {
+    id: PackId,
+    #[serde(with = "serde_bytes")]
+    salt: Vec<u8>,
+    size: u64,
+    /// Entries as in index objects (46 bytes each), so a resurrected pack needs no header read.
+    #[serde(with = "serde_bytes")]
+    entries: Vec<u8>,
+}
+
+impl GarbagePack {
+    fn from_indexed(p: &IndexedPack, size: u64) -> Self {
+        let mut entries = Vec::new();
+        for e in &p.entries {
+            e.encode_into(&mut entries);
+        }
+        GarbagePack { id: p.id, salt: p.salt.to_vec(), size, entries }
+    }
+
+    fn to_indexed(&self) -> Option<IndexedPack> {
+        let salt: [u8; SALT_LEN] = self.salt.as_slice().try_into().ok()?;
+        let entries =
+            self.entries.chunks(crate::pack::ENTRY_LEN).map(PackEntry::decode).collect::<Result<Vec<_>, _>>().ok()?;
+        Some(IndexedPack { id: self.id, salt, entries })
+    }
+}
+
+/// Every blob the current snapshots reference (data and trees).
+///
+/// # Errors
+/// Unreadable snapshots or trees: prune refuses to run on a damaged repository, since it could
+/// not know what is still needed.
+pub fn used_blobs(repo: &Repository, index: &Index) -> Result<HashSet<BlobId>> {
+    let mut used = HashSet::new();
+    let mut stack: Vec<BlobId> = Vec::new();
+    for (_, snap) in repo.snapshots()? {
+        stack.push(snap.tree);
+    }
+    while let Some(tree_id) = stack.pop() {
+        if !used.insert(tree_id) {
+            continue;
+        }
+        let tree = repo.load_tree(index, &tree_id)?;
+        for node in tree.nodes {
+            match node.kind {
+                NodeKind::Dir => stack.extend(node.subtree),
+                NodeKind::File => used.extend(node.content),
+                _ => {}
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// The store's idea of "now": the timestamp of an object we just wrote.
+fn store_now(repo: &Repository, key: &ObjectKey) -> Result<jiff::Timestamp> {
+    let listed = repo.store().list(key.kind).map_err(Error::Storage)?;
+    listed
+        .into_iter()
+        .find(|i| i.key == *key)
+        .map(|i| i.last_modified)
+        .ok_or_else(|| Error::NotFound(format!("{key} just written")))
+}
+
+/// What prune will do.
+#[derive(Debug)]
+pub struct PrunePlan {
+    used: HashSet<BlobId>,
+    keep: Vec<IndexedPack>,
+    repack: Vec<IndexedPack>,
+    drop: Vec<(IndexedPack, u64)>,
+    old_indexes: Vec<IndexId>,
+    unindexed: Vec<(PackId, u64)>,
+    index: Index,
+    /// The figures.
+    pub stats: PruneStats,
+}
+
+impl PrunePlan {
+    /// Decides which packs to keep, repack and drop.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots, trees or index objects.
+    pub fn compute(repo: &Repository, opts: &PruneOptions) -> Result<Self> {
+        let files = repo.index_files()?;
+        let mut index = Index::default();
+        let mut packs: BTreeMap<PackId, IndexedPack> = BTreeMap::new();
+        for (_, f) in &files {
+            index.add_file(f);
+            for p in &f.packs {
+                packs.entry(p.id).or_insert_with(|| p.clone());
+            }
+        }
+        index.finalize();
+        let used = used_blobs(repo, &index)?;
+        for id in &used {
+            if !index.contains(id) {
+                return Err(Error::corrupt(
+                    format!("blob {id}"),
+                    "is used by a snapshot but in no index; run `cairn check` and `cairn repair index` before pruning",
+                ));
+            }
+        }
+        let sizes: HashMap<PackId, u64> = repo
+            .store()
+            .list(ObjectKind::Pack)
+            .map_err(Error::Storage)?
+            .into_iter()
+            .map(|i| (PackId(i.key.id), i.size))
+            .collect();
+        let mut stats = PruneStats { used_blobs: used.len() as u64, ..Default::default() };
+        // Each used blob is kept in exactly one pack: the first that holds it.
+        let mut claimed: HashSet<BlobId> = HashSet::new();
+        let mut partial: Vec<(IndexedPack, u64, u64)> = Vec::new();
+        let mut keep = Vec::new();
+        let mut drop = Vec::new();
+        for p in packs.into_values() {
+            let Some(&size) = sizes.get(&p.id) else { continue }; // missing: check reports it
+            let mut used_bytes = 0u64;
+            let mut unused_bytes = 0u64;
+            for e in &p.entries {
+                if used.contains(&e.id) && claimed.insert(e.id) {
+                    used_bytes += u64::from(e.length);
+                } else {
+                    unused_bytes += u64::from(e.length);
+                }
+            }
+            if used_bytes == 0 {
+                stats.bytes_marked += size;
+                drop.push((p, size));
+            } else if unused_bytes == 0 {
+                stats.bytes_kept += size;
+                keep.push(p);
+            } else {
+                partial.push((p, size, unused_bytes));
+            }
+        }
+        // Repack the emptiest packs first until the unused share is within bounds.
+        partial.sort_by_key(|p| std::cmp::Reverse(p.2 * 1000 / p.1.max(1)));
+        let total: u64 = stats.bytes_kept + partial.iter().map(|p| p.1).sum::<u64>();
+        let mut unused_left: u64 = partial.iter().map(|p| p.2).sum();
+        let mut repack = Vec::new();
+        for (p, size, unused) in partial {
+            if unused_left as f64 > opts.max_unused * total as f64 {
+                unused_left -= unused;
+                stats.bytes_marked += size;
+                repack.push(p);
+            } else {
+                stats.bytes_kept += size;
+                keep.push(p);
+            }
+        }
+        stats.bytes_unused_left = unused_left;
+        stats.packs_kept = keep.len() as u64;
+        stats.packs_repacked = repack.len() as u64;
+        stats.packs_marked = (drop.len() + repack.len()) as u64;
+        let indexed: HashSet<PackId> =
+            keep.iter().chain(repack.iter()).map(|p| p.id).chain(drop.iter().map(|(p, _)| p.id)).collect();
+        // Packs already on a garbage list are waiting out their grace period, not unindexed.
+        let mut listed: HashSet<PackId> = HashSet::new();
+        for info in repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)? {
+            listed.extend(read_garbage(repo, &info.key)?.packs.into_iter().map(|p| p.id));
+        }
+        let unindexed: Vec<(PackId, u64)> =
+            sizes.into_iter().filter(|(id, _)| !indexed.contains(id) && !listed.contains(id)).collect();
+        stats.packs_unindexed = unindexed.len() as u64;
+        Ok(PrunePlan {
+            used,
+            keep,
+            repack,
+            drop,
+            old_indexes: files.into_iter().map(|(id, _)| id).collect(),
+            unindexed,
+            index,
+            stats,
+        })
+    }
+
+    /// Carries out the plan: sweep old garbage lists, repack, rewrite the index, mark garbage.
+    ///
+    /// # Errors
+    /// Store errors; the repository stays consistent at every step.
+    pub fn apply(mut self, repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
+        if opts.dry_run {
+            return Ok(self.stats);
+        }
+        // Repack used blobs of partly used packs into new packs (uploaded before any index
+        // stops naming the old ones).
+        let mut new_packs = Vec::new();
+        if !self.repack.is_empty() {
+            new_packs = self.repack_blobs(repo)?;
+        }
+        // The garbage list of this run: dropped and repacked packs, plus unindexed packs from
+        // interrupted backups (those only become deletable after a further grace period too).
+        let mut garbage: Vec<GarbagePack> =
+            self.drop.iter().map(|(p, size)| GarbagePack::from_indexed(p, *size)).collect();
+        for p in &self.repack {
+            let size = p.entries.iter().map(|e| u64::from(e.offset) + u64::from(e.length)).max().unwrap_or(0);
+            garbage.push(GarbagePack::from_indexed(p, size));
+        }
+        for (id, size) in &self.unindexed {
+            garbage.push(GarbagePack { id: *id, salt: vec![0; SALT_LEN], size: *size, entries: vec![] });
+        }
+        // New index: every kept pack and every new pack, superseding all old index objects.
+        let mut all: Vec<IndexedPack> = std::mem::take(&mut self.keep);
+        all.extend(new_packs);
+        let mut first = true;
+        for chunk in all.chunks(PACKS_PER_INDEX) {
+            let supersedes = if first { self.old_indexes.clone() } else { vec![] };
+            first = false;
+            repo.save_index(&IndexFile { supersedes, packs: chunk.to_vec() })?;
+        }
+        if all.is_empty() && !self.old_indexes.is_empty() {
+            repo.save_index(&IndexFile { supersedes: self.old_indexes.clone(), packs: vec![] })?;
+        }
+        for id in &self.old_indexes {
+            let key = ObjectKey::new(ObjectKind::Index, id.0);
+            repo.store().delete(&key).map_err(|source| Error::Store { key, source })?;
+        }
+        // Mark, then sweep lists older than the grace period by the store's clock.
+        let marker = write_garbage(repo, &GarbageList { version: 1, packs: garbage })?;
+        let now = store_now(repo, &marker)?;
+        self.sweep(repo, opts, now, &marker)?;
+        Ok(self.stats)
+    }
+
+    fn repack_blobs(&self, repo: &Repository) -> Result<Vec<IndexedPack>> {
+        let salt = random_salt();
+        let key = repo.master().subkey(&salt);
+        let target = repo.config().pack_size as usize;
+        let mut writers: HashMap<BlobKind, PackWriter> = HashMap::new();
+        let mut done = Vec::new();
+        // Blobs kept in another pack need no copy.
+        let mut seen: HashSet<BlobId> = self.keep.iter().flat_map(|k| k.entries.iter().map(|e| e.id)).collect();
+        let upload = |pack: FinishedPack, done: &mut Vec<IndexedPack>| -> Result<()> {
+            let k = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+            match repo.store().put(&k, pack.bytes) {
+                Ok(()) | Err(StoreError::AlreadyExists) => {}
+                Err(source) => return Err(Error::Store { key: k, source }),
+            }
+            done.push(IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries });
+            Ok(())
+        };
+        for p in &self.repack {
+            for e in &p.entries {
+                if !self.used.contains(&e.id) || !seen.insert(e.id) {
+                    continue;
+                }
+                let Some(entry) = self.index.get(&e.id) else { continue };
+                let plain = repo.read_entry(&self.index, entry)?;
+                let sealed = blob::seal(&key, e.kind, e.id, &plain, repo.config().compression);
+                let w = writers.entry(e.kind).or_insert_with(|| PackWriter::new(salt, target));
+                w.add(sealed);
+                if w.len() >= target {
+                    let full = std::mem::replace(w, PackWriter::new(salt, target));
+                    upload(full.finish(&key), &mut done)?;
+                }
+            }
+        }
+        for (_, w) in writers {
+            if !w.is_empty() {
+                upload(w.finish(&key), &mut done)?;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Deletes the packs of garbage lists older than the grace period, resurrecting any a
+    /// snapshot now needs.
+    fn sweep(
+        &mut self,
+        repo: &Repository,
+        opts: &PruneOptions,
+        now: jiff::Timestamp,
+        current: &ObjectKey,
+    ) -> Result<()> {
+        let grace = jiff::SignedDuration::try_from(opts.grace).unwrap_or(jiff::SignedDuration::MAX);
+        let lists = repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)?;
+        let mut resurrect = Vec::new();
+        let mut delete_lists = Vec::new();
+        let mut deletions: Vec<(PackId, u64)> = Vec::new();
+        // Blobs needed now, rechecked against what the current index still holds.
+        let current_index = repo.load_index()?;
+        for info in lists {
+            if info.key == *current || now.duration_since(info.last_modified) < grace {
+                continue;
+            }
+            let list = read_garbage(repo, &info.key)?;
+            for gp in list.packs {
+                let needed = gp
+                    .to_indexed()
+                    .filter(|p| p.entries.iter().any(|e| self.used.contains(&e.id) && !current_index.contains(&e.id)));
+                match needed {
+                    Some(p) => resurrect.push(p),
+                    None => deletions.push((gp.id, gp.size)),
+                }
+            }
+            delete_lists.push(info.key);
+        }
+        if !resurrect.is_empty() {
+            self.stats.packs_resurrected = resurrect.len() as u64;
+            let keep: HashSet<PackId> = resurrect.iter().map(|p| p.id).collect();
+            deletions.retain(|(id, _)| !keep.contains(id));
+            repo.save_index(&IndexFile { supersedes: vec![], packs: resurrect })?;
+        }
+        let still_indexed: HashSet<PackId> = current_index.packs().iter().map(|p| p.id).collect();
+        let mut seen = HashSet::new();
+        for (id, size) in deletions {
+            if still_indexed.contains(&id) || !seen.insert(id) {
+                continue; // indexed again (e.g. the same bytes uploaded by a later backup)
+            }
+            let key = ObjectKey::new(ObjectKind::Pack, id.0);
+            repo.store().delete(&key).map_err(|source| Error::Store { key, source })?;
+            self.stats.packs_deleted += 1;
+            self.stats.bytes_freed += size;
+        }
+        for key in delete_lists {
+            repo.store().delete(&key).map_err(|source| Error::Store { key, source })?;
+        }
+        Ok(())
+    }
+}
+
+fn write_garbage(repo: &Repository, list: &GarbageList) -> Result<ObjectKey> {
+    let mut plain = Vec::new();
+    let _ = ciborium::into_writer(list, &mut plain);
+    let sealed = repo.master().seal_object(&plain, GARBAGE_AAD);
+    let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(&sealed));
+    repo.store().put(&key, Bytes::from(sealed)).map_err(|source| Error::Store { key, source })?;
+    Ok(key)
+}
+
+fn read_garbage(repo: &Repository, key: &ObjectKey) -> Result<GarbageList> {
+    let data = repo.get_verified(*key)?;
+    let plain = repo.master().open_object(&data, GARBAGE_AAD).map_err(|e| Error::corrupt(key, e.to_string()))?;
+    ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt(key, e.to_string()))
+}
+
+/// Runs prune: plan, then apply.
+///
+/// # Errors
+/// As [`PrunePlan::compute`] and [`PrunePlan::apply`].
+pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
+    PrunePlan::compute(repo, opts)?.apply(repo, opts)
+}
