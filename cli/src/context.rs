@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::repo::Repository;
-use cairn_core::store::Store;
-use cairn_core::store::object_store::ObjectStoreBackend;
+use cairn_core::store::object_store::BackendOptions;
+use cairn_core::store::retry::RetryPolicy;
+use cairn_core::store::{OpenOptions, Store, default_cache_root};
 
 /// Flags every command takes.
 #[derive(clap::Args, Debug, Clone)]
@@ -26,6 +27,21 @@ pub struct GlobalArgs {
     /// Print less.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Backend setting KEY=VALUE, e.g. aws_region=eu-west-1 (repeatable).
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
+    pub options: Vec<String>,
+    /// Do not use the local metadata cache for remote repositories.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Directory of the local metadata cache (default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
+    #[arg(long, env = "CAIRN_CACHE_DIR", global = true)]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Retries of a failed storage request (transient errors only).
+    #[arg(long, default_value_t = 8, global = true)]
+    pub retries: u32,
+    /// Timeout of one storage request, in seconds.
+    #[arg(long, default_value_t = 60, global = true)]
+    pub timeout: u64,
 }
 
 impl GlobalArgs {
@@ -34,11 +50,34 @@ impl GlobalArgs {
         self.repo.as_deref().context("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
     }
 
+    /// How to open stores, from the global flags.
+    pub fn open_options(&self) -> Result<OpenOptions> {
+        let mut settings = Vec::new();
+        for o in &self.options {
+            let (k, v) = o.split_once('=').with_context(|| format!("option `{o}` is not KEY=VALUE"))?;
+            settings.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let faults = match std::env::var("CAIRN_TEST_FAULTS") {
+            Ok(f) if !f.is_empty() => Some(f.parse().map_err(anyhow::Error::msg).context("CAIRN_TEST_FAULTS")?),
+            _ => None,
+        };
+        let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_root) };
+        Ok(OpenOptions {
+            backend: BackendOptions { settings, timeout: Some(std::time::Duration::from_secs(self.timeout)) },
+            retry: RetryPolicy { max_retries: self.retries, ..RetryPolicy::default() },
+            cache_dir,
+            faults,
+        })
+    }
+
     /// Opens the store named by `--repo`.
     pub fn store(&self) -> Result<Arc<dyn Store>> {
-        let url = self.repo_url()?;
-        let store = ObjectStoreBackend::open(url).with_context(|| format!("opening repository {url}"))?;
-        Ok(Arc::new(store))
+        self.store_at(self.repo_url()?)
+    }
+
+    /// Opens the store at `url` with the global settings.
+    pub fn store_at(&self, url: &str) -> Result<Arc<dyn Store>> {
+        cairn_core::store::open(url, &self.open_options()?).with_context(|| format!("opening repository {url}"))
     }
 
     /// The password from the environment, a file, a command or (on a terminal) a prompt.

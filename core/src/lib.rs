@@ -20,7 +20,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use cairn_core::{repo::{InitOptions, Repository}, store::object_store::ObjectStoreBackend};
-//! let store = Arc::new(ObjectStoreBackend::open("memory://doctest").unwrap());
+//! let store = Arc::new(ObjectStoreBackend::open("memory://doctest", &Default::default()).unwrap());
 //! let mut opts = InitOptions::default();
 //! opts.kdf = cairn_core::crypto::keyfile::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
 //! let repo = Repository::init(store.clone(), b"password", &opts).unwrap();

@@ -100,6 +100,25 @@ impl Config {
     }
 }
 
+/// Decodes a stored config object (`CAIRNREP ‖ version:u32le ‖ sealed CBOR`) with `master`: the
+/// clear version must be [`FORMAT_VERSION`], then the sealed part is authenticated, decoded and
+/// checked as [`Repository::open`] does. Public for the fuzz targets and test vectors.
+///
+/// # Errors
+/// [`Error::Corrupt`] for anything malformed or unauthenticated; [`Error::UnsupportedVersion`]
+/// for another format version.
+pub fn decode_stored(master: &MasterKey, data: &[u8]) -> Result<Config> {
+    let version = Config::stored_version(data)?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            object: "repository config".into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Config::decode(master, data)
+}
+
 /// An open repository.
 pub struct Repository {
     store: Arc<dyn Store>,
@@ -389,7 +408,12 @@ impl Repository {
         let pack = index.pack(entry);
         let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
         let range = u64::from(entry.offset)..u64::from(entry.offset) + u64::from(entry.length);
-        let sealed = self.store.get_range(&key, range).map_err(store_err(key))?;
+        let sealed = if entry.kind == BlobKind::Tree {
+            self.store.get_range_cacheable(&key, range)
+        } else {
+            self.store.get_range(&key, range)
+        }
+        .map_err(store_err(key))?;
         let subkey = self.master.subkey(&pack.salt);
         blob::open(&self.master, &subkey, entry.kind, entry.id, entry.codec, entry.raw_len, &sealed)
             .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))

@@ -6,7 +6,10 @@
 //! existing name is an error, never an overwrite. The path of every object is decided in one
 //! function, [`ObjectKey::path`].
 
+pub mod cache;
+pub mod fault;
 pub mod object_store;
+pub mod retry;
 
 use std::fmt;
 use std::ops::Range;
@@ -147,6 +150,14 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As [`Store::get`]; a range past the end is an error.
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError>;
+    /// Reads a byte range that is worth caching locally (tree blobs): the same as
+    /// [`Store::get_range`] unless a cache is in front.
+    ///
+    /// # Errors
+    /// As [`Store::get_range`].
+    fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.get_range(key, range)
+    }
     /// Lists all objects of a kind.
     ///
     /// # Errors
@@ -159,6 +170,114 @@ pub trait Store: Send + Sync {
     fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
     /// A description for messages (the URL, without credentials).
     fn describe(&self) -> String;
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        (**self).put(key, data)
+    }
+    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
+        (**self).get(key)
+    }
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range(key, range)
+    }
+    fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range_cacheable(key, range)
+    }
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
+        (**self).list(kind)
+    }
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        (**self).delete(key)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl Store for Box<dyn Store> {
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        (**self).put(key, data)
+    }
+    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
+        (**self).get(key)
+    }
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range(key, range)
+    }
+    fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range_cacheable(key, range)
+    }
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
+        (**self).list(kind)
+    }
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        (**self).delete(key)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// How to open a repository's store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Backend settings (`-o key=value`, timeout).
+    pub backend: object_store::BackendOptions,
+    /// Retry policy for transient failures.
+    pub retry: retry::RetryPolicy,
+    /// Where to cache metadata of remote repositories (`None`: no cache).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Faults to inject (tests and benchmarks only).
+    pub faults: Option<fault::FaultConfig>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            backend: Default::default(),
+            retry: Default::default(),
+            cache_dir: default_cache_root(),
+            faults: None,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/cairn` or `~/.cache/cairn`.
+#[must_use]
+pub fn default_cache_root() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("cairn"))
+}
+
+/// Whether a URL names a remote store (one worth caching).
+#[must_use]
+pub fn is_remote(url: &str) -> bool {
+    url.contains("://") && !url.starts_with("file://") && !url.starts_with("memory://")
+}
+
+/// Opens the store a URL names, with retries, and a metadata cache for remote stores:
+/// `backend → faults (tests) → retry → cache`.
+///
+/// # Errors
+/// As [`object_store::ObjectStoreBackend::open`].
+pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let backend = object_store::ObjectStoreBackend::open(url, &opts.backend)?;
+    let faulty: Box<dyn Store> = match &opts.faults {
+        Some(f) => Box::new(fault::FaultyStore::new(backend, f.clone())),
+        None => Box::new(backend),
+    };
+    let retried = retry::RetryStore::new(faulty, opts.retry);
+    match &opts.cache_dir {
+        Some(root) if is_remote(url) => {
+            let dir = root.join(crate::id::Digest::of(url.as_bytes()).short());
+            Ok(std::sync::Arc::new(cache::CachedStore::new(retried, dir)))
+        }
+        _ => Ok(std::sync::Arc::new(retried)),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! [`FaultyStore`]: injects failures and delays, for tests and the latency benchmark.
+//!
+//! Configured from a string such as `fail_rate=0.1,seed=7,delay_ms=20`, so the end-to-end
+//! tests can drive the real binary through faults (`CAIRN_TEST_FAULTS`). Faults:
+//! - `fail_rate=P`: each request fails with a transient error with probability P;
+//! - `fail_nth=N`: the Nth request (1-based, counting all kinds) fails permanently;
+//! - `fail_puts_after=N`: every put after the first N fails permanently (a dying network);
+//! - `short_reads=P`: a get returns a truncated body with probability P (as a broken
+//!   connection would), which the reader must detect;
+//! - `delay_ms=D`: every request waits D milliseconds (latency injection);
+//! - `seed=S`: seed of the random choices.
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
+
+/// Which faults to inject.
+#[derive(Debug, Clone, Default)]
+pub struct FaultConfig {
+    /// Probability of a transient failure per request.
+    pub fail_rate: f64,
+    /// The request (1-based) that fails permanently.
+    pub fail_nth: Option<u64>,
+    /// Puts after this many fail permanently.
+    pub fail_puts_after: Option<u64>,
+    /// Probability of a truncated get.
+    pub short_reads: f64,
+    /// Delay per request.
+    pub delay: Duration,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl std::str::FromStr for FaultConfig {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut c = FaultConfig::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| format!("fault `{part}` is not key=value"))?;
+            let num = |v: &str| v.parse::<f64>().map_err(|_| format!("fault `{part}`: `{v}` is not a number"));
+            match k {
+                "fail_rate" => c.fail_rate = num(v)?,
+                "fail_nth" => c.fail_nth = Some(num(v)? as u64),
+                "fail_puts_after" => c.fail_puts_after = Some(num(v)? as u64),
+                "short_reads" => c.short_reads = num(v)?,
+                "delay_ms" => c.delay = Duration::from_secs_f64(num(v)? / 1000.0),
+                "seed" => c.seed = num(v)? as u64,
+                _ => return Err(format!("unknown fault `{k}`")),
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// A store that fails and delays on purpose.
+pub struct FaultyStore<S> {
+    inner: S,
+    config: FaultConfig,
+    requests: AtomicU64,
+    puts: AtomicU64,
+    rng: Mutex<StdRng>,
+}
+
+impl<S: Store> FaultyStore<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, config: FaultConfig) -> Self {
+        let rng = Mutex::new(StdRng::seed_from_u64(config.seed));
+        FaultyStore { inner, config, requests: AtomicU64::new(0), puts: AtomicU64::new(0), rng }
+    }
+
+    fn roll(&self, p: f64) -> bool {
+        p > 0.0 && self.rng.lock().map(|mut r| r.gen_bool(p.clamp(0.0, 1.0))).unwrap_or(false)
+    }
+
+    fn before(&self, what: &str) -> Result<(), StoreError> {
+        if !self.config.delay.is_zero() {
+            std::thread::sleep(self.config.delay);
+        }
+        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.config.fail_nth == Some(n) {
+            return Err(StoreError::Permanent(format!("injected permanent failure of request {n} ({what})")));
+        }
+        if self.roll(self.config.fail_rate) {
+            return Err(StoreError::Transient(format!("injected transient failure ({what})")));
+        }
+        Ok(())
+    }
+
+    fn shorten(&self, data: Bytes) -> Bytes {
+        if data.len() > 1 && self.roll(self.config.short_reads) { data.slice(..data.len() / 2) } else { data }
+    }
+}
+
+impl<S: Store> Store for FaultyStore<S> {
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        self.before("put")?;
+        let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
+            return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
+        }
+        self.inner.put(key, data)
+    }
+    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
+        self.before("get")?;
+        self.inner.get(key).map(|d| self.shorten(d))
+    }
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.before("get_range")?;
+        self.inner.get_range(key, range).map(|d| self.shorten(d))
+    }
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.before("list")?;
+        self.inner.list(kind)
+    }
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.before("delete")?;
+        self.inner.delete(key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}

