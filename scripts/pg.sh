@@ -28,7 +28,6 @@ start_postgres() {
   "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
     -o "-c listen_addresses=127.0.0.1 -p 25432 -k $PG_DIR" start >/dev/null || { cat "$PG_DIR/log"; return 1; }
   PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m fast stop)
-  trap 'stop_postgres' EXIT
   export CAIRN_TEST_PG_HOST=127.0.0.1 CAIRN_TEST_PG_PORT=25432 CAIRN_TEST_PG_BIN="$bin"
   psql_cmd() { "$bin/psql" -h 127.0.0.1 -p 25432 -U postgres -v ON_ERROR_STOP=1 -q "$@"; }
   psql_cmd -c "CREATE DATABASE shop" &&

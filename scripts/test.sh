@@ -10,10 +10,14 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
-step "PostgreSQL for real dump tests"
+step "PostgreSQL for real dump tests, SeaweedFS for S3 tests (127.0.0.1 only)"
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
+# shellcheck source=scripts/s3.sh
+source scripts/s3.sh
+trap 'stop_postgres; stop_s3' EXIT
 start_postgres || echo "PostgreSQL unavailable: the pg_dump tests will fail loudly"
+start_s3 || echo "SeaweedFS unavailable: the S3 tests will fail loudly"
 
 step "unit, property and end-to-end tests"
 cargo test --workspace --no-fail-fast

@@ -1,0 +1,173 @@
+//! One conformance suite for the storage layer, run against every backend and decorator:
+//! memory, local disk, S3 (a real SeaweedFS server started by scripts/test.sh), and the retry,
+//! fault and cache decorators. See STYLE.md §2.7 (restic's backend test suite does the same).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_core::id::Digest;
+use cairn_core::store::cache::CachedStore;
+use cairn_core::store::fault::{FaultConfig, FaultyStore};
+use cairn_core::store::object_store::{BackendOptions, ObjectStoreBackend};
+use cairn_core::store::retry::{RetryPolicy, RetryStore};
+use cairn_core::store::{ObjectKey, ObjectKind, Store, StoreError};
+
+fn key(kind: ObjectKind, data: &[u8]) -> ObjectKey {
+    ObjectKey::new(kind, Digest::of(data))
+}
+
+/// The contract every store must keep.
+fn conformance(store: &dyn Store) {
+    for kind in [ObjectKind::Key, ObjectKind::Snapshot, ObjectKind::Index, ObjectKind::Pack, ObjectKind::Garbage] {
+        assert!(store.list(kind).unwrap().is_empty(), "{kind:?} starts empty");
+    }
+    let a = Bytes::from_static(b"first object, forty-two bytes long......!");
+    let ka = key(ObjectKind::Pack, &a);
+    store.put(&ka, a.clone()).unwrap();
+    assert_eq!(store.get(&ka).unwrap(), a);
+    assert_eq!(store.get_range(&ka, 6..12).unwrap(), Bytes::from_static(b"object"));
+    assert_eq!(store.get_range_cacheable(&ka, 0..5).unwrap(), Bytes::from_static(b"first"));
+    // Create-only: an existing name is never overwritten.
+    match store.put(&ka, Bytes::from_static(b"other bytes")) {
+        Err(StoreError::AlreadyExists) => {}
+        other => panic!("second put must be AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(store.get(&ka).unwrap(), a, "content unchanged after a refused overwrite");
+    // The config object has a fixed name.
+    store.put(&ObjectKey::CONFIG, Bytes::from_static(b"cfg")).unwrap();
+    assert!(matches!(store.put(&ObjectKey::CONFIG, Bytes::from_static(b"cfg2")), Err(StoreError::AlreadyExists)));
+    assert_eq!(store.get(&ObjectKey::CONFIG).unwrap(), Bytes::from_static(b"cfg"));
+    // Listing by kind, with sizes.
+    let mut snaps = Vec::new();
+    for i in 0..5u8 {
+        let d = Bytes::from(vec![i; 100 + usize::from(i)]);
+        let k = key(ObjectKind::Snapshot, &d);
+        store.put(&k, d).unwrap();
+        snaps.push(k);
+    }
+    let listed = store.list(ObjectKind::Snapshot).unwrap();
+    assert_eq!(listed.len(), 5);
+    for info in &listed {
+        assert!(snaps.contains(&info.key));
+        assert_eq!(info.size, store.get(&info.key).unwrap().len() as u64, "listed size of {}", info.key);
+    }
+    let packs = store.list(ObjectKind::Pack).unwrap();
+    assert_eq!(packs.len(), 1);
+    assert_eq!(packs[0].size, a.len() as u64);
+    // Missing objects.
+    let missing = key(ObjectKind::Index, b"missing");
+    assert!(matches!(store.get(&missing), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get_range(&missing, 0..1), Err(StoreError::NotFound(_))));
+    // Delete, and deleting again is fine.
+    store.delete(&snaps[0]).unwrap();
+    store.delete(&snaps[0]).unwrap();
+    assert_eq!(store.list(ObjectKind::Snapshot).unwrap().len(), 4);
+    assert!(matches!(store.get(&snaps[0]), Err(StoreError::NotFound(_))));
+    // A large object (multipart above 64 MiB is exercised separately where it matters).
+    let big = Bytes::from(vec![7u8; 3 << 20]);
+    let kb = key(ObjectKind::Pack, &big);
+    store.put(&kb, big.clone()).unwrap();
+    assert_eq!(store.get_range(&kb, (3 << 20) - 10..3 << 20).unwrap(), big.slice((3 << 20) - 10..));
+}
+
+fn local() -> (tempfile::TempDir, ObjectStoreBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ObjectStoreBackend::open(dir.path().to_str().unwrap(), &BackendOptions::default()).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn memory_store_conforms() {
+    conformance(&ObjectStoreBackend::open("memory://conformance-memory", &BackendOptions::default()).unwrap());
+}
+
+#[test]
+fn local_store_conforms() {
+    let (_dir, store) = local();
+    conformance(&store);
+}
+
+#[test]
+fn retry_over_flaky_store_conforms() {
+    let (_dir, store) = local();
+    let faults: FaultConfig = "fail_rate=0.3,seed=11".parse().unwrap();
+    let policy = RetryPolicy { max_retries: 30, base_delay: std::time::Duration::from_millis(1), ..Default::default() };
+    conformance(&RetryStore::new(FaultyStore::new(store, faults), policy));
+}
+
+#[test]
+fn cached_store_conforms_and_refetches_damaged_entries() {
+    let (_dir, store) = local();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = CachedStore::new(store, cache.path().to_path_buf());
+    conformance(&cached);
+    // Damage a cached snapshot: the cache must notice (content ≠ name) and refetch.
+    let listed = cached.list(ObjectKind::Snapshot).unwrap();
+    let k = listed[0].key;
+    let good = cached.get(&k).unwrap();
+    std::fs::write(cache.path().join(k.path()), b"garbage").unwrap();
+    assert_eq!(cached.get(&k).unwrap(), good);
+}
+
+#[test]
+fn permanent_errors_are_not_retried_and_transient_ones_give_up() {
+    let (_dir, store) = local();
+    let k = key(ObjectKind::Pack, b"x");
+    let faulty = FaultyStore::new(store, "fail_nth=1".parse().unwrap());
+    let retry = RetryStore::new(faulty, RetryPolicy { max_retries: 5, ..Default::default() });
+    assert!(matches!(retry.put(&k, Bytes::from_static(b"x")), Err(StoreError::Permanent(_))));
+    let (_dir2, store2) = local();
+    let always = FaultyStore::new(store2, "fail_rate=1".parse().unwrap());
+    let policy = RetryPolicy { max_retries: 3, base_delay: std::time::Duration::from_millis(1), ..Default::default() };
+    match RetryStore::new(always, policy).get(&k) {
+        Err(StoreError::Transient(msg)) => assert!(msg.contains("gave up after 4 attempts"), "{msg}"),
+        other => panic!("expected to give up, got {other:?}"),
+    }
+}
+
+/// The S3 server scripts/test.sh starts. Missing configuration is a failure, not a skip.
+fn s3_url(test: &str) -> String {
+    std::env::var("S3_TEST_ENDPOINT")
+        .expect("S3_TEST_ENDPOINT is not set: run the suite with scripts/test.sh, which starts SeaweedFS on 127.0.0.1");
+    let bucket = std::env::var("S3_TEST_BUCKET").unwrap_or_else(|_| "cairn-ci".into());
+    format!("s3://{bucket}/conformance-{test}-{}", std::process::id())
+}
+
+fn s3_options() -> BackendOptions {
+    let get = |k: &str| std::env::var(k).unwrap_or_default();
+    BackendOptions {
+        settings: vec![
+            ("aws_endpoint".into(), get("S3_TEST_ENDPOINT")),
+            ("aws_access_key_id".into(), get("S3_TEST_KEY")),
+            ("aws_secret_access_key".into(), get("S3_TEST_SECRET")),
+            ("aws_region".into(), get("S3_TEST_REGION")),
+            ("aws_allow_http".into(), "true".into()),
+        ],
+        timeout: Some(std::time::Duration::from_secs(30)),
+    }
+}
+
+#[test]
+fn s3_store_conforms() {
+    let store = ObjectStoreBackend::open(&s3_url("plain"), &s3_options()).unwrap();
+    conformance(&store);
+}
+
+#[test]
+fn s3_multipart_upload_round_trips() {
+    let store = ObjectStoreBackend::open(&s3_url("multipart"), &s3_options()).unwrap();
+    let big = Bytes::from((0..70u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let k = key(ObjectKind::Pack, &big);
+    store.put(&k, big.clone()).unwrap();
+    assert!(matches!(store.put(&k, big.clone()), Err(StoreError::AlreadyExists)));
+    assert_eq!(store.get(&k).unwrap(), big);
+    assert_eq!(store.list(ObjectKind::Pack).unwrap()[0].size, big.len() as u64);
+}
+
+#[test]
+fn s3_behind_cache_and_retry_conforms() {
+    let store = ObjectStoreBackend::open(&s3_url("stack"), &s3_options()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let stacked = CachedStore::new(RetryStore::new(store, RetryPolicy::default()), cache.path().to_path_buf());
+    conformance(&Arc::new(stacked));
+}
