@@ -85,6 +85,26 @@ impl GlobalArgs {
         if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
             return Ok(p.into_bytes());
         }
+        if self.password_file.is_some() || self.password_command.is_some() {
+            return self.password_from_sources();
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: set CAIRN_PASSWORD, --password-file or --password-command (stdin is not a terminal, so cairn will not prompt)"
+            );
+        }
+        let p = rpassword::prompt_password("repository password: ").context("reading the password")?;
+        if confirm {
+            let again = rpassword::prompt_password("repeat the password: ").context("reading the password")?;
+            if again != p {
+                bail!("the passwords do not match");
+            }
+        }
+        Ok(p.into_bytes())
+    }
+
+    /// The password from `--password-file` or `--password-command`.
+    pub fn password_from_sources(&self) -> Result<Vec<u8>> {
         if let Some(path) = &self.password_file {
             let text = std::fs::read(path).with_context(|| format!("reading password file {}", path.display()))?;
             return Ok(first_line(&text));
@@ -100,19 +120,7 @@ impl GlobalArgs {
             }
             return Ok(first_line(&out.stdout));
         }
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "no password given: set CAIRN_PASSWORD, --password-file or --password-command (stdin is not a terminal, so cairn will not prompt)"
-            );
-        }
-        let p = rpassword::prompt_password("repository password: ").context("reading the password")?;
-        if confirm {
-            let again = rpassword::prompt_password("repeat the password: ").context("reading the password")?;
-            if again != p {
-                bail!("the passwords do not match");
-            }
-        }
-        Ok(p.into_bytes())
+        bail!("no password source given")
     }
 
     /// Opens the repository.

@@ -38,6 +38,8 @@ enum Command {
     Dump(cmd::dump::Args),
     /// Verify the repository's structure and, optionally, its data.
     Check(cmd::check::Args),
+    /// Copy snapshots to another repository.
+    Copy(cmd::copy::Args),
     /// Remove data that no snapshot needs.
     Prune(cmd::prune::Args),
     /// Remove snapshots according to a retention policy.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Restore(a) => cmd::restore::run(&cli.global, a),
         Command::Dump(a) => cmd::dump::run(&cli.global, a),
         Command::Check(a) => cmd::check::run(&cli.global, a),
+        Command::Copy(a) => cmd::copy::run(&cli.global, a),
         Command::Prune(a) => cmd::prune::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),
     };

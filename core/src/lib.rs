@@ -43,6 +43,7 @@ pub mod blob;
 pub mod check;
 pub mod chunk;
 pub mod compress;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod id;
@@ -58,5 +59,6 @@ pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod tree;
+pub mod writer;
 
 pub use error::{Error, ErrorKind, Result};

@@ -23,15 +23,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::blob::{self, BlobKind};
-use crate::crypto::{SALT_LEN, random_salt};
+use crate::crypto::SALT_LEN;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Digest, IndexId, PackId};
 use crate::index::{Index, IndexFile, IndexedPack};
-use crate::pack::{FinishedPack, PackEntry, PackWriter};
+use crate::pack::PackEntry;
 use crate::repo::Repository;
-use crate::store::{ObjectKey, ObjectKind, StoreError};
+use crate::store::{ObjectKey, ObjectKind};
 use crate::tree::NodeKind;
+use crate::writer::BlobWriter;
 
 const GARBAGE_AAD: &[u8] = b"cairn garbage v1";
 /// Index objects written by prune hold at most this many packs each.
@@ -316,44 +316,21 @@ impl PrunePlan {
     }
 
     fn repack_blobs(&self, repo: &Repository) -> Result<Vec<IndexedPack>> {
-        let salt = random_salt();
-        let key = repo.master().subkey(&salt);
-        let target = repo.config().pack_size as usize;
-        let mut writers: HashMap<BlobKind, PackWriter> = HashMap::new();
-        let mut done = Vec::new();
-        // Blobs kept in another pack need no copy.
-        let mut seen: HashSet<BlobId> = self.keep.iter().flat_map(|k| k.entries.iter().map(|e| e.id)).collect();
-        let upload = |pack: FinishedPack, done: &mut Vec<IndexedPack>| -> Result<()> {
-            let k = ObjectKey::new(ObjectKind::Pack, pack.id.0);
-            match repo.store().put(&k, pack.bytes) {
-                Ok(()) | Err(StoreError::AlreadyExists) => {}
-                Err(source) => return Err(Error::Store { key: k, source }),
-            }
-            done.push(IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries });
-            Ok(())
-        };
+        // Blobs kept in another pack need no copy; the writer skips what this index holds.
+        let mut kept = Index::default();
+        for p in &self.keep {
+            kept.add_pack(p.id, p.salt, &p.entries);
+        }
+        kept.finalize();
+        let mut writer = BlobWriter::new(repo);
         for p in &self.repack {
-            for e in &p.entries {
-                if !self.used.contains(&e.id) || !seen.insert(e.id) {
-                    continue;
-                }
+            for e in p.entries.iter().filter(|e| self.used.contains(&e.id)) {
                 let Some(entry) = self.index.get(&e.id) else { continue };
                 let plain = repo.read_entry(&self.index, entry)?;
-                let sealed = blob::seal(&key, e.kind, e.id, &plain, repo.config().compression);
-                let w = writers.entry(e.kind).or_insert_with(|| PackWriter::new(salt, target));
-                w.add(sealed);
-                if w.len() >= target {
-                    let full = std::mem::replace(w, PackWriter::new(salt, target));
-                    upload(full.finish(&key), &mut done)?;
-                }
+                writer.add_with_id(&kept, e.kind, e.id, &plain)?;
             }
         }
-        for (_, w) in writers {
-            if !w.is_empty() {
-                upload(w.finish(&key), &mut done)?;
-            }
-        }
-        Ok(done)
+        writer.finish_packs()
     }
 
     /// Deletes the packs of garbage lists older than the grace period, resurrecting any a

@@ -1,0 +1,62 @@
+//! `cairn copy`: replicate snapshots to a second repository (e.g. another region).
+
+use anyhow::{Context, Result, bail};
+use cairn_core::copy;
+use cairn_core::repo::Repository;
+
+use crate::context::{GlobalArgs, bytes, print_json};
+
+/// Copy snapshots to another repository, re-encrypted under its keys.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshots to copy (id prefixes or `latest`; default: all).
+    snapshots: Vec<String>,
+    /// The target repository URL.
+    #[arg(long, env = "CAIRN_TO_REPOSITORY")]
+    to: String,
+    /// File holding the target repository's password.
+    #[arg(long, env = "CAIRN_TO_PASSWORD_FILE")]
+    to_password_file: Option<std::path::PathBuf>,
+    /// Command printing the target repository's password.
+    #[arg(long, env = "CAIRN_TO_PASSWORD_COMMAND")]
+    to_password_command: Option<String>,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let src = global.open()?;
+    let mut to_global = global.clone();
+    to_global.repo = Some(args.to.clone());
+    to_global.password_file = args.to_password_file.clone();
+    to_global.password_command = args.to_password_command.clone();
+    let password = match std::env::var("CAIRN_TO_PASSWORD") {
+        Ok(p) => p.into_bytes(),
+        Err(_) if args.to_password_file.is_some() || args.to_password_command.is_some() => {
+            to_global.password_from_sources()?
+        }
+        Err(_) => bail!(
+            "no password for the target repository: set CAIRN_TO_PASSWORD, --to-password-file or --to-password-command"
+        ),
+    };
+    let dst = Repository::open(to_global.store()?, &password)
+        .with_context(|| format!("opening target repository {}", args.to))?;
+    let mut ids = Vec::new();
+    for spec in &args.snapshots {
+        ids.push(src.find_snapshot(spec, &Default::default())?.0);
+    }
+    let stats = copy::run(&src, &dst, &ids).with_context(|| format!("copying to {}", args.to))?;
+    if global.json {
+        print_json(&stats)?;
+    } else if !global.quiet {
+        for (from, to) in &stats.copied {
+            println!("copied snapshot {} as {}", &from[..8], &to[..8]);
+        }
+        println!(
+            "{} snapshots copied, {} already there; {} blobs ({}) uploaded",
+            stats.copied.len(),
+            stats.skipped,
+            stats.blobs_written,
+            bytes(stats.bytes_uploaded)
+        );
+    }
+    Ok(0)
+}
