@@ -34,8 +34,16 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Restore a snapshot (or a path in it) into a directory.
     Restore(cmd::restore::Args),
-    /// Write one file of a snapshot to standard output.
+    /// Write a file of a snapshot to standard output (a directory as a tar stream).
     Dump(cmd::dump::Args),
+    /// Find paths in snapshots.
+    Find(cmd::inspect::FindArgs),
+    /// Show what changed between two snapshots.
+    Diff(cmd::inspect::DiffArgs),
+    /// Sizes: restore size, deduplicated and stored size, compression.
+    Stats(cmd::inspect::StatsArgs),
+    /// Rebuild the index or rewrite damaged snapshots.
+    Repair(cmd::repair::Args),
     /// Verify the repository's structure and, optionally, its data.
     Check(cmd::check::Args),
     /// Copy snapshots to another repository.
@@ -64,6 +72,10 @@ fn main() -> ExitCode {
         Command::Ls(a) => cmd::ls::run(&cli.global, a),
         Command::Restore(a) => cmd::restore::run(&cli.global, a),
         Command::Dump(a) => cmd::dump::run(&cli.global, a),
+        Command::Find(a) => cmd::inspect::find(&cli.global, a),
+        Command::Diff(a) => cmd::inspect::diff(&cli.global, a),
+        Command::Stats(a) => cmd::inspect::stats(&cli.global, a),
+        Command::Repair(a) => cmd::repair::run(&cli.global, a),
         Command::Check(a) => cmd::check::run(&cli.global, a),
         Command::Copy(a) => cmd::copy::run(&cli.global, a),
         Command::Prune(a) => cmd::prune::run(&cli.global, a),

@@ -112,6 +112,9 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     /// Files and trees whose data is damaged or missing, per snapshot.
     pub affected: Vec<Affected>,
+    /// Blobs found damaged or missing (for `repair snapshots`).
+    #[serde(skip)]
+    pub damaged_blobs: Vec<BlobId>,
 }
 
 impl CheckReport {
@@ -278,6 +281,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         }
     }
     report.problems.extend(walker.problems);
+    report.damaged_blobs = bad_blobs.keys().copied().collect();
     report.affected = walker.affected.into_iter().collect();
     Ok(report)
 }

@@ -48,9 +48,11 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod inspect;
 pub mod pack;
 pub mod progress;
 pub mod prune;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 #[allow(missing_docs)] // documented at the type level; field docs to come

@@ -8,7 +8,7 @@ use cairn_core::restore::{dump_file, find_node, split_spec};
 use super::FilterArgs;
 use crate::context::GlobalArgs;
 
-/// Write one file of a snapshot to standard output.
+/// Write a file of a snapshot to standard output; a directory is written as a tar stream.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Snapshot id prefix or `latest`.
@@ -28,7 +28,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let node = find_node(&repo, &index, &snapshot, &path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    dump_file(&repo, &index, &node, &mut out).with_context(|| format!("dumping {path}"))?;
+    if node.kind == cairn_core::tree::NodeKind::Dir {
+        cairn_core::inspect::dump_tar(&repo, &index, &node, std::path::Path::new(&path), &mut out)
+            .with_context(|| format!("dumping {path} as tar"))?;
+    } else {
+        dump_file(&repo, &index, &node, &mut out).with_context(|| format!("dumping {path}"))?;
+    }
     out.flush().context("writing to stdout")?;
     Ok(0)
 }

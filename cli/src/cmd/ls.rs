@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use cairn_core::index::Index;
-use cairn_core::repo::Repository;
 use cairn_core::restore::find_node;
 use cairn_core::tree::{Node, NodeKind};
 
@@ -37,7 +35,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         if start != "/" {
             out.push((base.clone(), node.clone()));
         }
-        walk(&repo, &index, &node, &base, &mut out)?;
+        if let Some(sub) = node.subtree {
+            cairn_core::inspect::walk(&repo, &index, &sub, &base, &mut |p, n| {
+                out.push((p.to_path_buf(), n.clone()));
+                Ok(())
+            })?;
+        }
     } else {
         out.push((base, node));
     }
@@ -56,20 +59,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn walk(repo: &Repository, index: &Index, dir: &Node, path: &Path, out: &mut Vec<(PathBuf, Node)>) -> Result<()> {
-    let Some(id) = dir.subtree else { return Ok(()) };
-    let tree = repo.load_tree(index, &id)?;
-    for n in tree.nodes {
-        let p = path.join(n.os_name());
-        let is_dir = n.kind == NodeKind::Dir;
-        out.push((p.clone(), n.clone()));
-        if is_dir {
-            walk(repo, index, &n, &p, out)?;
-        }
-    }
-    Ok(())
 }
 
 fn entry_json(path: &Path, n: &Node) -> serde_json::Value {

@@ -6,8 +6,10 @@ pub mod copy;
 pub mod dump;
 pub mod forget;
 pub mod init;
+pub mod inspect;
 pub mod ls;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod snapshots;
 

@@ -1,0 +1,84 @@
+//! `cairn repair index|snapshots`: dry run by default, `--apply` to act.
+
+use anyhow::{Context, Result};
+use cairn_core::check::{self, ReadData};
+use cairn_core::repair;
+
+use crate::context::{GlobalArgs, print_json};
+
+/// Repair a damaged repository.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum What {
+    /// Rebuild the index from the pack headers (for a lost or damaged index object).
+    Index {
+        /// Write the new index (otherwise only report).
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Rewrite snapshots so they no longer reference missing or damaged data.
+    Snapshots {
+        /// Write the repaired snapshots and remove the damaged ones (otherwise only report).
+        #[arg(long)]
+        apply: bool,
+        /// Also read all pack data to find corrupted blobs (not only missing ones).
+        #[arg(long)]
+        read_data: bool,
+    },
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let repo = global.open()?;
+    match args.what {
+        What::Index { apply } => {
+            let r = repair::repair_index(&repo, apply).context("repairing the index")?;
+            if global.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "read {} pack headers: {} blobs, {} not in the old index; {} index objects {}",
+                    r.packs_read,
+                    r.blobs,
+                    r.blobs_recovered,
+                    r.index_objects_replaced,
+                    if apply { "replaced" } else { "would be replaced (dry run; --apply to write)" }
+                );
+                for (pack, e) in &r.packs_unreadable {
+                    eprintln!("error: pack {pack}: {e} (its blobs are lost; run `repair snapshots`)");
+                }
+            }
+        }
+        What::Snapshots { apply, read_data } => {
+            let mode = if read_data { ReadData::All } else { ReadData::None };
+            let report = check::run(&repo, mode).context("finding damaged data")?;
+            let repairs =
+                repair::repair_snapshots(&repo, &report.damaged_blobs, apply).context("repairing snapshots")?;
+            if global.json {
+                print_json(&serde_json::json!({ "applied": apply, "snapshots": repairs }))?;
+            } else {
+                for r in &repairs {
+                    match &r.replacement {
+                        Some(new) => {
+                            println!("snapshot {} replaced by {} (tagged `repaired`):", &r.snapshot[..8], &new[..8])
+                        }
+                        None => {
+                            println!("snapshot {} would be rewritten (dry run; --apply to write):", &r.snapshot[..8])
+                        }
+                    }
+                    for p in &r.removed {
+                        println!("  removed {p}");
+                    }
+                }
+                if repairs.is_empty() {
+                    println!("no snapshot references missing data");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
