@@ -46,6 +46,10 @@ enum Command {
     Repair(cmd::repair::Args),
     /// Verify the repository's structure and, optionally, its data.
     Check(cmd::check::Args),
+    /// Recovery point status: age of the newest snapshot per source.
+    Status(cmd::status::Args),
+    /// Manage key files (passwords).
+    Key(cmd::key::Args),
     /// Copy snapshots to another repository.
     Copy(cmd::copy::Args),
     /// Remove data that no snapshot needs.
@@ -77,6 +81,8 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::inspect::stats(&cli.global, a),
         Command::Repair(a) => cmd::repair::run(&cli.global, a),
         Command::Check(a) => cmd::check::run(&cli.global, a),
+        Command::Status(a) => cmd::status::run(&cli.global, a),
+        Command::Key(a) => cmd::key::run(&cli.global, a),
         Command::Copy(a) => cmd::copy::run(&cli.global, a),
         Command::Prune(a) => cmd::prune::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),

@@ -273,6 +273,43 @@ impl Repository {
         Self::write_key(&*self.store, &self.master, password, kdf)
     }
 
+    /// Every key file, decoded (unreadable ones are skipped).
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
+        let mut out = Vec::new();
+        for info in self.store.list(ObjectKind::Key).map_err(Error::Storage)? {
+            if let Ok(kf) = self
+                .get_verified(info.key)
+                .map_err(|e| e.to_string())
+                .and_then(|d| KeyFile::decode(&d).map_err(|e| e.to_string()))
+            {
+                out.push((KeyId(info.key.id), kf));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a key file; the one that opened this session and the last one are refused.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for the refused cases; store errors.
+    pub fn remove_key(&self, id: KeyId) -> Result<()> {
+        if id == self.key_id {
+            return Err(Error::Config("refusing to remove the key this session opened the repository with".into()));
+        }
+        let keys = self.store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        if !keys.iter().any(|k| k.key.id == id.0) {
+            return Err(Error::NotFound(format!("key {id}")));
+        }
+        if keys.len() < 2 {
+            return Err(Error::Config("refusing to remove the last key".into()));
+        }
+        let key = ObjectKey::new(ObjectKind::Key, id.0);
+        self.store.delete(&key).map_err(store_err(key))
+    }
+
     /// The chunker of this repository.
     ///
     /// # Errors

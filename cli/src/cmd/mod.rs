@@ -7,11 +7,13 @@ pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod inspect;
+pub mod key;
 pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;
+pub mod status;
 
 use cairn_core::repo::SnapshotFilter;
 

@@ -1,0 +1,96 @@
+//! `cairn key list|add|remove|passwd`: one key file per person or tenant, each revocable.
+
+use anyhow::{Context, Result, bail};
+use cairn_core::crypto::keyfile::KdfParams;
+use cairn_core::id::KeyId;
+
+use crate::context::{GlobalArgs, print_json};
+
+/// Manage the key files that open the repository.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum What {
+    /// List key files.
+    List,
+    /// Add a key file for another password (read from CAIRN_NEW_PASSWORD, --new-password-file, or a prompt).
+    Add(NewPassword),
+    /// Remove a key file (not the one in use, not the last one).
+    Remove {
+        /// Key id or unique prefix.
+        id: String,
+    },
+    /// Change the password: add a key file for the new password and remove the one in use.
+    Passwd(NewPassword),
+}
+
+#[derive(clap::Args, Debug)]
+struct NewPassword {
+    /// File holding the new password.
+    #[arg(long, env = "CAIRN_NEW_PASSWORD_FILE")]
+    new_password_file: Option<std::path::PathBuf>,
+}
+
+impl NewPassword {
+    fn read(&self) -> Result<Vec<u8>> {
+        if let Ok(p) = std::env::var("CAIRN_NEW_PASSWORD") {
+            return Ok(p.into_bytes());
+        }
+        if let Some(f) = &self.new_password_file {
+            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            return Ok(text.lines().next().unwrap_or_default().as_bytes().to_vec());
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            let p = rpassword::prompt_password("new password: ")?;
+            if rpassword::prompt_password("repeat the new password: ")? != p {
+                bail!("the passwords do not match");
+            }
+            return Ok(p.into_bytes());
+        }
+        bail!("no new password: set CAIRN_NEW_PASSWORD or --new-password-file")
+    }
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let repo = global.open()?;
+    match args.what {
+        What::List => {
+            let keys = repo.keys()?;
+            if global.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| serde_json::json!({ "id": id.to_string(), "current": *id == repo.key_id(), "host": k.host, "user": k.user, "created": k.created }))
+                    .collect();
+                return print_json(&list).map(|()| 0);
+            }
+            for (id, k) in &keys {
+                let mark = if *id == repo.key_id() { "*" } else { " " };
+                println!("{mark} {}  {}@{}  {}", id.short(), k.user, k.host, k.created);
+            }
+        }
+        What::Add(p) => {
+            let id = repo.add_key(&p.read()?, KdfParams::default())?;
+            println!("added key {}", id.short());
+        }
+        What::Remove { id } => {
+            let keys = repo.keys()?;
+            let matches: Vec<KeyId> = keys.iter().map(|(k, _)| *k).filter(|k| k.to_string().starts_with(&id)).collect();
+            let [one] = matches.as_slice() else { bail!("key `{id}` matches {} keys", matches.len()) };
+            repo.remove_key(*one)?;
+            println!("removed key {}", one.short());
+        }
+        What::Passwd(p) => {
+            let new = repo.add_key(&p.read()?, KdfParams::default())?;
+            let old = repo.key_id();
+            let store = global.store()?;
+            let reopened = cairn_core::repo::Repository::open(store, &p.read()?)?;
+            reopened.remove_key(old)?;
+            println!("password changed: key {} replaces {}", new.short(), old.short());
+        }
+    }
+    Ok(0)
+}
