@@ -39,6 +39,10 @@ pub struct GlobalArgs {
     /// Retries of a failed storage request (transient errors only).
     #[arg(long, default_value_t = 8, global = true)]
     pub retries: u32,
+    /// Storage requests in flight for uploads and restore downloads (0 = default: 4, or the
+    /// number of cores if larger).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub connections: usize,
     /// Timeout of one storage request, in seconds.
     #[arg(long, default_value_t = 60, global = true)]
     pub timeout: u64,

@@ -86,6 +86,8 @@ pub struct BackupOptions {
     pub mmap_threshold: u64,
     /// Worker threads for CPU stages (0 = number of cores).
     pub threads: usize,
+    /// Pack uploads in flight (0 = default: 4).
+    pub uploads: usize,
 }
 
 impl BackupOptions {
@@ -812,7 +814,8 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         }
         drop(job_rx);
         scope.spawn(move || s.packer(&blob_rx, &pack_tx));
-        for _ in 0..UPLOADERS {
+        let uploaders = if opts.uploads == 0 { UPLOADERS } else { opts.uploads };
+        for _ in 0..uploaders {
             let (packs, indexed) = (pack_rx.clone(), &indexed);
             scope.spawn(move || s.uploader(&packs, indexed));
         }
@@ -824,16 +827,20 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         }
         result
     });
+    // Name every uploaded pack in an index object, even when the backup failed: the next
+    // backup then reuses them instead of uploading again (no snapshot refers to them yet).
+    let rest = std::mem::take(&mut *lock(&indexed)?);
+    let indexed_rest = if rest.is_empty() {
+        Ok(())
+    } else {
+        repo.save_index(&IndexFile { supersedes: vec![], packs: rest }).map(drop)
+    };
     let fatal = lock(&session.fatal)?.take();
     if let Some(e) = fatal {
         return Err(e);
     }
     let (root, errors) = walked?;
-    // Every pack is uploaded; name them in an index object before the snapshot.
-    let rest = std::mem::take(&mut *lock(&indexed)?);
-    if !rest.is_empty() {
-        repo.save_index(&IndexFile { supersedes: vec![], packs: rest })?;
-    }
+    indexed_rest?;
     session.check_dependencies()?;
     let c = &session.counters;
     let summary = Summary {

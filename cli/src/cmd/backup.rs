@@ -95,6 +95,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         ignore_inode: args.ignore_inode,
         mmap_threshold: args.mmap_threshold_mib << 20,
         threads: 0,
+        uploads: global.connections,
     };
     let repo = global.open()?;
     let progress = Warnings { quiet: global.quiet || global.json };

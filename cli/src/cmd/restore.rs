@@ -37,7 +37,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         excludes: args.excludes,
         verify: args.verify,
         filter: args.filter.filter(),
-        threads: 0,
+        threads: global.connections,
     };
     let progress = cairn_core::progress::NoProgress;
     let s = restore::run(&repo, &args.snapshot, &opts, &progress)

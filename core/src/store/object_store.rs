@@ -51,15 +51,18 @@ const MULTIPART_THRESHOLD: usize = 64 << 20;
 /// Size of each part of a multipart upload.
 const PART_SIZE: usize = 16 << 20;
 
+#[cfg(feature = "cloud")]
 fn option_error(scheme: &str, key: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Permanent(format!("option `{key}` is not a {scheme} setting: {e}"))
 }
 
+#[cfg(feature = "cloud")]
 /// object_store's own retries are kept short: [`super::retry::RetryStore`] is the policy.
 fn client_retry() -> ::object_store::RetryConfig {
     ::object_store::RetryConfig { max_retries: 2, ..Default::default() }
 }
 
+#[cfg(feature = "cloud")]
 fn client_options(timeout: Option<std::time::Duration>) -> ::object_store::ClientOptions {
     let mut o = ::object_store::ClientOptions::new();
     if let Some(t) = timeout {
@@ -108,6 +111,12 @@ impl ObjectStoreBackend {
         Ok(ObjectStoreBackend { rt, inner, prefix, description: url.to_string() })
     }
 
+    #[cfg(not(feature = "cloud"))]
+    fn open_remote(url: &str, _: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String), StoreError> {
+        Err(StoreError::Permanent(format!("{url}: this build of cairn has no cloud storage support (feature `cloud`)")))
+    }
+
+    #[cfg(feature = "cloud")]
     fn open_remote(url: &str, opts: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String), StoreError> {
         use ::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
         use ::object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
