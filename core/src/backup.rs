@@ -365,7 +365,7 @@ impl Session<'_> {
                 Err(e) => Err(e),
             }
         } else {
-            self.store_chunks(StreamChunker::new(self.cutter.clone(), file), blobs)?
+            self.store_chunks(StreamChunker::with_size_hint(self.cutter.clone(), file, Some(size)), blobs)?
         };
         Ok(match outcome {
             Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },

@@ -136,19 +136,35 @@ pub struct StreamChunker<R> {
 impl<R: Read> StreamChunker<R> {
     /// Chunks `source` with `cutter`.
     pub fn new(cutter: Cutter, source: R) -> Self {
-        let cap = (cutter.params.max_size as usize * 4).max(4 << 20);
+        Self::with_size_hint(cutter, source, None)
+    }
+
+    /// Chunks `source`, expected to be `size` bytes long: a small file gets a small buffer
+    /// rather than several megabytes to allocate and clear. (If the file grows while it is read,
+    /// cuts near the end may differ from a full-size buffer's; the bytes are the same.)
+    pub fn with_size_hint(cutter: Cutter, source: R, size: Option<u64>) -> Self {
+        let full = (cutter.params.max_size as usize * 4).max(4 << 20);
+        let cap = match size {
+            Some(n) => usize::try_from(n).map_or(full, |n| n.saturating_add(1).clamp(4096, full)),
+            None => full,
+        };
         StreamChunker { cutter, source, buf: vec![0; cap], start: 0, end: 0, eof: false }
     }
 
     fn fill(&mut self) -> std::io::Result<()> {
-        if self.start > 0 && self.buf.len() - self.start < self.cutter.params.max_size as usize {
+        let max = self.cutter.params.max_size as usize;
+        if self.start > 0 && self.buf.len() - self.start < max {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        while !self.eof && self.end - self.start < self.cutter.params.max_size as usize {
+        while !self.eof && self.end - self.start < max {
             if self.end == self.buf.len() {
-                break;
+                if self.buf.len() >= max {
+                    break;
+                }
+                // A file larger than its size hint: grow to the full buffer.
+                self.buf.resize((max * 4).max(4 << 20), 0);
             }
             match self.source.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
@@ -214,6 +230,12 @@ mod tests {
             // The in-memory splitter finds the same boundaries.
             let lens: Vec<usize> = cutter.split(&input).map(|(_, l)| l).collect();
             prop_assert_eq!(lens, chunks.iter().map(Vec::len).collect::<Vec<_>>());
+            // A size hint (right, or wrong either way) never changes the bytes.
+            for hint in [0, len as u64 / 2, len as u64, len as u64 * 3] {
+                let hinted: Vec<Vec<u8>> = StreamChunker::with_size_hint(cutter.clone(), &input[..], Some(hint)).map(|c| c.unwrap()).collect();
+                prop_assert_eq!(hinted.concat(), input.clone());
+                prop_assert!(hinted.iter().all(|c| c.len() <= 4096));
+            }
         }
     }
 
