@@ -81,8 +81,7 @@ pub fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
-/// Writes `len` random bytes from `seed` to `path`; returns them.
-#[must_use = "the bytes written are returned for comparison"]
+/// Writes `len` random bytes from `seed` to `path`; returns them, for tests that compare.
 pub fn write_random(path: &Path, seed: u64, len: usize) -> Vec<u8> {
     let bytes = random_bytes(seed, len);
     write(path, &bytes);

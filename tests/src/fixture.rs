@@ -75,7 +75,7 @@ pub fn build_edge_tree(root: &Path) -> EdgeTree {
     mkdir(root);
     data::write(&root.join("empty.txt"), b"");
     data::write(&root.join("small.txt"), b"hello, cairn\n");
-    let _ = data::write_random(&root.join("random.bin"), 1, 5 << 20);
+    data::write_random(&root.join("random.bin"), 1, 5 << 20);
     data::write(&root.join("text.log"), &data::text_bytes(2, 3 << 20));
     mkdir(&root.join("empty-dir"));
 
