@@ -1,1 +1,43 @@
+//! End-to-end tests of the `cairn` binary: real repositories in temporary directories, real
+//! source trees, and the results judged by bytes and metadata (see `cairn_tests::compare`).
+//!
+//! Built as `cairn-cli`'s `e2e` test (cli/Cargo.toml), the one place where cargo tells a test
+//! where the binary is. Run with `cargo test -p cairn-cli --test e2e`. The suite runs as root,
+//! as CI does: it chowns files, mounts a small tmpfs and drops to `nobody` for one backup.
+//! The PostgreSQL tests need the server `scripts/test.sh` starts; without it they fail and say so.
+//!
+//! - `backup_restore`: the edge-case tree, subpaths, include/exclude, `ls`, `dump`, `snapshots`.
+//! - `change_detection`: unchanged files are not read again.
+//! - `unreadable`: a file the backup cannot read is named, left out, and gives exit code 3.
+//! - `dumps`: `--stdin` and `--stdin-from-command`, failing producers, real `pg_dump`.
+//! - `errors`: wrong password, unknown format, missing and damaged objects, full disks.
 
+mod backup_restore;
+mod change_detection;
+mod dumps;
+mod errors;
+mod unreadable;
+
+use std::path::Path;
+
+use cairn_tests::TestRepo;
+
+/// A fresh repository for one test.
+fn repo() -> TestRepo {
+    TestRepo::init(env!("CARGO_BIN_EXE_cairn"))
+}
+
+/// A fresh repository created with extra `init` options.
+fn repo_with(options: &[&str]) -> TestRepo {
+    TestRepo::init_with(env!("CARGO_BIN_EXE_cairn"), options)
+}
+
+/// Where an absolute source path lands when a whole snapshot is restored into `target`.
+fn restored(target: &Path, source: &Path) -> std::path::PathBuf {
+    target.join(source.strip_prefix("/").expect("source paths are absolute"))
+}
+
+/// `SNAP:PATH` for restore.
+fn spec(snapshot: &str, path: &Path) -> String {
+    format!("{snapshot}:{}", path.display())
+}

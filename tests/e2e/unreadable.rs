@@ -1,0 +1,57 @@
+//! A source file the backup cannot read: named on stderr, left out of the snapshot, exit code 3
+//! (issue 2, item 3; README "Exit codes").
+//!
+//! Root reads any file whatever its mode, and the suite runs as root, so this one backup runs
+//! as `nobody` (setpriv) over a source and repository that user can reach.
+
+use std::os::unix::fs::PermissionsExt;
+
+use cairn_tests::compare::{CompareOptions, assert_trees_equal_with, wrong_files};
+use cairn_tests::system::{NOBODY, as_user, chown_tree};
+use cairn_tests::{Output, args, data};
+use serde_json::json;
+
+use crate::{repo, spec};
+
+#[test]
+fn unreadable_file_and_directory_are_named_and_left_out_with_exit_code_3() {
+    let repo = repo();
+    let src = repo.dir("src");
+    let ok = src.join("ok");
+    std::fs::create_dir_all(ok.join("sub")).unwrap();
+    let big = data::write_random(&ok.join("big.bin"), 21, 3 << 20);
+    data::write(&ok.join("sub/small.txt"), b"readable\n");
+    data::write(&src.join("secret.key"), b"only root may read this\n");
+    std::fs::set_permissions(src.join("secret.key"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::create_dir(src.join("locked")).unwrap();
+    data::write(&src.join("locked/inside.txt"), b"behind a closed door\n");
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // nobody must reach the source and own the repository.
+    std::fs::set_permissions(repo.scratch(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_tree(repo.path(), NOBODY, NOBODY);
+
+    let backup = Output::of(as_user(&repo.command(args!["--json", "backup", &src]), NOBODY, NOBODY));
+    backup.code(3).stderr_has("secret.key").stderr_has("locked");
+    let report = backup.json();
+    let errors = report["summary"]["errors"].as_array().unwrap().clone();
+    assert_eq!(errors.len(), 2, "{report:#}");
+    assert!(errors.iter().any(|e| e.as_str().unwrap().contains("secret.key")), "{report:#}");
+    assert!(errors.iter().any(|e| e.as_str().unwrap().contains("locked")), "{report:#}");
+
+    let snaps = repo.snapshots();
+    assert_eq!(snaps.len(), 1, "the backup still made its snapshot");
+    assert_eq!(snaps[0]["summary"]["errors"], json!(errors));
+    let listed = repo.run(["ls", "latest", &src.display().to_string()]).success().stdout_text();
+    assert!(!listed.contains("secret.key"), "{listed}");
+    assert!(!listed.contains("inside.txt"), "{listed}");
+    assert!(listed.contains("ok/big.bin"), "{listed}");
+
+    // Back as root: what was readable restores exactly, the rest is absent.
+    let target = repo.scratch().join("restore");
+    repo.run(args!["restore", spec("latest", &src), "--verify", "--target", &target]).success();
+    assert!(!target.join("secret.key").exists());
+    assert!(!target.join("locked/inside.txt").exists());
+    assert!(wrong_files(&src, &target).is_empty());
+    assert_eq!(std::fs::read(target.join("ok/big.bin")).unwrap(), big);
+    assert_trees_equal_with(&ok, &target.join("ok"), &CompareOptions::default());
+}
