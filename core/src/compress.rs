@@ -41,9 +41,22 @@ impl Codec {
 #[error("zstd: {0}")]
 pub struct CompressError(String);
 
-thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+/// Per-thread zstd contexts: the one at the configured level, and a level-1 one for probes.
+struct Contexts {
+    level: i32,
+    main: zstd::bulk::Compressor<'static>,
+    probe: zstd::bulk::Compressor<'static>,
 }
+
+thread_local! {
+    static CONTEXTS: RefCell<Option<Contexts>> = const { RefCell::new(None) };
+}
+
+/// Blobs at least this long are first probed with a sample: media and encrypted data, which
+/// do not compress, then cost one small fast compression instead of a whole one.
+const PROBE_FROM: usize = 64 * 1024;
+/// The sample: a slice from the middle of the blob.
+const PROBE_LEN: usize = 8 * 1024;
 
 /// Compresses `plain` at `level` when that saves at least 1/32 of its size; otherwise returns
 /// `None` and the blob is stored uncompressed. Level 0 disables compression.
@@ -52,13 +65,23 @@ pub fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
     if level == 0 || plain.len() < 64 {
         return None;
     }
-    COMPRESSOR.with(|cell| {
+    CONTEXTS.with(|cell| {
         let mut cell = cell.borrow_mut();
-        if cell.as_ref().is_none_or(|(l, _)| *l != level) {
-            *cell = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
+        if cell.as_ref().is_none_or(|c| c.level != level) {
+            let main = zstd::bulk::Compressor::new(level).ok()?;
+            let probe = zstd::bulk::Compressor::new(1).ok()?;
+            *cell = Some(Contexts { level, main, probe });
         }
-        let (_, compressor) = cell.as_mut()?;
-        let out = compressor.compress(plain).ok()?;
+        let ctx = cell.as_mut()?;
+        if plain.len() >= PROBE_FROM {
+            let mid = plain.len() / 2;
+            let sample = &plain[mid - PROBE_LEN / 2..mid + PROBE_LEN / 2];
+            let probe = ctx.probe.compress(sample).ok()?;
+            if probe.len() + PROBE_LEN / 32 >= PROBE_LEN {
+                return None;
+            }
+        }
+        let out = ctx.main.compress(plain).ok()?;
         (out.len() + plain.len() / 32 < plain.len()).then_some(out)
     })
 }
