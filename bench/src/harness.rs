@@ -1,0 +1,656 @@
+//! The end-to-end harness: every dataset through every installed tool, measured.
+//!
+//! For each dataset and tool, in one run and on the same bytes:
+//! 1. `initial`: the first backup into an empty repository;
+//! 2. `unchanged`: the same data again (files untouched, or the same dump streamed again);
+//! 3. `changed`: the next version (the next day's dump, or the mutated tree/library);
+//! 4. `restore`: the newest snapshot into an empty directory, then checked byte for byte.
+//!
+//! Tools run one after another, never side by side, so each has the machine to itself (as far
+//! as a shared machine allows: the load average is recorded). The data sit in the page cache
+//! (they were just written, and the machine has RAM to spare), so these are warm-cache figures
+//! for every tool alike: CPU and pipeline, not disk.
+//!
+//! Two Cairn-only figures follow: peak RSS for a stream of N and of 10·N bytes (memory must not
+//! grow with the input), and the time and memory to open a repository index of many blobs.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::dataset::{media, sql, tree};
+use crate::machine::Machine;
+use crate::measure::{self, Input, Job, Usage};
+use crate::stages::{self, DataKind, StageTimes};
+use crate::tools::{Kind, Tool, version_of, which};
+
+/// Everything a run needs to know.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Day-0 dump size.
+    pub dump_bytes: u64,
+    /// Days in the dump series (at least 2: initial and one changed day).
+    pub days: u32,
+    /// Media library size.
+    pub media_bytes: u64,
+    /// Files in the tree.
+    pub tree_files: usize,
+    /// Tree size.
+    pub tree_bytes: u64,
+    /// N of the memory-flatness run (N and factor × N are streamed); 0 skips it.
+    pub rss_bytes: u64,
+    /// The factor of the memory-flatness run.
+    pub rss_factor: u64,
+    /// Blobs in the index-open run; 0 skips it.
+    pub index_blobs: u64,
+    /// Datasets to run: any of `dump`, `media`, `tree`.
+    pub datasets: Vec<String>,
+    /// Peers to run when installed.
+    pub peers: Vec<Kind>,
+    /// The `cairn` binary.
+    pub cairn: PathBuf,
+    /// Work directory (data, repositories, restores, logs).
+    pub work: PathBuf,
+    /// Keep the work directory afterwards.
+    pub keep: bool,
+    /// Dataset seed.
+    pub seed: u64,
+    /// Stage sample length.
+    pub stage_sample: usize,
+    /// Minimum time per stage measurement.
+    pub stage_time: Duration,
+    /// How this run was invoked, for the report.
+    pub command: String,
+    /// Say what is going on (on stderr).
+    pub verbose: bool,
+}
+
+/// One measured step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Dataset name.
+    pub dataset: &'static str,
+    /// `initial`, `unchanged`, `changed`, `changed (day N)` or `restore`.
+    pub step: String,
+    /// The tool.
+    pub tool: Kind,
+    /// Logical bytes the step covers (the data backed up or restored).
+    pub bytes: u64,
+    /// What it cost.
+    pub usage: Usage,
+    /// Repository size after the step.
+    pub repo_bytes: u64,
+}
+
+impl Step {
+    /// Logical megabytes (10⁶ bytes) per second.
+    #[must_use]
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.usage.wall.max(1e-9)
+    }
+}
+
+/// A dataset as run.
+#[derive(Debug, Clone)]
+pub struct DatasetInfo {
+    /// Name.
+    pub name: &'static str,
+    /// What it is, with its size.
+    pub description: String,
+}
+
+/// The memory-flatness figure.
+#[derive(Debug, Clone, Copy)]
+pub struct RssFigure {
+    /// N.
+    pub small_bytes: u64,
+    /// factor × N.
+    pub large_bytes: u64,
+    /// Backing up N.
+    pub small: Usage,
+    /// Backing up factor × N.
+    pub large: Usage,
+}
+
+/// The index-open figure.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexFigure {
+    /// Blobs in the index.
+    pub blobs: u64,
+    /// A backup of an empty stream into a fresh repository (process start, key derivation).
+    pub baseline: Usage,
+    /// The same with the index of `blobs` blobs to load.
+    pub loaded: Usage,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct Results {
+    /// The machine.
+    pub machine: Machine,
+    /// `(tool, version)` for every program involved.
+    pub versions: Vec<(String, String)>,
+    /// Peers that were asked for but are not installed.
+    pub missing: Vec<&'static str>,
+    /// Stage times per data kind.
+    pub stages: Vec<StageTimes>,
+    /// Datasets as run.
+    pub datasets: Vec<DatasetInfo>,
+    /// Every measured step.
+    pub steps: Vec<Step>,
+    /// Memory flatness.
+    pub rss: Option<RssFigure>,
+    /// Index open.
+    pub index: Option<IndexFigure>,
+    /// 1-minute load average before and after.
+    pub load: (f64, f64),
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// The options.
+    pub options: Options,
+}
+
+struct Run<'a> {
+    opts: &'a Options,
+    tools: Vec<(Kind, PathBuf, String)>,
+    steps: Vec<Step>,
+    logs: PathBuf,
+}
+
+impl Run<'_> {
+    fn say(&self, msg: &str) {
+        if self.opts.verbose {
+            eprintln!("[cairn-bench] {msg}");
+        }
+    }
+
+    fn measured(&self, job: &Job, what: &str) -> Result<Usage> {
+        let log = self.logs.join(format!("{}.log", what.replace([' ', '/', '(', ')'], "_")));
+        measure::run(job, &log).with_context(|| format!("{what} failed"))
+    }
+
+    fn tool(&self, kind: Kind, program: &Path, version: &str, dataset: &str) -> Result<Tool> {
+        let dir = self.opts.work.join("tools").join(format!("{dataset}-{}", kind.name()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let tool = Tool::new(kind, program.to_path_buf(), version.to_string(), &dir);
+        self.measured(&tool.init(), &format!("{dataset} {} init", kind.name()))?;
+        Ok(tool)
+    }
+
+    fn record(&mut self, dataset: &'static str, step: &str, tool: &Tool, bytes: u64, usage: Usage) {
+        let s =
+            Step { dataset, step: step.to_string(), tool: tool.kind, bytes, usage, repo_bytes: dir_size(&tool.repo) };
+        self.say(&format!(
+            "{dataset:6} {:7} {:18} {:8.2} s {:9.1} MB/s  cpu {:7.2} s  rss {:6.0} MiB  repo {:8.1} MiB",
+            tool.kind.name(),
+            step,
+            usage.wall,
+            s.mb_per_s(),
+            usage.cpu(),
+            usage.max_rss_kib as f64 / 1024.0,
+            s.repo_bytes as f64 / (1 << 20) as f64
+        ));
+        self.steps.push(s);
+    }
+
+    fn restore_dir(&self) -> Result<PathBuf> {
+        let target = self.opts.work.join("restore");
+        if target.exists() {
+            fs::remove_dir_all(&target)?;
+        }
+        fs::create_dir_all(&target)?;
+        Ok(target)
+    }
+
+    fn dump(&mut self) -> Result<DatasetInfo> {
+        let o = self.opts;
+        let dir = o.work.join("data/dump");
+        fs::create_dir_all(&dir)?;
+        self.say(&format!("generating a {} dump series of {} days", human(o.dump_bytes), o.days));
+        let mut db = sql::Database::new(o.seed, o.dump_bytes);
+        let mut files = Vec::new();
+        for day in 0..o.days.max(2) {
+            if day > 0 {
+                db.advance_day(&sql::DailyChange::default());
+            }
+            let path = dir.join(format!("day-{day:02}.sql"));
+            let mut out = std::io::BufWriter::with_capacity(4 << 20, fs::File::create(&path)?);
+            let n = db.write_dump(&mut out)?;
+            std::io::Write::flush(&mut out)?;
+            files.push((path, n));
+        }
+        let tools = self.tools.clone();
+        let mut repos = Vec::new();
+        for (kind, program, version) in &tools {
+            let mut t = self.tool(*kind, program, version, "dump")?;
+            let (day0, n0) = &files[0];
+            let u = self.measured(
+                &t.backup_stdin("dump.sql", Input::File(day0.clone())),
+                &format!("dump {} initial", kind.name()),
+            )?;
+            self.record("dump", "initial", &t, *n0, u);
+            let u = self.measured(
+                &t.backup_stdin("dump.sql", Input::File(day0.clone())),
+                &format!("dump {} unchanged", kind.name()),
+            )?;
+            self.record("dump", "unchanged", &t, *n0, u);
+            for (day, (path, n)) in files.iter().enumerate().skip(1) {
+                let step = if day == 1 { "changed".to_string() } else { format!("changed (day {day})") };
+                let u = self.measured(
+                    &t.backup_stdin("dump.sql", Input::File(path.clone())),
+                    &format!("dump {} {step}", kind.name()),
+                )?;
+                self.record("dump", &step, &t, *n, u);
+            }
+            repos.push(t);
+        }
+        let (last, last_len) = files.last().cloned().context("no dump days")?;
+        let expected = file_digest(&last)?;
+        for t in &repos {
+            let target = self.restore_dir()?;
+            let u = self.measured(&t.restore(&target), &format!("dump {} restore", t.kind.name()))?;
+            let restored = find_file(&target, "dump.sql")
+                .with_context(|| format!("{}: restore produced no dump.sql", t.kind.name()))?;
+            if file_digest(&restored)? != expected {
+                bail!("{}: the restored dump differs from the last day's dump", t.kind.name());
+            }
+            self.record("dump", "restore", t, last_len, u);
+            fs::remove_dir_all(&target)?;
+        }
+        for t in &repos {
+            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        }
+        let _ = fs::remove_dir_all(&dir);
+        Ok(DatasetInfo {
+            name: "dump",
+            description: format!(
+                "pg_dump-style SQL dump, {} days: day 0 is {} ({} on the last day), backed up from standard input; each day updates ~2.5 %, inserts ~1.5 % and deletes ~0.7 % of rows, updated rows moving to the end of their table's COPY block",
+                files.len(),
+                human(files[0].1),
+                human(last_len)
+            ),
+        })
+    }
+
+    fn file_dataset(&mut self, name: &'static str) -> Result<DatasetInfo> {
+        let o = self.opts;
+        let root = o.work.join("data").join(name);
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root)?;
+        let root = fs::canonicalize(&root)?;
+        let description = match name {
+            "media" => {
+                self.say(&format!("generating {} of media files", human(o.media_bytes)));
+                let files = media::generate(&root, o.seed, o.media_bytes)?;
+                let videos = files.iter().filter(|f| f.path.starts_with("videos")).count();
+                format!(
+                    "incompressible media library: {} in {} files ({videos} videos of 16–384 MiB, photos of 1–12 MiB); next version: ~3 % new photos, one deleted, one video's header rewritten",
+                    human(o.media_bytes),
+                    files.len()
+                )
+            }
+            _ => {
+                self.say(&format!("generating a tree of {} files, {}", o.tree_files, human(o.tree_bytes)));
+                let files = tree::generate(&root, o.seed, o.tree_files, o.tree_bytes)?;
+                format!(
+                    "file tree: {} files, {} (60 % under 8 KiB, mostly text; large files mostly binary; ~2 % duplicates); next version: ~3 % changed, 1 % deleted, 2 % added",
+                    files.len(),
+                    human(o.tree_bytes)
+                )
+            }
+        };
+        let v1 = dir_size(&root);
+        let tools = self.tools.clone();
+        let mut repos = Vec::new();
+        for (kind, program, version) in &tools {
+            let mut t = self.tool(*kind, program, version, name)?;
+            let u =
+                self.measured(&t.backup(std::slice::from_ref(&root)), &format!("{name} {} initial", kind.name()))?;
+            self.record(name, "initial", &t, v1, u);
+            let u =
+                self.measured(&t.backup(std::slice::from_ref(&root)), &format!("{name} {} unchanged", kind.name()))?;
+            self.record(name, "unchanged", &t, v1, u);
+            repos.push(t);
+        }
+        match name {
+            "media" => {
+                media::mutate(&root, o.seed, o.media_bytes)?;
+            }
+            _ => {
+                tree::mutate(&root, o.seed, o.tree_files, o.tree_bytes)?;
+            }
+        }
+        let v2 = dir_size(&root);
+        for t in &mut repos {
+            let u =
+                self.measured(&t.backup(std::slice::from_ref(&root)), &format!("{name} {} changed", t.kind.name()))?;
+            self.record(name, "changed", t, v2, u);
+        }
+        let expected = tree_digest(&root)?;
+        for t in &repos {
+            let target = self.restore_dir()?;
+            let u = self.measured(&t.restore(&target), &format!("{name} {} restore", t.kind.name()))?;
+            let restored = Tool::restored(&target, &root);
+            if tree_digest(&restored)? != expected {
+                bail!("{}: the restored {name} differs from the source", t.kind.name());
+            }
+            self.record(name, "restore", t, v2, u);
+            fs::remove_dir_all(&target)?;
+        }
+        for t in &repos {
+            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        }
+        let _ = fs::remove_dir_all(&root);
+        Ok(DatasetInfo { name, description })
+    }
+
+    fn cairn(&self) -> (PathBuf, String) {
+        (self.opts.cairn.clone(), version_of(&self.opts.cairn, Kind::Cairn))
+    }
+
+    fn rss(&mut self) -> Result<RssFigure> {
+        let o = self.opts;
+        let (program, version) = self.cairn();
+        let me = std::env::current_exe()?;
+        let mut usages = Vec::new();
+        for (i, bytes) in [o.rss_bytes, o.rss_bytes * o.rss_factor].into_iter().enumerate() {
+            self.say(&format!("memory flatness: streaming {} into cairn", human(bytes)));
+            let mut t = self.tool(Kind::Cairn, &program, &version, &format!("rss{i}"))?;
+            let generator = Input::Command(vec![
+                me.clone().into_os_string(),
+                "gen".into(),
+                "stream".into(),
+                "--bytes".into(),
+                bytes.to_string().into(),
+                "--seed".into(),
+                (o.seed + i as u64).to_string().into(),
+            ]);
+            let u = self.measured(&t.backup_stdin("stream.bin", generator), &format!("rss cairn {}", human(bytes)))?;
+            self.say(&format!("  {:.1} s, peak RSS {:.0} MiB", u.wall, u.max_rss_kib as f64 / 1024.0));
+            usages.push(u);
+            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        }
+        Ok(RssFigure {
+            small_bytes: o.rss_bytes,
+            large_bytes: o.rss_bytes * o.rss_factor,
+            small: usages[0],
+            large: usages[1],
+        })
+    }
+
+    fn index(&mut self) -> Result<IndexFigure> {
+        let o = self.opts;
+        let (program, version) = self.cairn();
+        let mut t = self.tool(Kind::Cairn, &program, &version, "index-empty")?;
+        let baseline = self.measured(&t.backup_stdin("empty", Input::Null), "index cairn baseline")?;
+        let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        let mut t = self.tool(Kind::Cairn, &program, &version, "index")?;
+        self.say(&format!("writing an index of {} blobs", o.index_blobs));
+        fill_index(&t.repo, o.index_blobs)?;
+        let loaded = self.measured(&t.backup_stdin("empty", Input::Null), "index cairn loaded")?;
+        self.say(&format!(
+            "  index of {} blobs: {:.2} s, peak RSS {:.0} MiB (empty repository: {:.2} s, {:.0} MiB)",
+            o.index_blobs,
+            loaded.wall,
+            loaded.max_rss_kib as f64 / 1024.0,
+            baseline.wall,
+            baseline.max_rss_kib as f64 / 1024.0
+        ));
+        let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        Ok(IndexFigure { blobs: o.index_blobs, baseline, loaded })
+    }
+}
+
+/// Adds index objects naming `blobs` made-up blobs (in 16 MiB packs of 64) to the repository,
+/// through the library, as many backups would have.
+fn fill_index(repo_dir: &Path, blobs: u64) -> Result<()> {
+    use cairn_core::blob::BlobKind;
+    use cairn_core::compress::Codec;
+    use cairn_core::id::{BlobId, Digest, PackId};
+    use cairn_core::index::{IndexFile, IndexedPack};
+    use cairn_core::pack::PackEntry;
+    use cairn_core::repo::Repository;
+    use cairn_core::store::object_store::ObjectStoreBackend;
+
+    let store = Arc::new(
+        ObjectStoreBackend::open(
+            &repo_dir.to_string_lossy(),
+            &cairn_core::store::object_store::BackendOptions::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let repo = Repository::open(store, b"benchmark-password-not-secret").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut rng = crate::rng::Rng::new(99);
+    let mut digest = || {
+        let mut d = [0u8; 32];
+        rng.fill(&mut d);
+        Digest(d)
+    };
+    let per_pack = 64u64;
+    let per_file = 1_000_000u64;
+    let mut done = 0u64;
+    while done < blobs {
+        let in_file = per_file.min(blobs - done);
+        let mut packs = Vec::new();
+        let mut n = 0;
+        while n < in_file {
+            let k = per_pack.min(in_file - n);
+            let entries = (0..k)
+                .map(|i| PackEntry {
+                    kind: BlobKind::Data,
+                    codec: Codec::Zstd,
+                    id: BlobId(digest()),
+                    offset: 16 + (i as u32) * (256 << 10),
+                    length: 200 << 10,
+                    raw_len: 256 << 10,
+                })
+                .collect();
+            packs.push(IndexedPack { id: PackId(digest()), salt: [0; 16], entries });
+            n += k;
+        }
+        repo.save_index(&IndexFile { supersedes: vec![], packs }).map_err(|e| anyhow::anyhow!("{e}"))?;
+        done += in_file;
+    }
+    Ok(())
+}
+
+/// Runs everything `opts` asks for.
+///
+/// # Errors
+/// A failing tool (with the end of its log), a restore that differs from its source, or I/O.
+pub fn run(opts: &Options) -> Result<Results> {
+    let started = Instant::now();
+    let load_before = crate::machine::load_average();
+    if !opts.cairn.is_file() {
+        bail!("{} not found: build it first with `cargo build --release -p cairn-cli`", opts.cairn.display());
+    }
+    fs::create_dir_all(&opts.work).with_context(|| format!("creating {}", opts.work.display()))?;
+    let work = fs::canonicalize(&opts.work)?;
+    let opts = &Options { work: work.clone(), ..opts.clone() };
+    let logs = work.join("logs");
+    fs::create_dir_all(&logs)?;
+
+    let mut versions = vec![("cairn".to_string(), version_of(&opts.cairn, Kind::Cairn))];
+    let mut tools = vec![(Kind::Cairn, opts.cairn.clone(), versions[0].1.clone())];
+    let mut missing = Vec::new();
+    for &kind in &opts.peers {
+        match which(kind.name()) {
+            Some(p) => {
+                let v = version_of(&p, kind);
+                versions.push((kind.name().to_string(), v.clone()));
+                tools.push((kind, p, v));
+            }
+            None => missing.push(kind.name()),
+        }
+    }
+    versions.push(("rustc".into(), version_of(Path::new("rustc"), Kind::Cairn)));
+    let mut run = Run { opts, tools, steps: Vec::new(), logs };
+
+    run.say("measuring the pipeline stages");
+    let stages =
+        [DataKind::Text, DataKind::Random].map(|k| stages::measure(k, opts.stage_sample, opts.stage_time)).to_vec();
+    for s in &stages {
+        run.say(&format!(
+            "  {}: per core {:.0} MB/s, {} cores {:.0} MB/s",
+            s.kind.name(),
+            s.per_core_limit() / 1e6,
+            num_cpus(),
+            s.limit(num_cpus()) / 1e6
+        ));
+    }
+
+    let mut datasets = Vec::new();
+    for name in &opts.datasets {
+        datasets.push(match name.as_str() {
+            "dump" => run.dump()?,
+            "media" => run.file_dataset("media")?,
+            "tree" => run.file_dataset("tree")?,
+            other => bail!("unknown dataset `{other}` (dump, media, tree)"),
+        });
+    }
+    let rss = if opts.rss_bytes > 0 { Some(run.rss()?) } else { None };
+    let index = if opts.index_blobs > 0 { Some(run.index()?) } else { None };
+    if !opts.keep {
+        let _ = fs::remove_dir_all(work.join("data"));
+        let _ = fs::remove_dir_all(work.join("tools"));
+    }
+    Ok(Results {
+        machine: Machine::detect(),
+        versions,
+        missing,
+        stages,
+        datasets,
+        steps: run.steps,
+        rss,
+        index,
+        load: (load_before, crate::machine::load_average()),
+        elapsed: started.elapsed(),
+        options: opts.clone(),
+    })
+}
+
+/// Cores available to this process.
+#[must_use]
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Bytes of all files under `dir` (0 when it does not exist).
+#[must_use]
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(read) = fs::read_dir(dir) else { return 0 };
+    read.filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let direct = dir.join(name);
+    if direct.is_file() {
+        return Some(direct);
+    }
+    for e in fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir()
+            && let Some(f) = find_file(&p, name)
+        {
+            return Some(f);
+        }
+        if p.file_name().is_some_and(|n| n == name) && p.is_file() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn file_digest(path: &Path) -> Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    let mut f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+/// A digest of a tree's names, file contents and symlink targets (not its metadata).
+///
+/// # Errors
+/// I/O errors with the path.
+pub fn tree_digest(root: &Path) -> Result<[u8; 32]> {
+    fn walk(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> Result<()> {
+        let mut entries: Vec<_> =
+            fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.filter_map(Result::ok).collect();
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for e in entries {
+            let path = e.path();
+            let name = rel.join(e.file_name());
+            let t = e.file_type()?;
+            h.update(name.as_os_str().as_encoded_bytes());
+            if t.is_dir() {
+                h.update(b"/dir\0");
+                walk(&path, &name, h)?;
+            } else if t.is_symlink() {
+                h.update(b"/link\0");
+                h.update(fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+            } else {
+                h.update(b"/file\0");
+                h.update(&file_digest(&path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut h = blake3::Hasher::new();
+    walk(root, Path::new(""), &mut h)?;
+    Ok(*h.finalize().as_bytes())
+}
+
+/// `1.5 GiB`, `300 MiB`, `12 KiB`.
+#[must_use]
+pub fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64).replace(".00 ", " ")
+    } else if b >= (1 << 20) as f64 {
+        format!("{:.0} MiB", b / (1 << 20) as f64)
+    } else if b >= 1024.0 {
+        format!("{:.0} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_digests() {
+        assert_eq!(human(1 << 30), "1 GiB");
+        assert_eq!(human(1536 << 20), "1.50 GiB");
+        assert_eq!(human(300 << 20), "300 MiB");
+        let dir = std::env::temp_dir().join(format!("cairn-bench-digest-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("a")).unwrap();
+        fs::write(dir.join("a/x"), b"hello").unwrap();
+        let d1 = tree_digest(&dir).unwrap();
+        assert_eq!(dir_size(&dir), 5);
+        fs::write(dir.join("a/x"), b"hellO").unwrap();
+        assert_ne!(d1, tree_digest(&dir).unwrap());
+        assert_eq!(find_file(&dir, "x"), Some(dir.join("a/x")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,29 @@
+//! Cairn's benchmark suite.
+//!
+//! - [`dataset`]: deterministic, seeded generators for the data a backup tool meets: a
+//!   `pg_dump` and its daily series, incompressible media, a tree of tens of thousands of files
+//!   and its mutated next version. Sizes are arguments; the same seed gives the same bytes.
+//! - [`stages`]: each pipeline stage (chunk, hash, compress, seal, pack) timed alone through
+//!   `cairn-core`, and the pipeline limit they imply on this machine. The criterion benches in
+//!   `benches/stages.rs` measure the same functions.
+//! - [`harness`]: the end-to-end run of the `cairn` binary and, when installed, restic, borg
+//!   and rustic on the same data: initial, unchanged and changed backups and a restore, with
+//!   wall time, CPU time, peak RSS and repository size ([`measure`]); then memory flatness and
+//!   index opening.
+//! - [`report`]: `docs/BENCHMARKS.md`, with issue 4's targets marked met or not met.
+//!
+//! ```text
+//! cargo build --release -p cairn-cli
+//! cargo run --release -p cairn-bench -- run --size 1GiB --out docs/BENCHMARKS.md
+//! cargo bench -p cairn-bench && cargo run --release -p cairn-bench -- limit --criterion target/criterion
+//! scripts/bench.sh            # the whole suite on tiny inputs, in seconds (no timing asserted)
+//! ```
+
+pub mod dataset;
+pub mod harness;
+pub mod machine;
+pub mod measure;
+pub mod report;
+pub mod rng;
+pub mod stages;
+pub mod tools;

@@ -1,0 +1,402 @@
+//! `docs/BENCHMARKS.md`: the measured figures, the ratios against peers, and issue 4's targets
+//! marked met or not met, by how much.
+
+use std::fmt::Write;
+
+use crate::harness::{Results, Step, human};
+use crate::stages::{DataKind, STAGES};
+use crate::tools::Kind;
+
+/// Whether a target was met.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// Met, with the margin.
+    Met(String),
+    /// Not met, with the shortfall.
+    NotMet(String),
+    /// Could not be measured in this run (no peer installed, figure skipped).
+    NotMeasured(String),
+}
+
+/// One target of issue 4 as measured.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The target.
+    pub name: String,
+    /// The measured value.
+    pub measured: String,
+    /// Met or not.
+    pub status: Status,
+}
+
+fn step<'a>(r: &'a Results, dataset: &str, name: &str, tool: Kind) -> Option<&'a Step> {
+    r.steps.iter().find(|s| s.dataset == dataset && s.step == name && s.tool == tool)
+}
+
+fn fastest_peer<'a>(r: &'a Results, dataset: &str, name: &str) -> Option<&'a Step> {
+    r.steps
+        .iter()
+        .filter(|s| s.dataset == dataset && s.step == name && s.tool != Kind::Cairn)
+        .min_by(|a, b| a.usage.wall.total_cmp(&b.usage.wall))
+}
+
+/// At least `want` (higher is better).
+fn at_least(value: f64, want: f64, unit: &str) -> Status {
+    if value >= want {
+        Status::Met(format!("{value:.2}{unit} ≥ {want:.2}{unit}, {:+.0} %", (value / want - 1.0) * 100.0))
+    } else {
+        Status::NotMet(format!("{value:.2}{unit} < {want:.2}{unit}, short by {:.0} %", (1.0 - value / want) * 100.0))
+    }
+}
+
+/// At most `want` (lower is better).
+fn at_most(value: f64, want: f64, unit: &str) -> Status {
+    if value <= want {
+        Status::Met(format!("{value:.2}{unit} ≤ {want:.2}{unit}, {:.0} % under", (1.0 - value / want) * 100.0))
+    } else {
+        Status::NotMet(format!("{value:.2}{unit} > {want:.2}{unit}, over by {:.0} %", (value / want - 1.0) * 100.0))
+    }
+}
+
+fn speed_vs_peer(r: &Results, dataset: &str, name: &str, label: &str) -> Option<Target> {
+    let cairn = step(r, dataset, name, Kind::Cairn)?;
+    let (measured, status) = match fastest_peer(r, dataset, name) {
+        Some(peer) => {
+            let ratio = peer.usage.wall / cairn.usage.wall;
+            (
+                format!(
+                    "cairn {:.0} MB/s, fastest peer {} {:.0} MB/s: {ratio:.2}×",
+                    cairn.mb_per_s(),
+                    peer.tool.name(),
+                    peer.mb_per_s()
+                ),
+                at_least(ratio, 2.0, "×"),
+            )
+        }
+        None => (format!("cairn {:.0} MB/s", cairn.mb_per_s()), Status::NotMeasured("no peer installed".into())),
+    };
+    Some(Target { name: label.to_string(), measured, status })
+}
+
+/// Issue 4's targets, evaluated on `r`.
+#[must_use]
+pub fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let cores = r.machine.cores;
+    for d in &r.datasets {
+        out.extend(speed_vs_peer(
+            r,
+            d.name,
+            "initial",
+            &format!("Initial backup of `{}` ≥ 2× the fastest peer", d.name),
+        ));
+    }
+    for (dataset, kind, what) in
+        [("dump", DataKind::Text, "a stream"), ("media", DataKind::Random, "large single files")]
+    {
+        let (Some(cairn), Some(limit)) =
+            (step(r, dataset, "initial", Kind::Cairn), r.stages.iter().find(|s| s.kind == kind))
+        else {
+            continue;
+        };
+        let limit_mb = limit.limit(cores) / 1e6;
+        let share = cairn.mb_per_s() / limit_mb;
+        out.push(Target {
+            name: format!("Initial backup of {what} (`{dataset}`) ≥ 70 % of the pipeline limit"),
+            measured: format!(
+                "{:.0} MB/s of a {:.0} MB/s limit ({} data, {cores} cores): {:.0} %",
+                cairn.mb_per_s(),
+                limit_mb,
+                kind.name(),
+                share * 100.0
+            ),
+            status: at_least(share * 100.0, 70.0, " %"),
+        });
+    }
+    out.extend(speed_vs_peer(r, "tree", "unchanged", "Unchanged re-backup of the tree ≥ 2× the fastest peer"));
+    if let Some(s) = step(r, "dump", "unchanged", Kind::Cairn) {
+        let gbs = s.mb_per_s() / 1000.0;
+        out.push(Target {
+            name: "Re-backup of an unchanged dump stream ≥ 1.4 GB/s".into(),
+            measured: format!("{gbs:.2} GB/s for {} through `--stdin`", human(s.bytes)),
+            status: at_least(gbs, 1.4, " GB/s"),
+        });
+    }
+    for d in &r.datasets {
+        if let Some(mut t) = speed_vs_peer(
+            r,
+            d.name,
+            "restore",
+            &format!("Restore of `{}` ≥ 2× the fastest peer, both cores busy", d.name),
+        ) {
+            if let Some(c) = step(r, d.name, "restore", Kind::Cairn) {
+                let _ = write!(t.measured, "; cairn kept {:.2} of {cores} cores busy", c.usage.cores_busy());
+                if matches!(t.status, Status::Met(_)) && c.usage.cores_busy() < 0.75 * cores as f64 {
+                    t.status = Status::NotMet(format!("fast enough, but only {:.2} cores busy", c.usage.cores_busy()));
+                }
+            }
+            out.push(t);
+        }
+    }
+    if r.datasets.iter().any(|d| d.name == "dump") {
+        let last = |tool: Kind| r.steps.iter().rfind(|s| s.dataset == "dump" && s.tool == tool && s.step != "restore");
+        if let Some(c) = last(Kind::Cairn) {
+            let peers: Vec<&Step> = Kind::ALL[1..].iter().filter_map(|&k| last(k)).collect();
+            let smallest = peers.iter().min_by_key(|s| s.repo_bytes);
+            out.push(match smallest {
+                Some(p) => Target {
+                    name: "Repository size for the dump series ≤ the smallest peer's".into(),
+                    measured: format!(
+                        "cairn {}, smallest peer {} {}",
+                        human(c.repo_bytes),
+                        p.tool.name(),
+                        human(p.repo_bytes)
+                    ),
+                    status: at_most(c.repo_bytes as f64 / p.repo_bytes as f64, 1.0, "×"),
+                },
+                None => Target {
+                    name: "Repository size for the dump series ≤ the smallest peer's".into(),
+                    measured: format!("cairn {}", human(c.repo_bytes)),
+                    status: Status::NotMeasured("no peer installed".into()),
+                },
+            });
+        }
+    }
+    if let Some(f) = &r.rss {
+        let ratio = f.large.max_rss_kib as f64 / f.small.max_rss_kib.max(1) as f64;
+        out.push(Target {
+            name: format!(
+                "Peak RSS flat as input grows ({} within 1.2× of {})",
+                human(f.large_bytes),
+                human(f.small_bytes)
+            ),
+            measured: format!(
+                "{:.0} MiB vs {:.0} MiB: {ratio:.2}×",
+                f.large.max_rss_kib as f64 / 1024.0,
+                f.small.max_rss_kib as f64 / 1024.0
+            ),
+            status: at_most(ratio, 1.2, "×"),
+        });
+    }
+    let peak = |dataset: &str, tool: Kind| {
+        r.steps.iter().filter(|s| s.dataset == dataset && s.tool == tool).map(|s| s.usage.max_rss_kib).max()
+    };
+    for d in &r.datasets {
+        let Some(c) = peak(d.name, Kind::Cairn) else { continue };
+        let peers: Vec<(Kind, u64)> = Kind::ALL[1..].iter().filter_map(|&k| peak(d.name, k).map(|p| (k, p))).collect();
+        let Some(&(lowest, lowest_rss)) = peers.iter().min_by_key(|(_, p)| *p) else { continue };
+        out.push(Target {
+            name: format!("Peak RSS on `{}` below every peer's", d.name),
+            measured: format!(
+                "cairn {:.0} MiB, lowest peer {} {:.0} MiB",
+                c as f64 / 1024.0,
+                lowest.name(),
+                lowest_rss as f64 / 1024.0
+            ),
+            status: if c < lowest_rss {
+                Status::Met(format!("{:.2}× the lowest peer's", c as f64 / lowest_rss as f64))
+            } else {
+                Status::NotMet(format!("{:.2}× the lowest peer's", c as f64 / lowest_rss as f64))
+            },
+        });
+    }
+    if let Some(ix) = &r.index {
+        let rss_mb = ix.loaded.max_rss_kib as f64 * 1024.0 / 1e6;
+        let time = at_most(ix.loaded.wall, 2.0, " s");
+        let mem = at_most(rss_mb, 600.0, " MB");
+        let status = match (&time, &mem) {
+            (Status::Met(a), Status::Met(b)) => Status::Met(format!("{a}; {b}")),
+            (a, b) => Status::NotMet(format!("{}; {}", status_text(a), status_text(b))),
+        };
+        out.push(Target {
+            name: format!("An index of {} blobs opens in < 2 s within 600 MB RSS", ix.blobs),
+            measured: format!(
+                "`cairn backup --stdin` of nothing: {:.2} s, {rss_mb:.0} MB peak (empty repository: {:.2} s, {:.0} MB — process start and argon2id key derivation)",
+                ix.loaded.wall,
+                ix.baseline.wall,
+                ix.baseline.max_rss_kib as f64 * 1024.0 / 1e6
+            ),
+            status,
+        });
+    }
+    out
+}
+
+fn status_text(s: &Status) -> &str {
+    match s {
+        Status::Met(t) | Status::NotMet(t) | Status::NotMeasured(t) => t,
+    }
+}
+
+fn status_cell(s: &Status) -> String {
+    match s {
+        Status::Met(t) => format!("**met** ({t})"),
+        Status::NotMet(t) => format!("**NOT met** ({t})"),
+        Status::NotMeasured(t) => format!("not measured ({t})"),
+    }
+}
+
+/// Steps in the order they happen to the data.
+fn step_rank(step: &str) -> u32 {
+    match step {
+        "initial" => 0,
+        "unchanged" => 1,
+        "changed" => 2,
+        "restore" => u32::MAX,
+        other => other.trim_start_matches("changed (day ").trim_end_matches(')').parse().map_or(1000, |d: u32| 2 + d),
+    }
+}
+
+/// The whole `docs/BENCHMARKS.md`.
+#[must_use]
+pub fn markdown(r: &Results) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let o = &r.options;
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Generated by `cairn-bench run` (bench/src/harness.rs); do not edit by hand, rerun it. What is measured and how is described in `bench/src/lib.rs`.\n"
+    );
+    let _ = writeln!(s, "## Reproduce\n\n```sh\ncargo build --release -p cairn-cli\n{}\n```\n", o.command);
+    let _ = writeln!(s, "## Machine and load\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| CPU | {} ({} cores available; {}) |", m.cpu, m.cores, m.features.join(", "));
+    let _ = writeln!(s, "| memory | {} |", human(m.memory));
+    let _ = writeln!(s, "| kernel | {} |", m.kernel);
+    let _ = writeln!(
+        s,
+        "| load average (1 min) | {:.2} at start, {:.2} at end; the machine is shared with other builds, so every figure may be pessimistic |",
+        r.load.0, r.load.1
+    );
+    let _ = writeln!(s, "| run time | {:.0} s |", r.elapsed.as_secs_f64());
+    let _ = writeln!(s, "\n| program | version |\n|---|---|");
+    for (name, v) in &r.versions {
+        let _ = writeln!(s, "| {name} | {v} |");
+    }
+    if !r.missing.is_empty() {
+        let _ = writeln!(s, "\nNot installed, so not compared: {}.", r.missing.join(", "));
+    }
+
+    let _ = writeln!(s, "\n## Scale and method\n");
+    for d in &r.datasets {
+        let _ = writeln!(s, "- `{}`: {}.", d.name, d.description);
+    }
+    let _ = writeln!(
+        s,
+        "- Each tool runs alone, one step after another, on the same bytes in the same run, with a local repository in a temporary directory, its password from the environment and its default encryption and compression (cairn: `init` defaults; restic: repository v2, compression auto; borg: `init -e repokey-blake2`, lz4). Data are in the page cache (warm), for every tool alike.\n- MB/s is logical bytes (the data backed up or restored, 10⁶ bytes per MB) per wall-clock second. CPU is user + system seconds of the tool's processes (getrusage of the measured child); \"cores\" is CPU ÷ wall. Peak RSS is the largest resident set of the tool's processes. Repository size is the repository directory after the step (caches outside it are not counted).\n- Restores are checked byte for byte against the source before they count."
+    );
+
+    let _ = writeln!(s, "\n## Pipeline limit\n");
+    let _ = writeln!(
+        s,
+        "Each stage run alone on one core over a {} sample through `cairn-core`'s own types (best of repeated runs; `cargo bench -p cairn-bench` measures the same stages with criterion). Rates are in bytes of input per second; seal and pack work on the compressed payloads, so on text they see fewer bytes. The limit is `1 / Σ (1 / rate)` per core, times {} cores.\n",
+        human(r.stages.first().map_or(0, |t| t.bytes as u64)),
+        m.cores
+    );
+    let _ = write!(s, "| data | stored/input |");
+    for st in STAGES {
+        let _ = write!(s, " {st} |");
+    }
+    let _ = writeln!(s, " limit per core | limit, {} cores | + whole-file hash (engine extra) |", m.cores);
+    let _ = writeln!(s, "|---|---|{}---|---|---|", "---|".repeat(STAGES.len()));
+    for t in &r.stages {
+        let _ = write!(s, "| {} | {:.2} |", t.kind.name(), t.compression_ratio);
+        for st in STAGES {
+            let _ = write!(s, " {:.2} GB/s |", t.rate(st) / 1e9);
+        }
+        let _ = writeln!(
+            s,
+            " {:.0} MB/s | **{:.0} MB/s** | {:.2} GB/s alone; with it {:.0} MB/s per core |",
+            t.per_core_limit() / 1e6,
+            t.limit(m.cores) / 1e6,
+            t.rate("file-hash") / 1e9,
+            t.per_core_engine() / 1e6
+        );
+    }
+
+    let _ = writeln!(s, "\n## Results\n");
+    for d in &r.datasets {
+        let _ = writeln!(s, "### {}\n", d.name);
+        let _ = writeln!(s, "| step | tool | seconds | MB/s | CPU s | cores | peak RSS | repository |");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+        let mut rows: Vec<&Step> = r.steps.iter().filter(|x| x.dataset == d.name).collect();
+        rows.sort_by_key(|x| (step_rank(&x.step), Kind::ALL.iter().position(|&k| k == x.tool)));
+        for st in rows {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} MiB | {} |",
+                st.step,
+                st.tool.name(),
+                st.usage.wall,
+                st.mb_per_s(),
+                st.usage.cpu(),
+                st.usage.cores_busy(),
+                st.usage.max_rss_kib as f64 / 1024.0,
+                human(st.repo_bytes)
+            );
+        }
+        let _ = writeln!(s);
+    }
+
+    let _ = writeln!(s, "## Ratios: cairn against the fastest peer\n");
+    let _ = writeln!(
+        s,
+        "Speed is the peer's wall time ÷ cairn's (above 1: cairn is faster). Memory and size are cairn's ÷ the lowest peer's (below 1: cairn uses less).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| dataset | step | speed | fastest peer | CPU s, cairn ÷ peer | peak RSS, cairn ÷ lowest | repository, cairn ÷ smallest |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|");
+    let mut any = false;
+    for c in r.steps.iter().filter(|x| x.tool == Kind::Cairn) {
+        let Some(p) = fastest_peer(r, c.dataset, &c.step) else { continue };
+        any = true;
+        let peers: Vec<&Step> =
+            r.steps.iter().filter(|x| x.dataset == c.dataset && x.step == c.step && x.tool != Kind::Cairn).collect();
+        let min_rss = peers.iter().map(|x| x.usage.max_rss_kib).min().unwrap_or(1).max(1);
+        let min_repo = peers.iter().map(|x| x.repo_bytes).min().unwrap_or(1).max(1);
+        let _ = writeln!(
+            s,
+            "| {} | {} | **{:.2}×** | {} | {:.2} | {:.2} | {:.2} |",
+            c.dataset,
+            c.step,
+            p.usage.wall / c.usage.wall,
+            p.tool.name(),
+            c.usage.cpu() / p.usage.cpu().max(1e-9),
+            c.usage.max_rss_kib as f64 / min_rss as f64,
+            c.repo_bytes as f64 / min_repo as f64
+        );
+    }
+    if !any {
+        let _ = writeln!(s, "| – | – | no peer was installed | | | | |");
+    }
+
+    if let Some(f) = &r.rss {
+        let _ = writeln!(s, "\n## Memory as the input grows\n");
+        let _ = writeln!(
+            s,
+            "Incompressible streams from a generator (`cairn-bench gen stream`, not measured) piped into `cairn backup --stdin`, each into a fresh repository.\n"
+        );
+        let _ = writeln!(s, "| stream | seconds | MB/s | CPU s | peak RSS |\n|---:|---:|---:|---:|---:|");
+        for (bytes, u) in [(f.small_bytes, f.small), (f.large_bytes, f.large)] {
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} | {:.0} | {:.2} | {:.0} MiB |",
+                human(bytes),
+                u.wall,
+                bytes as f64 / 1e6 / u.wall,
+                u.cpu(),
+                u.max_rss_kib as f64 / 1024.0
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\n## Targets (issue 4)\n");
+    let _ = writeln!(s, "| target | measured | status |\n|---|---|---|");
+    for t in targets(r) {
+        let _ = writeln!(s, "| {} | {} | {} |", t.name, t.measured, status_cell(&t.status));
+    }
+    s
+}

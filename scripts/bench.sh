@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs Cairn's benchmark suite once on tiny inputs, so it never rots: the dataset generators,
+# the per-stage criterion benches (one iteration each), the pipeline-limit figure and the
+# end-to-end harness (with restic/borg/rustic too when they are installed). It asserts that
+# everything runs and that the report is written, never any timing. Takes seconds once built.
+#
+# The real figures come from `cargo run --release -p cairn-bench -- run --out docs/BENCHMARKS.md`
+# (see docs/BENCHMARKS.md for the exact command and scale).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/bench.sh [--no-peers] [--keep] [--help]
+
+Smoke-runs the benchmark suite on tiny inputs (debug builds, a few MiB of data):
+  1. criterion stage benches in test mode (each benchmark once),
+  2. `cairn-bench limit` (pipeline limit from the stage rates),
+  3. `cairn-bench run` end to end: dump series, media, tree; memory flatness; index open;
+     writes the report to a temporary file and checks it has its sections.
+No timing is asserted. Peers (restic, borg, rustic) are included when on PATH.
+
+  --no-peers  run cairn only, even when peers are installed
+  --keep      keep the work directory (datasets, repositories, logs, report)
+  --help      this text
+USAGE
+}
+
+peers=()
+extra=()
+keep=0
+for arg in "$@"; do
+    case "$arg" in
+        --help | -h) usage; exit 0 ;;
+        --no-peers) peers=(--no-peers) ;;
+        --keep) keep=1; extra=(--keep) ;;
+        *) echo "bench.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cairn-bench-smoke.XXXXXX")
+cleanup() { if [ "$keep" = 0 ]; then rm -rf "$work"; else echo "kept $work"; fi; }
+trap cleanup EXIT
+
+step() { printf '\n== bench: %s\n' "$*"; }
+
+step "build (debug)"
+cargo build -q -p cairn-cli -p cairn-bench
+
+step "stage benches, one iteration each"
+CAIRN_BENCH_SAMPLE_BYTES=$((1 << 20)) cargo test -q -p cairn-bench --benches
+
+step "pipeline limit"
+target/debug/cairn-bench limit --sample 1MiB --ms 0
+
+step "end-to-end harness on tiny inputs"
+target/debug/cairn-bench run "${peers[@]}" \
+    --cairn target/debug/cairn --work "$work/run" \
+    --size 4MiB --days 2 --tree-files 150 --rss-size 1MiB --rss-factor 3 --index-blobs 20000 \
+    --stage-sample 1MiB --stage-ms 0 --out "$work/BENCHMARKS.md" "${extra[@]}"
+for section in "## Machine and load" "## Pipeline limit" "## Results" "### dump" "### media" "### tree" "## Targets (issue 4)"; do
+    grep -qF "$section" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks '$section'" >&2; exit 1; }
+done
+echo "report written and complete: $(wc -l <"$work/BENCHMARKS.md") lines"
