@@ -282,8 +282,7 @@ impl Session<'_> {
                 .into_par_iter()
                 .map(|chunk| {
                     let id = self.repo.master().blob_id(&chunk);
-                    let is_new =
-                        !self.index.contains(&id) && self.pending.lock().map(|mut p| p.insert(id)).unwrap_or(false);
+                    let is_new = !self.known(&id) && self.pending.lock().map(|mut p| p.insert(id)).unwrap_or(false);
                     (id, is_new.then(|| blob::seal(&self.key, BlobKind::Data, id, &chunk, self.level)))
                 })
                 .collect()
@@ -402,7 +401,7 @@ impl Session<'_> {
         for blob in blobs {
             let writer = if blob.kind == BlobKind::Tree { &mut trees } else { &mut data };
             writer.add(blob);
-            if writer.len() >= target {
+            if writer.is_full(target) {
                 let full = std::mem::replace(writer, PackWriter::new(self.salt, target));
                 if packs.send(full.finish(&self.key)).is_err() {
                     return;
@@ -453,6 +452,14 @@ impl Session<'_> {
     /// Seals and queues a tree blob unless the repository has it.
     fn store_tree(&self, tree: &Tree, blobs: &Sender<SealedBlob>) -> Result<BlobId> {
         let plain = tree.encode();
+        if plain.len() > crate::blob::MAX_BLOB_LEN as usize {
+            return Err(Error::Config(format!(
+                "a directory with {} entries encodes to {} bytes, over the {}-byte limit of a tree blob",
+                tree.nodes.len(),
+                plain.len(),
+                crate::blob::MAX_BLOB_LEN
+            )));
+        }
         let id = self.repo.master().blob_id(&plain);
         if !self.known(&id) && lock(&self.pending)?.insert(id) {
             let sealed = blob::seal(&self.key, BlobKind::Tree, id, &plain, self.level);

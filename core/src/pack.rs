@@ -200,6 +200,13 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
+    /// Whether the pack should be closed: it reached `target` bytes or the most entries a
+    /// header may hold.
+    #[must_use]
+    pub fn is_full(&self, target: usize) -> bool {
+        self.buf.len() >= target || self.entries.len() >= MAX_ENTRIES as usize
+    }
+
     /// Seals the header and names the pack.
     #[must_use]
     pub fn finish(mut self, key: &SealKey) -> FinishedPack {

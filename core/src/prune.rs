@@ -123,10 +123,14 @@ impl GarbagePack {
 /// not know what is still needed.
 pub fn used_blobs(repo: &Repository, index: &Index) -> Result<HashSet<BlobId>> {
     let mut used = HashSet::new();
-    let mut stack: Vec<BlobId> = Vec::new();
-    for (_, snap) in repo.snapshots()? {
-        stack.push(snap.tree);
-    }
+    let roots: Vec<BlobId> = repo.snapshots_strict()?.into_iter().map(|(_, s)| s.tree).collect();
+    add_used(repo, index, roots, &mut used)?;
+    Ok(used)
+}
+
+/// Adds every blob below `roots` to `used` (trees already in `used` are not walked again).
+fn add_used(repo: &Repository, index: &Index, roots: Vec<BlobId>, used: &mut HashSet<BlobId>) -> Result<()> {
+    let mut stack = roots;
     while let Some(tree_id) = stack.pop() {
         if !used.insert(tree_id) {
             continue;
@@ -140,7 +144,7 @@ pub fn used_blobs(repo: &Repository, index: &Index) -> Result<HashSet<BlobId>> {
             }
         }
     }
-    Ok(used)
+    Ok(())
 }
 
 /// The store's idea of "now": the timestamp of an object we just wrote.
@@ -349,11 +353,31 @@ impl PrunePlan {
         let mut deletions: Vec<(PackId, u64)> = Vec::new();
         // Blobs needed now, rechecked against what the current index still holds.
         let current_index = repo.load_index()?;
+        let mut due = Vec::new();
         for info in lists {
             if info.key == *current || now.duration_since(info.last_modified) < grace {
                 continue;
             }
-            let list = read_garbage(repo, &info.key)?;
+            due.push((info.key, read_garbage(repo, &info.key)?));
+        }
+        // Snapshots committed since this prune read them (backups that ran concurrently) may
+        // need blobs in the packs about to go: walk them too, reading trees from the current
+        // index and the packs on the due lists.
+        let mut lookup = current_index.clone();
+        for (_, list) in &due {
+            for p in list.packs.iter().filter_map(GarbagePack::to_indexed) {
+                lookup.add_pack(p.id, p.salt, &p.entries);
+            }
+        }
+        lookup.finalize();
+        let fresh: Vec<BlobId> = repo
+            .snapshots_strict()?
+            .into_iter()
+            .filter(|(_, s)| !self.used.contains(&s.tree))
+            .map(|(_, s)| s.tree)
+            .collect();
+        add_used(repo, &lookup, fresh, &mut self.used)?;
+        for (key, list) in due {
             for gp in list.packs {
                 let needed = gp
                     .to_indexed()
@@ -363,7 +387,7 @@ impl PrunePlan {
                     None => deletions.push((gp.id, gp.size)),
                 }
             }
-            delete_lists.push(info.key);
+            delete_lists.push(key);
         }
         if !resurrect.is_empty() {
             self.stats.packs_resurrected = resurrect.len() as u64;

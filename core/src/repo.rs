@@ -93,6 +93,12 @@ impl Config {
             return Err(Error::corrupt("config", format!("unknown chunker `{}`", config.chunker)));
         }
         config.chunker_params.validate().map_err(|e| Error::corrupt("config", e))?;
+        if config.version != FORMAT_VERSION {
+            return Err(Error::corrupt("config", "the sealed version differs from the clear one"));
+        }
+        if !(0..=22).contains(&config.compression) {
+            return Err(Error::corrupt("config", "compression level out of range"));
+        }
         if !(1 << 16..=1 << 30).contains(&config.pack_size) {
             return Err(Error::corrupt("config", "pack size out of range"));
         }
@@ -118,6 +124,9 @@ pub fn decode_stored(master: &MasterKey, data: &[u8]) -> Result<Config> {
     }
     Config::decode(master, data)
 }
+
+/// Readable snapshots (oldest first), and the unreadable ones with their errors.
+pub type CheckedSnapshots = (Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>);
 
 /// An open repository.
 pub struct Repository {
@@ -222,10 +231,14 @@ impl Repository {
             let data = store.get(&info.key).map_err(store_err(info.key))?;
             let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
             match attempt {
-                Ok(master) => {
-                    let config = Config::decode(&master, &config_bytes)?;
-                    return Ok(Repository { store, master, config, key_id: KeyId(info.key.id) });
-                }
+                Ok(master) => match Config::decode(&master, &config_bytes) {
+                    Ok(config) => return Ok(Repository { store, master, config, key_id: KeyId(info.key.id) }),
+                    // A key for another master key (left by an interrupted `init` that was run
+                    // again): try the others.
+                    Err(e) => {
+                        last_invalid = Some(format!("{}: opens, but not this repository's config: {e}", info.key))
+                    }
+                },
                 Err(KeyFileError::WrongPassword) => {}
                 Err(e) => last_invalid = Some(format!("{}: {e}", info.key)),
             }
@@ -391,19 +404,48 @@ impl Repository {
         Snapshot::open(&self.master, &id, &data)
     }
 
-    /// Every snapshot, oldest first.
+    /// Every readable snapshot, oldest first. A damaged snapshot is left out (see
+    /// [`Repository::snapshots_checked`]), so one bad object does not block the others.
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(self.snapshots_checked()?.0)
+    }
+
+    /// Every snapshot that is readable (oldest first), and the ones that are not, with why.
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn snapshots_checked(&self) -> Result<CheckedSnapshots> {
+        let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(infos.len());
+        let mut damaged = Vec::new();
+        for info in infos {
+            let id = SnapshotId(info.key.id);
+            match self.load_snapshot(id) {
+                Ok(s) => out.push((id, s)),
+                Err(e @ Error::Store { source: StoreError::Transient(_) | StoreError::Permanent(_), .. }) => {
+                    return Err(e);
+                }
+                Err(e) => damaged.push((id, e)),
+            }
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((out, damaged))
+    }
+
+    /// Every snapshot, failing on the first damaged one: for operations (prune) that must not
+    /// act without knowing everything the snapshots reference.
     ///
     /// # Errors
     /// Store errors; damaged snapshots.
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
-        let mut out = Vec::with_capacity(infos.len());
-        for info in infos {
-            let id = SnapshotId(info.key.id);
-            out.push((id, self.load_snapshot(id)?));
+    pub fn snapshots_strict(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let (ok, damaged) = self.snapshots_checked()?;
+        match damaged.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(ok),
         }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
     }
 
     /// Resolves `latest` or a unique id prefix, among snapshots passing `filter`.

@@ -102,19 +102,22 @@ pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
 ///
 /// # Errors
 /// [`Error::NotFound`] when a component is missing.
-pub fn find_node(repo: &Repository, index: &Index, snapshot: &Snapshot, path: &str) -> Result<Node> {
+pub fn find_node(repo: &Repository, index: &Index, snapshot: &Snapshot, path: &Path) -> Result<Node> {
     let mut node = root_node(snapshot);
-    for comp in Path::new(path).components() {
+    for comp in path.components() {
         let name = match comp {
             std::path::Component::Normal(n) => n.as_bytes(),
             _ => continue,
         };
         let subtree = match (node.kind, node.subtree) {
             (NodeKind::Dir, Some(t)) => t,
-            _ => return Err(Error::NotFound(format!("path {path} in the snapshot"))),
+            _ => return Err(Error::NotFound(format!("path {} in the snapshot", path.display()))),
         };
         let tree = repo.load_tree(index, &subtree)?;
-        node = tree.find(name).cloned().ok_or_else(|| Error::NotFound(format!("path {path} in the snapshot")))?;
+        node = tree
+            .find(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("path {} in the snapshot", path.display())))?;
     }
     Ok(node)
 }
@@ -193,7 +196,9 @@ impl Planner<'_> {
         true
     }
 
-    fn walk(&mut self, tree: &Tree, snap_dir: &Path, target_dir: &Path) -> Result<bool> {
+    /// Plans a directory's entries; an entry that cannot be created is recorded as failed and
+    /// the walk goes on (never stopping halfway with files created but not yet written).
+    fn walk(&mut self, tree: &Tree, snap_dir: &Path, target_dir: &Path) -> bool {
         let mut any = false;
         for node in &tree.nodes {
             let name = node.os_name();
@@ -208,87 +213,91 @@ impl Planner<'_> {
             if matches(&self.excludes, &snap_path) {
                 continue;
             }
-            let selected = self.included(&snap_path);
-            match node.kind {
-                NodeKind::Dir => {
-                    if !selected && !self.may_contain_includes(&snap_path) {
-                        continue;
-                    }
-                    let subtree = match node.subtree.map(|id| self.repo.load_tree(self.index, &id)) {
-                        Some(Ok(t)) => t,
-                        Some(Err(e)) => {
-                            self.plan.failed.push((snap_path.display().to_string(), e.to_string()));
-                            continue;
-                        }
-                        None => Tree::default(),
-                    };
-                    std::fs::create_dir_all(&target).at(&target)?;
-                    let inner = self.walk(&subtree, &snap_path, &target)?;
-                    if selected || inner {
-                        self.plan.dirs.push((target, node.clone()));
-                        any = true;
-                    } else {
-                        let _ = std::fs::remove_dir(&target);
-                    }
-                }
-                _ if !selected => {}
-                NodeKind::File => {
-                    any = true;
-                    remove_existing(&target)?;
-                    if let Some(link) = node.link
-                        && let Some(&first) = self.link_first.get(&link)
-                    {
-                        self.plan.links.push((target, first));
-                        continue;
-                    }
-                    let n = self.plan.files.len();
-                    if let Some(link) = node.link {
-                        self.link_first.insert(link, n);
-                    }
-                    let f = File::create(&target).at(&target)?;
-                    f.set_len(node.size).at(&target)?;
-                    let mut offset = 0u64;
-                    for id in &node.content {
-                        match self.index.get(id) {
-                            Some(e) => {
-                                self.plan.blobs.entry(*id).or_default().push(Target { file: n, offset });
-                                offset += u64::from(e.raw_len);
-                            }
-                            None => {
-                                self.plan.failed.push((
-                                    snap_path.display().to_string(),
-                                    format!("data blob {id} is not in the index"),
-                                ));
-                                break;
-                            }
-                        }
-                    }
-                    self.plan.files.push(FilePlan { path: target, node: node.clone() });
-                }
-                NodeKind::Symlink => {
-                    any = true;
-                    remove_existing(&target)?;
-                    let t = node.target.clone().unwrap_or_default();
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
-                    self.set_meta(&target, node, true);
-                    self.plan.others += 1;
-                }
-                NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                    any = true;
-                    remove_existing(&target)?;
-                    if let Err(e) = make_special(&target, node) {
-                        self.plan.warnings.push(format!("{}: not restored: {e}", target.display()));
-                        continue;
-                    }
-                    self.set_meta(&target, node, false);
-                    self.plan.others += 1;
-                }
-                NodeKind::Socket => {
-                    self.plan.warnings.push(format!("{}: sockets are not restored", target.display()));
-                }
+            match self.entry(node, &snap_path, target.clone()) {
+                Ok(restored) => any |= restored,
+                Err(e) => self.plan.failed.push((target.display().to_string(), e.to_string())),
             }
         }
-        Ok(any)
+        any
+    }
+
+    /// Plans one entry; returns whether anything was (or will be) restored for it.
+    fn entry(&mut self, node: &Node, snap_path: &Path, target: PathBuf) -> Result<bool> {
+        let selected = self.included(snap_path);
+        match node.kind {
+            NodeKind::Dir => {
+                if !selected && !self.may_contain_includes(snap_path) {
+                    return Ok(false);
+                }
+                let subtree = match node.subtree {
+                    Some(id) => self.repo.load_tree(self.index, &id)?,
+                    None => Tree::default(),
+                };
+                std::fs::create_dir_all(&target).at(&target)?;
+                let inner = self.walk(&subtree, snap_path, &target);
+                if selected || inner {
+                    self.plan.dirs.push((target, node.clone()));
+                    return Ok(true);
+                }
+                let _ = std::fs::remove_dir(&target);
+                Ok(false)
+            }
+            _ if !selected => Ok(false),
+            NodeKind::File => {
+                remove_existing(&target)?;
+                if let Some(link) = node.link
+                    && let Some(&first) = self.link_first.get(&link)
+                {
+                    self.plan.links.push((target, first));
+                    return Ok(true);
+                }
+                let mut refs = Vec::with_capacity(node.content.len());
+                let mut offset = 0u64;
+                for id in &node.content {
+                    let e = self.index.get(id).ok_or_else(|| {
+                        Error::NotFound(format!("data blob {id} of {} in the index", snap_path.display()))
+                    })?;
+                    refs.push((*id, offset));
+                    offset += u64::from(e.raw_len);
+                }
+                let created = File::create(&target).and_then(|f| f.set_len(node.size));
+                if let Err(e) = created {
+                    let _ = std::fs::remove_file(&target);
+                    return Err(Error::io(&target, e));
+                }
+                let n = self.plan.files.len();
+                if let Some(link) = node.link {
+                    self.link_first.insert(link, n);
+                }
+                for (id, offset) in refs {
+                    self.plan.blobs.entry(id).or_default().push(Target { file: n, offset });
+                }
+                self.plan.files.push(FilePlan { path: target, node: node.clone() });
+                Ok(true)
+            }
+            NodeKind::Symlink => {
+                remove_existing(&target)?;
+                let t = node.target.clone().unwrap_or_default();
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
+                self.set_meta(&target, node, true);
+                self.plan.others += 1;
+                Ok(true)
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                remove_existing(&target)?;
+                if let Err(e) = make_special(&target, node) {
+                    self.plan.warnings.push(format!("{}: not restored: {e}", target.display()));
+                    return Ok(false);
+                }
+                self.set_meta(&target, node, false);
+                self.plan.others += 1;
+                Ok(true)
+            }
+            NodeKind::Socket => {
+                self.plan.warnings.push(format!("{}: sockets are not restored", target.display()));
+                Ok(false)
+            }
+        }
     }
 
     fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
@@ -342,11 +351,26 @@ fn running_as_root() -> bool {
 /// Fatal errors (no such snapshot or path, the target not writable). Files that could not be
 /// restored are listed in [`RestoreSummary::failed`] instead.
 pub fn run(repo: &Repository, spec: &str, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
+    let (snap, sub) = split_spec(spec);
+    run_path(repo, snap, sub.map(Path::new), opts, progress)
+}
+
+/// Restores the path `sub` (absolute, as in the snapshot; `None` for everything) of snapshot
+/// `snap` (an id prefix or `latest`). Paths need not be UTF-8.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_path(
+    repo: &Repository,
+    snap: &str,
+    sub: Option<&Path>,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
     let started = Instant::now();
-    let (snap_spec, sub) = split_spec(spec);
-    let (snap_id, snapshot) = repo.find_snapshot(snap_spec, &opts.filter)?;
+    let (snap_id, snapshot) = repo.find_snapshot(snap, &opts.filter)?;
     let index = repo.load_index()?;
-    let sub = sub.unwrap_or("/");
+    let sub = sub.unwrap_or(Path::new("/"));
     let start = find_node(repo, &index, &snapshot, sub)?;
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
     let mut planner = Planner {
@@ -374,11 +398,11 @@ pub fn run(repo: &Repository, spec: &str, opts: &RestoreOptions, progress: &dyn 
                 Some(id) => repo.load_tree(&index, &id)?,
                 None => Tree::default(),
             };
-            planner.walk(&tree, &snap_dir, &opts.target)?;
+            planner.walk(&tree, &snap_dir, &opts.target);
         }
         _ => {
             let parent = snap_dir.parent().unwrap_or(Path::new("/")).to_path_buf();
-            planner.walk(&Tree::new(vec![start]), &parent, &opts.target)?;
+            planner.walk(&Tree::new(vec![start]), &parent, &opts.target);
         }
     }
     let mut plan = planner.plan;
@@ -413,15 +437,8 @@ pub fn run(repo: &Repository, spec: &str, opts: &RestoreOptions, progress: &dyn 
             }
         });
     });
-    let mut bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
+    let bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
     let mut summary = RestoreSummary { snapshot: snap_id.to_string(), others: plan.others, ..Default::default() };
-    for (n, f) in plan.files.iter().enumerate() {
-        // Files with a blob missing from the index at planning time.
-        let unplanned = f.node.content.iter().any(|id| !plan.blobs.contains_key(id));
-        if unplanned && !bad.contains_key(&n) {
-            bad.insert(n, "data missing from the index".into());
-        }
-    }
     // Remove failed files: nothing unreadable stays behind looking like good data.
     for (&n, reason) in &bad {
         let f = &plan.files[n];
@@ -512,9 +529,10 @@ fn restore_pack(
     let mut files: HashMap<usize, File> = HashMap::new();
     let mut failed = Vec::new();
     let mut reason = String::new();
+    // Coalesce blobs that are close together into one ranged request, bounded in size.
+    let mut groups: Vec<&[&IndexEntry]> = Vec::new();
     let mut i = 0;
     while i < entries.len() {
-        // Grow a range while the next blob is close and the request stays bounded.
         let start = u64::from(entries[i].offset);
         let mut end = start + u64::from(entries[i].length);
         let mut j = i + 1;
@@ -527,10 +545,21 @@ fn restore_pack(
             end = end.max(e_end);
             j += 1;
         }
-        let group = &entries[i..j];
+        groups.push(&entries[i..j]);
         i = j;
+    }
+    while let Some(group) = groups.pop() {
+        let start = u64::from(group[0].offset);
+        let end = group.iter().map(|e| u64::from(e.offset) + u64::from(e.length)).max().unwrap_or(start);
         let data = match repo.store().get_range(&key, start..end) {
             Ok(d) => d,
+            Err(e) if group.len() > 1 => {
+                // A merged request can fail for one bad part (a truncated pack): retry blob by
+                // blob so the intact ones are still restored.
+                reason = format!("{key}: {e}");
+                groups.extend(group.chunks(1));
+                continue;
+            }
             Err(e) => {
                 reason = format!("{key}: {e}");
                 failed.extend(group.iter().map(|e| e.id));
@@ -539,16 +568,20 @@ fn restore_pack(
         };
         for e in group {
             let from = (u64::from(e.offset) - start) as usize;
-            let sealed = &data[from..from + e.length as usize];
-            let plain =
-                match crate::blob::open(repo.master(), &subkey, BlobKind::Data, e.id, e.codec, e.raw_len, sealed) {
-                    Ok(p) => p,
-                    Err(err) => {
-                        reason = format!("{key}: {err}");
-                        failed.push(e.id);
-                        continue;
-                    }
-                };
+            let Some(sealed) = data.get(from..from + e.length as usize) else {
+                reason = format!("{key}: short read");
+                failed.push(e.id);
+                continue;
+            };
+            // The kind from the index: a chunk whose bytes equal a tree's encoding shares its blob.
+            let plain = match crate::blob::open(repo.master(), &subkey, e.kind, e.id, e.codec, e.raw_len, sealed) {
+                Ok(p) => p,
+                Err(err) => {
+                    reason = format!("{key}: {err}");
+                    failed.push(e.id);
+                    continue;
+                }
+            };
             // All-zero blocks are left as holes: the file was sized with set_len.
             let zero = plain.iter().all(|&b| b == 0);
             for t in plan.blobs.get(&e.id).into_iter().flatten() {

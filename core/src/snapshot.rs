@@ -86,10 +86,20 @@ impl Snapshot {
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::UnsupportedVersion`] naming the snapshot.
     pub fn open(master: &MasterKey, id: &SnapshotId, sealed: &[u8]) -> Result<Self> {
+        let plain = master
+            .open_object(sealed, SNAPSHOT_AAD)
+            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
+        Self::decode_plain(id, &plain)
+    }
+
+    /// Decodes an opened snapshot's CBOR plaintext (the part of [`Snapshot::open`] after
+    /// authentication; public for the fuzz targets and test vectors).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::UnsupportedVersion`] naming the snapshot.
+    pub fn decode_plain(id: &SnapshotId, plain: &[u8]) -> Result<Self> {
         let what = || format!("snapshot {id}");
-        let plain = master.open_object(sealed, SNAPSHOT_AAD).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-        let snap: Snapshot =
-            ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        let snap: Snapshot = ciborium::from_reader(plain).map_err(|e| Error::corrupt(what(), e.to_string()))?;
         if snap.version != SNAPSHOT_VERSION {
             return Err(Error::UnsupportedVersion { object: what(), found: snap.version, supported: SNAPSHOT_VERSION });
         }

@@ -37,7 +37,10 @@ pub fn node_from_metadata(name: Vec<u8>, meta: &Metadata) -> Node {
         uid: meta.uid(),
         gid: meta.gid(),
         mtime: time(meta.mtime(), meta.mtime_nsec()),
-        atime: time(meta.atime(), meta.atime_nsec()),
+        // Access times are not recorded: reading a file changes its atime, so recording it
+        // would make every backup store every directory's tree again. Restore sets atime to
+        // the mtime.
+        atime: time(meta.mtime(), meta.mtime_nsec()),
         ctime: time(meta.ctime(), meta.ctime_nsec()),
         inode: meta.ino(),
         dev: meta.dev(),

@@ -76,7 +76,7 @@ impl<'r> BlobWriter<'r> {
         let salt = self.salt;
         let w = self.writers.entry(kind).or_insert_with(|| PackWriter::new(salt, target));
         w.add(sealed);
-        if w.len() >= target {
+        if w.is_full(target) {
             let full = std::mem::replace(w, PackWriter::new(salt, target));
             let finished = full.finish(&self.key);
             self.upload(finished)?;

@@ -11,11 +11,15 @@
 //! - `unreadable`: a file the backup cannot read is named, left out, and gives exit code 3.
 //! - `dumps`: `--stdin` and `--stdin-from-command`, failing producers, real `pg_dump`.
 //! - `errors`: wrong password, unknown format, missing and damaged objects, full disks.
+//! - `faults`: transient and permanent storage failures, truncated downloads (issue 5).
+//! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 
 mod backup_restore;
 mod change_detection;
 mod dumps;
 mod errors;
+mod faults;
+mod inspect;
 mod unreadable;
 
 use std::path::Path;

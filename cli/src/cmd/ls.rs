@@ -1,5 +1,7 @@
 //! `cairn ls`
 
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -15,7 +17,7 @@ pub struct Args {
     /// Snapshot id prefix or `latest`.
     snapshot: String,
     /// Path in the snapshot (default: everything).
-    path: Option<String>,
+    path: Option<PathBuf>,
     /// Show type, mode, owner, size and modification time.
     #[arg(long, short = 'l')]
     long: bool,
@@ -27,12 +29,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let repo = global.open()?;
     let (_, snap) = repo.find_snapshot(&args.snapshot, &args.filter.filter())?;
     let index = repo.load_index()?;
-    let start = args.path.as_deref().unwrap_or("/");
-    let node = find_node(&repo, &index, &snap, start)?;
+    let base = Path::new("/").join(args.path.as_deref().unwrap_or(Path::new("/")));
+    let node = find_node(&repo, &index, &snap, &base)?;
     let mut out = Vec::new();
-    let base = PathBuf::from(start);
     if node.kind == NodeKind::Dir {
-        if start != "/" {
+        if base != Path::new("/") {
             out.push((base.clone(), node.clone()));
         }
         if let Some(sub) = node.subtree {
@@ -48,16 +49,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         let list: Vec<_> = out.iter().map(|(p, n)| entry_json(p, n)).collect();
         return print_json(&list).map(|()| 0);
     }
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     for (path, n) in &out {
         if args.long {
             let time = jiff::Timestamp::new(n.mtime.secs, n.mtime.nanos as i32)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
-            println!("{} {:>5} {:>5} {:>12} {} {}", mode_string(n), n.uid, n.gid, n.size, time, path.display());
+            write!(stdout, "{} {:>5} {:>5} {:>12} {} ", mode_string(n), n.uid, n.gid, n.size, time)?;
+            stdout.write_all(path.as_os_str().as_bytes())?;
+            stdout.write_all(b"\n")?;
         } else {
-            println!("{}", path.display());
+            // Names are printed as their bytes, as `ls` does, not mangled into UTF-8.
+            stdout.write_all(path.as_os_str().as_bytes())?;
+            stdout.write_all(b"\n")?;
         }
     }
+    stdout.flush()?;
     Ok(0)
 }
 

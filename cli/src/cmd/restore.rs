@@ -11,8 +11,8 @@ use crate::context::{GlobalArgs, bytes, print_json};
 /// Restore a snapshot, or a path in it, into a directory.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// `SNAP` or `SNAP:PATH` (SNAP is an id prefix or `latest`).
-    snapshot: String,
+    /// `SNAP` or `SNAP:PATH` (SNAP is an id prefix or `latest`; PATH need not be UTF-8).
+    snapshot: std::ffi::OsString,
     /// Directory to restore into.
     #[arg(long, short = 't')]
     target: PathBuf,
@@ -29,6 +29,20 @@ pub struct Args {
     filter: FilterArgs,
 }
 
+/// Splits `SNAP[:PATH]` at the first `:`, keeping PATH as raw bytes.
+pub fn split_snapshot_arg(arg: &std::ffi::OsStr) -> Result<(String, Option<std::path::PathBuf>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = arg.as_bytes();
+    let (snap, path) = match bytes.iter().position(|&b| b == b':') {
+        Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
+        None => (bytes, None),
+    };
+    let snap = std::str::from_utf8(snap)
+        .map_err(|_| anyhow::anyhow!("snapshot id `{}` is not text", arg.to_string_lossy()))?;
+    let path = path.filter(|p| !p.is_empty()).map(|p| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)));
+    Ok((snap.to_string(), path))
+}
+
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let repo = global.open()?;
     let opts = RestoreOptions {
@@ -40,8 +54,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         threads: global.connections,
     };
     let progress = cairn_core::progress::NoProgress;
-    let s = restore::run(&repo, &args.snapshot, &opts, &progress)
-        .with_context(|| format!("restoring {}", args.snapshot))?;
+    let (snap, sub) = split_snapshot_arg(&args.snapshot)?;
+    let s = restore::run_path(&repo, &snap, sub.as_deref(), &opts, &progress)
+        .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;
     if global.json {
         print_json(&s)?;
     } else if !global.quiet {

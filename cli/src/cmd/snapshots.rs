@@ -15,7 +15,11 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let repo = global.open()?;
     let filter = args.filter.filter();
-    let snaps: Vec<_> = repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+    let (all, damaged) = repo.snapshots_checked()?;
+    for (id, e) in &damaged {
+        eprintln!("warning: snapshot {} is unreadable and not listed: {e}", id.short());
+    }
+    let snaps: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if global.json {
         let list: Vec<_> = snaps
             .iter()
