@@ -2,9 +2,11 @@
 //!
 //! One random 32-byte [`MasterKey`] per repository. Everything else is derived from it with
 //! BLAKE3's key derivation mode, each purpose under its own context string:
-//! - [`SealKey`]s: AES-256-GCM keys, one per object (pack, index, snapshot, config), derived from
-//!   the master key and a random 16-byte salt stored with the object. A key therefore seals at most
-//!   one object's worth of blobs, far from the 2^32-messages limit of random 96-bit nonces.
+//! - [`SealKey`]s: AES-256-GCM keys derived from the master key and a random 16-byte salt stored
+//!   with the object: one per index, snapshot and config object, and one per backup run for its
+//!   packs (blobs are sealed in parallel before the packer assigns them to packs). A key thus
+//!   seals at most one run's blobs: the 2^32-message limit of random 96-bit nonces is about a
+//!   petabyte at the default chunk size (FORMAT.md §5.4).
 //! - the id key: BLAKE3 keyed hashing of blob plaintexts ([`MasterKey::blob_id`]).
 //! - the chunker seed, so chunk boundaries depend on the secret too.
 //!
