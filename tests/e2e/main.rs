@@ -12,6 +12,7 @@
 //! - `dumps`: `--stdin` and `--stdin-from-command`, failing producers, real `pg_dump`.
 //! - `errors`: wrong password, unknown format, missing and damaged objects, full disks.
 //! - `faults`: transient and permanent storage failures, truncated downloads (issue 5).
+//! - `s3`: the commands against SeaweedFS on 127.0.0.1, and `copy` from local to S3 (issue 5).
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 
 mod backup_restore;
@@ -20,6 +21,7 @@ mod dumps;
 mod errors;
 mod faults;
 mod inspect;
+mod s3;
 mod unreadable;
 
 use std::path::Path;

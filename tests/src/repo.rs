@@ -22,14 +22,24 @@ macro_rules! args {
 }
 
 /// The environment variables cairn reads; removed from every run unless a test sets them.
-const CAIRN_VARS: [&str; 4] = ["CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"];
+const CAIRN_VARS: [&str; 6] = [
+    "CAIRN_REPOSITORY",
+    "CAIRN_PASSWORD",
+    "CAIRN_PASSWORD_FILE",
+    "CAIRN_PASSWORD_COMMAND",
+    "CAIRN_CACHE_DIR",
+    "CAIRN_TEST_FAULTS",
+];
 
 /// A repository in its own temporary directory, with scratch space beside it.
 pub struct TestRepo {
     bin: PathBuf,
     /// Holds `repo/` and whatever the test creates with [`TestRepo::dir`].
     scratch: TempDir,
+    /// The repository: a directory, or a URL for [`TestRepo::s3`].
     repo: PathBuf,
+    /// Extra environment for every run (S3 credentials and endpoint).
+    env: Vec<(String, String)>,
 }
 
 impl TestRepo {
@@ -59,7 +69,36 @@ impl TestRepo {
     pub fn uninitialized(bin: impl Into<PathBuf>) -> Self {
         let scratch = tempfile::Builder::new().prefix("cairn-e2e-").tempdir().expect("creating a temporary directory");
         let repo = scratch.path().join("repo");
-        TestRepo { bin: bin.into(), scratch, repo }
+        TestRepo { bin: bin.into(), scratch, repo, env: Vec::new() }
+    }
+
+    /// A repository in a fresh prefix of the S3 server `scripts/test.sh` starts (SeaweedFS on
+    /// 127.0.0.1, described by `S3_TEST_*`), initialised like [`TestRepo::init`]; the metadata
+    /// cache lives in the scratch directory.
+    ///
+    /// # Panics
+    /// If `S3_TEST_ENDPOINT` is not set (run the suite with `scripts/test.sh`), or init fails.
+    pub fn s3(bin: impl Into<PathBuf>, options: &[&str]) -> Self {
+        let var = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| {
+                panic!("{k} is not set: run the suite with scripts/test.sh, which starts an S3 server on 127.0.0.1")
+            })
+        };
+        let endpoint = var("S3_TEST_ENDPOINT");
+        let scratch =
+            tempfile::Builder::new().prefix("cairn-e2e-s3-").tempdir().expect("creating a temporary directory");
+        let prefix = scratch.path().file_name().and_then(|n| n.to_str()).unwrap_or("e2e").to_string();
+        let repo = PathBuf::from(format!("s3://{}/{prefix}", var("S3_TEST_BUCKET")));
+        let env = vec![
+            ("AWS_ACCESS_KEY_ID".to_string(), var("S3_TEST_KEY")),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), var("S3_TEST_SECRET")),
+            ("AWS_REGION".to_string(), var("S3_TEST_REGION")),
+            ("AWS_ENDPOINT_URL".to_string(), endpoint),
+            ("CAIRN_CACHE_DIR".to_string(), scratch.path().join("cache").display().to_string()),
+        ];
+        let repo = TestRepo { bin: bin.into(), scratch, repo, env };
+        repo.init_here(options);
+        repo
     }
 
     /// `cairn init` with the test password, a fast key derivation and extra `options`.
@@ -112,6 +151,9 @@ impl TestRepo {
             cmd.env_remove(var);
         }
         cmd.env("CAIRN_PASSWORD", PASSWORD).arg("-r").arg(&self.repo).args(args).stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         cmd
     }
 

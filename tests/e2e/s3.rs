@@ -1,0 +1,91 @@
+//! The same commands against a real S3 server (SeaweedFS on 127.0.0.1, started by
+//! scripts/test.sh), as against a local directory (issue 5).
+
+use cairn_tests::fixture::build_edge_tree;
+use cairn_tests::{TestRepo, args, assert_trees_equal, data};
+
+use crate::restored;
+
+fn s3_repo() -> TestRepo {
+    TestRepo::s3(env!("CARGO_BIN_EXE_cairn"), &["--chunk-avg-kib", "64", "--pack-size-mib", "1"])
+}
+
+#[test]
+fn s3_backup_restore_check_and_the_rest() {
+    let repo = s3_repo();
+    let tree = build_edge_tree(&repo.scratch().join("src"));
+    let first = repo.backup(args![&tree.root]);
+    let second = repo.backup(args![&tree.root]);
+    assert_eq!(second["summary"]["bytes_read"], 0, "unchanged files are not read again: {second}");
+    assert_eq!(second["parent"], first["snapshot"]);
+    let target = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&tree.root, &restored(&target, &tree.root));
+    repo.run(args!["check", "--read-data"]).success();
+    repo.run(args!["ls", "latest", "--long"]).success();
+    repo.run(args!["stats"]).success();
+    repo.run(args!["find", "small.txt"]).success();
+    let snap = first["snapshot"].as_str().unwrap();
+    repo.run(args!["diff", snap, "latest"]).success();
+    assert_eq!(repo.dump("latest", &tree.root.join("small.txt").display().to_string()), b"hello, cairn\n");
+    repo.run(args!["forget", "--keep-last", "1", "--prune", "--grace", "0s"]).success();
+    repo.run(args!["prune", "--grace", "0s"]).success();
+    repo.run(args!["check", "--read-data"]).success();
+    assert_eq!(repo.snapshots().len(), 1);
+    // Without the cache, from scratch, the same answers.
+    repo.run(args!["--no-cache", "check"]).success();
+}
+
+#[test]
+fn s3_init_twice_is_refused_and_objects_are_never_overwritten() {
+    let repo = s3_repo();
+    repo.run(args!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"])
+        .failure()
+        .stderr_has("already holds a repository");
+    repo.run(args!["snapshots"]).success();
+}
+
+/// `copy`'s target credentials: the S3 server's, and the target password.
+fn to_s3(mut cmd: std::process::Command, local: &TestRepo) -> std::process::Command {
+    cmd.env("CAIRN_TO_PASSWORD", cairn_tests::repo::PASSWORD);
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "S3_TEST_KEY"),
+        ("AWS_SECRET_ACCESS_KEY", "S3_TEST_SECRET"),
+        ("AWS_REGION", "S3_TEST_REGION"),
+        ("AWS_ENDPOINT_URL", "S3_TEST_ENDPOINT"),
+    ] {
+        cmd.env(k, std::env::var(v).unwrap());
+    }
+    cmd.env("CAIRN_CACHE_DIR", local.scratch().join("cache"));
+    cmd
+}
+
+#[test]
+fn copy_from_local_to_s3_is_incremental() {
+    let local = crate::repo();
+    let src = local.dir("src");
+    for i in 0..5 {
+        data::write_random(&src.join(format!("f{i}")), i, 200_000);
+    }
+    local.backup(args![&src]);
+    let offsite = s3_repo();
+    let copy = local.command(args!["--json", "copy", "--to", offsite.path()]);
+    let first = cairn_tests::Output::of(to_s3(copy, &local));
+    first.success();
+    assert_eq!(first.json()["copied"].as_array().unwrap().len(), 1);
+    data::write_random(&src.join("f9"), 9, 100_000);
+    local.backup(args![&src]);
+    let again = local.command(args!["--json", "copy", "--to", offsite.path()]);
+    let second = cairn_tests::Output::of(to_s3(again, &local));
+    second.success();
+    let report = second.json();
+    assert_eq!(report["copied"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["skipped"], 1, "{report}");
+    assert!(report["blobs_read"].as_u64().unwrap() <= 2, "only the new file is read: {report}");
+    let snaps = offsite.snapshots();
+    assert_eq!(snaps.len(), 2);
+    assert!(snaps.iter().all(|s| !s["original"].is_null()));
+    let target = offsite.dir("restore");
+    offsite.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+}
