@@ -21,3 +21,6 @@ start_s3 || echo "SeaweedFS unavailable: the S3 tests will fail loudly"
 
 step "unit, property and end-to-end tests"
 cargo test --workspace --no-fail-fast
+
+step "benchmark suite, once on tiny inputs (no timing asserted)"
+scripts/bench.sh --no-peers
