@@ -356,13 +356,7 @@ impl Session<'_> {
             Err(e) => return Ok(FileOutcome::Unreadable(format!("{}: {e}", path.display()))),
         };
         let outcome = if self.mmap_threshold > 0 && size >= self.mmap_threshold {
-            match map_file(&file) {
-                Ok(map) => {
-                    let chunks = self.cutter.split(&map).map(|(o, l)| Ok(map[o..o + l].to_vec()));
-                    self.store_chunks(chunks, blobs)?
-                }
-                Err(e) => Err(e),
-            }
+            self.store_chunks(MappedChunks::new(self.cutter.clone(), file, size), blobs)?
         } else {
             self.store_chunks(StreamChunker::with_size_hint(self.cutter.clone(), file, Some(size)), blobs)?
         };
@@ -471,12 +465,64 @@ impl Session<'_> {
     }
 }
 
-#[allow(unsafe_code)]
-fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: the map is read-only and private to this backup. If another process truncates the
-    // file while it is mapped, reads past the new end fault (SIGBUS); this is why only files
-    // above `mmap_threshold` are mapped and the threshold can be set to 0 to never map.
-    unsafe { memmap2::Mmap::map(file) }
+/// Bytes of a file mapped at once: memory stays bounded (the mapped pages count towards the
+/// process's resident set) however large the file.
+const MAP_WINDOW: u64 = 64 << 20;
+
+/// Chunks a large file through a sliding memory-mapped window.
+struct MappedChunks {
+    cutter: Cutter,
+    file: std::fs::File,
+    len: u64,
+    /// File offset of the next chunk.
+    pos: u64,
+    /// The current window and the file offset it starts at.
+    window: Option<(u64, memmap2::Mmap)>,
+}
+
+impl MappedChunks {
+    fn new(cutter: Cutter, file: std::fs::File, len: u64) -> Self {
+        MappedChunks { cutter, file, len, pos: 0, window: None }
+    }
+
+    /// Maps the window that holds `pos` and at least one maximal chunk after it.
+    #[allow(unsafe_code)]
+    fn remap(&mut self) -> std::io::Result<()> {
+        let page = 4096;
+        let start = self.pos / page * page;
+        let end = (start + MAP_WINDOW).min(self.len);
+        let len = usize::try_from(end - start).map_err(std::io::Error::other)?;
+        self.window = None;
+        // SAFETY: a read-only private mapping of a file we only read. If another process
+        // truncates the file while it is mapped, reads past the new end fault (SIGBUS); this is
+        // why only files above `mmap_threshold` are mapped, and the threshold can be 0 (never).
+        let map = unsafe { memmap2::MmapOptions::new().offset(start).len(len).map(&self.file)? };
+        self.window = Some((start, map));
+        Ok(())
+    }
+}
+
+impl Iterator for MappedChunks {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.len {
+            return None;
+        }
+        let max = u64::from(self.cutter.params().max_size);
+        let need_end = (self.pos + max).min(self.len);
+        let covered =
+            self.window.as_ref().is_some_and(|(start, map)| *start <= self.pos && start + map.len() as u64 >= need_end);
+        if !covered && let Err(e) = self.remap() {
+            return Some(Err(e));
+        }
+        let (start, map) = self.window.as_ref()?;
+        let from = usize::try_from(self.pos - start).ok()?;
+        let to = usize::try_from(need_end - start).ok()?;
+        let n = self.cutter.cut(&map[from..to]);
+        self.pos += n as u64;
+        Some(Ok(map[from..from + n].to_vec()))
+    }
 }
 
 /// A directory entry waiting for its content.
@@ -970,4 +1016,36 @@ fn store_stream(
         link: None,
     };
     session.store_tree(&Tree::new(vec![node]), blobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::ChunkerParams;
+
+    /// The mapped window slides over a file larger than one window and cuts exactly where the
+    /// stream chunker does, so mapping a file never changes deduplication.
+    #[test]
+    fn mapped_chunks_match_the_stream_chunker_across_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let len = MAP_WINDOW as usize + 3 * 1024 * 1024 + 123;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let cutter = Cutter::new(ChunkerParams::default(), 77).unwrap();
+        let mapped: Vec<Vec<u8>> = MappedChunks::new(cutter.clone(), std::fs::File::open(&path).unwrap(), len as u64)
+            .map(|c| c.unwrap())
+            .collect();
+        let streamed: Vec<usize> = StreamChunker::new(cutter, &data[..]).map(|c| c.unwrap().len()).collect();
+        assert_eq!(mapped.iter().map(Vec::len).collect::<Vec<_>>(), streamed);
+        assert_eq!(mapped.concat(), data);
+    }
 }
