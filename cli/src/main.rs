@@ -42,6 +42,8 @@ enum Command {
     Diff(cmd::inspect::DiffArgs),
     /// Sizes: restore size, deduplicated and stored size, compression.
     Stats(cmd::inspect::StatsArgs),
+    /// Erase paths from existing snapshots.
+    Rewrite(cmd::rewrite::Args),
     /// Rebuild the index or rewrite damaged snapshots.
     Repair(cmd::repair::Args),
     /// Verify the repository's structure and, optionally, its data.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Find(a) => cmd::inspect::find(&cli.global, a),
         Command::Diff(a) => cmd::inspect::diff(&cli.global, a),
         Command::Stats(a) => cmd::inspect::stats(&cli.global, a),
+        Command::Rewrite(a) => cmd::rewrite::run(&cli.global, a),
         Command::Repair(a) => cmd::repair::run(&cli.global, a),
         Command::Check(a) => cmd::check::run(&cli.global, a),
         Command::Status(a) => cmd::status::run(&cli.global, a),

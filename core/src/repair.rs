@@ -102,19 +102,37 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
         }
     }
     index.finalize();
+    let snapshots = repo.snapshots()?;
+    let unreadable = |_: &std::path::Path, node: &crate::tree::Node| {
+        node.kind == NodeKind::File && !node.content.iter().all(|id| index.contains(id))
+    };
+    rewrite_snapshots(repo, &index, snapshots, &unreadable, "repaired", apply)
+}
+
+/// Rewrites `snapshots` without the entries `drop` selects (and, for unreadable directories,
+/// with an empty one): new trees, a new snapshot tagged `tag` replacing each changed one.
+fn rewrite_snapshots(
+    repo: &Repository,
+    index: &Index,
+    snapshots: Vec<(crate::id::SnapshotId, crate::snapshot::Snapshot)>,
+    drop: &dyn Fn(&std::path::Path, &crate::tree::Node) -> bool,
+    tag: &str,
+    apply: bool,
+) -> Result<Vec<SnapshotRepair>> {
     let mut out = Vec::new();
     let mut writer = BlobWriter::new(repo);
     let mut rewritten = Vec::new();
-    for (id, snap) in repo.snapshots()? {
+    for (id, snap) in snapshots {
         let mut removed = Vec::new();
-        let root = rewrite(repo, &index, &mut writer, snap.tree, "/", &mut removed)?;
+        let root = rewrite(repo, index, &mut writer, snap.tree, std::path::Path::new("/"), drop, &mut removed)?;
         if removed.is_empty() {
             continue;
         }
         let mut fixed = snap.clone();
         fixed.tree = root;
-        if !fixed.tags.iter().any(|t| t == "repaired") {
-            fixed.tags.push("repaired".into());
+        fixed.parent = None;
+        if !fixed.tags.iter().any(|t| t == tag) {
+            fixed.tags.push(tag.into());
         }
         out.push(SnapshotRepair { snapshot: id.to_string(), replacement: None, removed });
         rewritten.push((id, fixed));
@@ -131,42 +149,63 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
     Ok(out)
 }
 
-fn blob_readable(index: &Index, id: &BlobId) -> bool {
-    index.contains(id)
+/// Erases paths from snapshots (`rewrite --exclude`): every entry matching `excludes` (globs,
+/// as for backup) is removed from `snapshots` (all when empty); each changed snapshot is
+/// replaced by one tagged `rewritten`. The data itself leaves the repository at the next
+/// prune, once no snapshot references it.
+///
+/// # Errors
+/// Bad patterns; store errors; unreadable trees.
+pub fn erase(
+    repo: &Repository,
+    snapshots: &[crate::id::SnapshotId],
+    excludes: &[String],
+    apply: bool,
+) -> Result<Vec<SnapshotRepair>> {
+    if excludes.is_empty() {
+        return Err(Error::Config("rewrite needs at least one --exclude pattern".into()));
+    }
+    let (names, paths) = crate::backup::compile_globs(excludes)?;
+    let index = repo.load_index()?;
+    let mut selected = repo.snapshots()?;
+    if !snapshots.is_empty() {
+        selected.retain(|(id, _)| snapshots.contains(id));
+    }
+    let matches = |path: &std::path::Path, _: &crate::tree::Node| {
+        path.file_name().is_some_and(|n| names.is_match(n)) || paths.is_match(path)
+    };
+    rewrite_snapshots(repo, &index, selected, &matches, "rewritten", apply)
 }
 
-/// Rewrites one tree; returns its (possibly new) id.
+/// Rewrites one tree without the entries `drop` selects; returns its (possibly new) id.
 fn rewrite(
     repo: &Repository,
     index: &Index,
     writer: &mut BlobWriter<'_>,
     tree_id: BlobId,
-    path: &str,
+    path: &std::path::Path,
+    drop: &dyn Fn(&std::path::Path, &crate::tree::Node) -> bool,
     removed: &mut Vec<String>,
 ) -> Result<BlobId> {
     let tree = match repo.load_tree(index, &tree_id) {
         Ok(t) => t,
         Err(e) => {
-            removed.push(format!("{path} (directory unreadable: {e})"));
+            removed.push(format!("{} (directory unreadable: {e})", path.display()));
             return writer.add(index, BlobKind::Tree, &Tree::new(vec![]).encode());
         }
     };
     let before = removed.len();
     let mut nodes = Vec::with_capacity(tree.nodes.len());
     for mut node in tree.nodes {
-        let p = format!("{}/{}", path.trim_end_matches('/'), node.display_name());
-        match node.kind {
-            NodeKind::Dir => {
-                if let Some(sub) = node.subtree {
-                    node.subtree = Some(rewrite(repo, index, writer, sub, &p, removed)?);
-                }
-                nodes.push(node);
-            }
-            NodeKind::File if !node.content.iter().all(|id| blob_readable(index, id)) => {
-                removed.push(p);
-            }
-            _ => nodes.push(node),
+        let p = path.join(node.os_name());
+        if drop(&p, &node) {
+            removed.push(p.display().to_string());
+            continue;
         }
+        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+            node.subtree = Some(rewrite(repo, index, writer, sub, &p, drop, removed)?);
+        }
+        nodes.push(node);
     }
     if removed.len() == before {
         return Ok(tree_id);

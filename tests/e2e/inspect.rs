@@ -164,3 +164,35 @@ fn repair_index_rebuilds_a_lost_index() {
     repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
     assert_trees_equal(&src, &restored(&target, &src));
 }
+
+/// Erasure on request: `rewrite --exclude` removes a path from every snapshot, and after prune
+/// its bytes are gone from the repository while everything else still restores.
+#[test]
+fn rewrite_erases_a_path_from_every_snapshot_and_prune_removes_its_data() {
+    let repo = repo();
+    let src = repo.dir("src");
+    data::write(&src.join("keep.txt"), b"kept\n");
+    let secret = data::random_bytes(4711, 300_000);
+    data::write(&src.join("customer-4711.csv"), &secret);
+    repo.backup(args![&src]);
+    data::write(&src.join("keep.txt"), b"kept, version two\n");
+    repo.backup(args![&src]);
+    repo.run(args!["rewrite", "--exclude", "customer-4711.csv"]).success();
+    assert_eq!(repo.run(args!["--json", "find", "customer-4711.csv"]).json().as_array().unwrap().len(), 2, "dry run");
+    repo.run(args!["rewrite", "--exclude", "customer-4711.csv", "--apply"]).success();
+    repo.run(args!["find", "customer-4711.csv"]).code(1);
+    repo.run(args!["prune", "--grace", "0s", "--max-unused", "0%"]).success();
+    repo.run(args!["prune", "--grace", "0s", "--max-unused", "0%"]).success();
+    repo.run(args!["check", "--read-data"]).success();
+    let stats = repo.run(args!["--json", "stats"]).success().json();
+    let before_size = 300_000;
+    assert!(
+        stats["repository_size"].as_u64().unwrap() < before_size / 3,
+        "the erased file's 300 kB must leave the repository: {stats}"
+    );
+    let target = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--target", &target]).success();
+    let back = restored(&target, &src);
+    assert_eq!(std::fs::read(back.join("keep.txt")).unwrap(), b"kept, version two\n");
+    assert!(!back.join("customer-4711.csv").exists());
+}

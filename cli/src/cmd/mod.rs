@@ -12,6 +12,7 @@ pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod rewrite;
 pub mod snapshots;
 pub mod status;
 
