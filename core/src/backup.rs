@@ -227,7 +227,7 @@ impl Session<'_> {
     fn known(&self, id: &BlobId) -> bool {
         match self.index.get(id) {
             Some(e) => {
-                if let Some(flag) = self.reused_packs.get(e.pack as usize) {
+                if let Some(flag) = self.reused_packs.get(e.pack() as usize) {
                     flag.store(true, Ordering::Relaxed);
                 }
                 true
@@ -276,17 +276,15 @@ impl Session<'_> {
 
     /// Hashes, deduplicates, compresses and seals one batch in parallel; returns the ids in
     /// order and sends new blobs to the packer.
-    fn store_batch(&self, batch: Vec<Vec<u8>>, blobs: &Sender<SealedBlob>) -> Result<Vec<BlobId>> {
-        let results: Vec<(BlobId, Option<SealedBlob>)> = self.pool.install(|| {
-            batch
-                .into_par_iter()
-                .map(|chunk| {
-                    let id = self.repo.master().blob_id(&chunk);
-                    let is_new = !self.known(&id) && self.pending.lock().map(|mut p| p.insert(id)).unwrap_or(false);
-                    (id, is_new.then(|| blob::seal(&self.key, BlobKind::Data, id, &chunk, self.level)))
-                })
-                .collect()
-        });
+    fn store_batch_ref(&self, batch: &[Vec<u8>], blobs: &Sender<SealedBlob>) -> Result<Vec<BlobId>> {
+        let results: Vec<(BlobId, Option<SealedBlob>)> = batch
+            .par_iter()
+            .map(|chunk| {
+                let id = self.repo.master().blob_id(chunk);
+                let is_new = !self.known(&id) && self.pending.lock().map(|mut p| p.insert(id)).unwrap_or(false);
+                (id, is_new.then(|| blob::seal(&self.key, BlobKind::Data, id, chunk, self.level)))
+            })
+            .collect();
         let mut ids = Vec::with_capacity(results.len());
         for (id, sealed) in results {
             ids.push(id);
@@ -299,7 +297,9 @@ impl Session<'_> {
         Ok(ids)
     }
 
-    /// Stores a stream of chunks; chunking the next batch overlaps with sealing the last.
+    /// Stores a stream of chunks. Chunking the next batch (sequential, on one thread) overlaps
+    /// with hashing, compressing and sealing the last one (parallel) and with the whole-file
+    /// hash, so the chunker's thread does nothing else.
     fn store_chunks<I>(
         &self,
         mut chunks: I,
@@ -311,14 +311,13 @@ impl Session<'_> {
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         let mut content = Vec::new();
-        let mut next_batch = |hasher: &mut blake3::Hasher, size: &mut u64| -> std::io::Result<Vec<Vec<u8>>> {
+        let mut next_batch = |size: &mut u64| -> std::io::Result<Vec<Vec<u8>>> {
             let mut batch = Vec::new();
             let mut bytes = 0;
             while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
                 match chunks.next() {
                     Some(c) => {
                         let c = c?;
-                        hasher.update(&c);
                         bytes += c.len();
                         batch.push(c);
                     }
@@ -330,7 +329,7 @@ impl Session<'_> {
             self.progress.bytes_read(bytes as u64);
             Ok(batch)
         };
-        let mut current = match next_batch(&mut hasher, &mut size) {
+        let mut current = match next_batch(&mut size) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
@@ -338,8 +337,20 @@ impl Session<'_> {
             if self.failed.load(Ordering::SeqCst) {
                 return Err(Error::Internal("backup aborted".into()));
             }
-            let (stored, next) =
-                self.pool.join(|| self.store_batch(current, blobs), || next_batch(&mut hasher, &mut size));
+            let (stored, next) = self.pool.join(
+                || {
+                    let (ids, ()) = rayon::join(
+                        || self.store_batch_ref(&current, blobs),
+                        || {
+                            for c in &current {
+                                hasher.update(c);
+                            }
+                        },
+                    );
+                    ids
+                },
+                || next_batch(&mut size),
+            );
             content.extend(stored?);
             current = match next {
                 Ok(b) => b,

@@ -130,4 +130,35 @@ mod tests {
             assert!(open(&m, &k, BlobKind::Data, other, s.codec, s.raw_len, &s.bytes).is_err());
         }
     }
+
+    /// Found by fuzz target blob_tamper: the codec byte is not in the associated data, and an
+    /// empty payload stored as `None` "decompressed" as zstd to the same empty plaintext.
+    #[test]
+    fn fuzz_blob_tamper_codec_flip_on_empty_blob() {
+        let m = MasterKey::generate();
+        let k = m.subkey(&random_salt());
+        let id = m.blob_id(b"");
+        let s = seal(&k, BlobKind::Tree, id, b"", 3);
+        assert_eq!(s.codec, Codec::None);
+        assert!(open(&m, &k, BlobKind::Tree, id, s.codec, s.raw_len, &s.bytes).unwrap().is_empty());
+        assert!(open(&m, &k, BlobKind::Tree, id, Codec::Zstd, s.raw_len, &s.bytes).is_err());
+    }
+
+    /// Found by fuzz target blob_open: the recorded length is not in the associated data either,
+    /// and a genuine 76-byte zstd blob claiming 100 MB made `open` allocate 100 MB (the claim is
+    /// trusted up to `MAX_BLOB_LEN`) before zstd rejected the frame. It must fail, not panic.
+    #[test]
+    fn fuzz_blob_open_unauthenticated_raw_len() {
+        let m = MasterKey::generate();
+        let k = m.subkey(&random_salt());
+        let plain = b"cairn keeps what you give it; ".repeat(60);
+        let id = m.blob_id(&plain);
+        let s = seal(&k, BlobKind::Data, id, &plain, 3);
+        assert_eq!(s.codec, Codec::Zstd);
+        assert_eq!(open(&m, &k, BlobKind::Data, id, s.codec, s.raw_len, &s.bytes).unwrap(), plain);
+        for raw_len in [0, s.raw_len - 1, s.raw_len + 1, 100_664_109, MAX_BLOB_LEN, MAX_BLOB_LEN + 1, u32::MAX] {
+            assert!(open(&m, &k, BlobKind::Data, id, s.codec, raw_len, &s.bytes).is_err(), "raw_len {raw_len}");
+        }
+        assert!(open(&m, &k, BlobKind::Data, id, Codec::None, s.raw_len, &s.bytes).is_err());
+    }
 }

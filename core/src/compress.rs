@@ -92,6 +92,12 @@ pub fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
 /// # Errors
 /// [`CompressError`] for damaged frames or a length other than `expected_len`.
 pub fn decompress(codec: Codec, data: Vec<u8>, expected_len: usize) -> Result<Vec<u8>, CompressError> {
+    // zstd decodes an empty input as zero bytes, but every zstd payload Cairn writes is a whole
+    // frame (9 bytes at least): an empty one is damage, e.g. a flipped codec byte on an empty
+    // blob (fuzz target blob_tamper).
+    if codec == Codec::Zstd && data.is_empty() {
+        return Err(CompressError("empty zstd payload".into()));
+    }
     let out = match codec {
         Codec::None => data,
         Codec::Zstd => zstd::bulk::decompress(&data, expected_len).map_err(|e| CompressError(e.to_string()))?,

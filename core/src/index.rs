@@ -119,23 +119,55 @@ impl IndexFile {
     }
 }
 
-/// Where one blob is, in 52 bytes.
+/// Where one blob is, in 48 bytes: the id, four `u32`s, and the blob's kind and codec kept in
+/// the top bits of the pack number (an index holds fewer than 2^30 packs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
     /// The blob.
     pub id: BlobId,
-    /// Number of its pack in [`Index::packs`].
-    pub pack: u32,
+    /// Pack number in [`Index::packs`] (low 30 bits), tree flag (bit 31), zstd flag (bit 30).
+    pack_and_flags: u32,
     /// Offset in the pack.
     pub offset: u32,
     /// Sealed length.
     pub length: u32,
     /// Plaintext length.
     pub raw_len: u32,
+}
+
+const TREE_FLAG: u32 = 1 << 31;
+const ZSTD_FLAG: u32 = 1 << 30;
+const PACK_MASK: u32 = ZSTD_FLAG - 1;
+
+impl IndexEntry {
+    fn new(e: &PackEntry, pack: u32) -> Self {
+        let mut flags = pack & PACK_MASK;
+        if e.kind == BlobKind::Tree {
+            flags |= TREE_FLAG;
+        }
+        if e.codec == Codec::Zstd {
+            flags |= ZSTD_FLAG;
+        }
+        IndexEntry { id: e.id, pack_and_flags: flags, offset: e.offset, length: e.length, raw_len: e.raw_len }
+    }
+
+    /// Number of its pack in [`Index::packs`].
+    #[must_use]
+    pub fn pack(&self) -> u32 {
+        self.pack_and_flags & PACK_MASK
+    }
+
     /// Data or tree.
-    pub kind: BlobKind,
+    #[must_use]
+    pub fn kind(&self) -> BlobKind {
+        if self.pack_and_flags & TREE_FLAG != 0 { BlobKind::Tree } else { BlobKind::Data }
+    }
+
     /// Encoding.
-    pub codec: Codec,
+    #[must_use]
+    pub fn codec(&self) -> Codec {
+        if self.pack_and_flags & ZSTD_FLAG != 0 { Codec::Zstd } else { Codec::None }
+    }
 }
 
 /// A pack the index knows.
@@ -162,22 +194,21 @@ impl Index {
         let n = match self.pack_numbers.get(&id) {
             Some(&n) => n,
             None => {
-                let n = self.packs.len() as u32;
+                // More than 2^30 packs (16 PiB at the default pack size) would not fit the
+                // entry encoding; such an index is beyond any repository this build handles.
+                let n = (self.packs.len() as u32).min(PACK_MASK);
                 self.packs.push(PackRef { id, salt });
                 self.pack_numbers.insert(id, n);
                 n
             }
         };
-        self.entries.extend(entries.iter().map(|e| IndexEntry {
-            id: e.id,
-            pack: n,
-            offset: e.offset,
-            length: e.length,
-            raw_len: e.raw_len,
-            kind: e.kind,
-            codec: e.codec,
-        }));
+        self.entries.extend(entries.iter().map(|e| IndexEntry::new(e, n)));
         self.sorted = false;
+    }
+
+    /// Makes room for `n` more entries (one allocation instead of repeated doubling).
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve_exact(n);
     }
 
     /// Adds everything an index object lists.
@@ -190,9 +221,12 @@ impl Index {
     /// Sorts for lookups, keeping one entry per blob (the first added wins).
     pub fn finalize(&mut self) {
         if !self.sorted {
-            self.entries.sort_by_key(|e| e.id);
+            self.entries.sort_unstable_by_key(|e| e.id);
             self.entries.dedup_by(|a, b| a.id == b.id);
-            self.entries.shrink_to_fit();
+            // Shrinking copies the table; worth it only for a large excess (duplicates).
+            if self.entries.capacity() > self.entries.len() + self.entries.len() / 4 {
+                self.entries.shrink_to_fit();
+            }
             self.sorted = true;
         }
     }
@@ -213,7 +247,7 @@ impl Index {
     /// The pack an entry points into.
     #[must_use]
     pub fn pack(&self, entry: &IndexEntry) -> PackRef {
-        self.packs[entry.pack as usize]
+        self.packs[entry.pack() as usize]
     }
 
     /// All packs.
@@ -295,6 +329,8 @@ mod tests {
             assert_eq!(idx.pack(got).id, p);
         }
         assert!(!idx.contains(&BlobId(Digest::of(b"missing"))));
-        assert_eq!(std::mem::size_of::<IndexEntry>(), 52);
+        assert_eq!(std::mem::size_of::<IndexEntry>(), 48);
+        let got = idx.get(&entries[3].id).unwrap();
+        assert_eq!((got.kind(), got.codec()), (entries[3].kind, entries[3].codec));
     }
 }

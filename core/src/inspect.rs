@@ -188,7 +188,7 @@ pub fn stats(repo: &Repository, index: &Index, roots: &[BlobId]) -> Result<Stats
         if let Some(e) = index.get(id) {
             s.dedup_size += u64::from(e.raw_len);
             s.stored_size += u64::from(e.length);
-            packs.insert(e.pack);
+            packs.insert(e.pack());
         }
     }
     s.blobs = blobs.len() as u64;

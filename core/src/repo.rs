@@ -348,9 +348,16 @@ impl Repository {
     /// # Errors
     /// Store errors and damaged index objects.
     pub fn load_index(&self) -> Result<Index> {
+        let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
         let mut index = Index::default();
-        for (_, file) in self.index_files()? {
-            index.add_file(&file);
+        // Each entry is 46 bytes in an index object: reserve once for all of them, and add
+        // each object as it is decoded, so memory peaks at the table plus one object.
+        let stored: u64 = infos.iter().map(|i| i.size).sum();
+        index.reserve(usize::try_from(stored / crate::pack::ENTRY_LEN as u64).unwrap_or(0));
+        for info in infos {
+            let id = IndexId(info.key.id);
+            let data = self.get_verified(info.key)?;
+            index.add_file(&IndexFile::open(&self.master, &id, &data)?);
         }
         index.finalize();
         Ok(index)
@@ -487,14 +494,14 @@ impl Repository {
         let pack = index.pack(entry);
         let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
         let range = u64::from(entry.offset)..u64::from(entry.offset) + u64::from(entry.length);
-        let sealed = if entry.kind == BlobKind::Tree {
+        let sealed = if entry.kind() == BlobKind::Tree {
             self.store.get_range_cacheable(&key, range)
         } else {
             self.store.get_range(&key, range)
         }
         .map_err(store_err(key))?;
         let subkey = self.master.subkey(&pack.salt);
-        blob::open(&self.master, &subkey, entry.kind, entry.id, entry.codec, entry.raw_len, &sealed)
+        blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, &sealed)
             .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))
     }
 

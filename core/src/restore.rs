@@ -30,8 +30,8 @@ use crate::tree::{Node, NodeKind, Time, Tree};
 
 /// Ranges of one pack closer than this are fetched in one request.
 const COALESCE_GAP: u64 = 1 << 20;
-/// Largest single ranged request.
-const MAX_REQUEST: u64 = 32 << 20;
+/// Largest single ranged request (bounds memory: one request per restore thread in flight).
+const MAX_REQUEST: u64 = 8 << 20;
 
 /// Where and what to restore.
 #[derive(Debug, Clone)]
@@ -499,7 +499,7 @@ fn group_by_pack<'i>(index: &'i Index, blobs: &HashMap<BlobId, Vec<Target>>) -> 
     let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
     for id in blobs.keys() {
         if let Some(e) = index.get(id) {
-            by_pack.entry(e.pack).or_default().push(e);
+            by_pack.entry(e.pack()).or_default().push(e);
         }
     }
     let mut out: Vec<_> = by_pack.into_iter().collect();
@@ -574,7 +574,7 @@ fn restore_pack(
                 continue;
             };
             // The kind from the index: a chunk whose bytes equal a tree's encoding shares its blob.
-            let plain = match crate::blob::open(repo.master(), &subkey, e.kind, e.id, e.codec, e.raw_len, sealed) {
+            let plain = match crate::blob::open(repo.master(), &subkey, e.kind(), e.id, e.codec(), e.raw_len, sealed) {
                 Ok(p) => p,
                 Err(err) => {
                     reason = format!("{key}: {err}");
