@@ -217,8 +217,12 @@ struct Session<'a> {
     mmap_threshold: u64,
     /// Packs (by index number) holding blobs this backup reuses instead of storing.
     reused_packs: Vec<AtomicBool>,
-    /// Packs this backup uploaded.
-    uploaded: Mutex<Vec<crate::id::PackId>>,
+    /// Packs this backup uploaded, with their entries.
+    uploaded: Mutex<Vec<IndexedPack>>,
+    /// Index objects present when this backup loaded the index.
+    start_indexes: HashSet<crate::id::IndexId>,
+    /// Index objects this backup wrote (checkpoints and the last one).
+    own_indexes: Mutex<Vec<crate::id::IndexId>>,
 }
 
 impl Session<'_> {
@@ -247,21 +251,65 @@ impl Session<'_> {
             .into_iter()
             .map(|i| crate::id::PackId(i.key.id))
             .collect();
-        let reused = self
+        let reused: Vec<(usize, crate::id::PackId)> = self
             .index
             .packs()
             .iter()
+            .enumerate()
             .zip(&self.reused_packs)
             .filter(|(_, used)| used.load(Ordering::Relaxed))
-            .map(|(p, _)| p.id);
+            .map(|((n, p), _)| (n, p.id))
+            .collect();
         let uploaded = lock(&self.uploaded)?.clone();
-        for id in reused.chain(uploaded) {
+        for id in reused.iter().map(|(_, id)| *id).chain(uploaded.iter().map(|p| p.id)) {
             if !present.contains(&id) {
                 return Err(Error::Corrupt {
                     object: format!("pack {id}"),
                     reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run the backup again".into(),
                 });
             }
+        }
+        // A prune that ran meanwhile rewrote the index: packs this backup uploaded or reused may
+        // now be only on a garbage list (no snapshot used them when it looked). They are still
+        // stored; name them in an index object again before the snapshot needs them.
+        let now: HashSet<crate::id::IndexId> = self
+            .repo
+            .store()
+            .list(ObjectKind::Index)
+            .map_err(Error::Storage)?
+            .into_iter()
+            .map(|i| crate::id::IndexId(i.key.id))
+            .collect();
+        let own = lock(&self.own_indexes)?.clone();
+        if self.start_indexes.iter().chain(&own).all(|id| now.contains(id)) {
+            return Ok(()); // no prune rewrote the index meanwhile
+        }
+        let current = self.repo.load_index()?;
+        let mut again: Vec<IndexedPack> =
+            uploaded.into_iter().filter(|p| p.entries.iter().any(|e| !current.contains(&e.id))).collect();
+        let missing_reused: HashSet<usize> =
+            reused.iter().filter(|(_, id)| !current.packs().iter().any(|p| p.id == *id)).map(|(n, _)| *n).collect();
+        if !missing_reused.is_empty() {
+            let mut by_pack: HashMap<usize, Vec<crate::pack::PackEntry>> = HashMap::new();
+            for e in self.index.entries() {
+                if missing_reused.contains(&(e.pack() as usize)) {
+                    by_pack.entry(e.pack() as usize).or_default().push(crate::pack::PackEntry {
+                        kind: e.kind(),
+                        codec: e.codec(),
+                        id: e.id,
+                        offset: e.offset,
+                        length: e.length,
+                        raw_len: e.raw_len,
+                    });
+                }
+            }
+            for (n, entries) in by_pack {
+                let p = self.index.packs()[n];
+                again.push(IndexedPack { id: p.id, salt: p.salt, entries });
+            }
+        }
+        if !again.is_empty() {
+            self.repo.save_index(&IndexFile { supersedes: vec![], packs: again })?;
         }
         Ok(())
     }
@@ -437,7 +485,7 @@ impl Session<'_> {
             }
             self.counters.bytes_stored.fetch_add(len, Ordering::Relaxed);
             if let Ok(mut up) = self.uploaded.lock() {
-                up.push(pack.id);
+                up.push(IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries.clone() });
             }
             let checkpoint = match indexed.lock() {
                 Ok(mut list) => {
@@ -446,10 +494,15 @@ impl Session<'_> {
                 }
                 Err(_) => None,
             };
-            if let Some(packs) = checkpoint
-                && let Err(e) = self.repo.save_index(&IndexFile { supersedes: vec![], packs })
-            {
-                self.fail(e);
+            if let Some(packs) = checkpoint {
+                match self.repo.save_index(&IndexFile { supersedes: vec![], packs }) {
+                    Ok(id) => {
+                        if let Ok(mut own) = self.own_indexes.lock() {
+                            own.push(id);
+                        }
+                    }
+                    Err(e) => self.fail(e),
+                }
             }
         }
     }
@@ -821,6 +874,13 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
     };
     let (name_excludes, path_excludes) = compile_globs(&opts.excludes)?;
 
+    let start_indexes = repo
+        .store()
+        .list(ObjectKind::Index)
+        .map_err(Error::Storage)?
+        .into_iter()
+        .map(|i| crate::id::IndexId(i.key.id))
+        .collect();
     let index = repo.load_index()?;
     let parent = if opts.force {
         None
@@ -864,6 +924,8 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         mmap_threshold: opts.mmap_threshold,
         reused_packs: (0..index_packs).map(|_| AtomicBool::new(false)).collect(),
         uploaded: Mutex::new(Vec::new()),
+        start_indexes,
+        own_indexes: Mutex::new(Vec::new()),
     };
     let indexed = Mutex::new(Vec::new());
 
@@ -897,7 +959,8 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
     let indexed_rest = if rest.is_empty() {
         Ok(())
     } else {
-        repo.save_index(&IndexFile { supersedes: vec![], packs: rest }).map(drop)
+        repo.save_index(&IndexFile { supersedes: vec![], packs: rest })
+            .and_then(|id| lock(&session.own_indexes).map(|mut own| own.push(id)))
     };
     let fatal = lock(&session.fatal)?.take();
     if let Some(e) = fatal {

@@ -79,6 +79,8 @@ pub struct PruneStats {
     pub bytes_unused_left: u64,
     /// Packs in storage that no index names, left by interrupted backups.
     pub packs_unindexed: u64,
+    /// Packs younger than the grace period, left alone (they may belong to a running backup).
+    pub packs_young: u64,
 }
 
 /// A garbage list: packs waiting for deletion, with their entries so they can be resurrected.
@@ -147,6 +149,18 @@ fn add_used(repo: &Repository, index: &Index, roots: Vec<BlobId>, used: &mut Has
     Ok(())
 }
 
+/// `index` plus the blobs only garbage-listed packs hold: a blob the index has is always read
+/// from the indexed pack (a listed pack may already be swept).
+fn with_listed(index: &Index, listed: &[IndexedPack]) -> Index {
+    let mut lookup = index.clone();
+    for p in listed {
+        let only_here: Vec<PackEntry> = p.entries.iter().filter(|e| !index.contains(&e.id)).copied().collect();
+        lookup.add_pack(p.id, p.salt, &only_here);
+    }
+    lookup.finalize();
+    lookup
+}
+
 /// The store's idea of "now": the timestamp of an object we just wrote.
 fn store_now(repo: &Repository, key: &ObjectKey) -> Result<jiff::Timestamp> {
     let listed = repo.store().list(key.kind).map_err(Error::Storage)?;
@@ -187,23 +201,56 @@ impl PrunePlan {
             }
         }
         index.finalize();
-        let used = used_blobs(repo, &index)?;
+        // Packs on garbage lists are out of the index but still stored until swept. A backup
+        // that ran across an earlier prune may have committed a snapshot that needs them: read
+        // trees through them too, and take back every listed pack a snapshot uses.
+        let mut listed: HashSet<PackId> = HashSet::new();
+        let mut listed_packs = Vec::new();
+        for info in repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)? {
+            // A list swept by a concurrent prune since the listing is simply gone.
+            let Some(list) = read_garbage_if_present(repo, &info.key)? else { continue };
+            for gp in list.packs {
+                listed.insert(gp.id);
+                listed_packs.extend(gp.to_indexed());
+            }
+        }
+        let lookup = with_listed(&index, &listed_packs);
+        let used = used_blobs(repo, &lookup)?;
+        let mut resurrected = 0u64;
+        for p in listed_packs {
+            if p.entries.iter().any(|e| used.contains(&e.id) && !index.contains(&e.id)) && !packs.contains_key(&p.id) {
+                resurrected += 1;
+                packs.insert(p.id, p);
+            }
+        }
         for id in &used {
-            if !index.contains(id) {
+            if !lookup.contains(id) {
                 return Err(Error::corrupt(
                     format!("blob {id}"),
                     "is used by a snapshot but in no index; run `cairn check` and `cairn repair index` before pruning",
                 ));
             }
         }
-        let sizes: HashMap<PackId, u64> = repo
-            .store()
-            .list(ObjectKind::Pack)
-            .map_err(Error::Storage)?
-            .into_iter()
-            .map(|i| (PackId(i.key.id), i.size))
+        let pack_infos = repo.store().list(ObjectKind::Pack).map_err(Error::Storage)?;
+        let sizes: HashMap<PackId, u64> = pack_infos.iter().map(|i| (PackId(i.key.id), i.size)).collect();
+        // Packs younger than the grace period may belong to a backup still running (its index
+        // checkpoints name them before its snapshot exists): they are neither marked nor
+        // repacked this time. "Now" is the newest timestamp the store itself gave an object,
+        // never this machine's clock.
+        let mut newest = pack_infos.iter().map(|i| i.last_modified).max().unwrap_or_default();
+        for kind in [ObjectKind::Index, ObjectKind::Snapshot] {
+            for i in repo.store().list(kind).map_err(Error::Storage)? {
+                newest = newest.max(i.last_modified);
+            }
+        }
+        let grace = jiff::SignedDuration::try_from(opts.grace).unwrap_or(jiff::SignedDuration::MAX);
+        let young: HashSet<PackId> = pack_infos
+            .iter()
+            .filter(|i| grace > jiff::SignedDuration::ZERO && newest.duration_since(i.last_modified) < grace)
+            .map(|i| PackId(i.key.id))
             .collect();
-        let mut stats = PruneStats { used_blobs: used.len() as u64, ..Default::default() };
+        let mut stats =
+            PruneStats { used_blobs: used.len() as u64, packs_resurrected: resurrected, ..Default::default() };
         // Each used blob is kept in exactly one pack: the first that holds it.
         let mut claimed: HashSet<BlobId> = HashSet::new();
         let mut partial: Vec<(IndexedPack, u64, u64)> = Vec::new();
@@ -220,7 +267,12 @@ impl PrunePlan {
                     unused_bytes += u64::from(e.length);
                 }
             }
-            if used_bytes == 0 {
+            if young.contains(&p.id) {
+                stats.bytes_kept += size;
+                stats.bytes_unused_left += unused_bytes;
+                stats.packs_young += 1;
+                keep.push(p);
+            } else if used_bytes == 0 {
                 stats.bytes_marked += size;
                 drop.push((p, size));
             } else if unused_bytes == 0 {
@@ -245,19 +297,17 @@ impl PrunePlan {
                 keep.push(p);
             }
         }
-        stats.bytes_unused_left = unused_left;
+        stats.bytes_unused_left += unused_left;
         stats.packs_kept = keep.len() as u64;
         stats.packs_repacked = repack.len() as u64;
         stats.packs_marked = (drop.len() + repack.len()) as u64;
         let indexed: HashSet<PackId> =
             keep.iter().chain(repack.iter()).map(|p| p.id).chain(drop.iter().map(|(p, _)| p.id)).collect();
         // Packs already on a garbage list are waiting out their grace period, not unindexed.
-        let mut listed: HashSet<PackId> = HashSet::new();
-        for info in repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)? {
-            listed.extend(read_garbage(repo, &info.key)?.packs.into_iter().map(|p| p.id));
-        }
-        let unindexed: Vec<(PackId, u64)> =
-            sizes.into_iter().filter(|(id, _)| !indexed.contains(id) && !listed.contains(id)).collect();
+        let unindexed: Vec<(PackId, u64)> = sizes
+            .into_iter()
+            .filter(|(id, _)| !indexed.contains(id) && !listed.contains(id) && !young.contains(id))
+            .collect();
         stats.packs_unindexed = unindexed.len() as u64;
         Ok(PrunePlan {
             used,
@@ -266,7 +316,7 @@ impl PrunePlan {
             drop,
             old_indexes: files.into_iter().map(|(id, _)| id).collect(),
             unindexed,
-            index,
+            index: lookup,
             stats,
         })
     }
@@ -358,18 +408,16 @@ impl PrunePlan {
             if info.key == *current || now.duration_since(info.last_modified) < grace {
                 continue;
             }
-            due.push((info.key, read_garbage(repo, &info.key)?));
+            if let Some(list) = read_garbage_if_present(repo, &info.key)? {
+                due.push((info.key, list));
+            }
         }
         // Snapshots committed since this prune read them (backups that ran concurrently) may
         // need blobs in the packs about to go: walk them too, reading trees from the current
         // index and the packs on the due lists.
-        let mut lookup = current_index.clone();
-        for (_, list) in &due {
-            for p in list.packs.iter().filter_map(GarbagePack::to_indexed) {
-                lookup.add_pack(p.id, p.salt, &p.entries);
-            }
-        }
-        lookup.finalize();
+        let listed: Vec<IndexedPack> =
+            due.iter().flat_map(|(_, list)| list.packs.iter().filter_map(GarbagePack::to_indexed)).collect();
+        let lookup = with_listed(&current_index, &listed);
         let fresh: Vec<BlobId> = repo
             .snapshots_strict()?
             .into_iter()
@@ -390,7 +438,7 @@ impl PrunePlan {
             delete_lists.push(key);
         }
         if !resurrect.is_empty() {
-            self.stats.packs_resurrected = resurrect.len() as u64;
+            self.stats.packs_resurrected += resurrect.len() as u64;
             let keep: HashSet<PackId> = resurrect.iter().map(|p| p.id).collect();
             deletions.retain(|(id, _)| !keep.contains(id));
             repo.save_index(&IndexFile { supersedes: vec![], packs: resurrect })?;
@@ -420,6 +468,14 @@ fn write_garbage(repo: &Repository, list: &GarbageList) -> Result<ObjectKey> {
     let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(&sealed));
     repo.store().put(&key, Bytes::from(sealed)).map_err(|source| Error::Store { key, source })?;
     Ok(key)
+}
+
+fn read_garbage_if_present(repo: &Repository, key: &ObjectKey) -> Result<Option<GarbageList>> {
+    match read_garbage(repo, key) {
+        Ok(l) => Ok(Some(l)),
+        Err(Error::Store { source: crate::store::StoreError::NotFound(_), .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn read_garbage(repo: &Repository, key: &ObjectKey) -> Result<GarbageList> {

@@ -348,6 +348,18 @@ impl Repository {
     /// # Errors
     /// Store errors and damaged index objects.
     pub fn load_index(&self) -> Result<Index> {
+        // A concurrent prune deletes the index objects it supersedes right after writing their
+        // replacement: an object listed but gone by the time it is read means "list again".
+        let mut attempt = 0;
+        loop {
+            match self.load_index_once() {
+                Err(Error::Store { source: StoreError::NotFound(_), .. }) if attempt < 5 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn load_index_once(&self) -> Result<Index> {
         let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
         let mut index = Index::default();
         // Each entry is 46 bytes in an index object: reserve once for all of them, and add
@@ -368,14 +380,24 @@ impl Repository {
     /// # Errors
     /// Store errors and damaged index objects.
     pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
-        let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
-        let mut out = Vec::with_capacity(infos.len());
-        for info in infos {
-            let id = IndexId(info.key.id);
-            let data = self.get_verified(info.key)?;
-            out.push((id, IndexFile::open(&self.master, &id, &data)?));
+        let mut attempt = 0;
+        'list: loop {
+            let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
+            let mut out = Vec::with_capacity(infos.len());
+            for info in infos {
+                let id = IndexId(info.key.id);
+                match self.get_verified(info.key) {
+                    Ok(data) => out.push((id, IndexFile::open(&self.master, &id, &data)?)),
+                    // Superseded and deleted by a concurrent prune since the listing.
+                    Err(Error::Store { source: StoreError::NotFound(_), .. }) if attempt < 5 => {
+                        attempt += 1;
+                        continue 'list;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(out);
         }
-        Ok(out)
     }
 
     /// Stores an index object.
@@ -432,6 +454,8 @@ impl Repository {
             let id = SnapshotId(info.key.id);
             match self.load_snapshot(id) {
                 Ok(s) => out.push((id, s)),
+                // Forgotten by a concurrent `forget` since the listing.
+                Err(Error::Store { source: StoreError::NotFound(_), .. }) => {}
                 Err(e @ Error::Store { source: StoreError::Transient(_) | StoreError::Permanent(_), .. }) => {
                     return Err(e);
                 }

@@ -137,9 +137,11 @@ fn damaged_pack_is_contained(damage: fn(&Path)) {
         for rel in &missing {
             out.stderr_has(&rel.display().to_string());
         }
-        assert!(
-            target.join("empty").exists() && target.join("empty-dir").is_dir() && target.join("text/0.txt").exists()
-        );
+        // Entries with no data in the damaged pack are all there (which files share a pack with
+        // damaged data depends on the pack layout; those are in `missing`, named above).
+        assert!(target.join("empty").exists() && target.join("empty-dir").is_dir());
+        let text0 = Path::new("text/0.txt");
+        assert!(missing.iter().any(|m| m == text0) || target.join(text0).exists());
 
         // dump: exact bytes or a clean failure naming the pack. A file dump can still read in
         // full was lost by restore for nothing.
