@@ -12,10 +12,13 @@
 //!    mark and deduplicated against the old index) are put back into the index; the rest are
 //!    deleted, then the list.
 //!
-//! A backup also checks, just before writing its snapshot, that every pack it reused still
-//! exists, and fails without a snapshot if one was swept, so a backup running longer than the
-//! grace period cannot commit a snapshot with missing data. An interrupted prune leaves at
-//! worst duplicate index entries or a garbage list the next prune finishes.
+//! Packs younger than the grace period (by the store's clock) are never marked: they may
+//! belong to a backup still running. A backup also checks, just before writing its snapshot,
+//! that every pack it uploaded or reused still exists (failing without a snapshot if one was
+//! swept) and is still indexed (re-indexing it if a prune took it out), so a backup running
+//! longer than the grace period cannot commit a snapshot with missing data. Prune itself takes
+//! back listed packs a committed snapshot needs. An interrupted prune leaves at worst duplicate
+//! index entries or a garbage list the next prune finishes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
