@@ -56,7 +56,7 @@ target/debug/cairn-bench limit --sample 1MiB --ms 0
 step "end-to-end harness on tiny inputs"
 target/debug/cairn-bench run "${peers[@]}" \
     --cairn target/debug/cairn --work "$work/run" \
-    --size 4MiB --days 2 --tree-files 150 --rss-size 1MiB --rss-factor 3 --index-blobs 20000 \
+    --size 2MiB --days 2 --tree-files 100 --rss-size 1MiB --rss-factor 3 --index-blobs 20000 \
     --stage-sample 1MiB --stage-ms 0 --out "$work/BENCHMARKS.md" "${extra[@]}"
 for section in "## Machine and load" "## Pipeline limit" "## Results" "### dump" "### media" "### tree" "## Targets (issue 4)"; do
     grep -qF "$section" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks '$section'" >&2; exit 1; }

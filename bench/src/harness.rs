@@ -401,7 +401,9 @@ impl Run<'_> {
             baseline.wall,
             baseline.max_rss_kib as f64 / 1024.0
         ));
-        let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        if !o.keep {
+            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        }
         Ok(IndexFigure { blobs: o.index_blobs, baseline, loaded })
     }
 }
@@ -489,6 +491,7 @@ pub fn run(opts: &Options) -> Result<Results> {
         }
     }
     versions.push(("rustc".into(), version_of(Path::new("rustc"), Kind::Cairn)));
+    versions.push(("cairn source".into(), source_revision()));
     let mut run = Run { opts, tools, steps: Vec::new(), logs };
 
     run.say("measuring the pipeline stages");
@@ -513,6 +516,20 @@ pub fn run(opts: &Options) -> Result<Results> {
             other => bail!("unknown dataset `{other}` (dump, media, tree)"),
         });
     }
+    // Measure the stages again at the end and keep each stage's best: a shared machine's load
+    // comes and goes, and the limit is what the stages can do, not what they did under load.
+    run.say("measuring the pipeline stages again");
+    let stages: Vec<StageTimes> = stages
+        .into_iter()
+        .map(|before| {
+            let after = stages::measure(before.kind, opts.stage_sample, opts.stage_time);
+            let times = before.times.iter().zip(&after.times).map(|(&(s, a), &(_, b))| (s, a.min(b))).collect();
+            StageTimes { times, ..before }
+        })
+        .collect();
+    for s in &stages {
+        run.say(&format!("  {}: per core {:.0} MB/s", s.kind.name(), s.per_core_limit() / 1e6));
+    }
     let rss = if opts.rss_bytes > 0 { Some(run.rss()?) } else { None };
     let index = if opts.index_blobs > 0 { Some(run.index()?) } else { None };
     if !opts.keep {
@@ -532,6 +549,26 @@ pub fn run(opts: &Options) -> Result<Results> {
         elapsed: started.elapsed(),
         options: opts.clone(),
     })
+}
+
+/// The commit the working tree is at, and whether `core/` or `cli/` had uncommitted changes
+/// (the binary measured is whatever `target/release/cairn` was built from).
+fn source_revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["log", "-1", "--format=%h %s"]) {
+        Some(head) => {
+            let dirty = git(&["status", "--porcelain", "--", "core", "cli"]).is_some_and(|s| !s.is_empty());
+            format!("{head}{}", if dirty { " (with uncommitted changes in core/ or cli/)" } else { "" })
+        }
+        None => "unknown (not a git checkout)".into(),
+    }
 }
 
 /// Cores available to this process.

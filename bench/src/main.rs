@@ -99,7 +99,7 @@ struct RunArgs {
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     stage_sample: u64,
     /// Minimum milliseconds per stage measurement.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 1500)]
     stage_ms: u64,
     /// Write the report here (it is printed to stdout otherwise).
     #[arg(long)]

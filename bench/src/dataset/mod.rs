@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use crate::rng::Rng;
 
 pub(crate) fn sql_words() -> &'static [&'static str] {
-    sql::WORDS
+    sql::vocabulary::WORDS
 }
 
 /// Writes `bytes` incompressible bytes from `seed` to `out` (several GB/s on one core).
