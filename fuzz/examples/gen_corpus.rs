@@ -1,0 +1,239 @@
+//! Writes the seed corpora: a few valid inputs per target, as `corpus/<target>/seed-<name>`.
+//!
+//! ```text
+//! cargo run --release --manifest-path fuzz/Cargo.toml --example gen_corpus
+//! ```
+//! Objects are sealed under the fixed key of `cairn_fuzz::master()` with random salts and nonces,
+//! so a rerun writes different (equally valid) bytes; commit only when the formats change.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cairn_core::blob::{self, BlobKind};
+use cairn_core::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams};
+use cairn_core::compress::{self, Codec};
+use cairn_core::crypto::keyfile::{KdfParams, KeyFile};
+use cairn_core::crypto::random_salt;
+use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
+use cairn_core::index::{IndexFile, IndexedPack};
+use cairn_core::pack::{PackEntry, PackWriter, encode_header};
+use cairn_core::repo::{Config, FORMAT_VERSION};
+use cairn_core::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use cairn_core::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
+use cairn_fuzz::{BLOB_SALT, PASSWORD, cbor, master, stored_config};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
+}
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = corpus_dir().join(target);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// Compressible but not trivial bytes.
+fn text(len: usize) -> Vec<u8> {
+    b"cairn keeps what you give it; ".iter().cycle().take(len).copied().collect()
+}
+
+/// Incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+fn keyfile() {
+    let m = master();
+    for (name, memory_kib) in [("8kib", 8), ("1mib", 1024), ("default", KdfParams::default().memory_kib)] {
+        let params = KdfParams { memory_kib, iterations: 1, parallelism: 1 };
+        let kf = KeyFile::wrap(&m, PASSWORD, params, "host", "user", "2026-11-23T10:00:00Z").unwrap();
+        write("keyfile", name, &kf.encode());
+    }
+}
+
+fn configs() -> Vec<Config> {
+    let base = Config {
+        version: FORMAT_VERSION,
+        id: Digest::of(b"fuzz repository"),
+        chunker: CHUNKER_FASTCDC_2020_SEEDED.into(),
+        chunker_params: ChunkerParams::default(),
+        pack_size: 16 << 20,
+        compression: 3,
+    };
+    let small = Config {
+        chunker_params: ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024 },
+        pack_size: 1 << 16,
+        compression: 0,
+        ..base.clone()
+    };
+    vec![base, small]
+}
+
+fn config() {
+    let m = master();
+    for (i, c) in configs().iter().enumerate() {
+        write("config", &format!("plain-{i}"), &cat(&[&[1], &cbor(c)]));
+        write("config", &format!("stored-{i}"), &cat(&[&[0], &stored_config(&m, FORMAT_VERSION, &cbor(c))]));
+    }
+}
+
+fn entries() -> Vec<PackEntry> {
+    (0..3u32)
+        .map(|i| PackEntry {
+            kind: if i == 2 { BlobKind::Tree } else { BlobKind::Data },
+            codec: if i == 1 { Codec::Zstd } else { Codec::None },
+            id: BlobId(Digest::of(&i.to_le_bytes())),
+            offset: 16 + 100 * i,
+            length: 100,
+            raw_len: 72 + i,
+        })
+        .collect()
+}
+
+fn pack_header() {
+    let e = entries();
+    write("pack_header", "plain-3", &cat(&[&[1], &316u64.to_le_bytes(), &encode_header(&e)]));
+    write("pack_header", "plain-0", &cat(&[&[1], &16u64.to_le_bytes(), &encode_header(&[])]));
+    let m = master();
+    let salt = random_salt();
+    let key = m.subkey(&salt);
+    let mut w = PackWriter::new(salt, 1 << 16);
+    for plain in [text(3000), noise(500, 1), Vec::new()] {
+        w.add(blob::seal(&key, BlobKind::Data, m.blob_id(&plain), &plain, 3));
+    }
+    let pack = w.finish(&key);
+    write("pack_header", "pack", &cat(&[&[0], &pack.bytes]));
+}
+
+fn index() {
+    let file = IndexFile {
+        supersedes: vec![IndexId(Digest::of(b"older"))],
+        packs: vec![
+            IndexedPack { id: PackId(Digest::of(b"pack 1")), salt: [1; 16], entries: entries() },
+            IndexedPack { id: PackId(Digest::of(b"pack 2")), salt: [2; 16], entries: entries()[..1].to_vec() },
+        ],
+    };
+    write("index", "plain", &file.encode());
+    write("index", "empty", &IndexFile::default().encode());
+    write("index", "sealed", &file.seal(&master()));
+}
+
+fn node(name: &[u8], kind: NodeKind) -> Node {
+    let t = Time { secs: 1_795_000_000, nanos: 123_456_789 };
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: 0o100_644,
+        uid: 1000,
+        gid: 1000,
+        mtime: t,
+        atime: t,
+        ctime: t,
+        inode: 42,
+        dev: 2049,
+        nlink: 1,
+        size: 0,
+        rdev: 0,
+        content: Vec::new(),
+        hash: None,
+        subtree: None,
+        target: None,
+        link: None,
+    }
+}
+
+fn tree() {
+    let file = Node {
+        size: 3000,
+        content: vec![BlobId(Digest::of(b"c1")), BlobId(Digest::of(b"c2"))],
+        hash: Some(Digest::of(b"whole")),
+        link: Some(1),
+        ..node(b"file.txt", NodeKind::File)
+    };
+    let dir = Node { mode: 0o40_755, subtree: Some(BlobId(Digest::of(b"sub"))), ..node(b"dir", NodeKind::Dir) };
+    let link = Node { target: Some(b"../\xff\xfe".to_vec()), ..node(b"link", NodeKind::Symlink) };
+    let dev = Node { rdev: 0x0801, ..node(b"sda1", NodeKind::BlockDevice) };
+    let odd = node(b"\x00name\xff", NodeKind::Fifo);
+    write("tree", "full", &Tree::new(vec![file, dir, link, dev, odd]).encode());
+    write("tree", "empty", &Tree::new(Vec::new()).encode());
+    assert_eq!(Tree::new(Vec::new()).version, TREE_VERSION);
+}
+
+fn snapshot() {
+    let s = Snapshot {
+        version: SNAPSHOT_VERSION,
+        time: "2026-11-23T10:00:00.123456789Z".parse().unwrap(),
+        host: "host".into(),
+        user: "user".into(),
+        paths: vec!["/home/user".into(), "/etc".into()],
+        tags: vec!["daily".into()],
+        parent: Some(SnapshotId(Digest::of(b"parent"))),
+        tree: BlobId(Digest::of(b"root")),
+        summary: Summary {
+            files_new: 3,
+            bytes_read: 4096,
+            seconds: 1.5,
+            errors: vec!["/x".into()],
+            ..Summary::default()
+        },
+        original: None,
+        program: "cairn 0.1.0".into(),
+    };
+    write("snapshot", "plain", &cbor(&s));
+    let minimal = Snapshot { parent: None, paths: vec![], tags: vec![], summary: Summary::default(), ..s.clone() };
+    write("snapshot", "minimal", &cbor(&minimal));
+    write("snapshot", "sealed", &s.seal(&master()));
+}
+
+fn blobs() {
+    let m = master();
+    let key = m.subkey(&BLOB_SALT);
+    for (name, kind, plain) in [
+        ("text", BlobKind::Data, text(2000)),
+        ("noise", BlobKind::Data, noise(300, 2)),
+        ("empty", BlobKind::Tree, vec![]),
+    ] {
+        let s = blob::seal(&key, kind, m.blob_id(&plain), &plain, 3);
+        let head = cat(&[&[kind.to_byte(), s.codec.to_byte()], &s.raw_len.to_le_bytes(), &s.id.0.0]);
+        write("blob_open", name, &cat(&[&head, &s.bytes]));
+        // blob_tamper: mode picks kind, level and what to tamper with; one seed per kind of tamper.
+        for t in 0..7u8 {
+            let mode = (t << 2) | 2 | kind.to_byte();
+            write("blob_tamper", &format!("{name}-{t}"), &cat(&[&[mode], &7u32.to_le_bytes(), &[0x40], &plain]));
+        }
+    }
+}
+
+fn decompress() {
+    for (name, plain) in [("text", text(5000)), ("zeros", vec![0; 100_000])] {
+        let frame = compress::compress(&plain, 3).unwrap();
+        let len = u32::try_from(plain.len()).unwrap();
+        write("decompress", &format!("zstd-{name}"), &cat(&[&[Codec::Zstd.to_byte()], &len.to_le_bytes(), &frame]));
+    }
+    let raw = noise(200, 3);
+    write("decompress", "none", &cat(&[&[Codec::None.to_byte()], &200u32.to_le_bytes(), &raw]));
+}
+
+fn main() {
+    keyfile();
+    config();
+    pack_header();
+    index();
+    tree();
+    snapshot();
+    blobs();
+    decompress();
+    println!("seeds written under {}", corpus_dir().display());
+}
