@@ -243,13 +243,13 @@ impl Session<'_> {
     /// Fails if a pack this backup depends on has gone (swept by a concurrent prune after this
     /// backup loaded the index): the snapshot would reference missing data.
     fn check_dependencies(&self) -> Result<()> {
-        let present: HashSet<crate::id::PackId> = self
+        let sizes: HashMap<crate::id::PackId, u64> = self
             .repo
             .store()
             .list(ObjectKind::Pack)
             .map_err(Error::Storage)?
             .into_iter()
-            .map(|i| crate::id::PackId(i.key.id))
+            .map(|i| (crate::id::PackId(i.key.id), i.size))
             .collect();
         let reused: Vec<(usize, crate::id::PackId)> = self
             .index
@@ -262,11 +262,8 @@ impl Session<'_> {
             .collect();
         let uploaded = lock(&self.uploaded)?.clone();
         for id in reused.iter().map(|(_, id)| *id).chain(uploaded.iter().map(|p| p.id)) {
-            if !present.contains(&id) {
-                return Err(Error::Corrupt {
-                    object: format!("pack {id}"),
-                    reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run the backup again".into(),
-                });
+            if !sizes.contains_key(&id) {
+                return Err(removed_while_running(id));
             }
         }
         // A prune that ran meanwhile rewrote the index: packs this backup uploaded or reused may
@@ -289,24 +286,18 @@ impl Session<'_> {
             uploaded.into_iter().filter(|p| p.entries.iter().any(|e| !current.contains(&e.id))).collect();
         let missing_reused: HashSet<usize> =
             reused.iter().filter(|(_, id)| !current.packs().iter().any(|p| p.id == *id)).map(|(n, _)| *n).collect();
-        if !missing_reused.is_empty() {
-            let mut by_pack: HashMap<usize, Vec<crate::pack::PackEntry>> = HashMap::new();
-            for e in self.index.entries() {
-                if missing_reused.contains(&(e.pack() as usize)) {
-                    by_pack.entry(e.pack() as usize).or_default().push(crate::pack::PackEntry {
-                        kind: e.kind(),
-                        codec: e.codec(),
-                        id: e.id,
-                        offset: e.offset,
-                        length: e.length,
-                        raw_len: e.raw_len,
-                    });
-                }
-            }
-            for (n, entries) in by_pack {
-                let p = self.index.packs()[n];
-                again.push(IndexedPack { id: p.id, salt: p.salt, entries });
-            }
+        // A reused pack's full entry list comes from its own header (the loaded index keeps one
+        // entry per blob, so it may lack duplicates the pack also holds).
+        for n in missing_reused {
+            let p = self.index.packs()[n];
+            let key = ObjectKey::new(ObjectKind::Pack, p.id.0);
+            let size = *sizes.get(&p.id).ok_or_else(|| Error::NotFound(format!("{key}")))?;
+            let (salt, entries) = match crate::pack::read_header_from_store(self.repo, &p.id, size) {
+                Ok(h) => h,
+                Err(Error::Store { source: StoreError::NotFound(_), .. }) => return Err(removed_while_running(p.id)),
+                Err(e) => return Err(e),
+            };
+            again.push(IndexedPack { id: p.id, salt, entries });
         }
         if !again.is_empty() {
             self.repo.save_index(&IndexFile { supersedes: vec![], packs: again })?;
@@ -526,6 +517,15 @@ impl Session<'_> {
             blobs.send(sealed).map_err(|_| Error::Internal("packer stopped".into()))?;
         }
         Ok(id)
+    }
+}
+
+/// The error of a backup that depends on a pack a concurrent prune swept.
+fn removed_while_running(id: crate::id::PackId) -> Error {
+    Error::Corrupt {
+        object: format!("pack {id}"),
+        reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run the backup again"
+            .into(),
     }
 }
 

@@ -147,8 +147,16 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         match file {
             Ok(f) => {
                 index.add_file(&f);
+                // Several index objects may name one pack, each with all or some of its
+                // entries: check against their union.
                 for p in f.packs {
-                    packs.entry(p.id).or_insert(p);
+                    let known =
+                        packs.entry(p.id).or_insert_with(|| IndexedPack { id: p.id, salt: p.salt, entries: vec![] });
+                    for e in p.entries {
+                        if !known.entries.iter().any(|k| k.offset == e.offset) {
+                            known.entries.push(e);
+                        }
+                    }
                 }
             }
             Err(e) => report.problems.push(Problem { object: format!("index {id}"), message: e.to_string() }),

@@ -243,6 +243,27 @@ pub fn read_header(master: &MasterKey, id: &PackId, pack: &[u8]) -> Result<([u8;
     Ok((salt, entries))
 }
 
+/// Reads a pack's salt and header from the store knowing only its size: the trailing length,
+/// then the header (three small ranged requests, no data).
+///
+/// # Errors
+/// Store errors; [`Error::Corrupt`] naming the pack.
+pub fn read_header_from_store(
+    repo: &crate::repo::Repository,
+    id: &PackId,
+    size: u64,
+) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+    use crate::store::{ObjectKey, ObjectKind};
+    let key = ObjectKey::new(ObjectKind::Pack, id.0);
+    if size < (SALT_LEN + 4) as u64 {
+        return Err(Error::corrupt(format!("pack {id}"), "too short"));
+    }
+    let tail = repo.store().get_range(&key, size - 4..size).map_err(|source| Error::Store { key, source })?;
+    let header_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let entries = header_len.saturating_sub((SEAL_OVERHEAD + 5) as u64) / ENTRY_LEN as u64;
+    read_header_tail(repo, id, size, usize::try_from(entries).unwrap_or(0))
+}
+
 /// Reads a pack's salt and header with one ranged request, given its size and the number of
 /// entries the index lists for it.
 ///
