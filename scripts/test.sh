@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script and nothing else).
-# Installs and starts what the tests need (PostgreSQL for real dumps), on 127.0.0.1 only.
+# Installs and starts what the tests need (PostgreSQL for real dumps, SeaweedFS for S3,
+# cargo-fuzz), on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,6 @@ cargo test --workspace --no-fail-fast
 
 step "benchmark suite, once on tiny inputs (no timing asserted)"
 scripts/bench.sh --no-peers
+
+step "fuzz targets, each for a bounded time (FUZZ_SECONDS, default 10 here)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
