@@ -352,3 +352,49 @@ fn corrupted_index_object_is_named() {
     assert!(wrong_files(&src, &restored(&target, &src)).is_empty());
     repo.run(args!["dump", "latest", &src.join("one.bin")]).code(1).stderr_has(&corrupt::object_id(&index[0]));
 }
+
+/// Issue 3, item 7: damage to the key file and to the config is named, refused with exit 1,
+/// and changes nothing; a second key file still opens the repository when the first is damaged.
+#[test]
+fn damaged_or_missing_key_and_config_are_named() {
+    let repo = repo();
+    let src = small_tree(&repo.dir("src"), 3);
+    repo.backup([&src]);
+    let key = objects(repo.path(), ObjectKind::Key).pop().unwrap();
+    let config = repo.path().join("config");
+    let config_bytes = std::fs::read(&config).unwrap();
+    let key_bytes = std::fs::read(&key).unwrap();
+
+    // A flipped byte in the sealed part of the config: authentication fails, config named.
+    corrupt::flip_byte(&config, -5);
+    repo.run(args!["snapshots"]).code(1).stderr_has("config");
+    std::fs::write(&config, &config_bytes).unwrap();
+    // No config at all: not a repository.
+    std::fs::remove_file(&config).unwrap();
+    repo.run(args!["snapshots"]).code(1).stderr_has("cairn init");
+    std::fs::write(&config, &config_bytes).unwrap();
+
+    // A damaged key file (bytes flipped in its JSON): named, nothing opens.
+    let mut damaged = key_bytes.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x55;
+    std::fs::write(&key, &damaged).unwrap();
+    repo.run(args!["snapshots"]).code(1).stderr_has("key");
+    // A truncated key file likewise.
+    std::fs::write(&key, &key_bytes[..key_bytes.len() / 3]).unwrap();
+    repo.run(args!["snapshots"]).code(1).stderr_has("key");
+    // No key file: said so.
+    std::fs::remove_file(&key).unwrap();
+    repo.run(args!["snapshots"]).code(1).stderr_has("key files");
+    std::fs::write(&key, &key_bytes).unwrap();
+
+    // With a second key, damage to one key file does not lock the owner out.
+    let mut add = repo.command(args!["key", "add"]);
+    add.env("CAIRN_NEW_PASSWORD", cairn_tests::repo::PASSWORD);
+    Output::of(add).success();
+    std::fs::write(&key, &damaged).unwrap();
+    repo.run(args!["snapshots"]).success();
+    let target = repo.scratch().join("restore");
+    repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+}
