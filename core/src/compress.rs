@@ -100,7 +100,18 @@ pub fn decompress(codec: Codec, data: Vec<u8>, expected_len: usize) -> Result<Ve
     }
     let out = match codec {
         Codec::None => data,
-        Codec::Zstd => zstd::bulk::decompress(&data, expected_len).map_err(|e| CompressError(e.to_string()))?,
+        Codec::Zstd => {
+            // Our frames record their content size: check it against the recorded length
+            // before reserving the output, so a wrong length costs no large allocation.
+            match zstd::zstd_safe::get_frame_content_size(&data) {
+                Ok(Some(n)) if n == expected_len as u64 => {}
+                Ok(Some(n)) => {
+                    return Err(CompressError(format!("frame holds {n} bytes where {expected_len} were recorded")));
+                }
+                Ok(None) | Err(_) => return Err(CompressError("frame without a valid content size".into())),
+            }
+            zstd::bulk::decompress(&data, expected_len).map_err(|e| CompressError(e.to_string()))?
+        }
     };
     if out.len() != expected_len {
         return Err(CompressError(format!("length {} where {} was recorded", out.len(), expected_len)));
