@@ -196,30 +196,6 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
 }
 
-impl Store for Box<dyn Store> {
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
-        (**self).put(key, data)
-    }
-    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-        (**self).get(key)
-    }
-    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        (**self).get_range(key, range)
-    }
-    fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        (**self).get_range_cacheable(key, range)
-    }
-    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
-        (**self).list(kind)
-    }
-    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        (**self).delete(key)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-}
-
 /// How to open a repository's store.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -266,9 +242,9 @@ pub fn is_remote(url: &str) -> bool {
 /// As [`object_store::ObjectStoreBackend::open`].
 pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     let backend = object_store::ObjectStoreBackend::open(url, &opts.backend)?;
-    let faulty: Box<dyn Store> = match &opts.faults {
-        Some(f) => Box::new(fault::FaultyStore::new(backend, f.clone())),
-        None => Box::new(backend),
+    let faulty: std::sync::Arc<dyn Store> = match &opts.faults {
+        Some(f) => std::sync::Arc::new(fault::FaultyStore::new(backend, f.clone())),
+        None => std::sync::Arc::new(backend),
     };
     let retried = retry::RetryStore::new(faulty, opts.retry);
     match &opts.cache_dir {
