@@ -125,8 +125,10 @@ fn r6_prune_during_a_long_backup_keeps_what_the_backup_already_indexed() {
 
     // Enough incompressible data for more than 32 packs of 1 MiB: the backup writes an index
     // checkpoint naming its first 32 packs (backup.rs CHECKPOINT_PACKS), as a long backup does.
+    // While it is held, up to one batch (8 MiB) and the chunker's buffer stay unpacked, so
+    // 48 MiB guarantees the checkpoint whatever the timing.
     let mut rng = Rng::new(0xC4EC);
-    let (first, rest) = (rng.bytes(36 << 20), rng.bytes(2 << 20));
+    let (first, rest) = (rng.bytes(48 << 20), rng.bytes(2 << 20));
     let mut backup = held_backup(&cairn, work, &first, &rest);
     wait_until("it wrote an index checkpoint", &mut backup, || index_objects() > 0);
 
