@@ -51,11 +51,12 @@ step "stage benches, one iteration each"
 CAIRN_BENCH_SAMPLE_BYTES=$((1 << 20)) cargo test -q -p cairn-bench --benches
 
 step "pipeline limit"
-target/debug/cairn-bench limit --sample 1MiB --ms 0
+bin="${CARGO_TARGET_DIR:-target}/debug"
+"$bin/cairn-bench" limit --sample 1MiB --ms 0
 
 step "end-to-end harness on tiny inputs"
-target/debug/cairn-bench run "${peers[@]}" \
-    --cairn target/debug/cairn --work "$work/run" \
+"$bin/cairn-bench" run "${peers[@]}" \
+    --cairn "$bin/cairn" --work "$work/run" \
     --size 2MiB --days 2 --tree-files 100 --rss-size 1MiB --rss-factor 3 --index-blobs 20000 \
     --stage-sample 1MiB --stage-ms 0 --out "$work/BENCHMARKS.md" "${extra[@]}"
 for section in "## Machine and load" "## Pipeline limit" "## Results" "### dump" "### media" "### tree" "## Targets (issue 4)"; do
