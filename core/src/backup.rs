@@ -269,14 +269,7 @@ impl Session<'_> {
         // A prune that ran meanwhile rewrote the index: packs this backup uploaded or reused may
         // now be only on a garbage list (no snapshot used them when it looked). They are still
         // stored; name them in an index object again before the snapshot needs them.
-        let now: HashSet<crate::id::IndexId> = self
-            .repo
-            .store()
-            .list(ObjectKind::Index)
-            .map_err(Error::Storage)?
-            .into_iter()
-            .map(|i| crate::id::IndexId(i.key.id))
-            .collect();
+        let now = self.repo.index_ids()?;
         let own = lock(&self.own_indexes)?.clone();
         if self.start_indexes.iter().chain(&own).all(|id| now.contains(id)) {
             return Ok(()); // no prune rewrote the index meanwhile
@@ -874,13 +867,7 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
     };
     let (name_excludes, path_excludes) = compile_globs(&opts.excludes)?;
 
-    let start_indexes = repo
-        .store()
-        .list(ObjectKind::Index)
-        .map_err(Error::Storage)?
-        .into_iter()
-        .map(|i| crate::id::IndexId(i.key.id))
-        .collect();
+    let start_indexes = repo.index_ids()?;
     let index = repo.load_index()?;
     let parent = if opts.force {
         None

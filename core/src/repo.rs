@@ -350,10 +350,13 @@ impl Repository {
     pub fn load_index(&self) -> Result<Index> {
         // A concurrent prune deletes the index objects it supersedes right after writing their
         // replacement: an object listed but gone by the time it is read means "list again".
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
             match self.load_index_once() {
-                Err(Error::Store { source: StoreError::NotFound(_), .. }) if attempt < 5 => attempt += 1,
+                Err(Error::Store { source: StoreError::NotFound(_), .. }) if attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
+                }
                 other => return other,
             }
         }
@@ -375,12 +378,20 @@ impl Repository {
         Ok(index)
     }
 
+    /// The names of the index objects in the store now.
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn index_ids(&self) -> Result<std::collections::HashSet<IndexId>> {
+        Ok(self.store.list(ObjectKind::Index).map_err(Error::Storage)?.into_iter().map(|i| IndexId(i.key.id)).collect())
+    }
+
     /// Every index object, decoded.
     ///
     /// # Errors
     /// Store errors and damaged index objects.
     pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         'list: loop {
             let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
             let mut out = Vec::with_capacity(infos.len());
@@ -389,8 +400,9 @@ impl Repository {
                 match self.get_verified(info.key) {
                     Ok(data) => out.push((id, IndexFile::open(&self.master, &id, &data)?)),
                     // Superseded and deleted by a concurrent prune since the listing.
-                    Err(Error::Store { source: StoreError::NotFound(_), .. }) if attempt < 5 => {
+                    Err(Error::Store { source: StoreError::NotFound(_), .. }) if attempt < 20 => {
                         attempt += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
                         continue 'list;
                     }
                     Err(e) => return Err(e),
