@@ -16,9 +16,15 @@ step "PostgreSQL for real dump tests, SeaweedFS for S3 tests (127.0.0.1 only)"
 source scripts/pg.sh
 # shellcheck source=scripts/s3.sh
 source scripts/s3.sh
-trap 'stop_postgres; stop_s3' EXIT
+# shellcheck source=scripts/azurite.sh
+source scripts/azurite.sh
+# shellcheck source=scripts/webdav.sh
+source scripts/webdav.sh
+trap 'stop_postgres; stop_s3; stop_azurite; stop_webdav' EXIT
 start_postgres || echo "PostgreSQL unavailable: the pg_dump tests will fail loudly"
 start_s3 || echo "SeaweedFS unavailable: the S3 tests will fail loudly"
+start_azurite || echo "Azurite unavailable: the az:// tests will fail loudly"
+start_webdav || echo "rclone WebDAV unavailable: the http:// tests will fail loudly"
 
 step "unit, property and end-to-end tests"
 cargo test --workspace --no-fail-fast

@@ -3,6 +3,13 @@
 //!
 //! This is the only place with async code: a small tokio runtime is owned by the backend and
 //! every call is a `block_on`, as a blocking client over an async library should be.
+//!
+//! Every put is create-only (FORMAT.md §15). Object stores refuse a taken name themselves
+//! (`PutMode::Create`). WebDAV has no create-only PUT that object_store can send, so an object
+//! goes up under a fresh name in `staging/` first and is then copied to its real name with
+//! `Overwrite: F` (RFC 4918 §10.6): the server refuses the copy (412) when the name is taken,
+//! and the staged copy is deleted either way. An interrupted upload may leave a file in
+//! `staging/`; nothing reads that folder, and it can be emptied at any time no backup runs.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -23,7 +30,21 @@ pub struct ObjectStoreBackend {
     inner: Arc<dyn ObjectStore>,
     prefix: String,
     description: String,
+    create_only: CreateOnly,
 }
+
+/// How a put is kept from replacing an object that is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CreateOnly {
+    /// The service refuses a taken name itself (`PutMode::Create`).
+    Native,
+    /// WebDAV: upload under a staging name, then copy with `Overwrite: F` (see the module docs).
+    CopyFromStaging,
+}
+
+/// Where [`CreateOnly::CopyFromStaging`] puts objects before they get their real name; no
+/// [`ObjectKind`] lists it.
+const STAGING_DIR: &str = "staging";
 
 fn map_err(e: ::object_store::Error) -> StoreError {
     use ::object_store::Error as E;
@@ -71,6 +92,27 @@ fn client_options(timeout: Option<std::time::Duration>) -> ::object_store::Clien
     o
 }
 
+#[cfg(feature = "cloud")]
+/// Whether `gcloud auth application-default login` left credentials where object_store looks.
+fn gcloud_default_credentials_exist() -> bool {
+    std::env::var_os("HOME").is_some_and(|home| {
+        std::path::Path::new(&home).join(".config/gcloud/application_default_credentials.json").is_file()
+    })
+}
+
+/// `url` without a password (`https://user:secret@host/` → `https://user:***@host/`), for messages.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Settings for opening a store.
 #[derive(Debug, Clone, Default)]
 pub struct BackendOptions {
@@ -90,16 +132,18 @@ impl ObjectStoreBackend {
     /// [`StoreError::Permanent`] for an unknown scheme, a bad option, missing credentials or an
     /// unusable path.
     pub fn open(url: &str, opts: &BackendOptions) -> Result<Self, StoreError> {
-        let (inner, prefix): (Arc<dyn ObjectStore>, String) = if let Some(name) = url.strip_prefix("memory://") {
+        let (inner, prefix, create_only): (Arc<dyn ObjectStore>, String, CreateOnly) = if let Some(name) =
+            url.strip_prefix("memory://")
+        {
             let mut stores =
                 memory_stores().lock().map_err(|_| StoreError::Permanent("memory store registry poisoned".into()))?;
             let store = stores.entry(name.to_string()).or_insert_with(|| Arc::new(InMemory::new())).clone();
-            (store, String::new())
+            (store, String::new(), CreateOnly::Native)
         } else if !url.contains("://") || url.starts_with("file://") {
             let path = url.strip_prefix("file://").unwrap_or(url);
             std::fs::create_dir_all(path).map_err(|e| StoreError::Permanent(format!("{path}: {e}")))?;
             let fs = LocalFileSystem::new_with_prefix(path).map_err(map_err)?;
-            (Arc::new(fs), String::new())
+            (Arc::new(fs), String::new(), CreateOnly::Native)
         } else {
             Self::open_remote(url, opts)?
         };
@@ -108,16 +152,17 @@ impl ObjectStoreBackend {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Permanent(format!("starting the I/O runtime: {e}")))?;
-        Ok(ObjectStoreBackend { rt, inner, prefix, description: url.to_string() })
+        Ok(ObjectStoreBackend { rt, inner, prefix, description: redact_userinfo(url), create_only })
     }
 
     #[cfg(not(feature = "cloud"))]
-    fn open_remote(url: &str, _: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String), StoreError> {
+    fn open_remote(url: &str, _: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
         Err(StoreError::Permanent(format!("{url}: this build of cairn has no cloud storage support (feature `cloud`)")))
     }
 
     #[cfg(feature = "cloud")]
-    fn open_remote(url: &str, opts: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String), StoreError> {
+    fn open_remote(url: &str, opts: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
+        use ::object_store::ClientConfigKey;
         use ::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
         use ::object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
         use ::object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -162,42 +207,131 @@ impl ObjectStoreBackend {
                 Arc::new(b.build().map_err(|e| StoreError::Permanent(format!("S3: {e}")))?)
             }
             "gs" => {
-                let mut b = GoogleCloudStorageBuilder::from_env()
-                    .with_client_options(client_options(opts.timeout))
-                    .with_retry(client_retry())
-                    .with_url(bucket_url(rest));
+                // from_env, not with_client_options: that would drop client settings from the
+                // environment (e.g. GOOGLE_ALLOW_HTTP, AZURE_ALLOW_HTTP).
+                let mut b = GoogleCloudStorageBuilder::from_env().with_retry(client_retry()).with_url(bucket_url(rest));
+                if let Some(t) = opts.timeout {
+                    b = b
+                        .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), format!("{}ms", t.as_millis()));
+                }
+                // STORAGE_EMULATOR_HOST points Google's own client libraries at an emulator; an
+                // emulator takes any token, and asking a metadata server for one would only hang.
+                if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
+                    let base = if host.contains("://") { host } else { format!("http://{host}") };
+                    b = b
+                        .with_config(GoogleConfigKey::BaseUrl, base.trim_end_matches('/'))
+                        .with_config(GoogleConfigKey::BearerToken, "emulator");
+                }
                 for (k, v) in &opts.settings {
                     let key: GoogleConfigKey = k.parse().map_err(|e| option_error("GCS", k, e))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.build().map_err(|e| {
-                    StoreError::Permanent(format!(
-                        "GCS (credentials from GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS): {e}"
-                    ))
-                })?)
+                let base_url = b.get_config_value(&GoogleConfigKey::BaseUrl).unwrap_or_default();
+                if base_url.starts_with("http://") {
+                    b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+                }
+                let configured = |key| b.get_config_value(&key).is_some_and(|v| !v.is_empty());
+                // Not google_skip_signature: object_store 0.14 still fetches a token for some
+                // requests then, and cairn needs to write anyway.
+                let has_credentials = [
+                    GoogleConfigKey::ServiceAccount,
+                    GoogleConfigKey::ServiceAccountKey,
+                    GoogleConfigKey::ApplicationCredentials,
+                    GoogleConfigKey::BearerToken,
+                ]
+                .into_iter()
+                .any(configured)
+                    || gcloud_default_credentials_exist()
+                    || ["GCE_METADATA_HOST", "GCE_METADATA_ROOT", "GCE_METADATA_IP"]
+                        .iter()
+                        .any(|v| std::env::var_os(v).is_some());
+                if !has_credentials {
+                    return Err(StoreError::Permanent(
+                        "no GCS credentials: set GOOGLE_SERVICE_ACCOUNT (a service-account key file), \
+                         GOOGLE_SERVICE_ACCOUNT_KEY (the key itself) or GOOGLE_APPLICATION_CREDENTIALS, or run \
+                         `gcloud auth application-default login`; on a GCE VM set GCE_METADATA_HOST to use its \
+                         service account; for an emulator set STORAGE_EMULATOR_HOST"
+                            .into(),
+                    ));
+                }
+                Arc::new(b.build().map_err(|e| StoreError::Permanent(format!("GCS: {e}")))?)
             }
             "az" | "azure" | "abfs" | "abfss" => {
-                let mut b = MicrosoftAzureBuilder::from_env()
-                    .with_client_options(client_options(opts.timeout))
-                    .with_retry(client_retry())
-                    .with_url(bucket_url(rest));
+                // from_env, not with_client_options: that would drop client settings from the
+                // environment (e.g. GOOGLE_ALLOW_HTTP, AZURE_ALLOW_HTTP).
+                let mut b = MicrosoftAzureBuilder::from_env().with_retry(client_retry()).with_url(bucket_url(rest));
+                if let Some(t) = opts.timeout {
+                    b = b.with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), format!("{}ms", t.as_millis()));
+                }
                 for (k, v) in &opts.settings {
                     let key: AzureConfigKey = k.parse().map_err(|e| option_error("Azure", k, e))?;
                     b = b.with_config(key, v);
                 }
-                Arc::new(b.build().map_err(|e| {
-                    StoreError::Permanent(format!(
-                        "Azure (credentials from AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY): {e}"
-                    ))
-                })?)
+                let endpoint = b.get_config_value(&AzureConfigKey::Endpoint).unwrap_or_default();
+                if endpoint.starts_with("http://") {
+                    b = b.with_config(AzureConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+                }
+                let configured = |key| b.get_config_value(&key).is_some_and(|v| !v.is_empty() && v != "false");
+                // The emulator (Azurite) brings its own well-known account and key.
+                if !configured(AzureConfigKey::UseEmulator) {
+                    if !configured(AzureConfigKey::AccountName) {
+                        return Err(StoreError::Permanent(
+                            "no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME (and a credential such as \
+                             AZURE_STORAGE_ACCOUNT_KEY), or AZURE_STORAGE_USE_EMULATOR=true for Azurite"
+                                .into(),
+                        ));
+                    }
+                    let has_credentials = [
+                        AzureConfigKey::AccessKey,
+                        AzureConfigKey::SasKey,
+                        AzureConfigKey::Token,
+                        AzureConfigKey::ClientId,
+                        AzureConfigKey::FederatedTokenFile,
+                        AzureConfigKey::MsiEndpoint,
+                        AzureConfigKey::UseAzureCli,
+                        AzureConfigKey::CredentialType,
+                        AzureConfigKey::SkipSignature,
+                        AzureConfigKey::FabricTokenServiceUrl,
+                    ]
+                    .into_iter()
+                    .any(configured);
+                    if !has_credentials {
+                        return Err(StoreError::Permanent(
+                            "no Azure credentials: set AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN or \
+                             AZURE_STORAGE_TOKEN, or AZURE_CLIENT_ID with AZURE_CLIENT_SECRET and AZURE_TENANT_ID; \
+                             on an Azure VM set AZURE_CREDENTIAL_TYPE=managed_identity"
+                                .into(),
+                        ));
+                    }
+                }
+                Arc::new(b.build().map_err(|e| StoreError::Permanent(format!("Azure: {e}")))?)
             }
             "http" | "https" => {
-                let b = HttpBuilder::new()
-                    .with_url(url.trim_end_matches('/'))
+                // The client talks to the server's root and the URL's path becomes the prefix:
+                // object_store creates missing parent collections (MKCOL) only below the URL it
+                // was given, so this way the repository's own folder is created too.
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let path = path.trim_matches('/');
+                let prefix = if path.is_empty() {
+                    String::new()
+                } else {
+                    let decoded = ObjectPath::from_url_path(path)
+                        .map_err(|e| StoreError::Permanent(format!("{}: bad path: {e}", redact_userinfo(url))))?;
+                    format!("{decoded}/")
+                };
+                let mut b = HttpBuilder::new()
+                    .with_url(format!("{scheme}://{authority}"))
                     .with_retry(client_retry())
                     .with_client_options(client_options(opts.timeout));
+                if url.starts_with("http://") {
+                    b = b.with_config(ClientConfigKey::AllowHttp, "true");
+                }
+                for (k, v) in &opts.settings {
+                    let key: ClientConfigKey = k.parse().map_err(|e| option_error("HTTP", k, e))?;
+                    b = b.with_config(key, v);
+                }
                 let store = b.build().map_err(|e| StoreError::Permanent(format!("HTTP: {e}")))?;
-                return Ok((Arc::new(store), String::new()));
+                return Ok((Arc::new(store), prefix, CreateOnly::CopyFromStaging));
             }
             other => {
                 return Err(StoreError::Permanent(format!(
@@ -205,11 +339,45 @@ impl ObjectStoreBackend {
                 )));
             }
         };
-        Ok((store, prefix_of(rest)))
+        Ok((store, prefix_of(rest), CreateOnly::Native))
     }
 
     fn path(&self, key: &ObjectKey) -> ObjectPath {
         ObjectPath::from(format!("{}{}", self.prefix, key.path()))
+    }
+
+    /// [`CreateOnly::CopyFromStaging`]: one PUT under a random staging name (WebDAV has no
+    /// multipart uploads), a COPY that refuses a taken name, and the staged object deleted.
+    ///
+    /// object_store reports any 409 Conflict as `AlreadyExists`, and WebDAV servers answer 409
+    /// when a parent collection is missing; so a refused copy counts as "exists" only once the
+    /// name is seen to be taken, and a refused staging upload is an error.
+    async fn put_via_staging(&self, path: &ObjectPath, data: Bytes) -> Result<(), StoreError> {
+        use ::object_store::Error as E;
+        let mut name = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut name);
+        let staged = ObjectPath::from(format!("{}{STAGING_DIR}/{}", self.prefix, hex::encode(name)));
+        match self.inner.put(&staged, PutPayload::from_bytes(data)).await {
+            Ok(_) => {}
+            Err(E::AlreadyExists { source, .. }) => {
+                return Err(StoreError::Permanent(format!("the WebDAV server refused to store {staged}: {source}")));
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+        let copied = self.inner.copy_if_not_exists(&staged, path).await;
+        // A staged object left behind is harmless (see the module docs); the outcome is the copy's.
+        let _ = self.inner.delete(&staged).await;
+        match copied {
+            Ok(()) => Ok(()),
+            Err(E::AlreadyExists { source, .. }) => match self.inner.head(path).await {
+                Ok(_) => Err(StoreError::AlreadyExists),
+                Err(E::NotFound { .. }) => {
+                    Err(StoreError::Permanent(format!("the WebDAV server refused to create {path}: {source}")))
+                }
+                Err(e) => Err(map_err(e)),
+            },
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     async fn put_multipart(&self, path: &ObjectPath, data: Bytes) -> ::object_store::Result<()> {
@@ -239,6 +407,9 @@ impl ObjectStoreBackend {
 impl Store for ObjectStoreBackend {
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
         let path = self.path(key);
+        if self.create_only == CreateOnly::CopyFromStaging {
+            return self.rt.block_on(self.put_via_staging(&path, data));
+        }
         if data.len() > MULTIPART_THRESHOLD {
             return self.rt.block_on(self.put_multipart(&path, data)).map_err(map_err);
         }
@@ -284,5 +455,27 @@ impl Store for ObjectStoreBackend {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_not_repeated() {
+        assert_eq!(redact_userinfo("https://alice:s3cret@dav.example/backup"), "https://alice:***@dav.example/backup");
+        assert_eq!(redact_userinfo("https://alice@dav.example/a@b"), "https://alice:***@dav.example/a@b");
+        assert_eq!(redact_userinfo("http://127.0.0.1:8080/repo"), "http://127.0.0.1:8080/repo");
+        assert_eq!(redact_userinfo("/srv/repo"), "/srv/repo");
+    }
+
+    #[test]
+    fn unknown_schemes_are_named() {
+        match ObjectStoreBackend::open("ftp://host/repo", &BackendOptions::default()) {
+            Err(StoreError::Permanent(msg)) => assert!(msg.contains("`ftp://`"), "{msg}"),
+            Err(other) => panic!("expected a permanent error, got {other:?}"),
+            Ok(_) => panic!("ftp:// opened"),
+        }
     }
 }
