@@ -13,10 +13,12 @@
 //! - `errors`: wrong password, unknown format, missing and damaged objects, full disks.
 //! - `faults`: transient and permanent storage failures, truncated downloads (issue 5).
 //! - `s3`: the commands against SeaweedFS on 127.0.0.1, and `copy` from local to S3 (issue 5).
+//! - `cloud`: the same against Azurite (az://) and rclone WebDAV (http://); credential errors.
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 
 mod backup_restore;
 mod change_detection;
+mod cloud;
 mod dumps;
 mod errors;
 mod faults;

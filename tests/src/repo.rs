@@ -101,6 +101,20 @@ impl TestRepo {
         repo
     }
 
+    /// Scratch space and a repository at `url` (e.g. `az://container/prefix` or a WebDAV
+    /// `http://` URL) with `env` set for every run and the metadata cache in the scratch
+    /// directory; nothing is created there yet: call [`TestRepo::init_here`].
+    ///
+    /// # Panics
+    /// If the temporary directory cannot be created.
+    pub fn at_url(bin: impl Into<PathBuf>, url: &str, env: &[(&str, &str)]) -> Self {
+        let scratch =
+            tempfile::Builder::new().prefix("cairn-e2e-url-").tempdir().expect("creating a temporary directory");
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        env.push(("CAIRN_CACHE_DIR".to_string(), scratch.path().join("cache").display().to_string()));
+        TestRepo { bin: bin.into(), scratch, repo: PathBuf::from(url), env }
+    }
+
     /// `cairn init` with the test password, a fast key derivation and extra `options`.
     ///
     /// # Panics
