@@ -81,7 +81,8 @@ impl GlobalArgs {
 
     /// Opens the store at `url` with the global settings.
     pub fn store_at(&self, url: &str) -> Result<Arc<dyn Store>> {
-        cairn_core::store::open(url, &self.open_options()?).with_context(|| format!("opening repository {url}"))
+        cairn_core::store::open(url, &self.open_options()?)
+            .with_context(|| format!("opening repository {}", cairn_core::store::object_store::redact_userinfo(url)))
     }
 
     /// The password from the environment, a file, a command or (on a terminal) a prompt.

@@ -1,6 +1,7 @@
-//! The commands against Azure Blob storage (Azurite) and WebDAV (rclone) servers on 127.0.0.1,
-//! started by scripts/test.sh, as s3.rs runs them against S3 (issue 5); and the errors a user
-//! gets for a URL cairn cannot use: an unknown scheme, or a cloud store without credentials.
+//! The commands against Azure Blob storage (Azurite) and a password-protected WebDAV server
+//! (rclone) on 127.0.0.1, started by scripts/test.sh, as s3.rs runs them against S3 (issue 5);
+//! and the errors a user gets for a URL cairn cannot use: an unknown scheme, a cloud store
+//! without credentials, a wrong WebDAV password.
 //!
 //! A missing server is a failure naming the script that starts it, never a skip. GCS has no
 //! emulator here that object_store can write to (see README.md, "Repository URLs"), so gs://
@@ -39,9 +40,11 @@ fn azure_repo(test: &str) -> TestRepo {
     TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &format!("az://{container}/{}", unique(test)), &env)
 }
 
-/// A repository in a fresh folder of the WebDAV server.
+const WEBDAV_SCRIPT: &str = "rclone serve webdav (scripts/webdav.sh)";
+
+/// A repository in a fresh folder of the WebDAV server, its user and password in the URL.
 fn webdav_repo(test: &str) -> TestRepo {
-    let base = server_var("WEBDAV_TEST_URL", "rclone serve webdav (scripts/webdav.sh)");
+    let base = server_var("WEBDAV_TEST_URL", WEBDAV_SCRIPT);
     TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &format!("{base}/{}", unique(test)), &[])
 }
 
@@ -100,6 +103,18 @@ fn webdav_backup_restore_check_and_prune() {
 #[test]
 fn webdav_init_twice_is_refused() {
     init_twice_is_refused(&webdav_repo("init-twice"));
+}
+
+#[test]
+fn webdav_wrong_password_is_refused_and_never_printed() {
+    let base = server_var("WEBDAV_TEST_URL", WEBDAV_SCRIPT);
+    let password = server_var("WEBDAV_TEST_PASSWORD", WEBDAV_SCRIPT);
+    let wrong = base.replacen(&format!(":{password}@"), ":not-the-password@", 1);
+    assert_ne!(wrong, base, "WEBDAV_TEST_URL carries the password");
+    let repo = TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &format!("{wrong}/{}", unique("auth")), &[]);
+    let out = repo.run(args!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"]);
+    out.failure().stderr_has("authentication").stderr_has(":***@");
+    assert!(!out.stderr.contains("not-the-password"), "the password is printed:\n{}", out.stderr);
 }
 
 /// `cairn init` at `url` with `env` and every cloud credential variable of the caller removed.

@@ -37,7 +37,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         compression: args.compression,
         kdf: KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 },
     };
-    let url = global.repo_url()?;
+    let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {
         print_json(

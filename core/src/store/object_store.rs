@@ -100,8 +100,50 @@ fn gcloud_default_credentials_exist() -> bool {
     })
 }
 
-/// `url` without a password (`https://user:secret@host/` → `https://user:***@host/`), for messages.
-fn redact_userinfo(url: &str) -> String {
+#[cfg(feature = "cloud")]
+/// `%XX` escapes decoded, as URLs carry user names and passwords.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(feature = "cloud")]
+/// Standard base64 with padding (RFC 4648 §4), for a Basic Authorization header.
+fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for group in data.chunks(3) {
+        let n = group.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `url` without a password (`https://user:secret@host/` → `https://user:***@host/`), for
+/// messages.
+#[must_use]
+pub fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rsplit_once('@') {
@@ -311,6 +353,12 @@ impl ObjectStoreBackend {
                 // object_store creates missing parent collections (MKCOL) only below the URL it
                 // was given, so this way the repository's own folder is created too.
                 let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                // `user:password@` becomes a Basic Authorization header: the HTTP client ignores
+                // credentials in URLs, and a URL without them keeps them out of error messages.
+                let (userinfo, host) = match authority.rsplit_once('@') {
+                    Some((userinfo, host)) => (Some(userinfo), host),
+                    None => (None, authority),
+                };
                 let path = path.trim_matches('/');
                 let prefix = if path.is_empty() {
                     String::new()
@@ -319,10 +367,23 @@ impl ObjectStoreBackend {
                         .map_err(|e| StoreError::Permanent(format!("{}: bad path: {e}", redact_userinfo(url))))?;
                     format!("{decoded}/")
                 };
+                let mut client = client_options(opts.timeout);
+                if let Some(userinfo) = userinfo {
+                    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                    let token =
+                        base64_encode(format!("{}:{}", percent_decode(user), percent_decode(password)).as_bytes());
+                    let mut value = ::object_store::HeaderValue::from_str(&format!("Basic {token}")).map_err(|e| {
+                        StoreError::Permanent(format!("{}: bad credentials: {e}", redact_userinfo(url)))
+                    })?;
+                    value.set_sensitive(true);
+                    let mut headers = ::object_store::HeaderMap::new();
+                    headers.insert("authorization", value);
+                    client = client.with_default_headers(headers);
+                }
                 let mut b = HttpBuilder::new()
-                    .with_url(format!("{scheme}://{authority}"))
+                    .with_url(format!("{scheme}://{host}"))
                     .with_retry(client_retry())
-                    .with_client_options(client_options(opts.timeout));
+                    .with_client_options(client);
                 if url.starts_with("http://") {
                     b = b.with_config(ClientConfigKey::AllowHttp, "true");
                 }
@@ -468,6 +529,16 @@ mod tests {
         assert_eq!(redact_userinfo("https://alice@dav.example/a@b"), "https://alice:***@dav.example/a@b");
         assert_eq!(redact_userinfo("http://127.0.0.1:8080/repo"), "http://127.0.0.1:8080/repo");
         assert_eq!(redact_userinfo("/srv/repo"), "/srv/repo");
+    }
+
+    #[cfg(feature = "cloud")]
+    #[test]
+    fn basic_credentials_encode() {
+        assert_eq!(base64_encode(b"alice:s3cret"), "YWxpY2U6czNjcmV0");
+        assert_eq!(base64_encode(b"a"), "YQ==");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(percent_decode("p%40ss%3Aw%zz%4"), "p@ss:w%zz%4");
     }
 
     #[test]
