@@ -21,6 +21,7 @@
 
 pub mod dataset;
 pub mod harness;
+pub mod index_bench;
 pub mod machine;
 pub mod measure;
 pub mod report;

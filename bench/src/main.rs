@@ -32,6 +32,8 @@ enum Command {
     /// Write a dataset.
     #[command(subcommand)]
     Gen(Gen),
+    /// Measure opening a repository whose index names many blobs (time, peak RSS, breakdown).
+    Index(IndexArgs),
     /// Run a command and write its wall time, CPU time and peak RSS as JSON (used by `run`).
     #[command(hide = true)]
     Measure {
@@ -107,6 +109,32 @@ struct RunArgs {
     /// Print only the report.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct IndexArgs {
+    /// Blobs in the index.
+    #[arg(long, default_value_t = 10_000_000)]
+    blobs: u64,
+    /// Blobs per index object.
+    #[arg(long, default_value_t = 1_000_000)]
+    per_object: u64,
+    /// Blobs per pack.
+    #[arg(long, default_value_t = 64)]
+    per_pack: u64,
+    /// The cairn binary.
+    #[arg(long, default_value = "target/release/cairn")]
+    cairn: PathBuf,
+    /// Work directory, kept afterwards; an index repository already in it is reused
+    /// (default: a new directory under the system's temp directory, removed afterwards).
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Runs of each command.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Skip the in-process breakdown.
+    #[arg(long)]
+    no_breakdown: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -206,6 +234,7 @@ fn main() -> Result<()> {
         Command::Gen(g) => generate(g),
         Command::Limit(a) => limit(&a),
         Command::Run(a) => run(a),
+        Command::Index(a) => index(a),
     }
 }
 
@@ -276,6 +305,27 @@ fn limit(a: &LimitArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn index(a: IndexArgs) -> Result<()> {
+    let work = a
+        .work
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("cairn-bench-index-{}", std::process::id())));
+    let opts = cairn_bench::index_bench::IndexBenchOptions {
+        blobs: a.blobs,
+        per_object: a.per_object,
+        per_pack: a.per_pack,
+        cairn: a.cairn,
+        work: work.clone(),
+        repeat: a.repeat,
+        no_breakdown: a.no_breakdown,
+    };
+    let result = cairn_bench::index_bench::run(&opts);
+    if a.work.is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    result
 }
 
 fn run(a: RunArgs) -> Result<()> {

@@ -15,7 +15,7 @@ use crate::crypto::MasterKey;
 use crate::crypto::keyfile::{KdfParams, KeyFile, KeyFileError};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Digest, IndexId, KeyId, SnapshotId};
-use crate::index::{Index, IndexEntry, IndexFile};
+use crate::index::{INDEX_AAD, Index, IndexEntry, IndexFile};
 use crate::snapshot::Snapshot;
 use crate::store::{ObjectKey, ObjectKind, Store, StoreError};
 use crate::tree::Tree;
@@ -364,18 +364,23 @@ impl Repository {
 
     fn load_index_once(&self) -> Result<Index> {
         let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
-        let mut index = Index::default();
-        // Each entry is 46 bytes in an index object: reserve once for all of them, and add
-        // each object as it is decoded, so memory peaks at the table plus one object.
-        let stored: u64 = infos.iter().map(|i| i.size).sum();
-        index.reserve(usize::try_from(stored / crate::pack::ENTRY_LEN as u64).unwrap_or(0));
-        for info in infos {
-            let id = IndexId(info.key.id);
-            let data = self.get_verified(info.key)?;
-            index.add_file(&IndexFile::open(&self.master, &id, &data)?);
+        let objects: Vec<(IndexId, u64)> = infos.iter().map(|i| (IndexId(i.key.id), i.size)).collect();
+        Index::load(&objects, |id| self.index_plaintext(id))
+    }
+
+    /// Fetches, verifies and decrypts one index object. The stored bytes are freed before it
+    /// returns, so only the plaintext stays.
+    fn index_plaintext(&self, id: &IndexId) -> Result<Vec<u8>> {
+        let key = ObjectKey::new(ObjectKind::Index, id.0);
+        let data = self.store.get(&key).map_err(store_err(key))?;
+        let open = || self.master.open_object(&data, INDEX_AAD);
+        // Hashing and decrypting each read the whole object: for a large one, on two cores.
+        let (digest, plain) =
+            if data.len() < 1 << 20 { (Digest::of(&data), open()) } else { rayon::join(|| Digest::of(&data), open) };
+        if digest != key.id {
+            return Err(Error::corrupt(key, "content does not match its name"));
         }
-        index.finalize();
-        Ok(index)
+        plain.map_err(|e| Error::corrupt(format!("index {id}"), e.to_string()))
     }
 
     /// The names of the index objects in the store now.
