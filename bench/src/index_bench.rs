@@ -242,8 +242,7 @@ fn breakdown(repo_dir: &Path) -> Result<()> {
     let t = Instant::now();
     index.finalize();
     println!("  sort + dedup {} entries          {}", index.len(), secs(t.elapsed()));
-    let mut sample: Vec<BlobId> =
-        index.entries().iter().step_by((index.len() / 1_000_000).max(1)).map(|e| e.id).collect();
+    let mut sample: Vec<BlobId> = index.entries().step_by((index.len() / 1_000_000).max(1)).map(|e| e.id).collect();
     // In random order, as a backup meets them (sorted lookups would share cache lines).
     let mut rng = Rng::new(3);
     for i in (1..sample.len()).rev() {

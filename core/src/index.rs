@@ -1,13 +1,14 @@
 //! The blob index: which pack holds each blob, and where (FORMAT.md §Index objects).
 //!
 //! In memory the index is a compact table: one fixed-size [`IndexEntry`] per blob (48 bytes)
-//! in a vector sorted by id, a directory of where each id prefix starts in it (so a lookup
-//! binary-searches a handful of entries), and a table of packs the entries point into by
-//! number. No boxed entries and no per-blob map nodes: ten million blobs take 480 MB.
+//! in 256 vectors split on the id's first byte, each sorted by id; a directory of where each
+//! second byte starts in them (so a lookup binary-searches a handful of entries); and a table
+//! of packs the entries point into by number. No boxed entries and no per-blob map nodes: ten
+//! million blobs take 480 MB.
 //!
 //! [`Index::load`] builds it from many index objects at once: objects are opened side by side
-//! under a memory budget and decoded straight into the preallocated table, which is then
-//! sorted in place on all cores.
+//! under a memory budget and decoded straight into the reserved buckets, which are then sorted
+//! in place on all cores.
 //!
 //! On storage, index objects list packs and their entries. A backup writes one index object
 //! every few packs (checkpoints) and one at the end; prune writes combined ones that name the
@@ -187,8 +188,8 @@ pub struct PackRef {
     pub salt: [u8; SALT_LEN],
 }
 
-/// Most id-prefix bits the lookup directory uses (2^16 buckets, 512 KiB).
-const DIRECTORY_BITS: u32 = 16;
+/// The table is split on an id's first byte into this many buckets, each sorted on its own.
+const BUCKETS: usize = 256;
 
 /// Bytes of index objects being fetched, opened or decoded at once while loading (each object
 /// counts twice until it is opened: its stored bytes and its plaintext). One object is always
@@ -204,12 +205,15 @@ const LOAD_THREADS: usize = 8;
 pub struct Index {
     packs: Vec<PackRef>,
     pack_numbers: HashMap<PackId, u32>,
-    entries: Vec<IndexEntry>,
-    /// After [`Index::finalize`]: `directory[b]` is the first entry whose id's top `bits` bits
-    /// are `b` or more (one more slot at the end holds `entries.len()`), so a lookup searches
-    /// one bucket of a few entries instead of the whole table.
-    directory: Vec<usize>,
-    bits: u32,
+    /// The entries, by the first byte of their id ([`BUCKETS`] vectors once any was added):
+    /// ids are keyed BLAKE3, so each holds about 1/256 of them. Entries go straight into their
+    /// bucket as they are decoded; sorting is then 256 small sorts, side by side, each mostly
+    /// in cache, with no pass over the whole table to partition it.
+    buckets: Vec<Vec<IndexEntry>>,
+    /// After [`Index::finalize`]: `directory[257·b + s]` is where, in bucket `b`, the ids whose
+    /// second byte is `s` start (`257·b + 256`: the bucket's length), so a lookup
+    /// binary-searches about len/65 536 entries.
+    directory: Vec<u32>,
     sorted: bool,
 }
 
@@ -241,10 +245,7 @@ impl Index {
         order.sort_by_key(|o| std::cmp::Reverse(o.1));
         let mut index = Index::default();
         let bound: u64 = objects.iter().map(|o| o.1 / ENTRY_LEN as u64).sum();
-        // Only a bound from listed sizes: if the allocator refuses, grow as entries come.
-        if let Ok(n) = usize::try_from(bound) {
-            let _ = index.entries.try_reserve_exact(n);
-        }
+        index.reserve(usize::try_from(bound).unwrap_or(usize::MAX));
         let table = Mutex::new(index);
         let budget = Budget { used: Mutex::new(0), freed: Condvar::new(), limit: LOAD_BUDGET };
         let next = AtomicUsize::new(0);
@@ -307,9 +308,10 @@ impl Index {
             }
             let pack = self.pack_number(id, salt).ok_or("more packs than the index can number")?;
             let raw = c.take(ne as usize * ENTRY_LEN)?;
-            self.entries.reserve(ne as usize);
+            let buckets = self.buckets_mut();
             for e in raw.chunks_exact(ENTRY_LEN) {
-                self.entries.push(IndexEntry::new(&PackEntry::decode(e)?, pack));
+                let e = IndexEntry::new(&PackEntry::decode(e)?, pack);
+                buckets[usize::from(e.id.0.0[0])].push(e);
             }
         }
         if c.remaining() != 0 {
@@ -334,13 +336,31 @@ impl Index {
         // More than 2^30 packs (16 PiB at the default pack size, 48 GiB of pack table) would
         // not fit the entry encoding: their entries are left out rather than misnumbered.
         let Some(n) = self.pack_number(id, salt) else { return };
-        self.entries.extend(entries.iter().map(|e| IndexEntry::new(e, n)));
+        let buckets = self.buckets_mut();
+        for e in entries {
+            buckets[usize::from(e.id.0.0[0])].push(IndexEntry::new(e, n));
+        }
         self.sorted = false;
     }
 
-    /// Makes room for `n` more entries (one allocation instead of repeated doubling).
+    /// The buckets, created on first use.
+    fn buckets_mut(&mut self) -> &mut [Vec<IndexEntry>] {
+        if self.buckets.is_empty() {
+            self.buckets = vec![Vec::new(); BUCKETS];
+        }
+        &mut self.buckets
+    }
+
+    /// Makes room for about `n` more entries: each bucket its share and a margin (1/32 and
+    /// 64 entries, many standard deviations for evenly spread ids). Room never used is
+    /// address space, not memory; a bucket that fills anyway grows.
     pub fn reserve(&mut self, n: usize) {
-        self.entries.reserve_exact(n);
+        let share = n / BUCKETS;
+        let room = share.saturating_add(share / 32).saturating_add(64);
+        for b in self.buckets_mut() {
+            // Only a bound: if the allocator refuses, the bucket grows as entries come.
+            let _ = b.try_reserve_exact(room);
+        }
     }
 
     /// Adds everything an index object lists.
@@ -356,42 +376,45 @@ impl Index {
         if self.sorted {
             return;
         }
-        sort_entries(&mut self.entries);
-        self.entries.dedup_by(|a, b| a.id == b.id);
-        // Shrinking copies the table; worth it only for a large excess (duplicates).
-        if self.entries.capacity() > self.entries.len() + self.entries.len() / 4 {
-            self.entries.shrink_to_fit();
-        }
-        // About 8 entries per bucket, at most 2^16 buckets.
-        self.bits = (self.entries.len() / 8).checked_ilog2().unwrap_or(0).min(DIRECTORY_BITS);
-        let buckets = 1usize << self.bits;
+        let sort = |bucket: &mut Vec<IndexEntry>| {
+            bucket.sort_unstable_by(|a, b| {
+                prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
+            });
+            bucket.dedup_by(|a, b| a.id == b.id);
+            // Shrinking may copy the bucket; worth it only for a large excess (duplicates).
+            if bucket.capacity() > bucket.len() + bucket.len() / 4 + 64 {
+                bucket.shrink_to_fit();
+            }
+        };
+        self.buckets.par_iter_mut().for_each(sort);
         self.directory.clear();
-        self.directory.reserve_exact(buckets + 1);
-        let mut start = 0;
-        for b in 0..buckets {
-            start += self.entries[start..].partition_point(|e| self.bucket(&e.id) < b);
-            self.directory.push(start);
+        // Offsets are u32: a bucket past 4 billion entries is searched whole.
+        if self.buckets.iter().all(|b| u32::try_from(b.len()).is_ok()) {
+            self.directory.reserve_exact(self.buckets.len() * 257);
+            for bucket in &self.buckets {
+                let mut start = 0;
+                for second in 0..256 {
+                    start += bucket[start..].partition_point(|e| usize::from(e.id.0.0[1]) < second);
+                    self.directory.push(start as u32);
+                }
+                self.directory.push(bucket.len() as u32);
+            }
         }
-        self.directory.push(self.entries.len());
         self.sorted = true;
-    }
-
-    fn bucket(&self, id: &BlobId) -> usize {
-        // A shift by 64 (no directory bits) is `None`: everything is in bucket 0.
-        prefix(id).checked_shr(64 - self.bits).unwrap_or(0) as usize
     }
 
     /// Where a blob is.
     #[must_use]
     pub fn get(&self, id: &BlobId) -> Option<&IndexEntry> {
-        debug_assert!(self.sorted || self.entries.is_empty());
-        let b = self.bucket(id);
-        let (lo, hi) = match (self.directory.get(b), self.directory.get(b + 1)) {
-            (Some(&lo), Some(&hi)) => (lo, hi),
-            _ => (0, self.entries.len()),
+        debug_assert!(self.sorted || self.is_empty());
+        let (first, second) = (usize::from(id.0.0[0]), usize::from(id.0.0[1]));
+        let bucket = self.buckets.get(first)?;
+        let at = first * 257 + second;
+        let run = match (self.directory.get(at), self.directory.get(at + 1)) {
+            (Some(&lo), Some(&hi)) => bucket.get(lo as usize..hi as usize)?,
+            _ => bucket,
         };
-        let bucket = self.entries.get(lo..hi)?;
-        bucket.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &bucket[i])
+        run.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &run[i])
     }
 
     /// Whether the index holds a blob.
@@ -412,73 +435,22 @@ impl Index {
         &self.packs
     }
 
-    /// All entries (sorted by id after [`Index::finalize`]).
-    #[must_use]
-    pub fn entries(&self) -> &[IndexEntry] {
-        &self.entries
+    /// All entries (in id order after [`Index::finalize`]).
+    pub fn entries(&self) -> impl Iterator<Item = &IndexEntry> {
+        self.buckets.iter().flatten()
     }
 
-    /// Number of distinct blobs.
+    /// Number of distinct blobs (after [`Index::finalize`]).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.buckets.iter().map(Vec::len).sum()
     }
 
     /// No blobs.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.buckets.iter().all(Vec::is_empty)
     }
-}
-
-/// Sorts entries by id, then pack number, in place: a partition on the id's first byte (each
-/// entry moved once), then the 256 buckets sorted side by side, each small enough to sort
-/// mostly in cache. Keyed BLAKE3 ids spread evenly over the buckets.
-fn sort_entries(entries: &mut [IndexEntry]) {
-    let first = |e: &IndexEntry| usize::from(e.id.0.0[0]);
-    let counts = entries
-        .par_chunks(1 << 16)
-        .fold(
-            || [0usize; 256],
-            |mut c, chunk| {
-                chunk.iter().for_each(|e| c[first(e)] += 1);
-                c
-            },
-        )
-        .reduce(|| [0usize; 256], |a, b| std::array::from_fn(|i| a[i] + b[i]));
-    // next[b]: the first slot of bucket b not yet holding one of its own entries.
-    let mut next = [0usize; 256];
-    let mut end = [0usize; 256];
-    let mut at = 0;
-    for b in 0..256 {
-        next[b] = at;
-        at += counts[b];
-        end[b] = at;
-    }
-    for b in 0..256 {
-        while next[b] < end[b] {
-            let t = first(&entries[next[b]]);
-            if t == b {
-                next[b] += 1;
-            } else {
-                // Put it where it belongs, and look at what comes back.
-                entries.swap(next[b], next[t]);
-                next[t] += 1;
-            }
-        }
-    }
-    let mut buckets = Vec::with_capacity(256);
-    let mut rest = entries;
-    for count in counts {
-        let (bucket, tail) = rest.split_at_mut(count);
-        buckets.push(bucket);
-        rest = tail;
-    }
-    buckets.into_par_iter().for_each(|bucket| {
-        bucket.sort_unstable_by(|a, b| {
-            prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
-        });
-    });
 }
 
 /// Bytes allowed in memory at once, shared by the loading threads.
@@ -661,7 +633,8 @@ mod tests {
         for i in 0..2000u32 {
             assert!(!idx.contains(&BlobId(Digest::of(&[b"absent".as_slice(), &i.to_le_bytes()].concat()))));
         }
-        assert!(idx.entries().windows(2).all(|w| w[0].id < w[1].id), "sorted, one entry per blob");
+        let ids: Vec<BlobId> = idx.entries().map(|e| e.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted, one entry per blob");
     }
 
     #[test]
@@ -781,7 +754,7 @@ mod tests {
                     prop_assert!(fast.is_ok());
                     let mut reference = Index::default();
                     reference.add_file(&f);
-                    prop_assert_eq!(reference.entries(), idx.entries());
+                    prop_assert!(reference.entries().eq(idx.entries()));
                     prop_assert_eq!(reference.packs(), idx.packs());
                 }
                 Err(_) => prop_assert!(fast.is_err()),
