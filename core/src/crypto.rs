@@ -14,9 +14,8 @@
 
 pub mod keyfile;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::id::{BlobId, Digest};
@@ -144,35 +143,48 @@ pub fn random_salt() -> [u8; SALT_LEN] {
 }
 
 /// An AES-256-GCM key.
+///
+/// Backed by `ring`'s AES-256-GCM, which picks its fastest code path at run time (on x86-64:
+/// VAES with VPCLMULQDQ over AVX2 registers, else AES-NI with PCLMULQDQ; on ARMv8 the crypto
+/// extensions), so the release build needs no CPU-specific flags. The bytes are the standard AES-256-GCM of
+/// FORMAT.md §5.3, identical to what the `aes-gcm` crate produced before (see the tests).
 pub struct SealKey {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
 }
 
 impl SealKey {
     /// The key with these bytes; the bytes are wiped afterwards.
     #[must_use]
     pub fn new(mut key: [u8; 32]) -> Self {
-        let cipher = Aes256Gcm::new((&key).into());
+        let unbound = UnboundKey::new(&AES_256_GCM, &key);
         key.zeroize();
-        SealKey { cipher }
+        match unbound {
+            Ok(k) => SealKey { cipher: LessSafeKey::new(k) },
+            // `ring` rejects only a key of the wrong length, and ours is 32 bytes by type.
+            Err(_) => unreachable!("AES-256-GCM takes any 32-byte key"),
+        }
     }
 
     /// Encrypts and authenticates `plain` with `aad`, appending `nonce ‖ ciphertext ‖ tag` to `out`.
     pub fn seal_into(&self, plain: &[u8], aad: &[u8], out: &mut Vec<u8>) {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(nonce, plain, aad, out);
+    }
+
+    /// [`SealKey::seal_into`] with a given nonce: only for the random one above and for tests.
+    fn seal_with_nonce(&self, nonce: [u8; NONCE_LEN], plain: &[u8], aad: &[u8], out: &mut Vec<u8>) {
         out.reserve(plain.len() + SEAL_OVERHEAD);
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(plain);
-        let tag = aes_gcm::AeadInPlace::encrypt_in_place_detached(
-            &self.cipher,
-            Nonce::from_slice(&nonce),
-            aad,
+        let tag = self.cipher.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
             &mut out[start..],
         );
         match tag {
-            Ok(tag) => out.extend_from_slice(&tag),
+            Ok(tag) => out.extend_from_slice(tag.as_ref()),
             // Only fails for plaintexts over 64 GiB, which no object comes near.
             Err(_) => out.truncate(start - NONCE_LEN),
         }
@@ -195,9 +207,21 @@ impl SealKey {
             return Err(CryptoError::TooShort(sealed.len()));
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| CryptoError::Authentication)?;
+        let tag = <[u8; TAG_LEN]>::try_from(tag).map_err(|_| CryptoError::Authentication)?;
+        let mut plain = ciphertext.to_vec();
+        // On failure `ring` leaves the buffer overwritten; it is dropped with the error.
         self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: rest, aad })
-            .map_err(|_| CryptoError::Authentication)
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                Tag::from(tag),
+                &mut plain,
+                0..,
+            )
+            .map_err(|_| CryptoError::Authentication)?;
+        Ok(plain)
     }
 }
 
@@ -234,6 +258,72 @@ mod tests {
         assert!(master.subkey(&random_salt()).open(&sealed, b"a").is_err());
         assert!(MasterKey::generate().subkey(&salt).open(&sealed, b"a").is_err());
         assert_eq!(master.subkey(&salt).open(&sealed[..10], b"a"), Err(CryptoError::TooShort(10)));
+    }
+
+    /// Fixed key, nonce, AAD and plaintexts with the ciphertexts and tags that the `aes-gcm` 0.10
+    /// crate (the backend before `ring`) produced for them: the byte format must never change.
+    #[test]
+    fn known_answer_vectors_from_the_previous_backend() {
+        let key = SealKey::new(core::array::from_fn(|i| i as u8));
+        let nonce: [u8; NONCE_LEN] = core::array::from_fn(|i| 0xa0 + i as u8);
+        let aad = b"cairn kat";
+        let plain = |len: usize| (0..len).map(|i| (i * 7 + 3) as u8).collect::<Vec<u8>>();
+
+        let mut out = Vec::new();
+        key.seal_with_nonce(nonce, &plain(100), aad, &mut out);
+        let expected = "a0a1a2a3a4a5a6a7a8a9aaab\
+            e5126d355aed2f8b5927ce835024a5b203d6d8981d21dfc837bc9f46b865a0dd319cb60750245e2944be2d\
+            f83e44c6b5144127200da667facacc92fe03de300c777654b7ef4309140fe0f60898d0e996fe31eaec8a97\
+            c41e8507471a3614d8082c2e9a13\
+            2661fcde158994701c91b235a7d2541e";
+        assert_eq!(hex::encode(&out), expected);
+        assert_eq!(key.open(&out, aad).unwrap(), plain(100));
+
+        // Long enough for the wide (many blocks at once) code paths, with a partial last block.
+        let len = 65536 + 13;
+        let mut out = Vec::new();
+        key.seal_with_nonce(nonce, &plain(len), aad, &mut out);
+        assert_eq!(out.len(), len + SEAL_OVERHEAD);
+        let ciphertext = &out[NONCE_LEN..NONCE_LEN + len];
+        assert_eq!(
+            blake3::hash(ciphertext).to_hex().as_str(),
+            "29ccfa2afa09c48315e6b672f934e58fa1deb545b6f6c537395eda777e82a5ae"
+        );
+        assert_eq!(hex::encode(&out[NONCE_LEN + len..]), "37eb857730efd064ce9676c1bf35db59");
+        assert_eq!(key.open(&out, aad).unwrap(), plain(len));
+    }
+
+    /// Seals with [`SealKey`] and opens with the `aes-gcm` crate, and the reverse, over many sizes.
+    #[test]
+    fn interoperates_with_the_aes_gcm_crate() {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        use aes_gcm::{Aes256Gcm, Nonce};
+        let mut rng = rand::rngs::OsRng;
+        let sizes = (0..=600).chain([4095, 4096, 4097, 65_536, 300_001, 1 << 20]);
+        for len in sizes {
+            let mut raw = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rng, &mut raw);
+            let other = Aes256Gcm::new((&raw).into());
+            let key = SealKey::new(raw);
+            let mut plain = vec![0u8; len];
+            rand::RngCore::fill_bytes(&mut rng, &mut plain);
+            let aad = &plain[..len.min(40)];
+
+            let sealed = key.seal(&plain, aad);
+            let (nonce, rest) = sealed.split_at(NONCE_LEN);
+            let opened = other.decrypt(Nonce::from_slice(nonce), Payload { msg: rest, aad });
+            assert_eq!(opened.as_deref(), Ok(&plain[..]), "len {len}");
+
+            let mut theirs = vec![0xa5; NONCE_LEN];
+            let ct = other.encrypt(Nonce::from_slice(&theirs), Payload { msg: &plain, aad });
+            theirs.extend_from_slice(&ct.unwrap());
+            assert_eq!(theirs, {
+                let mut ours = Vec::new();
+                key.seal_with_nonce([0xa5; NONCE_LEN], &plain, aad, &mut ours);
+                ours
+            });
+            assert_eq!(key.open(&theirs, aad).unwrap(), plain, "len {len}");
+        }
     }
 
     #[test]
