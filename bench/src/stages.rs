@@ -5,7 +5,7 @@
 //!
 //! | stage | call |
 //! |---|---|
-//! | chunk | [`StreamChunker`] over the sample (boundaries and the copy into owned chunks) |
+//! | chunk | [`StreamBatcher`] over the sample (reading into its buffer, and the boundaries) |
 //! | hash | [`MasterKey::blob_id`] of every chunk |
 //! | compress | [`compress::compress`] of every chunk at the repository's level |
 //! | seal | [`SealKey::seal`] of every payload (compressed when that paid, raw otherwise) |
@@ -24,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use cairn_core::blob::{BlobKind, SealedBlob};
-use cairn_core::chunk::{ChunkerParams, Cutter, StreamChunker};
+use cairn_core::chunk::{ChunkerParams, Cutter, StreamBatcher};
 use cairn_core::compress::{self, Codec};
 use cairn_core::crypto::{MasterKey, SealKey};
 use cairn_core::pack::PackWriter;
@@ -135,11 +135,13 @@ impl Prepared {
     /// Chunks the sample as a stream; returns the number of chunks.
     #[must_use]
     pub fn chunk(&self) -> usize {
-        StreamChunker::new(self.cutter.clone(), &self.data[..])
-            .filter_map(Result::ok)
-            .map(|c| c.len())
-            .filter(|&l| l > 0)
-            .count()
+        let mut batcher = StreamBatcher::new(self.cutter.clone(), &self.data[..], None);
+        let mut chunks = 0;
+        while let Ok(Some(batch)) = batcher.next_batch(8 << 20) {
+            chunks += batch.len();
+            batcher.recycle(batch);
+        }
+        chunks
     }
 
     /// Keyed BLAKE3 of every chunk; returns a byte of the last id (so nothing is optimised away).

@@ -22,6 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::Metadata;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::blob::{self, BlobKind, SealedBlob};
-use crate::chunk::{Cutter, StreamChunker};
+use crate::chunk::{Batch, Cutter, StreamBatcher};
 use crate::crypto::{SALT_LEN, SealKey, random_salt};
 use crate::error::{Error, IoContext, Result};
 use crate::id::{BlobId, Digest, SnapshotId};
@@ -51,7 +52,6 @@ const JOBS: usize = 64;
 const BLOB_QUEUE: usize = 32;
 const PACK_QUEUE: usize = 2;
 const UPLOADERS: usize = 4;
-const BATCH_CHUNKS: usize = 32;
 const BATCH_BYTES: usize = 8 << 20;
 /// Packs per index checkpoint, so an interrupted backup leaves its uploads reusable.
 const CHECKPOINT_PACKS: usize = 32;
@@ -82,8 +82,6 @@ pub struct BackupOptions {
     pub ignore_ctime: bool,
     /// Do not compare inode numbers in change detection.
     pub ignore_inode: bool,
-    /// Files at least this large are memory-mapped rather than read (0 = never).
-    pub mmap_threshold: u64,
     /// Worker threads for CPU stages (0 = number of cores).
     pub threads: usize,
     /// Pack uploads in flight (0 = default: 4).
@@ -94,7 +92,7 @@ impl BackupOptions {
     /// Defaults for backing up `paths`.
     #[must_use]
     pub fn for_paths(paths: Vec<PathBuf>) -> Self {
-        BackupOptions { paths, mmap_threshold: 64 << 20, ..Default::default() }
+        BackupOptions { paths, ..Default::default() }
     }
 }
 
@@ -214,7 +212,6 @@ struct Session<'a> {
     fatal: Mutex<Option<Error>>,
     results: Results,
     progress: &'a dyn Progress,
-    mmap_threshold: u64,
     /// Packs (by index number) holding blobs this backup reuses instead of storing.
     reused_packs: Vec<AtomicBool>,
     /// Packs this backup uploaded, with their entries.
@@ -308,10 +305,13 @@ impl Session<'_> {
 
     /// Hashes, deduplicates, compresses and seals one batch in parallel; returns the ids in
     /// order and sends new blobs to the packer.
-    fn store_batch_ref(&self, batch: &[Vec<u8>], blobs: &Sender<SealedBlob>) -> Result<Vec<BlobId>> {
+    fn store_batch(&self, batch: &Batch, blobs: &Sender<SealedBlob>) -> Result<Vec<BlobId>> {
+        let bytes = batch.bytes();
         let results: Vec<(BlobId, Option<SealedBlob>)> = batch
+            .ranges()
             .par_iter()
-            .map(|chunk| {
+            .map(|range| {
+                let chunk = &bytes[range.clone()];
                 let id = self.repo.master().blob_id(chunk);
                 let is_new = !self.known(&id) && self.pending.lock().map(|mut p| p.insert(id)).unwrap_or(false);
                 (id, is_new.then(|| blob::seal(&self.key, BlobKind::Data, id, chunk, self.level)))
@@ -329,61 +329,38 @@ impl Session<'_> {
         Ok(ids)
     }
 
-    /// Stores a stream of chunks. Chunking the next batch (sequential, on one thread) overlaps
-    /// with hashing, compressing and sealing the last one (parallel) and with the whole-file
-    /// hash, so the chunker's thread does nothing else.
-    fn store_chunks<I>(
+    /// Stores one input, batch by batch. Reading and chunking the next batch (sequential, on one
+    /// thread) overlaps with hashing, compressing and sealing the last one (parallel) and with
+    /// the whole-file hash, so the chunker's thread does nothing else.
+    fn store_chunks<R: Read + Send>(
         &self,
-        mut chunks: I,
+        batcher: &mut StreamBatcher<R>,
         blobs: &Sender<SealedBlob>,
-    ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>>
-    where
-        I: Iterator<Item = std::io::Result<Vec<u8>>> + Send,
-    {
+    ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>> {
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         let mut content = Vec::new();
-        let mut next_batch = |size: &mut u64| -> std::io::Result<Vec<Vec<u8>>> {
-            let mut batch = Vec::new();
-            let mut bytes = 0;
-            while batch.len() < BATCH_CHUNKS && bytes < BATCH_BYTES {
-                match chunks.next() {
-                    Some(c) => {
-                        let c = c?;
-                        bytes += c.len();
-                        batch.push(c);
-                    }
-                    None => break,
-                }
-            }
-            *size += bytes as u64;
-            self.counters.bytes_read.fetch_add(bytes as u64, Ordering::Relaxed);
-            self.progress.bytes_read(bytes as u64);
-            Ok(batch)
-        };
-        let mut current = match next_batch(&mut size) {
+        let mut current = match batcher.next_batch(BATCH_BYTES) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
-        while !current.is_empty() {
+        while let Some(batch) = current {
             if self.failed.load(Ordering::SeqCst) {
                 return Err(Error::Internal("backup aborted".into()));
             }
+            let read = batch.bytes().len() as u64;
+            size += read;
+            self.counters.bytes_read.fetch_add(read, Ordering::Relaxed);
+            self.progress.bytes_read(read);
             let (stored, next) = self.pool.join(
                 || {
-                    let (ids, ()) = rayon::join(
-                        || self.store_batch_ref(&current, blobs),
-                        || {
-                            for c in &current {
-                                hasher.update(c);
-                            }
-                        },
-                    );
+                    let (ids, _) = rayon::join(|| self.store_batch(&batch, blobs), || hasher.update(batch.bytes()));
                     ids
                 },
-                || next_batch(&mut size),
+                || batcher.next_batch(BATCH_BYTES),
             );
             content.extend(stored?);
+            batcher.recycle(batch);
             current = match next {
                 Ok(b) => b,
                 Err(e) => return Ok(Err(e)),
@@ -392,30 +369,35 @@ impl Session<'_> {
         Ok(Ok((content, Digest(*hasher.finalize().as_bytes()), size)))
     }
 
-    /// Reads one file: memory-mapped when large, buffered otherwise.
-    fn store_file(&self, path: &Path, size: u64, blobs: &Sender<SealedBlob>) -> Result<FileOutcome> {
+    /// Reads one file through the worker's reusable buffers.
+    fn store_file(
+        &self,
+        path: &Path,
+        size: u64,
+        buffers: &mut Vec<Vec<u8>>,
+        blobs: &Sender<SealedBlob>,
+    ) -> Result<FileOutcome> {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => return Ok(FileOutcome::Unreadable(format!("{}: {e}", path.display()))),
         };
-        let outcome = if self.mmap_threshold > 0 && size >= self.mmap_threshold {
-            self.store_chunks(MappedChunks::new(self.cutter.clone(), file, size), blobs)?
-        } else {
-            self.store_chunks(StreamChunker::with_size_hint(self.cutter.clone(), file, Some(size)), blobs)?
-        };
-        Ok(match outcome {
+        let mut batcher = StreamBatcher::with_buffers(self.cutter.clone(), file, Some(size), std::mem::take(buffers));
+        let outcome = self.store_chunks(&mut batcher, blobs);
+        *buffers = batcher.into_buffers();
+        Ok(match outcome? {
             Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },
             Err(e) => FileOutcome::Unreadable(format!("{}: {e}", path.display())),
         })
     }
 
     fn worker(&self, jobs: &Receiver<FileJob>, blobs: &Sender<SealedBlob>) {
+        let mut buffers = Vec::new();
         for job in jobs {
             if self.failed.load(Ordering::SeqCst) {
                 self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
                 continue;
             }
-            match self.store_file(&job.path, job.size, blobs) {
+            match self.store_file(&job.path, job.size, &mut buffers, blobs) {
                 Ok(outcome) => {
                     if let FileOutcome::Done { size, .. } = &outcome {
                         self.progress.file_done(&job.path, *size);
@@ -431,7 +413,7 @@ impl Session<'_> {
     }
 
     /// Collects sealed blobs into packs (data and trees apart).
-    fn packer(&self, blobs: &Receiver<SealedBlob>, packs: &Sender<FinishedPack>) {
+    fn packer(&self, blobs: &Receiver<SealedBlob>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
         let target = self.repo.config().pack_size as usize;
         let mut data = PackWriter::new(self.salt, target);
         let mut trees = PackWriter::new(self.salt, 1 << 20);
@@ -439,7 +421,11 @@ impl Session<'_> {
             let writer = if blob.kind == BlobKind::Tree { &mut trees } else { &mut data };
             writer.add(blob);
             if writer.is_full(target) {
-                let full = std::mem::replace(writer, PackWriter::new(self.salt, target));
+                let next = match spare.try_recv() {
+                    Ok(buf) => PackWriter::with_buffer(self.salt, buf),
+                    Err(_) => PackWriter::new(self.salt, target),
+                };
+                let full = std::mem::replace(writer, next);
                 if packs.send(full.finish(&self.key)).is_err() {
                     return;
                 }
@@ -453,14 +439,19 @@ impl Session<'_> {
     }
 
     /// Uploads packs; writes an index checkpoint every few packs.
-    fn uploader(&self, packs: &Receiver<FinishedPack>, indexed: &Mutex<Vec<IndexedPack>>) {
+    fn uploader(&self, packs: &Receiver<FinishedPack>, indexed: &Mutex<Vec<IndexedPack>>, spare: &Sender<Vec<u8>>) {
         for pack in packs {
             if self.failed.load(Ordering::SeqCst) {
                 continue; // drain so the packer never blocks
             }
             let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
             let len = pack.bytes.len() as u64;
-            match self.repo.store().put(&key, pack.bytes) {
+            let put = self.repo.store().put(&key, pack.bytes.clone());
+            // The packer reuses the buffer when the store kept no reference to it.
+            if let Ok(buf) = pack.bytes.try_into_mut() {
+                let _ = spare.try_send(buf.into());
+            }
+            match put {
                 Ok(()) | Err(StoreError::AlreadyExists) => {}
                 Err(source) => {
                     self.fail(Error::Store { key, source });
@@ -519,66 +510,6 @@ fn removed_while_running(id: crate::id::PackId) -> Error {
         object: format!("pack {id}"),
         reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run the backup again"
             .into(),
-    }
-}
-
-/// Bytes of a file mapped at once: memory stays bounded (the mapped pages count towards the
-/// process's resident set) however large the file.
-const MAP_WINDOW: u64 = 64 << 20;
-
-/// Chunks a large file through a sliding memory-mapped window.
-struct MappedChunks {
-    cutter: Cutter,
-    file: std::fs::File,
-    len: u64,
-    /// File offset of the next chunk.
-    pos: u64,
-    /// The current window and the file offset it starts at.
-    window: Option<(u64, memmap2::Mmap)>,
-}
-
-impl MappedChunks {
-    fn new(cutter: Cutter, file: std::fs::File, len: u64) -> Self {
-        MappedChunks { cutter, file, len, pos: 0, window: None }
-    }
-
-    /// Maps the window that holds `pos` and at least one maximal chunk after it.
-    #[allow(unsafe_code)]
-    fn remap(&mut self) -> std::io::Result<()> {
-        let page = 4096;
-        let start = self.pos / page * page;
-        let end = (start + MAP_WINDOW).min(self.len);
-        let len = usize::try_from(end - start).map_err(std::io::Error::other)?;
-        self.window = None;
-        // SAFETY: a read-only private mapping of a file we only read. If another process
-        // truncates the file while it is mapped, reads past the new end fault (SIGBUS); this is
-        // why only files above `mmap_threshold` are mapped, and the threshold can be 0 (never).
-        let map = unsafe { memmap2::MmapOptions::new().offset(start).len(len).map(&self.file)? };
-        self.window = Some((start, map));
-        Ok(())
-    }
-}
-
-impl Iterator for MappedChunks {
-    type Item = std::io::Result<Vec<u8>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.len {
-            return None;
-        }
-        let max = u64::from(self.cutter.params().max_size);
-        let need_end = (self.pos + max).min(self.len);
-        let covered =
-            self.window.as_ref().is_some_and(|(start, map)| *start <= self.pos && start + map.len() as u64 >= need_end);
-        if !covered && let Err(e) = self.remap() {
-            return Some(Err(e));
-        }
-        let (start, map) = self.window.as_ref()?;
-        let from = usize::try_from(self.pos - start).ok()?;
-        let to = usize::try_from(need_end - start).ok()?;
-        let n = self.cutter.cut(&map[from..to]);
-        self.pos += n as u64;
-        Some(Ok(map[from..from + n].to_vec()))
     }
 }
 
@@ -908,7 +839,6 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         fatal: Mutex::new(None),
         results: Results::default(),
         progress,
-        mmap_threshold: opts.mmap_threshold,
         reused_packs: (0..index_packs).map(|_| AtomicBool::new(false)).collect(),
         uploaded: Mutex::new(Vec::new()),
         start_indexes,
@@ -920,18 +850,20 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         let (job_tx, job_rx) = bounded::<FileJob>(JOBS);
         let (blob_tx, blob_rx) = bounded::<SealedBlob>(BLOB_QUEUE);
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(PACK_QUEUE);
+        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(1);
         let s = &session;
         for _ in 0..threads {
             let (jobs, blobs) = (job_rx.clone(), blob_tx.clone());
             scope.spawn(move || s.worker(&jobs, &blobs));
         }
         drop(job_rx);
-        scope.spawn(move || s.packer(&blob_rx, &pack_tx));
+        scope.spawn(move || s.packer(&blob_rx, &pack_tx, &spare_rx));
         let uploaders = if opts.uploads == 0 { UPLOADERS } else { opts.uploads };
         for _ in 0..uploaders {
-            let (packs, indexed) = (pack_rx.clone(), &indexed);
-            scope.spawn(move || s.uploader(&packs, indexed));
+            let (packs, indexed, spare) = (pack_rx.clone(), &indexed, spare_tx.clone());
+            scope.spawn(move || s.uploader(&packs, indexed, &spare));
         }
+        drop(spare_tx);
         drop(pack_rx);
         let result = walk(s, job_tx, blob_tx, opts, &args, old_root.as_ref(), name_excludes, path_excludes);
         if result.is_err() {
@@ -1035,8 +967,8 @@ fn store_stream(
         return Err(Error::Config(format!("--stdin-filename `{name}` must be a plain file name")));
     }
     let mut stream = source.start()?;
-    let chunks = StreamChunker::new(session.cutter.clone(), &mut stream);
-    let stored = match session.store_chunks(chunks, blobs) {
+    let mut batcher = StreamBatcher::new(session.cutter.clone(), &mut stream, None);
+    let stored = match session.store_chunks(&mut batcher, blobs) {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             stream.abort();
@@ -1077,36 +1009,4 @@ fn store_stream(
         link: None,
     };
     session.store_tree(&Tree::new(vec![node]), blobs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chunk::ChunkerParams;
-
-    /// The mapped window slides over a file larger than one window and cuts exactly where the
-    /// stream chunker does, so mapping a file never changes deduplication.
-    #[test]
-    fn mapped_chunks_match_the_stream_chunker_across_windows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
-        let len = MAP_WINDOW as usize + 3 * 1024 * 1024 + 123;
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
-        std::fs::write(&path, &data).unwrap();
-        let cutter = Cutter::new(ChunkerParams::default(), 77).unwrap();
-        let mapped: Vec<Vec<u8>> = MappedChunks::new(cutter.clone(), std::fs::File::open(&path).unwrap(), len as u64)
-            .map(|c| c.unwrap())
-            .collect();
-        let streamed: Vec<usize> = StreamChunker::new(cutter, &data[..]).map(|c| c.unwrap().len()).collect();
-        assert_eq!(mapped.iter().map(Vec::len).collect::<Vec<_>>(), streamed);
-        assert_eq!(mapped.concat(), data);
-    }
 }

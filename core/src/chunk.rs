@@ -3,10 +3,11 @@
 //! Pipeline stage: the first after reading. One stream is chunked sequentially; different files
 //! are chunked on different threads. Boundaries come from `fastcdc`'s gear hash whose table is
 //! mixed with a seed derived from the master key, so chunk sizes do not reveal content to a
-//! party without the key. The buffering here is our own: it reads into one large buffer and hands
-//! out each chunk as an owned `Vec`, with no per-chunk shifting of the buffer.
+//! party without the key. The buffering here is our own: [`StreamBatcher`] reads into a buffer it
+//! reuses and hands out batches of chunks as slices of it, so no chunk is copied or allocated.
 
 use std::io::Read;
+use std::ops::Range;
 
 use fastcdc::v2020::{MASKS, Normalization, cut_gear, get_gear_with_seed, logarithm2};
 use serde::{Deserialize, Serialize};
@@ -123,74 +124,149 @@ impl Cutter {
     }
 }
 
-/// Chunks a byte stream, reading it into one buffer several chunks long.
-pub struct StreamChunker<R> {
+/// Consecutive chunks of one input, cut inside one buffer: the chunker's unit of work. Chunks
+/// are handed on as slices of the buffer, never copied out one by one, and the buffer goes back
+/// to the chunker once the batch is stored.
+pub struct Batch {
+    buf: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+}
+
+impl Batch {
+    /// The chunks, in input order.
+    pub fn chunks(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.ranges.iter().map(|r| &self.buf[r.clone()])
+    }
+
+    /// Each chunk's range in [`Batch::bytes`].
+    #[must_use]
+    pub fn ranges(&self) -> &[Range<usize>] {
+        &self.ranges
+    }
+
+    /// All the batch's bytes, the chunks concatenated.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.ranges.last().map_or(0, |r| r.end)]
+    }
+
+    /// Number of chunks.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether the batch holds no chunk.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// Cuts a byte stream into batches of chunks. It reads straight into a buffer it reuses, so a
+/// long stream costs two buffers of `batch + max_size` bytes whatever its length.
+pub struct StreamBatcher<R> {
     cutter: Cutter,
     source: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// Bytes the source still has, when known (a file's size): sizes the first buffer, so a
+    /// small file never costs a whole batch buffer.
+    remaining_hint: Option<u64>,
+    /// The buffer the next batch is read into, holding `carried` bytes left over from the last.
+    next: Vec<u8>,
+    carried: usize,
+    /// Buffers of finished batches, for reuse.
+    spare: Vec<Vec<u8>>,
     eof: bool,
 }
 
-impl<R: Read> StreamChunker<R> {
-    /// Chunks `source` with `cutter`.
-    pub fn new(cutter: Cutter, source: R) -> Self {
-        Self::with_size_hint(cutter, source, None)
+impl<R: Read> StreamBatcher<R> {
+    /// A batcher over `source`; `size`, when known, is how many bytes it is expected to hold.
+    pub fn new(cutter: Cutter, source: R, size: Option<u64>) -> Self {
+        Self::with_buffers(cutter, source, size, Vec::new())
     }
 
-    /// Chunks `source`, expected to be `size` bytes long: a small file gets a small buffer
-    /// rather than several megabytes to allocate and clear. (If the file grows while it is read,
-    /// cuts near the end may differ from a full-size buffer's; the bytes are the same.)
-    pub fn with_size_hint(cutter: Cutter, source: R, size: Option<u64>) -> Self {
-        let full = (cutter.params.max_size as usize * 4).max(4 << 20);
-        let cap = match size {
-            Some(n) => usize::try_from(n).map_or(full, |n| n.saturating_add(1).clamp(4096, full)),
-            None => full,
-        };
-        StreamChunker { cutter, source, buf: vec![0; cap], start: 0, end: 0, eof: false }
+    /// The same, reusing buffers of an earlier batcher ([`StreamBatcher::into_buffers`]).
+    pub fn with_buffers(cutter: Cutter, source: R, size: Option<u64>, mut buffers: Vec<Vec<u8>>) -> Self {
+        let next = buffers.pop().unwrap_or_default();
+        StreamBatcher { cutter, source, remaining_hint: size, next, carried: 0, spare: buffers, eof: false }
     }
 
-    fn fill(&mut self) -> std::io::Result<()> {
+    /// The buffers, for the next batcher of the same thread.
+    #[must_use]
+    pub fn into_buffers(mut self) -> Vec<Vec<u8>> {
+        self.spare.push(self.next);
+        self.spare.truncate(2);
+        self.spare
+    }
+
+    /// Gives a stored batch's buffer back for reuse.
+    pub fn recycle(&mut self, batch: Batch) {
+        if self.spare.len() < 2 {
+            self.spare.push(batch.buf);
+        }
+    }
+
+    /// Reads and cuts the next batch of at least `target` bytes (fewer only at the end of the
+    /// stream); `None` once the stream is exhausted.
+    ///
+    /// # Errors
+    /// The source's read errors.
+    pub fn next_batch(&mut self, target: usize) -> std::io::Result<Option<Batch>> {
         let max = self.cutter.params.max_size as usize;
-        if self.start > 0 && self.buf.len() - self.start < max {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        let want = target.max(1) + max;
+        let mut buf = std::mem::take(&mut self.next);
+        let mut len = self.carried;
+        // Size the buffer: a whole batch, or what the source is expected to hold (plus one
+        // byte, to see its end in the same read). Growth zeroes only the new part, once.
+        let expected = self
+            .remaining_hint
+            .map_or(want, |h| usize::try_from(h).map_or(want, |h| h.saturating_add(len).saturating_add(1).min(want)));
+        if buf.len() < expected {
+            buf.resize(expected, 0);
         }
-        while !self.eof && self.end - self.start < max {
-            if self.end == self.buf.len() {
-                if self.buf.len() >= max {
-                    break;
-                }
-                // A file larger than its size hint: grow to the full buffer.
-                self.buf.resize((max * 4).max(4 << 20), 0);
+        while !self.eof && len < want {
+            if len == buf.len() {
+                // The source holds more than it was expected to.
+                buf.resize(want, 0);
             }
-            match self.source.read(&mut self.buf[self.end..]) {
+            match self.source.read(&mut buf[len..]) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    len += n;
+                    if let Some(h) = &mut self.remaining_hint {
+                        *h = h.saturating_sub(n as u64);
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.next = buf;
+                    self.carried = len;
+                    return Err(e);
+                }
             }
         }
-        Ok(())
-    }
-}
-
-impl<R: Read> Iterator for StreamChunker<R> {
-    type Item = std::io::Result<Vec<u8>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Err(e) = self.fill() {
-            return Some(Err(e));
+        let mut ranges = Vec::with_capacity(target / self.cutter.params.avg_size as usize + 2);
+        let mut pos = 0;
+        // Only a cut with a whole maximal chunk (or the end of the stream) ahead is final.
+        while pos < len && pos < target.max(1) && (self.eof || len - pos >= max) {
+            let n = self.cutter.cut(&buf[pos..len]);
+            ranges.push(pos..pos + n);
+            pos += n;
         }
-        if self.start == self.end {
-            return None;
+        // Carry the uncut tail over into the next buffer.
+        let mut next = self.spare.pop().unwrap_or_default();
+        let tail = len - pos;
+        if next.len() < tail {
+            next.resize(tail, 0);
         }
-        let n = self.cutter.cut(&self.buf[self.start..self.end]);
-        let chunk = self.buf[self.start..self.start + n].to_vec();
-        self.start += n;
-        Some(Ok(chunk))
+        next[..tail].copy_from_slice(&buf[pos..len]);
+        self.next = next;
+        self.carried = tail;
+        if ranges.is_empty() {
+            self.spare.push(buf);
+            return Ok(None);
+        }
+        Ok(Some(Batch { buf, ranges }))
     }
 }
 
@@ -215,26 +291,58 @@ mod tests {
             .collect()
     }
 
+    /// Every chunk a batcher cuts, batch by batch of `target` bytes.
+    fn all_chunks(cutter: &Cutter, input: impl Read, size: Option<u64>, target: usize) -> Vec<Vec<u8>> {
+        let mut b = StreamBatcher::new(cutter.clone(), input, size);
+        let mut out = Vec::new();
+        while let Some(batch) = b.next_batch(target).unwrap() {
+            assert_eq!(batch.bytes().len(), batch.ranges().iter().map(|r| r.len()).sum::<usize>());
+            out.extend(batch.chunks().map(<[u8]>::to_vec));
+            b.recycle(batch);
+        }
+        out
+    }
+
+    /// A reader that hands out at most `step` bytes per call and is interrupted now and then.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        calls: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(7) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
     proptest! {
         #[test]
-        fn stream_concatenates_and_respects_bounds(len in 0usize..60_000, seed in any::<u64>()) {
+        fn stream_concatenates_and_respects_bounds(len in 0usize..60_000, seed in any::<u64>(), target in 1usize..20_000, step in 1usize..9000) {
             let input = data(len, seed);
             let cutter = Cutter::new(small(), 42).unwrap();
-            let chunks: Vec<Vec<u8>> = StreamChunker::new(cutter.clone(), &input[..]).map(|c| c.unwrap()).collect();
+            let chunks = all_chunks(&cutter, &input[..], None, target);
             let n = chunks.len();
             for (i, c) in chunks.iter().enumerate() {
                 prop_assert!(c.len() <= 4096);
                 if i + 1 < n { prop_assert!(c.len() >= 256); }
             }
             prop_assert_eq!(chunks.concat(), input.clone());
-            // The in-memory splitter finds the same boundaries.
+            // Boundaries depend on the content only: not on batch sizes, read sizes or hints.
             let lens: Vec<usize> = cutter.split(&input).map(|(_, l)| l).collect();
-            prop_assert_eq!(lens, chunks.iter().map(Vec::len).collect::<Vec<_>>());
-            // A size hint (right, or wrong either way) never changes the bytes.
+            prop_assert_eq!(&lens, &chunks.iter().map(Vec::len).collect::<Vec<_>>());
+            let trickled = all_chunks(&cutter, Trickle { data: &input, step, calls: 0 }, None, target);
+            prop_assert_eq!(&lens, &trickled.iter().map(Vec::len).collect::<Vec<_>>());
             for hint in [0, len as u64 / 2, len as u64, len as u64 * 3] {
-                let hinted: Vec<Vec<u8>> = StreamChunker::with_size_hint(cutter.clone(), &input[..], Some(hint)).map(|c| c.unwrap()).collect();
-                prop_assert_eq!(hinted.concat(), input.clone());
-                prop_assert!(hinted.iter().all(|c| c.len() <= 4096));
+                let hinted = all_chunks(&cutter, &input[..], Some(hint), target);
+                prop_assert_eq!(&lens, &hinted.iter().map(Vec::len).collect::<Vec<_>>());
             }
         }
     }
@@ -245,9 +353,8 @@ mod tests {
         let mut shifted = b"a few inserted bytes".to_vec();
         shifted.extend_from_slice(&base);
         let cutter = Cutter::new(small(), 9).unwrap();
-        let a: std::collections::HashSet<Vec<u8>> =
-            StreamChunker::new(cutter.clone(), &base[..]).map(|c| c.unwrap()).collect();
-        let b: Vec<Vec<u8>> = StreamChunker::new(cutter, &shifted[..]).map(|c| c.unwrap()).collect();
+        let a: std::collections::HashSet<Vec<u8>> = all_chunks(&cutter, &base[..], None, 50_000).into_iter().collect();
+        let b = all_chunks(&cutter, &shifted[..], None, 50_000);
         let shared = b.iter().filter(|c| a.contains(*c)).count();
         assert!(shared * 10 >= b.len() * 9, "{shared} of {} chunks shared", b.len());
     }

@@ -49,9 +49,6 @@ pub struct Args {
     /// Ignore inode changes in change detection (e.g. network file systems).
     #[arg(long)]
     ignore_inode: bool,
-    /// Memory-map files at least this many MiB (0 = never).
-    #[arg(long, default_value_t = 64)]
-    mmap_threshold_mib: u64,
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
@@ -93,7 +90,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         force: args.force,
         ignore_ctime: args.ignore_ctime,
         ignore_inode: args.ignore_inode,
-        mmap_threshold: args.mmap_threshold_mib << 20,
         threads: 0,
         uploads: global.connections,
     };
