@@ -47,6 +47,9 @@ pub struct Options {
     pub rss_factor: u64,
     /// Blobs in the index-open run; 0 skips it.
     pub index_blobs: u64,
+    /// Latency added to every store request in the latency figure (`media` and `tree`, cairn
+    /// only); 0 skips it.
+    pub latency_ms: u64,
     /// Datasets to run: any of `dump`, `media`, `tree`.
     pub datasets: Vec<String>,
     /// Peers to run when installed.
@@ -127,6 +130,44 @@ pub struct IndexFigure {
     pub loaded: Usage,
 }
 
+/// The latency figure: the same backup and restore by cairn with and without a delay added to
+/// every store request (core's fault-injecting store wrapper, `CAIRN_TEST_FAULTS=delay_ms=D`).
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyFigure {
+    /// Dataset name.
+    pub dataset: &'static str,
+    /// Bytes backed up and restored.
+    pub bytes: u64,
+    /// The delay per request.
+    pub delay_ms: u64,
+    /// Backup into an empty repository, no delay.
+    pub backup: Usage,
+    /// The same with the delay.
+    pub backup_delayed: Usage,
+    /// Restore of that snapshot, no delay.
+    pub restore: Usage,
+    /// The same with the delay.
+    pub restore_delayed: Usage,
+}
+
+/// The restore's physical limit: writing the same number of bytes into a new file of the
+/// restore's file system through the page cache, with nothing else to do.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteLimit {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Seconds (best of two).
+    pub seconds: f64,
+}
+
+impl WriteLimit {
+    /// Megabytes (10⁶ bytes) per second.
+    #[must_use]
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone)]
 pub struct Results {
@@ -146,6 +187,10 @@ pub struct Results {
     pub rss: Option<RssFigure>,
     /// Index open.
     pub index: Option<IndexFigure>,
+    /// Latency, per dataset.
+    pub latency: Vec<LatencyFigure>,
+    /// What writing the restored bytes alone costs.
+    pub write_limit: Option<WriteLimit>,
     /// 1-minute load average before and after.
     pub load: (f64, f64),
     /// Wall time of the whole run.
@@ -158,6 +203,7 @@ struct Run<'a> {
     opts: &'a Options,
     tools: Vec<(Kind, PathBuf, String)>,
     steps: Vec<Step>,
+    latency: Vec<LatencyFigure>,
     logs: PathBuf,
 }
 
@@ -345,8 +391,71 @@ impl Run<'_> {
         for t in &repos {
             let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
         }
+        if o.latency_ms > 0 {
+            let figure = self.latency(name, &root, v2, &expected)?;
+            self.latency.push(figure);
+        }
         let _ = fs::remove_dir_all(&root);
         Ok(DatasetInfo { name, description })
+    }
+
+    /// Backs `root` up and restores it with cairn twice: as is, then with `latency_ms` added to
+    /// every store request. Each restore is checked against the source.
+    fn latency(&mut self, name: &'static str, root: &Path, bytes: u64, expected: &[u8; 32]) -> Result<LatencyFigure> {
+        let delay = self.opts.latency_ms;
+        let (program, version) = self.cairn();
+        let mut usages = Vec::new();
+        for delayed in [false, true] {
+            let label = if delayed { format!("{delay} ms latency") } else { "no latency".to_string() };
+            self.say(&format!("latency: {name} with {label}"));
+            let mut t = self.tool(Kind::Cairn, &program, &version, &format!("latency-{name}-{delayed}"))?;
+            if delayed {
+                t.extra_env.push(("CAIRN_TEST_FAULTS".into(), format!("delay_ms={delay}").into()));
+            }
+            let backup = self.measured(&t.backup(&[root.to_path_buf()]), &format!("{name} cairn backup {label}"))?;
+            let target = self.restore_dir()?;
+            let restore = self.measured(&t.restore(&target), &format!("{name} cairn restore {label}"))?;
+            if tree_digest(&Tool::restored(&target, root))? != *expected {
+                bail!("cairn: the restored {name} with {label} differs from the source");
+            }
+            fs::remove_dir_all(&target)?;
+            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+            self.say(&format!("  backup {:.2} s, restore {:.2} s", backup.wall, restore.wall));
+            usages.push((backup, restore));
+        }
+        Ok(LatencyFigure {
+            dataset: name,
+            bytes,
+            delay_ms: delay,
+            backup: usages[0].0,
+            restore: usages[0].1,
+            backup_delayed: usages[1].0,
+            restore_delayed: usages[1].1,
+        })
+    }
+
+    /// Writes `bytes` into a new file under the work directory, 8 MiB at a time, as a restore
+    /// would; best of two.
+    fn write_limit(&self, bytes: u64) -> Result<WriteLimit> {
+        use std::io::Write;
+        let path = self.opts.work.join("write-limit.bin");
+        let block = vec![0x5au8; 8 << 20];
+        let mut best = f64::MAX;
+        for _ in 0..2 {
+            let _ = fs::remove_file(&path);
+            let started = Instant::now();
+            let mut f = fs::File::create(&path)?;
+            let mut left = bytes;
+            while left > 0 {
+                let n = usize::try_from(left.min(block.len() as u64))?;
+                f.write_all(&block[..n])?;
+                left -= n as u64;
+            }
+            drop(f);
+            best = best.min(started.elapsed().as_secs_f64());
+            fs::remove_file(&path)?;
+        }
+        Ok(WriteLimit { bytes, seconds: best })
     }
 
     fn cairn(&self) -> (PathBuf, String) {
@@ -492,7 +601,7 @@ pub fn run(opts: &Options) -> Result<Results> {
     }
     versions.push(("rustc".into(), version_of(Path::new("rustc"), Kind::Cairn)));
     versions.push(("cairn source".into(), source_revision()));
-    let mut run = Run { opts, tools, steps: Vec::new(), logs };
+    let mut run = Run { opts, tools, steps: Vec::new(), latency: Vec::new(), logs };
 
     run.say("measuring the pipeline stages");
     let stages =
@@ -530,6 +639,8 @@ pub fn run(opts: &Options) -> Result<Results> {
     for s in &stages {
         run.say(&format!("  {}: per core {:.0} MB/s", s.kind.name(), s.per_core_limit() / 1e6));
     }
+    run.say("measuring the file system's write rate (the restore limit)");
+    let write_limit = Some(run.write_limit(opts.dump_bytes)?);
     let rss = if opts.rss_bytes > 0 { Some(run.rss()?) } else { None };
     let index = if opts.index_blobs > 0 { Some(run.index()?) } else { None };
     if !opts.keep {
@@ -545,6 +656,8 @@ pub fn run(opts: &Options) -> Result<Results> {
         steps: run.steps,
         rss,
         index,
+        latency: run.latency,
+        write_limit,
         load: (load_before, crate::machine::load_average()),
         elapsed: started.elapsed(),
         options: opts.clone(),

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the end-to-end comparison and write the report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure each pipeline stage and print the pipeline limit.
     Limit(LimitArgs),
     /// Write a dataset.
@@ -76,6 +76,9 @@ struct RunArgs {
     /// Blobs in the index-open run (0 skips it).
     #[arg(long, default_value_t = 10_000_000)]
     index_blobs: u64,
+    /// Milliseconds added to every store request in the latency figure (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    latency_ms: u64,
     /// Datasets, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "dump,media,tree")]
     datasets: Vec<String>,
@@ -233,7 +236,7 @@ fn main() -> Result<()> {
         Command::Measure { out, command } => measure::measure_main(&out, &command),
         Command::Gen(g) => generate(g),
         Command::Limit(a) => limit(&a),
-        Command::Run(a) => run(a),
+        Command::Run(a) => run(*a),
         Command::Index(a) => index(a),
     }
 }
@@ -356,6 +359,7 @@ fn run(a: RunArgs) -> Result<()> {
         rss_bytes: a.rss_size.unwrap_or(a.size),
         rss_factor: a.rss_factor.max(1),
         index_blobs: a.index_blobs,
+        latency_ms: a.latency_ms,
         datasets: a.datasets.clone(),
         peers,
         cairn: a.cairn.clone(),

@@ -58,6 +58,8 @@ pub struct Tool {
     pub repo: PathBuf,
     /// Its private cache and config directory.
     pub home: PathBuf,
+    /// Environment variables added to every command (the latency figure's fault spec, say).
+    pub extra_env: Vec<(String, OsString)>,
     archives: u32,
 }
 
@@ -93,7 +95,15 @@ impl Tool {
     /// `kind` run from `program`, with its repository and cache under `dir`.
     #[must_use]
     pub fn new(kind: Kind, program: PathBuf, version: String, dir: &Path) -> Self {
-        Tool { kind, program, version, repo: dir.join("repo"), home: dir.join("home"), archives: 0 }
+        Tool {
+            kind,
+            program,
+            version,
+            repo: dir.join("repo"),
+            home: dir.join("home"),
+            extra_env: Vec::new(),
+            archives: 0,
+        }
     }
 
     fn env(&self) -> Vec<(String, OsString)> {
@@ -116,6 +126,7 @@ impl Tool {
                 set("RUSTIC_CACHE_DIR", self.home.join("cache").into_os_string());
             }
         }
+        env.extend(self.extra_env.iter().cloned());
         env
     }
 
