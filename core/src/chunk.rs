@@ -163,18 +163,18 @@ impl Batch {
     }
 }
 
-/// Cuts a byte stream into batches of chunks. It reads straight into a buffer it reuses, so a
-/// long stream costs two buffers of `batch + max_size` bytes whatever its length.
+/// Cuts a byte stream into batches of chunks. It reads straight into buffers it reuses, so a
+/// long stream costs two buffers of `batch + max_size` bytes whatever its length: one being
+/// stored while the next is read and cut.
 pub struct StreamBatcher<R> {
     cutter: Cutter,
     source: R,
     /// Bytes the source still has, when known (a file's size): sizes the first buffer, so a
     /// small file never costs a whole batch buffer.
     remaining_hint: Option<u64>,
-    /// The buffer the next batch is read into, holding `carried` bytes left over from the last.
-    next: Vec<u8>,
-    carried: usize,
-    /// Buffers of finished batches, for reuse.
+    /// The uncut tail of the last batch (less than a maximal chunk), which starts the next.
+    carry: Vec<u8>,
+    /// Buffers of stored batches, for reuse.
     spare: Vec<Vec<u8>>,
     eof: bool,
 }
@@ -186,15 +186,13 @@ impl<R: Read> StreamBatcher<R> {
     }
 
     /// The same, reusing buffers of an earlier batcher ([`StreamBatcher::into_buffers`]).
-    pub fn with_buffers(cutter: Cutter, source: R, size: Option<u64>, mut buffers: Vec<Vec<u8>>) -> Self {
-        let next = buffers.pop().unwrap_or_default();
-        StreamBatcher { cutter, source, remaining_hint: size, next, carried: 0, spare: buffers, eof: false }
+    pub fn with_buffers(cutter: Cutter, source: R, size: Option<u64>, buffers: Vec<Vec<u8>>) -> Self {
+        StreamBatcher { cutter, source, remaining_hint: size, carry: Vec::new(), spare: buffers, eof: false }
     }
 
     /// The buffers, for the next batcher of the same thread.
     #[must_use]
     pub fn into_buffers(mut self) -> Vec<Vec<u8>> {
-        self.spare.push(self.next);
         self.spare.truncate(2);
         self.spare
     }
@@ -213,17 +211,21 @@ impl<R: Read> StreamBatcher<R> {
     /// The source's read errors.
     pub fn next_batch(&mut self, target: usize) -> std::io::Result<Option<Batch>> {
         let max = self.cutter.params.max_size as usize;
-        let want = target.max(1) + max;
-        let mut buf = std::mem::take(&mut self.next);
-        let mut len = self.carried;
+        let target = target.max(1);
+        let want = target + max;
+        let mut buf = self.spare.pop().unwrap_or_default();
+        let mut len = self.carry.len();
         // Size the buffer: a whole batch, or what the source is expected to hold (plus one
-        // byte, to see its end in the same read). Growth zeroes only the new part, once.
+        // byte, to see its end in the same read). Growth zeroes only the new part, once per
+        // buffer's life.
         let expected = self
             .remaining_hint
             .map_or(want, |h| usize::try_from(h).map_or(want, |h| h.saturating_add(len).saturating_add(1).min(want)));
-        if buf.len() < expected {
-            buf.resize(expected, 0);
+        if buf.len() < expected.max(len) {
+            buf.resize(expected.max(len), 0);
         }
+        buf[..len].copy_from_slice(&self.carry);
+        self.carry.clear();
         while !self.eof && len < want {
             if len == buf.len() {
                 // The source holds more than it was expected to.
@@ -239,8 +241,8 @@ impl<R: Read> StreamBatcher<R> {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.next = buf;
-                    self.carried = len;
+                    self.carry.extend_from_slice(&buf[..len]);
+                    self.spare.push(buf);
                     return Err(e);
                 }
             }
@@ -248,20 +250,12 @@ impl<R: Read> StreamBatcher<R> {
         let mut ranges = Vec::with_capacity(target / self.cutter.params.avg_size as usize + 2);
         let mut pos = 0;
         // Only a cut with a whole maximal chunk (or the end of the stream) ahead is final.
-        while pos < len && pos < target.max(1) && (self.eof || len - pos >= max) {
+        while pos < len && pos < target && (self.eof || len - pos >= max) {
             let n = self.cutter.cut(&buf[pos..len]);
             ranges.push(pos..pos + n);
             pos += n;
         }
-        // Carry the uncut tail over into the next buffer.
-        let mut next = self.spare.pop().unwrap_or_default();
-        let tail = len - pos;
-        if next.len() < tail {
-            next.resize(tail, 0);
-        }
-        next[..tail].copy_from_slice(&buf[pos..len]);
-        self.next = next;
-        self.carried = tail;
+        self.carry.extend_from_slice(&buf[pos..len]);
         if ranges.is_empty() {
             self.spare.push(buf);
             return Ok(None);

@@ -61,7 +61,7 @@ impl Default for InitOptions {
         InitOptions {
             chunker_params: ChunkerParams::default(),
             pack_size: 16 << 20,
-            compression: 3,
+            compression: 1,
             kdf: KdfParams::default(),
         }
     }

@@ -16,8 +16,9 @@ pub struct Args {
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16)]
     pack_size_mib: u32,
-    /// zstd compression level (0 = off).
-    #[arg(long, default_value_t = 3)]
+    /// zstd compression level (0 = off; 1, the default, is the fastest level, and on SQL dumps
+    /// stores about 2 % more than level 3 in about 80 % of the time).
+    #[arg(long, default_value_t = 1)]
     compression: i32,
     /// argon2id memory in KiB for the key file (lower only for tests).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
