@@ -518,7 +518,8 @@ impl Run<'_> {
 }
 
 /// Adds index objects naming `blobs` made-up blobs (in 16 MiB packs of 64) to the repository,
-/// through the library, as many backups would have.
+/// through the library, as prune leaves them: 4096 packs per index object, the densest objects
+/// cairn writes (a backup's checkpoints name 32 packs each).
 fn fill_index(repo_dir: &Path, blobs: u64) -> Result<()> {
     use cairn_core::blob::BlobKind;
     use cairn_core::compress::Codec;
@@ -543,7 +544,7 @@ fn fill_index(repo_dir: &Path, blobs: u64) -> Result<()> {
         Digest(d)
     };
     let per_pack = 64u64;
-    let per_file = 1_000_000u64;
+    let per_file = 4096 * per_pack;
     let mut done = 0u64;
     while done < blobs {
         let in_file = per_file.min(blobs - done);
