@@ -39,8 +39,8 @@ pub struct GlobalArgs {
     /// Retries of a failed storage request (transient errors only).
     #[arg(long, default_value_t = 8, global = true)]
     pub retries: u32,
-    /// Storage requests in flight for uploads and restore downloads (0 = default: 4, or the
-    /// number of cores if larger).
+    /// Storage requests in flight for uploads and restore downloads (0 = default: 4 uploads,
+    /// 8 restore downloads, or the number of cores if larger).
     #[arg(long, default_value_t = 0, global = true)]
     pub connections: usize,
     /// Timeout of one storage request, in seconds.

@@ -46,7 +46,8 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Snapshot filters for `latest`.
     pub filter: SnapshotFilter,
-    /// Worker threads (0 = cores, at least 4 for I/O overlap).
+    /// Worker threads (0 = cores, at least 8: a thread waiting on a download leaves its core to
+    /// the others).
     pub threads: usize,
 }
 
@@ -411,7 +412,7 @@ pub fn run_path(
         plan.warnings.push("not running as root: file ownership was not restored".into());
     }
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(4)
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(8)
     } else {
         opts.threads
     };
