@@ -214,8 +214,11 @@ impl Run<'_> {
         }
     }
 
+    /// Runs and measures `job`, after `sync`: dirty pages left by the step before (a restore
+    /// writes gigabytes) are flushed first, so no step pays for another's writeback.
     fn measured(&self, job: &Job, what: &str) -> Result<Usage> {
         let log = self.logs.join(format!("{}.log", what.replace([' ', '/', '(', ')'], "_")));
+        let _ = std::process::Command::new("sync").status();
         measure::run(job, &log).with_context(|| format!("{what} failed"))
     }
 

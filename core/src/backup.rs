@@ -50,8 +50,11 @@ use crate::tree::{Node, NodeKind, Time, Tree};
 
 const JOBS: usize = 64;
 const BLOB_QUEUE: usize = 32;
-const PACK_QUEUE: usize = 2;
-const UPLOADERS: usize = 4;
+const PACK_QUEUE: usize = 1;
+/// Uploads in flight by default: enough to hide a remote store's latency; a local disk takes
+/// a pack as fast as the packer makes one, and every pack in flight is 16 MiB of memory.
+const UPLOADERS_REMOTE: usize = 4;
+const UPLOADERS_LOCAL: usize = 2;
 const BATCH_BYTES: usize = 8 << 20;
 /// Packs per index checkpoint, so an interrupted backup leaves its uploads reusable.
 const CHECKPOINT_PACKS: usize = 32;
@@ -858,7 +861,11 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         }
         drop(job_rx);
         scope.spawn(move || s.packer(&blob_rx, &pack_tx, &spare_rx));
-        let uploaders = if opts.uploads == 0 { UPLOADERS } else { opts.uploads };
+        let uploaders = match opts.uploads {
+            0 if crate::store::is_remote(&s.repo.store().describe()) => UPLOADERS_REMOTE,
+            0 => UPLOADERS_LOCAL,
+            n => n,
+        };
         for _ in 0..uploaders {
             let (packs, indexed, spare) = (pack_rx.clone(), &indexed, spare_tx.clone());
             scope.spawn(move || s.uploader(&packs, indexed, &spare));

@@ -229,7 +229,7 @@ pub fn default_cache_root() -> Option<std::path::PathBuf> {
         .map(|d| d.join("cairn"))
 }
 
-/// Whether a URL names a remote store (one worth caching).
+/// Whether a URL names a remote store: one worth caching, and worth more uploads in flight.
 #[must_use]
 pub fn is_remote(url: &str) -> bool {
     url.contains("://") && !url.starts_with("file://") && !url.starts_with("memory://")
@@ -259,6 +259,16 @@ pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_urls() {
+        for local in ["/srv/backups", "relative/repo", "file:///srv/backups", "memory://test"] {
+            assert!(!is_remote(local), "{local}");
+        }
+        for remote in ["s3://bucket/prefix", "gs://b", "az://container/p", "https://dav.example/repo"] {
+            assert!(is_remote(remote), "{remote}");
+        }
+    }
 
     #[test]
     fn paths_round_trip() {

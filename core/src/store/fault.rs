@@ -8,7 +8,9 @@
 //! - `short_reads=P`: a get returns a truncated body with probability P (as a broken
 //!   connection would), which the reader must detect;
 //! - `delay_ms=D`: every request waits D milliseconds (latency injection);
-//! - `seed=S`: seed of the random choices.
+//! - `seed=S`: seed of the random choices;
+//! - `trace=1`: every request is written to standard error as it starts (to count the round
+//!   trips a command makes).
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -36,6 +38,8 @@ pub struct FaultConfig {
     pub delay: Duration,
     /// Random seed.
     pub seed: u64,
+    /// Write every request to standard error.
+    pub trace: bool,
 }
 
 impl std::str::FromStr for FaultConfig {
@@ -52,6 +56,7 @@ impl std::str::FromStr for FaultConfig {
                 "short_reads" => c.short_reads = num(v)?,
                 "delay_ms" => c.delay = Duration::from_secs_f64(num(v)? / 1000.0),
                 "seed" => c.seed = num(v)? as u64,
+                "trace" => c.trace = num(v)? != 0.0,
                 _ => return Err(format!("unknown fault `{k}`")),
             }
         }
@@ -84,6 +89,9 @@ impl<S: Store> FaultyStore<S> {
             std::thread::sleep(self.config.delay);
         }
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.config.trace {
+            eprintln!("store request {n}: {what}");
+        }
         if self.config.fail_nth == Some(n) {
             return Err(StoreError::Permanent(format!("injected permanent failure of request {n} ({what})")));
         }
@@ -100,7 +108,7 @@ impl<S: Store> FaultyStore<S> {
 
 impl<S: Store> Store for FaultyStore<S> {
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
-        self.before("put")?;
+        self.before(&format!("put {key}"))?;
         let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
         if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
             return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
@@ -108,19 +116,19 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.put(key, data)
     }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-        self.before("get")?;
+        self.before(&format!("get {key}"))?;
         self.inner.get(key).map(|d| self.shorten(d))
     }
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        self.before("get_range")?;
+        self.before(&format!("get_range {key} {range:?}"))?;
         self.inner.get_range(key, range).map(|d| self.shorten(d))
     }
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
-        self.before("list")?;
+        self.before(&format!("list {kind:?}"))?;
         self.inner.list(kind)
     }
     fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.before("delete")?;
+        self.before(&format!("delete {key}"))?;
         self.inner.delete(key)
     }
     fn describe(&self) -> String {
