@@ -174,6 +174,8 @@ struct Plan {
 struct Planner<'a> {
     repo: &'a Repository,
     index: &'a Index,
+    /// Trees fetched ahead ([`prefetch_trees`]).
+    trees: HashMap<BlobId, Tree>,
     includes: (GlobSet, GlobSet),
     has_includes: bool,
     excludes: (GlobSet, GlobSet),
@@ -231,7 +233,10 @@ impl Planner<'_> {
                     return Ok(false);
                 }
                 let subtree = match node.subtree {
-                    Some(id) => self.repo.load_tree(self.index, &id)?,
+                    Some(id) => match self.trees.get(&id) {
+                        Some(t) => t.clone(),
+                        None => self.repo.load_tree(self.index, &id)?,
+                    },
                     None => Tree::default(),
                 };
                 std::fs::create_dir_all(&target).at(&target)?;
@@ -373,10 +378,25 @@ pub fn run_path(
     let index = repo.load_index()?;
     let sub = sub.unwrap_or(Path::new("/"));
     let start = find_node(repo, &index, &snapshot, sub)?;
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(8)
+    } else {
+        opts.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("cairn-restore-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
+    let trees = match start.kind {
+        NodeKind::Dir => prefetch_trees(repo, &index, start.subtree, &pool),
+        _ => HashMap::new(),
+    };
     let mut planner = Planner {
         repo,
         index: &index,
+        trees,
         includes: compile_globs(&opts.includes)?,
         has_includes: !opts.includes.is_empty(),
         excludes: compile_globs(&opts.excludes)?,
@@ -396,7 +416,10 @@ pub fn run_path(
     match start.kind {
         NodeKind::Dir => {
             let tree = match start.subtree {
-                Some(id) => repo.load_tree(&index, &id)?,
+                Some(id) => match planner.trees.get(&id) {
+                    Some(t) => t.clone(),
+                    None => repo.load_tree(&index, &id)?,
+                },
                 None => Tree::default(),
             };
             planner.walk(&tree, &snap_dir, &opts.target);
@@ -411,16 +434,6 @@ pub fn run_path(
     if !is_root {
         plan.warnings.push("not running as root: file ownership was not restored".into());
     }
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(8)
-    } else {
-        opts.threads
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("cairn-restore-{i}"))
-        .build()
-        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
 
     let bad_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let written = AtomicU64::new(0);
@@ -493,6 +506,37 @@ pub fn run_path(
     summary.failed.sort();
     summary.failed.dedup();
     Ok(summary)
+}
+
+/// Loads every tree below `root` before planning, a level of the hierarchy at a time with the
+/// level's trees fetched side by side: a restore from a distant store then waits one round
+/// trip per level, not one per directory. (The trees are held until the plan is made; the plan
+/// itself holds every file's node, so this does not change how memory grows.) A tree that fails
+/// to load is left out, and the planner's own load reports it where it is needed.
+fn prefetch_trees(
+    repo: &Repository,
+    index: &Index,
+    root: Option<BlobId>,
+    pool: &rayon::ThreadPool,
+) -> HashMap<BlobId, Tree> {
+    let mut trees: HashMap<BlobId, Tree> = HashMap::new();
+    let mut level: Vec<BlobId> = root.into_iter().collect();
+    while !level.is_empty() {
+        let loaded: Vec<(BlobId, Result<Tree>)> =
+            pool.install(|| level.par_iter().map(|id| (*id, repo.load_tree(index, id))).collect());
+        let mut next = Vec::new();
+        for (id, tree) in loaded {
+            if let Ok(tree) = tree {
+                next.extend(tree.nodes.iter().filter(|n| n.kind == NodeKind::Dir).filter_map(|n| n.subtree));
+                trees.insert(id, tree);
+            }
+        }
+        next.sort_unstable();
+        next.dedup();
+        next.retain(|id| !trees.contains_key(id));
+        level = next;
+    }
+    trees
 }
 
 /// The blobs to fetch, grouped by pack number and sorted by offset.
