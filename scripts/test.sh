@@ -20,7 +20,7 @@ source scripts/s3.sh
 source scripts/azurite.sh
 # shellcheck source=scripts/webdav.sh
 source scripts/webdav.sh
-trap 'stop_postgres; stop_s3; stop_azurite; stop_webdav' EXIT
+trap 'rc=$?; stop_postgres; stop_s3; stop_azurite; stop_webdav; exit $rc' EXIT
 start_postgres || echo "PostgreSQL unavailable: the pg_dump tests will fail loudly"
 start_s3 || echo "SeaweedFS unavailable: the S3 tests will fail loudly"
 start_azurite || echo "Azurite unavailable: the az:// tests will fail loudly"
