@@ -515,7 +515,15 @@ impl Run<'_> {
         let mut t = self.tool(Kind::Cairn, &program, &version, "index")?;
         self.say(&format!("writing an index of {} blobs", o.index_blobs));
         fill_index(&t.repo, o.index_blobs)?;
-        let loaded = self.measured(&t.backup_stdin("empty", Input::Null), "index cairn loaded")?;
+        // Best of three, as `cairn-bench index` reports it: the first run after writing 446 MiB of
+        // index objects may still share the disk with their writeback.
+        let mut loaded = self.measured(&t.backup_stdin("empty", Input::Null), "index cairn loaded")?;
+        for _ in 0..2 {
+            let again = self.measured(&t.backup_stdin("empty", Input::Null), "index cairn loaded")?;
+            if again.wall < loaded.wall {
+                loaded = again;
+            }
+        }
         self.say(&format!(
             "  index of {} blobs: {:.2} s, peak RSS {:.0} MiB (empty repository: {:.2} s, {:.0} MiB)",
             o.index_blobs,
