@@ -17,7 +17,6 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -514,7 +513,9 @@ impl Run<'_> {
         let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
         let mut t = self.tool(Kind::Cairn, &program, &version, "index")?;
         self.say(&format!("writing an index of {} blobs", o.index_blobs));
-        fill_index(&t.repo, o.index_blobs)?;
+        // As prune leaves them: 4096 packs of 64 blobs per index object, the densest objects
+        // cairn writes (a backup's checkpoints name 32 packs each).
+        crate::index_bench::fill_index(&t.repo, o.index_blobs, 4096 * 64, 64)?;
         // Best of three, as `cairn-bench index` reports it: the first run after writing 446 MiB of
         // index objects may still share the disk with their writeback.
         let mut loaded = self.measured(&t.backup_stdin("empty", Input::Null), "index cairn loaded")?;
@@ -537,60 +538,6 @@ impl Run<'_> {
         }
         Ok(IndexFigure { blobs: o.index_blobs, baseline, loaded })
     }
-}
-
-/// Adds index objects naming `blobs` made-up blobs (in 16 MiB packs of 64) to the repository,
-/// through the library, as prune leaves them: 4096 packs per index object, the densest objects
-/// cairn writes (a backup's checkpoints name 32 packs each).
-fn fill_index(repo_dir: &Path, blobs: u64) -> Result<()> {
-    use cairn_core::blob::BlobKind;
-    use cairn_core::compress::Codec;
-    use cairn_core::id::{BlobId, Digest, PackId};
-    use cairn_core::index::{IndexFile, IndexedPack};
-    use cairn_core::pack::PackEntry;
-    use cairn_core::repo::Repository;
-    use cairn_core::store::object_store::ObjectStoreBackend;
-
-    let store = Arc::new(
-        ObjectStoreBackend::open(
-            &repo_dir.to_string_lossy(),
-            &cairn_core::store::object_store::BackendOptions::default(),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
-    let repo = Repository::open(store, b"benchmark-password-not-secret").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut rng = crate::rng::Rng::new(99);
-    let mut digest = || {
-        let mut d = [0u8; 32];
-        rng.fill(&mut d);
-        Digest(d)
-    };
-    let per_pack = 64u64;
-    let per_file = 4096 * per_pack;
-    let mut done = 0u64;
-    while done < blobs {
-        let in_file = per_file.min(blobs - done);
-        let mut packs = Vec::new();
-        let mut n = 0;
-        while n < in_file {
-            let k = per_pack.min(in_file - n);
-            let entries = (0..k)
-                .map(|i| PackEntry {
-                    kind: BlobKind::Data,
-                    codec: Codec::Zstd,
-                    id: BlobId(digest()),
-                    offset: 16 + (i as u32) * (256 << 10),
-                    length: 200 << 10,
-                    raw_len: 256 << 10,
-                })
-                .collect();
-            packs.push(IndexedPack { id: PackId(digest()), salt: [0; 16], entries });
-            n += k;
-        }
-        repo.save_index(&IndexFile { supersedes: vec![], packs }).map_err(|e| anyhow::anyhow!("{e}"))?;
-        done += in_file;
-    }
-    Ok(())
 }
 
 /// Runs everything `opts` asks for.

@@ -155,10 +155,20 @@ fn open(repo_dir: &Path) -> Result<Repository> {
 
 /// Writes index objects naming `o.blobs` made-up blobs, in parallel; returns the bytes stored.
 fn fill(repo_dir: &Path, o: &IndexBenchOptions) -> Result<u64> {
+    fill_index(repo_dir, o.blobs, o.per_object, o.per_pack)
+}
+
+/// Writes index objects naming `blobs` made-up blobs (`per_pack` to a pack, `per_object` to an
+/// index object) into the repository at `repo_dir`, through the library, in parallel; returns
+/// the bytes stored. The harness's index-open figure uses it too.
+///
+/// # Errors
+/// Opening the repository or saving an index object.
+pub fn fill_index(repo_dir: &Path, blobs: u64, per_object: u64, per_pack: u64) -> Result<u64> {
     let repo = open(repo_dir)?;
-    let per_object = o.per_object.max(1);
-    let per_pack = o.per_pack.max(1);
-    let objects = o.blobs.div_ceil(per_object);
+    let per_object = per_object.max(1);
+    let per_pack = per_pack.max(1);
+    let objects = blobs.div_ceil(per_object);
     let sizes: Vec<u64> = (0..objects)
         .into_par_iter()
         .map(|k| {
@@ -168,7 +178,7 @@ fn fill(repo_dir: &Path, o: &IndexBenchOptions) -> Result<u64> {
                 rng.fill(&mut d);
                 Digest(d)
             };
-            let in_object = per_object.min(o.blobs - k * per_object);
+            let in_object = per_object.min(blobs - k * per_object);
             let mut packs = Vec::new();
             let mut n = 0;
             while n < in_object {
