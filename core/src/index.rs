@@ -52,6 +52,19 @@ pub struct IndexFile {
     pub packs: Vec<IndexedPack>,
 }
 
+/// Reads one pack's head in an index object: its id, salt and entry count (checked against
+/// the bytes left, so a hostile count cannot make the reader reserve memory).
+fn pack_head(c: &mut Cursor<'_>) -> Result<(PackId, [u8; SALT_LEN], u32), &'static str> {
+    let id = PackId(c.digest()?);
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(c.take(SALT_LEN)?);
+    let ne = c.u32()?;
+    if ne > MAX_ENTRIES || ne as usize > c.remaining() / ENTRY_LEN {
+        return Err("entry count exceeds the object");
+    }
+    Ok((id, salt, ne))
+}
+
 impl IndexFile {
     /// Encodes the plaintext.
     #[must_use]
@@ -95,13 +108,7 @@ impl IndexFile {
         }
         let mut packs = Vec::with_capacity(np as usize);
         for _ in 0..np {
-            let id = PackId(c.digest()?);
-            let mut salt = [0u8; SALT_LEN];
-            salt.copy_from_slice(c.take(SALT_LEN)?);
-            let ne = c.u32()?;
-            if ne > MAX_ENTRIES || ne as usize > c.remaining() / ENTRY_LEN {
-                return Err("entry count exceeds the object");
-            }
+            let (id, salt, ne) = pack_head(&mut c)?;
             let entries = (0..ne).map(|_| PackEntry::decode(c.take(ENTRY_LEN)?)).collect::<Result<Vec<_>, _>>()?;
             packs.push(IndexedPack { id, salt, entries });
         }
@@ -299,13 +306,7 @@ impl Index {
         }
         self.sorted = false;
         for _ in 0..np {
-            let id = PackId(c.digest()?);
-            let mut salt = [0u8; SALT_LEN];
-            salt.copy_from_slice(c.take(SALT_LEN)?);
-            let ne = c.u32()?;
-            if ne > MAX_ENTRIES || ne as usize > c.remaining() / ENTRY_LEN {
-                return Err("entry count exceeds the object");
-            }
+            let (id, salt, ne) = pack_head(&mut c)?;
             let pack = self.pack_number(id, salt).ok_or("more packs than the index can number")?;
             let raw = c.take(ne as usize * ENTRY_LEN)?;
             let buckets = self.buckets_mut();
