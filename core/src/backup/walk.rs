@@ -1,0 +1,311 @@
+//! The walker: builds trees depth-first, detects unchanged files against the parent snapshot,
+//! keeps hard-link groups together and submits changed files to the workers ([`super`]).
+
+use std::ffi::OsString;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+
+use super::*;
+use crate::source::node_from_metadata;
+
+/// A directory entry waiting for its content.
+enum Pending {
+    Ready(Node),
+    Job(Node, u64),
+    /// A hard link to a file whose job is `u64`.
+    LinkJob(Node, u64),
+}
+
+/// Where the content of a hard-link group comes from.
+#[derive(Clone)]
+enum LinkSource {
+    Job(u64),
+    Reused(Vec<BlobId>, Option<Digest>),
+}
+
+/// The walker: builds trees depth-first, submitting files to the workers.
+struct Walker<'s, 'r> {
+    session: &'s Session<'r>,
+    jobs: Sender<FileJob>,
+    blobs: Sender<SealedBlob>,
+    next_job: u64,
+    links: HashMap<(u64, u64), (u64, LinkSource)>,
+    sticky: HashSet<u64>,
+    name_excludes: GlobSet,
+    path_excludes: GlobSet,
+    one_file_system: bool,
+    root_dev: u64,
+    ignore_ctime: bool,
+    ignore_inode: bool,
+    errors: Vec<String>,
+}
+
+impl Walker<'_, '_> {
+    fn excluded(&self, path: &Path) -> bool {
+        path.file_name().is_some_and(|n| self.name_excludes.is_match(n)) || self.path_excludes.is_match(path)
+    }
+
+    fn warn(&mut self, message: String) {
+        self.session.progress.warning(&message);
+        self.errors.push(message);
+    }
+
+    fn unchanged(&self, node: &Node, old: Option<&Node>) -> Option<(Vec<BlobId>, Option<Digest>)> {
+        let old = old?;
+        let same = old.kind == NodeKind::File
+            && old.size == node.size
+            && old.mtime == node.mtime
+            && (self.ignore_ctime || old.ctime == node.ctime)
+            && (self.ignore_inode || old.inode == node.inode)
+            && old.content.iter().all(|id| self.session.known(id));
+        same.then(|| (old.content.clone(), old.hash))
+    }
+
+    /// Saves one entry at `path` with metadata `meta`; `old` is the same name in the parent.
+    fn save_entry(&mut self, path: &Path, meta: &Metadata, old: Option<&Node>) -> Result<Option<Pending>> {
+        let name = path.file_name().map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
+        let mut node = node_from_metadata(name, meta);
+        let c = &self.session.counters;
+        match node.kind {
+            NodeKind::Dir => {
+                if self.one_file_system && meta.dev() != self.root_dev {
+                    // Record the mount point as an empty directory, as other tools do.
+                    node.subtree = Some(self.session.store_tree(&Tree::new(vec![]), &self.blobs)?);
+                    c.dirs.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(Pending::Ready(node)));
+                }
+                let old_tree = self.old_subtree(old);
+                match self.save_dir(path, old_tree.as_ref())? {
+                    Some(subtree) => node.subtree = Some(subtree),
+                    None => return Ok(None),
+                }
+                c.dirs.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+            NodeKind::File => {
+                c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
+                let key = (node.dev, node.inode);
+                if node.nlink > 1 {
+                    if let Some((link_no, source)) = self.links.get(&key).cloned() {
+                        node.link = Some(link_no);
+                        return Ok(Some(match source {
+                            LinkSource::Job(job) => Pending::LinkJob(node, job),
+                            LinkSource::Reused(content, hash) => {
+                                node.content = content;
+                                node.hash = hash;
+                                Pending::Ready(node)
+                            }
+                        }));
+                    }
+                    node.link = Some(self.links.len() as u64 + 1);
+                }
+                if let Some((content, hash)) = self.unchanged(&node, old) {
+                    c.files_unmodified.fetch_add(1, Ordering::Relaxed);
+                    if let Some(link_no) = node.link {
+                        self.links.insert(key, (link_no, LinkSource::Reused(content.clone(), hash)));
+                    }
+                    node.content = content;
+                    node.hash = hash;
+                    return Ok(Some(Pending::Ready(node)));
+                }
+                if old.is_some() { &c.files_changed } else { &c.files_new }.fetch_add(1, Ordering::Relaxed);
+                let id = self.next_job;
+                self.next_job += 1;
+                if let Some(link_no) = node.link {
+                    self.links.insert(key, (link_no, LinkSource::Job(id)));
+                    self.sticky.insert(id);
+                }
+                self.jobs
+                    .send(FileJob { id, path: path.to_path_buf(), size: node.size })
+                    .map_err(|_| Error::Internal("file workers stopped".into()))?;
+                Ok(Some(Pending::Job(node, id)))
+            }
+            NodeKind::Symlink => {
+                match std::fs::read_link(path) {
+                    Ok(t) => node.target = Some(t.into_os_string().as_bytes().to_vec()),
+                    Err(e) => {
+                        self.warn(format!("{}: {e}", path.display()));
+                        return Ok(None);
+                    }
+                }
+                c.others.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+            _ => {
+                c.others.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+        }
+    }
+
+    fn old_subtree(&mut self, old: Option<&Node>) -> Option<Tree> {
+        let id = old.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+        // A parent tree that cannot be read only costs change detection, not correctness.
+        self.session.repo.load_tree(&self.session.index, &id).ok()
+    }
+
+    /// Resolves pending entries into nodes, in name order.
+    fn finish_nodes(&mut self, pending: Vec<(PathBuf, Pending)>) -> Result<Vec<Node>> {
+        let mut nodes = Vec::with_capacity(pending.len());
+        for (path, p) in pending {
+            let (mut node, job, keep) = match p {
+                Pending::Ready(n) => {
+                    nodes.push(n);
+                    continue;
+                }
+                Pending::Job(n, id) => {
+                    let keep = self.sticky.contains(&id);
+                    (n, id, keep)
+                }
+                Pending::LinkJob(n, id) => (n, id, true),
+            };
+            match self.session.results.wait(job, keep, &self.session.failed)? {
+                FileOutcome::Done { content, hash, size } => {
+                    node.content = content;
+                    node.hash = Some(hash);
+                    if size != node.size {
+                        // The file changed while it was read; record what was read.
+                        node.size = size;
+                    }
+                    nodes.push(node);
+                }
+                FileOutcome::Unreadable(msg) => {
+                    let msg = if msg.is_empty() { path.display().to_string() } else { msg };
+                    self.warn(msg);
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Saves a directory's entries; returns its tree blob id (None if it vanished).
+    fn save_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<Option<BlobId>> {
+        let read = match std::fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in read {
+            match entry {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.warn(format!("{}: {e}", path.display())),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut pending = Vec::with_capacity(names.len());
+        for name in names {
+            let child = path.join(&name);
+            if self.excluded(&child) {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&child) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.warn(format!("{}: {e}", child.display()));
+                    continue;
+                }
+            };
+            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            if let Some(p) = self.save_entry(&child, &meta, old_node)? {
+                pending.push((child, p));
+            }
+        }
+        let nodes = self.finish_nodes(pending)?;
+        Ok(Some(self.session.store_tree(&Tree::new(nodes), &self.blobs)?))
+    }
+
+    /// Saves the virtual root holding every argument at its absolute path.
+    fn save_root(&mut self, prefix: &Path, args: &[PathBuf], old: Option<&Tree>) -> Result<BlobId> {
+        let mut children: Vec<OsString> = args
+            .iter()
+            .filter_map(|a| a.strip_prefix(prefix).ok()?.components().next().map(|c| c.as_os_str().to_os_string()))
+            .collect();
+        children.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        children.dedup();
+        let mut pending = Vec::new();
+        for name in children {
+            let child = prefix.join(&name);
+            let meta = std::fs::symlink_metadata(&child).at(&child)?;
+            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            if args.iter().any(|a| a == &child) {
+                self.root_dev = meta.dev();
+                if let Some(p) = self.save_entry(&child, &meta, old_node)? {
+                    pending.push((child, p));
+                }
+            } else {
+                let mut node = node_from_metadata(name.as_bytes().to_vec(), &meta);
+                let old_tree = self.old_subtree(old_node);
+                let below: Vec<PathBuf> = args.iter().filter(|a| a.starts_with(&child)).cloned().collect();
+                node.subtree = Some(self.save_root(&child, &below, old_tree.as_ref())?);
+                pending.push((child, Pending::Ready(node)));
+            }
+        }
+        let nodes = self.finish_nodes(pending)?;
+        self.session.store_tree(&Tree::new(nodes), &self.blobs)
+    }
+}
+
+pub(super) fn absolute_args(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).at(p)?;
+        // Normalise `.` and `..` lexically; symlinks in the middle are kept as given.
+        let mut clean = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => clean.push(c),
+            }
+        }
+        std::fs::symlink_metadata(&clean).at(&clean)?;
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    // A path inside another argument is already covered by it.
+    let all = out.clone();
+    out.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
+    Ok(out)
+}
+
+/// The walker's part of a backup; owns (and so closes) the job and blob channels.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn walk(
+    session: &Session<'_>,
+    jobs: Sender<FileJob>,
+    blobs: Sender<SealedBlob>,
+    opts: &BackupOptions,
+    args: &[PathBuf],
+    old_root: Option<&Tree>,
+    name_excludes: GlobSet,
+    path_excludes: GlobSet,
+) -> Result<(BlobId, Vec<String>)> {
+    if let Some((source, name)) = &opts.stream {
+        drop(jobs);
+        let root = store_stream(session, source, name, &blobs)?;
+        return Ok((root, Vec::new()));
+    }
+    let mut walker = Walker {
+        session,
+        jobs,
+        blobs,
+        next_job: 0,
+        links: HashMap::new(),
+        sticky: HashSet::new(),
+        name_excludes,
+        path_excludes,
+        one_file_system: opts.one_file_system,
+        root_dev: 0,
+        ignore_ctime: opts.ignore_ctime,
+        ignore_inode: opts.ignore_inode,
+        errors: Vec::new(),
+    };
+    let root = walker.save_root(Path::new("/"), args, old_root)?;
+    Ok((root, walker.errors))
+}
