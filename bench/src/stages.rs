@@ -14,8 +14,8 @@
 //! Every stage's time is for the whole sample, so times add: one core running all stages in
 //! turn moves `sample / Σ tᵢ` bytes per second (the per-core limit, `1 / Σ (1 / rateᵢ)`), and
 //! `cores` such cores move `cores ×` that. That is the most any pipeline made of these stages
-//! can do on this machine, however it is scheduled; a single stream is further capped by its
-//! chunking, which is sequential.
+//! can do on this machine, however it is scheduled. (The chunker cuts a large batch of one stream
+//! on several threads, so one stream is not capped by one core's chunking.)
 //!
 //! The engine also hashes every file as a whole (a second BLAKE3 pass over the content, for
 //! `restore --verify`); it is measured too, as `file-hash`, and shown apart because it is not one
@@ -77,6 +77,9 @@ pub struct Prepared {
     /// The chunker's buffers, kept from run to run as an engine worker keeps them from file
     /// to file: the stage is measured in its steady state, not allocating.
     buffers: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// One thread: the chunker cuts a large batch on all of its pool's threads, and a stage is
+    /// measured on one core.
+    one_core: rayon::ThreadPool,
 }
 
 /// `len` bytes of `kind` data, the same on every machine.
@@ -126,7 +129,19 @@ impl Prepared {
                 bytes: key.seal(p, b"blob"),
             })
             .collect();
-        Prepared { data, kind, cutter, master, key, chunks, payloads, sealed, buffers: std::sync::Mutex::default() }
+        let one_core = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+        Prepared {
+            data,
+            kind,
+            cutter,
+            master,
+            key,
+            chunks,
+            payloads,
+            sealed,
+            buffers: std::sync::Mutex::default(),
+            one_core,
+        }
     }
 
     /// Stored bytes per input byte after compression (1.0 for incompressible data).
@@ -142,10 +157,12 @@ impl Prepared {
         let mut batcher =
             StreamBatcher::with_buffers(self.cutter.clone(), &self.data[..], None, std::mem::take(&mut *buffers));
         let mut chunks = 0;
-        while let Ok(Some(batch)) = batcher.next_batch(8 << 20) {
-            chunks += batch.len();
-            batcher.recycle(batch);
-        }
+        self.one_core.install(|| {
+            while let Ok(Some(batch)) = batcher.next_batch(8 << 20) {
+                chunks += batch.len();
+                batcher.recycle(batch);
+            }
+        });
         *buffers = batcher.into_buffers();
         chunks
     }

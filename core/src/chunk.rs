@@ -1,7 +1,8 @@
 //! Content-defined chunking (FastCDC 2020) with a secret seed (FORMAT.md §Chunking).
 //!
-//! Pipeline stage: the first after reading. One stream is chunked sequentially; different files
-//! are chunked on different threads. Boundaries come from `fastcdc`'s gear hash whose table is
+//! Pipeline stage: the first after reading. Different files are chunked on different threads,
+//! and a large batch of one stream is cut on several threads with the same boundaries one
+//! thread would find ([`Cutter::cut_batch`]). Boundaries come from `fastcdc`'s gear hash whose table is
 //! mixed with a seed derived from the master key, so chunk sizes do not reveal content to a
 //! party without the key. The buffering here is our own: [`StreamBatcher`] reads into a buffer it
 //! reuses and hands out batches of chunks as slices of it, so no chunk is copied or allocated.
@@ -10,6 +11,7 @@ use std::io::Read;
 use std::ops::Range;
 
 use fastcdc::v2020::{MASKS, Normalization, cut_gear, get_gear_with_seed, logarithm2};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Identifies the chunking algorithm in the repository config, so a different chunker can be
@@ -84,6 +86,12 @@ impl Cutter {
         })
     }
 
+    /// Segments of fewer maximal chunks than this are not worth a thread of their own in
+    /// [`Self::cut_batch`].
+    pub const SEGMENT: usize = 4;
+    /// How many average chunks a segment's chain runs on into the next segment, to meet it.
+    pub const OVERLAP: usize = 4;
+
     /// The parameters.
     #[must_use]
     pub fn params(&self) -> ChunkerParams {
@@ -107,6 +115,84 @@ impl Cutter {
             &self.gear_ls,
         );
         n.clamp(1, data.len().max(1)).min(data.len())
+    }
+
+    /// The chunks at the start of `data` that are final: each starts before `target` and has a
+    /// whole maximal chunk after its start (or `data` ends the stream, `eof`), so more input
+    /// could not move its end.
+    ///
+    /// The result is exactly what cutting one chunk after another from offset 0 gives, but a
+    /// large buffer is cut on several threads (the current rayon pool's). Each segment but the
+    /// first is cut from its own start, which is not a boundary of the sequential chain in
+    /// general; the chains meet at the first offset where both cut, and from there on they
+    /// agree, because a cut depends only on the bytes from its start. So each segment's chain
+    /// runs on past the next segment's start by [`Self::OVERLAP`] chunks' worth, the stitching
+    /// looks for the first offset both chains cut at, and cuts on alone in the rare case that
+    /// there is none.
+    #[must_use]
+    pub fn cut_batch(&self, data: &[u8], eof: bool, target: usize) -> Vec<Range<usize>> {
+        let max = self.params.max_size as usize;
+        let len = data.len();
+        // Whether a chunk starting at `pos` is final.
+        let open = |pos: usize| pos < len && pos < target && (eof || len - pos >= max);
+        let chain = |start: usize, until: usize| {
+            let mut out = Vec::with_capacity((until - start) / self.params.avg_size as usize + 2);
+            let mut pos = start;
+            while pos < until && open(pos) {
+                let n = self.cut(&data[pos..]);
+                out.push(pos..pos + n);
+                pos += n;
+            }
+            out
+        };
+        let span = len.min(target.saturating_add(max));
+        let segments = span / (Self::SEGMENT * max);
+        if segments < 2 {
+            return chain(0, len);
+        }
+        let step = span / segments;
+        let overlap = Self::OVERLAP * self.params.avg_size as usize;
+        let mut chains = (0..segments)
+            .into_par_iter()
+            .map(|i| {
+                let until = if i + 1 == segments { len } else { (i + 1) * step + overlap };
+                chain(i * step, until)
+            })
+            .collect::<Vec<_>>()
+            .into_iter();
+        // The first chain starts at offset 0, so it is the sequential one.
+        let mut out = chains.next().unwrap_or_default();
+        let starts_at = |c: &[Range<usize>], pos: usize| c.binary_search_by_key(&pos, |r| r.start).ok();
+        for next in chains {
+            let Some(first) = next.first().map(|r| r.start) else { continue };
+            // The first offset past `next`'s start where both chains cut.
+            let from = out.partition_point(|r| r.end < first);
+            if let Some((j, k)) = (from..out.len()).find_map(|j| starts_at(&next, out[j].end).map(|k| (j, k))) {
+                out.truncate(j + 1);
+                out.extend_from_slice(&next[k..]);
+                continue;
+            }
+            // None yet: cut on alone until the chains meet or `next` is behind.
+            let last = next.last().map_or(0, |r| r.start);
+            let mut pos = out.last().map_or(0, |r| r.end);
+            while open(pos) && pos <= last {
+                if let Some(k) = starts_at(&next, pos) {
+                    out.extend_from_slice(&next[k..]);
+                    break;
+                }
+                let n = self.cut(&data[pos..]);
+                out.push(pos..pos + n);
+                pos += n;
+            }
+        }
+        // A chain that never met the next one stopped early; finish alone.
+        let mut pos = out.last().map_or(0, |r| r.end);
+        while open(pos) {
+            let n = self.cut(&data[pos..]);
+            out.push(pos..pos + n);
+            pos += n;
+        }
+        out
     }
 
     /// Splits an in-memory (e.g. memory-mapped) buffer; yields `(offset, len)` pairs.
@@ -247,14 +333,8 @@ impl<R: Read> StreamBatcher<R> {
                 }
             }
         }
-        let mut ranges = Vec::with_capacity(target / self.cutter.params.avg_size as usize + 2);
-        let mut pos = 0;
-        // Only a cut with a whole maximal chunk (or the end of the stream) ahead is final.
-        while pos < len && pos < target && (self.eof || len - pos >= max) {
-            let n = self.cutter.cut(&buf[pos..len]);
-            ranges.push(pos..pos + n);
-            pos += n;
-        }
+        let ranges = self.cutter.cut_batch(&buf[..len], self.eof, target);
+        let pos = ranges.last().map_or(0, |r| r.end);
         self.carry.extend_from_slice(&buf[pos..len]);
         if ranges.is_empty() {
             self.spare.push(buf);
@@ -338,6 +418,51 @@ mod tests {
                 let hinted = all_chunks(&cutter, &input[..], Some(hint), target);
                 prop_assert_eq!(&lens, &hinted.iter().map(Vec::len).collect::<Vec<_>>());
             }
+        }
+    }
+
+    /// Cuts one chunk after another from offset 0, with [`Cutter::cut_batch`]'s rule for
+    /// which cuts are final.
+    fn sequential(cutter: &Cutter, data: &[u8], eof: bool, target: usize) -> Vec<Range<usize>> {
+        let max = cutter.params().max_size as usize;
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() && pos < target && (eof || data.len() - pos >= max) {
+            let n = cutter.cut(&data[pos..]);
+            out.push(pos..pos + n);
+            pos += n;
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn batch_cut_on_threads_is_the_sequential_chain(
+            len in 0usize..200_000,
+            seed in any::<u64>(),
+            target in 1usize..250_000,
+            eof in any::<bool>(),
+            repeat in 0usize..4,
+        ) {
+            let mut input = data(len, seed);
+            // Repeated content makes chains meet late or cut at the maximum size.
+            if repeat > 0 && len > 0 {
+                let block = input[..len.min(5000 * repeat)].to_vec();
+                for (i, b) in input.iter_mut().enumerate() { if (i / 7000) % 2 == 1 { *b = block[i % block.len()]; } }
+            }
+            if repeat == 3 { input.iter_mut().skip(len / 3).for_each(|b| *b = 0); }
+            let cutter = Cutter::new(small(), seed).unwrap();
+            prop_assert_eq!(cutter.cut_batch(&input, eof, target), sequential(&cutter, &input, eof, target));
+        }
+    }
+
+    #[test]
+    fn a_default_batch_is_cut_on_threads_as_in_sequence() {
+        let cutter = Cutter::new(ChunkerParams::default(), 5).unwrap();
+        let input = data(9 << 20, 11);
+        assert!(input.len() >= 2 * Cutter::SEGMENT * cutter.params().max_size as usize);
+        for (eof, target) in [(false, 8 << 20), (true, 8 << 20), (true, usize::MAX)] {
+            assert_eq!(cutter.cut_batch(&input, eof, target), sequential(&cutter, &input, eof, target));
         }
     }
 

@@ -8,9 +8,10 @@
 //!   └───────────────────────────────────────────────────────────┘                                   │
 //!                                                                        index checkpoints ◀────────┘
 //! ```
-//! Each worker chunks its file sequentially and hands batches of chunks to a rayon pool that
+//! Each worker reads its file a batch at a time and hands batches of chunks to a rayon pool that
 //! hashes, deduplicates, compresses and seals them in parallel, while the next batch is being
-//! chunked. Dedup is checked once, before compression, against the committed index and the set
+//! read and cut (a large batch is cut on the pool's threads too, so one stream is not bound to
+//! one core's chunking). Dedup is checked once, before compression, against the committed index and the set
 //! of blobs in flight, so no blob is stored twice by one backup.
 //!
 //! Memory is bounded by the channel sizes: at most `JOBS` file jobs, two batches per worker
@@ -333,9 +334,9 @@ impl Session<'_> {
         Ok(ids)
     }
 
-    /// Stores one input, batch by batch. Reading and chunking the next batch (sequential, on one
-    /// thread) overlaps with hashing, compressing and sealing the last one (parallel) and with
-    /// the whole-file hash, so the chunker's thread does nothing else.
+    /// Stores one input, batch by batch. Reading and cutting the next batch overlaps with
+    /// hashing, compressing and sealing the last one and with the whole-file hash; all of it
+    /// runs in the session's pool, so a thread that runs out of work takes some of another's.
     fn store_chunks<R: Read + Send>(
         &self,
         batcher: &mut StreamBatcher<R>,
@@ -344,7 +345,7 @@ impl Session<'_> {
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         let mut content = Vec::new();
-        let mut current = match batcher.next_batch(BATCH_BYTES) {
+        let mut current = match self.pool.install(|| batcher.next_batch(BATCH_BYTES)) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
