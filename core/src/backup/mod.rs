@@ -15,7 +15,8 @@
 //! of blobs in flight, so no blob is stored twice by one backup.
 //!
 //! Memory is bounded by the channel sizes: at most `JOBS` file jobs, two batches per worker
-//! (`BATCH_BYTES` each), `BLOB_QUEUE` sealed blobs, and `PACK_QUEUE + U` packs in flight.
+//! (`FILE_BATCH_BYTES` each, or `STREAM_BATCH_BYTES` for a stream), `BLOB_QUEUE` sealed blobs,
+//! the pack being built, `PACK_QUEUE + U` packs in flight and one spare pack buffer.
 //!
 //! Ordering: packs are uploaded before the index objects naming them, and the snapshot is
 //! written last, only when every upload succeeded and every source command exited with success.
@@ -51,13 +52,19 @@ mod walk;
 use walk::{absolute_args, walk};
 
 const JOBS: usize = 64;
-const BLOB_QUEUE: usize = 32;
-const PACK_QUEUE: usize = 1;
+/// Sealed blobs between the workers and the packer (each at most a maximal chunk).
+const BLOB_QUEUE: usize = 8;
+/// Finished packs waiting for an uploader, besides those uploading.
+const PACK_QUEUE: usize = 0;
 /// Uploads in flight by default: enough to hide a remote store's latency; a local disk takes
-/// a pack as fast as the packer makes one, and every pack in flight is 16 MiB of memory.
+/// a pack several times faster than the packer makes one, and every pack in flight is 16 MiB of
+/// memory.
 const UPLOADERS_REMOTE: usize = 4;
-const UPLOADERS_LOCAL: usize = 2;
-const BATCH_BYTES: usize = 8 << 20;
+const UPLOADERS_LOCAL: usize = 1;
+/// Bytes per batch of a file: each file worker holds two batches.
+const FILE_BATCH_BYTES: usize = 2 << 20;
+/// Bytes per batch of a stream: large enough that [`Cutter::cut_batch`] cuts it on two threads.
+const STREAM_BATCH_BYTES: usize = 8 << 20;
 /// Packs per index checkpoint, so an interrupted backup leaves its uploads reusable.
 const CHECKPOINT_PACKS: usize = 32;
 
@@ -340,12 +347,13 @@ impl Session<'_> {
     fn store_chunks<R: Read + Send>(
         &self,
         batcher: &mut StreamBatcher<R>,
+        batch_bytes: usize,
         blobs: &Sender<SealedBlob>,
     ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>> {
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         let mut content = Vec::new();
-        let mut current = match self.pool.install(|| batcher.next_batch(BATCH_BYTES)) {
+        let mut current = match self.pool.install(|| batcher.next_batch(batch_bytes)) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
@@ -362,7 +370,7 @@ impl Session<'_> {
                     let (ids, _) = rayon::join(|| self.store_batch(&batch, blobs), || hasher.update(batch.bytes()));
                     ids
                 },
-                || batcher.next_batch(BATCH_BYTES),
+                || batcher.next_batch(batch_bytes),
             );
             content.extend(stored?);
             batcher.recycle(batch);
@@ -387,7 +395,7 @@ impl Session<'_> {
             Err(e) => return Ok(FileOutcome::Unreadable(format!("{}: {e}", path.display()))),
         };
         let mut batcher = StreamBatcher::with_buffers(self.cutter.clone(), file, Some(size), std::mem::take(buffers));
-        let outcome = self.store_chunks(&mut batcher, blobs);
+        let outcome = self.store_chunks(&mut batcher, FILE_BATCH_BYTES, blobs);
         *buffers = batcher.into_buffers();
         Ok(match outcome? {
             Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },
@@ -675,7 +683,7 @@ fn store_stream(
     }
     let mut stream = source.start()?;
     let mut batcher = StreamBatcher::new(session.cutter.clone(), &mut stream, None);
-    let stored = match session.store_chunks(&mut batcher, blobs) {
+    let stored = match session.store_chunks(&mut batcher, STREAM_BATCH_BYTES, blobs) {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             stream.abort();
