@@ -379,6 +379,10 @@ fn run(a: RunArgs) -> Result<()> {
     let md = report::markdown(&results);
     match &a.out {
         Some(path) => {
+            // A hand-written analysis at the end of the old report is about its figures: keep it,
+            // marked as such, for its author to redo against the new ones.
+            let old = std::fs::read_to_string(path).unwrap_or_default();
+            let md = md + &report::kept_notes(&old);
             std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
             if !a.quiet {
                 eprintln!("[cairn-bench] wrote {}", path.display());

@@ -468,3 +468,34 @@ pub fn markdown(r: &Results) -> String {
     }
     s
 }
+
+/// Marks the start of the hand-written part at the end of `docs/BENCHMARKS.md`.
+pub const NOTES_MARK: &str = "<!-- written by hand below; `cairn-bench run --out` keeps it -->";
+
+/// The hand-written part of an old report (from [`NOTES_MARK`] on), headed by a warning that its
+/// figures may be from an earlier run; empty if the old report has none.
+#[must_use]
+pub fn kept_notes(old: &str) -> String {
+    const STALE: &str = "> The notes below were written about an earlier run; check them against the figures above.\n";
+    let Some(at) = old.find(NOTES_MARK) else { return String::new() };
+    let notes = &old[at + NOTES_MARK.len()..];
+    let notes = notes.trim_start_matches('\n').strip_prefix(STALE).unwrap_or(notes.trim_start_matches('\n'));
+    format!("\n{NOTES_MARK}\n\n{STALE}{notes}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_notes_are_kept_and_marked_stale_once() {
+        assert_eq!(kept_notes("# Benchmarks\n| a | b |\n"), "");
+        let old = format!("# Benchmarks\nold table\n{NOTES_MARK}\n\n## Why\n\nBecause.\n");
+        let kept = kept_notes(&old);
+        assert!(kept.starts_with(&format!("\n{NOTES_MARK}\n\n> The notes below")), "{kept}");
+        assert!(kept.ends_with("## Why\n\nBecause.\n") && !kept.contains("old table"), "{kept}");
+        // A second run does not stack the warning.
+        let again = kept_notes(&format!("# Benchmarks\nnew table\n{kept}"));
+        assert_eq!(again, kept);
+    }
+}
