@@ -434,14 +434,17 @@ impl Session<'_> {
             let writer = if blob.kind == BlobKind::Tree { &mut trees } else { &mut data };
             writer.add(blob);
             if writer.is_full(target) {
-                let next = match spare.try_recv() {
-                    Ok(buf) => PackWriter::with_buffer(self.salt, buf),
-                    Err(_) => PackWriter::new(self.salt, target),
-                };
-                let full = std::mem::replace(writer, next);
+                // Hand the pack over first: an uploader takes it only once it is done with its
+                // last one, whose buffer it has put back by then, so a local backup (one
+                // uploader) never holds more than two pack buffers.
+                let full = std::mem::replace(writer, PackWriter::new(self.salt, 0));
                 if packs.send(full.finish(&self.key)).is_err() {
                     return;
                 }
+                *writer = match spare.try_recv() {
+                    Ok(buf) => PackWriter::with_buffer(self.salt, buf),
+                    Err(_) => PackWriter::new(self.salt, target),
+                };
             }
         }
         for w in [data, trees] {
