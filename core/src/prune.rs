@@ -37,8 +37,26 @@ use crate::tree::NodeKind;
 use crate::writer::BlobWriter;
 
 const GARBAGE_AAD: &[u8] = b"cairn garbage v1";
-/// Index objects written by prune hold at most this many packs each.
+/// Index objects written by prune and `repair index` hold at most this many packs each.
 const PACKS_PER_INDEX: usize = 4096;
+
+/// Writes `packs` as index objects of at most [`PACKS_PER_INDEX`] packs each, the first naming
+/// `supersedes` (one object with no pack when there are none, so the old objects are still
+/// superseded). Readers take the union of all objects, so an interruption between two writes
+/// leaves duplicates, never a gap.
+///
+/// # Errors
+/// Store errors writing.
+pub(crate) fn save_index_objects(repo: &Repository, supersedes: &[IndexId], packs: &[IndexedPack]) -> Result<()> {
+    let mut supersedes = supersedes.to_vec();
+    for chunk in packs.chunks(PACKS_PER_INDEX) {
+        repo.save_index(&IndexFile { supersedes: std::mem::take(&mut supersedes), packs: chunk.to_vec() })?;
+    }
+    if packs.is_empty() && !supersedes.is_empty() {
+        repo.save_index(&IndexFile { supersedes, packs: vec![] })?;
+    }
+    Ok(())
+}
 
 /// Prune settings.
 #[derive(Debug, Clone)]
@@ -352,15 +370,7 @@ impl PrunePlan {
         // New index: every kept pack and every new pack, superseding all old index objects.
         let mut all: Vec<IndexedPack> = std::mem::take(&mut self.keep);
         all.extend(new_packs);
-        let mut first = true;
-        for chunk in all.chunks(PACKS_PER_INDEX) {
-            let supersedes = if first { self.old_indexes.clone() } else { vec![] };
-            first = false;
-            repo.save_index(&IndexFile { supersedes, packs: chunk.to_vec() })?;
-        }
-        if all.is_empty() && !self.old_indexes.is_empty() {
-            repo.save_index(&IndexFile { supersedes: self.old_indexes.clone(), packs: vec![] })?;
-        }
+        save_index_objects(repo, &self.old_indexes, &all)?;
         for id in &self.old_indexes {
             let key = ObjectKey::new(ObjectKind::Index, id.0);
             repo.store().delete(&key).map_err(|source| Error::Store { key, source })?;
@@ -493,4 +503,62 @@ fn read_garbage(repo: &Repository, key: &ObjectKey) -> Result<GarbageList> {
 /// As [`PrunePlan::compute`] and [`PrunePlan::apply`].
 pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
     PrunePlan::compute(repo, opts)?.apply(repo, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::blob::BlobKind;
+    use crate::compress::Codec;
+    use crate::crypto::keyfile::KdfParams;
+    use crate::repo::InitOptions;
+    use crate::store::Store;
+    use crate::store::object_store::ObjectStoreBackend;
+
+    fn pack(n: u32) -> IndexedPack {
+        let id = |s: &str| Digest::of(format!("{s} {n}").as_bytes());
+        let entry = PackEntry {
+            kind: BlobKind::Data,
+            codec: Codec::None,
+            id: BlobId(id("blob")),
+            offset: 16,
+            length: 40,
+            raw_len: 12,
+        };
+        IndexedPack { id: PackId(id("pack")), salt: [7; SALT_LEN], entries: vec![entry] }
+    }
+
+    #[test]
+    fn index_objects_are_split_and_the_first_supersedes() {
+        let store: Arc<dyn Store> = Arc::new(ObjectStoreBackend::open("memory://", &Default::default()).unwrap());
+        let init =
+            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        let repo = Repository::init(store.clone(), b"pw", &init).unwrap();
+        let packs: Vec<IndexedPack> = (0..u32::try_from(PACKS_PER_INDEX).unwrap() * 2 + 1).map(pack).collect();
+        let old = [IndexId(Digest::of(b"old 1")), IndexId(Digest::of(b"old 2"))];
+        save_index_objects(&repo, &old, &packs).unwrap();
+        let objects = store.list(ObjectKind::Index).unwrap();
+        assert_eq!(objects.len(), 3);
+        let mut superseding = 0;
+        let mut named = 0;
+        for info in &objects {
+            let file =
+                IndexFile::open(repo.master(), &IndexId(info.key.id), &repo.get_verified(info.key).unwrap()).unwrap();
+            assert!(file.packs.len() <= PACKS_PER_INDEX);
+            named += file.packs.len();
+            if !file.supersedes.is_empty() {
+                assert_eq!(file.supersedes, old);
+                superseding += 1;
+            }
+        }
+        assert_eq!((named, superseding), (packs.len(), 1));
+        let index = repo.load_index().unwrap();
+        assert!(packs.iter().all(|p| index.contains(&p.entries[0].id)));
+
+        // No pack left: one empty object still supersedes the old ones.
+        save_index_objects(&repo, &old, &[]).unwrap();
+        assert_eq!(store.list(ObjectKind::Index).unwrap().len(), 4);
+    }
 }

@@ -63,7 +63,7 @@ pub fn repair_index(repo: &Repository, apply: bool) -> Result<IndexRepair> {
     r.index_objects_replaced = old.len() as u64;
     if apply {
         let supersedes: Vec<IndexId> = old.iter().map(|i| IndexId(i.key.id)).collect();
-        repo.save_index(&IndexFile { supersedes, packs })?;
+        crate::prune::save_index_objects(repo, &supersedes, &packs)?;
         for info in old {
             repo.store().delete(&info.key).map_err(|source| Error::Store { key: info.key, source })?;
         }
