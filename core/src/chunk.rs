@@ -186,12 +186,7 @@ impl Cutter {
             }
         }
         // A chain that never met the next one stopped early; finish alone.
-        let mut pos = out.last().map_or(0, |r| r.end);
-        while open(pos) {
-            let n = self.cut(&data[pos..]);
-            out.push(pos..pos + n);
-            pos += n;
-        }
+        out.extend(chain(out.last().map_or(0, |r| r.end), len));
         out
     }
 
