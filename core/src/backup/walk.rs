@@ -309,3 +309,143 @@ pub(super) fn walk(
     let root = walker.save_root(Path::new("/"), args, old_root)?;
     Ok((root, walker.errors))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::crypto::keyfile::KdfParams;
+    use crate::progress::NoProgress;
+    use crate::repo::InitOptions;
+    use crate::store::object_store::ObjectStoreBackend;
+
+    fn repo(name: &str) -> Repository {
+        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
+        let opts =
+            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        Repository::init(store, b"password", &opts).unwrap()
+    }
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Every file node under tree `id`, by path relative to it.
+    fn files(repo: &Repository, index: &Index, id: &BlobId, at: &Path, out: &mut Vec<(PathBuf, Node)>) {
+        for node in repo.load_tree(index, id).unwrap().nodes {
+            let path = at.join(node.os_name());
+            match node.kind {
+                NodeKind::Dir => files(repo, index, node.subtree.as_ref().unwrap(), &path, out),
+                NodeKind::File => out.push((path, node)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Backs up `dir`; returns the file nodes under it, checked against the files on disk: the
+    /// content ids are the chunks a whole-file cut gives, all stored, and the hash is the file's.
+    fn backup_and_check(repo: &Repository, dir: &Path) -> (Summary, Vec<(PathBuf, Node)>) {
+        let result = run(repo, &BackupOptions::for_paths(vec![dir.to_path_buf()]), &NoProgress).unwrap();
+        let index = repo.load_index().unwrap();
+        let snapshot = repo.load_snapshot(result.snapshot).unwrap();
+        let mut root = repo.load_tree(&index, &snapshot.tree).unwrap();
+        for c in dir.components().skip(1) {
+            let node = root.find(c.as_os_str().as_bytes()).unwrap().clone();
+            root = repo.load_tree(&index, node.subtree.as_ref().unwrap()).unwrap();
+        }
+        let mut out = Vec::new();
+        for node in &root.nodes {
+            let path = dir.join(node.os_name());
+            match node.kind {
+                NodeKind::Dir => files(repo, &index, node.subtree.as_ref().unwrap(), &path, &mut out),
+                NodeKind::File => out.push((path, node.clone())),
+                _ => {}
+            }
+        }
+        let cutter = repo.cutter().unwrap();
+        for (path, node) in &out {
+            let data = std::fs::read(path).unwrap();
+            let ids: Vec<BlobId> = cutter.split(&data).map(|(o, l)| repo.master().blob_id(&data[o..o + l])).collect();
+            assert_eq!(node.content, ids, "{}", path.display());
+            assert!(ids.iter().all(|id| index.contains(id)), "{}", path.display());
+            assert_eq!(node.hash, Some(Digest(*blake3::hash(&data).as_bytes())), "{}", path.display());
+            assert_eq!(node.size, data.len() as u64, "{}", path.display());
+        }
+        (result.summary, out)
+    }
+
+    #[test]
+    fn files_on_both_sides_of_the_inline_limit_store_the_same_chunks() {
+        let repo = repo("walk-inline-limit");
+        let dir = tempfile::tempdir().unwrap();
+        let max = usize::try_from(INLINE_MAX).unwrap();
+        let sizes = [0, 1, 100, 65_535, 65_536, 300_000, max - 1, max, max + 1, (3 << 20) + 17];
+        std::fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
+        for (i, len) in sizes.into_iter().enumerate() {
+            let data = noise(len, i as u64 + 1);
+            std::fs::write(dir.path().join(format!("f{i}")), &data).unwrap();
+            // The same content deeper down: stored once.
+            std::fs::write(dir.path().join(format!("a/b/c/f{i}")), &data).unwrap();
+        }
+        std::fs::write(dir.path().join("a/linked"), noise(5000, 99)).unwrap();
+        std::fs::hard_link(dir.path().join("a/linked"), dir.path().join("a/b/linked-too")).unwrap();
+        let (summary, files) = backup_and_check(&repo, dir.path());
+        assert_eq!(files.len(), 2 * sizes.len() + 2, "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+        assert_eq!(summary.files_new, files.len() as u64 - 1, "the second name of a hard link is no new file");
+        assert_eq!(summary.dirs, 4);
+        let link = |rel: &str| files.iter().find(|(p, _)| p.ends_with(rel)).unwrap().1.link;
+        assert!(link("a/linked").is_some());
+        assert_eq!(link("a/linked"), link("a/b/linked-too"));
+        // Every chunk new to this backup was stored once, though each file is there twice.
+        let chunks: HashSet<BlobId> = files.iter().flat_map(|(_, n)| n.content.iter().copied()).collect();
+        let ancestors = dir.path().components().count() as u64 - 1;
+        assert_eq!(summary.blobs_new, chunks.len() as u64 + summary.dirs + ancestors, "chunks, and trees of all dirs");
+    }
+
+    #[test]
+    fn a_file_longer_than_its_lstat_size_is_read_to_its_end() {
+        // Files in /proc claim size 0 and hold more: the one-read path sees the file is longer
+        // than expected and goes on reading it as a stream.
+        let path = Path::new("/proc/version");
+        let Ok(data) = std::fs::read(path) else { return };
+        if data.is_empty() || std::fs::symlink_metadata(path).unwrap().len() != 0 {
+            return;
+        }
+        let repo = repo("walk-proc-version");
+        let result = run(&repo, &BackupOptions::for_paths(vec![path.to_path_buf()]), &NoProgress).unwrap();
+        let index = repo.load_index().unwrap();
+        let root = repo.load_tree(&index, &repo.load_snapshot(result.snapshot).unwrap().tree).unwrap();
+        let proc_dir = repo.load_tree(&index, root.find(b"proc").unwrap().subtree.as_ref().unwrap()).unwrap();
+        let node = proc_dir.find(b"version").unwrap();
+        assert_eq!(node.size, data.len() as u64);
+        assert_eq!(node.hash, Some(Digest(*blake3::hash(&data).as_bytes())));
+        assert_eq!(node.content, vec![repo.master().blob_id(&data)]);
+        assert_eq!(result.summary.bytes_read, data.len() as u64);
+    }
+
+    #[test]
+    fn a_small_read_stops_one_byte_past_the_expected_size() {
+        let data = noise(1000, 5);
+        let mut buf = Vec::new();
+        assert_eq!(read_small(&mut &data[..], &mut buf, 1000).unwrap(), (1000, true));
+        assert_eq!(&buf[..1000], &data[..]);
+        assert_eq!(read_small(&mut &data[..], &mut buf, 2000).unwrap(), (1000, true), "shrunk");
+        assert_eq!(
+            read_small(&mut &data[..], &mut buf, 999).unwrap(),
+            (1000, false),
+            "one byte more: its end is not seen"
+        );
+        assert_eq!(read_small(&mut &data[..], &mut buf, 500).unwrap(), (501, false), "grown");
+        assert_eq!(&buf[..501], &data[..501]);
+        assert_eq!(read_small(&mut &data[..0], &mut buf, 0).unwrap(), (0, true));
+    }
+}
