@@ -175,6 +175,12 @@ impl Results {
         }
     }
 
+    /// Whether every job of `ids` has its result.
+    fn all_done(&self, mut ids: impl Iterator<Item = u64>) -> Result<bool> {
+        let s = lock(&self.state)?;
+        Ok(ids.all(|id| s.outcomes.contains_key(&id)))
+    }
+
     /// Waits for job `id`; `keep` leaves the result for later waiters (hard links).
     fn wait(&self, id: u64, keep: bool, failed: &AtomicBool) -> Result<FileOutcome> {
         let mut s = lock(&self.state)?;

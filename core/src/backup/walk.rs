@@ -1,6 +1,15 @@
 //! The walker: builds trees depth-first, detects unchanged files against the parent snapshot,
 //! keeps hard-link groups together and submits changed files to the workers ([`super`]).
+//!
+//! The walk does not wait for a directory's files before going on: a listed directory joins a
+//! queue of unfinished directories in post-order (every directory after all of its
+//! subdirectories), and the walker stores the tree of the queue's front as soon as the workers
+//! have finished its files, between listing directories. So the workers always have files from
+//! the next directories while the last files of one are still being read. The walker waits only
+//! when the queue holds more than [`UNFINISHED_ENTRIES`] entries, for the front directory, whose
+//! jobs were the first submitted; and at the end.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
@@ -8,12 +17,26 @@ use std::os::unix::ffi::OsStrExt;
 use super::*;
 use crate::source::node_from_metadata;
 
+/// Entries the walker may hold in unfinished directories before it waits for the oldest (a
+/// single larger directory is still held whole). About 300 bytes each.
+const UNFINISHED_ENTRIES: usize = 8192;
+
 /// A directory entry waiting for its content.
 enum Pending {
     Ready(Node),
     Job(Node, u64),
     /// A hard link to a file whose job is `u64`.
     LinkJob(Node, u64),
+    /// A directory whose tree is unfinished directory `u64`.
+    Dir(Node, u64),
+}
+
+/// A listed directory whose tree is not stored yet.
+struct Unfinished {
+    /// Its number, for its parent's [`Pending::Dir`].
+    number: u64,
+    /// Its entries in name order, with their paths (for messages).
+    entries: Vec<(PathBuf, Pending)>,
 }
 
 /// Where the content of a hard-link group comes from.
@@ -38,6 +61,14 @@ struct Walker<'s, 'r> {
     ignore_ctime: bool,
     ignore_inode: bool,
     errors: Vec<String>,
+    /// Listed directories whose trees are not stored yet, in post-order.
+    unfinished: VecDeque<Unfinished>,
+    /// Entries held in `unfinished`.
+    unfinished_entries: usize,
+    /// The number of the next listed directory.
+    next_dir: u64,
+    /// Tree ids of stored directories whose parent is still unfinished.
+    finished: HashMap<u64, BlobId>,
 }
 
 impl Walker<'_, '_> {
@@ -75,12 +106,11 @@ impl Walker<'_, '_> {
                     return Ok(Some(Pending::Ready(node)));
                 }
                 let old_tree = self.old_subtree(old);
-                match self.save_dir(path, old_tree.as_ref())? {
-                    Some(subtree) => node.subtree = Some(subtree),
-                    None => return Ok(None),
-                }
+                let Some(number) = self.save_dir(path, old_tree.as_ref())? else {
+                    return Ok(None);
+                };
                 c.dirs.fetch_add(1, Ordering::Relaxed);
-                Ok(Some(Pending::Ready(node)))
+                Ok(Some(Pending::Dir(node, number)))
             }
             NodeKind::File => {
                 c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
@@ -144,12 +174,21 @@ impl Walker<'_, '_> {
         self.session.repo.load_tree(&self.session.index, &id).ok()
     }
 
-    /// Resolves pending entries into nodes, in name order.
+    /// Resolves pending entries into nodes, in name order, waiting for file jobs as needed.
     fn finish_nodes(&mut self, pending: Vec<(PathBuf, Pending)>) -> Result<Vec<Node>> {
         let mut nodes = Vec::with_capacity(pending.len());
         for (path, p) in pending {
             let (mut node, job, keep) = match p {
                 Pending::Ready(n) => {
+                    nodes.push(n);
+                    continue;
+                }
+                Pending::Dir(mut n, number) => {
+                    // Post-order: a subdirectory is finished before its parent.
+                    let id = self.finished.remove(&number).ok_or_else(|| {
+                        Error::Internal(format!("{}: directory finished after its parent", path.display()))
+                    })?;
+                    n.subtree = Some(id);
                     nodes.push(n);
                     continue;
                 }
@@ -178,8 +217,33 @@ impl Walker<'_, '_> {
         Ok(nodes)
     }
 
-    /// Saves a directory's entries; returns its tree blob id (None if it vanished).
-    fn save_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<Option<BlobId>> {
+    /// Stores the trees of unfinished directories from the front of the queue: those whose
+    /// files are all done, and with `wait`, all of them. Then, while the queue holds too many
+    /// entries, the front one after waiting for its files.
+    fn finish_dirs(&mut self, wait: bool) -> Result<()> {
+        while let Some(front) = self.unfinished.front() {
+            let over = self.unfinished_entries > UNFINISHED_ENTRIES;
+            if !(wait || over) {
+                let jobs = front.entries.iter().filter_map(|(_, p)| match p {
+                    Pending::Job(_, id) | Pending::LinkJob(_, id) => Some(*id),
+                    Pending::Ready(_) | Pending::Dir(..) => None,
+                });
+                if !self.session.results.all_done(jobs)? {
+                    return Ok(());
+                }
+            }
+            let Some(dir) = self.unfinished.pop_front() else { break };
+            self.unfinished_entries -= dir.entries.len();
+            let nodes = self.finish_nodes(dir.entries)?;
+            let id = self.session.store_tree(&Tree::new(nodes), &self.blobs)?;
+            self.finished.insert(dir.number, id);
+        }
+        Ok(())
+    }
+
+    /// Lists a directory and submits its files; returns the number of its unfinished entry in
+    /// the queue (None if it could not be listed).
+    fn save_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<Option<u64>> {
         let read = match std::fs::read_dir(path) {
             Ok(r) => r,
             Err(e) => {
@@ -213,8 +277,12 @@ impl Walker<'_, '_> {
                 pending.push((child, p));
             }
         }
-        let nodes = self.finish_nodes(pending)?;
-        Ok(Some(self.session.store_tree(&Tree::new(nodes), &self.blobs)?))
+        let number = self.next_dir;
+        self.next_dir += 1;
+        self.unfinished_entries += pending.len();
+        self.unfinished.push_back(Unfinished { number, entries: pending });
+        self.finish_dirs(false)?;
+        Ok(Some(number))
     }
 
     /// Saves the virtual root holding every argument at its absolute path.
@@ -243,6 +311,7 @@ impl Walker<'_, '_> {
                 pending.push((child, Pending::Ready(node)));
             }
         }
+        self.finish_dirs(true)?;
         let nodes = self.finish_nodes(pending)?;
         self.session.store_tree(&Tree::new(nodes), &self.blobs)
     }
@@ -305,6 +374,10 @@ pub(super) fn walk(
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
         errors: Vec::new(),
+        unfinished: VecDeque::new(),
+        unfinished_entries: 0,
+        next_dir: 0,
+        finished: HashMap::new(),
     };
     let root = walker.save_root(Path::new("/"), args, old_root)?;
     Ok((root, walker.errors))
@@ -409,6 +482,26 @@ mod tests {
         let chunks: HashSet<BlobId> = files.iter().flat_map(|(_, n)| n.content.iter().copied()).collect();
         let ancestors = dir.path().components().count() as u64 - 1;
         assert_eq!(summary.blobs_new, chunks.len() as u64 + summary.dirs + ancestors, "chunks, and trees of all dirs");
+    }
+
+    #[test]
+    fn directories_beyond_the_unfinished_cap_still_finish_in_order() {
+        let repo = repo("walk-unfinished-cap");
+        let dir = tempfile::tempdir().unwrap();
+        let per_dir = 150;
+        let dirs = UNFINISHED_ENTRIES / per_dir + 5;
+        for d in 0..dirs {
+            let sub = dir.path().join(format!("d{:03}/e{}", d / 10, d % 10));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in 0..per_dir {
+                std::fs::write(sub.join(format!("f{f}")), format!("file {f} of directory {d}")).unwrap();
+            }
+        }
+        let (summary, files) = backup_and_check(&repo, dir.path());
+        assert!(files.len() > UNFINISHED_ENTRIES);
+        assert_eq!(files.len(), dirs * per_dir);
+        assert_eq!(summary.files_new, files.len() as u64);
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
     }
 
     #[test]
