@@ -251,27 +251,31 @@ impl Walker<'_, '_> {
                 return Ok(None);
             }
         };
-        let mut names: Vec<OsString> = Vec::new();
+        let mut entries: Vec<(OsString, std::fs::DirEntry)> = Vec::new();
         for entry in read {
             match entry {
-                Ok(e) => names.push(e.file_name()),
+                Ok(e) => entries.push((e.file_name(), e)),
                 Err(e) => self.warn(format!("{}: {e}", path.display())),
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut pending = Vec::with_capacity(names.len());
-        for name in names {
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        // Each lstat goes through the open directory (statx relative to its descriptor) instead
+        // of resolving the whole path again. All of them before any subdirectory is entered:
+        // the entries keep the directory open, and a deep tree must not hold one descriptor
+        // per level.
+        let mut listed = Vec::with_capacity(entries.len());
+        for (name, entry) in entries {
             let child = path.join(&name);
             if self.excluded(&child) {
                 continue;
             }
-            let meta = match std::fs::symlink_metadata(&child) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.warn(format!("{}: {e}", child.display()));
-                    continue;
-                }
-            };
+            match entry.metadata() {
+                Ok(meta) => listed.push((name, child, meta)),
+                Err(e) => self.warn(format!("{}: {e}", child.display())),
+            }
+        }
+        let mut pending = Vec::with_capacity(listed.len());
+        for (name, child, meta) in listed {
             let old_node = old.and_then(|t| t.find(name.as_bytes()));
             if let Some(p) = self.save_entry(&child, &meta, old_node)? {
                 pending.push((child, p));
