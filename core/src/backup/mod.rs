@@ -223,8 +223,20 @@ const INLINE_MAX: u64 = 1 << 20;
 struct WorkerBuffers {
     /// For files up to [`INLINE_MAX`]: grows to the largest such file plus one byte, once.
     small: Vec<u8>,
-    /// The batch buffers of [`StreamBatcher`], for larger files.
+    /// A batch buffer of [`StreamBatcher`], for larger files.
     batches: Vec<Vec<u8>>,
+}
+
+impl WorkerBuffers {
+    /// Keeps the largest of a batcher's buffers for the next file. A second one (up to a whole
+    /// batch plus a maximal chunk) is needed only while a file longer than a batch is read;
+    /// two held idle by every worker between such files cost more memory than allocating the
+    /// second again costs time.
+    fn keep_batch_buffer(&mut self, mut buffers: Vec<Vec<u8>>) {
+        buffers.sort_unstable_by_key(|b| std::cmp::Reverse(b.capacity()));
+        buffers.truncate(1);
+        self.batches = buffers;
+    }
 }
 
 #[derive(Default)]
@@ -446,7 +458,7 @@ impl Session<'_> {
                 std::mem::take(&mut buffers.batches),
             );
             let outcome = self.store_chunks(&mut batcher, blobs);
-            buffers.batches = batcher.into_buffers();
+            buffers.keep_batch_buffer(batcher.into_buffers());
             outcome
         } else {
             let mut batcher = StreamBatcher::with_buffers(
@@ -456,7 +468,7 @@ impl Session<'_> {
                 std::mem::take(&mut buffers.batches),
             );
             let outcome = self.store_chunks(&mut batcher, blobs);
-            buffers.batches = batcher.into_buffers();
+            buffers.keep_batch_buffer(batcher.into_buffers());
             outcome
         };
         Ok(match outcome? {
@@ -615,7 +627,8 @@ fn removed_while_running(id: crate::id::PackId) -> Error {
 fn read_small(file: &mut impl Read, buf: &mut Vec<u8>, size: u64) -> std::io::Result<(usize, bool)> {
     let want = usize::try_from(size).map_or(usize::MAX, |s| s.saturating_add(1));
     if buf.len() < want {
-        // Zeroes only the new part, once per buffer size.
+        // Exactly the size needed (no doubling), zeroing only the new part.
+        buf.reserve_exact(want - buf.len());
         buf.resize(want, 0);
     }
     let mut len = 0;

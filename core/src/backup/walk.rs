@@ -530,6 +530,16 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_keeps_only_its_largest_batch_buffer() {
+        let mut buffers = WorkerBuffers::default();
+        buffers.keep_batch_buffer(vec![Vec::with_capacity(10), Vec::with_capacity(9 << 20), Vec::with_capacity(5)]);
+        assert_eq!(buffers.batches.len(), 1);
+        assert!(buffers.batches[0].capacity() >= 9 << 20);
+        buffers.keep_batch_buffer(Vec::new());
+        assert!(buffers.batches.is_empty());
+    }
+
+    #[test]
     fn a_small_read_stops_one_byte_past_the_expected_size() {
         let data = noise(1000, 5);
         let mut buf = Vec::new();
