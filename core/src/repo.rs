@@ -541,8 +541,18 @@ impl Repository {
             self.store.get_range(&key, range)
         }
         .map_err(store_err(key))?;
+        self.open_entry(index, entry, &sealed)
+    }
+
+    /// Opens a blob's sealed bytes, read from the pack its index entry names: authenticated,
+    /// decompressed and checked against its id.
+    ///
+    /// # Errors
+    /// Corruption errors naming the pack.
+    pub fn open_entry(&self, index: &Index, entry: &IndexEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let pack = index.pack(entry);
         let subkey = self.master.subkey(&pack.salt);
-        blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, &sealed)
+        blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, sealed)
             .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))
     }
 
