@@ -208,7 +208,15 @@ impl Repository {
     /// [`Error::WrongPassword`] if no key file opens; [`Error::UnsupportedVersion`] for another
     /// format version; store and corruption errors naming the object.
     pub fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
-        let config_bytes = store.get(&ObjectKey::CONFIG).map_err(|e| match e {
+        // The config and the key files are fetched side by side: one round trip fewer to a
+        // distant store.
+        let (config_bytes, keys) = std::thread::scope(|s| {
+            let keys = s.spawn(|| Self::fetch_keys(&*store));
+            let config = store.get(&ObjectKey::CONFIG);
+            let keys = keys.join().unwrap_or_else(|_| Err(Error::Internal("key fetch panicked".into())));
+            (config, keys)
+        });
+        let config_bytes = config_bytes.map_err(|e| match e {
             StoreError::NotFound(_) => {
                 Error::NotFound(format!("repository at {} (no config object; run `cairn init`)", store.describe()))
             }
@@ -222,13 +230,12 @@ impl Repository {
                 supported: FORMAT_VERSION,
             });
         }
-        let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        let keys = keys?;
         if keys.is_empty() {
             return Err(Error::NotFound("key files (the repository has none)".into()));
         }
         let mut last_invalid = None;
-        for info in keys {
-            let data = store.get(&info.key).map_err(store_err(info.key))?;
+        for (info, data) in keys {
             let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
             match attempt {
                 Ok(master) => match Config::decode(&master, &config_bytes) {
@@ -252,6 +259,26 @@ impl Repository {
             }),
             None => Err(Error::WrongPassword),
         }
+    }
+
+    /// Lists the key files and fetches them, a few side by side.
+    fn fetch_keys(store: &dyn Store) -> Result<Vec<(crate::store::ObjectInfo, Bytes)>> {
+        let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(8) {
+            std::thread::scope(|s| {
+                let fetches: Vec<_> = batch
+                    .iter()
+                    .map(|info| s.spawn(move || store.get(&info.key).map_err(store_err(info.key))))
+                    .collect();
+                for (info, fetch) in batch.iter().zip(fetches) {
+                    let data = fetch.join().map_err(|_| Error::Internal("key fetch panicked".into()))??;
+                    out.push((info.clone(), data));
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(out)
     }
 
     /// The store.

@@ -374,8 +374,14 @@ pub fn run_path(
     progress: &dyn Progress,
 ) -> Result<RestoreSummary> {
     let started = Instant::now();
-    let (snap_id, snapshot) = repo.find_snapshot(snap, &opts.filter)?;
-    let index = repo.load_index()?;
+    // The snapshot and the index are read side by side: round trips to a distant store.
+    let (found, index) = std::thread::scope(|s| {
+        let index = s.spawn(|| repo.load_index());
+        let found = repo.find_snapshot(snap, &opts.filter);
+        (found, index.join().unwrap_or_else(|_| Err(Error::Internal("index load panicked".into()))))
+    });
+    let (snap_id, snapshot) = found?;
+    let index = index?;
     let sub = sub.unwrap_or(Path::new("/"));
     let start = find_node(repo, &index, &snapshot, sub)?;
     let threads = if opts.threads == 0 {
