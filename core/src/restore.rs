@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use globset::GlobSet;
@@ -151,6 +151,19 @@ pub fn root_node(snapshot: &Snapshot) -> Node {
 struct FilePlan {
     path: PathBuf,
     node: Node,
+    state: FileState,
+}
+
+/// How far a file's restore has come, shared by the threads writing its blobs.
+#[derive(Default)]
+struct FileState {
+    /// Blob placements not yet written (or left as holes). The thread that takes it to zero
+    /// finishes the file: sizes it if it ends in a hole, sets its metadata, closes it.
+    remaining: AtomicUsize,
+    /// An all-zero blob was left as a hole.
+    hole: AtomicBool,
+    /// Content and metadata are in place.
+    finished: AtomicBool,
 }
 
 /// One place a blob's plaintext goes.
@@ -201,7 +214,8 @@ impl Planner<'_> {
 
     /// Plans a directory's entries; an entry that cannot be created is recorded as failed and
     /// the walk goes on (never stopping halfway with files created but not yet written).
-    fn walk(&mut self, tree: &Tree, snap_dir: &Path, target_dir: &Path) -> bool {
+    /// `fresh`: `target_dir` was just created by this restore, so nothing in it is in the way.
+    fn walk(&mut self, tree: &Tree, snap_dir: &Path, target_dir: &Path, fresh: bool) -> bool {
         let mut any = false;
         for node in &tree.nodes {
             let name = node.os_name();
@@ -216,7 +230,7 @@ impl Planner<'_> {
             if matches(&self.excludes, &snap_path) {
                 continue;
             }
-            match self.entry(node, &snap_path, target.clone()) {
+            match self.entry(node, &snap_path, target.clone(), fresh) {
                 Ok(restored) => any |= restored,
                 Err(e) => self.plan.failed.push((target.display().to_string(), e.to_string())),
             }
@@ -225,8 +239,10 @@ impl Planner<'_> {
     }
 
     /// Plans one entry; returns whether anything was (or will be) restored for it.
-    fn entry(&mut self, node: &Node, snap_path: &Path, target: PathBuf) -> Result<bool> {
+    fn entry(&mut self, node: &Node, snap_path: &Path, target: PathBuf, fresh: bool) -> Result<bool> {
         let selected = self.included(snap_path);
+        // In a directory this restore created, no stat is needed to know the name is free.
+        let clear = |path: &Path| if fresh { Ok(()) } else { remove_existing(path) };
         match node.kind {
             NodeKind::Dir => {
                 if !selected && !self.may_contain_includes(snap_path) {
@@ -239,8 +255,15 @@ impl Planner<'_> {
                     },
                     None => Tree::default(),
                 };
-                std::fs::create_dir_all(&target).at(&target)?;
-                let inner = self.walk(&subtree, snap_path, &target);
+                let created = match std::fs::create_dir(&target) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && target.is_dir() => false,
+                    Err(_) => {
+                        std::fs::create_dir_all(&target).at(&target)?;
+                        false
+                    }
+                };
+                let inner = self.walk(&subtree, snap_path, &target, created);
                 if selected || inner {
                     self.plan.dirs.push((target, node.clone()));
                     return Ok(true);
@@ -250,7 +273,7 @@ impl Planner<'_> {
             }
             _ if !selected => Ok(false),
             NodeKind::File => {
-                remove_existing(&target)?;
+                clear(&target)?;
                 if let Some(link) = node.link
                     && let Some(&first) = self.link_first.get(&link)
                 {
@@ -266,23 +289,21 @@ impl Planner<'_> {
                     refs.push((*id, offset));
                     offset += u64::from(e.raw_len);
                 }
-                let created = File::create(&target).and_then(|f| f.set_len(node.size));
-                if let Err(e) = created {
-                    let _ = std::fs::remove_file(&target);
-                    return Err(Error::io(&target, e));
-                }
+                // The file is created by the first write to it, or after all writes if it has
+                // no content to write ([`finish_file`]).
                 let n = self.plan.files.len();
                 if let Some(link) = node.link {
                     self.link_first.insert(link, n);
                 }
+                let state = FileState { remaining: AtomicUsize::new(refs.len()), ..Default::default() };
                 for (id, offset) in refs {
                     self.plan.blobs.entry(id).or_default().push(Target { file: n, offset });
                 }
-                self.plan.files.push(FilePlan { path: target, node: node.clone() });
+                self.plan.files.push(FilePlan { path: target, node: node.clone(), state });
                 Ok(true)
             }
             NodeKind::Symlink => {
-                remove_existing(&target)?;
+                clear(&target)?;
                 let t = node.target.clone().unwrap_or_default();
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
                 self.set_meta(&target, node, true);
@@ -290,7 +311,7 @@ impl Planner<'_> {
                 Ok(true)
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                remove_existing(&target)?;
+                clear(&target)?;
                 if let Err(e) = make_special(&target, node) {
                     self.plan.warnings.push(format!("{}: not restored: {e}", target.display()));
                     return Ok(false);
@@ -428,11 +449,11 @@ pub fn run_path(
                 },
                 None => Tree::default(),
             };
-            planner.walk(&tree, &snap_dir, &opts.target);
+            planner.walk(&tree, &snap_dir, &opts.target, false);
         }
         _ => {
             let parent = snap_dir.parent().unwrap_or(Path::new("/")).to_path_buf();
-            planner.walk(&Tree::new(vec![start]), &parent, &opts.target);
+            planner.walk(&Tree::new(vec![start]), &parent, &opts.target, false);
         }
     }
     let mut plan = planner.plan;
@@ -444,9 +465,11 @@ pub fn run_path(
     let bad_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let written = AtomicU64::new(0);
     let by_pack = group_by_pack(&index, &plan.blobs);
+    // With --verify, metadata waits until the content is checked.
+    let writer = FileWriter { plan: &plan, written: &written, progress, metadata: (!opts.verify).then_some(is_root) };
     pool.install(|| {
         by_pack.par_iter().for_each(|(_, entries)| {
-            if let Err((reason, failed_blobs)) = restore_pack(repo, &index, entries, &plan, &written, progress)
+            if let Err((reason, failed_blobs)) = restore_pack(repo, &index, entries, &writer)
                 && let Ok(mut bad) = bad_files.lock()
             {
                 for id in failed_blobs {
@@ -466,29 +489,39 @@ pub fn run_path(
         summary.failed.push((f.path.display().to_string(), reason.clone()));
     }
     summary.failed.extend(plan.failed.iter().cloned());
-    // Metadata of files after their content, then hard links.
+    // Files with nothing to write (empty ones) are created here; with --verify, every file is
+    // checked and gets its metadata here. Then hard links.
     let verified = AtomicU64::new(0);
-    let verify_failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let late_failures: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+    let fail_late = |n: usize, reason: String| {
+        let _ = std::fs::remove_file(&plan.files[n].path);
+        if let Ok(mut v) = late_failures.lock() {
+            v.push((n, reason));
+        }
+    };
     pool.install(|| {
-        plan.files.par_iter().enumerate().filter(|(n, _)| !bad.contains_key(n)).for_each(|(_, f)| {
-            if opts.verify {
-                match verify_file(&f.path, &f.node) {
-                    Ok(()) => {
-                        verified.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(reason) => {
-                        let _ = std::fs::remove_file(&f.path);
-                        if let Ok(mut v) = verify_failures.lock() {
-                            v.push((f.path.display().to_string(), reason));
-                        }
-                        return;
-                    }
-                }
+        plan.files.par_iter().enumerate().filter(|(n, _)| !bad.contains_key(n)).for_each(|(n, f)| {
+            if !f.state.finished.load(Ordering::Acquire)
+                && let Err(e) = finish_file(&f.path, None, &f.node, &f.state, writer.metadata)
+            {
+                fail_late(n, e.to_string());
+                return;
             }
-            let _ = set_metadata(&f.path, &f.node, false, is_root);
+            if opts.verify {
+                if let Err(reason) = verify_file(&f.path, &f.node) {
+                    fail_late(n, reason);
+                    return;
+                }
+                verified.fetch_add(1, Ordering::Relaxed);
+                let _ = set_metadata(&f.path, &f.node, false, is_root);
+            }
         });
     });
-    summary.failed.extend(verify_failures.into_inner().unwrap_or_default());
+    let mut bad = bad;
+    for (n, reason) in late_failures.into_inner().unwrap_or_default() {
+        summary.failed.push((plan.files[n].path.display().to_string(), reason.clone()));
+        bad.insert(n, reason);
+    }
     for (path, first) in &plan.links {
         if bad.contains_key(first) {
             summary.failed.push((path.display().to_string(), "its hard-link original could not be restored".into()));
@@ -630,20 +663,109 @@ fn span(group: &[&IndexEntry]) -> std::ops::Range<u64> {
     start..end
 }
 
+/// What the restore threads share to write files.
+struct FileWriter<'a> {
+    plan: &'a Plan,
+    written: &'a AtomicU64,
+    progress: &'a dyn Progress,
+    /// Set each file's metadata as soon as its content is written (`Some(running as root)`);
+    /// `None` with --verify, which checks the content first.
+    metadata: Option<bool>,
+}
+
+/// The open files of one pack's restore, by file number.
+type OpenFiles = HashMap<usize, File>;
+
+impl FileWriter<'_> {
+    /// Writes one blob's plaintext to every place it goes (all-zero blobs are left as holes),
+    /// finishing each file it completes. On failure, returns why.
+    fn place(&self, files: &mut OpenFiles, id: &BlobId, plain: &[u8]) -> std::result::Result<(), String> {
+        // All-zero blocks are left as holes ([`finish_file`] sizes the file).
+        let zero = plain.iter().all(|&b| b == 0);
+        let mut failure = None;
+        for t in self.plan.blobs.get(id).into_iter().flatten() {
+            let f = &self.plan.files[t.file];
+            if zero {
+                f.state.hole.store(true, Ordering::Relaxed);
+            } else {
+                let file = match files.entry(t.file) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => match open_for_writing(&f.path) {
+                        Ok(file) => v.insert(file),
+                        Err(err) => {
+                            failure = Some(format!("{}: {err}", f.path.display()));
+                            continue;
+                        }
+                    },
+                };
+                if let Err(err) = file.write_all_at(plain, t.offset) {
+                    failure = Some(format!("{}: {err}", f.path.display()));
+                    continue;
+                }
+                self.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                self.progress.bytes_restored(plain.len() as u64);
+            }
+            // The thread that places a file's last blob finishes it; the others' writes are
+            // done by then (each counts down after its write).
+            if f.state.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let open = files.remove(&t.file);
+                if let Err(err) = finish_file(&f.path, open, &f.node, &f.state, self.metadata) {
+                    failure = Some(format!("{}: {err}", f.path.display()));
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Opens (creating when needed) a file to restore into, never following a symbolic link put
+/// in its place.
+fn open_for_writing(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().write(true).create(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)
+}
+
+/// Completes a file whose content is all written: creates it if no blob was written (empty or
+/// all holes), sizes it if it may end in a hole, and sets its metadata through the open file
+/// (`metadata`: `Some(running as root)`), then closes it.
+fn finish_file(
+    path: &Path,
+    open: Option<File>,
+    node: &Node,
+    state: &FileState,
+    metadata: Option<bool>,
+) -> std::io::Result<()> {
+    let file = match open {
+        Some(f) => f,
+        None => open_for_writing(path)?,
+    };
+    if state.hole.load(Ordering::Relaxed) || node.content.is_empty() {
+        file.set_len(node.size)?;
+    }
+    if let Some(is_root) = metadata {
+        // Ownership first: chown clears the set-id bits chmod then sets.
+        if is_root {
+            std::os::unix::fs::fchown(&file, Some(node.uid), Some(node.gid))?;
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(node.mode & 0o7777))?;
+        filetime::set_file_handle_times(&file, Some(to_filetime(node.atime)), Some(to_filetime(node.mtime)))?;
+    }
+    state.finished.store(true, Ordering::Release);
+    Ok(())
+}
+
 /// Fetches one pack's needed blobs in coalesced ranges and writes them out.
 fn restore_pack(
     repo: &Repository,
     index: &Index,
     entries: &[&IndexEntry],
-    plan: &Plan,
-    written: &AtomicU64,
-    progress: &dyn Progress,
+    writer: &FileWriter<'_>,
 ) -> std::result::Result<(), PackFailure> {
     let Some(first) = entries.first() else { return Ok(()) };
     let pack = index.pack(first);
     let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
     let subkey = repo.master().subkey(&pack.salt);
-    let mut files: HashMap<usize, File> = HashMap::new();
+    let mut files = OpenFiles::new();
     let mut failed = Vec::new();
     let mut reason = String::new();
     let mut groups = coalesce(entries);
@@ -681,32 +803,9 @@ fn restore_pack(
                     continue;
                 }
             };
-            // All-zero blocks are left as holes: the file was sized with set_len.
-            let zero = plain.iter().all(|&b| b == 0);
-            for t in plan.blobs.get(&e.id).into_iter().flatten() {
-                if zero {
-                    continue;
-                }
-                let f = match files.entry(t.file) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        match OpenOptions::new().write(true).open(&plan.files[t.file].path) {
-                            Ok(f) => v.insert(f),
-                            Err(err) => {
-                                reason = format!("{}: {err}", plan.files[t.file].path.display());
-                                failed.push(e.id);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                if let Err(err) = f.write_all_at(&plain, t.offset) {
-                    reason = format!("{}: {err}", plan.files[t.file].path.display());
-                    failed.push(e.id);
-                    continue;
-                }
-                written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                progress.bytes_restored(plain.len() as u64);
+            if let Err(why) = writer.place(&mut files, &e.id, &plain) {
+                reason = why;
+                failed.push(e.id);
             }
         }
     }
