@@ -551,7 +551,9 @@ pub fn run_path(
 /// level's trees are fetched as blobs are restored: grouped by pack, neighbours coalesced into
 /// one ranged request, the requests side by side. A restore from a distant store then waits
 /// about one round trip per level, not one per directory (a 45 000-file tree has 2 250
-/// directories in 7 levels). (The trees are held until the plan is made; the plan itself holds
+/// directories in 7 levels), and the trees just before the root in its pack come with the
+/// root's own request ([`fetch_window`]), which for a new snapshot is most of them. (The trees
+/// are held until the plan is made; the plan itself holds
 /// every file's node, so this does not change how memory grows.) A tree that fails to load is
 /// left out, and the planner's own load reports it where it is needed.
 fn prefetch_trees(
@@ -561,9 +563,10 @@ fn prefetch_trees(
     pool: &rayon::ThreadPool,
 ) -> HashMap<BlobId, Tree> {
     let mut trees: HashMap<BlobId, Tree> = HashMap::new();
+    let window = root.and_then(|id| fetch_window(repo, index, &id));
     let mut level: Vec<BlobId> = root.into_iter().collect();
     while !level.is_empty() {
-        let loaded = pool.install(|| load_trees(repo, index, &level));
+        let loaded = pool.install(|| load_trees(repo, index, &level, window.as_ref()));
         let mut next = Vec::new();
         for (id, tree) in loaded {
             next.extend(tree.nodes.iter().filter(|n| n.kind == NodeKind::Dir).filter_map(|n| n.subtree));
@@ -577,19 +580,64 @@ fn prefetch_trees(
     trees
 }
 
-/// Fetches and decodes the trees `ids` (distinct) in as few ranged requests as
-/// [`coalesce`] allows, side by side; trees that cannot be read are left out.
-fn load_trees(repo: &Repository, index: &Index, ids: &[BlobId]) -> Vec<(BlobId, Tree)> {
-    let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
-    for e in ids.iter().filter_map(|id| index.get(id)) {
-        by_pack.entry(e.pack()).or_default().push(e);
+/// Bytes of a pack fetched ahead: the [`MAX_REQUEST`] bytes that end with the root tree.
+struct Window {
+    pack: u32,
+    start: u64,
+    data: bytes::Bytes,
+}
+
+impl Window {
+    /// The sealed bytes of `e`, if the window holds them.
+    fn get(&self, e: &IndexEntry) -> Option<&[u8]> {
+        if e.pack() != self.pack {
+            return None;
+        }
+        let from = usize::try_from(u64::from(e.offset).checked_sub(self.start)?).ok()?;
+        self.data.get(from..from.checked_add(e.length as usize)?)
     }
+}
+
+/// Fetches the root tree with the bytes before it in its pack. A backup writes a directory's
+/// trees before the directory's own (the root last), so the trees of a snapshot's new and
+/// changed directories sit just before its root: with them in hand, the levels below wait for
+/// no round trip at all (a 45 000-file tree's 5 MiB of trees arrive in one request). `None` if
+/// the root is not in the index or the read fails (the levels are then fetched as usual).
+fn fetch_window(repo: &Repository, index: &Index, root: &BlobId) -> Option<Window> {
+    let e = index.get(root)?;
+    let end = u64::from(e.offset) + u64::from(e.length);
+    let start = end.saturating_sub(MAX_REQUEST).min(u64::from(e.offset));
+    let key = ObjectKey::new(ObjectKind::Pack, index.pack(e).id.0);
+    let data = repo.store().get_range_cacheable(&key, start..end).ok()?;
+    Some(Window { pack: e.pack(), start, data })
+}
+
+/// Opens and decodes one tree from its sealed bytes.
+fn open_tree(repo: &Repository, index: &Index, e: &IndexEntry, sealed: &[u8]) -> Option<(BlobId, Tree)> {
+    let plain = repo.open_entry(index, e, sealed).ok()?;
+    Some((e.id, Tree::decode(&e.id, &plain).ok()?))
+}
+
+/// Fetches and decodes the trees `ids` (distinct): those in `window` from it, the others in as
+/// few ranged requests as [`coalesce`] allows, side by side. Trees that cannot be read are left
+/// out.
+fn load_trees(repo: &Repository, index: &Index, ids: &[BlobId], window: Option<&Window>) -> Vec<(BlobId, Tree)> {
+    let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
+    let mut held: Vec<(&IndexEntry, &[u8])> = Vec::new();
+    for e in ids.iter().filter_map(|id| index.get(id)) {
+        match window.and_then(|w| w.get(e)) {
+            Some(sealed) => held.push((e, sealed)),
+            None => by_pack.entry(e.pack()).or_default().push(e),
+        }
+    }
+    let mut out: Vec<(BlobId, Tree)> =
+        held.par_iter().filter_map(|(e, sealed)| open_tree(repo, index, e, sealed)).collect();
     let mut groups = Vec::new();
     for entries in by_pack.values_mut() {
         entries.sort_by_key(|e| e.offset);
         groups.extend(coalesce(entries));
     }
-    groups
+    let mut fetched: Vec<(BlobId, Tree)> = groups
         .par_iter()
         .filter_map(|group| {
             let first = group.first()?;
@@ -605,13 +653,13 @@ fn load_trees(repo: &Repository, index: &Index, ids: &[BlobId]) -> Vec<(BlobId, 
             group.iter().filter_map(move |e| {
                 let from = usize::try_from(u64::from(e.offset) - start).ok()?;
                 let sealed = data.get(from..from.checked_add(e.length as usize)?)?;
-                let plain = repo.open_entry(index, e, sealed).ok()?;
-                Some((e.id, Tree::decode(&e.id, &plain).ok()?))
+                open_tree(repo, index, e, sealed)
             })
         })
-        .collect()
+        .collect::<Vec<_>>();
+    out.append(&mut fetched);
+    out
 }
-
 /// The blobs to fetch, grouped by pack number and sorted by offset.
 fn group_by_pack<'i>(index: &'i Index, blobs: &HashMap<BlobId, Vec<Target>>) -> Vec<(u32, Vec<&'i IndexEntry>)> {
     let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
