@@ -145,6 +145,15 @@ impl<S: Store> Store for FaultyStore<S> {
             self.inner.get_range(key, range.clone()).map(|d| self.shorten(d))
         })
     }
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.request(&format!("get_range {key} {range:?}"), || {
+            self.inner.get_range_into(key, range.clone(), buf)?;
+            if buf.len() > 1 && self.roll(self.config.short_reads) {
+                buf.truncate(buf.len() / 2);
+            }
+            Ok(())
+        })
+    }
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
         self.request(&format!("list {kind:?}"), || self.inner.list(kind))
     }

@@ -475,6 +475,13 @@ impl ObjectStoreBackend {
 /// a restore's CPU in `perf record`, plus the page faults of touching the buffer twice); here
 /// the kernel writes into the fresh buffer directly.
 fn read_local_range(path: &std::path::Path, range: Range<u64>) -> Result<Bytes, StoreError> {
+    let mut buf = Vec::new();
+    read_local_range_into(path, range, &mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// [`read_local_range`] into `buf`, reusing its allocation.
+fn read_local_range_into(path: &std::path::Path, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
     use std::io::{Read, Seek, SeekFrom};
     let io_err = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => StoreError::NotFound(path.display().to_string()),
@@ -484,9 +491,10 @@ fn read_local_range(path: &std::path::Path, range: Range<u64>) -> Result<Bytes, 
         .map_err(|_| StoreError::Permanent(format!("{}: range too large", path.display())))?;
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     file.seek(SeekFrom::Start(range.start)).map_err(io_err)?;
-    let mut buf = Vec::with_capacity(len);
-    file.take(len as u64).read_to_end(&mut buf).map_err(io_err)?;
-    Ok(Bytes::from(buf))
+    buf.clear();
+    buf.reserve(len);
+    file.take(len as u64).read_to_end(buf).map_err(io_err)?;
+    Ok(())
 }
 
 impl Store for ObjectStoreBackend {
@@ -516,6 +524,22 @@ impl Store for ObjectStoreBackend {
             return Err(StoreError::Permanent(format!("short read: {} of {want} bytes", got.len())));
         }
         Ok(got)
+    }
+
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        let want = range.end - range.start;
+        match &self.local_root {
+            Some(root) => read_local_range_into(&root.join(key.path()), range, buf)?,
+            None => {
+                let got = self.get_range(key, range)?;
+                buf.clear();
+                buf.extend_from_slice(&got);
+            }
+        }
+        if buf.len() as u64 != want {
+            return Err(StoreError::Permanent(format!("short read: {} of {want} bytes", buf.len())));
+        }
+        Ok(())
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
