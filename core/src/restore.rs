@@ -31,7 +31,10 @@ use crate::tree::{Node, NodeKind, Time, Tree};
 /// Ranges of one pack closer than this are fetched in one request.
 const COALESCE_GAP: u64 = 1 << 20;
 /// Largest single ranged request (bounds memory: one request per restore thread in flight).
-const MAX_REQUEST: u64 = 8 << 20;
+/// Half a default pack (16 MiB) and the overshoot of its last chunk: a full pack (17 MB of
+/// media, say) then takes two requests, where 8 MiB made it two and a small third, and each
+/// request costs a round trip to a distant store.
+const MAX_REQUEST: u64 = 9 << 20;
 
 /// Where and what to restore.
 #[derive(Debug, Clone)]
