@@ -111,6 +111,45 @@ pub fn open(
     Ok(plain)
 }
 
+/// [`open`] without allocating: decrypts `sealed` where it lies and, for a compressed blob,
+/// decompresses into `scratch` (reused from blob to blob). Returns the plaintext, a part of
+/// `sealed` or of `scratch`; the same checks as [`open`].
+///
+/// # Errors
+/// As [`open`].
+#[allow(clippy::too_many_arguments)]
+pub fn open_in_place<'a>(
+    master: &MasterKey,
+    key: &SealKey,
+    kind: BlobKind,
+    id: BlobId,
+    codec: Codec,
+    raw_len: u32,
+    sealed: &'a mut [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8]> {
+    let what = || format!("{kind:?} blob {id}");
+    if raw_len > MAX_BLOB_LEN {
+        return Err(Error::corrupt(what(), "recorded length too large"));
+    }
+    let payload = key.open_in_place(sealed, &aad(kind, &id)).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    let plain: &[u8] = match codec {
+        Codec::None => payload,
+        Codec::Zstd => {
+            compress::decompress_zstd_into(payload, raw_len as usize, scratch)
+                .map_err(|e| Error::corrupt(what(), e.to_string()))?;
+            scratch
+        }
+    };
+    if plain.len() != raw_len as usize {
+        return Err(Error::corrupt(what(), format!("length {} where {raw_len} was recorded", plain.len())));
+    }
+    if master.blob_id(plain) != id {
+        return Err(Error::corrupt(what(), "content does not match its id"));
+    }
+    Ok(plain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +167,31 @@ mod tests {
             assert!(open(&m, &k, BlobKind::Tree, id, s.codec, s.raw_len, &s.bytes).is_err());
             let other = m.blob_id(b"other");
             assert!(open(&m, &k, BlobKind::Data, other, s.codec, s.raw_len, &s.bytes).is_err());
+        }
+    }
+
+    /// `open_in_place` gives what `open` gives, and refuses what it refuses.
+    #[test]
+    fn open_in_place_matches_open() {
+        let m = MasterKey::generate();
+        let k = m.subkey(&random_salt());
+        let mut scratch = Vec::new();
+        for plain in [vec![], vec![1u8; 10_000], (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()] {
+            let id = m.blob_id(&plain);
+            let s = seal(&k, BlobKind::Data, id, &plain, 3);
+            let mut bytes = s.bytes.clone();
+            let got = open_in_place(&m, &k, BlobKind::Data, id, s.codec, s.raw_len, &mut bytes, &mut scratch).unwrap();
+            assert_eq!(got, plain.as_slice());
+            let mut bytes = s.bytes.clone();
+            assert!(open_in_place(&m, &k, BlobKind::Tree, id, s.codec, s.raw_len, &mut bytes, &mut scratch).is_err());
+            let mut bytes = s.bytes.clone();
+            let wrong_len = s.raw_len + 1;
+            assert!(open_in_place(&m, &k, BlobKind::Data, id, s.codec, wrong_len, &mut bytes, &mut scratch).is_err());
+            let mut bytes = s.bytes.clone();
+            if let Some(b) = bytes.last_mut() {
+                *b ^= 1;
+            }
+            assert!(open_in_place(&m, &k, BlobKind::Data, id, s.codec, s.raw_len, &mut bytes, &mut scratch).is_err());
         }
     }
 

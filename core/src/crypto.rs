@@ -223,6 +223,33 @@ impl SealKey {
             .map_err(|_| CryptoError::Authentication)?;
         Ok(plain)
     }
+
+    /// [`SealKey::open`] without a copy: decrypts `sealed` (`nonce ‖ ciphertext ‖ tag`) where
+    /// it lies and returns the plaintext, a part of it. On failure `sealed` is left overwritten.
+    ///
+    /// # Errors
+    /// As [`SealKey::open`].
+    pub fn open_in_place<'a>(&self, sealed: &'a mut [u8], aad: &[u8]) -> Result<&'a [u8], CryptoError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(CryptoError::TooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+        let body = rest.len() - TAG_LEN;
+        let (ciphertext, tag) = rest.split_at_mut(body);
+        let nonce = <[u8; NONCE_LEN]>::try_from(&*nonce).map_err(|_| CryptoError::Authentication)?;
+        let tag = <[u8; TAG_LEN]>::try_from(&*tag).map_err(|_| CryptoError::Authentication)?;
+        let plain = self
+            .cipher
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                Tag::from(tag),
+                ciphertext,
+                0..,
+            )
+            .map_err(|_| CryptoError::Authentication)?;
+        Ok(plain)
+    }
 }
 
 #[cfg(test)]

@@ -208,7 +208,15 @@ impl Repository {
     /// [`Error::WrongPassword`] if no key file opens; [`Error::UnsupportedVersion`] for another
     /// format version; store and corruption errors naming the object.
     pub fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
-        let config_bytes = store.get(&ObjectKey::CONFIG).map_err(|e| match e {
+        // The config and the key files are fetched side by side: one round trip fewer to a
+        // distant store.
+        let (config_bytes, keys) = std::thread::scope(|s| {
+            let keys = s.spawn(|| Self::fetch_keys(&*store));
+            let config = store.get(&ObjectKey::CONFIG);
+            let keys = keys.join().unwrap_or_else(|_| Err(Error::Internal("key fetch panicked".into())));
+            (config, keys)
+        });
+        let config_bytes = config_bytes.map_err(|e| match e {
             StoreError::NotFound(_) => {
                 Error::NotFound(format!("repository at {} (no config object; run `cairn init`)", store.describe()))
             }
@@ -222,13 +230,12 @@ impl Repository {
                 supported: FORMAT_VERSION,
             });
         }
-        let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        let keys = keys?;
         if keys.is_empty() {
             return Err(Error::NotFound("key files (the repository has none)".into()));
         }
         let mut last_invalid = None;
-        for info in keys {
-            let data = store.get(&info.key).map_err(store_err(info.key))?;
+        for (info, data) in keys {
             let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
             match attempt {
                 Ok(master) => match Config::decode(&master, &config_bytes) {
@@ -252,6 +259,26 @@ impl Repository {
             }),
             None => Err(Error::WrongPassword),
         }
+    }
+
+    /// Lists the key files and fetches them, a few side by side.
+    fn fetch_keys(store: &dyn Store) -> Result<Vec<(crate::store::ObjectInfo, Bytes)>> {
+        let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(8) {
+            std::thread::scope(|s| {
+                let fetches: Vec<_> = batch
+                    .iter()
+                    .map(|info| s.spawn(move || store.get(&info.key).map_err(store_err(info.key))))
+                    .collect();
+                for (info, fetch) in batch.iter().zip(fetches) {
+                    let data = fetch.join().map_err(|_| Error::Internal("key fetch panicked".into()))??;
+                    out.push((info.clone(), data));
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(out)
     }
 
     /// The store.
@@ -541,8 +568,18 @@ impl Repository {
             self.store.get_range(&key, range)
         }
         .map_err(store_err(key))?;
+        self.open_entry(index, entry, &sealed)
+    }
+
+    /// Opens a blob's sealed bytes, read from the pack its index entry names: authenticated,
+    /// decompressed and checked against its id.
+    ///
+    /// # Errors
+    /// Corruption errors naming the pack.
+    pub fn open_entry(&self, index: &Index, entry: &IndexEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let pack = index.pack(entry);
         let subkey = self.master.subkey(&pack.salt);
-        blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, &sealed)
+        blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, sealed)
             .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))
     }
 

@@ -150,6 +150,18 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As [`Store::get`]; a range past the end is an error.
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError>;
+    /// Reads a byte range into `buf`, replacing what it held and reusing its allocation: for a
+    /// restore thread reading range after range (fresh buffers cost page faults). The default
+    /// goes through [`Store::get_range`] and copies; a local store reads straight into `buf`.
+    ///
+    /// # Errors
+    /// As [`Store::get_range`].
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        let data = self.get_range(key, range)?;
+        buf.clear();
+        buf.extend_from_slice(&data);
+        Ok(())
+    }
     /// Reads a byte range that is worth caching locally (tree blobs): the same as
     /// [`Store::get_range`] unless a cache is in front.
     ///
@@ -184,6 +196,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         (**self).get_range_cacheable(key, range)
+    }
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        (**self).get_range_into(key, range, buf)
     }
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
         (**self).list(kind)

@@ -31,6 +31,10 @@ fn conformance(store: &dyn Store) {
     assert_eq!(store.get(&ka).unwrap(), a);
     assert_eq!(store.get_range(&ka, 6..12).unwrap(), Bytes::from_static(b"object"));
     assert_eq!(store.get_range_cacheable(&ka, 0..5).unwrap(), Bytes::from_static(b"first"));
+    // Into a buffer: what it held is replaced, whatever its size.
+    let mut buf = b"left over from an earlier, longer read".to_vec();
+    store.get_range_into(&ka, 6..12, &mut buf).unwrap();
+    assert_eq!(buf, b"object");
     // Create-only: an existing name is never overwritten.
     match store.put(&ka, Bytes::from_static(b"other bytes")) {
         Err(StoreError::AlreadyExists) => {}
@@ -62,6 +66,7 @@ fn conformance(store: &dyn Store) {
     let missing = key(ObjectKind::Index, b"missing");
     assert!(matches!(store.get(&missing), Err(StoreError::NotFound(_))));
     assert!(matches!(store.get_range(&missing, 0..1), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get_range_into(&missing, 0..1, &mut buf), Err(StoreError::NotFound(_))));
     // Delete, and deleting again is fine.
     store.delete(&snaps[0]).unwrap();
     store.delete(&snaps[0]).unwrap();

@@ -86,6 +86,10 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.get_range(key, range)
     }
 
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.inner.get_range_into(key, range, buf)
+    }
+
     fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         let path = self.range_path(key, &range);
         if let Some(data) = Self::read(&path)

@@ -9,13 +9,14 @@
 //!   connection would), which the reader must detect;
 //! - `delay_ms=D`: every request waits D milliseconds (latency injection);
 //! - `seed=S`: seed of the random choices;
-//! - `trace=1`: every request is written to standard error as it starts (to count the round
-//!   trips a command makes).
+//! - `trace=1`: every request is written to standard error as it starts and again when it
+//!   ends, with the time since the store was opened, how long it took and the thread that made
+//!   it (to count the round trips a command makes and see which of them wait on each other).
 
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -71,26 +72,46 @@ pub struct FaultyStore<S> {
     requests: AtomicU64,
     puts: AtomicU64,
     rng: Mutex<StdRng>,
+    /// When the store was opened: trace times count from here.
+    opened: Instant,
 }
 
 impl<S: Store> FaultyStore<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, config: FaultConfig) -> Self {
         let rng = Mutex::new(StdRng::seed_from_u64(config.seed));
-        FaultyStore { inner, config, requests: AtomicU64::new(0), puts: AtomicU64::new(0), rng }
+        FaultyStore { inner, config, requests: AtomicU64::new(0), puts: AtomicU64::new(0), rng, opened: Instant::now() }
     }
 
     fn roll(&self, p: f64) -> bool {
         p > 0.0 && self.rng.lock().map(|mut r| r.gen_bool(p.clamp(0.0, 1.0))).unwrap_or(false)
     }
 
-    fn before(&self, what: &str) -> Result<(), StoreError> {
+    /// Runs one request: traced, delayed, perhaps failed, then `op`.
+    fn request<T>(&self, what: &str, op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let started = Instant::now();
+        if self.config.trace {
+            let thread = std::thread::current();
+            let thread = thread.name().unwrap_or("unnamed");
+            eprintln!("store request {n} start {:.3}s [{thread}]: {what}", self.seconds(started));
+        }
+        let result = self.before(n, what).and_then(|()| op());
+        if self.config.trace {
+            let outcome = if result.is_ok() { "ok" } else { "failed" };
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("store request {n} end {:.3}s {ms:.1} ms {outcome}: {what}", self.seconds(Instant::now()));
+        }
+        result
+    }
+
+    fn seconds(&self, at: Instant) -> f64 {
+        at.duration_since(self.opened).as_secs_f64()
+    }
+
+    fn before(&self, n: u64, what: &str) -> Result<(), StoreError> {
         if !self.config.delay.is_zero() {
             std::thread::sleep(self.config.delay);
-        }
-        let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.config.trace {
-            eprintln!("store request {n}: {what}");
         }
         if self.config.fail_nth == Some(n) {
             return Err(StoreError::Permanent(format!("injected permanent failure of request {n} ({what})")));
@@ -108,28 +129,36 @@ impl<S: Store> FaultyStore<S> {
 
 impl<S: Store> Store for FaultyStore<S> {
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
-        self.before(&format!("put {key}"))?;
-        let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
-            return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
-        }
-        self.inner.put(key, data)
+        self.request(&format!("put {key}"), || {
+            let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
+                return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
+            }
+            self.inner.put(key, data)
+        })
     }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-        self.before(&format!("get {key}"))?;
-        self.inner.get(key).map(|d| self.shorten(d))
+        self.request(&format!("get {key}"), || self.inner.get(key).map(|d| self.shorten(d)))
     }
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        self.before(&format!("get_range {key} {range:?}"))?;
-        self.inner.get_range(key, range).map(|d| self.shorten(d))
+        self.request(&format!("get_range {key} {range:?}"), || {
+            self.inner.get_range(key, range.clone()).map(|d| self.shorten(d))
+        })
+    }
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.request(&format!("get_range {key} {range:?}"), || {
+            self.inner.get_range_into(key, range.clone(), buf)?;
+            if buf.len() > 1 && self.roll(self.config.short_reads) {
+                buf.truncate(buf.len() / 2);
+            }
+            Ok(())
+        })
     }
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
-        self.before(&format!("list {kind:?}"))?;
-        self.inner.list(kind)
+        self.request(&format!("list {kind:?}"), || self.inner.list(kind))
     }
     fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.before(&format!("delete {key}"))?;
-        self.inner.delete(key)
+        self.request(&format!("delete {key}"), || self.inner.delete(key))
     }
     fn describe(&self) -> String {
         self.inner.describe()

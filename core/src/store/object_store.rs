@@ -31,6 +31,9 @@ pub struct ObjectStoreBackend {
     prefix: String,
     description: String,
     create_only: CreateOnly,
+    /// The repository's directory when it is on a local file system: ranged reads then go
+    /// straight to the file ([`read_local_range`]).
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// How a put is kept from replacing an object that is already there.
@@ -174,6 +177,7 @@ impl ObjectStoreBackend {
     /// [`StoreError::Permanent`] for an unknown scheme, a bad option, missing credentials or an
     /// unusable path.
     pub fn open(url: &str, opts: &BackendOptions) -> Result<Self, StoreError> {
+        let mut local_root = None;
         let (inner, prefix, create_only): (Arc<dyn ObjectStore>, String, CreateOnly) = if let Some(name) =
             url.strip_prefix("memory://")
         {
@@ -185,6 +189,7 @@ impl ObjectStoreBackend {
             let path = url.strip_prefix("file://").unwrap_or(url);
             std::fs::create_dir_all(path).map_err(|e| StoreError::Permanent(format!("{path}: {e}")))?;
             let fs = LocalFileSystem::new_with_prefix(path).map_err(map_err)?;
+            local_root = std::fs::canonicalize(path).ok();
             (Arc::new(fs), String::new(), CreateOnly::Native)
         } else {
             Self::open_remote(url, opts)?
@@ -194,7 +199,7 @@ impl ObjectStoreBackend {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Permanent(format!("starting the I/O runtime: {e}")))?;
-        Ok(ObjectStoreBackend { rt, inner, prefix, description: redact_userinfo(url), create_only })
+        Ok(ObjectStoreBackend { rt, inner, prefix, description: redact_userinfo(url), create_only, local_root })
     }
 
     #[cfg(not(feature = "cloud"))]
@@ -465,6 +470,33 @@ impl ObjectStoreBackend {
     }
 }
 
+/// Reads `range` of a local file on the calling thread. object_store's local store hands each
+/// read to its runtime's blocking pool and zero-fills the buffer before reading into it (3 % of
+/// a restore's CPU in `perf record`, plus the page faults of touching the buffer twice); here
+/// the kernel writes into the fresh buffer directly.
+fn read_local_range(path: &std::path::Path, range: Range<u64>) -> Result<Bytes, StoreError> {
+    let mut buf = Vec::new();
+    read_local_range_into(path, range, &mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// [`read_local_range`] into `buf`, reusing its allocation.
+fn read_local_range_into(path: &std::path::Path, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound(path.display().to_string()),
+        _ => StoreError::Permanent(format!("{}: {e}", path.display())),
+    };
+    let len = usize::try_from(range.end.saturating_sub(range.start))
+        .map_err(|_| StoreError::Permanent(format!("{}: range too large", path.display())))?;
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    file.seek(SeekFrom::Start(range.start)).map_err(io_err)?;
+    buf.clear();
+    buf.reserve(len);
+    file.take(len as u64).read_to_end(buf).map_err(io_err)?;
+    Ok(())
+}
+
 impl Store for ObjectStoreBackend {
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
         let path = self.path(key);
@@ -484,11 +516,30 @@ impl Store for ObjectStoreBackend {
 
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         let want = range.end - range.start;
-        let got = self.rt.block_on(self.inner.get_range(&self.path(key), range)).map_err(map_err)?;
+        let got = match &self.local_root {
+            Some(root) => read_local_range(&root.join(key.path()), range)?,
+            None => self.rt.block_on(self.inner.get_range(&self.path(key), range)).map_err(map_err)?,
+        };
         if got.len() as u64 != want {
             return Err(StoreError::Permanent(format!("short read: {} of {want} bytes", got.len())));
         }
         Ok(got)
+    }
+
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        let want = range.end - range.start;
+        match &self.local_root {
+            Some(root) => read_local_range_into(&root.join(key.path()), range, buf)?,
+            None => {
+                let got = self.get_range(key, range)?;
+                buf.clear();
+                buf.extend_from_slice(&got);
+            }
+        }
+        if buf.len() as u64 != want {
+            return Err(StoreError::Permanent(format!("short read: {} of {want} bytes", buf.len())));
+        }
+        Ok(())
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {

@@ -82,6 +82,9 @@ impl<S: Store> Store for RetryStore<S> {
     fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         self.retry(|_| self.inner.get_range_cacheable(key, range.clone()))
     }
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        self.retry(|_| self.inner.get_range_into(key, range.clone(), buf))
+    }
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
         self.retry(|_| self.inner.list(kind))
     }
