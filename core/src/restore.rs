@@ -35,6 +35,14 @@ const COALESCE_GAP: u64 = 1 << 20;
 /// media, say) then takes two requests, where 8 MiB made it two and a small third, and each
 /// request costs a round trip to a distant store.
 const MAX_REQUEST: u64 = 9 << 20;
+/// The same for a local repository, where a request costs no round trip: each restore thread
+/// holds a buffer this large.
+const LOCAL_MAX_REQUEST: u64 = 2 << 20;
+
+/// The largest ranged request worth making to `repo`'s store.
+fn max_request(repo: &Repository) -> u64 {
+    if repo.store().is_remote() { MAX_REQUEST } else { LOCAL_MAX_REQUEST }
+}
 
 /// Where and what to restore.
 #[derive(Debug, Clone)]
@@ -49,8 +57,8 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Snapshot filters for `latest`.
     pub filter: SnapshotFilter,
-    /// Worker threads (0 = cores, at least 8: a thread waiting on a download leaves its core to
-    /// the others).
+    /// Worker threads (0 = cores, and at least 8 for a remote store, whose downloads wait on the
+    /// network, or 4 for a local one).
     pub threads: usize,
 }
 
@@ -409,7 +417,8 @@ pub fn run_path(
     let sub = sub.unwrap_or(Path::new("/"));
     let start = find_node(repo, &index, &snapshot, sub)?;
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(8)
+        let at_least = if repo.store().is_remote() { 8 } else { 4 };
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(at_least)
     } else {
         opts.threads
     };
@@ -609,7 +618,7 @@ impl Window {
 fn fetch_window(repo: &Repository, index: &Index, root: &BlobId) -> Option<Window> {
     let e = index.get(root)?;
     let end = u64::from(e.offset) + u64::from(e.length);
-    let start = end.saturating_sub(MAX_REQUEST).min(u64::from(e.offset));
+    let start = end.saturating_sub(max_request(repo)).min(u64::from(e.offset));
     let key = ObjectKey::new(ObjectKind::Pack, index.pack(e).id.0);
     let data = repo.store().get_range_cacheable(&key, start..end).ok()?;
     Some(Window { pack: e.pack(), start, data })
@@ -638,7 +647,7 @@ fn load_trees(repo: &Repository, index: &Index, ids: &[BlobId], window: Option<&
     let mut groups = Vec::new();
     for entries in by_pack.values_mut() {
         entries.sort_by_key(|e| e.offset);
-        groups.extend(coalesce(entries));
+        groups.extend(coalesce(entries, max_request(repo)));
     }
     let mut fetched: Vec<(BlobId, Tree)> = groups
         .par_iter()
@@ -689,9 +698,9 @@ thread_local! {
 }
 
 /// Splits one pack's entries (sorted by offset) into runs close enough together to be fetched
-/// in one ranged request each, no larger than [`MAX_REQUEST`] (a blob larger than that is a
-/// run of its own).
-fn coalesce<'e, 'i>(entries: &'e [&'i IndexEntry]) -> Vec<&'e [&'i IndexEntry]> {
+/// in one ranged request each, no larger than `max` (a blob larger than that is a run of its
+/// own).
+fn coalesce<'e, 'i>(entries: &'e [&'i IndexEntry], max: u64) -> Vec<&'e [&'i IndexEntry]> {
     let mut groups = Vec::new();
     let mut i = 0;
     while i < entries.len() {
@@ -701,7 +710,7 @@ fn coalesce<'e, 'i>(entries: &'e [&'i IndexEntry]) -> Vec<&'e [&'i IndexEntry]> 
         while j < entries.len() {
             let e = entries[j];
             let e_end = u64::from(e.offset) + u64::from(e.length);
-            if u64::from(e.offset) > end + COALESCE_GAP || e_end - start > MAX_REQUEST {
+            if u64::from(e.offset) > end + COALESCE_GAP || e_end - start > max {
                 break;
             }
             end = end.max(e_end);
@@ -825,7 +834,7 @@ fn restore_pack(
     let mut files = OpenFiles::new();
     let mut failed = Vec::new();
     let mut reason = String::new();
-    let mut groups = coalesce(entries);
+    let mut groups = coalesce(entries, max_request(repo));
     // This thread's buffers, reused from range to range and pack to pack: a fresh 8 MiB
     // buffer per range cost page faults (9 % of a tree restore's samples with the decryption
     // and decompression buffers).

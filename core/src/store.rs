@@ -182,6 +182,12 @@ pub trait Store: Send + Sync {
     fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
     /// A description for messages (the URL, without credentials).
     fn describe(&self) -> String;
+    /// Whether every request costs a network round trip, so the engine should keep many in
+    /// flight and make each one large: a remote URL ([`is_remote`]), or a store that adds
+    /// latency on purpose (the latency benchmark's stand-in for one).
+    fn is_remote(&self) -> bool {
+        is_remote(&self.describe())
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -208,6 +214,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn is_remote(&self) -> bool {
+        (**self).is_remote()
     }
 }
 
@@ -283,6 +292,23 @@ mod tests {
         for remote in ["s3://bucket/prefix", "gs://b", "az://container/p", "https://dav.example/repo"] {
             assert!(is_remote(remote), "{remote}");
         }
+    }
+
+    #[test]
+    fn a_store_that_adds_latency_counts_as_remote_through_every_layer() {
+        let local =
+            object_store::ObjectStoreBackend::open("memory://", &object_store::BackendOptions::default()).unwrap();
+        assert!(!local.is_remote());
+        let plain = fault::FaultyStore::new(local, "fail_rate=0.1".parse().unwrap());
+        assert!(!plain.is_remote());
+        let local =
+            object_store::ObjectStoreBackend::open("memory://", &object_store::BackendOptions::default()).unwrap();
+        let delayed = fault::FaultyStore::new(local, "delay_ms=20".parse().unwrap());
+        let layered: std::sync::Arc<dyn Store> = std::sync::Arc::new(cache::CachedStore::new(
+            retry::RetryStore::new(std::sync::Arc::new(delayed), retry::RetryPolicy::default()),
+            std::env::temp_dir().join("cairn-is-remote-test"),
+        ));
+        assert!(layered.is_remote());
     }
 
     #[test]

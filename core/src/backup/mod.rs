@@ -736,7 +736,7 @@ pub fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> 
         drop(job_rx);
         scope.spawn(move || s.packer(&blob_rx, &pack_tx, &spare_rx));
         let uploaders = match opts.uploads {
-            0 if crate::store::is_remote(&s.repo.store().describe()) => UPLOADERS_REMOTE,
+            0 if s.repo.store().is_remote() => UPLOADERS_REMOTE,
             0 => UPLOADERS_LOCAL,
             n => n,
         };

@@ -129,4 +129,7 @@ impl<S: Store> Store for CachedStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
 }

@@ -163,4 +163,7 @@ impl<S: Store> Store for FaultyStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn is_remote(&self) -> bool {
+        self.config.delay > Duration::ZERO || self.inner.is_remote()
+    }
 }

@@ -94,4 +94,7 @@ impl<S: Store> Store for RetryStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
 }
