@@ -413,8 +413,8 @@ impl Run<'_> {
         Ok(DatasetInfo { name, description })
     }
 
-    /// Backs `root` up and restores it with cairn twice: as is, then with `latency_ms` added to
-    /// every store request. Each restore is checked against the source.
+    /// Backs `root` up and restores it (twice, keeping the faster) with cairn: as is, then with
+    /// `latency_ms` added to every store request. Each restore is checked against the source.
     fn latency(&mut self, name: &'static str, root: &Path, bytes: u64, expected: &[u8; 32]) -> Result<LatencyFigure> {
         let delay = self.opts.latency_ms;
         let (program, version) = self.cairn();
@@ -427,11 +427,21 @@ impl Run<'_> {
                 t.extra_env.push(("CAIRN_TEST_FAULTS".into(), format!("delay_ms={delay}").into()));
             }
             let backup = self.measured(&t.backup(&[root.to_path_buf()]), &format!("{name} cairn backup {label}"))?;
-            let target = self.restore_dir()?;
-            let restore = self.measured(&t.restore(&target), &format!("{name} cairn restore {label}"))?;
-            if tree_digest(&Tool::restored(&target, root))? != *expected {
-                bail!("cairn: the restored {name} with {label} differs from the source");
+            // A restore takes well under a second here, so one run is at the mercy of whatever
+            // else the machine does: the figure is the better of two, each checked.
+            let mut restore: Option<Usage> = None;
+            for _ in 0..2 {
+                let target = self.restore_dir()?;
+                let run = self.measured(&t.restore(&target), &format!("{name} cairn restore {label}"))?;
+                if tree_digest(&Tool::restored(&target, root))? != *expected {
+                    bail!("cairn: the restored {name} with {label} differs from the source");
+                }
+                restore = Some(match restore {
+                    Some(best) if best.wall <= run.wall => best,
+                    _ => run,
+                });
             }
+            let restore = restore.ok_or_else(|| anyhow::anyhow!("no restore ran"))?;
             let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
             self.say(&format!("  backup {:.2} s, restore {:.2} s", backup.wall, restore.wall));
             usages.push((backup, restore));
