@@ -1,0 +1,361 @@
+//! Restore fetching and writing: trees a level at a time, data blobs grouped by pack in
+//! coalesced ranged requests, decrypted and written by the pool's threads.
+
+use super::*;
+
+/// Ranges of one pack closer than this are fetched in one request.
+pub(super) const COALESCE_GAP: u64 = 1 << 20;
+/// Largest single ranged request (bounds memory: one request per restore thread in flight).
+/// Half a default pack (16 MiB) and the overshoot of its last chunk: a full pack (17 MB of
+/// media, say) then takes two requests, where 8 MiB made it two and a small third, and each
+/// request costs a round trip to a distant store.
+pub(super) const MAX_REQUEST: u64 = 9 << 20;
+/// The same for a local repository, where a request costs no round trip: each restore thread
+/// holds a buffer this large.
+pub(super) const LOCAL_MAX_REQUEST: u64 = 2 << 20;
+
+/// The largest ranged request worth making to `repo`'s store.
+pub(super) fn max_request(repo: &Repository) -> u64 {
+    if repo.store().is_remote() { MAX_REQUEST } else { LOCAL_MAX_REQUEST }
+}
+
+/// Loads every tree below `root` before planning. The trees just before the root in its pack
+/// come with the root's own request ([`fetch_window`]); for a new snapshot that is most of
+/// them. The others are fetched a level of the hierarchy at a time, as data blobs are:
+/// grouped by pack, neighbours coalesced into one ranged request, the requests side by side.
+/// A restore from a distant store then waits a round trip per level at most, never one per
+/// directory (a 45 000-file tree has 2 250 directories in 7 levels). (The trees are held until
+/// the plan is made; the plan itself holds every file's node, so this does not change how
+/// memory grows.) A tree that fails to load is left out, and the planner's own load reports
+/// it where it is needed.
+pub(super) fn prefetch_trees(
+    repo: &Repository,
+    index: &Index,
+    root: Option<BlobId>,
+    pool: &rayon::ThreadPool,
+) -> HashMap<BlobId, Tree> {
+    let mut trees: HashMap<BlobId, Tree> = HashMap::new();
+    let window = root.and_then(|id| fetch_window(repo, index, &id));
+    let mut level: Vec<BlobId> = root.into_iter().collect();
+    while !level.is_empty() {
+        let loaded = pool.install(|| load_trees(repo, index, &level, window.as_ref()));
+        let mut next = Vec::new();
+        for (id, tree) in loaded {
+            next.extend(tree.nodes.iter().filter(|n| n.kind == NodeKind::Dir).filter_map(|n| n.subtree));
+            trees.insert(id, tree);
+        }
+        next.sort_unstable();
+        next.dedup();
+        next.retain(|id| !trees.contains_key(id));
+        level = next;
+    }
+    trees
+}
+
+/// Bytes of a pack fetched ahead: the [`MAX_REQUEST`] bytes that end with the root tree.
+pub(super) struct Window {
+    pub(super) pack: u32,
+    pub(super) start: u64,
+    pub(super) data: bytes::Bytes,
+}
+
+impl Window {
+    /// The sealed bytes of `e`, if the window holds them.
+    pub(super) fn get(&self, e: &IndexEntry) -> Option<&[u8]> {
+        if e.pack() != self.pack {
+            return None;
+        }
+        let from = usize::try_from(u64::from(e.offset).checked_sub(self.start)?).ok()?;
+        self.data.get(from..from.checked_add(e.length as usize)?)
+    }
+}
+
+/// Fetches the root tree with the bytes before it in its pack. A backup writes a directory's
+/// trees before the directory's own (the root last), so the trees of a snapshot's new and
+/// changed directories sit just before its root: with them in hand, the levels below wait for
+/// no round trip at all (a 45 000-file tree's 5 MiB of trees arrive in one request). `None` if
+/// the root is not in the index or the read fails (the levels are then fetched as usual).
+pub(super) fn fetch_window(repo: &Repository, index: &Index, root: &BlobId) -> Option<Window> {
+    let e = index.get(root)?;
+    let end = u64::from(e.offset) + u64::from(e.length);
+    let start = end.saturating_sub(max_request(repo)).min(u64::from(e.offset));
+    let key = ObjectKey::new(ObjectKind::Pack, index.pack(e).id.0);
+    let data = repo.store().get_range_cacheable(&key, start..end).ok()?;
+    Some(Window { pack: e.pack(), start, data })
+}
+
+/// Opens and decodes one tree from its sealed bytes.
+pub(super) fn open_tree(repo: &Repository, index: &Index, e: &IndexEntry, sealed: &[u8]) -> Option<(BlobId, Tree)> {
+    let plain = repo.open_entry(index, e, sealed).ok()?;
+    Some((e.id, Tree::decode(&e.id, &plain).ok()?))
+}
+
+/// Fetches and decodes the trees `ids` (distinct): those in `window` from it, the others in as
+/// few ranged requests as [`coalesce`] allows, side by side. Trees that cannot be read are left
+/// out.
+pub(super) fn load_trees(
+    repo: &Repository,
+    index: &Index,
+    ids: &[BlobId],
+    window: Option<&Window>,
+) -> Vec<(BlobId, Tree)> {
+    let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
+    let mut held: Vec<(&IndexEntry, &[u8])> = Vec::new();
+    for e in ids.iter().filter_map(|id| index.get(id)) {
+        match window.and_then(|w| w.get(e)) {
+            Some(sealed) => held.push((e, sealed)),
+            None => by_pack.entry(e.pack()).or_default().push(e),
+        }
+    }
+    let mut out: Vec<(BlobId, Tree)> =
+        held.par_iter().filter_map(|(e, sealed)| open_tree(repo, index, e, sealed)).collect();
+    let mut groups = Vec::new();
+    for entries in by_pack.values_mut() {
+        entries.sort_by_key(|e| e.offset);
+        groups.extend(coalesce(entries, max_request(repo)));
+    }
+    let mut fetched: Vec<(BlobId, Tree)> = groups
+        .par_iter()
+        .filter_map(|group| {
+            let first = group.first()?;
+            let key = ObjectKey::new(ObjectKind::Pack, index.pack(first).id.0);
+            let range = span(group);
+            let start = range.start;
+            let data = repo.store().get_range_cacheable(&key, range).ok()?;
+            Some((*group, start, data))
+        })
+        .collect::<Vec<_>>()
+        .par_iter()
+        .flat_map_iter(|(group, start, data)| {
+            group.iter().filter_map(move |e| {
+                let from = usize::try_from(u64::from(e.offset) - start).ok()?;
+                let sealed = data.get(from..from.checked_add(e.length as usize)?)?;
+                open_tree(repo, index, e, sealed)
+            })
+        })
+        .collect::<Vec<_>>();
+    out.append(&mut fetched);
+    out
+}
+
+/// The blobs to fetch, grouped by pack number and sorted by offset.
+pub(super) fn group_by_pack<'i>(
+    index: &'i Index,
+    blobs: &HashMap<BlobId, Vec<Target>>,
+) -> Vec<(u32, Vec<&'i IndexEntry>)> {
+    let mut by_pack: HashMap<u32, Vec<&IndexEntry>> = HashMap::new();
+    for id in blobs.keys() {
+        if let Some(e) = index.get(id) {
+            by_pack.entry(e.pack()).or_default().push(e);
+        }
+    }
+    let mut out: Vec<_> = by_pack.into_iter().collect();
+    for (_, v) in &mut out {
+        v.sort_by_key(|e| e.offset);
+    }
+    // Biggest packs first, so the last ones to finish are small.
+    out.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    out
+}
+
+pub(super) type PackFailure = (String, Vec<BlobId>);
+
+thread_local! {
+    /// A restore thread's read buffer and decompression scratch ([`restore_pack`]).
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Splits one pack's entries (sorted by offset) into runs close enough together to be fetched
+/// in one ranged request each, no larger than `max` (a blob larger than that is a run of its
+/// own).
+pub(super) fn coalesce<'e, 'i>(entries: &'e [&'i IndexEntry], max: u64) -> Vec<&'e [&'i IndexEntry]> {
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let start = u64::from(entries[i].offset);
+        let mut end = start + u64::from(entries[i].length);
+        let mut j = i + 1;
+        while j < entries.len() {
+            let e = entries[j];
+            let e_end = u64::from(e.offset) + u64::from(e.length);
+            if u64::from(e.offset) > end + COALESCE_GAP || e_end - start > max {
+                break;
+            }
+            end = end.max(e_end);
+            j += 1;
+        }
+        groups.push(&entries[i..j]);
+        i = j;
+    }
+    groups
+}
+
+/// The bytes of the pack a run of entries (sorted by offset) covers.
+pub(super) fn span(group: &[&IndexEntry]) -> std::ops::Range<u64> {
+    let start = group.first().map_or(0, |e| u64::from(e.offset));
+    let end = group.iter().map(|e| u64::from(e.offset) + u64::from(e.length)).max().unwrap_or(start);
+    start..end
+}
+
+/// What the restore threads share to write files.
+pub(super) struct FileWriter<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) written: &'a AtomicU64,
+    pub(super) progress: &'a dyn Progress,
+    /// Set each file's metadata as soon as its content is written (`Some(running as root)`);
+    /// `None` with --verify, which checks the content first.
+    pub(super) metadata: Option<bool>,
+}
+
+/// The open files of one pack's restore, by file number.
+pub(super) type OpenFiles = HashMap<usize, File>;
+
+impl FileWriter<'_> {
+    /// Writes one blob's plaintext to every place it goes (all-zero blobs are left as holes),
+    /// finishing each file it completes. On failure, returns why.
+    pub(super) fn place(&self, files: &mut OpenFiles, id: &BlobId, plain: &[u8]) -> std::result::Result<(), String> {
+        // All-zero blocks are left as holes ([`finish_file`] sizes the file).
+        let zero = plain.iter().all(|&b| b == 0);
+        let mut failure = None;
+        for t in self.plan.blobs.get(id).into_iter().flatten() {
+            let f = &self.plan.files[t.file];
+            if zero {
+                f.state.hole.store(true, Ordering::Relaxed);
+            } else {
+                let file = match files.entry(t.file) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => match open_for_writing(&f.path) {
+                        Ok(file) => v.insert(file),
+                        Err(err) => {
+                            failure = Some(format!("{}: {err}", f.path.display()));
+                            continue;
+                        }
+                    },
+                };
+                if let Err(err) = file.write_all_at(plain, t.offset) {
+                    failure = Some(format!("{}: {err}", f.path.display()));
+                    continue;
+                }
+                self.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                self.progress.bytes_restored(plain.len() as u64);
+            }
+            // The thread that places a file's last blob finishes it; the others' writes are
+            // done by then (each counts down after its write).
+            if f.state.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let open = files.remove(&t.file);
+                if let Err(err) = finish_file(&f.path, open, &f.node, &f.state, self.metadata) {
+                    failure = Some(format!("{}: {err}", f.path.display()));
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Opens (creating when needed) a file to restore into, never following a symbolic link put
+/// in its place.
+pub(super) fn open_for_writing(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().write(true).create(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)
+}
+
+/// Completes a file whose content is all written: creates it if no blob was written (empty or
+/// all holes), sizes it if it may end in a hole, and sets its metadata through the open file
+/// (`metadata`: `Some(running as root)`), then closes it.
+pub(super) fn finish_file(
+    path: &Path,
+    open: Option<File>,
+    node: &Node,
+    state: &FileState,
+    metadata: Option<bool>,
+) -> std::io::Result<()> {
+    let file = match open {
+        Some(f) => f,
+        None => open_for_writing(path)?,
+    };
+    if state.hole.load(Ordering::Relaxed) || node.content.is_empty() {
+        file.set_len(node.size)?;
+    }
+    if let Some(is_root) = metadata {
+        // Ownership first: chown clears the set-id bits chmod then sets.
+        if is_root {
+            std::os::unix::fs::fchown(&file, Some(node.uid), Some(node.gid))?;
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(node.mode & 0o7777))?;
+        filetime::set_file_handle_times(&file, Some(to_filetime(node.atime)), Some(to_filetime(node.mtime)))?;
+    }
+    state.finished.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Fetches one pack's needed blobs in coalesced ranges and writes them out.
+pub(super) fn restore_pack(
+    repo: &Repository,
+    index: &Index,
+    entries: &[&IndexEntry],
+    writer: &FileWriter<'_>,
+) -> std::result::Result<(), PackFailure> {
+    let Some(first) = entries.first() else { return Ok(()) };
+    let pack = index.pack(first);
+    let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+    let subkey = repo.master().subkey(&pack.salt);
+    let mut files = OpenFiles::new();
+    let mut failed = Vec::new();
+    let mut reason = String::new();
+    let mut groups = coalesce(entries, max_request(repo));
+    // This thread's buffers, reused from range to range and pack to pack: a fresh 8 MiB
+    // buffer per range cost page faults (9 % of a tree restore's samples with the decryption
+    // and decompression buffers).
+    BUFFERS.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let (buf, scratch) = &mut *guard;
+        while let Some(group) = groups.pop() {
+            let range = span(group);
+            let start = range.start;
+            if let Err(e) = repo.store().get_range_into(&key, range, buf) {
+                reason = format!("{key}: {e}");
+                if group.len() > 1 {
+                    // A merged request can fail for one bad part (a truncated pack): retry blob
+                    // by blob so the intact ones are still restored.
+                    groups.extend(group.chunks(1));
+                } else {
+                    failed.extend(group.iter().map(|e| e.id));
+                }
+                continue;
+            }
+            for e in group {
+                let from = (u64::from(e.offset) - start) as usize;
+                let Some(sealed) = buf.get_mut(from..from + e.length as usize) else {
+                    reason = format!("{key}: short read");
+                    failed.push(e.id);
+                    continue;
+                };
+                // The kind from the index: a chunk whose bytes equal a tree's encoding shares
+                // its blob.
+                let opened = crate::blob::open_in_place(
+                    repo.master(),
+                    &subkey,
+                    e.kind(),
+                    e.id,
+                    e.codec(),
+                    e.raw_len,
+                    sealed,
+                    scratch,
+                );
+                let plain = match opened {
+                    Ok(p) => p,
+                    Err(err) => {
+                        reason = format!("{key}: {err}");
+                        failed.push(e.id);
+                        continue;
+                    }
+                };
+                if let Err(why) = writer.place(&mut files, &e.id, plain) {
+                    reason = why;
+                    failed.push(e.id);
+                }
+            }
+        }
+    });
+    if failed.is_empty() { Ok(()) } else { Err((reason, failed)) }
+}
