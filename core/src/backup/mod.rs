@@ -49,7 +49,10 @@ use crate::source::StreamSource;
 use crate::store::{ObjectKey, ObjectKind, StoreError};
 use crate::tree::{Node, NodeKind, Time, Tree};
 
+mod files;
 mod walk;
+
+use files::{FileJob, FileOutcome, Results};
 
 use walk::{absolute_args, walk};
 
@@ -146,107 +149,6 @@ pub fn compile_globs(patterns: &[String]) -> Result<(GlobSet, GlobSet)> {
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
     m.lock().map_err(|_| Error::Internal("a backup thread panicked".into()))
-}
-
-/// The outcome of one file job.
-#[derive(Debug, Clone)]
-enum FileOutcome {
-    Done { content: Vec<BlobId>, hash: Digest, size: u64 },
-    Unreadable(String),
-}
-
-/// Results of file jobs, collected by the walker. Workers finish jobs in any order; the walker
-/// takes them per directory, usually without blocking (it only waits when it has nothing else
-/// to do), so a worker wakes it only when it is actually waiting.
-#[derive(Default)]
-struct Results {
-    state: Mutex<ResultsState>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct ResultsState {
-    outcomes: HashMap<u64, FileOutcome>,
-    /// The walker sleeps on `ready`; a put must wake it.
-    waiting: bool,
-}
-
-impl Results {
-    fn put(&self, id: u64, outcome: FileOutcome) {
-        let wake = match self.state.lock() {
-            Ok(mut s) => {
-                s.outcomes.insert(id, outcome);
-                s.waiting
-            }
-            Err(_) => true,
-        };
-        if wake {
-            self.ready.notify_all();
-        }
-    }
-
-    /// Whether every job of `ids` has its result.
-    fn all_done(&self, mut ids: impl Iterator<Item = u64>) -> Result<bool> {
-        let s = lock(&self.state)?;
-        Ok(ids.all(|id| s.outcomes.contains_key(&id)))
-    }
-
-    /// Waits for job `id`; `keep` leaves the result for later waiters (hard links).
-    fn wait(&self, id: u64, keep: bool, failed: &AtomicBool) -> Result<FileOutcome> {
-        let mut s = lock(&self.state)?;
-        loop {
-            let found = if keep { s.outcomes.get(&id).cloned() } else { s.outcomes.remove(&id) };
-            if let Some(o) = found {
-                s.waiting = false;
-                return Ok(o);
-            }
-            if failed.load(Ordering::SeqCst) {
-                s.waiting = false;
-                return Err(Error::Internal("backup aborted".into()));
-            }
-            s.waiting = true;
-            s = self
-                .ready
-                .wait_timeout(s, std::time::Duration::from_millis(200))
-                .map_err(|_| Error::Internal("a backup thread panicked".into()))?
-                .0;
-        }
-    }
-}
-
-/// A changed or new file for the workers.
-struct FileJob {
-    id: u64,
-    path: PathBuf,
-    size: u64,
-}
-
-/// Files up to this size (by their `lstat`) are read with one `read` into the worker's own
-/// buffer, then chunked, hashed, sealed and hashed whole on the worker's thread: handing a
-/// file this small to the rayon pool costs more in thread wake-ups than its bytes cost to
-/// store, and the workers already keep every core busy with different files. One maximal
-/// chunk, so at most a few chunks per file; larger files go through [`StreamBatcher`].
-const INLINE_MAX: u64 = 1 << 20;
-
-/// A worker's reusable buffers.
-#[derive(Default)]
-struct WorkerBuffers {
-    /// For files up to [`INLINE_MAX`]: grows to the largest such file plus one byte, once.
-    small: Vec<u8>,
-    /// A batch buffer of [`StreamBatcher`], for larger files.
-    batches: Vec<Vec<u8>>,
-}
-
-impl WorkerBuffers {
-    /// Keeps the largest of a batcher's buffers for the next file. A second one (up to a whole
-    /// batch plus a maximal chunk) is needed only while a file longer than a batch is read;
-    /// two held idle by every worker between such files cost more memory than allocating the
-    /// second again costs time.
-    fn keep_batch_buffer(batches: &mut Vec<Vec<u8>>, mut buffers: Vec<Vec<u8>>) {
-        buffers.sort_unstable_by_key(|b| std::cmp::Reverse(b.capacity()));
-        buffers.truncate(1);
-        *batches = buffers;
-    }
 }
 
 #[derive(Default)]
@@ -437,99 +339,6 @@ impl Session<'_> {
         Ok(Ok((content, Digest(*hasher.finalize().as_bytes()), size)))
     }
 
-    /// Reads and stores one file: a small one whole and on this thread ([`INLINE_MAX`]), a
-    /// larger one batch by batch through the rayon pool ([`Session::store_chunks`]).
-    fn store_file(
-        &self,
-        path: &Path,
-        size: u64,
-        buffers: &mut WorkerBuffers,
-        blobs: &Sender<SealedBlob>,
-    ) -> Result<FileOutcome> {
-        let unreadable = |e: std::io::Error| FileOutcome::Unreadable(format!("{}: {e}", path.display()));
-        let mut file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) => return Ok(unreadable(e)),
-        };
-        let outcome = if size <= INLINE_MAX {
-            let (len, whole) = match read_small(&mut file, &mut buffers.small, size) {
-                Ok(r) => r,
-                Err(e) => return Ok(unreadable(e)),
-            };
-            let data = &buffers.small[..len];
-            if whole {
-                let (content, hash) = self.store_inline(data, blobs)?;
-                return Ok(FileOutcome::Done { content, hash, size: len as u64 });
-            }
-            // The file grew since the walker saw it: what was read starts the stream.
-            self.store_read(data.chain(file), None, &mut buffers.batches, blobs)
-        } else {
-            self.store_read(file, Some(size), &mut buffers.batches, blobs)
-        };
-        Ok(match outcome? {
-            Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },
-            Err(e) => unreadable(e),
-        })
-    }
-
-    /// Stores what `source` holds (`size` bytes, when known) batch by batch through the pool,
-    /// with a file worker's batch buffers.
-    fn store_read<R: Read + Send>(
-        &self,
-        source: R,
-        size: Option<u64>,
-        batches: &mut Vec<Vec<u8>>,
-        blobs: &Sender<SealedBlob>,
-    ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>> {
-        let mut batcher = StreamBatcher::with_buffers(self.cutter.clone(), source, size, std::mem::take(batches));
-        let outcome = self.store_chunks(&mut batcher, FILE_BATCH_BYTES, blobs);
-        WorkerBuffers::keep_batch_buffer(batches, batcher.into_buffers());
-        outcome
-    }
-
-    /// Stores a whole small file held in memory, sequentially on the calling thread: the same
-    /// chunks, ids and whole-file hash [`Session::store_chunks`] computes, without the pool.
-    fn store_inline(&self, data: &[u8], blobs: &Sender<SealedBlob>) -> Result<(Vec<BlobId>, Digest)> {
-        let read = data.len() as u64;
-        self.counters.bytes_read.fetch_add(read, Ordering::Relaxed);
-        self.progress.bytes_read(read);
-        let mut content = Vec::with_capacity(1);
-        for (offset, len) in self.cutter.split(data) {
-            let chunk = &data[offset..offset + len];
-            let id = self.repo.master().blob_id(chunk);
-            if !self.known(&id) && lock(&self.pending)?.insert(id) {
-                let sealed = blob::seal(&self.key, BlobKind::Data, id, chunk, self.level);
-                self.counters.blobs_new.fetch_add(1, Ordering::Relaxed);
-                self.counters.bytes_new.fetch_add(u64::from(sealed.raw_len), Ordering::Relaxed);
-                blobs.send(sealed).map_err(|_| Error::Internal("packer stopped".into()))?;
-            }
-            content.push(id);
-        }
-        Ok((content, Digest(*blake3::hash(data).as_bytes())))
-    }
-
-    fn worker(&self, jobs: &Receiver<FileJob>, blobs: &Sender<SealedBlob>) {
-        let mut buffers = WorkerBuffers::default();
-        for job in jobs {
-            if self.failed.load(Ordering::SeqCst) {
-                self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
-                continue;
-            }
-            match self.store_file(&job.path, job.size, &mut buffers, blobs) {
-                Ok(outcome) => {
-                    if let FileOutcome::Done { size, .. } = &outcome {
-                        self.progress.file_done(&job.path, *size);
-                    }
-                    self.results.put(job.id, outcome);
-                }
-                Err(e) => {
-                    self.fail(e);
-                    self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
-                }
-            }
-        }
-    }
-
     /// Collects sealed blobs into packs (data and trees apart).
     fn packer(&self, blobs: &Receiver<SealedBlob>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
         let target = self.repo.config().pack_size as usize;
@@ -632,28 +441,6 @@ fn removed_while_running(id: crate::id::PackId) -> Error {
         reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run the backup again"
             .into(),
     }
-}
-
-/// Reads `file`, expected to hold `size` bytes, into `buf` with as few reads as it takes to see
-/// its end: one of `size + 1` bytes and one more that returns nothing. Returns the bytes read
-/// and whether that was the whole file (false when it holds more than `size + 1` bytes now).
-fn read_small(file: &mut impl Read, buf: &mut Vec<u8>, size: u64) -> std::io::Result<(usize, bool)> {
-    let want = usize::try_from(size).map_or(usize::MAX, |s| s.saturating_add(1));
-    if buf.len() < want {
-        // Exactly the size needed (no doubling), zeroing only the new part.
-        buf.reserve_exact(want - buf.len());
-        buf.resize(want, 0);
-    }
-    let mut len = 0;
-    while len < want {
-        match file.read(&mut buf[len..want]) {
-            Ok(0) => return Ok((len, true)),
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((len, false))
 }
 
 /// Runs a backup into `repo`.

@@ -392,6 +392,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::backup::files::{INLINE_MAX, WorkerBuffers, read_small};
     use crate::crypto::keyfile::KdfParams;
     use crate::progress::NoProgress;
     use crate::repo::InitOptions;
