@@ -39,8 +39,9 @@ pub struct GlobalArgs {
     /// Retries of a failed storage request (transient errors only).
     #[arg(long, default_value_t = 8, global = true)]
     pub retries: u32,
-    /// Storage requests in flight for uploads and restore downloads (0 = default: 4 uploads,
-    /// 8 restore downloads, or the number of cores if larger).
+    /// Storage requests in flight for uploads and restore downloads (0 = default: for a remote
+    /// repository 4 uploads and 8 restore downloads, for a local one 1 upload and 4 restore
+    /// threads; never fewer restore threads than cores).
     #[arg(long, default_value_t = 0, global = true)]
     pub connections: usize,
     /// Timeout of one storage request, in seconds.
