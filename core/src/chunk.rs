@@ -340,7 +340,7 @@ impl<R: Read> StreamBatcher<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -348,7 +348,8 @@ mod tests {
         ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 }
     }
 
-    fn data(len: usize, seed: u64) -> Vec<u8> {
+    /// `len` bytes of xorshift noise from `seed`: incompressible, and the same on every run.
+    pub(crate) fn data(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
         (0..len)
             .map(|_| {

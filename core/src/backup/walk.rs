@@ -393,6 +393,7 @@ mod tests {
 
     use super::*;
     use crate::backup::files::{INLINE_MAX, WorkerBuffers, read_small};
+    use crate::chunk::tests::data as noise;
     use crate::crypto::keyfile::KdfParams;
     use crate::progress::NoProgress;
     use crate::repo::InitOptions;
@@ -403,18 +404,6 @@ mod tests {
         let opts =
             InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
         Repository::init(store, b"password", &opts).unwrap()
-    }
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     /// Every file node under tree `id`, by path relative to it.
