@@ -85,7 +85,7 @@ pub fn seal(key: &SealKey, kind: BlobKind, id: BlobId, plain: &[u8], level: i32)
 }
 
 /// Opens a sealed blob: authenticates, decompresses under the recorded length, and checks the
-/// plaintext hashes to `id`.
+/// plaintext hashes to `id`. The checks are [`open_in_place`]'s, on a copy of `sealed`.
 ///
 /// # Errors
 /// [`Error::Corrupt`] naming the blob when any step fails.
@@ -98,17 +98,9 @@ pub fn open(
     raw_len: u32,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
-    let what = || format!("{kind:?} blob {id}");
-    if raw_len > MAX_BLOB_LEN {
-        return Err(Error::corrupt(what(), "recorded length too large"));
-    }
-    let payload = key.open(sealed, &aad(kind, &id)).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-    let plain =
-        compress::decompress(codec, payload, raw_len as usize).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-    if master.blob_id(&plain) != id {
-        return Err(Error::corrupt(what(), "content does not match its id"));
-    }
-    Ok(plain)
+    let mut buf = sealed.to_vec();
+    let mut scratch = Vec::new();
+    Ok(open_in_place(master, key, kind, id, codec, raw_len, &mut buf, &mut scratch)?.to_vec())
 }
 
 /// [`open`] without allocating: decrypts `sealed` where it lies and, for a compressed blob,
