@@ -50,7 +50,7 @@ struct Contexts {
 
 thread_local! {
     static CONTEXTS: RefCell<Option<Contexts>> = const { RefCell::new(None) };
-    /// Reused by every [`decompress`] on this thread (a context holds no state between frames).
+    /// Reused by every [`decompress_zstd_into`] on this thread (a context holds no state between frames).
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
@@ -94,40 +94,15 @@ pub fn compress(plain: &[u8], level: i32) -> Option<Vec<u8>> {
 /// # Errors
 /// [`CompressError`] for damaged frames or a length other than `expected_len`.
 pub fn decompress(codec: Codec, data: Vec<u8>, expected_len: usize) -> Result<Vec<u8>, CompressError> {
-    // zstd decodes an empty input as zero bytes, but every zstd payload Cairn writes is a whole
-    // frame (9 bytes at least): an empty one is damage, e.g. a flipped codec byte on an empty
-    // blob (fuzz target blob_tamper).
-    if codec == Codec::Zstd && data.is_empty() {
-        return Err(CompressError("empty zstd payload".into()));
-    }
-    let out = match codec {
-        Codec::None => data,
+    match codec {
+        Codec::None if data.len() == expected_len => Ok(data),
+        Codec::None => Err(CompressError(format!("length {} where {} was recorded", data.len(), expected_len))),
         Codec::Zstd => {
-            // Our frames record their content size: check it against the recorded length
-            // before reserving the output, so a wrong length costs no large allocation.
-            match zstd::zstd_safe::get_frame_content_size(&data) {
-                Ok(Some(n)) if n == expected_len as u64 => {}
-                Ok(Some(n)) => {
-                    return Err(CompressError(format!("frame holds {n} bytes where {expected_len} were recorded")));
-                }
-                Ok(None) | Err(_) => return Err(CompressError("frame without a valid content size".into())),
-            }
-            // One decompression context per thread: creating one per blob cost 7 % of a
-            // restore's CPU (`ZSTD_createDCtx` in `perf record`).
-            DECOMPRESSOR.with(|cell| {
-                let mut cell = cell.borrow_mut();
-                if cell.is_none() {
-                    *cell = Some(zstd::bulk::Decompressor::new().map_err(|e| CompressError(e.to_string()))?);
-                }
-                let d = cell.as_mut().ok_or_else(|| CompressError("no decompression context".into()))?;
-                d.decompress(&data, expected_len).map_err(|e| CompressError(e.to_string()))
-            })?
+            let mut out = Vec::new();
+            decompress_zstd_into(&data, expected_len, &mut out)?;
+            Ok(out)
         }
-    };
-    if out.len() != expected_len {
-        return Err(CompressError(format!("length {} where {} was recorded", out.len(), expected_len)));
     }
-    Ok(out)
 }
 
 /// [`decompress`] of a zstd payload into `out` (replacing what it held, reusing its
@@ -136,6 +111,9 @@ pub fn decompress(codec: Codec, data: Vec<u8>, expected_len: usize) -> Result<Ve
 /// # Errors
 /// As [`decompress`].
 pub fn decompress_zstd_into(data: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Result<(), CompressError> {
+    // zstd decodes an empty input as zero bytes, but every zstd payload Cairn writes is a whole
+    // frame (9 bytes at least): an empty one is damage, e.g. a flipped codec byte on an empty
+    // blob (fuzz target blob_tamper).
     if data.is_empty() {
         return Err(CompressError("empty zstd payload".into()));
     }
@@ -148,6 +126,8 @@ pub fn decompress_zstd_into(data: &[u8], expected_len: usize, out: &mut Vec<u8>)
     }
     out.clear();
     out.reserve(expected_len);
+    // One decompression context per thread: creating one per blob cost 7 % of a restore's CPU
+    // (`ZSTD_createDCtx` in `perf record`).
     DECOMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
