@@ -234,12 +234,27 @@ impl Repository {
         if keys.is_empty() {
             return Err(Error::NotFound("key files (the repository has none)".into()));
         }
+        // While the key is derived (a tenth of a second or more, on purpose), a distant store
+        // lists the snapshots and the index, which nearly every command reads next.
+        std::thread::scope(|s| {
+            s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
+            Self::unlock(&config_bytes, keys, password)
+        })
+        .map(|(master, config, key_id)| Repository { store, master, config, key_id })
+    }
+
+    /// Finds the key file among `keys` that `password` opens and that opens the config.
+    fn unlock(
+        config_bytes: &[u8],
+        keys: Vec<(crate::store::ObjectInfo, Bytes)>,
+        password: &[u8],
+    ) -> Result<(MasterKey, Config, KeyId)> {
         let mut last_invalid = None;
         for (info, data) in keys {
             let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
             match attempt {
-                Ok(master) => match Config::decode(&master, &config_bytes) {
-                    Ok(config) => return Ok(Repository { store, master, config, key_id: KeyId(info.key.id) }),
+                Ok(master) => match Config::decode(&master, config_bytes) {
+                    Ok(config) => return Ok((master, config, KeyId(info.key.id))),
                     // A key for another master key (left by an interrupted `init` that was run
                     // again): try the others.
                     Err(e) => {

@@ -188,6 +188,13 @@ pub trait Store: Send + Sync {
     fn is_remote(&self) -> bool {
         is_remote(&self.describe())
     }
+    /// Lists `kinds` now and keeps the listings for the next [`Store::list`] of each kind to
+    /// use, where that saves a round trip (the metadata cache of a remote store keeps them a
+    /// few seconds, until this store writes or deletes an object of the kind). Blocks while it
+    /// lists; the default does nothing.
+    fn list_ahead(&self, kinds: &[ObjectKind]) {
+        let _ = kinds;
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -217,6 +224,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn is_remote(&self) -> bool {
         (**self).is_remote()
+    }
+    fn list_ahead(&self, kinds: &[ObjectKind]) {
+        (**self).list_ahead(kinds);
     }
 }
 
@@ -270,9 +280,12 @@ pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, 
         Some(f) => std::sync::Arc::new(fault::FaultyStore::new(backend, f.clone())),
         None => std::sync::Arc::new(backend),
     };
+    // A store with latency added for a test or benchmark stands for a distant one, and is
+    // cached like one.
+    let remote = faulty.is_remote();
     let retried = retry::RetryStore::new(faulty, opts.retry);
     match &opts.cache_dir {
-        Some(root) if is_remote(url) => {
+        Some(root) if remote => {
             let dir = root.join(crate::id::Digest::of(url.as_bytes()).short());
             Ok(std::sync::Arc::new(cache::CachedStore::new(retried, dir)))
         }

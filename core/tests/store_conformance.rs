@@ -263,3 +263,43 @@ fn webdav_behind_cache_and_retry_conforms() {
         CachedStore::new(RetryStore::new(webdav("stack"), RetryPolicy::default()), cache.path().to_path_buf());
     conformance(&Arc::new(stacked));
 }
+
+/// A listing taken ahead (while a repository's key is derived) serves the next listing of its
+/// kind once, and never hides what this store itself wrote or deleted since.
+#[test]
+fn a_listing_taken_ahead_serves_once_and_never_hides_this_stores_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || ObjectStoreBackend::open(dir.path().to_str().unwrap(), &BackendOptions::default()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = CachedStore::new(open(), cache.path().to_path_buf());
+    let elsewhere = open();
+    let object = |n: u8| {
+        let d = Bytes::from(vec![n; 10]);
+        (key(ObjectKind::Snapshot, &d), d)
+    };
+    let (k1, d1) = object(1);
+    cached.put(&k1, d1).unwrap();
+    cached.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]);
+    // Another writer adds a snapshot after the listing was taken: the first listing is the one
+    // taken ahead, the next one is fresh.
+    let (k2, d2) = object(2);
+    elsewhere.put(&k2, d2).unwrap();
+    let names = |listed: Vec<cairn_core::store::ObjectInfo>| listed.into_iter().map(|i| i.key).collect::<Vec<_>>();
+    assert_eq!(names(cached.list(ObjectKind::Snapshot).unwrap()), vec![k1]);
+    assert_eq!(names(cached.list(ObjectKind::Snapshot).unwrap()).len(), 2);
+    // This store's own write of a kind drops the listing taken ahead of that kind.
+    cached.list_ahead(&[ObjectKind::Snapshot]);
+    let (k3, d3) = object(3);
+    cached.put(&k3, d3).unwrap();
+    assert!(names(cached.list(ObjectKind::Snapshot).unwrap()).contains(&k3));
+    // And its own delete.
+    cached.list_ahead(&[ObjectKind::Snapshot]);
+    cached.delete(&k1).unwrap();
+    assert!(!names(cached.list(ObjectKind::Snapshot).unwrap()).contains(&k1));
+    // A store without the cache lists afresh every time.
+    let plain = open();
+    plain.list_ahead(&[ObjectKind::Snapshot]);
+    let (k4, d4) = object(4);
+    elsewhere.put(&k4, d4).unwrap();
+    assert!(names(plain.list(ObjectKind::Snapshot).unwrap()).contains(&k4));
+}

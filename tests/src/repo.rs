@@ -165,6 +165,9 @@ impl TestRepo {
             cmd.env_remove(var);
         }
         cmd.env("CAIRN_PASSWORD", PASSWORD).arg("-r").arg(&self.repo).args(args).stdin(Stdio::null());
+        // A local repository given latency (`CAIRN_TEST_FAULTS=delay_ms=…`) is cached like a
+        // remote one: never in the home directory.
+        cmd.env("CAIRN_CACHE_DIR", self.scratch.path().join("cache"));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

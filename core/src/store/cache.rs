@@ -6,9 +6,17 @@
 //! object is checked against its name (BLAKE3) when read, and everything is authenticated again
 //! when opened, so a damaged cache is detected and refetched, never trusted. Entries of objects
 //! the store no longer lists are removed when the kind is listed.
+//!
+//! It also holds listings taken ahead of need ([`Store::prime_list`]): a repository being
+//! opened lists its snapshots and index while the password's key is derived, and the first
+//! listing of each kind that follows uses that one instead of waiting another round trip.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -19,12 +27,51 @@ use crate::id::Digest;
 pub struct CachedStore<S> {
     inner: S,
     dir: PathBuf,
+    /// Listings taken ahead, by kind, with when they were asked for.
+    primed: Mutex<HashMap<ObjectKind, (Instant, Vec<ObjectInfo>)>>,
+    /// Puts and deletes so far: a listing taken ahead while one ran may miss it.
+    changes: AtomicU64,
 }
+
+/// How long a listing taken ahead stands in for a new one: long enough to span a slow key
+/// derivation, short enough that it is as fresh as one taken when the command started.
+const PRIMED_FOR: Duration = Duration::from_secs(10);
 
 impl<S: Store> CachedStore<S> {
     /// Caches `inner` in `dir` (created when needed).
     pub fn new(inner: S, dir: PathBuf) -> Self {
-        CachedStore { inner, dir }
+        CachedStore { inner, dir, primed: Mutex::new(HashMap::new()), changes: AtomicU64::new(0) }
+    }
+
+    /// The listing of `kind` taken ahead, if there is a fresh one; it serves once.
+    fn take_primed(&self, kind: ObjectKind) -> Option<Vec<ObjectInfo>> {
+        let (at, listing) = self.primed.lock().ok()?.remove(&kind)?;
+        (at.elapsed() < PRIMED_FOR).then_some(listing)
+    }
+
+    /// Lists `kind` in the store, dropping cache entries of objects no longer there.
+    fn list_now(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
+        let listed = self.inner.list(kind)?;
+        if Self::cacheable(kind)
+            && let Ok(entries) = std::fs::read_dir(self.dir.join(kind.dir()))
+        {
+            let live: std::collections::HashSet<String> = listed.iter().map(|i| i.key.id.to_hex()).collect();
+            for e in entries.flatten() {
+                if !live.contains(&*e.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Forgets the listing of `kind` taken ahead: this store changes that kind (called before
+    /// and after the change, so a listing taken ahead meanwhile is not kept either).
+    fn unprime(&self, kind: ObjectKind) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut primed) = self.primed.lock() {
+            primed.remove(&kind);
+        }
     }
 
     fn cacheable(kind: ObjectKind) -> bool {
@@ -57,7 +104,10 @@ impl<S: Store> CachedStore<S> {
 
 impl<S: Store> Store for CachedStore<S> {
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
-        self.inner.put(key, data.clone())?;
+        self.unprime(key.kind);
+        let put = self.inner.put(key, data.clone());
+        self.unprime(key.kind);
+        put?;
         if Self::cacheable(key.kind) {
             Self::write(&self.path(key), &data);
         }
@@ -105,25 +155,20 @@ impl<S: Store> Store for CachedStore<S> {
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
-        let listed = self.inner.list(kind)?;
-        if Self::cacheable(kind)
-            && let Ok(entries) = std::fs::read_dir(self.dir.join(kind.dir()))
-        {
-            let live: std::collections::HashSet<String> = listed.iter().map(|i| i.key.id.to_hex()).collect();
-            for e in entries.flatten() {
-                if !live.contains(&*e.file_name().to_string_lossy()) {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
+        match self.take_primed(kind) {
+            Some(listed) => Ok(listed),
+            None => self.list_now(kind),
         }
-        Ok(listed)
     }
 
     fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.unprime(key.kind);
         if Self::cacheable(key.kind) {
             let _ = std::fs::remove_file(self.path(key));
         }
-        self.inner.delete(key)
+        let deleted = self.inner.delete(key);
+        self.unprime(key.kind);
+        deleted
     }
 
     fn describe(&self) -> String {
@@ -131,5 +176,22 @@ impl<S: Store> Store for CachedStore<S> {
     }
     fn is_remote(&self) -> bool {
         self.inner.is_remote()
+    }
+    fn list_ahead(&self, kinds: &[ObjectKind]) {
+        let at = Instant::now();
+        let changes = self.changes.load(Ordering::SeqCst);
+        let listed: Vec<_> = std::thread::scope(|s| {
+            let lists: Vec<_> = kinds.iter().map(|&kind| s.spawn(move || (kind, self.list_now(kind)))).collect();
+            lists.into_iter().filter_map(|l| l.join().ok()).collect()
+        });
+        if let Ok(mut primed) = self.primed.lock()
+            && self.changes.load(Ordering::SeqCst) == changes
+        {
+            for (kind, listing) in listed {
+                if let Ok(listing) = listing {
+                    primed.insert(kind, (at, listing));
+                }
+            }
+        }
     }
 }
