@@ -29,14 +29,18 @@ fn backup_and_restore_survive_ten_percent_transient_failures() {
     let faults = "fail_rate=0.1,seed=42";
     let out = with_faults(&repo, faults, args!["--json", "--retries", "20", "backup", &src]);
     out.success();
-    let target = repo.dir("restore");
-    with_faults(
-        &repo,
-        "fail_rate=0.1,seed=7",
-        args!["--retries", "20", "restore", "latest", "--verify", "--target", &target],
-    )
-    .success();
-    assert_trees_equal(&src, &restored(&target, &src));
+    // As from a local store (threads that read and decode), and from a distant one (a delay
+    // on every request: downloads side by side, here through two buffers, feeding decoders).
+    for (n, faults) in ["fail_rate=0.1,seed=7", "fail_rate=0.1,seed=8,delay_ms=1"].into_iter().enumerate() {
+        let target = repo.dir(&format!("restore-{n}"));
+        with_faults(
+            &repo,
+            faults,
+            args!["--retries", "20", "--connections", "2", "restore", "latest", "--verify", "--target", &target],
+        )
+        .success();
+        assert_trees_equal(&src, &restored(&target, &src));
+    }
     repo.run(args!["check", "--read-data"]).success();
 }
 
@@ -73,11 +77,13 @@ fn restore_with_short_reads_gives_exact_bytes_or_a_clear_error() {
     let repo = repo_with(&["--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
     let src = tree(&repo, "src", 3);
     repo.backup(args![&src]);
-    for seed in 0..3 {
+    // From a local store and from a distant one (a delay on every request), whose downloads
+    // are a stage of their own.
+    for (seed, delay) in (0..6).map(|seed| (seed, if seed % 2 == 0 { "" } else { ",delay_ms=1" })) {
         let target = repo.dir(&format!("restore-{seed}"));
         let out = with_faults(
             &repo,
-            &format!("short_reads=0.2,seed={seed}"),
+            &format!("short_reads=0.2,seed={seed}{delay}"),
             args!["--retries", "0", "restore", "latest", "--target", &target],
         );
         let restored_src = restored(&target, &src);

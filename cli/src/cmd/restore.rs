@@ -51,7 +51,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         excludes: args.excludes,
         verify: args.verify,
         filter: args.filter.filter(),
-        threads: global.connections,
+        connections: global.connections,
     };
     let progress = cairn_core::progress::NoProgress;
     let (snap, sub) = split_snapshot_arg(&args.snapshot)?;

@@ -1,22 +1,23 @@
-//! Restore fetching and writing: trees a level at a time, data blobs grouped by pack in
-//! coalesced ranged requests, decrypted and written by the pool's threads.
+//! Restore fetching and writing: trees a level at a time, then data blobs grouped by pack in
+//! coalesced ranged requests, downloaded side by side and decrypted and written by the pool's
+//! threads.
 
 use super::*;
 
 /// Ranges of one pack closer than this are fetched in one request.
 pub(super) const COALESCE_GAP: u64 = 1 << 20;
-/// Largest single ranged request (bounds memory: one request per restore thread in flight).
-/// Half a default pack (16 MiB) and the overshoot of its last chunk: a full pack (17 MB of
-/// media, say) then takes two requests, where 8 MiB made it two and a small third, and each
-/// request costs a round trip to a distant store.
-pub(super) const MAX_REQUEST: u64 = 9 << 20;
-/// The same for a local repository, where a request costs no round trip: each restore thread
-/// holds a buffer this large.
+/// Largest ranged request for trees from a remote store, and the bytes fetched with the root
+/// tree ([`fetch_window`]): half a default pack (16 MiB) and the overshoot of its last chunk.
+/// Trees are fetched a level at a time and each level waits for its slowest request, so few
+/// large requests beat many small ones.
+pub(super) const REMOTE_TREE_REQUEST: u64 = 9 << 20;
+/// Largest ranged request to a local store, where a request costs no round trip: each restore
+/// thread holds a buffer this large.
 pub(super) const LOCAL_MAX_REQUEST: u64 = 2 << 20;
 
-/// The largest ranged request worth making to `repo`'s store.
-pub(super) fn max_request(repo: &Repository) -> u64 {
-    if repo.store().is_remote() { MAX_REQUEST } else { LOCAL_MAX_REQUEST }
+/// The largest ranged request for trees worth making to `repo`'s store.
+pub(super) fn tree_request(repo: &Repository) -> u64 {
+    if repo.store().is_remote() { REMOTE_TREE_REQUEST } else { LOCAL_MAX_REQUEST }
 }
 
 /// Loads every tree below `root` before planning. The trees just before the root in its pack
@@ -52,7 +53,7 @@ pub(super) fn prefetch_trees(
     trees
 }
 
-/// Bytes of a pack fetched ahead: the [`MAX_REQUEST`] bytes that end with the root tree.
+/// Bytes of a pack fetched ahead: the [`tree_request`] bytes that end with the root tree.
 pub(super) struct Window {
     pub(super) pack: u32,
     pub(super) start: u64,
@@ -78,7 +79,7 @@ impl Window {
 pub(super) fn fetch_window(repo: &Repository, index: &Index, root: &BlobId) -> Option<Window> {
     let e = index.get(root)?;
     let end = u64::from(e.offset) + u64::from(e.length);
-    let start = end.saturating_sub(max_request(repo)).min(u64::from(e.offset));
+    let start = end.saturating_sub(tree_request(repo)).min(u64::from(e.offset));
     let key = ObjectKey::new(ObjectKind::Pack, index.pack(e).id.0);
     let data = repo.store().get_range_cacheable(&key, start..end).ok()?;
     Some(Window { pack: e.pack(), start, data })
@@ -112,7 +113,7 @@ pub(super) fn load_trees(
     let mut groups = Vec::new();
     for entries in by_pack.values_mut() {
         entries.sort_by_key(|e| e.offset);
-        groups.extend(coalesce(entries, max_request(repo)));
+        groups.extend(coalesce(entries, tree_request(repo)));
     }
     let mut fetched: Vec<(BlobId, Tree)> = groups
         .par_iter()
@@ -158,11 +159,9 @@ pub(super) fn group_by_pack<'i>(
     out
 }
 
-pub(super) type PackFailure = (String, Vec<BlobId>);
-
 thread_local! {
-    /// A restore thread's read buffer and decompression scratch ([`restore_pack`]).
-    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// A decoding thread's decompression scratch, reused from blob to blob.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Splits one pack's entries (sorted by offset) into runs close enough together to be fetched
@@ -288,74 +287,232 @@ pub(super) fn finish_file(
     Ok(())
 }
 
-/// Fetches one pack's needed blobs in coalesced ranges and writes them out.
-pub(super) fn restore_pack(
+/// How the data phase fetches: ranged requests in flight, their largest size, and the threads
+/// that decrypt, decompress and write what arrives.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Fetching {
+    /// Download threads, each keeping one request in flight; 0: each decoding thread reads
+    /// its own requests (a local store, where a read is a copy with no wait).
+    pub(super) in_flight: usize,
+    pub(super) max_request: u64,
+    pub(super) decoders: usize,
+}
+
+/// Requests in flight by default from a remote store. A request waits a round trip before its
+/// first byte, so keeping a distant store's throughput up takes many side by side: 16 ×
+/// 4.5 MiB per 20 ms round trip is 3.7 GB/s, more than two cores decode.
+const REMOTE_IN_FLIGHT: usize = 16;
+/// Largest ranged request to a remote store: a quarter of a default pack (16 MiB) and the
+/// overshoot of its last chunk, so a full pack takes four requests of the same size. Memory in
+/// flight is this times the requests in flight: smaller requests keep more of them going in
+/// the same memory, down to where the count of requests starts to cost.
+const REMOTE_MAX_REQUEST: u64 = (4 << 20) + (1 << 19);
+/// Threads that read and decode by default for a local store: reads there are copies out of
+/// the page cache or waits on a disk, which a second thread per core overlaps.
+const LOCAL_THREADS: usize = 4;
+
+impl Fetching {
+    /// The defaults for `repo`'s store; `connections`, when not 0, sets the requests in flight
+    /// (for a local store, the threads that each read and decode).
+    pub(super) fn for_repo(repo: &Repository, connections: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let pick = |default| if connections == 0 { default } else { connections };
+        if repo.store().is_remote() {
+            Fetching { in_flight: pick(REMOTE_IN_FLIGHT), max_request: REMOTE_MAX_REQUEST, decoders: cores }
+        } else {
+            Fetching { in_flight: 0, max_request: LOCAL_MAX_REQUEST, decoders: pick(LOCAL_THREADS.max(cores)) }
+        }
+    }
+}
+
+/// One pack's bytes, fetched and waiting for a decoder.
+struct Fetched<'e, 'i> {
+    /// Which of the packs (a position in the restore's list of them).
+    pack: usize,
+    /// The entries the bytes cover, sorted by offset.
+    group: &'e [&'i IndexEntry],
+    /// The bytes of the pack from the first entry's offset.
+    buf: Vec<u8>,
+}
+
+/// Fetches the blobs `by_pack` lists (grouped by pack, sorted by offset) and writes them out.
+///
+/// From a remote store, downloads and decoding are separate stages: `fetching.in_flight`
+/// threads each keep one coalesced ranged request going, into one of a fixed set of buffers,
+/// and hand the bytes to `fetching.decoders` tasks on `pool`, which authenticate, decompress
+/// and write them and give the buffer back. Round trips then overlap with decoding instead of
+/// idling a thread that could decode, and memory is the buffers: `in_flight + decoders` of at
+/// most `fetching.max_request` bytes. From a local store, each decoding task reads its own
+/// requests, and the bytes it decodes are the ones it just read.
+///
+/// Blobs that cannot be fetched or opened are reported to `fail` with the reason; every other
+/// blob is written.
+pub(super) fn restore_data(
     repo: &Repository,
     index: &Index,
-    entries: &[&IndexEntry],
+    by_pack: &[(u32, Vec<&IndexEntry>)],
     writer: &FileWriter<'_>,
-) -> std::result::Result<(), PackFailure> {
-    let Some(first) = entries.first() else { return Ok(()) };
-    let pack = index.pack(first);
-    let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
-    let subkey = repo.master().subkey(&pack.salt);
-    let mut files = OpenFiles::new();
-    let mut failed = Vec::new();
-    let mut reason = String::new();
-    let mut groups = coalesce(entries, max_request(repo));
-    // This thread's buffers, reused from range to range and pack to pack: a fresh 8 MiB
-    // buffer per range cost page faults (9 % of a tree restore's samples with the decryption
-    // and decompression buffers).
-    BUFFERS.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (buf, scratch) = &mut *guard;
-        while let Some(group) = groups.pop() {
-            let range = span(group);
-            let start = range.start;
-            if let Err(e) = repo.store().get_range_into(&key, range, buf) {
-                reason = format!("{key}: {e}");
-                if group.len() > 1 {
-                    // A merged request can fail for one bad part (a truncated pack): retry blob
-                    // by blob so the intact ones are still restored.
-                    groups.extend(group.chunks(1));
-                } else {
-                    failed.extend(group.iter().map(|e| e.id));
-                }
-                continue;
-            }
-            for e in group {
-                let from = (u64::from(e.offset) - start) as usize;
-                let Some(sealed) = buf.get_mut(from..from + e.length as usize) else {
-                    reason = format!("{key}: short read");
-                    failed.push(e.id);
-                    continue;
-                };
-                // The kind from the index: a chunk whose bytes equal a tree's encoding shares
-                // its blob.
-                let opened = crate::blob::open_in_place(
-                    repo.master(),
-                    &subkey,
-                    e.kind(),
-                    e.id,
-                    e.codec(),
-                    e.raw_len,
-                    sealed,
-                    scratch,
-                );
-                let plain = match opened {
-                    Ok(p) => p,
-                    Err(err) => {
-                        reason = format!("{key}: {err}");
-                        failed.push(e.id);
-                        continue;
+    pool: &rayon::ThreadPool,
+    fetching: Fetching,
+    fail: &(dyn Fn(String, &[&IndexEntry]) + Sync),
+) {
+    // The packs' first requests, then their second ones, and so on: requests side by side
+    // are then for different packs, mostly different files, and their writes do not queue on
+    // one file's lock.
+    let mut requests: Vec<(usize, usize, &[&IndexEntry])> = by_pack
+        .iter()
+        .enumerate()
+        .flat_map(|(n, (_, entries))| {
+            coalesce(entries, fetching.max_request).into_iter().enumerate().map(move |(k, g)| (k, n, g))
+        })
+        .collect();
+    requests.sort_by_key(|&(k, n, _)| (k, n));
+    let requests: Vec<(usize, &[&IndexEntry])> = requests.into_iter().map(|(_, n, g)| (n, g)).collect();
+    let keys: Vec<(ObjectKey, crate::crypto::SealKey)> = by_pack
+        .iter()
+        .filter_map(|(_, entries)| entries.first())
+        .map(|e| {
+            let pack = index.pack(e);
+            (ObjectKey::new(ObjectKind::Pack, pack.id.0), repo.master().subkey(&pack.salt))
+        })
+        .collect();
+    let keys = &keys;
+    let next = AtomicUsize::new(0);
+    let take = || requests.get(next.fetch_add(1, Ordering::Relaxed)).copied();
+    let decode_fetched = |mut f: Fetched<'_, '_>| {
+        decode(repo, &keys[f.pack], f.group, &mut f.buf, writer, fail);
+        f.buf
+    };
+    if fetching.in_flight == 0 {
+        pool.scope(|s| {
+            for _ in 0..fetching.decoders.max(1) {
+                s.spawn(|_| {
+                    let mut buf = Vec::new();
+                    while let Some((pack, group)) = take() {
+                        buf = download(repo, &keys[pack].0, pack, group, buf, &mut |f| decode_fetched(f), fail);
                     }
+                });
+            }
+        });
+        return;
+    }
+    // The buffers: each download's own, and one per decoder. Either channel can hold them all,
+    // so neither send waits.
+    let buffers = fetching.in_flight + fetching.decoders;
+    let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);
+    for _ in 0..fetching.decoders {
+        let _ = free_tx.send(Vec::new());
+    }
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<Fetched<'_, '_>>(buffers);
+    let mut spawn_error = None;
+    std::thread::scope(|s| {
+        for n in 0..fetching.in_flight {
+            let (full_tx, free_rx, take) = (full_tx.clone(), free_rx.clone(), &take);
+            let spawned = std::thread::Builder::new().name(format!("cairn-fetch-{n}")).spawn_scoped(s, move || {
+                // Hands the bytes over and waits for an empty buffer (the decoders give every
+                // buffer back, and hold at most one each).
+                let mut deliver = |f| {
+                    let _ = full_tx.send(f);
+                    free_rx.recv().unwrap_or_default()
                 };
-                if let Err(why) = writer.place(&mut files, &e.id, plain) {
-                    reason = why;
-                    failed.push(e.id);
+                let mut buf = Vec::new();
+                while let Some((pack, group)) = take() {
+                    buf = download(repo, &keys[pack].0, pack, group, buf, &mut deliver, fail);
                 }
+            });
+            if let Err(e) = spawned {
+                // Fewer downloads in flight: the others take the requests.
+                spawn_error.get_or_insert(e);
+            }
+        }
+        // The decoders stop when every download thread has ended and the queue is empty.
+        drop(full_tx);
+        pool.scope(|s| {
+            for _ in 0..fetching.decoders.max(1) {
+                let (full_rx, free_tx) = (full_rx.clone(), free_tx.clone());
+                s.spawn(move |_| {
+                    for fetched in full_rx {
+                        let _ = free_tx.send(decode_fetched(fetched));
+                    }
+                });
+            }
+        });
+    });
+    // Requests no thread took: none could be started.
+    if let Some(rest) = requests.get(next.load(Ordering::Relaxed).min(requests.len())..) {
+        let why = spawn_error.map_or_else(String::new, |e| e.to_string());
+        for (_, group) in rest {
+            fail(format!("cannot start a download thread: {why}"), group);
+        }
+    }
+}
+
+/// Fetches one coalesced run of a pack's entries into `buf` and hands it to `deliver`, which
+/// gives back a buffer for the next request. A merged request can fail for one bad part (a
+/// truncated pack): it is then retried blob by blob, so the intact ones are still restored.
+fn download<'e, 'i>(
+    repo: &Repository,
+    key: &ObjectKey,
+    pack: usize,
+    group: &'e [&'i IndexEntry],
+    mut buf: Vec<u8>,
+    deliver: &mut dyn FnMut(Fetched<'e, 'i>) -> Vec<u8>,
+    fail: &(dyn Fn(String, &[&IndexEntry]) + Sync),
+) -> Vec<u8> {
+    match repo.store().get_range_into(key, span(group), &mut buf) {
+        Ok(()) => deliver(Fetched { pack, group, buf }),
+        Err(_) if group.len() > 1 => {
+            for single in group.chunks(1) {
+                buf = download(repo, key, pack, single, buf, deliver, fail);
+            }
+            buf
+        }
+        Err(e) => {
+            fail(format!("{key}: {e}"), group);
+            buf
+        }
+    }
+}
+
+/// Opens each blob of `group` from the fetched bytes `buf` and writes it where it goes.
+fn decode(
+    repo: &Repository,
+    (key, subkey): &(ObjectKey, crate::crypto::SealKey),
+    group: &[&IndexEntry],
+    buf: &mut [u8],
+    writer: &FileWriter<'_>,
+    fail: &(dyn Fn(String, &[&IndexEntry]) + Sync),
+) {
+    let Some(start) = group.first().map(|e| u64::from(e.offset)) else { return };
+    let mut files = OpenFiles::new();
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        for e in group {
+            let from = (u64::from(e.offset) - start) as usize;
+            let Some(sealed) = buf.get_mut(from..from + e.length as usize) else {
+                fail(format!("{key}: short read"), std::slice::from_ref(e));
+                continue;
+            };
+            // The kind from the index: a chunk whose bytes equal a tree's encoding shares
+            // its blob.
+            let opened = crate::blob::open_in_place(
+                repo.master(),
+                subkey,
+                e.kind(),
+                e.id,
+                e.codec(),
+                e.raw_len,
+                sealed,
+                &mut scratch,
+            );
+            match opened {
+                Ok(plain) => {
+                    if let Err(why) = writer.place(&mut files, &e.id, plain) {
+                        fail(why, std::slice::from_ref(e));
+                    }
+                }
+                Err(err) => fail(format!("{key}: {err}"), std::slice::from_ref(e)),
             }
         }
     });
-    if failed.is_empty() { Ok(()) } else { Err((reason, failed)) }
 }

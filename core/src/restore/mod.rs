@@ -47,9 +47,9 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Snapshot filters for `latest`.
     pub filter: SnapshotFilter,
-    /// Worker threads (0 = cores, and at least 8 for a remote store, whose downloads wait on the
-    /// network, or 4 for a local one).
-    pub threads: usize,
+    /// Ranged requests in flight (0 = 16 for a remote store, whose requests wait on the
+    /// network, or 2 for a local one). Decoding takes a thread per core besides.
+    pub connections: usize,
 }
 
 impl RestoreOptions {
@@ -62,7 +62,7 @@ impl RestoreOptions {
             excludes: vec![],
             verify: false,
             filter: SnapshotFilter::default(),
-            threads: 0,
+            connections: 0,
         }
     }
 }
@@ -181,14 +181,10 @@ pub fn run_path(
     let index = index?;
     let sub = sub.unwrap_or(Path::new("/"));
     let start = find_node(repo, &index, &snapshot, sub)?;
-    let threads = if opts.threads == 0 {
-        let at_least = if repo.store().is_remote() { 8 } else { 4 };
-        std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(at_least)
-    } else {
-        opts.threads
-    };
+    let fetching = Fetching::for_repo(repo, opts.connections);
+    // The pool decodes, and fetches trees a request per thread.
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(fetching.decoders.max(fetching.in_flight))
         .thread_name(|i| format!("cairn-restore-{i}"))
         .build()
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
@@ -244,19 +240,16 @@ pub fn run_path(
     let by_pack = group_by_pack(&index, &plan.blobs);
     // With --verify, metadata waits until the content is checked.
     let writer = FileWriter { plan: &plan, written: &written, progress, metadata: (!opts.verify).then_some(is_root) };
-    pool.install(|| {
-        by_pack.par_iter().for_each(|(_, entries)| {
-            if let Err((reason, failed_blobs)) = restore_pack(repo, &index, entries, &writer)
-                && let Ok(mut bad) = bad_files.lock()
-            {
-                for id in failed_blobs {
-                    for t in plan.blobs.get(&id).into_iter().flatten() {
-                        bad.entry(t.file).or_insert_with(|| reason.clone());
-                    }
+    let fail = |reason: String, blobs: &[&IndexEntry]| {
+        if let Ok(mut bad) = bad_files.lock() {
+            for e in blobs {
+                for t in plan.blobs.get(&e.id).into_iter().flatten() {
+                    bad.entry(t.file).or_insert_with(|| reason.clone());
                 }
             }
-        });
-    });
+        }
+    };
+    restore_data(repo, &index, &by_pack, &writer, &pool, fetching, &fail);
     let bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
     let mut summary = RestoreSummary { snapshot: snap_id.to_string(), others: plan.others, ..Default::default() };
     // Remove failed files: nothing unreadable stays behind looking like good data.
@@ -278,11 +271,18 @@ pub fn run_path(
     };
     pool.install(|| {
         plan.files.par_iter().enumerate().filter(|(n, _)| !bad.contains_key(n)).for_each(|(n, f)| {
-            if !f.state.finished.load(Ordering::Acquire)
-                && let Err(e) = finish_file(&f.path, None, &f.node, &f.state, writer.metadata)
-            {
-                fail_late(n, e.to_string());
-                return;
+            if !f.state.finished.load(Ordering::Acquire) {
+                // Every blob of a file not listed as failed was written: a file still waiting for
+                // some would be finished with bytes missing. Never leave that looking like data.
+                let missing = f.state.remaining.load(Ordering::Acquire);
+                if missing > 0 {
+                    fail_late(n, format!("internal error: {missing} of its blocks were never written"));
+                    return;
+                }
+                if let Err(e) = finish_file(&f.path, None, &f.node, &f.state, writer.metadata) {
+                    fail_late(n, e.to_string());
+                    return;
+                }
             }
             if opts.verify {
                 if let Err(reason) = verify_file(&f.path, &f.node) {
