@@ -47,8 +47,9 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Snapshot filters for `latest`.
     pub filter: SnapshotFilter,
-    /// Ranged requests in flight (0 = 16 for a remote store, whose requests wait on the
-    /// network, or 2 for a local one). Decoding takes a thread per core besides.
+    /// Ranged requests in flight (0 = the default: for a remote store, whose requests wait on
+    /// the network, 16 downloads decoded by a thread per core; for a local one, 4 threads and
+    /// never fewer than cores, each reading and decoding its own requests).
     pub connections: usize,
 }
 
