@@ -12,9 +12,9 @@ fn snap(time: &str) -> SnapshotInfo {
 
 // ----- conformance --------------------------------------------------------
 
+/// The restic retention cases, kept with the tests (core/tests/data/retention/README.md).
 fn conformance_dir() -> PathBuf {
-    let in_tree = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance/retention"));
-    if in_tree.join("cases.json").is_file() { in_tree } else { PathBuf::from("/work/shared/conformance/retention") }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/retention"))
 }
 
 #[derive(Deserialize)]
