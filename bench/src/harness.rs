@@ -606,8 +606,8 @@ pub fn run(opts: &Options) -> Result<Results> {
             "  {}: per core {:.0} MB/s, {} cores {:.0} MB/s",
             s.kind.name(),
             s.per_core_limit() / 1e6,
-            num_cpus(),
-            s.limit(num_cpus()) / 1e6
+            crate::machine::num_cpus(),
+            s.limit(crate::machine::num_cpus()) / 1e6
         ));
     }
 
@@ -677,12 +677,6 @@ fn source_revision() -> String {
         }
         None => "unknown (not a git checkout)".into(),
     }
-}
-
-/// Cores available to this process.
-#[must_use]
-pub fn num_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Bytes of all files under `dir` (0 when it does not exist).

@@ -23,14 +23,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use cairn_core::blob::BlobKind;
-use cairn_core::compress::Codec;
+use cairn_core::Repository;
+use cairn_core::advanced::compress::Codec;
+use cairn_core::format::blob::BlobKind;
+use cairn_core::format::pack::PackEntry;
 use cairn_core::id::{BlobId, Digest, IndexId, PackId};
-use cairn_core::index::{INDEX_AAD, Index, IndexFile, IndexedPack};
-use cairn_core::pack::PackEntry;
-use cairn_core::repo::Repository;
 use cairn_core::store::ObjectKind;
 use cairn_core::store::object_store::{BackendOptions, ObjectStoreBackend};
+use cairn_core::{
+    advanced::index::Index,
+    format::index::{INDEX_AAD, IndexFile, IndexedPack},
+};
 use rayon::prelude::*;
 
 use crate::measure::{self, Input, Usage};

@@ -46,7 +46,7 @@ impl Machine {
             .unwrap_or(0)
             * 1024;
         Machine {
-            cores: crate::harness::num_cpus(),
+            cores: num_cpus(),
             cpu: field("model name"),
             features,
             memory,
@@ -62,4 +62,10 @@ pub fn load_average() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
         .unwrap_or(0.0)
+}
+
+/// Cores available to this process.
+#[must_use]
+pub fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }

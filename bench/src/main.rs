@@ -283,7 +283,7 @@ fn generate(g: Gen) -> Result<()> {
 }
 
 fn limit(a: &LimitArgs) -> Result<()> {
-    let cores = harness::num_cpus();
+    let cores = cairn_bench::machine::num_cpus();
     println!("stage rates in GB/s of input per core; limit = 1 / Σ(1/rate) per core, × {cores} cores");
     for kind in [DataKind::Text, DataKind::Random] {
         let t = match &a.criterion {

@@ -23,11 +23,11 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_core::blob::{BlobKind, SealedBlob};
-use cairn_core::chunk::{ChunkerParams, Cutter, StreamBatcher};
-use cairn_core::compress::{self, Codec};
-use cairn_core::crypto::{MasterKey, SealKey};
-use cairn_core::pack::PackWriter;
+use cairn_core::advanced::chunk::{ChunkerParams, Cutter, StreamBatcher};
+use cairn_core::advanced::compress::{self, Codec};
+use cairn_core::advanced::crypto::{MasterKey, SealKey};
+use cairn_core::format::blob::{BlobKind, SealedBlob};
+use cairn_core::format::pack::PackWriter;
 
 use crate::dataset::sql::Database;
 

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use cairn_core::repo::Repository;
+use cairn_core::Repository;
 use cairn_core::store::object_store::BackendOptions;
 use cairn_core::store::retry::RetryPolicy;
 use cairn_core::store::{OpenOptions, Store, default_cache_root};

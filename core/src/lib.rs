@@ -19,48 +19,42 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use cairn_core::{repo::{InitOptions, Repository}, store::object_store::ObjectStoreBackend};
+//! use cairn_core::{InitOptions, Repository, store::object_store::ObjectStoreBackend};
 //! let store = Arc::new(ObjectStoreBackend::open("memory://doctest", &Default::default()).unwrap());
 //! let mut opts = InitOptions::default();
-//! opts.kdf = cairn_core::crypto::keyfile::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+//! opts.kdf = cairn_core::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
 //! let repo = Repository::init(store.clone(), b"password", &opts).unwrap();
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("hello.txt"), b"hello, world").unwrap();
 //! let backup = cairn_core::backup::BackupOptions::for_paths(vec![dir.path().to_path_buf()]);
-//! let summary = cairn_core::backup::run(&repo, &backup, &cairn_core::progress::NoProgress).unwrap();
+//! let summary = cairn_core::backup::run(&repo, &backup, &cairn_core::NoProgress).unwrap();
 //! let target = tempfile::tempdir().unwrap();
 //! let restore = cairn_core::restore::RestoreOptions::new(target.path());
 //! let repo = Repository::open(store, b"password").unwrap();
-//! cairn_core::restore::run(&repo, &summary.snapshot.to_string(), &restore, &cairn_core::progress::NoProgress).unwrap();
+//! cairn_core::restore::run(&repo, &summary.snapshot.to_string(), &restore, &cairn_core::NoProgress).unwrap();
 //! let restored = target.path().join(dir.path().strip_prefix("/").unwrap()).join("hello.txt");
 //! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
 //! ```
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod backup;
-pub mod blob;
-pub mod check;
-pub mod chunk;
-pub mod compress;
-pub mod copy;
-pub mod crypto;
-pub mod error;
-pub mod id;
-pub mod index;
-pub mod inspect;
-pub mod pack;
-pub mod progress;
-pub mod prune;
-pub mod repair;
-pub mod repo;
-pub mod restore;
-#[allow(missing_docs)] // documented at the type level; field docs to come
-pub mod retention;
-pub mod snapshot;
-pub mod source;
-pub mod store;
-pub mod tree;
-pub mod writer;
+// The layers, each built on the ones before it only (docs/ARCHITECTURE.md).
 
-pub use error::{Error, ErrorKind, Result};
+pub mod format;
+mod foundation;
+mod operations;
+mod repository;
+
+pub mod advanced;
+
+pub use format::keyfile::KdfParams;
+pub use format::snapshot::{Snapshot, Summary};
+pub use format::tree::{Node, NodeKind, Time};
+pub use foundation::chunk::ChunkerParams;
+pub use foundation::error::{Error, ErrorKind, Result, StoreError};
+pub use foundation::id;
+pub use foundation::id::{BlobId, KeyId, PackId, SnapshotId};
+pub use foundation::progress::{NoProgress, Progress};
+pub use operations::{backup, check, copy, inspect, prune, repair, restore, retention};
+pub use repository::store;
+pub use repository::{InitOptions, Repository, SnapshotFilter};

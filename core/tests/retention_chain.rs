@@ -42,20 +42,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_core::KdfParams;
+use cairn_core::NoProgress;
+use cairn_core::advanced::chunk::ChunkerParams;
+use cairn_core::backup::source::StreamSource;
 use cairn_core::backup::{self, BackupOptions};
 use cairn_core::check::{self, ReadData};
-use cairn_core::chunk::ChunkerParams;
-use cairn_core::crypto::keyfile::KdfParams;
+use cairn_core::format::tree::NodeKind;
 use cairn_core::id::{BlobId, Digest, PackId, SnapshotId};
-use cairn_core::progress::NoProgress;
 use cairn_core::prune::{self, PruneOptions, PruneStats};
-use cairn_core::repo::{InitOptions, Repository};
 use cairn_core::restore::{self, RestoreOptions};
 use cairn_core::retention::{GroupBy, Policy, RetentionPlan, SnapshotInfo, Tier};
-use cairn_core::source::StreamSource;
 use cairn_core::store::object_store::ObjectStoreBackend;
 use cairn_core::store::{ObjectKey, ObjectKind, Store};
-use cairn_core::tree::NodeKind;
+use cairn_core::{InitOptions, Repository};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 

@@ -9,17 +9,17 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cairn_core::blob::{self, BlobKind};
-use cairn_core::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams};
-use cairn_core::compress::{self, Codec};
-use cairn_core::crypto::keyfile::{KdfParams, KeyFile};
-use cairn_core::crypto::random_salt;
+use cairn_core::format::blob::{self, BlobKind};
+use cairn_core::advanced::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams};
+use cairn_core::advanced::compress::{self, Codec};
+use cairn_core::{KdfParams, format::keyfile::KeyFile};
+use cairn_core::advanced::crypto::random_salt;
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
-use cairn_core::index::{IndexFile, IndexedPack};
-use cairn_core::pack::{PackEntry, PackWriter, encode_header};
-use cairn_core::repo::{Config, FORMAT_VERSION};
-use cairn_core::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
-use cairn_core::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
+use cairn_core::format::index::{IndexFile, IndexedPack};
+use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
+use cairn_core::format::config::{Config, FORMAT_VERSION};
+use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
 use cairn_fuzz::{BLOB_SALT, PASSWORD, cbor, master, stored_config};
 
 fn corpus_dir() -> PathBuf {

@@ -6,8 +6,8 @@
 //! accepted blob is exactly `raw_len` bytes long and hashes to `id`.
 #![no_main]
 
-use cairn_core::blob::{self, BlobKind};
-use cairn_core::compress::Codec;
+use cairn_core::format::blob::{self, BlobKind};
+use cairn_core::advanced::compress::Codec;
 use cairn_core::id::{BlobId, Digest};
 use cairn_fuzz::{BLOB_SALT, Input, master};
 use libfuzzer_sys::fuzz_target;

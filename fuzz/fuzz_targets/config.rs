@@ -13,8 +13,8 @@
 
 use std::sync::OnceLock;
 
-use cairn_core::chunk::{CHUNKER_FASTCDC_2020_SEEDED, Cutter};
-use cairn_core::repo::{FORMAT_VERSION, decode_stored};
+use cairn_core::advanced::chunk::{CHUNKER_FASTCDC_2020_SEEDED, Cutter};
+use cairn_core::format::config::{FORMAT_VERSION, decode_stored};
 use cairn_fuzz::{cbor, master, stored_config};
 use libfuzzer_sys::fuzz_target;
 

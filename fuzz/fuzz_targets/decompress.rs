@@ -10,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cairn_core::compress::{Codec, decompress};
+use cairn_core::advanced::compress::{Codec, decompress};
 use cairn_fuzz::Input;
 use libfuzzer_sys::fuzz_target;
 

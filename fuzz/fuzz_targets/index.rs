@@ -6,7 +6,7 @@
 #![no_main]
 
 use cairn_core::id::IndexId;
-use cairn_core::index::IndexFile;
+use cairn_core::format::index::IndexFile;
 use cairn_fuzz::master;
 use libfuzzer_sys::fuzz_target;
 

@@ -5,7 +5,7 @@
 //! with the seed password either fails or yields a key that wraps and unwraps again.
 #![no_main]
 
-use cairn_core::crypto::keyfile::{KdfParams, KeyFile};
+use cairn_core::{KdfParams, format::keyfile::KeyFile};
 use cairn_fuzz::PASSWORD;
 use libfuzzer_sys::fuzz_target;
 

@@ -9,9 +9,9 @@
 //! (`length ≥ 28`); the encoding is canonical (`encode_header(decode_header(p)) == p`).
 #![no_main]
 
-use cairn_core::crypto::{SALT_LEN, SEAL_OVERHEAD};
+use cairn_core::advanced::crypto::{SALT_LEN, SEAL_OVERHEAD};
 use cairn_core::id::{Digest, PackId};
-use cairn_core::pack::{PackEntry, decode_header, encode_header, read_header};
+use cairn_core::format::pack::{PackEntry, decode_header, encode_header, read_header};
 use cairn_fuzz::{Input, master};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@
 #![no_main]
 
 use cairn_core::id::SnapshotId;
-use cairn_core::snapshot::Snapshot;
+use cairn_core::format::snapshot::Snapshot;
 use cairn_fuzz::{cbor, master};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 #![no_main]
 
 use cairn_core::id::BlobId;
-use cairn_core::tree::Tree;
+use cairn_core::format::tree::Tree;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! Every target that needs a key uses [`master`], a fixed master key, so the committed seeds
 //! (sealed under it) open and the fuzzer starts from inputs that get past authentication.
 
-use cairn_core::crypto::MasterKey;
+use cairn_core::advanced::crypto::MasterKey;
 
 /// The fixed master key of every target and seed.
 #[must_use]
@@ -18,14 +18,14 @@ pub const BLOB_SALT: [u8; 16] = [0xa5; 16];
 pub const PASSWORD: &[u8] = b"fuzz";
 
 /// Associated data of the sealed config (FORMAT.md §Config). Spelled out here because the
-/// constant is private to `cairn_core::repo`; the config seeds only open if the two agree.
+/// constant is private to `cairn_core::format::config`; the config seeds only open if the two agree.
 pub const CONFIG_AAD: &[u8] = b"cairn config v1";
 
 /// The stored bytes of a config whose sealed plaintext is `cbor`:
-/// `CAIRNREP ‖ version:u32le ‖ seal_object(cbor)`, as `Config::encode` writes them.
+/// `CAIRNREP ‖ version:u32le ‖ seal_object(cbor)`, as `Config::seal` writes them.
 #[must_use]
 pub fn stored_config(master: &MasterKey, version: u32, cbor: &[u8]) -> Vec<u8> {
-    let mut out = cairn_core::repo::CONFIG_MAGIC.to_vec();
+    let mut out = cairn_core::format::config::CONFIG_MAGIC.to_vec();
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&master.seal_object(cbor, CONFIG_AAD));
     out

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_core::repo::CONFIG_MAGIC;
+use cairn_core::format::config::CONFIG_MAGIC;
 use cairn_core::store::ObjectKind;
 
 /// The files of every object of `kind` in the repository at `repo`, sorted.

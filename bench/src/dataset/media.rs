@@ -159,6 +159,6 @@ mod tests {
     }
 
     fn zstd_len(data: &[u8]) -> usize {
-        cairn_core::compress::compress(data, 3).map_or(data.len(), |c| c.len())
+        cairn_core::advanced::compress::compress(data, 3).map_or(data.len(), |c| c.len())
     }
 }

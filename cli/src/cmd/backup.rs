@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use cairn_core::backup::source::StreamSource;
 use cairn_core::backup::{self, BackupOptions};
-use cairn_core::source::StreamSource;
 
 use crate::context::{GlobalArgs, bytes, print_json};
 
@@ -141,7 +141,7 @@ struct Warnings {
     quiet: bool,
 }
 
-impl cairn_core::progress::Progress for Warnings {
+impl cairn_core::Progress for Warnings {
     fn warning(&self, message: &str) {
         if !self.quiet {
             eprintln!("warning: {message}");

@@ -38,7 +38,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             let mut opts = RestoreOptions::new(&dir);
             opts.verify = true;
             opts.filter = args.filter.filter();
-            let result = restore::run(&repo, snap, &opts, &cairn_core::progress::NoProgress);
+            let result = restore::run(&repo, snap, &opts, &cairn_core::NoProgress);
             let _ = std::fs::remove_dir_all(&dir);
             Some(result.with_context(|| format!("restore drill of {snap}"))?)
         }

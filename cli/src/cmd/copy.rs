@@ -1,8 +1,8 @@
 //! `cairn copy`: replicate snapshots to a second repository (e.g. another region).
 
 use anyhow::{Context, Result, bail};
+use cairn_core::Repository;
 use cairn_core::copy;
-use cairn_core::repo::Repository;
 
 use crate::context::{GlobalArgs, bytes, print_json};
 

@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let node = find_node(&repo, &index, &snapshot, &path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    if node.kind == cairn_core::tree::NodeKind::Dir {
+    if node.kind == cairn_core::format::tree::NodeKind::Dir {
         cairn_core::inspect::dump_tar(&repo, &index, &node, &path, &mut out)
             .with_context(|| format!("dumping {} as tar", path.display()))?;
     } else {

@@ -1,9 +1,9 @@
 //! `cairn init`
 
 use anyhow::{Context, Result};
-use cairn_core::chunk::ChunkerParams;
-use cairn_core::crypto::keyfile::KdfParams;
-use cairn_core::repo::{InitOptions, Repository};
+use cairn_core::KdfParams;
+use cairn_core::advanced::chunk::ChunkerParams;
+use cairn_core::{InitOptions, Repository};
 
 use crate::context::{GlobalArgs, print_json};
 

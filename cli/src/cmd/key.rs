@@ -1,7 +1,7 @@
 //! `cairn key list|add|remove|passwd`: one key file per person or tenant, each revocable.
 
 use anyhow::{Context, Result, bail};
-use cairn_core::crypto::keyfile::KdfParams;
+use cairn_core::KdfParams;
 use cairn_core::id::KeyId;
 
 use crate::context::{GlobalArgs, print_json};
@@ -87,7 +87,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             let new = repo.add_key(&p.read()?, KdfParams::default())?;
             let old = repo.key_id();
             let store = global.store()?;
-            let reopened = cairn_core::repo::Repository::open(store, &p.read()?)?;
+            let reopened = cairn_core::Repository::open(store, &p.read()?)?;
             reopened.remove_key(old)?;
             println!("password changed: key {} replaces {}", new.short(), old.short());
         }

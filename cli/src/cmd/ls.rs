@@ -5,8 +5,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use cairn_core::format::tree::{Node, NodeKind};
 use cairn_core::restore::find_node;
-use cairn_core::tree::{Node, NodeKind};
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, print_json};

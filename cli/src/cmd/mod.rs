@@ -16,7 +16,7 @@ pub mod rewrite;
 pub mod snapshots;
 pub mod status;
 
-use cairn_core::repo::SnapshotFilter;
+use cairn_core::SnapshotFilter;
 
 /// Snapshot filters shared by several verbs.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use cairn_core::Repository;
 use cairn_core::prune::{self, PruneOptions, PruneStats};
-use cairn_core::repo::Repository;
 
 use crate::context::{GlobalArgs, bytes, print_json};
 

@@ -53,7 +53,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         filter: args.filter.filter(),
         connections: global.connections,
     };
-    let progress = cairn_core::progress::NoProgress;
+    let progress = cairn_core::NoProgress;
     let (snap, sub) = split_snapshot_arg(&args.snapshot)?;
     let s = restore::run_path(&repo, &snap, sub.as_deref(), &opts, &progress)
         .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;

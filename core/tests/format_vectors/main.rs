@@ -22,17 +22,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use cairn_core::blob::{self, BlobKind};
-use cairn_core::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
-use cairn_core::compress::Codec;
-use cairn_core::crypto::keyfile::{KdfParams, KeyFile, KeyFileError};
-use cairn_core::crypto::{MasterKey, random_salt};
+use cairn_core::advanced::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
+use cairn_core::advanced::compress::Codec;
+use cairn_core::advanced::crypto::{MasterKey, random_salt};
+use cairn_core::format::blob::{self, BlobKind};
+use cairn_core::format::config::{CONFIG_MAGIC, Config, FORMAT_VERSION, decode_stored};
+use cairn_core::format::index::{IndexFile, IndexedPack};
+use cairn_core::format::keyfile::{KdfParams, KeyFile, KeyFileError};
+use cairn_core::format::pack::{PackEntry, PackWriter, decode_header, read_header};
+use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
-use cairn_core::index::{IndexFile, IndexedPack};
-use cairn_core::pack::{PackEntry, PackWriter, decode_header, read_header};
-use cairn_core::repo::{CONFIG_MAGIC, Config, FORMAT_VERSION, decode_stored};
-use cairn_core::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
-use cairn_core::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
 
 mod fixtures;
 

@@ -1,0 +1,8 @@
+//! The engine's plumbing, for tools that work below the operations: fuzzers, benchmarks, the
+//! test kit, and programs that read or write a repository piece by piece.
+//!
+//! Most embedders never need these: the crate root has the repository, the operations and their
+//! outcomes. What is here is stable only as far as the on-disk format it serves.
+
+pub use crate::foundation::{chunk, compress, crypto};
+pub use crate::repository::{index, writer};

@@ -1,0 +1,102 @@
+//! The repository config (FORMAT.md §Config): the settings fixed at `init`, stored in front of
+//! everything else as `CAIRNREP ‖ version:u32le ‖ sealed CBOR`. The clear version lets a build
+//! refuse a repository of another format version with a clear error before any key is tried.
+
+use serde::{Deserialize, Serialize};
+
+use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams};
+use crate::foundation::crypto::MasterKey;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::Digest;
+
+/// The repository format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The first bytes of the stored config.
+pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNREP";
+const CONFIG_AAD: &[u8] = b"cairn config v1";
+
+/// Repository-wide settings, fixed at `init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// [`FORMAT_VERSION`] (also stored in clear in front of the sealed config).
+    pub version: u32,
+    /// Random repository id.
+    pub id: Digest,
+    /// Chunking algorithm, [`CHUNKER_FASTCDC_2020_SEEDED`].
+    pub chunker: String,
+    /// Chunk size bounds.
+    pub chunker_params: ChunkerParams,
+    /// Packs are closed once they reach this many bytes.
+    pub pack_size: u32,
+    /// zstd level for new blobs (0 = none).
+    pub compression: i32,
+}
+
+impl Config {
+    /// Encodes and seals the config for storage: `CAIRNREP ‖ version:u32le ‖ sealed CBOR`.
+    #[must_use]
+    pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
+        let mut plain = Vec::new();
+        let _ = ciborium::into_writer(self, &mut plain);
+        let mut out = CONFIG_MAGIC.to_vec();
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&master.seal_object(&plain, CONFIG_AAD));
+        out
+    }
+
+    /// Reads the clear version in front of a stored config.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the bytes are not a config.
+    pub fn stored_version(data: &[u8]) -> Result<u32> {
+        if data.len() < 12 || &data[..8] != CONFIG_MAGIC {
+            return Err(Error::corrupt("config", "not a cairn repository config"));
+        }
+        Ok(u32::from_le_bytes([data[8], data[9], data[10], data[11]]))
+    }
+
+    /// Authenticates and decodes a stored config whose clear version was checked, and checks
+    /// its settings.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for anything malformed, unauthenticated or out of range.
+    pub fn open(master: &MasterKey, data: &[u8]) -> Result<Self> {
+        let sealed = data.get(12..).ok_or_else(|| Error::corrupt("config", "not a cairn repository config"))?;
+        let plain = master.open_object(sealed, CONFIG_AAD).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let config: Config =
+            ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        if config.chunker != CHUNKER_FASTCDC_2020_SEEDED {
+            return Err(Error::corrupt("config", format!("unknown chunker `{}`", config.chunker)));
+        }
+        config.chunker_params.validate().map_err(|e| Error::corrupt("config", e))?;
+        if config.version != FORMAT_VERSION {
+            return Err(Error::corrupt("config", "the sealed version differs from the clear one"));
+        }
+        if !(0..=22).contains(&config.compression) {
+            return Err(Error::corrupt("config", "compression level out of range"));
+        }
+        if !(1 << 16..=1 << 30).contains(&config.pack_size) {
+            return Err(Error::corrupt("config", "pack size out of range"));
+        }
+        Ok(config)
+    }
+}
+
+/// Decodes a stored config object (`CAIRNREP ‖ version:u32le ‖ sealed CBOR`) with `master`: the
+/// clear version must be [`FORMAT_VERSION`], then the sealed part is authenticated, decoded and
+/// checked as opening a repository does. Public for the fuzz targets and test vectors.
+///
+/// # Errors
+/// [`Error::Corrupt`] for anything malformed or unauthenticated; [`Error::UnsupportedVersion`]
+/// for another format version.
+pub fn decode_stored(master: &MasterKey, data: &[u8]) -> Result<Config> {
+    let version = Config::stored_version(data)?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            object: "repository config".into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Config::open(master, data)
+}

@@ -1,0 +1,115 @@
+//! Garbage lists (FORMAT.md §Prune): the packs one prune took out of the index, waiting out the
+//! grace period before a later prune deletes them. Each pack is listed with its salt, size and
+//! index entries, so a pack a newer snapshot turns out to need is put back into the index
+//! without reading its header.
+//!
+//! Stored as sealed CBOR of [`GarbageList`] (associated data `cairn garbage v1`), named by the
+//! BLAKE3 of the stored bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::index::IndexedPack;
+use crate::format::pack::{ENTRY_LEN, PackEntry};
+use crate::foundation::crypto::{MasterKey, SALT_LEN};
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{ObjectKey, PackId};
+
+const GARBAGE_AAD: &[u8] = b"cairn garbage v1";
+/// Version of the garbage list encoding.
+pub const GARBAGE_VERSION: u32 = 1;
+
+/// A garbage list: packs waiting for deletion, with their entries so they can be resurrected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarbageList {
+    /// [`GARBAGE_VERSION`].
+    pub version: u32,
+    /// The packs.
+    pub packs: Vec<GarbagePack>,
+}
+
+/// One pack on a garbage list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarbagePack {
+    /// The pack.
+    pub id: PackId,
+    /// Its salt (all zero for a pack no index named, whose header was never read).
+    #[serde(with = "serde_bytes")]
+    pub salt: Vec<u8>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Entries as in index objects (46 bytes each), so a resurrected pack needs no header read.
+    #[serde(with = "serde_bytes")]
+    pub entries: Vec<u8>,
+}
+
+impl GarbagePack {
+    /// The listing of an indexed pack of `size` bytes.
+    #[must_use]
+    pub fn from_indexed(p: &IndexedPack, size: u64) -> Self {
+        let mut entries = Vec::with_capacity(p.entries.len() * ENTRY_LEN);
+        for e in &p.entries {
+            e.encode_into(&mut entries);
+        }
+        GarbagePack { id: p.id, salt: p.salt.to_vec(), size, entries }
+    }
+
+    /// The listing of a pack no index names (left by an interrupted backup).
+    #[must_use]
+    pub fn unindexed(id: PackId, size: u64) -> Self {
+        GarbagePack { id, salt: vec![0; SALT_LEN], size, entries: Vec::new() }
+    }
+
+    /// The pack as an index object would list it; `None` when the salt or an entry is
+    /// malformed.
+    #[must_use]
+    pub fn to_indexed(&self) -> Option<IndexedPack> {
+        let salt: [u8; SALT_LEN] = self.salt.as_slice().try_into().ok()?;
+        let entries = self.entries.chunks(ENTRY_LEN).map(PackEntry::decode).collect::<Result<Vec<_>, _>>().ok()?;
+        Some(IndexedPack { id: self.id, salt, entries })
+    }
+}
+
+impl GarbageList {
+    /// A list of `packs`.
+    #[must_use]
+    pub fn new(packs: Vec<GarbagePack>) -> Self {
+        GarbageList { version: GARBAGE_VERSION, packs }
+    }
+
+    /// Encodes and seals the list for storage.
+    #[must_use]
+    pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
+        let mut plain = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(self, &mut plain);
+        master.seal_object(&plain, GARBAGE_AAD)
+    }
+
+    /// Opens the stored list `key`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming it when it fails authentication or decoding.
+    pub fn open(master: &MasterKey, key: &ObjectKey, sealed: &[u8]) -> Result<Self> {
+        let plain = master.open_object(sealed, GARBAGE_AAD).map_err(|e| Error::corrupt(key, e.to_string()))?;
+        ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt(key, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::foundation::id::{Digest, ObjectKind};
+
+    #[test]
+    fn round_trip_and_tamper() {
+        let m = MasterKey::generate();
+        let list = GarbageList::new(vec![GarbagePack::unindexed(PackId(Digest::of(b"p")), 42)]);
+        let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(b"g"));
+        let sealed = list.seal(&m);
+        assert_eq!(GarbageList::open(&m, &key, &sealed).unwrap(), list);
+        let mut bad = sealed.clone();
+        bad[20] ^= 1;
+        assert!(GarbageList::open(&m, &key, &bad).unwrap_err().to_string().contains("garbage list"));
+        assert!(list.packs[0].to_indexed().is_some_and(|p| p.entries.is_empty()));
+    }
+}

@@ -1,0 +1,162 @@
+//! Index objects: which pack holds each blob, and where (FORMAT.md §Index objects).
+//!
+//! On storage, index objects list packs and their entries. A backup writes one index object
+//! every few packs (checkpoints) and one at the end; prune writes combined ones that name the
+//! objects they supersede. The in-memory table built from them is
+//! [`crate::repository::index::Index`].
+
+use crate::format::pack::{ENTRY_LEN, MAX_ENTRIES, PackEntry};
+use crate::foundation::codec::Cursor;
+use crate::foundation::crypto::{MasterKey, SALT_LEN};
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{IndexId, PackId};
+
+/// Version byte of an index object's plaintext.
+pub const INDEX_VERSION: u8 = 1;
+/// Associated data of index objects.
+pub const INDEX_AAD: &[u8] = b"cairn index v1";
+
+/// One pack as an index object lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedPack {
+    /// The pack.
+    pub id: PackId,
+    /// The salt its blobs are sealed under.
+    pub salt: [u8; SALT_LEN],
+    /// Its blobs.
+    pub entries: Vec<PackEntry>,
+}
+
+/// The decoded content of one index object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexFile {
+    /// Index objects this one replaces (written by prune).
+    pub supersedes: Vec<IndexId>,
+    /// Packs and their blobs.
+    pub packs: Vec<IndexedPack>,
+}
+
+/// Reads one pack's head in an index object: its id, salt and entry count (checked against
+/// the bytes left, so a hostile count cannot make the reader reserve memory).
+pub(crate) fn pack_head(c: &mut Cursor<'_>) -> Result<(PackId, [u8; SALT_LEN], u32), &'static str> {
+    let id = PackId(c.digest()?);
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(c.take(SALT_LEN)?);
+    let ne = c.u32()?;
+    if ne > MAX_ENTRIES || ne as usize > c.remaining() / ENTRY_LEN {
+        return Err("entry count exceeds the object");
+    }
+    Ok((id, salt, ne))
+}
+
+impl IndexFile {
+    /// Encodes the plaintext.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let n: usize = self.packs.iter().map(|p| 52 + p.entries.len() * ENTRY_LEN).sum();
+        let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + n);
+        out.push(INDEX_VERSION);
+        out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
+        for s in &self.supersedes {
+            out.extend_from_slice(&s.0.0);
+        }
+        out.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
+        for p in &self.packs {
+            out.extend_from_slice(&p.id.0.0);
+            out.extend_from_slice(&p.salt);
+            out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
+            for e in &p.entries {
+                e.encode_into(&mut out);
+            }
+        }
+        out
+    }
+
+    /// Decodes the plaintext.
+    ///
+    /// # Errors
+    /// A reason for any malformed field.
+    pub fn decode(plain: &[u8]) -> Result<Self, &'static str> {
+        let mut c = Cursor::new(plain);
+        if c.u8()? != INDEX_VERSION {
+            return Err("unknown index version");
+        }
+        let ns = c.u32()?;
+        if ns as usize > c.remaining() / 32 {
+            return Err("supersedes count exceeds the object");
+        }
+        let supersedes = (0..ns).map(|_| c.digest().map(IndexId)).collect::<Result<Vec<_>, _>>()?;
+        let np = c.u32()?;
+        if np as usize > c.remaining() / 52 {
+            return Err("pack count exceeds the object");
+        }
+        let mut packs = Vec::with_capacity(np as usize);
+        for _ in 0..np {
+            let (id, salt, ne) = pack_head(&mut c)?;
+            let entries = (0..ne).map(|_| PackEntry::decode(c.take(ENTRY_LEN)?)).collect::<Result<Vec<_>, _>>()?;
+            packs.push(IndexedPack { id, salt, entries });
+        }
+        if c.remaining() != 0 {
+            return Err("trailing bytes");
+        }
+        Ok(IndexFile { supersedes, packs })
+    }
+
+    /// Seals for storage.
+    #[must_use]
+    pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
+        master.seal_object(&self.encode(), INDEX_AAD)
+    }
+
+    /// Opens a stored index object.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the object.
+    pub fn open(master: &MasterKey, id: &IndexId, sealed: &[u8]) -> Result<Self> {
+        let plain =
+            master.open_object(sealed, INDEX_AAD).map_err(|e| Error::corrupt(format!("index {id}"), e.to_string()))?;
+        Self::decode(&plain).map_err(|r| Error::corrupt(format!("index {id}"), r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::blob::BlobKind;
+    use crate::foundation::compress::Codec;
+    use crate::foundation::id::{BlobId, Digest};
+    use proptest::prelude::*;
+
+    fn entry(i: u32) -> PackEntry {
+        PackEntry {
+            kind: if i.is_multiple_of(2) { BlobKind::Data } else { BlobKind::Tree },
+            codec: if i.is_multiple_of(3) { Codec::Zstd } else { Codec::None },
+            id: BlobId(Digest::of(&i.to_le_bytes())),
+            offset: 16 + i,
+            length: 28 + i,
+            raw_len: i,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn file_round_trip(sizes in proptest::collection::vec(0u32..50, 0..8), sup in 0u32..3) {
+            let file = IndexFile {
+                supersedes: (0..sup).map(|i| IndexId(Digest::of(&[i as u8]))).collect(),
+                packs: sizes.iter().enumerate().map(|(p, &n)| IndexedPack {
+                    id: PackId(Digest::of(&[p as u8, 1])),
+                    salt: [p as u8; 16],
+                    entries: (0..n).map(|i| entry(i + p as u32 * 100)).collect(),
+                }).collect(),
+            };
+            let enc = file.encode();
+            prop_assert_eq!(IndexFile::decode(&enc).unwrap(), file.clone());
+            for cut in [0, enc.len() / 2, enc.len().saturating_sub(1)] {
+                if cut < enc.len() { prop_assert!(IndexFile::decode(&enc[..cut]).is_err()); }
+            }
+            let m = MasterKey::generate();
+            let id = IndexId::default();
+            prop_assert_eq!(IndexFile::open(&m, &id, &file.seal(&m)).unwrap(), file);
+        }
+    }
+}

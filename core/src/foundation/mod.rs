@@ -1,0 +1,16 @@
+//! The foundation: what every other layer builds on, and which knows nothing of repositories.
+//!
+//! Errors ([`error`]), identifiers ([`id`]), content-defined chunking ([`chunk`]), compression ([`compress`]),
+//! authenticated encryption and keys ([`crypto`]), reading binary fields ([`codec`]), path
+//! patterns ([`pattern`]), who and where ([`identity`]) and the progress observer
+//! ([`progress`]). Nothing here imports a module of a higher layer.
+
+pub mod chunk;
+pub mod codec;
+pub mod compress;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod identity;
+pub mod pattern;
+pub mod progress;

@@ -1,0 +1,548 @@
+//! The walker: builds trees depth-first, detects unchanged files against the parent snapshot,
+//! keeps hard-link groups together and submits changed files to the workers ([`super`]).
+//!
+//! The walk does not wait for a directory's files before going on: a listed directory joins a
+//! queue of unfinished directories in post-order (every directory after all of its
+//! subdirectories), and the walker stores the tree of the queue's front as soon as the workers
+//! have finished its files, between listing directories. So the workers always have files from
+//! the next directories while the last files of one are still being read. The walker waits only
+//! when the queue holds more than [`UNFINISHED_ENTRIES`] entries, for the front directory, whose
+//! jobs were the first submitted; and at the end.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+
+use super::*;
+use crate::operations::backup::source::node_from_metadata;
+
+/// Entries the walker may hold in unfinished directories before it waits for the oldest (a
+/// single larger directory is still held whole). About 300 bytes each.
+const UNFINISHED_ENTRIES: usize = 8192;
+
+/// A directory entry waiting for its content.
+enum Pending {
+    Ready(Node),
+    Job(Node, u64),
+    /// A hard link to a file whose job is `u64`.
+    LinkJob(Node, u64),
+    /// A directory whose tree is unfinished directory `u64`.
+    Dir(Node, u64),
+}
+
+/// A listed directory whose tree is not stored yet.
+struct Unfinished {
+    /// Its number, for its parent's [`Pending::Dir`].
+    number: u64,
+    /// Its entries in name order, with their paths (for messages).
+    entries: Vec<(PathBuf, Pending)>,
+}
+
+/// Where the content of a hard-link group comes from.
+#[derive(Clone)]
+enum LinkSource {
+    Job(u64),
+    Reused(Vec<BlobId>, Option<Digest>),
+}
+
+/// The walker: builds trees depth-first, submitting files to the workers.
+struct Walker<'s, 'r> {
+    session: &'s Session<'r>,
+    jobs: Sender<FileJob>,
+    blobs: Sender<SealedBlob>,
+    next_job: u64,
+    links: HashMap<(u64, u64), (u64, LinkSource)>,
+    sticky: HashSet<u64>,
+    excludes: PathPatterns,
+    one_file_system: bool,
+    root_dev: u64,
+    ignore_ctime: bool,
+    ignore_inode: bool,
+    errors: Vec<String>,
+    /// Listed directories whose trees are not stored yet, in post-order.
+    unfinished: VecDeque<Unfinished>,
+    /// Entries held in `unfinished`.
+    unfinished_entries: usize,
+    /// The number of the next listed directory.
+    next_dir: u64,
+    /// Tree ids of stored directories whose parent is still unfinished.
+    finished: HashMap<u64, BlobId>,
+}
+
+impl Walker<'_, '_> {
+    fn excluded(&self, path: &Path) -> bool {
+        self.excludes.matches(path)
+    }
+
+    fn warn(&mut self, message: String) {
+        self.session.progress.warning(&message);
+        self.errors.push(message);
+    }
+
+    fn unchanged(&self, node: &Node, old: Option<&Node>) -> Option<(Vec<BlobId>, Option<Digest>)> {
+        let old = old?;
+        let same = old.kind == NodeKind::File
+            && old.size == node.size
+            && old.mtime == node.mtime
+            && (self.ignore_ctime || old.ctime == node.ctime)
+            && (self.ignore_inode || old.inode == node.inode)
+            && old.content.iter().all(|id| self.session.known(id));
+        same.then(|| (old.content.clone(), old.hash))
+    }
+
+    /// Saves one entry at `path` with metadata `meta`; `old` is the same name in the parent.
+    fn save_entry(&mut self, path: &Path, meta: &Metadata, old: Option<&Node>) -> Result<Option<Pending>> {
+        let name = path.file_name().map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
+        let mut node = node_from_metadata(name, meta);
+        let c = &self.session.counters;
+        match node.kind {
+            NodeKind::Dir => {
+                if self.one_file_system && meta.dev() != self.root_dev {
+                    // Record the mount point as an empty directory, as other tools do.
+                    node.subtree = Some(self.session.store_tree(&Tree::new(vec![]), &self.blobs)?);
+                    c.dirs.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(Pending::Ready(node)));
+                }
+                let old_tree = self.old_subtree(old);
+                let Some(number) = self.save_dir(path, old_tree.as_ref())? else {
+                    return Ok(None);
+                };
+                c.dirs.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Dir(node, number)))
+            }
+            NodeKind::File => {
+                c.total_bytes.fetch_add(node.size, Ordering::Relaxed);
+                let key = (node.dev, node.inode);
+                if node.nlink > 1 {
+                    if let Some((link_no, source)) = self.links.get(&key).cloned() {
+                        node.link = Some(link_no);
+                        return Ok(Some(match source {
+                            LinkSource::Job(job) => Pending::LinkJob(node, job),
+                            LinkSource::Reused(content, hash) => {
+                                node.content = content;
+                                node.hash = hash;
+                                Pending::Ready(node)
+                            }
+                        }));
+                    }
+                    node.link = Some(self.links.len() as u64 + 1);
+                }
+                if let Some((content, hash)) = self.unchanged(&node, old) {
+                    c.files_unmodified.fetch_add(1, Ordering::Relaxed);
+                    if let Some(link_no) = node.link {
+                        self.links.insert(key, (link_no, LinkSource::Reused(content.clone(), hash)));
+                    }
+                    node.content = content;
+                    node.hash = hash;
+                    return Ok(Some(Pending::Ready(node)));
+                }
+                if old.is_some() { &c.files_changed } else { &c.files_new }.fetch_add(1, Ordering::Relaxed);
+                let id = self.next_job;
+                self.next_job += 1;
+                if let Some(link_no) = node.link {
+                    self.links.insert(key, (link_no, LinkSource::Job(id)));
+                    self.sticky.insert(id);
+                }
+                self.jobs
+                    .send(FileJob { id, path: path.to_path_buf(), size: node.size })
+                    .map_err(|_| Error::Internal("file workers stopped".into()))?;
+                Ok(Some(Pending::Job(node, id)))
+            }
+            NodeKind::Symlink => {
+                match std::fs::read_link(path) {
+                    Ok(t) => node.target = Some(t.into_os_string().as_bytes().to_vec()),
+                    Err(e) => {
+                        self.warn(format!("{}: {e}", path.display()));
+                        return Ok(None);
+                    }
+                }
+                c.others.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+            _ => {
+                c.others.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Pending::Ready(node)))
+            }
+        }
+    }
+
+    fn old_subtree(&mut self, old: Option<&Node>) -> Option<Tree> {
+        let id = old.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
+        // A parent tree that cannot be read only costs change detection, not correctness.
+        self.session.repo.load_tree(&self.session.index, &id).ok()
+    }
+
+    /// Resolves pending entries into nodes, in name order, waiting for file jobs as needed.
+    fn finish_nodes(&mut self, pending: Vec<(PathBuf, Pending)>) -> Result<Vec<Node>> {
+        let mut nodes = Vec::with_capacity(pending.len());
+        for (path, p) in pending {
+            let (mut node, job, keep) = match p {
+                Pending::Ready(n) => {
+                    nodes.push(n);
+                    continue;
+                }
+                Pending::Dir(mut n, number) => {
+                    // Post-order: a subdirectory is finished before its parent.
+                    let id = self.finished.remove(&number).ok_or_else(|| {
+                        Error::Internal(format!("{}: directory finished after its parent", path.display()))
+                    })?;
+                    n.subtree = Some(id);
+                    nodes.push(n);
+                    continue;
+                }
+                Pending::Job(n, id) => {
+                    let keep = self.sticky.contains(&id);
+                    (n, id, keep)
+                }
+                Pending::LinkJob(n, id) => (n, id, true),
+            };
+            match self.session.results.wait(job, keep, &self.session.failed)? {
+                FileOutcome::Done { content, hash, size } => {
+                    node.content = content;
+                    node.hash = Some(hash);
+                    if size != node.size {
+                        // The file changed while it was read; record what was read.
+                        node.size = size;
+                    }
+                    nodes.push(node);
+                }
+                FileOutcome::Unreadable(msg) => {
+                    let msg = if msg.is_empty() { path.display().to_string() } else { msg };
+                    self.warn(msg);
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Stores the trees of unfinished directories from the front of the queue: those whose
+    /// files are all done, and with `wait`, all of them. Then, while the queue holds too many
+    /// entries, the front one after waiting for its files.
+    fn finish_dirs(&mut self, wait: bool) -> Result<()> {
+        while let Some(front) = self.unfinished.front() {
+            let over = self.unfinished_entries > UNFINISHED_ENTRIES;
+            if !(wait || over) {
+                let jobs = front.entries.iter().filter_map(|(_, p)| match p {
+                    Pending::Job(_, id) | Pending::LinkJob(_, id) => Some(*id),
+                    Pending::Ready(_) | Pending::Dir(..) => None,
+                });
+                if !self.session.results.all_done(jobs)? {
+                    return Ok(());
+                }
+            }
+            let Some(dir) = self.unfinished.pop_front() else { break };
+            self.unfinished_entries -= dir.entries.len();
+            let nodes = self.finish_nodes(dir.entries)?;
+            let id = self.session.store_tree(&Tree::new(nodes), &self.blobs)?;
+            self.finished.insert(dir.number, id);
+        }
+        Ok(())
+    }
+
+    /// Lists a directory and submits its files; returns the number of its unfinished entry in
+    /// the queue (None if it could not be listed).
+    fn save_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<Option<u64>> {
+        let read = match std::fs::read_dir(path) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!("{}: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let mut entries: Vec<(OsString, std::fs::DirEntry)> = Vec::new();
+        for entry in read {
+            match entry {
+                Ok(e) => entries.push((e.file_name(), e)),
+                Err(e) => self.warn(format!("{}: {e}", path.display())),
+            }
+        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        // Each lstat goes through the open directory (statx relative to its descriptor) instead
+        // of resolving the whole path again. All of them before any subdirectory is entered:
+        // the entries keep the directory open, and a deep tree must not hold one descriptor
+        // per level.
+        let mut listed = Vec::with_capacity(entries.len());
+        for (name, entry) in entries {
+            let child = path.join(&name);
+            if self.excluded(&child) {
+                continue;
+            }
+            match entry.metadata() {
+                Ok(meta) => listed.push((name, child, meta)),
+                Err(e) => self.warn(format!("{}: {e}", child.display())),
+            }
+        }
+        let mut pending = Vec::with_capacity(listed.len());
+        for (name, child, meta) in listed {
+            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            if let Some(p) = self.save_entry(&child, &meta, old_node)? {
+                pending.push((child, p));
+            }
+        }
+        let number = self.next_dir;
+        self.next_dir += 1;
+        self.unfinished_entries += pending.len();
+        self.unfinished.push_back(Unfinished { number, entries: pending });
+        self.finish_dirs(false)?;
+        Ok(Some(number))
+    }
+
+    /// Saves the virtual root holding every argument at its absolute path.
+    fn save_root(&mut self, prefix: &Path, args: &[PathBuf], old: Option<&Tree>) -> Result<BlobId> {
+        let mut children: Vec<OsString> = args
+            .iter()
+            .filter_map(|a| a.strip_prefix(prefix).ok()?.components().next().map(|c| c.as_os_str().to_os_string()))
+            .collect();
+        children.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        children.dedup();
+        let mut pending = Vec::new();
+        for name in children {
+            let child = prefix.join(&name);
+            let meta = std::fs::symlink_metadata(&child).at(&child)?;
+            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            if args.iter().any(|a| a == &child) {
+                self.root_dev = meta.dev();
+                if let Some(p) = self.save_entry(&child, &meta, old_node)? {
+                    pending.push((child, p));
+                }
+            } else {
+                let mut node = node_from_metadata(name.as_bytes().to_vec(), &meta);
+                let old_tree = self.old_subtree(old_node);
+                let below: Vec<PathBuf> = args.iter().filter(|a| a.starts_with(&child)).cloned().collect();
+                node.subtree = Some(self.save_root(&child, &below, old_tree.as_ref())?);
+                pending.push((child, Pending::Ready(node)));
+            }
+        }
+        self.finish_dirs(true)?;
+        let nodes = self.finish_nodes(pending)?;
+        self.session.store_tree(&Tree::new(nodes), &self.blobs)
+    }
+}
+
+pub(super) fn absolute_args(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).at(p)?;
+        // Normalise `.` and `..` lexically; symlinks in the middle are kept as given.
+        let mut clean = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => clean.push(c),
+            }
+        }
+        std::fs::symlink_metadata(&clean).at(&clean)?;
+        out.push(clean);
+    }
+    out.sort();
+    out.dedup();
+    // A path inside another argument is already covered by it.
+    let all = out.clone();
+    out.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
+    Ok(out)
+}
+
+/// The walker's part of a backup; owns (and so closes) the job and blob channels.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn walk(
+    session: &Session<'_>,
+    jobs: Sender<FileJob>,
+    blobs: Sender<SealedBlob>,
+    opts: &BackupOptions,
+    args: &[PathBuf],
+    old_root: Option<&Tree>,
+    excludes: PathPatterns,
+) -> Result<(BlobId, Vec<String>)> {
+    if let Some((source, name)) = &opts.stream {
+        drop(jobs);
+        let root = store_stream(session, source, name, &blobs)?;
+        return Ok((root, Vec::new()));
+    }
+    let mut walker = Walker {
+        session,
+        jobs,
+        blobs,
+        next_job: 0,
+        links: HashMap::new(),
+        sticky: HashSet::new(),
+        excludes,
+        one_file_system: opts.one_file_system,
+        root_dev: 0,
+        ignore_ctime: opts.ignore_ctime,
+        ignore_inode: opts.ignore_inode,
+        errors: Vec::new(),
+        unfinished: VecDeque::new(),
+        unfinished_entries: 0,
+        next_dir: 0,
+        finished: HashMap::new(),
+    };
+    let root = walker.save_root(Path::new("/"), args, old_root)?;
+    Ok((root, walker.errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::keyfile::KdfParams;
+    use crate::foundation::chunk::tests::data as noise;
+    use crate::foundation::progress::NoProgress;
+    use crate::operations::backup::files::{INLINE_MAX, WorkerBuffers, read_small};
+    use crate::repository::InitOptions;
+    use crate::repository::store::object_store::ObjectStoreBackend;
+
+    fn repo(name: &str) -> Repository {
+        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
+        let opts =
+            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        Repository::init(store, b"password", &opts).unwrap()
+    }
+
+    /// Every file node under tree `id`, by path relative to it.
+    fn files(repo: &Repository, index: &Index, id: &BlobId, at: &Path, out: &mut Vec<(PathBuf, Node)>) {
+        for node in repo.load_tree(index, id).unwrap().nodes {
+            let path = at.join(node.os_name());
+            match node.kind {
+                NodeKind::Dir => files(repo, index, node.subtree.as_ref().unwrap(), &path, out),
+                NodeKind::File => out.push((path, node)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Backs up `dir`; returns the file nodes under it, checked against the files on disk: the
+    /// content ids are the chunks a whole-file cut gives, all stored, and the hash is the file's.
+    fn backup_and_check(repo: &Repository, dir: &Path) -> (Summary, Vec<(PathBuf, Node)>) {
+        let result = run(repo, &BackupOptions::for_paths(vec![dir.to_path_buf()]), &NoProgress).unwrap();
+        let index = repo.load_index().unwrap();
+        let snapshot = repo.load_snapshot(result.snapshot).unwrap();
+        let mut root = repo.load_tree(&index, &snapshot.tree).unwrap();
+        for c in dir.components().skip(1) {
+            let node = root.find(c.as_os_str().as_bytes()).unwrap().clone();
+            root = repo.load_tree(&index, node.subtree.as_ref().unwrap()).unwrap();
+        }
+        let mut out = Vec::new();
+        for node in &root.nodes {
+            let path = dir.join(node.os_name());
+            match node.kind {
+                NodeKind::Dir => files(repo, &index, node.subtree.as_ref().unwrap(), &path, &mut out),
+                NodeKind::File => out.push((path, node.clone())),
+                _ => {}
+            }
+        }
+        let cutter = repo.cutter().unwrap();
+        for (path, node) in &out {
+            let data = std::fs::read(path).unwrap();
+            let ids: Vec<BlobId> = cutter.split(&data).map(|(o, l)| repo.master().blob_id(&data[o..o + l])).collect();
+            assert_eq!(node.content, ids, "{}", path.display());
+            assert!(ids.iter().all(|id| index.contains(id)), "{}", path.display());
+            assert_eq!(node.hash, Some(Digest(*blake3::hash(&data).as_bytes())), "{}", path.display());
+            assert_eq!(node.size, data.len() as u64, "{}", path.display());
+        }
+        (result.summary, out)
+    }
+
+    #[test]
+    fn files_on_both_sides_of_the_inline_limit_store_the_same_chunks() {
+        let repo = repo("walk-inline-limit");
+        let dir = tempfile::tempdir().unwrap();
+        let max = usize::try_from(INLINE_MAX).unwrap();
+        let sizes = [0, 1, 100, 65_535, 65_536, 300_000, max - 1, max, max + 1, (3 << 20) + 17];
+        std::fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
+        for (i, len) in sizes.into_iter().enumerate() {
+            let data = noise(len, i as u64 + 1);
+            std::fs::write(dir.path().join(format!("f{i}")), &data).unwrap();
+            // The same content deeper down: stored once.
+            std::fs::write(dir.path().join(format!("a/b/c/f{i}")), &data).unwrap();
+        }
+        std::fs::write(dir.path().join("a/linked"), noise(5000, 99)).unwrap();
+        std::fs::hard_link(dir.path().join("a/linked"), dir.path().join("a/b/linked-too")).unwrap();
+        let (summary, files) = backup_and_check(&repo, dir.path());
+        assert_eq!(files.len(), 2 * sizes.len() + 2, "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+        assert_eq!(summary.files_new, files.len() as u64 - 1, "the second name of a hard link is no new file");
+        assert_eq!(summary.dirs, 4);
+        let link = |rel: &str| files.iter().find(|(p, _)| p.ends_with(rel)).unwrap().1.link;
+        assert!(link("a/linked").is_some());
+        assert_eq!(link("a/linked"), link("a/b/linked-too"));
+        // Every chunk new to this backup was stored once, though each file is there twice.
+        let chunks: HashSet<BlobId> = files.iter().flat_map(|(_, n)| n.content.iter().copied()).collect();
+        let ancestors = dir.path().components().count() as u64 - 1;
+        assert_eq!(summary.blobs_new, chunks.len() as u64 + summary.dirs + ancestors, "chunks, and trees of all dirs");
+    }
+
+    #[test]
+    fn directories_beyond_the_unfinished_cap_still_finish_in_order() {
+        let repo = repo("walk-unfinished-cap");
+        let dir = tempfile::tempdir().unwrap();
+        let per_dir = 150;
+        let dirs = UNFINISHED_ENTRIES / per_dir + 5;
+        for d in 0..dirs {
+            let sub = dir.path().join(format!("d{:03}/e{}", d / 10, d % 10));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in 0..per_dir {
+                std::fs::write(sub.join(format!("f{f}")), format!("file {f} of directory {d}")).unwrap();
+            }
+        }
+        let (summary, files) = backup_and_check(&repo, dir.path());
+        assert!(files.len() > UNFINISHED_ENTRIES);
+        assert_eq!(files.len(), dirs * per_dir);
+        assert_eq!(summary.files_new, files.len() as u64);
+        assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    }
+
+    #[test]
+    fn a_file_longer_than_its_lstat_size_is_read_to_its_end() {
+        // Files in /proc claim size 0 and hold more: the one-read path sees the file is longer
+        // than expected and goes on reading it as a stream.
+        let path = Path::new("/proc/version");
+        let Ok(data) = std::fs::read(path) else { return };
+        if data.is_empty() || std::fs::symlink_metadata(path).unwrap().len() != 0 {
+            return;
+        }
+        let repo = repo("walk-proc-version");
+        let result = run(&repo, &BackupOptions::for_paths(vec![path.to_path_buf()]), &NoProgress).unwrap();
+        let index = repo.load_index().unwrap();
+        let root = repo.load_tree(&index, &repo.load_snapshot(result.snapshot).unwrap().tree).unwrap();
+        let proc_dir = repo.load_tree(&index, root.find(b"proc").unwrap().subtree.as_ref().unwrap()).unwrap();
+        let node = proc_dir.find(b"version").unwrap();
+        assert_eq!(node.size, data.len() as u64);
+        assert_eq!(node.hash, Some(Digest(*blake3::hash(&data).as_bytes())));
+        assert_eq!(node.content, vec![repo.master().blob_id(&data)]);
+        assert_eq!(result.summary.bytes_read, data.len() as u64);
+    }
+
+    #[test]
+    fn a_worker_keeps_only_its_largest_batch_buffer() {
+        let mut buffers = WorkerBuffers::default();
+        WorkerBuffers::keep_batch_buffer(
+            &mut buffers.batches,
+            vec![Vec::with_capacity(10), Vec::with_capacity(9 << 20), Vec::with_capacity(5)],
+        );
+        assert_eq!(buffers.batches.len(), 1);
+        assert!(buffers.batches[0].capacity() >= 9 << 20);
+        WorkerBuffers::keep_batch_buffer(&mut buffers.batches, Vec::new());
+        assert!(buffers.batches.is_empty());
+    }
+
+    #[test]
+    fn a_small_read_stops_one_byte_past_the_expected_size() {
+        let data = noise(1000, 5);
+        let mut buf = Vec::new();
+        assert_eq!(read_small(&mut &data[..], &mut buf, 1000).unwrap(), (1000, true));
+        assert_eq!(&buf[..1000], &data[..]);
+        assert_eq!(read_small(&mut &data[..], &mut buf, 2000).unwrap(), (1000, true), "shrunk");
+        assert_eq!(
+            read_small(&mut &data[..], &mut buf, 999).unwrap(),
+            (1000, false),
+            "one byte more: its end is not seen"
+        );
+        assert_eq!(read_small(&mut &data[..], &mut buf, 500).unwrap(), (501, false), "grown");
+        assert_eq!(&buf[..501], &data[..501]);
+        assert_eq!(read_small(&mut &data[..0], &mut buf, 0).unwrap(), (0, true));
+    }
+}

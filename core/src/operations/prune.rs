@@ -1,0 +1,443 @@
+//! Garbage collection that never races a running backup (FORMAT.md §Prune).
+//!
+//! No locks. Prune works in two phases separated by a grace period measured with the store's
+//! own timestamps:
+//!
+//! 1. **Mark** ([`PrunePlan::compute`] then [`PrunePlan::apply`]): find the blobs the current
+//!    snapshots use; repack the used blobs of packs whose unused share is too high; write index
+//!    objects that cover every kept pack (superseding the old ones, which are then deleted);
+//!    and write a *garbage list* naming the packs no longer indexed, with their entries.
+//! 2. **Sweep** (at the start of every later prune): for each garbage list older than the grace
+//!    period, packs holding a blob that a snapshot now needs (a backup that started before the
+//!    mark and deduplicated against the old index) are put back into the index; the rest are
+//!    deleted, then the list.
+//!
+//! Packs younger than the grace period (by the store's clock) are never marked: they may
+//! belong to a backup still running. A backup also checks, just before writing its snapshot,
+//! that every pack it uploaded or reused still exists (failing without a snapshot if one was
+//! swept) and is still indexed (re-indexing it if a prune took it out), so a backup running
+//! longer than the grace period cannot commit a snapshot with missing data. Prune itself takes
+//! back listed packs a committed snapshot needs. An interrupted prune leaves at worst duplicate
+//! index entries or a garbage list the next prune finishes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::format::garbage::{GarbageList, GarbagePack};
+use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::pack::PackEntry;
+use crate::format::tree::NodeKind;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{BlobId, Digest, IndexId, PackId};
+use crate::repository::Repository;
+use crate::repository::index::Index;
+use crate::repository::store::{ObjectKey, ObjectKind};
+use crate::repository::writer::BlobWriter;
+
+/// Prune settings.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Repack partly used packs until unused bytes are at most this fraction of all pack bytes.
+    pub max_unused: f64,
+    /// How long unreferenced packs wait before deletion (store time).
+    pub grace: Duration,
+    /// Compute and report only.
+    pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { max_unused: 0.05, grace: Duration::from_secs(3600), dry_run: false }
+    }
+}
+
+/// What prune did (or would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneStats {
+    /// Blobs the snapshots use.
+    pub used_blobs: u64,
+    /// Packs kept as they are.
+    pub packs_kept: u64,
+    /// Packs whose used blobs were copied into new packs.
+    pub packs_repacked: u64,
+    /// Packs no snapshot needs, now waiting for the grace period.
+    pub packs_marked: u64,
+    /// Packs deleted after their grace period.
+    pub packs_deleted: u64,
+    /// Packs taken back from a garbage list because a newer snapshot needs them.
+    pub packs_resurrected: u64,
+    /// Bytes deleted.
+    pub bytes_freed: u64,
+    /// Bytes marked for deletion (freed by a later prune, after the grace period).
+    pub bytes_marked: u64,
+    /// Bytes in kept packs.
+    pub bytes_kept: u64,
+    /// Unused bytes left in kept packs.
+    pub bytes_unused_left: u64,
+    /// Packs in storage that no index names, left by interrupted backups.
+    pub packs_unindexed: u64,
+    /// Packs younger than the grace period, left alone (they may belong to a running backup).
+    pub packs_young: u64,
+}
+
+/// Every blob the current snapshots reference (data and trees).
+///
+/// # Errors
+/// Unreadable snapshots or trees: prune refuses to run on a damaged repository, since it could
+/// not know what is still needed.
+pub fn used_blobs(repo: &Repository, index: &Index) -> Result<HashSet<BlobId>> {
+    let mut used = HashSet::new();
+    let roots: Vec<BlobId> = repo.snapshots_strict()?.into_iter().map(|(_, s)| s.tree).collect();
+    add_used(repo, index, roots, &mut used)?;
+    Ok(used)
+}
+
+/// Adds every blob below `roots` to `used` (trees already in `used` are not walked again).
+fn add_used(repo: &Repository, index: &Index, roots: Vec<BlobId>, used: &mut HashSet<BlobId>) -> Result<()> {
+    let mut stack = roots;
+    while let Some(tree_id) = stack.pop() {
+        if !used.insert(tree_id) {
+            continue;
+        }
+        let tree = repo.load_tree(index, &tree_id)?;
+        for node in tree.nodes {
+            match node.kind {
+                NodeKind::Dir => stack.extend(node.subtree),
+                NodeKind::File => used.extend(node.content),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `index` plus the blobs only garbage-listed packs hold: a blob the index has is always read
+/// from the indexed pack (a listed pack may already be swept).
+fn with_listed(index: &Index, listed: &[IndexedPack]) -> Index {
+    let mut lookup = index.clone();
+    for p in listed {
+        let only_here: Vec<PackEntry> = p.entries.iter().filter(|e| !index.contains(&e.id)).copied().collect();
+        lookup.add_pack(p.id, p.salt, &only_here);
+    }
+    lookup.finalize();
+    lookup
+}
+
+/// The store's idea of "now": the timestamp of an object we just wrote.
+fn store_now(repo: &Repository, key: &ObjectKey) -> Result<jiff::Timestamp> {
+    let listed = repo.store().list(key.kind).map_err(Error::Storage)?;
+    listed
+        .into_iter()
+        .find(|i| i.key == *key)
+        .map(|i| i.last_modified)
+        .ok_or_else(|| Error::NotFound(format!("{key} just written")))
+}
+
+/// What prune will do.
+#[derive(Debug)]
+pub struct PrunePlan {
+    used: HashSet<BlobId>,
+    keep: Vec<IndexedPack>,
+    repack: Vec<IndexedPack>,
+    drop: Vec<(IndexedPack, u64)>,
+    old_indexes: Vec<IndexId>,
+    unindexed: Vec<(PackId, u64)>,
+    index: Index,
+    /// The figures.
+    pub stats: PruneStats,
+}
+
+impl PrunePlan {
+    /// Decides which packs to keep, repack and drop.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots, trees or index objects.
+    pub fn compute(repo: &Repository, opts: &PruneOptions) -> Result<Self> {
+        let files = repo.index_files()?;
+        let mut index = Index::default();
+        let mut packs: BTreeMap<PackId, IndexedPack> = BTreeMap::new();
+        for (_, f) in &files {
+            index.add_file(f);
+            for p in &f.packs {
+                packs.entry(p.id).or_insert_with(|| p.clone());
+            }
+        }
+        index.finalize();
+        // Packs on garbage lists are out of the index but still stored until swept. A backup
+        // that ran across an earlier prune may have committed a snapshot that needs them: read
+        // trees through them too, and take back every listed pack a snapshot uses.
+        let mut listed: HashSet<PackId> = HashSet::new();
+        let mut listed_packs = Vec::new();
+        for info in repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)? {
+            // A list swept by a concurrent prune since the listing is simply gone.
+            let Some(list) = read_garbage_if_present(repo, &info.key)? else { continue };
+            for gp in list.packs {
+                listed.insert(gp.id);
+                listed_packs.extend(gp.to_indexed());
+            }
+        }
+        let lookup = with_listed(&index, &listed_packs);
+        let used = used_blobs(repo, &lookup)?;
+        let mut resurrected = 0u64;
+        for p in listed_packs {
+            if p.entries.iter().any(|e| used.contains(&e.id) && !index.contains(&e.id)) && !packs.contains_key(&p.id) {
+                resurrected += 1;
+                packs.insert(p.id, p);
+            }
+        }
+        for id in &used {
+            if !lookup.contains(id) {
+                return Err(Error::corrupt(
+                    format!("blob {id}"),
+                    "is used by a snapshot but in no index; run `cairn check` and `cairn repair index` before pruning",
+                ));
+            }
+        }
+        let pack_infos = repo.store().list(ObjectKind::Pack).map_err(Error::Storage)?;
+        let sizes: HashMap<PackId, u64> = pack_infos.iter().map(|i| (PackId(i.key.id), i.size)).collect();
+        // Packs younger than the grace period may belong to a backup still running (its index
+        // checkpoints name them before its snapshot exists): they are neither marked nor
+        // repacked this time. "Now" is the newest timestamp the store itself gave an object,
+        // never this machine's clock.
+        let mut newest = pack_infos.iter().map(|i| i.last_modified).max().unwrap_or_default();
+        for kind in [ObjectKind::Index, ObjectKind::Snapshot] {
+            for i in repo.store().list(kind).map_err(Error::Storage)? {
+                newest = newest.max(i.last_modified);
+            }
+        }
+        let grace = jiff::SignedDuration::try_from(opts.grace).unwrap_or(jiff::SignedDuration::MAX);
+        let young: HashSet<PackId> = pack_infos
+            .iter()
+            .filter(|i| grace > jiff::SignedDuration::ZERO && newest.duration_since(i.last_modified) < grace)
+            .map(|i| PackId(i.key.id))
+            .collect();
+        let mut stats =
+            PruneStats { used_blobs: used.len() as u64, packs_resurrected: resurrected, ..Default::default() };
+        // Each used blob is kept in exactly one pack: the first that holds it.
+        let mut claimed: HashSet<BlobId> = HashSet::new();
+        let mut partial: Vec<(IndexedPack, u64, u64)> = Vec::new();
+        let mut keep = Vec::new();
+        let mut drop = Vec::new();
+        for p in packs.into_values() {
+            let Some(&size) = sizes.get(&p.id) else { continue }; // missing: check reports it
+            let mut used_bytes = 0u64;
+            let mut unused_bytes = 0u64;
+            for e in &p.entries {
+                if used.contains(&e.id) && claimed.insert(e.id) {
+                    used_bytes += u64::from(e.length);
+                } else {
+                    unused_bytes += u64::from(e.length);
+                }
+            }
+            if young.contains(&p.id) {
+                stats.bytes_kept += size;
+                stats.bytes_unused_left += unused_bytes;
+                stats.packs_young += 1;
+                keep.push(p);
+            } else if used_bytes == 0 {
+                stats.bytes_marked += size;
+                drop.push((p, size));
+            } else if unused_bytes == 0 {
+                stats.bytes_kept += size;
+                keep.push(p);
+            } else {
+                partial.push((p, size, unused_bytes));
+            }
+        }
+        // Repack the emptiest packs first until the unused share is within bounds.
+        partial.sort_by_key(|p| std::cmp::Reverse(p.2 * 1000 / p.1.max(1)));
+        let total: u64 = stats.bytes_kept + partial.iter().map(|p| p.1).sum::<u64>();
+        let mut unused_left: u64 = partial.iter().map(|p| p.2).sum();
+        let mut repack = Vec::new();
+        for (p, size, unused) in partial {
+            if unused_left as f64 > opts.max_unused * total as f64 {
+                unused_left -= unused;
+                stats.bytes_marked += size;
+                repack.push(p);
+            } else {
+                stats.bytes_kept += size;
+                keep.push(p);
+            }
+        }
+        stats.bytes_unused_left += unused_left;
+        stats.packs_kept = keep.len() as u64;
+        stats.packs_repacked = repack.len() as u64;
+        stats.packs_marked = (drop.len() + repack.len()) as u64;
+        let indexed: HashSet<PackId> =
+            keep.iter().chain(repack.iter()).map(|p| p.id).chain(drop.iter().map(|(p, _)| p.id)).collect();
+        // Packs already on a garbage list are waiting out their grace period, not unindexed.
+        let unindexed: Vec<(PackId, u64)> = sizes
+            .into_iter()
+            .filter(|(id, _)| !indexed.contains(id) && !listed.contains(id) && !young.contains(id))
+            .collect();
+        stats.packs_unindexed = unindexed.len() as u64;
+        Ok(PrunePlan {
+            used,
+            keep,
+            repack,
+            drop,
+            old_indexes: files.into_iter().map(|(id, _)| id).collect(),
+            unindexed,
+            index: lookup,
+            stats,
+        })
+    }
+
+    /// Carries out the plan: sweep old garbage lists, repack, rewrite the index, mark garbage.
+    ///
+    /// # Errors
+    /// Store errors; the repository stays consistent at every step.
+    pub fn apply(mut self, repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
+        if opts.dry_run {
+            return Ok(self.stats);
+        }
+        // Repack used blobs of partly used packs into new packs (uploaded before any index
+        // stops naming the old ones).
+        let mut new_packs = Vec::new();
+        if !self.repack.is_empty() {
+            new_packs = self.repack_blobs(repo)?;
+        }
+        // The garbage list of this run: dropped and repacked packs, plus unindexed packs from
+        // interrupted backups (those only become deletable after a further grace period too).
+        let mut garbage: Vec<GarbagePack> =
+            self.drop.iter().map(|(p, size)| GarbagePack::from_indexed(p, *size)).collect();
+        for p in &self.repack {
+            let size = p.entries.iter().map(|e| u64::from(e.offset) + u64::from(e.length)).max().unwrap_or(0);
+            garbage.push(GarbagePack::from_indexed(p, size));
+        }
+        for (id, size) in &self.unindexed {
+            garbage.push(GarbagePack::unindexed(*id, *size));
+        }
+        // New index: every kept pack and every new pack, superseding all old index objects.
+        let mut all: Vec<IndexedPack> = std::mem::take(&mut self.keep);
+        all.extend(new_packs);
+        repo.save_index_objects(&self.old_indexes, &all)?;
+        for id in &self.old_indexes {
+            let key = ObjectKey::new(ObjectKind::Index, id.0);
+            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+        }
+        // Mark, then sweep lists older than the grace period by the store's clock.
+        let marker = write_garbage(repo, &GarbageList::new(garbage))?;
+        let now = store_now(repo, &marker)?;
+        self.sweep(repo, opts, now, &marker)?;
+        Ok(self.stats)
+    }
+
+    fn repack_blobs(&self, repo: &Repository) -> Result<Vec<IndexedPack>> {
+        // Blobs kept in another pack need no copy; the writer skips what this index holds.
+        let mut kept = Index::default();
+        for p in &self.keep {
+            kept.add_pack(p.id, p.salt, &p.entries);
+        }
+        kept.finalize();
+        let mut writer = BlobWriter::new(repo);
+        for p in &self.repack {
+            for e in p.entries.iter().filter(|e| self.used.contains(&e.id)) {
+                let Some(entry) = self.index.get(&e.id) else { continue };
+                let plain = repo.read_entry(&self.index, entry)?;
+                writer.add_with_id(&kept, e.kind, e.id, &plain)?;
+            }
+        }
+        writer.finish_packs()
+    }
+
+    /// Deletes the packs of garbage lists older than the grace period, resurrecting any a
+    /// snapshot now needs.
+    fn sweep(
+        &mut self,
+        repo: &Repository,
+        opts: &PruneOptions,
+        now: jiff::Timestamp,
+        current: &ObjectKey,
+    ) -> Result<()> {
+        let grace = jiff::SignedDuration::try_from(opts.grace).unwrap_or(jiff::SignedDuration::MAX);
+        let lists = repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)?;
+        let mut resurrect = Vec::new();
+        let mut delete_lists = Vec::new();
+        let mut deletions: Vec<(PackId, u64)> = Vec::new();
+        // Blobs needed now, rechecked against what the current index still holds.
+        let current_index = repo.load_index()?;
+        let mut due = Vec::new();
+        for info in lists {
+            if info.key == *current || now.duration_since(info.last_modified) < grace {
+                continue;
+            }
+            if let Some(list) = read_garbage_if_present(repo, &info.key)? {
+                due.push((info.key, list));
+            }
+        }
+        // Snapshots committed since this prune read them (backups that ran concurrently) may
+        // need blobs in the packs about to go: walk them too, reading trees from the current
+        // index and the packs on the due lists.
+        let listed: Vec<IndexedPack> =
+            due.iter().flat_map(|(_, list)| list.packs.iter().filter_map(GarbagePack::to_indexed)).collect();
+        let lookup = with_listed(&current_index, &listed);
+        let fresh: Vec<BlobId> = repo
+            .snapshots_strict()?
+            .into_iter()
+            .filter(|(_, s)| !self.used.contains(&s.tree))
+            .map(|(_, s)| s.tree)
+            .collect();
+        add_used(repo, &lookup, fresh, &mut self.used)?;
+        for (key, list) in due {
+            for gp in list.packs {
+                let needed = gp
+                    .to_indexed()
+                    .filter(|p| p.entries.iter().any(|e| self.used.contains(&e.id) && !current_index.contains(&e.id)));
+                match needed {
+                    Some(p) => resurrect.push(p),
+                    None => deletions.push((gp.id, gp.size)),
+                }
+            }
+            delete_lists.push(key);
+        }
+        if !resurrect.is_empty() {
+            self.stats.packs_resurrected += resurrect.len() as u64;
+            let keep: HashSet<PackId> = resurrect.iter().map(|p| p.id).collect();
+            deletions.retain(|(id, _)| !keep.contains(id));
+            repo.save_index(&IndexFile { supersedes: vec![], packs: resurrect })?;
+        }
+        let still_indexed: HashSet<PackId> = current_index.packs().iter().map(|p| p.id).collect();
+        let mut seen = HashSet::new();
+        for (id, size) in deletions {
+            if still_indexed.contains(&id) || !seen.insert(id) {
+                continue; // indexed again (e.g. the same bytes uploaded by a later backup)
+            }
+            let key = ObjectKey::new(ObjectKind::Pack, id.0);
+            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+            self.stats.packs_deleted += 1;
+            self.stats.bytes_freed += size;
+        }
+        for key in delete_lists {
+            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+        }
+        Ok(())
+    }
+}
+
+fn write_garbage(repo: &Repository, list: &GarbageList) -> Result<ObjectKey> {
+    let sealed = list.seal(repo.master());
+    let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(&sealed));
+    repo.store().put(&key, Bytes::from(sealed)).map_err(Error::store(key))?;
+    Ok(key)
+}
+
+/// Reads a garbage list; `None` when it is gone (swept by a concurrent prune since the listing).
+fn read_garbage_if_present(repo: &Repository, key: &ObjectKey) -> Result<Option<GarbageList>> {
+    match repo.get_verified(*key) {
+        Ok(data) => GarbageList::open(repo.master(), key, &data).map(Some),
+        Err(e) if e.is_missing_object() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs prune: plan, then apply.
+///
+/// # Errors
+/// As [`PrunePlan::compute`] and [`PrunePlan::apply`].
+pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
+    PrunePlan::compute(repo, opts)?.apply(repo, opts)
+}

@@ -1,0 +1,214 @@
+//! Repairs: rebuilding the index from pack headers, and rewriting snapshots so they no longer
+//! reference data that is gone. Both compute a plan first; nothing changes unless `apply`.
+
+use serde::Serialize;
+
+use crate::format::blob::BlobKind;
+use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::pack;
+use crate::format::tree::{NodeKind, Tree};
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{BlobId, IndexId, PackId};
+use crate::foundation::pattern::PathPatterns;
+use crate::repository::Repository;
+use crate::repository::index::Index;
+use crate::repository::store::{ObjectKey, ObjectKind};
+use crate::repository::writer::BlobWriter;
+
+/// What `repair index` found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IndexRepair {
+    /// Packs whose headers were read.
+    pub packs_read: u64,
+    /// Packs whose headers are unreadable (their blobs are lost).
+    pub packs_unreadable: Vec<(String, String)>,
+    /// Blobs in the rebuilt index.
+    pub blobs: u64,
+    /// Blobs the rebuilt index has that the old one lacked.
+    pub blobs_recovered: u64,
+    /// Index objects replaced.
+    pub index_objects_replaced: u64,
+    /// Whether the repository was changed.
+    pub applied: bool,
+}
+
+/// Rebuilds the index from the headers of every pack in storage.
+///
+/// # Errors
+/// Store errors listing or writing.
+pub fn repair_index(repo: &Repository, apply: bool) -> Result<IndexRepair> {
+    let mut r = IndexRepair::default();
+    let old = repo.store().list(ObjectKind::Index).map_err(Error::Storage)?;
+    let mut old_index = Index::default();
+    for info in &old {
+        if let Ok(data) = repo.get_verified(info.key)
+            && let Ok(f) = IndexFile::open(repo.master(), &IndexId(info.key.id), &data)
+        {
+            old_index.add_file(&f);
+        }
+    }
+    old_index.finalize();
+    let mut packs = Vec::new();
+    for info in repo.store().list(ObjectKind::Pack).map_err(Error::Storage)? {
+        let id = PackId(info.key.id);
+        r.packs_read += 1;
+        let header = repo.get_verified(info.key).and_then(|data| pack::read_header(repo.master(), &id, &data));
+        match header {
+            Ok((salt, entries)) => {
+                r.blobs += entries.len() as u64;
+                r.blobs_recovered += entries.iter().filter(|e| !old_index.contains(&e.id)).count() as u64;
+                packs.push(IndexedPack { id, salt, entries });
+            }
+            Err(e) => r.packs_unreadable.push((id.to_string(), e.to_string())),
+        }
+    }
+    r.index_objects_replaced = old.len() as u64;
+    if apply {
+        let supersedes: Vec<IndexId> = old.iter().map(|i| IndexId(i.key.id)).collect();
+        repo.save_index_objects(&supersedes, &packs)?;
+        for info in old {
+            repo.store().delete(&info.key).map_err(|cause| Error::Store { key: info.key, cause })?;
+        }
+        r.applied = true;
+    }
+    Ok(r)
+}
+
+/// One snapshot `repair snapshots` rewrote (or would).
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotRepair {
+    /// The damaged snapshot.
+    pub snapshot: String,
+    /// Its replacement (when applied).
+    pub replacement: Option<String>,
+    /// Paths removed because their data is missing, and directories emptied because their tree
+    /// is unreadable.
+    pub removed: Vec<String>,
+}
+
+/// Rewrites snapshots that reference missing, unreadable or `damaged` data (as found by
+/// [`crate::operations::check::run`]): files with such a blob are
+/// removed, unreadable directories become empty; the new snapshot is tagged `repaired` and the
+/// old one deleted.
+///
+/// # Errors
+/// Store errors.
+pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> Result<Vec<SnapshotRepair>> {
+    let mut index = Index::default();
+    // Damaged blobs count as missing: rebuild the lookup without them.
+    let bad: std::collections::HashSet<BlobId> = damaged.iter().copied().collect();
+    for (_, f) in repo.index_files()? {
+        for p in &f.packs {
+            let entries: Vec<_> = p.entries.iter().filter(|e| !bad.contains(&e.id)).copied().collect();
+            index.add_pack(p.id, p.salt, &entries);
+        }
+    }
+    index.finalize();
+    let snapshots = repo.snapshots()?;
+    let unreadable = |_: &std::path::Path, node: &crate::format::tree::Node| {
+        node.kind == NodeKind::File && !node.content.iter().all(|id| index.contains(id))
+    };
+    rewrite_snapshots(repo, &index, snapshots, &unreadable, "repaired", apply)
+}
+
+/// Rewrites `snapshots` without the entries `drop` selects (and, for unreadable directories,
+/// with an empty one): new trees, a new snapshot tagged `tag` replacing each changed one.
+fn rewrite_snapshots(
+    repo: &Repository,
+    index: &Index,
+    snapshots: Vec<(crate::foundation::id::SnapshotId, crate::format::snapshot::Snapshot)>,
+    drop: &dyn Fn(&std::path::Path, &crate::format::tree::Node) -> bool,
+    tag: &str,
+    apply: bool,
+) -> Result<Vec<SnapshotRepair>> {
+    let mut out = Vec::new();
+    let mut writer = BlobWriter::new(repo);
+    let mut rewritten = Vec::new();
+    for (id, snap) in snapshots {
+        let mut removed = Vec::new();
+        let root = rewrite(repo, index, &mut writer, snap.tree, std::path::Path::new("/"), drop, &mut removed)?;
+        if removed.is_empty() {
+            continue;
+        }
+        let mut fixed = snap.clone();
+        fixed.tree = root;
+        fixed.parent = None;
+        if !fixed.tags.iter().any(|t| t == tag) {
+            fixed.tags.push(tag.into());
+        }
+        out.push(SnapshotRepair { snapshot: id.to_string(), replacement: None, removed });
+        rewritten.push((id, fixed));
+    }
+    if apply && !rewritten.is_empty() {
+        let _committed = writer.finish()?;
+        for ((old, fixed), report) in rewritten.into_iter().zip(out.iter_mut()) {
+            let new = repo.save_snapshot(&fixed)?;
+            report.replacement = Some(new.to_string());
+            let key = ObjectKey::new(ObjectKind::Snapshot, old.0);
+            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+        }
+    }
+    Ok(out)
+}
+
+/// Erases paths from snapshots (`rewrite --exclude`): every entry matching `excludes` (globs,
+/// as for backup) is removed from `snapshots` (all when empty); each changed snapshot is
+/// replaced by one tagged `rewritten`. The data itself leaves the repository at the next
+/// prune, once no snapshot references it.
+///
+/// # Errors
+/// Bad patterns; store errors; unreadable trees.
+pub fn erase(
+    repo: &Repository,
+    snapshots: &[crate::foundation::id::SnapshotId],
+    excludes: &[String],
+    apply: bool,
+) -> Result<Vec<SnapshotRepair>> {
+    if excludes.is_empty() {
+        return Err(Error::InvalidArgument("rewrite needs at least one --exclude pattern".into()));
+    }
+    let patterns = PathPatterns::new(excludes)?;
+    let index = repo.load_index()?;
+    let mut selected = repo.snapshots()?;
+    if !snapshots.is_empty() {
+        selected.retain(|(id, _)| snapshots.contains(id));
+    }
+    let matches = |path: &std::path::Path, _: &crate::format::tree::Node| patterns.matches(path);
+    rewrite_snapshots(repo, &index, selected, &matches, "rewritten", apply)
+}
+
+/// Rewrites one tree without the entries `drop` selects; returns its (possibly new) id.
+fn rewrite(
+    repo: &Repository,
+    index: &Index,
+    writer: &mut BlobWriter<'_>,
+    tree_id: BlobId,
+    path: &std::path::Path,
+    drop: &dyn Fn(&std::path::Path, &crate::format::tree::Node) -> bool,
+    removed: &mut Vec<String>,
+) -> Result<BlobId> {
+    let tree = match repo.load_tree(index, &tree_id) {
+        Ok(t) => t,
+        Err(e) => {
+            removed.push(format!("{} (directory unreadable: {e})", path.display()));
+            return writer.add(index, BlobKind::Tree, &Tree::new(vec![]).encode());
+        }
+    };
+    let before = removed.len();
+    let mut nodes = Vec::with_capacity(tree.nodes.len());
+    for mut node in tree.nodes {
+        let p = path.join(node.os_name());
+        if drop(&p, &node) {
+            removed.push(p.display().to_string());
+            continue;
+        }
+        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+            node.subtree = Some(rewrite(repo, index, writer, sub, &p, drop, removed)?);
+        }
+        nodes.push(node);
+    }
+    if removed.len() == before {
+        return Ok(tree_id);
+    }
+    writer.add(index, BlobKind::Tree, &Tree::new(nodes).encode())
+}

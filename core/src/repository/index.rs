@@ -1,0 +1,634 @@
+//! The in-memory blob index: which pack holds each blob, and where.
+//!
+//! The index is a compact table: one fixed-size [`IndexEntry`] per blob (48 bytes) in 256
+//! vectors split on the id's first byte, each sorted by id; a directory of where each second
+//! byte starts in them (so a lookup binary-searches a handful of entries); and a table of packs
+//! the entries point into by number. No boxed entries and no per-blob map nodes: ten million
+//! blobs take 480 MB.
+//!
+//! [`Index::load`] builds it from many index objects at once (their format is
+//! [`crate::format::index`]): objects are opened side by side under a memory budget and decoded
+//! straight into the reserved buckets, which are then sorted in place on all cores.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use rayon::prelude::*;
+
+use crate::format::blob::BlobKind;
+use crate::format::index::{INDEX_VERSION, IndexFile, pack_head};
+use crate::format::pack::{ENTRY_LEN, PackEntry};
+use crate::foundation::codec::Cursor;
+use crate::foundation::compress::Codec;
+use crate::foundation::crypto::SALT_LEN;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{BlobId, IndexId, PackId};
+
+/// Where one blob is, in 48 bytes: the id, four `u32`s, and the blob's kind and codec kept in
+/// the top bits of the pack number (an index holds fewer than 2^30 packs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The blob.
+    pub id: BlobId,
+    /// Pack number in [`Index::packs`] (low 30 bits), tree flag (bit 31), zstd flag (bit 30).
+    pack_and_flags: u32,
+    /// Offset in the pack.
+    pub offset: u32,
+    /// Sealed length.
+    pub length: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+}
+
+const TREE_FLAG: u32 = 1 << 31;
+const ZSTD_FLAG: u32 = 1 << 30;
+const PACK_MASK: u32 = ZSTD_FLAG - 1;
+
+impl IndexEntry {
+    fn new(e: &PackEntry, pack: u32) -> Self {
+        let mut flags = pack & PACK_MASK;
+        if e.kind == BlobKind::Tree {
+            flags |= TREE_FLAG;
+        }
+        if e.codec == Codec::Zstd {
+            flags |= ZSTD_FLAG;
+        }
+        IndexEntry { id: e.id, pack_and_flags: flags, offset: e.offset, length: e.length, raw_len: e.raw_len }
+    }
+
+    /// Number of its pack in [`Index::packs`].
+    #[must_use]
+    pub fn pack(&self) -> u32 {
+        self.pack_and_flags & PACK_MASK
+    }
+
+    /// Data or tree.
+    #[must_use]
+    pub fn kind(&self) -> BlobKind {
+        if self.pack_and_flags & TREE_FLAG != 0 { BlobKind::Tree } else { BlobKind::Data }
+    }
+
+    /// Encoding.
+    #[must_use]
+    pub fn codec(&self) -> Codec {
+        if self.pack_and_flags & ZSTD_FLAG != 0 { Codec::Zstd } else { Codec::None }
+    }
+}
+
+/// A pack the index knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackRef {
+    /// The pack.
+    pub id: PackId,
+    /// Its salt.
+    pub salt: [u8; SALT_LEN],
+}
+
+/// The table is split on an id's first byte into this many buckets, each sorted on its own.
+const BUCKETS: usize = 256;
+
+/// Bytes of index objects being fetched, opened or decoded at once while loading (each object
+/// counts twice until it is opened: its stored bytes and its plaintext). One object is always
+/// allowed, whatever its size.
+const LOAD_BUDGET: u64 = 64 << 20;
+
+/// Index objects loaded side by side: enough to hide a remote store's latency; the budget
+/// above, not this, bounds the memory.
+const LOAD_THREADS: usize = 8;
+
+/// The in-memory index.
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    packs: Vec<PackRef>,
+    pack_numbers: HashMap<PackId, u32>,
+    /// The entries, by the first byte of their id ([`BUCKETS`] vectors once any was added):
+    /// ids are keyed BLAKE3, so each holds about 1/256 of them. Entries go straight into their
+    /// bucket as they are decoded; sorting is then 256 small sorts, side by side, each mostly
+    /// in cache, with no pass over the whole table to partition it.
+    buckets: Vec<Vec<IndexEntry>>,
+    /// After [`Index::finalize`]: `directory[257·b + s]` is where, in bucket `b`, the ids whose
+    /// second byte is `s` start (`257·b + 256`: the bucket's length), so a lookup
+    /// binary-searches about len/65 536 entries.
+    directory: Vec<u32>,
+    sorted: bool,
+}
+
+/// The first 8 bytes of an id as a big-endian number: the same order as the whole id's.
+fn prefix(id: &BlobId) -> u64 {
+    let b = &id.0.0;
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+impl Index {
+    /// Loads index objects into one index: `open` fetches, verifies and decrypts one object
+    /// and returns its plaintext; `objects` names them with their stored sizes.
+    ///
+    /// Several objects are opened side by side, largest first, with at most [`LOAD_BUDGET`]
+    /// bytes of them in memory at once; each is decoded straight into the table as soon as it
+    /// is open, and its plaintext freed. The table is reserved once from the stored sizes (an
+    /// entry takes 46 bytes there, so that bound is never short), then sorted in place. So
+    /// memory peaks at the table plus one or two objects.
+    ///
+    /// # Errors
+    /// The first error `open` returns, as it returned it; [`Error::Corrupt`] naming a
+    /// malformed object.
+    pub fn load<F>(objects: &[(IndexId, u64)], open: F) -> Result<Index>
+    where
+        F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
+    {
+        let mut order: Vec<(IndexId, u64)> = objects.to_vec();
+        // Largest first: their plaintexts are in memory while the table is still small.
+        order.sort_by_key(|o| std::cmp::Reverse(o.1));
+        let mut index = Index::default();
+        let bound: u64 = objects.iter().map(|o| o.1 / ENTRY_LEN as u64).sum();
+        index.reserve(usize::try_from(bound).unwrap_or(usize::MAX));
+        let table = Mutex::new(index);
+        let budget = Budget { used: Mutex::new(0), freed: Condvar::new(), limit: LOAD_BUDGET };
+        let next = AtomicUsize::new(0);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let failed = AtomicBool::new(false);
+        let load_one = |(id, size): (IndexId, u64)| -> Result<()> {
+            let mut held = budget.acquire(size.saturating_mul(2));
+            let plain = open(&id)?;
+            held.keep(size);
+            let mut table = table.lock().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
+            table.append_object(&plain).map_err(|r| Error::corrupt(format!("index {id}"), r))
+        };
+        std::thread::scope(|s| {
+            for _ in 0..LOAD_THREADS.min(order.len()) {
+                s.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(&object) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                        if let Err(e) = load_one(object) {
+                            failed.store(true, Ordering::Relaxed);
+                            let mut first = failure.lock().unwrap_or_else(PoisonError::into_inner);
+                            first.get_or_insert(e);
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            return Err(e);
+        }
+        let mut index = table.into_inner().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
+        index.finalize();
+        Ok(index)
+    }
+
+    /// Decodes one index object's plaintext straight into the table (the same checks as
+    /// [`IndexFile::decode`], without building one). On an error, part of the object may have
+    /// been added.
+    fn append_object(&mut self, plain: &[u8]) -> Result<(), &'static str> {
+        let mut c = Cursor::new(plain);
+        if c.u8()? != INDEX_VERSION {
+            return Err("unknown index version");
+        }
+        let ns = c.u32()? as usize;
+        if ns > c.remaining() / 32 {
+            return Err("supersedes count exceeds the object");
+        }
+        c.take(ns * 32)?;
+        let np = c.u32()?;
+        if np as usize > c.remaining() / 52 {
+            return Err("pack count exceeds the object");
+        }
+        self.sorted = false;
+        for _ in 0..np {
+            let (id, salt, ne) = pack_head(&mut c)?;
+            let pack = self.pack_number(id, salt).ok_or("more packs than the index can number")?;
+            let raw = c.take(ne as usize * ENTRY_LEN)?;
+            let buckets = self.buckets_mut();
+            for e in raw.chunks_exact(ENTRY_LEN) {
+                let e = IndexEntry::new(&PackEntry::decode(e)?, pack);
+                buckets[usize::from(e.id.0.0[0])].push(e);
+            }
+        }
+        if c.remaining() != 0 {
+            return Err("trailing bytes");
+        }
+        Ok(())
+    }
+
+    /// The number of pack `id`, added with `salt` if new; `None` past 2^30 - 1 packs.
+    fn pack_number(&mut self, id: PackId, salt: [u8; SALT_LEN]) -> Option<u32> {
+        if let Some(&n) = self.pack_numbers.get(&id) {
+            return Some(n);
+        }
+        let n = u32::try_from(self.packs.len()).ok().filter(|&n| n < PACK_MASK)?;
+        self.packs.push(PackRef { id, salt });
+        self.pack_numbers.insert(id, n);
+        Some(n)
+    }
+
+    /// Adds a pack and its entries. Call [`Index::finalize`] before lookups.
+    pub fn add_pack(&mut self, id: PackId, salt: [u8; SALT_LEN], entries: &[PackEntry]) {
+        // More than 2^30 packs (16 PiB at the default pack size, 48 GiB of pack table) would
+        // not fit the entry encoding: their entries are left out rather than misnumbered.
+        let Some(n) = self.pack_number(id, salt) else { return };
+        let buckets = self.buckets_mut();
+        for e in entries {
+            buckets[usize::from(e.id.0.0[0])].push(IndexEntry::new(e, n));
+        }
+        self.sorted = false;
+    }
+
+    /// The buckets, created on first use.
+    fn buckets_mut(&mut self) -> &mut [Vec<IndexEntry>] {
+        if self.buckets.is_empty() {
+            self.buckets = vec![Vec::new(); BUCKETS];
+        }
+        &mut self.buckets
+    }
+
+    /// Makes room for about `n` more entries: each bucket its share and a margin (1/32 and
+    /// 64 entries, many standard deviations for evenly spread ids). Room never used is
+    /// address space, not memory; a bucket that fills anyway grows.
+    pub fn reserve(&mut self, n: usize) {
+        let share = n / BUCKETS;
+        let room = share.saturating_add(share / 32).saturating_add(64);
+        for b in self.buckets_mut() {
+            // Only a bound: if the allocator refuses, the bucket grows as entries come.
+            let _ = b.try_reserve_exact(room);
+        }
+    }
+
+    /// Adds everything an index object lists.
+    pub fn add_file(&mut self, file: &IndexFile) {
+        for p in &file.packs {
+            self.add_pack(p.id, p.salt, &p.entries);
+        }
+    }
+
+    /// Sorts for lookups, keeping one entry per blob: of several, the one in the pack the
+    /// index met first. Sorts in place on all cores; no second copy of the table.
+    pub fn finalize(&mut self) {
+        if self.sorted {
+            return;
+        }
+        let sort = |bucket: &mut Vec<IndexEntry>| {
+            bucket.sort_unstable_by(|a, b| {
+                prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
+            });
+            bucket.dedup_by(|a, b| a.id == b.id);
+            // Shrinking may copy the bucket; worth it only for a large excess (duplicates).
+            if bucket.capacity() > bucket.len() + bucket.len() / 4 + 64 {
+                bucket.shrink_to_fit();
+            }
+        };
+        self.buckets.par_iter_mut().for_each(sort);
+        self.directory.clear();
+        // Offsets are u32: a bucket past 4 billion entries is searched whole.
+        if self.buckets.iter().all(|b| u32::try_from(b.len()).is_ok()) {
+            self.directory.reserve_exact(self.buckets.len() * 257);
+            for bucket in &self.buckets {
+                let mut start = 0;
+                for second in 0..256 {
+                    start += bucket[start..].partition_point(|e| usize::from(e.id.0.0[1]) < second);
+                    self.directory.push(start as u32);
+                }
+                self.directory.push(bucket.len() as u32);
+            }
+        }
+        self.sorted = true;
+    }
+
+    /// Where a blob is.
+    #[must_use]
+    pub fn get(&self, id: &BlobId) -> Option<&IndexEntry> {
+        debug_assert!(self.sorted || self.is_empty());
+        let (first, second) = (usize::from(id.0.0[0]), usize::from(id.0.0[1]));
+        let bucket = self.buckets.get(first)?;
+        let at = first * 257 + second;
+        let run = match (self.directory.get(at), self.directory.get(at + 1)) {
+            (Some(&lo), Some(&hi)) => bucket.get(lo as usize..hi as usize)?,
+            _ => bucket,
+        };
+        run.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &run[i])
+    }
+
+    /// Whether the index holds a blob.
+    #[must_use]
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The pack an entry points into.
+    #[must_use]
+    pub fn pack(&self, entry: &IndexEntry) -> PackRef {
+        self.packs[entry.pack() as usize]
+    }
+
+    /// All packs.
+    #[must_use]
+    pub fn packs(&self) -> &[PackRef] {
+        &self.packs
+    }
+
+    /// All entries (in id order after [`Index::finalize`]).
+    pub fn entries(&self) -> impl Iterator<Item = &IndexEntry> {
+        self.buckets.iter().flatten()
+    }
+
+    /// Number of distinct blobs (after [`Index::finalize`]).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(Vec::len).sum()
+    }
+
+    /// No blobs.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(Vec::is_empty)
+    }
+}
+
+/// Bytes allowed in memory at once, shared by the loading threads.
+struct Budget {
+    used: Mutex<u64>,
+    freed: Condvar,
+    limit: u64,
+}
+
+/// Bytes taken from a [`Budget`], given back when dropped.
+struct Held<'a> {
+    budget: &'a Budget,
+    bytes: u64,
+}
+
+impl Budget {
+    /// Waits until `bytes` fit (or nothing else is held), then takes them.
+    fn acquire(&self, bytes: u64) -> Held<'_> {
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        while *used > 0 && used.saturating_add(bytes) > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(PoisonError::into_inner);
+        }
+        *used += bytes;
+        Held { budget: self, bytes }
+    }
+
+    fn give_back(&self, bytes: u64) {
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        *used = used.saturating_sub(bytes);
+        self.freed.notify_all();
+    }
+}
+
+impl Held<'_> {
+    /// Keeps only `bytes`, giving the rest back.
+    fn keep(&mut self, bytes: u64) {
+        let extra = self.bytes.saturating_sub(bytes);
+        self.bytes -= extra;
+        self.budget.give_back(extra);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::index::{IndexFile, IndexedPack};
+    use crate::foundation::id::Digest;
+    use proptest::prelude::*;
+
+    fn entry(i: u32) -> PackEntry {
+        PackEntry {
+            kind: if i.is_multiple_of(2) { BlobKind::Data } else { BlobKind::Tree },
+            codec: if i.is_multiple_of(3) { Codec::Zstd } else { Codec::None },
+            id: BlobId(Digest::of(&i.to_le_bytes())),
+            offset: 16 + i,
+            length: 28 + i,
+            raw_len: i,
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        let mut idx = Index::default();
+        let p = PackId(Digest::of(b"p"));
+        let entries: Vec<_> = (0..1000).map(entry).collect();
+        idx.add_pack(p, [1; 16], &entries);
+        idx.add_pack(p, [1; 16], &entries[..10]);
+        idx.finalize();
+        assert_eq!(idx.len(), 1000);
+        for e in &entries {
+            let got = idx.get(&e.id).unwrap();
+            assert_eq!((got.offset, got.length, got.raw_len), (e.offset, e.length, e.raw_len));
+            assert_eq!(idx.pack(got).id, p);
+        }
+        assert!(!idx.contains(&BlobId(Digest::of(b"missing"))));
+        assert_eq!(std::mem::size_of::<IndexEntry>(), 48);
+        let got = idx.get(&entries[3].id).unwrap();
+        assert_eq!((got.kind(), got.codec()), (entries[3].kind, entries[3].codec));
+    }
+
+    /// Index objects with blobs spread over packs; `dup` of each object's blobs also appear in
+    /// the next object, in another pack, and every third object repeats a pack of the previous.
+    fn objects(n: usize, per_object: u32, dup: u32) -> Vec<(IndexId, IndexFile)> {
+        let mut out: Vec<(IndexId, IndexFile)> = Vec::new();
+        for k in 0..n as u32 {
+            let mut packs: Vec<IndexedPack> = (0..(per_object / 40 + 1))
+                .map(|p| IndexedPack {
+                    id: PackId(Digest::of(&[k.to_le_bytes(), p.to_le_bytes()].concat())),
+                    salt: [k as u8; 16],
+                    entries: (0..40.min(per_object)).map(|i| entry(k * 1_000_000 + p * 40 + i)).collect(),
+                })
+                .collect();
+            if let Some((_, prev)) = out.last() {
+                packs.push(IndexedPack {
+                    id: PackId(Digest::of(&k.to_le_bytes())),
+                    salt: [9; 16],
+                    entries: prev.packs[0]
+                        .entries
+                        .iter()
+                        .take(dup as usize)
+                        .map(|e| PackEntry { offset: e.offset + 7, ..*e })
+                        .collect(),
+                });
+                if k % 3 == 0 {
+                    packs.push(prev.packs[0].clone());
+                }
+            }
+            let file = IndexFile { supersedes: out.iter().map(|(id, _)| *id).take(k as usize % 2).collect(), packs };
+            out.push((IndexId(Digest::of(&file.encode())), file));
+        }
+        out
+    }
+
+    fn load_plain(files: &[(IndexId, IndexFile)]) -> Result<Index> {
+        let plain: HashMap<IndexId, Vec<u8>> = files.iter().map(|(id, f)| (*id, f.encode())).collect();
+        let sizes: Vec<(IndexId, u64)> = files.iter().map(|(id, f)| (*id, f.encode().len() as u64 + 44)).collect();
+        Index::load(&sizes, |id| plain.get(id).cloned().ok_or_else(|| Error::NotFound(format!("index {id}"))))
+    }
+
+    /// Every blob the files name is found, in a pack that lists it with exactly those
+    /// coordinates; nothing else is found; each pack is in the table once.
+    fn check_union(idx: &Index, files: &[(IndexId, IndexFile)]) {
+        let mut listed: HashMap<BlobId, Vec<(PackId, [u8; 16], PackEntry)>> = HashMap::new();
+        let mut packs: HashMap<PackId, [u8; 16]> = HashMap::new();
+        for (_, f) in files {
+            for p in &f.packs {
+                packs.entry(p.id).or_insert(p.salt);
+                for e in &p.entries {
+                    listed.entry(e.id).or_default().push((p.id, p.salt, *e));
+                }
+            }
+        }
+        assert_eq!(idx.len(), listed.len());
+        assert_eq!(idx.packs().len(), packs.len());
+        for (id, places) in &listed {
+            let got = idx.get(id).expect("a listed blob is missing");
+            let pack = idx.pack(got);
+            let found = PackEntry {
+                kind: got.kind(),
+                codec: got.codec(),
+                id: got.id,
+                offset: got.offset,
+                length: got.length,
+                raw_len: got.raw_len,
+            };
+            assert!(
+                places.iter().any(|(p, _, e)| *p == pack.id && *e == found),
+                "{id}: {found:?} in {} is not a place the index objects name",
+                pack.id
+            );
+            assert_eq!(pack.salt, packs[&pack.id], "a pack keeps the salt it was first met with");
+        }
+        for i in 0..2000u32 {
+            assert!(!idx.contains(&BlobId(Digest::of(&[b"absent".as_slice(), &i.to_le_bytes()].concat()))));
+        }
+        let ids: Vec<BlobId> = idx.entries().map(|e| e.id).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted, one entry per blob");
+    }
+
+    #[test]
+    fn load_takes_the_union_of_many_objects() {
+        for (n, per, dup) in [(0, 0, 0), (1, 1, 0), (3, 100, 5), (40, 1000, 30), (5, 20_000, 40)] {
+            let files = objects(n, per, dup);
+            let idx = load_plain(&files).unwrap();
+            check_union(&idx, &files);
+            let mut reference = Index::default();
+            files.iter().for_each(|(_, f)| reference.add_file(f));
+            reference.finalize();
+            assert_eq!(reference.len(), idx.len());
+            check_union(&reference, &files);
+        }
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_pack_met() {
+        let a = PackId(Digest::of(b"a"));
+        let b = PackId(Digest::of(b"b"));
+        let e = entry(5);
+        let mut idx = Index::default();
+        idx.add_pack(a, [1; 16], &[entry(1)]);
+        idx.add_pack(b, [2; 16], &[PackEntry { offset: 99, ..e }]);
+        idx.add_pack(a, [1; 16], &[e]);
+        idx.finalize();
+        let got = idx.get(&e.id).unwrap();
+        assert_eq!((idx.pack(got).id, got.offset), (a, e.offset));
+        assert_eq!(idx.len(), 2);
+        // Adding after finalize and finalizing again keeps lookups right.
+        idx.add_pack(b, [2; 16], &[entry(7), entry(1)]);
+        idx.finalize();
+        assert_eq!(idx.len(), 3);
+        assert_eq!(idx.pack(idx.get(&entry(7).id).unwrap()).id, b);
+        assert_eq!(idx.pack(idx.get(&entry(1).id).unwrap()).id, a);
+    }
+
+    #[test]
+    fn lookups_at_every_size_and_edge_ids() {
+        let p = PackId(Digest::of(b"p"));
+        for n in [0u32, 1, 2, 7, 8, 63, 64, 65, 500, 4096, 70_000, 600_000] {
+            let mut entries: Vec<PackEntry> = (0..n).map(entry).collect();
+            for (i, b) in [[0u8; 32], [0xff; 32]].into_iter().enumerate() {
+                entries.push(PackEntry { id: BlobId(Digest(b)), ..entry(n + i as u32) });
+            }
+            let mut idx = Index::default();
+            idx.add_pack(p, [0; 16], &entries);
+            idx.finalize();
+            assert_eq!(idx.len(), entries.len());
+            for e in &entries {
+                assert_eq!(idx.get(&e.id).map(|g| (g.offset, g.raw_len)), Some((e.offset, e.raw_len)), "n = {n}");
+            }
+            for i in 0..300u32 {
+                let mut id = Digest::of(&[b"no".as_slice(), &i.to_le_bytes()].concat()).0;
+                if i % 2 == 0 {
+                    // Next to an existing id: same bucket, same prefix.
+                    id = entries[i as usize % entries.len()].id.0.0;
+                    id[31] ^= 1;
+                }
+                assert!(!idx.contains(&BlobId(Digest(id))), "n = {n}");
+            }
+        }
+        assert!(!Index::default().contains(&BlobId(Digest([0; 32]))));
+    }
+
+    #[test]
+    fn load_reports_errors_naming_the_object() {
+        let files = objects(5, 200, 3);
+        let bad = files[2].0;
+        let plain: HashMap<IndexId, Vec<u8>> = files.iter().map(|(id, f)| (*id, f.encode())).collect();
+        let sizes: Vec<(IndexId, u64)> = files.iter().map(|(id, _)| (*id, 1000)).collect();
+        // The error `open` gives comes back as it was (the caller retries on NotFound).
+        let err = Index::load(&sizes, |id| {
+            if *id == bad { Err(Error::NotFound(format!("gone {id}"))) } else { Ok(plain[id].clone()) }
+        })
+        .unwrap_err();
+        assert!(matches!(&err, Error::NotFound(m) if m == &format!("gone {bad}")), "{err:?}");
+        // A malformed object is corrupt, named.
+        for cut in [0, 1, 5, 50, plain[&bad].len() - 1] {
+            let err =
+                Index::load(&sizes, |id| Ok(if *id == bad { plain[id][..cut].to_vec() } else { plain[id].clone() }))
+                    .unwrap_err();
+            assert!(matches!(&err, Error::Corrupt { object, .. } if object == &format!("index {bad}")), "{err:?}");
+        }
+    }
+
+    proptest! {
+        /// The loader's decoder accepts exactly what `IndexFile::decode` accepts, with the
+        /// same entries, whatever the bytes.
+        #[test]
+        fn append_object_agrees_with_decode(
+            sizes in proptest::collection::vec(0u32..6, 0..4),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+            cut in any::<usize>(),
+            truncate in any::<bool>(),
+        ) {
+            let file = IndexFile {
+                supersedes: vec![IndexId(Digest::of(b"s"))],
+                packs: sizes.iter().enumerate().map(|(p, &n)| IndexedPack {
+                    id: PackId(Digest::of(&[p as u8])),
+                    salt: [p as u8; 16],
+                    entries: (0..n).map(|i| entry(i + 10 * p as u32)).collect(),
+                }).collect(),
+            };
+            let mut bytes = file.encode();
+            for (at, x) in flips {
+                let n = bytes.len();
+                bytes[at % n] ^= x;
+            }
+            if truncate {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            let mut idx = Index::default();
+            let fast = idx.append_object(&bytes);
+            match IndexFile::decode(&bytes) {
+                Ok(f) => {
+                    prop_assert!(fast.is_ok());
+                    let mut reference = Index::default();
+                    reference.add_file(&f);
+                    prop_assert!(reference.entries().eq(idx.entries()));
+                    prop_assert_eq!(reference.packs(), idx.packs());
+                }
+                Err(_) => prop_assert!(fast.is_err()),
+            }
+        }
+    }
+}

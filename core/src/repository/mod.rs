@@ -1,0 +1,661 @@
+//! A repository: a store, the master key, and the config (FORMAT.md §Config, §Read and write
+//! ordering).
+//!
+//! [`Repository::open`] tries each key file with the password, then reads and checks the config.
+//! It also offers the typed reads everything else builds on: the index, snapshots, blobs, trees.
+
+pub mod index;
+pub mod store;
+pub mod writer;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::format::blob::{self, BlobKind};
+use crate::format::config::{Config, FORMAT_VERSION};
+use crate::format::index::{INDEX_AAD, IndexFile, IndexedPack};
+use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError};
+use crate::format::pack::{self, PackEntry};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
+use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
+use crate::foundation::crypto::MasterKey;
+use crate::foundation::crypto::SALT_LEN;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
+use crate::foundation::identity::host_and_user;
+use crate::repository::index::{Index, IndexEntry};
+use crate::repository::store::{ObjectKey, ObjectKind, Store, StoreError};
+
+/// Options of `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunker_params: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level.
+    pub compression: i32,
+    /// argon2id costs for the first key file.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker_params: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            compression: 1,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// Index objects written by prune and `repair index` hold at most this many packs each.
+pub const PACKS_PER_INDEX: usize = 4096;
+
+/// Readable snapshots (oldest first), and the unreadable ones with their errors.
+pub type CheckedSnapshots = (Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>);
+
+/// An open repository.
+pub struct Repository {
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    config: Config,
+    key_id: KeyId,
+}
+
+fn store_err(key: ObjectKey) -> impl FnOnce(StoreError) -> Error {
+    move |cause| Error::Store { key, cause }
+}
+
+impl Repository {
+    /// Creates a repository in an empty store.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the store already holds a repository or the options are invalid.
+    pub fn init(store: Arc<dyn Store>, password: &[u8], options: &InitOptions) -> Result<Self> {
+        options.chunker_params.validate().map_err(Error::InvalidArgument)?;
+        if !(1 << 16..=1 << 30).contains(&options.pack_size) {
+            return Err(Error::InvalidArgument("pack size must be between 64 KiB and 1 GiB".into()));
+        }
+        if !(0..=22).contains(&options.compression) {
+            return Err(Error::InvalidArgument("compression level must be 0 (off) to 22".into()));
+        }
+        match store.get(&ObjectKey::CONFIG) {
+            Ok(_) => return Err(Error::InvalidArgument(format!("{} already holds a repository", store.describe()))),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(store_err(ObjectKey::CONFIG)(e)),
+        }
+        let master = MasterKey::generate();
+        let mut id = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: Digest(id),
+            chunker: CHUNKER_FASTCDC_2020_SEEDED.into(),
+            chunker_params: options.chunker_params,
+            pack_size: options.pack_size,
+            compression: options.compression,
+        };
+        // Key first: a config without a key would be a repository nobody can open.
+        let key_id = Self::write_key(&*store, &master, password, options.kdf)?;
+        store.put(&ObjectKey::CONFIG, Bytes::from(config.seal(&master))).map_err(|e| match e {
+            StoreError::AlreadyExists => {
+                Error::InvalidArgument(format!("{} already holds a repository", store.describe()))
+            }
+            e => store_err(ObjectKey::CONFIG)(e),
+        })?;
+        Ok(Repository { store, master, config, key_id })
+    }
+
+    fn write_key(store: &dyn Store, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        let (host, user) = host_and_user();
+        let kf = KeyFile::wrap(master, password, kdf, &host, &user, &jiff::Timestamp::now().to_string())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let bytes = kf.encode();
+        let id = KeyId(Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Key, id.0);
+        store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
+        Ok(id)
+    }
+
+    /// Opens the repository in `store` with `password`.
+    ///
+    /// # Errors
+    /// [`Error::WrongPassword`] if no key file opens; [`Error::UnsupportedVersion`] for another
+    /// format version; store and corruption errors naming the object.
+    pub fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
+        // The config and the key files are fetched side by side: one round trip fewer to a
+        // distant store.
+        let (config_bytes, keys) = std::thread::scope(|s| {
+            let keys = s.spawn(|| Self::fetch_keys(&*store));
+            let config = store.get(&ObjectKey::CONFIG);
+            let keys = keys.join().unwrap_or_else(|_| Err(Error::Internal("key fetch panicked".into())));
+            (config, keys)
+        });
+        let config_bytes = config_bytes.map_err(|e| match e {
+            StoreError::NotFound(_) => Error::RepositoryNotFound { location: store.describe() },
+            e => store_err(ObjectKey::CONFIG)(e),
+        })?;
+        let version = Config::stored_version(&config_bytes)?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                object: "repository config".into(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let keys = keys?;
+        if keys.is_empty() {
+            return Err(Error::NotFound("key files (the repository has none)".into()));
+        }
+        // While the key is derived (a tenth of a second or more, on purpose), a distant store
+        // lists the snapshots and the index, which nearly every command reads next.
+        std::thread::scope(|s| {
+            s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
+            Self::unlock(&config_bytes, keys, password)
+        })
+        .map(|(master, config, key_id)| Repository { store, master, config, key_id })
+    }
+
+    /// Finds the key file among `keys` that `password` opens and that opens the config.
+    fn unlock(
+        config_bytes: &[u8],
+        keys: Vec<(crate::repository::store::ObjectInfo, Bytes)>,
+        password: &[u8],
+    ) -> Result<(MasterKey, Config, KeyId)> {
+        let mut last_invalid = None;
+        for (info, data) in keys {
+            let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
+            match attempt {
+                Ok(master) => match Config::open(&master, config_bytes) {
+                    Ok(config) => return Ok((master, config, KeyId(info.key.id))),
+                    // A key for another master key (left by an interrupted `init` that was run
+                    // again): try the others.
+                    Err(e) => {
+                        last_invalid = Some(format!("{}: opens, but not this repository's config: {e}", info.key))
+                    }
+                },
+                Err(KeyFileError::WrongPassword) => {}
+                Err(e) => last_invalid = Some(format!("{}: {e}", info.key)),
+            }
+        }
+        match last_invalid {
+            // Every key either refused the password or was unreadable; the password is the
+            // likelier culprit, but say what was unreadable too.
+            Some(detail) => Err(Error::Corrupt {
+                object: "key files".into(),
+                reason: format!("wrong password or no matching key; also unreadable: {detail}"),
+            }),
+            None => Err(Error::WrongPassword),
+        }
+    }
+
+    /// Lists the key files and fetches them, a few side by side.
+    fn fetch_keys(store: &dyn Store) -> Result<Vec<(crate::repository::store::ObjectInfo, Bytes)>> {
+        let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(8) {
+            std::thread::scope(|s| {
+                let fetches: Vec<_> = batch
+                    .iter()
+                    .map(|info| s.spawn(move || store.get(&info.key).map_err(store_err(info.key))))
+                    .collect();
+                for (info, fetch) in batch.iter().zip(fetches) {
+                    let data = fetch.join().map_err(|_| Error::Internal("key fetch panicked".into()))??;
+                    out.push((info.clone(), data));
+                }
+                Ok::<(), Error>(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The master key.
+    #[must_use]
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The config.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key file that opened the repository.
+    #[must_use]
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Adds a key file for another password.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        Self::write_key(&*self.store, &self.master, password, kdf)
+    }
+
+    /// Every key file, decoded (unreadable ones are skipped).
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
+        let mut out = Vec::new();
+        for info in self.store.list(ObjectKind::Key).map_err(Error::Storage)? {
+            if let Ok(kf) = self
+                .get_verified(info.key)
+                .map_err(|e| e.to_string())
+                .and_then(|d| KeyFile::decode(&d).map_err(|e| e.to_string()))
+            {
+                out.push((KeyId(info.key.id), kf));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a key file; the one that opened this session and the last one are refused.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for the refused cases; store errors.
+    pub fn remove_key(&self, id: KeyId) -> Result<()> {
+        if id == self.key_id {
+            return Err(Error::InvalidArgument(
+                "refusing to remove the key this session opened the repository with".into(),
+            ));
+        }
+        let keys = self.store.list(ObjectKind::Key).map_err(Error::Storage)?;
+        if !keys.iter().any(|k| k.key.id == id.0) {
+            return Err(Error::NotFound(format!("key {id}")));
+        }
+        if keys.len() < 2 {
+            return Err(Error::InvalidArgument("refusing to remove the last key".into()));
+        }
+        let key = ObjectKey::new(ObjectKind::Key, id.0);
+        self.store.delete(&key).map_err(store_err(key))
+    }
+
+    /// The chunker of this repository.
+    ///
+    /// # Errors
+    /// Never for a config that passed `open`.
+    pub fn cutter(&self) -> Result<Cutter> {
+        Cutter::new(self.config.chunker_params, self.master.chunker_seed()).map_err(Error::InvalidArgument)
+    }
+
+    /// Reads and checks one object's bytes against its name.
+    ///
+    /// # Errors
+    /// Store errors; [`Error::Corrupt`] when the content does not hash to the name.
+    pub fn get_verified(&self, key: ObjectKey) -> Result<Bytes> {
+        let data = self.store.get(&key).map_err(store_err(key))?;
+        if Digest::of(&data) != key.id {
+            return Err(Error::corrupt(key, "content does not match its name"));
+        }
+        Ok(data)
+    }
+
+    /// Loads every index object into one in-memory index.
+    ///
+    /// # Errors
+    /// Store errors and damaged index objects.
+    pub fn load_index(&self) -> Result<Index> {
+        // A concurrent prune deletes the index objects it supersedes right after writing their
+        // replacement: an object listed but gone by the time it is read means "list again".
+        let mut attempt: u32 = 0;
+        loop {
+            match self.load_index_once() {
+                Err(Error::Store { cause: StoreError::NotFound(_), .. }) if attempt < 20 => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn load_index_once(&self) -> Result<Index> {
+        let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
+        let objects: Vec<(IndexId, u64)> = infos.iter().map(|i| (IndexId(i.key.id), i.size)).collect();
+        Index::load(&objects, |id| self.index_plaintext(id))
+    }
+
+    /// Fetches, verifies and decrypts one index object. The stored bytes are freed before it
+    /// returns, so only the plaintext stays.
+    fn index_plaintext(&self, id: &IndexId) -> Result<Vec<u8>> {
+        let key = ObjectKey::new(ObjectKind::Index, id.0);
+        let data = self.store.get(&key).map_err(store_err(key))?;
+        let open = || self.master.open_object(&data, INDEX_AAD);
+        // Hashing and decrypting each read the whole object: for a large one, on two cores.
+        let (digest, plain) =
+            if data.len() < 1 << 20 { (Digest::of(&data), open()) } else { rayon::join(|| Digest::of(&data), open) };
+        if digest != key.id {
+            return Err(Error::corrupt(key, "content does not match its name"));
+        }
+        plain.map_err(|e| Error::corrupt(format!("index {id}"), e.to_string()))
+    }
+
+    /// The names of the index objects in the store now.
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn index_ids(&self) -> Result<std::collections::HashSet<IndexId>> {
+        Ok(self.store.list(ObjectKind::Index).map_err(Error::Storage)?.into_iter().map(|i| IndexId(i.key.id)).collect())
+    }
+
+    /// Every index object, decoded.
+    ///
+    /// # Errors
+    /// Store errors and damaged index objects.
+    pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        let mut attempt: u32 = 0;
+        'list: loop {
+            let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
+            let mut out = Vec::with_capacity(infos.len());
+            for info in infos {
+                let id = IndexId(info.key.id);
+                match self.get_verified(info.key) {
+                    Ok(data) => out.push((id, IndexFile::open(&self.master, &id, &data)?)),
+                    // Superseded and deleted by a concurrent prune since the listing.
+                    Err(Error::Store { cause: StoreError::NotFound(_), .. }) if attempt < 20 => {
+                        attempt += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
+                        continue 'list;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(out);
+        }
+    }
+
+    /// Stores an index object.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+        let bytes = file.seal(&self.master);
+        let id = IndexId(Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Index, id.0);
+        self.store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
+        Ok(id)
+    }
+
+    /// Stores `packs` as index objects of at most [`PACKS_PER_INDEX`] packs each, the first
+    /// naming `supersedes` (one object with no pack when there are none, so the old objects are
+    /// still superseded). Readers take the union of all objects, so an interruption between two
+    /// writes leaves duplicates, never a gap.
+    ///
+    /// # Errors
+    /// Store errors writing.
+    pub fn save_index_objects(&self, supersedes: &[IndexId], packs: &[IndexedPack]) -> Result<()> {
+        let mut supersedes = supersedes.to_vec();
+        for chunk in packs.chunks(PACKS_PER_INDEX) {
+            self.save_index(&IndexFile { supersedes: std::mem::take(&mut supersedes), packs: chunk.to_vec() })?;
+        }
+        if packs.is_empty() && !supersedes.is_empty() {
+            self.save_index(&IndexFile { supersedes, packs: vec![] })?;
+        }
+        Ok(())
+    }
+
+    /// Reads a pack's salt and header from the store knowing only its size: the trailing
+    /// length, then the salt and the header (small ranged requests, no data).
+    ///
+    /// # Errors
+    /// Store errors; [`Error::Corrupt`] naming the pack.
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+        let key = ObjectKey::new(ObjectKind::Pack, id.0);
+        if size < (SALT_LEN + 4) as u64 {
+            return Err(Error::corrupt(key, "too short"));
+        }
+        let tail = self.store.get_range(&key, size - 4..size).map_err(Error::store(key))?;
+        let len: [u8; 4] = tail.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
+        self.read_pack_header_tail(id, size, pack::entries_for_header_len(u32::from_le_bytes(len)))
+    }
+
+    /// Reads a pack's salt and header with two small ranged requests, given its size and the
+    /// number of entries the index lists for it.
+    ///
+    /// # Errors
+    /// Store errors; [`Error::Corrupt`] naming the pack.
+    pub fn read_pack_header_tail(
+        &self,
+        id: &PackId,
+        size: u64,
+        entries: usize,
+    ) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+        let key = ObjectKey::new(ObjectKind::Pack, id.0);
+        let tail_len = pack::tail_len(entries);
+        if size < tail_len + SALT_LEN as u64 {
+            return Err(Error::corrupt(key, "too short for its header"));
+        }
+        let salt_bytes = self.store.get_range(&key, 0..SALT_LEN as u64).map_err(Error::store(key))?;
+        let tail = self.store.get_range(&key, size - tail_len..size).map_err(Error::store(key))?;
+        let salt: [u8; SALT_LEN] = salt_bytes.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
+        Ok((salt, pack::open_tail(&self.master, id, &salt, &tail, size)?))
+    }
+
+    /// Stores a snapshot: the commit point of a backup.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snapshot.seal(&self.master);
+        let id = SnapshotId(Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
+        self.store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
+        Ok(id)
+    }
+
+    /// Loads one snapshot.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots.
+    pub fn load_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
+        let data = self.get_verified(ObjectKey::new(ObjectKind::Snapshot, id.0))?;
+        Snapshot::open(&self.master, &id, &data)
+    }
+
+    /// Every readable snapshot, oldest first. A damaged snapshot is left out (see
+    /// [`Repository::snapshots_checked`]), so one bad object does not block the others.
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        Ok(self.snapshots_checked()?.0)
+    }
+
+    /// Every snapshot that is readable (oldest first), and the ones that are not, with why.
+    ///
+    /// # Errors
+    /// Store errors listing.
+    pub fn snapshots_checked(&self) -> Result<CheckedSnapshots> {
+        let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
+        let mut out = Vec::with_capacity(infos.len());
+        let mut damaged = Vec::new();
+        for info in infos {
+            let id = SnapshotId(info.key.id);
+            match self.load_snapshot(id) {
+                Ok(s) => out.push((id, s)),
+                // Forgotten by a concurrent `forget` since the listing.
+                Err(Error::Store { cause: StoreError::NotFound(_), .. }) => {}
+                Err(e @ Error::Store { cause: StoreError::Transient(_) | StoreError::Permanent(_), .. }) => {
+                    return Err(e);
+                }
+                Err(e) => damaged.push((id, e)),
+            }
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((out, damaged))
+    }
+
+    /// Every snapshot, failing on the first damaged one: for operations (prune) that must not
+    /// act without knowing everything the snapshots reference.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots.
+    pub fn snapshots_strict(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let (ok, damaged) = self.snapshots_checked()?;
+        match damaged.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(ok),
+        }
+    }
+
+    /// Resolves `latest` or a unique id prefix, among snapshots passing `filter`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when nothing matches; [`Error::Config`] for an ambiguous prefix.
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::NotFound("snapshot `latest` (no snapshot matches)".into()));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let mut matches = all.into_iter().filter(|(id, _)| id.to_string().starts_with(&spec));
+        match (matches.next(), matches.next()) {
+            (Some(one), None) => Ok(one),
+            (None, _) => Err(Error::NotFound(format!("snapshot `{spec}`"))),
+            (Some(_), Some(_)) => Err(Error::InvalidArgument(format!("snapshot id prefix `{spec}` is ambiguous"))),
+        }
+    }
+
+    /// Reads and opens one blob.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the index lacks it; store and corruption errors naming the pack.
+    pub fn read_blob(&self, index: &Index, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        let entry = index.get(id).ok_or_else(|| Error::NotFound(format!("{kind:?} blob {id} in the index")))?;
+        self.read_entry(index, entry)
+    }
+
+    /// Reads and opens the blob an index entry points at.
+    ///
+    /// # Errors
+    /// Store and corruption errors naming the pack.
+    pub fn read_entry(&self, index: &Index, entry: &IndexEntry) -> Result<Vec<u8>> {
+        let pack = index.pack(entry);
+        let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+        let range = u64::from(entry.offset)..u64::from(entry.offset) + u64::from(entry.length);
+        let sealed = if entry.kind() == BlobKind::Tree {
+            self.store.get_range_cacheable(&key, range)
+        } else {
+            self.store.get_range(&key, range)
+        }
+        .map_err(store_err(key))?;
+        self.open_entry(index, entry, &sealed)
+    }
+
+    /// Opens a blob's sealed bytes, read from the pack its index entry names: authenticated,
+    /// decompressed and checked against its id.
+    ///
+    /// # Errors
+    /// Corruption errors naming the pack.
+    pub fn open_entry(&self, index: &Index, entry: &IndexEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let pack = index.pack(entry);
+        let subkey = self.master.subkey(&pack.salt);
+        blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, sealed)
+            .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))
+    }
+
+    /// Reads a tree blob.
+    ///
+    /// # Errors
+    /// As [`Repository::read_blob`], and undecodable trees.
+    pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let data = self.read_blob(index, BlobKind::Tree, id)?;
+        Tree::decode(id, &data)
+    }
+}
+
+/// Narrows snapshots by host, path and tag.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotFilter {
+    /// Any of these hosts (empty = any).
+    pub hosts: Vec<String>,
+    /// Snapshots whose paths include all of these (empty = any).
+    pub paths: Vec<String>,
+    /// Snapshots carrying all of these tags (empty = any).
+    pub tags: Vec<String>,
+}
+
+impl SnapshotFilter {
+    /// Whether `s` passes.
+    #[must_use]
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&s.host))
+            && self.paths.iter().all(|p| s.paths.contains(p))
+            && s.has_tags(&self.tags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::blob::BlobKind;
+    use crate::format::keyfile::KdfParams;
+    use crate::foundation::compress::Codec;
+    use crate::repository::store::Store;
+    use crate::repository::store::object_store::ObjectStoreBackend;
+
+    fn pack(n: u32) -> IndexedPack {
+        let id = |s: &str| Digest::of(format!("{s} {n}").as_bytes());
+        let entry = PackEntry {
+            kind: BlobKind::Data,
+            codec: Codec::None,
+            id: BlobId(id("blob")),
+            offset: 16,
+            length: 40,
+            raw_len: 12,
+        };
+        IndexedPack { id: PackId(id("pack")), salt: [7; SALT_LEN], entries: vec![entry] }
+    }
+
+    #[test]
+    fn index_objects_are_split_and_the_first_supersedes() {
+        let store: Arc<dyn Store> = Arc::new(ObjectStoreBackend::open("memory://", &Default::default()).unwrap());
+        let init =
+            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        let repo = Repository::init(store.clone(), b"pw", &init).unwrap();
+        let packs: Vec<IndexedPack> = (0..u32::try_from(PACKS_PER_INDEX).unwrap() * 2 + 1).map(pack).collect();
+        let old = [IndexId(Digest::of(b"old 1")), IndexId(Digest::of(b"old 2"))];
+        repo.save_index_objects(&old, &packs).unwrap();
+        let objects = store.list(ObjectKind::Index).unwrap();
+        assert_eq!(objects.len(), 3);
+        let mut superseding = 0;
+        let mut named = 0;
+        for info in &objects {
+            let file =
+                IndexFile::open(repo.master(), &IndexId(info.key.id), &repo.get_verified(info.key).unwrap()).unwrap();
+            assert!(file.packs.len() <= PACKS_PER_INDEX);
+            named += file.packs.len();
+            if !file.supersedes.is_empty() {
+                assert_eq!(file.supersedes, old);
+                superseding += 1;
+            }
+        }
+        assert_eq!((named, superseding), (packs.len(), 1));
+        let index = repo.load_index().unwrap();
+        assert!(packs.iter().all(|p| index.contains(&p.entries[0].id)));
+
+        // No pack left: one empty object still supersedes the old ones.
+        repo.save_index_objects(&old, &[]).unwrap();
+        assert_eq!(store.list(ObjectKind::Index).unwrap().len(), 4);
+    }
+}

@@ -1,0 +1,222 @@
+//! Typed access to the repository's objects (FORMAT.md §Layout).
+//!
+//! [`Store`] is the seam between the engine and where bytes live. It is synchronous on purpose:
+//! the engine runs on threads and channels, and the `object_store` adapter
+//! ([`object_store::ObjectStoreBackend`]) owns the only async runtime. Every put is create-only: an
+//! existing name is an error, never an overwrite. The path of every object is decided in one
+//! function, [`ObjectKey::path`].
+
+pub mod cache;
+pub mod fault;
+pub mod object_store;
+pub mod retry;
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+pub use crate::foundation::error::StoreError;
+pub use crate::foundation::id::{ObjectKey, ObjectKind};
+
+/// A listed object.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    /// Its name.
+    pub key: ObjectKey,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the store says it was written (the store's clock, not ours).
+    pub last_modified: jiff::Timestamp,
+}
+
+/// Where repository objects live.
+pub trait Store: Send + Sync {
+    /// Creates an object; an existing one is [`StoreError::AlreadyExists`], never overwritten.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError>;
+    /// Reads a whole object.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it does not exist.
+    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
+    /// Reads a byte range of an object.
+    ///
+    /// # Errors
+    /// As [`Store::get`]; a range past the end is an error.
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError>;
+    /// Reads a byte range into `buf`, replacing what it held and reusing its allocation: for a
+    /// restore thread reading range after range (fresh buffers cost page faults). The default
+    /// goes through [`Store::get_range`] and copies; a local store reads straight into `buf`.
+    ///
+    /// # Errors
+    /// As [`Store::get_range`].
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        let data = self.get_range(key, range)?;
+        buf.clear();
+        buf.extend_from_slice(&data);
+        Ok(())
+    }
+    /// Reads a byte range that is worth caching locally (tree blobs): the same as
+    /// [`Store::get_range`] unless a cache is in front.
+    ///
+    /// # Errors
+    /// As [`Store::get_range`].
+    fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.get_range(key, range)
+    }
+    /// Lists all objects of a kind.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError>;
+    /// Deletes an object (a missing one is not an error).
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// A description for messages (the URL, without credentials).
+    fn describe(&self) -> String;
+    /// Whether every request costs a network round trip, so the engine should keep many in
+    /// flight and make each one large: a remote URL ([`is_remote`]), or a store that adds
+    /// latency on purpose (the latency benchmark's stand-in for one).
+    fn is_remote(&self) -> bool {
+        is_remote(&self.describe())
+    }
+    /// Lists `kinds` now and keeps the listings for the next [`Store::list`] of each kind to
+    /// use, where that saves a round trip (the metadata cache of a remote store keeps them a
+    /// few seconds, until this store writes or deletes an object of the kind). Blocks while it
+    /// lists; the default does nothing.
+    fn list_ahead(&self, kinds: &[ObjectKind]) {
+        let _ = kinds;
+    }
+}
+
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        (**self).put(key, data)
+    }
+    fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
+        (**self).get(key)
+    }
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range(key, range)
+    }
+    fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range_cacheable(key, range)
+    }
+    fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+        (**self).get_range_into(key, range, buf)
+    }
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
+        (**self).list(kind)
+    }
+    fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        (**self).delete(key)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn is_remote(&self) -> bool {
+        (**self).is_remote()
+    }
+    fn list_ahead(&self, kinds: &[ObjectKind]) {
+        (**self).list_ahead(kinds);
+    }
+}
+
+/// How to open a repository's store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Backend settings (`-o key=value`, timeout).
+    pub backend: object_store::BackendOptions,
+    /// Retry policy for transient failures.
+    pub retry: retry::RetryPolicy,
+    /// Where to cache metadata of remote repositories (`None`: no cache).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Faults to inject (tests and benchmarks only).
+    pub faults: Option<fault::FaultConfig>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            backend: Default::default(),
+            retry: Default::default(),
+            cache_dir: default_cache_root(),
+            faults: None,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/cairn` or `~/.cache/cairn`.
+#[must_use]
+pub fn default_cache_root() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("cairn"))
+}
+
+/// Whether a URL names a remote store: one worth caching, and worth more uploads in flight.
+#[must_use]
+pub fn is_remote(url: &str) -> bool {
+    url.contains("://") && !url.starts_with("file://") && !url.starts_with("memory://")
+}
+
+/// Opens the store a URL names, with retries, and a metadata cache for remote stores:
+/// `backend → faults (tests) → retry → cache`.
+///
+/// # Errors
+/// As [`object_store::ObjectStoreBackend::open`].
+pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let backend = object_store::ObjectStoreBackend::open(url, &opts.backend)?;
+    let faulty: std::sync::Arc<dyn Store> = match &opts.faults {
+        Some(f) => std::sync::Arc::new(fault::FaultyStore::new(backend, f.clone())),
+        None => std::sync::Arc::new(backend),
+    };
+    // A store with latency added for a test or benchmark stands for a distant one, and is
+    // cached like one.
+    let remote = faulty.is_remote();
+    let retried = retry::RetryStore::new(faulty, opts.retry);
+    match &opts.cache_dir {
+        Some(root) if remote => {
+            let dir = root.join(crate::foundation::id::Digest::of(url.as_bytes()).short());
+            Ok(std::sync::Arc::new(cache::CachedStore::new(retried, dir)))
+        }
+        _ => Ok(std::sync::Arc::new(retried)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls() {
+        for local in ["/srv/backups", "relative/repo", "file:///srv/backups", "memory://test"] {
+            assert!(!is_remote(local), "{local}");
+        }
+        for remote in ["s3://bucket/prefix", "gs://b", "az://container/p", "https://dav.example/repo"] {
+            assert!(is_remote(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn a_store_that_adds_latency_counts_as_remote_through_every_layer() {
+        let local =
+            object_store::ObjectStoreBackend::open("memory://", &object_store::BackendOptions::default()).unwrap();
+        assert!(!local.is_remote());
+        let plain = fault::FaultyStore::new(local, "fail_rate=0.1".parse().unwrap());
+        assert!(!plain.is_remote());
+        let local =
+            object_store::ObjectStoreBackend::open("memory://", &object_store::BackendOptions::default()).unwrap();
+        let delayed = fault::FaultyStore::new(local, "delay_ms=20".parse().unwrap());
+        let layered: std::sync::Arc<dyn Store> = std::sync::Arc::new(cache::CachedStore::new(
+            retry::RetryStore::new(std::sync::Arc::new(delayed), retry::RetryPolicy::default()),
+            std::env::temp_dir().join("cairn-is-remote-test"),
+        ));
+        assert!(layered.is_remote());
+    }
+}
