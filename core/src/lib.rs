@@ -26,8 +26,8 @@
 //! let repo = Repository::init(store.clone(), b"password", &opts).unwrap();
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("hello.txt"), b"hello, world").unwrap();
-//! let backup = cairn_core::backup::BackupOptions::for_paths(vec![dir.path().to_path_buf()]);
-//! let summary = cairn_core::backup::run(&repo, &backup, &cairn_core::NoProgress).unwrap();
+//! let source = cairn_core::backup::BackupSource::paths([dir.path()]);
+//! let summary = cairn_core::backup::run(&repo, source, &Default::default(), &cairn_core::NoProgress).unwrap();
 //! let target = tempfile::tempdir().unwrap();
 //! let restore = cairn_core::restore::RestoreOptions::new(target.path());
 //! let repo = Repository::open(store, b"password").unwrap();

@@ -7,7 +7,7 @@
 //!   days, one renamed now and then), its mtimes set to the simulated time so change detection
 //!   against the parent works as it would on a real machine;
 //! - a SQL dump that changes a little every 6 hours, streamed through
-//!   `StreamSource::Command(sh -c 'cat db.sql')` like `--stdin-from-command`.
+//!   `BackupSource::command(sh -c 'cat db.sql')` like `--stdin-from-command`.
 //!
 //! Time runs in 6-hour slots for a year from 2024-01-01T00:00Z (1460 slots: both groups cross the
 //! leap day and every month length), and every backup is stamped with its slot's time through
@@ -45,8 +45,7 @@ use std::time::{Duration, Instant};
 use cairn_core::KdfParams;
 use cairn_core::NoProgress;
 use cairn_core::advanced::chunk::ChunkerParams;
-use cairn_core::backup::source::StreamSource;
-use cairn_core::backup::{self, BackupOptions};
+use cairn_core::backup::{self, BackupOptions, BackupSource};
 use cairn_core::check::{self, ReadData};
 use cairn_core::format::tree::NodeKind;
 use cairn_core::id::{BlobId, Digest, PackId, SnapshotId};
@@ -464,7 +463,7 @@ fn a_year_of_tiered_retention_restores_every_kept_snapshot() {
     let mut tree = SourceTree::new(source_root.clone(), &mut rng, start);
     let dump_path = work.path().join("db.sql");
     let mut dump = Dump::new(dump_path.clone(), &mut rng);
-    let dump_command = StreamSource::Command(vec!["sh".into(), "-c".into(), format!("cat '{}'", dump_path.display())]);
+    let dump_command: Vec<String> = vec!["sh".into(), "-c".into(), format!("cat '{}'", dump_path.display())];
 
     let mut kept: BTreeMap<SnapshotId, Kept> = BTreeMap::new();
     let (mut backups, mut forgotten) = (0usize, 0usize);
@@ -486,25 +485,25 @@ fn a_year_of_tiered_retention_restores_every_kept_snapshot() {
 
         let t0 = Instant::now();
         if dense || do_tree {
-            let mut opts = BackupOptions::for_paths(vec![source_root.clone()]);
+            let mut opts = BackupOptions::default();
             opts.time = Some(time);
             opts.host = Some(HOST.into());
             opts.tags = vec!["tree".into()];
             opts.threads = 2;
             let want = manifest(&source_root);
-            let r = backup::run(&repo, &opts, &NoProgress).unwrap();
-            assert!(r.summary.errors.is_empty(), "{:?}", r.summary.errors);
+            let r = backup::run(&repo, BackupSource::paths([&source_root]), &opts, &NoProgress).unwrap();
+            assert!(r.unreadable.is_empty(), "{:?}", r.unreadable);
             kept.insert(r.snapshot, Kept { time, group: "tree", expected: Expected::Tree(want) });
             backups += 1;
         }
         if dense || do_dump {
-            let mut opts =
-                BackupOptions { stream: Some((dump_command.clone(), "db.sql".into())), ..Default::default() };
+            let mut opts = BackupOptions::default();
             opts.time = Some(time);
             opts.host = Some(HOST.into());
             opts.tags = vec!["dump".into()];
             opts.threads = 2;
-            let r = backup::run(&repo, &opts, &NoProgress).unwrap();
+            let r =
+                backup::run(&repo, BackupSource::command("db.sql", dump_command.clone()), &opts, &NoProgress).unwrap();
             kept.insert(r.snapshot, Kept { time, group: "dump", expected: Expected::Dump(Digest::of(&dump.bytes())) });
             backups += 1;
         }

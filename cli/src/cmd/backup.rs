@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use cairn_core::backup::source::StreamSource;
-use cairn_core::backup::{self, BackupOptions};
+use cairn_core::backup::{self, BackupOptions, BackupSource};
 
 use crate::context::{GlobalArgs, bytes, print_json};
 
@@ -57,45 +56,35 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading exclude file {}", f.display()))?;
         excludes.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
     }
-    let stream = if args.stdin {
+    let source = if args.stdin {
         if !args.paths.is_empty() {
             bail!("--stdin takes no paths");
         }
-        Some((StreamSource::Stdin, args.stdin_filename.clone()))
+        BackupSource::stdin(&args.stdin_filename)
     } else if args.stdin_from_command {
         if args.paths.is_empty() {
             bail!("--stdin-from-command needs a command after `--`");
         }
-        let argv = args.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-        Some((StreamSource::Command(argv), args.stdin_filename.clone()))
+        BackupSource::command(&args.stdin_filename, args.paths.iter().map(|p| p.to_string_lossy().into_owned()))
     } else {
         if args.paths.is_empty() {
             bail!("nothing to back up: give at least one path, --stdin or --stdin-from-command");
         }
-        None
+        BackupSource::paths(args.paths)
     };
-    let time = match &args.time {
-        Some(t) => Some(parse_time(t)?),
-        None => None,
-    };
-    let opts = BackupOptions {
-        paths: if stream.is_some() { vec![] } else { args.paths.clone() },
-        stream,
-        tags: args.tags,
-        host: args.host,
-        time,
-        excludes,
-        one_file_system: args.one_file_system,
-        parent: None,
-        force: args.force,
-        ignore_ctime: args.ignore_ctime,
-        ignore_inode: args.ignore_inode,
-        threads: 0,
-        uploads: global.connections,
-    };
+    let mut opts = BackupOptions::default();
+    opts.tags = args.tags;
+    opts.host = args.host;
+    opts.time = args.time.as_deref().map(parse_time).transpose()?;
+    opts.excludes = excludes;
+    opts.one_file_system = args.one_file_system;
+    opts.force = args.force;
+    opts.ignore_ctime = args.ignore_ctime;
+    opts.ignore_inode = args.ignore_inode;
+    opts.uploads = global.connections;
     let repo = global.open()?;
     let progress = Warnings { quiet: global.quiet || global.json };
-    let result = backup::run(&repo, &opts, &progress).context("backup failed; no snapshot was written")?;
+    let result = backup::run(&repo, source, &opts, &progress).context("backup failed; no snapshot was written")?;
     let s = &result.summary;
     if global.json {
         print_json(&serde_json::json!({
@@ -118,9 +107,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         );
         println!("snapshot {} saved", result.snapshot.short());
     }
-    if !s.errors.is_empty() {
-        eprintln!("cairn: {} entries could not be read and are not in the snapshot:", s.errors.len());
-        for e in &s.errors {
+    if !result.unreadable.is_empty() {
+        eprintln!("cairn: {} entries could not be read and are not in the snapshot:", result.unreadable.len());
+        for e in &result.unreadable {
             eprintln!("  {e}");
         }
         return Ok(crate::exit::PARTIAL);

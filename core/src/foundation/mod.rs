@@ -2,7 +2,7 @@
 //!
 //! Errors ([`error`]), identifiers ([`id`]), content-defined chunking ([`chunk`]), compression ([`compress`]),
 //! authenticated encryption and keys ([`crypto`]), reading binary fields ([`codec`]), path
-//! patterns ([`pattern`]), who and where ([`identity`]) and the progress observer
+//! patterns ([`pattern`]), paths as text ([`path`]), who and where ([`identity`]) and the progress observer
 //! ([`progress`]). Nothing here imports a module of a higher layer.
 
 pub mod chunk;
@@ -12,5 +12,6 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod identity;
+pub mod path;
 pub mod pattern;
 pub mod progress;

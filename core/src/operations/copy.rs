@@ -16,7 +16,7 @@ use crate::foundation::error::Result;
 use crate::foundation::id::{BlobId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
-use crate::repository::writer::BlobWriter;
+use crate::repository::writer::{BlobWriter, WriteOptions};
 
 /// What a copy did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -37,7 +37,7 @@ struct Copier<'a> {
     src: &'a Repository,
     src_index: &'a Index,
     dst_index: &'a Index,
-    writer: BlobWriter<'a>,
+    writer: &'a BlobWriter<'a, 'a>,
     /// Source tree id → target tree id, for trees done in this run or known from earlier ones.
     trees: HashMap<BlobId, BlobId>,
     /// Source data blob id → target data blob id.
@@ -87,11 +87,11 @@ impl Copier<'_> {
             }
             for id in &mut node.content {
                 *id = match self.data.get(id) {
-                    Some(t) if self.dst_index.contains(t) || self.writer.has(t) => *t,
+                    Some(t) if self.writer.has(t) => *t,
                     _ => {
                         let plain = self.src.read_blob(self.src_index, BlobKind::Data, id)?;
                         self.blobs_read += 1;
-                        let t = self.writer.add(self.dst_index, BlobKind::Data, &plain)?;
+                        let t = self.writer.add(BlobKind::Data, &plain)?;
                         self.data.insert(*id, t);
                         t
                     }
@@ -99,7 +99,7 @@ impl Copier<'_> {
             }
         }
         let plain = Tree::new(tree.nodes).encode();
-        let t = self.writer.add(self.dst_index, BlobKind::Tree, &plain)?;
+        let t = self.writer.add(BlobKind::Tree, &plain)?;
         self.trees.insert(src_tree, t);
         Ok(t)
     }
@@ -123,48 +123,52 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Resu
         todo.retain(|(id, _)| snapshots.contains(id));
     }
     let mut stats = CopyStats::default();
-    let mut copier = Copier {
-        src,
-        src_index: &src_index,
-        dst_index: &dst_index,
-        writer: BlobWriter::new(dst),
-        trees: HashMap::new(),
-        data: HashMap::new(),
-        blobs_read: 0,
-    };
-    let mut pending: Vec<Snapshot> = Vec::new();
-    for (id, snap) in todo {
-        let origin = snap.original.unwrap_or(id);
-        if have.contains_key(&origin) {
-            stats.skipped += 1;
-            continue;
-        }
-        // The newest earlier copy of the same host and paths seeds the id mappings, so only
-        // what changed since is read.
-        let prev = src_all
-            .iter()
-            .rev()
-            .filter(|(pid, p)| *pid != id && p.host == snap.host && p.paths == snap.paths && p.time <= snap.time)
-            .find_map(|(pid, p)| have.get(&p.original.unwrap_or(*pid)).map(|d| (p.tree, d.tree)));
-        if let Some((src_tree, dst_tree)) = prev {
-            copier.learn(dst, src_tree, dst_tree)?;
-        }
-        let tree = copier.copy_tree(snap.tree)?;
-        let mut copy = snap.clone();
-        copy.tree = tree;
-        copy.parent = None;
-        copy.original = Some(origin);
-        stats.copied.push((id.to_string(), String::new()));
-        pending.push(copy);
-    }
-    stats.blobs_written = copier.writer.blobs_written;
-    stats.blobs_read = copier.blobs_read;
+    let ((pending, blobs_read), written, committed) =
+        dst.write_blobs(&dst_index, WriteOptions::default(), |writer| {
+            let mut copier = Copier {
+                src,
+                src_index: &src_index,
+                dst_index: &dst_index,
+                writer,
+                trees: HashMap::new(),
+                data: HashMap::new(),
+                blobs_read: 0,
+            };
+            let mut pending: Vec<(SnapshotId, Snapshot)> = Vec::new();
+            for (id, snap) in todo {
+                let origin = snap.original.unwrap_or(id);
+                if have.contains_key(&origin) {
+                    stats.skipped += 1;
+                    continue;
+                }
+                // The newest earlier copy of the same host and paths seeds the id mappings, so only
+                // what changed since is read.
+                let prev = src_all
+                    .iter()
+                    .rev()
+                    .filter(|(pid, p)| {
+                        *pid != id && p.host == snap.host && p.paths == snap.paths && p.time <= snap.time
+                    })
+                    .find_map(|(pid, p)| have.get(&p.original.unwrap_or(*pid)).map(|d| (p.tree, d.tree)));
+                if let Some((src_tree, dst_tree)) = prev {
+                    copier.learn(dst, src_tree, dst_tree)?;
+                }
+                let tree = copier.copy_tree(snap.tree)?;
+                let mut copy = snap.clone();
+                copy.tree = tree;
+                copy.parent = None;
+                copy.original = Some(origin);
+                pending.push((id, copy));
+            }
+            Ok((pending, copier.blobs_read))
+        })?;
+    stats.blobs_written = written.blobs_new;
+    stats.blobs_read = blobs_read;
+    stats.bytes_uploaded = written.bytes_uploaded;
     // Packs and their index first; snapshots last.
-    let (_committed, bytes) = copier.writer.finish_counted()?;
-    stats.bytes_uploaded = bytes;
-    for (i, snap) in pending.iter().enumerate() {
-        let new_id = dst.save_snapshot(snap)?;
-        stats.copied[i].1 = new_id.to_string();
+    for (from, snap) in &pending {
+        let new_id = dst.save_snapshot(snap, &committed)?;
+        stats.copied.push((from.to_string(), new_id.to_string()));
     }
     Ok(stats)
 }

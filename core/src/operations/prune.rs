@@ -35,7 +35,7 @@ use crate::foundation::id::{BlobId, Digest, IndexId, PackId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
-use crate::repository::writer::BlobWriter;
+use crate::repository::writer::WriteOptions;
 
 /// Prune settings.
 #[derive(Debug, Clone)]
@@ -333,15 +333,17 @@ impl PrunePlan {
             kept.add_pack(p.id, p.salt, &p.entries);
         }
         kept.finalize();
-        let mut writer = BlobWriter::new(repo);
-        for p in &self.repack {
-            for e in p.entries.iter().filter(|e| self.used.contains(&e.id)) {
-                let Some(entry) = self.index.get(&e.id) else { continue };
-                let plain = repo.read_entry(&self.index, entry)?;
-                writer.add_with_id(&kept, e.kind, e.id, &plain)?;
+        let ((), _, packs) = repo.write_packs(&kept, WriteOptions::default(), |writer| {
+            for p in &self.repack {
+                for e in p.entries.iter().filter(|e| self.used.contains(&e.id)) {
+                    let Some(entry) = self.index.get(&e.id) else { continue };
+                    let plain = repo.read_entry(&self.index, entry)?;
+                    writer.add_with_id(e.kind, e.id, &plain)?;
+                }
             }
-        }
-        writer.finish_packs()
+            Ok(())
+        })?;
+        Ok(packs)
     }
 
     /// Deletes the packs of garbage lists older than the grace period, resurrecting any a

@@ -1,19 +1,22 @@
 //! Repairs: rebuilding the index from pack headers, and rewriting snapshots so they no longer
 //! reference data that is gone. Both compute a plan first; nothing changes unless `apply`.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::format::blob::BlobKind;
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack;
-use crate::format::tree::{NodeKind, Tree};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
-use crate::foundation::id::{BlobId, IndexId, PackId};
+use crate::foundation::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::foundation::pattern::PathPatterns;
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
-use crate::repository::writer::BlobWriter;
+use crate::repository::writer::WriteOptions;
 
 /// What `repair index` found and did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -97,7 +100,9 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
     let mut index = Index::default();
     // Damaged blobs count as missing: rebuild the lookup without them.
     let bad: std::collections::HashSet<BlobId> = damaged.iter().copied().collect();
-    for (_, f) in repo.index_files()? {
+    let files = repo.index_files()?;
+    index.note_loaded_from(files.iter().map(|(id, _)| *id));
+    for (_, f) in files {
         for p in &f.packs {
             let entries: Vec<_> = p.entries.iter().filter(|e| !bad.contains(&e.id)).copied().collect();
             index.add_pack(p.id, p.salt, &entries);
@@ -105,48 +110,53 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
     }
     index.finalize();
     let snapshots = repo.snapshots()?;
-    let unreadable = |_: &std::path::Path, node: &crate::format::tree::Node| {
-        node.kind == NodeKind::File && !node.content.iter().all(|id| index.contains(id))
-    };
+    let unreadable =
+        |_: &Path, node: &Node| node.kind == NodeKind::File && !node.content.iter().all(|id| index.contains(id));
     rewrite_snapshots(repo, &index, snapshots, &unreadable, "repaired", apply)
 }
 
 /// Rewrites `snapshots` without the entries `drop` selects (and, for unreadable directories,
-/// with an empty one): new trees, a new snapshot tagged `tag` replacing each changed one.
+/// with an empty one): new trees, a new snapshot tagged `tag` replacing each changed one. A dry
+/// run (`apply` false) stores nothing: it only names the trees it would store.
 fn rewrite_snapshots(
     repo: &Repository,
     index: &Index,
-    snapshots: Vec<(crate::foundation::id::SnapshotId, crate::format::snapshot::Snapshot)>,
-    drop: &dyn Fn(&std::path::Path, &crate::format::tree::Node) -> bool,
+    snapshots: Vec<(SnapshotId, Snapshot)>,
+    drop: &dyn Fn(&Path, &Node) -> bool,
     tag: &str,
     apply: bool,
 ) -> Result<Vec<SnapshotRepair>> {
-    let mut out = Vec::new();
-    let mut writer = BlobWriter::new(repo);
-    let mut rewritten = Vec::new();
-    for (id, snap) in snapshots {
-        let mut removed = Vec::new();
-        let root = rewrite(repo, index, &mut writer, snap.tree, std::path::Path::new("/"), drop, &mut removed)?;
-        if removed.is_empty() {
-            continue;
+    let plan = |put_tree: &dyn Fn(&[u8]) -> Result<BlobId>| -> Result<Vec<(SnapshotId, Snapshot, SnapshotRepair)>> {
+        let mut out = Vec::new();
+        for (id, snap) in &snapshots {
+            let mut removed = Vec::new();
+            let root = rewrite(repo, index, put_tree, snap.tree, Path::new("/"), drop, &mut removed)?;
+            if removed.is_empty() {
+                continue;
+            }
+            let mut fixed = snap.clone();
+            fixed.tree = root;
+            fixed.parent = None;
+            if !fixed.tags.iter().any(|t| t == tag) {
+                fixed.tags.push(tag.into());
+            }
+            out.push((*id, fixed, SnapshotRepair { snapshot: id.to_string(), replacement: None, removed }));
         }
-        let mut fixed = snap.clone();
-        fixed.tree = root;
-        fixed.parent = None;
-        if !fixed.tags.iter().any(|t| t == tag) {
-            fixed.tags.push(tag.into());
-        }
-        out.push(SnapshotRepair { snapshot: id.to_string(), replacement: None, removed });
-        rewritten.push((id, fixed));
+        Ok(out)
+    };
+    if !apply {
+        let planned = plan(&|plain| Ok(repo.master().blob_id(plain)))?;
+        return Ok(planned.into_iter().map(|(_, _, report)| report).collect());
     }
-    if apply && !rewritten.is_empty() {
-        let _committed = writer.finish()?;
-        for ((old, fixed), report) in rewritten.into_iter().zip(out.iter_mut()) {
-            let new = repo.save_snapshot(&fixed)?;
-            report.replacement = Some(new.to_string());
-            let key = ObjectKey::new(ObjectKind::Snapshot, old.0);
-            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
-        }
+    let (planned, _, committed) =
+        repo.write_blobs(index, WriteOptions::default(), |writer| plan(&|plain| writer.add(BlobKind::Tree, plain)))?;
+    let mut out = Vec::with_capacity(planned.len());
+    for (old, fixed, mut report) in planned {
+        let new = repo.save_snapshot(&fixed, &committed)?;
+        report.replacement = Some(new.to_string());
+        let key = ObjectKey::new(ObjectKind::Snapshot, old.0);
+        repo.store().delete(&key).map_err(Error::store(key))?;
+        out.push(report);
     }
     Ok(out)
 }
@@ -160,7 +170,7 @@ fn rewrite_snapshots(
 /// Bad patterns; store errors; unreadable trees.
 pub fn erase(
     repo: &Repository,
-    snapshots: &[crate::foundation::id::SnapshotId],
+    snapshots: &[SnapshotId],
     excludes: &[String],
     apply: bool,
 ) -> Result<Vec<SnapshotRepair>> {
@@ -173,7 +183,7 @@ pub fn erase(
     if !snapshots.is_empty() {
         selected.retain(|(id, _)| snapshots.contains(id));
     }
-    let matches = |path: &std::path::Path, _: &crate::format::tree::Node| patterns.matches(path);
+    let matches = |path: &Path, _: &Node| patterns.matches(path);
     rewrite_snapshots(repo, &index, selected, &matches, "rewritten", apply)
 }
 
@@ -181,17 +191,17 @@ pub fn erase(
 fn rewrite(
     repo: &Repository,
     index: &Index,
-    writer: &mut BlobWriter<'_>,
+    put_tree: &dyn Fn(&[u8]) -> Result<BlobId>,
     tree_id: BlobId,
-    path: &std::path::Path,
-    drop: &dyn Fn(&std::path::Path, &crate::format::tree::Node) -> bool,
+    path: &Path,
+    drop: &dyn Fn(&Path, &Node) -> bool,
     removed: &mut Vec<String>,
 ) -> Result<BlobId> {
     let tree = match repo.load_tree(index, &tree_id) {
         Ok(t) => t,
         Err(e) => {
             removed.push(format!("{} (directory unreadable: {e})", path.display()));
-            return writer.add(index, BlobKind::Tree, &Tree::new(vec![]).encode());
+            return put_tree(&Tree::new(vec![]).encode());
         }
     };
     let before = removed.len();
@@ -203,12 +213,12 @@ fn rewrite(
             continue;
         }
         if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-            node.subtree = Some(rewrite(repo, index, writer, sub, &p, drop, removed)?);
+            node.subtree = Some(rewrite(repo, index, put_tree, sub, &p, drop, removed)?);
         }
         nodes.push(node);
     }
     if removed.len() == before {
         return Ok(tree_id);
     }
-    writer.add(index, BlobKind::Tree, &Tree::new(nodes).encode())
+    put_tree(&Tree::new(nodes).encode())
 }

@@ -112,6 +112,10 @@ pub struct Index {
     /// binary-searches about len/65 536 entries.
     directory: Vec<u32>,
     sorted: bool,
+    /// The index objects the table was built from (empty for a table built by hand): what a
+    /// writer compares with the objects stored later, to tell whether a prune rewrote the
+    /// index meanwhile.
+    loaded_from: Vec<IndexId>,
 }
 
 /// The first 8 bytes of an id as a big-endian number: the same order as the whole id's.
@@ -174,6 +178,7 @@ impl Index {
         }
         let mut index = table.into_inner().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
         index.finalize();
+        index.loaded_from = objects.iter().map(|o| o.0).collect();
         Ok(index)
     }
 
@@ -292,6 +297,18 @@ impl Index {
             }
         }
         self.sorted = true;
+    }
+
+    /// The index objects this table was built from ([`Index::load`], or as noted with
+    /// [`Index::note_loaded_from`]).
+    #[must_use]
+    pub fn loaded_from(&self) -> &[IndexId] {
+        &self.loaded_from
+    }
+
+    /// Records that a table built by hand holds the index objects `ids`.
+    pub fn note_loaded_from(&mut self, ids: impl IntoIterator<Item = IndexId>) {
+        self.loaded_from.extend(ids);
     }
 
     /// Where a blob is.

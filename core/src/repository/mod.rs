@@ -27,6 +27,7 @@ use crate::foundation::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
 use crate::foundation::identity::host_and_user;
 use crate::repository::index::{Index, IndexEntry};
 use crate::repository::store::{ObjectKey, ObjectKind, Store, StoreError};
+use crate::repository::writer::IndexCommitted;
 
 /// Options of `init`.
 #[derive(Debug, Clone)]
@@ -445,11 +446,13 @@ impl Repository {
         Ok((salt, pack::open_tail(&self.master, id, &salt, &tail, size)?))
     }
 
-    /// Stores a snapshot: the commit point of a backup.
+    /// Stores a snapshot: the commit point of a backup. `committed` proves the index objects
+    /// naming what the snapshot references were stored first ([`Repository::write_blobs`]).
     ///
     /// # Errors
     /// Store errors.
-    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+    pub fn save_snapshot(&self, snapshot: &Snapshot, committed: &IndexCommitted) -> Result<SnapshotId> {
+        let _ = committed;
         let bytes = snapshot.seal(&self.master);
         let id = SnapshotId(Digest::of(&bytes));
         let key = ObjectKey::new(ObjectKind::Snapshot, id.0);

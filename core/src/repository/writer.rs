@@ -1,148 +1,637 @@
-//! [`BlobWriter`]: stores blobs one at a time (seal, pack, upload, index), for the operations
-//! that write outside the parallel backup pipeline: prune's repacking and `copy`.
+//! The one way blobs enter a repository: deduplicate → seal (compress, encrypt) → pack →
+//! upload → index. Backup, prune's repacking, `copy` and `repair` all write through it.
 //!
-//! Ordering is the repository's: a pack is uploaded before any index object names it, and
-//! [`BlobWriter::finish`] writes the index object, returning a token the caller needs before it
-//! may write a snapshot that uses the blobs.
+//! ```text
+//! callers' threads ── add(kind, id, plain): known? in flight? ── new ─▶ seal ─┐
+//!                                                                            ▼ bounded (BLOB_QUEUE)
+//!                                          packer (data and tree packs apart, one salt per writer)
+//!                                                                            ▼ bounded (PACK_QUEUE)
+//!                                   uploaders (U puts in flight) ─▶ index checkpoints every 32 packs
+//! ```
+//!
+//! [`Repository::write_blobs`] runs the packer and the uploaders beside a caller's closure,
+//! which adds blobs through a [`BlobWriter`] from as many threads as it likes (the writer is
+//! `Sync`). Deduplication is checked once, before sealing, against the committed index the
+//! caller gives and the set of blobs this writer has in flight, so no blob is stored twice.
+//! Sealing runs on the caller's thread, so callers that add from a thread pool seal in
+//! parallel; packing and uploading overlap with them.
+//!
+//! Ordering (FORMAT.md §Read and write ordering) is in the types: a pack is uploaded before an
+//! index object names it, and [`Repository::write_blobs`] returns an [`IndexCommitted`] only
+//! once the index objects naming every pack it uploaded are stored, and every pack it
+//! deduplicated against is still stored and indexed. [`Repository::save_snapshot`] takes that
+//! token, so a snapshot cannot be written before what it references is committed.
+//!
+//! Memory is bounded by the queues: at most `BLOB_QUEUE` sealed blobs, the packs being built,
+//! `PACK_QUEUE + U` packs in flight and one spare pack buffer.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use crate::format::blob::{self, BlobKind};
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::format::blob::{self, BlobKind, MAX_BLOB_LEN, SealedBlob};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::{FinishedPack, PackWriter};
 use crate::foundation::crypto::{SALT_LEN, SealKey, random_salt};
-use crate::foundation::error::{Error, Result};
-use crate::foundation::id::{BlobId, IndexId};
+use crate::foundation::error::{Error, Result, StoreError};
+use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
-use crate::repository::store::{ObjectKey, ObjectKind, StoreError};
 
-/// Proof that the index naming a writer's blobs was written.
-#[must_use]
-#[derive(Debug)]
-pub struct IndexCommitted(pub Option<IndexId>);
+/// Sealed blobs between the callers and the packer (each at most a maximal chunk).
+const BLOB_QUEUE: usize = 8;
+/// Finished packs waiting for an uploader, besides those uploading.
+const PACK_QUEUE: usize = 0;
+/// Uploads in flight by default: enough to hide a remote store's latency; a local disk takes a
+/// pack several times faster than the packer makes one, and every pack in flight is a pack's
+/// worth of memory.
+const UPLOADERS_REMOTE: usize = 4;
+const UPLOADERS_LOCAL: usize = 1;
+/// Packs per index checkpoint, so an interrupted backup leaves its uploads reusable.
+pub const CHECKPOINT_PACKS: usize = 32;
+/// Starting capacity of a tree pack (trees are few and small next to data).
+const TREE_PACK_CAPACITY: usize = 1 << 20;
 
-/// Writes blobs into packs of one repository.
-pub struct BlobWriter<'r> {
-    repo: &'r Repository,
-    salt: [u8; SALT_LEN],
-    key: SealKey,
-    writers: HashMap<BlobKind, PackWriter>,
-    written: HashSet<BlobId>,
-    packs: Vec<IndexedPack>,
-    /// Bytes uploaded.
-    pub bytes_uploaded: u64,
-    /// Blobs stored.
-    pub blobs_written: u64,
+/// How a writer works.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// Pack uploads in flight (0 = the default: 4 to a remote store, 1 to a local one).
+    pub uploads: usize,
 }
 
-impl<'r> BlobWriter<'r> {
-    /// A writer for `repo`.
+impl WriteOptions {
+    /// The defaults, with `uploads` pack uploads in flight (0 = the default for the store).
     #[must_use]
-    pub fn new(repo: &'r Repository) -> Self {
-        let salt = random_salt();
-        BlobWriter {
-            repo,
-            salt,
-            key: repo.master().subkey(&salt),
-            writers: HashMap::new(),
-            written: HashSet::new(),
-            packs: Vec::new(),
-            bytes_uploaded: 0,
-            blobs_written: 0,
+    pub fn with_uploads(uploads: usize) -> Self {
+        WriteOptions { uploads }
+    }
+}
+
+/// What a writer stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteStats {
+    /// Blobs stored that the repository did not have.
+    pub blobs_new: u64,
+    /// Plaintext bytes of those blobs.
+    pub bytes_new: u64,
+    /// Packs uploaded.
+    pub packs_uploaded: u64,
+    /// Bytes of the packs uploaded.
+    pub bytes_uploaded: u64,
+}
+
+/// Proof that the index objects naming every blob a writer stored are in the repository, and
+/// that every pack it reused is still stored and indexed: what a snapshot needs before it may
+/// be saved ([`Repository::save_snapshot`]). Only [`Repository::write_blobs`] makes one.
+#[must_use = "a snapshot needs it: pass it to Repository::save_snapshot"]
+#[derive(Debug)]
+pub struct IndexCommitted {
+    /// The index objects this writer stored (checkpoints and the last one).
+    indexes: Vec<IndexId>,
+}
+
+impl IndexCommitted {
+    /// The index objects the writer stored.
+    #[must_use]
+    pub fn index_objects(&self) -> &[IndexId] {
+        &self.indexes
+    }
+}
+
+/// Who writes the index objects naming the uploaded packs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indexing {
+    /// The writer: checkpoints while it runs, the rest at the end, then the dependency check.
+    Writer,
+    /// The caller (prune, which replaces the whole index): the packs are handed back.
+    Caller,
+}
+
+/// State shared by the callers' threads, the packer and the uploaders.
+struct Shared<'r> {
+    repo: &'r Repository,
+    /// The committed index: a blob in it is not stored again.
+    index: &'r Index,
+    /// Blobs this writer has taken on (sealed, packed or uploaded).
+    pending: Mutex<HashSet<BlobId>>,
+    salt: [u8; SALT_LEN],
+    key: SealKey,
+    level: i32,
+    indexing: Indexing,
+    /// Packs of `index` (by number) holding blobs a caller reused instead of storing.
+    reused: Vec<AtomicBool>,
+    /// Set on the first failure; every stage winds down and the caller's `add`s fail.
+    failed: AtomicBool,
+    fatal: Mutex<Option<Error>>,
+    blobs_new: AtomicU64,
+    bytes_new: AtomicU64,
+    packs_uploaded: AtomicU64,
+    bytes_uploaded: AtomicU64,
+    /// Every pack uploaded, with its entries.
+    uploaded: Mutex<Vec<IndexedPack>>,
+    /// Packs uploaded and not yet named by an index object of this writer.
+    unindexed: Mutex<Vec<IndexedPack>>,
+    /// Index objects this writer stored.
+    own_indexes: Mutex<Vec<IndexId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| Error::Internal("a writer thread panicked".into()))
+}
+
+/// Adds blobs to a repository; handed to the closure of [`Repository::write_blobs`]. `Sync`:
+/// any number of threads may add at once.
+pub struct BlobWriter<'s, 'r> {
+    shared: &'s Shared<'r>,
+    blobs: Sender<SealedBlob>,
+}
+
+impl BlobWriter<'_, '_> {
+    /// Whether the committed index has the blob. If it does, the pack holding it is recorded
+    /// as one the writer's outcome depends on (checked before [`IndexCommitted`] is given).
+    #[must_use]
+    pub fn known(&self, id: &BlobId) -> bool {
+        match self.shared.index.get(id) {
+            Some(e) => {
+                if let Some(flag) = self.shared.reused.get(e.pack() as usize) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
         }
     }
 
-    /// Stores a blob unless `index` or this writer already has it; returns its id.
+    /// Whether the repository has the blob or this writer has taken it on.
+    #[must_use]
+    pub fn has(&self, id: &BlobId) -> bool {
+        self.known(id) || self.shared.pending.lock().is_ok_and(|p| p.contains(id))
+    }
+
+    /// Stores `plain` as a blob of `kind` unless the repository or this writer has it; returns
+    /// its id.
     ///
     /// # Errors
-    /// Store errors uploading a full pack.
-    pub fn add(&mut self, index: &Index, kind: BlobKind, plain: &[u8]) -> Result<BlobId> {
-        let id = self.repo.master().blob_id(plain);
-        self.add_with_id(index, kind, id, plain)?;
+    /// As [`BlobWriter::add_with_id`].
+    pub fn add(&self, kind: BlobKind, plain: &[u8]) -> Result<BlobId> {
+        let id = self.shared.repo.master().blob_id(plain);
+        self.add_with_id(kind, id, plain)?;
         Ok(id)
     }
 
-    /// As [`BlobWriter::add`] when the caller already knows the id.
+    /// Stores `plain`, whose id the caller computed, unless the repository or this writer has
+    /// it. Returns whether it was new. Seals on the calling thread.
     ///
     /// # Errors
-    /// Store errors uploading a full pack.
-    pub fn add_with_id(&mut self, index: &Index, kind: BlobKind, id: BlobId, plain: &[u8]) -> Result<()> {
-        if index.contains(&id) || !self.written.insert(id) {
-            return Ok(());
+    /// [`Error::InvalidArgument`] for a blob over the format's size limit; an error once the
+    /// writer has failed (an upload failed: [`Repository::write_blobs`] returns why).
+    pub fn add_with_id(&self, kind: BlobKind, id: BlobId, plain: &[u8]) -> Result<bool> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(aborted());
         }
-        let target = self.repo.config().pack_size as usize;
-        let sealed = blob::seal(&self.key, kind, id, plain, self.repo.config().compression);
-        self.blobs_written += 1;
-        let salt = self.salt;
-        let w = self.writers.entry(kind).or_insert_with(|| PackWriter::new(salt, target));
-        w.add(sealed);
-        if w.is_full(target) {
-            let full = std::mem::replace(w, PackWriter::new(salt, target));
-            let finished = full.finish(&self.key);
-            self.upload(finished)?;
+        if plain.len() > MAX_BLOB_LEN as usize {
+            return Err(Error::InvalidArgument(format!(
+                "a blob of {} bytes is over the {MAX_BLOB_LEN}-byte limit of the format",
+                plain.len()
+            )));
         }
-        Ok(())
+        if self.known(&id) || !lock(&self.shared.pending)?.insert(id) {
+            return Ok(false);
+        }
+        let sealed = blob::seal(&self.shared.key, kind, id, plain, self.shared.level);
+        self.shared.blobs_new.fetch_add(1, Ordering::Relaxed);
+        self.shared.bytes_new.fetch_add(plain.len() as u64, Ordering::Relaxed);
+        self.blobs.send(sealed).map_err(|_| aborted())?;
+        Ok(true)
     }
 
-    fn upload(&mut self, pack: FinishedPack) -> Result<()> {
-        let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
-        self.bytes_uploaded += pack.bytes.len() as u64;
-        match self.repo.store().put(&key, pack.bytes) {
-            Ok(()) | Err(StoreError::AlreadyExists) => {}
-            Err(cause) => return Err(Error::Store { key, cause }),
-        }
-        self.packs.push(IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries });
-        Ok(())
-    }
-
-    /// Whether this writer stored the blob.
+    /// Whether the writer has failed (an upload failed); work adding blobs may stop.
     #[must_use]
-    pub fn has(&self, id: &BlobId) -> bool {
-        self.written.contains(id)
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+}
+
+fn aborted() -> Error {
+    Error::Internal("the blob writer stopped after an earlier failure".into())
+}
+
+impl Shared<'_> {
+    fn fail(&self, e: Error) {
+        if let Ok(mut f) = self.fatal.lock() {
+            f.get_or_insert(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
     }
 
-    /// Uploads what is left and returns the packs written, without writing an index object
-    /// (for callers that write their own, such as prune).
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn finish_packs(mut self) -> Result<Vec<IndexedPack>> {
-        self.flush()?;
-        Ok(self.packs)
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let writers: Vec<PackWriter> = self.writers.drain().map(|(_, w)| w).collect();
-        for w in writers {
-            if !w.is_empty() {
-                let finished = w.finish(&self.key);
-                self.upload(finished)?;
+    /// Collects sealed blobs into packs (data and trees apart).
+    fn packer(&self, blobs: &Receiver<SealedBlob>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
+        let target = self.repo.config().pack_size as usize;
+        let mut data = PackWriter::new(self.salt, target);
+        let mut trees = PackWriter::new(self.salt, TREE_PACK_CAPACITY);
+        for blob in blobs {
+            let writer = if blob.kind == BlobKind::Tree { &mut trees } else { &mut data };
+            writer.add(blob);
+            if writer.is_full(target) {
+                // Hand the pack over first: an uploader takes it only once it is done with its
+                // last one, whose buffer it has put back by then, so with one uploader no more
+                // than two pack buffers live at a time.
+                let full = std::mem::replace(writer, PackWriter::new(self.salt, 0));
+                if packs.send(full.finish(&self.key)).is_err() {
+                    return;
+                }
+                *writer = match spare.try_recv() {
+                    Ok(buf) => PackWriter::with_buffer(self.salt, buf),
+                    Err(_) => PackWriter::new(self.salt, target),
+                };
             }
         }
+        for w in [data, trees] {
+            if !w.is_empty() && packs.send(w.finish(&self.key)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Uploads packs; writes an index checkpoint every [`CHECKPOINT_PACKS`] packs.
+    fn uploader(&self, packs: &Receiver<FinishedPack>, spare: &Sender<Vec<u8>>) {
+        for pack in packs {
+            if self.failed.load(Ordering::SeqCst) {
+                continue; // drain, so the packer never blocks
+            }
+            let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
+            let len = pack.bytes.len() as u64;
+            let put = self.repo.store().put(&key, pack.bytes.clone());
+            // The packer reuses the buffer when the store kept no reference to it.
+            if let Ok(buf) = pack.bytes.try_into_mut() {
+                let _ = spare.try_send(buf.into());
+            }
+            match put {
+                // The same bytes uploaded before (by an interrupted run): a content address.
+                Ok(()) | Err(StoreError::AlreadyExists) => {}
+                Err(cause) => {
+                    self.fail(Error::Store { key, cause });
+                    continue;
+                }
+            }
+            self.packs_uploaded.fetch_add(1, Ordering::Relaxed);
+            self.bytes_uploaded.fetch_add(len, Ordering::Relaxed);
+            let indexed = IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries };
+            if let Err(e) = self.uploaded_one(indexed) {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn uploaded_one(&self, pack: IndexedPack) -> Result<()> {
+        lock(&self.uploaded)?.push(pack.clone());
+        let checkpoint = {
+            let mut waiting = lock(&self.unindexed)?;
+            waiting.push(pack);
+            (self.indexing == Indexing::Writer && waiting.len() >= CHECKPOINT_PACKS)
+                .then(|| std::mem::take(&mut *waiting))
+        };
+        if let Some(packs) = checkpoint {
+            let id = self.repo.save_index(&IndexFile { supersedes: vec![], packs })?;
+            lock(&self.own_indexes)?.push(id);
+        }
         Ok(())
     }
 
-    /// As [`BlobWriter::finish`], also returning the bytes uploaded in all.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn finish_counted(mut self) -> Result<(IndexCommitted, u64)> {
-        let repo = self.repo;
-        self.flush()?;
-        let bytes = self.bytes_uploaded;
-        let packs = std::mem::take(&mut self.packs);
-        if packs.is_empty() {
-            return Ok((IndexCommitted(None), bytes));
+    /// Names the packs not yet in an index object of this writer in one.
+    fn index_the_rest(&self) -> Result<()> {
+        let rest = std::mem::take(&mut *lock(&self.unindexed)?);
+        if !rest.is_empty() {
+            let id = self.repo.save_index(&IndexFile { supersedes: vec![], packs: rest })?;
+            lock(&self.own_indexes)?.push(id);
         }
-        Ok((IndexCommitted(Some(repo.save_index(&IndexFile { supersedes: vec![], packs })?)), bytes))
+        Ok(())
     }
 
-    /// Uploads what is left and writes the index object naming every pack written.
+    fn stats(&self) -> WriteStats {
+        WriteStats {
+            blobs_new: self.blobs_new.load(Ordering::Relaxed),
+            bytes_new: self.bytes_new.load(Ordering::Relaxed),
+            packs_uploaded: self.packs_uploaded.load(Ordering::Relaxed),
+            bytes_uploaded: self.bytes_uploaded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Fails if a pack this writer uploaded or reused has gone (swept by a concurrent prune
+    /// since the index was loaded): a snapshot would reference missing data. A pack a concurrent
+    /// prune only took out of the index (no snapshot used it when it looked; it is on a garbage
+    /// list) is named in an index object again.
+    fn check_dependencies(&self) -> Result<()> {
+        let sizes: HashMap<PackId, u64> = self
+            .repo
+            .store()
+            .list(ObjectKind::Pack)
+            .map_err(Error::Storage)?
+            .into_iter()
+            .map(|i| (PackId(i.key.id), i.size))
+            .collect();
+        let reused: Vec<(usize, PackId)> = self
+            .index
+            .packs()
+            .iter()
+            .enumerate()
+            .zip(&self.reused)
+            .filter(|(_, used)| used.load(Ordering::Relaxed))
+            .map(|((n, p), _)| (n, p.id))
+            .collect();
+        let uploaded = lock(&self.uploaded)?.clone();
+        for id in reused.iter().map(|(_, id)| *id).chain(uploaded.iter().map(|p| p.id)) {
+            if !sizes.contains_key(&id) {
+                return Err(removed_while_running(id));
+            }
+        }
+        let now = self.repo.index_ids()?;
+        let own = lock(&self.own_indexes)?.clone();
+        if self.index.loaded_from().iter().chain(&own).all(|id| now.contains(id)) {
+            return Ok(()); // no prune rewrote the index meanwhile
+        }
+        let current = self.repo.load_index()?;
+        let mut again: Vec<IndexedPack> =
+            uploaded.into_iter().filter(|p| p.entries.iter().any(|e| !current.contains(&e.id))).collect();
+        let current_packs: HashSet<PackId> = current.packs().iter().map(|p| p.id).collect();
+        // A reused pack's full entry list comes from its own header (the loaded index keeps one
+        // entry per blob, so it may lack duplicates the pack also holds).
+        for (n, id) in reused {
+            if current_packs.contains(&id) {
+                continue;
+            }
+            let size = *sizes.get(&id).ok_or_else(|| removed_while_running(id))?;
+            let (salt, entries) = match self.repo.read_pack_header(&id, size) {
+                Ok(h) => h,
+                Err(e) if e.is_missing_object() => return Err(removed_while_running(id)),
+                Err(e) => return Err(e),
+            };
+            debug_assert_eq!(self.index.packs()[n].id, id);
+            again.push(IndexedPack { id, salt, entries });
+        }
+        if !again.is_empty() {
+            let id = self.repo.save_index(&IndexFile { supersedes: vec![], packs: again })?;
+            lock(&self.own_indexes)?.push(id);
+        }
+        Ok(())
+    }
+}
+
+/// The error of a writer that depends on a pack a concurrent prune swept.
+fn removed_while_running(id: PackId) -> Error {
+    Error::Corrupt {
+        object: format!("pack {id}"),
+        reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run it again".into(),
+    }
+}
+
+impl Repository {
+    /// Runs `work` with a [`BlobWriter`] for this repository while a packer and uploaders run
+    /// beside it, then names every uploaded pack in index objects and checks that every pack
+    /// the work deduplicated against (in `index`, the committed index it loaded with
+    /// [`Repository::load_index`]) is still stored and indexed. Returns what `work` returned, what was written, and the token a
+    /// snapshot needs.
+    ///
+    /// The packs uploaded are named in an index object even when `work` or an upload failed,
+    /// so a later run reuses them instead of uploading them again (no snapshot refers to them).
     ///
     /// # Errors
-    /// Store errors.
-    pub fn finish(self) -> Result<IndexCommitted> {
-        Ok(self.finish_counted()?.0)
+    /// The first upload or index error; otherwise `work`'s error; then a pack removed by a
+    /// concurrent prune.
+    pub fn write_blobs<T>(
+        &self,
+        index: &Index,
+        opts: WriteOptions,
+        work: impl FnOnce(&BlobWriter<'_, '_>) -> Result<T>,
+    ) -> Result<(T, WriteStats, IndexCommitted)> {
+        let shared = self.shared(index, Indexing::Writer);
+        let result = run_writer(&shared, opts, work);
+        // Even after a failure: the next run reuses what was uploaded.
+        let indexed = shared.index_the_rest();
+        if let Some(e) = lock(&shared.fatal)?.take() {
+            return Err(e);
+        }
+        let value = result?;
+        indexed?;
+        shared.check_dependencies()?;
+        let indexes = lock(&shared.own_indexes)?.clone();
+        Ok((value, shared.stats(), IndexCommitted { indexes }))
+    }
+
+    /// As [`Repository::write_blobs`], for a caller that writes the index itself (prune, which
+    /// replaces the whole index): no index object is written, and the uploaded packs are
+    /// returned with their entries.
+    ///
+    /// # Errors
+    /// The first upload error; otherwise `work`'s error.
+    pub fn write_packs<T>(
+        &self,
+        index: &Index,
+        opts: WriteOptions,
+        work: impl FnOnce(&BlobWriter<'_, '_>) -> Result<T>,
+    ) -> Result<(T, WriteStats, Vec<IndexedPack>)> {
+        let shared = self.shared(index, Indexing::Caller);
+        let result = run_writer(&shared, opts, work);
+        if let Some(e) = lock(&shared.fatal)?.take() {
+            return Err(e);
+        }
+        let value = result?;
+        let packs = std::mem::take(&mut *lock(&shared.uploaded)?);
+        Ok((value, shared.stats(), packs))
+    }
+
+    fn shared<'r>(&'r self, index: &'r Index, indexing: Indexing) -> Shared<'r> {
+        let salt = random_salt();
+        Shared {
+            repo: self,
+            index,
+            pending: Mutex::new(HashSet::new()),
+            salt,
+            key: self.master().subkey(&salt),
+            level: self.config().compression,
+            indexing,
+            reused: (0..index.packs().len()).map(|_| AtomicBool::new(false)).collect(),
+            failed: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+            blobs_new: AtomicU64::new(0),
+            bytes_new: AtomicU64::new(0),
+            packs_uploaded: AtomicU64::new(0),
+            bytes_uploaded: AtomicU64::new(0),
+            uploaded: Mutex::new(Vec::new()),
+            unindexed: Mutex::new(Vec::new()),
+            own_indexes: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Runs the packer and uploaders beside `work`, until `work` is done and every sealed blob is
+/// uploaded (or the writer failed).
+fn run_writer<T>(
+    shared: &Shared<'_>,
+    opts: WriteOptions,
+    work: impl FnOnce(&BlobWriter<'_, '_>) -> Result<T>,
+) -> Result<T> {
+    let uploaders = match opts.uploads {
+        0 if shared.repo.store().is_remote() => UPLOADERS_REMOTE,
+        0 => UPLOADERS_LOCAL,
+        n => n,
+    };
+    std::thread::scope(|scope| {
+        let (blob_tx, blob_rx) = bounded::<SealedBlob>(BLOB_QUEUE);
+        let (pack_tx, pack_rx) = bounded::<FinishedPack>(PACK_QUEUE);
+        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(1);
+        scope.spawn(move || shared.packer(&blob_rx, &pack_tx, &spare_rx));
+        for _ in 0..uploaders {
+            let (packs, spare) = (pack_rx.clone(), spare_tx.clone());
+            scope.spawn(move || shared.uploader(&packs, &spare));
+        }
+        drop((pack_rx, spare_tx));
+        let writer = BlobWriter { shared, blobs: blob_tx };
+        let result = work(&writer);
+        if result.is_err() {
+            // Nothing more is worth uploading; what is uploaded already gets indexed.
+            shared.failed.store(true, Ordering::SeqCst);
+        }
+        // Closing the blob queue lets the packer finish its packs, then the uploaders end.
+        drop(writer);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::keyfile::KdfParams;
+    use crate::repository::InitOptions;
+    use crate::repository::store::object_store::ObjectStoreBackend;
+
+    fn repo(name: &str, pack_size: u32) -> Repository {
+        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
+        let opts = InitOptions {
+            kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+            pack_size,
+            ..Default::default()
+        };
+        Repository::init(store, b"password", &opts).unwrap()
+    }
+
+    /// `len` incompressible bytes, different for each `i`.
+    fn blob(i: u32, len: usize) -> Vec<u8> {
+        let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Blobs added from several threads, with duplicates, come back from the index exactly once
+    /// each, in packs of data or of trees only; checkpoints and the last index object name
+    /// every pack.
+    #[test]
+    fn blobs_from_many_threads_are_stored_once_and_indexed() {
+        let repo = repo("writer-threads", 1 << 16);
+        let index = repo.load_index().unwrap();
+        let ((), stats, committed) = repo
+            .write_blobs(&index, WriteOptions::default(), |w| {
+                std::thread::scope(|s| {
+                    for t in 0..4u32 {
+                        s.spawn(move || {
+                            for i in 0..300u32 {
+                                let kind = if i % 10 == 0 { BlobKind::Tree } else { BlobKind::Data };
+                                // Each thread adds its own blob, and one every thread adds: each is
+                                // stored once.
+                                w.add(kind, &blob(i * 4 + t, 3000)).unwrap();
+                                w.add(kind, &blob(i * 4, 3000)).unwrap();
+                            }
+                        });
+                    }
+                });
+                Ok(())
+            })
+            .unwrap();
+        let index = repo.load_index().unwrap();
+        let distinct: HashSet<Vec<u8>> = (0..1200u32).map(|i| blob(i, 3000)).collect();
+        assert_eq!(stats.blobs_new as usize, distinct.len());
+        assert_eq!(index.len(), distinct.len());
+        for plain in &distinct {
+            let id = repo.master().blob_id(plain);
+            let entry = index.get(&id).expect("stored and indexed");
+            assert_eq!(repo.read_entry(&index, entry).unwrap(), *plain);
+        }
+        assert!(stats.packs_uploaded as usize > CHECKPOINT_PACKS, "enough packs for a checkpoint");
+        assert!(committed.index_objects().len() >= 2, "a checkpoint and the last object");
+        for p in index.packs() {
+            let kinds: HashSet<BlobKind> =
+                index.entries().filter(|e| index.pack(e).id == p.id).map(|e| e.kind()).collect();
+            assert_eq!(kinds.len(), 1, "data and trees in separate packs");
+        }
+    }
+
+    /// A blob the committed index has is not stored again; one only the writer has taken on
+    /// is stored once.
+    #[test]
+    fn known_blobs_are_not_stored_again() {
+        let repo = repo("writer-known", 1 << 16);
+        let index = repo.load_index().unwrap();
+        let (id, _, _) = repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Data, b"old")).unwrap();
+        let index = repo.load_index().unwrap();
+        let (new, stats, _) = repo
+            .write_blobs(&index, WriteOptions::default(), |w| {
+                assert!(w.known(&id) && w.has(&id));
+                assert!(!w.add_with_id(BlobKind::Data, id, b"old")?);
+                let new = w.add(BlobKind::Data, b"new")?;
+                assert!(!w.known(&new) && w.has(&new));
+                assert!(!w.add_with_id(BlobKind::Data, new, b"new")?);
+                Ok(new)
+            })
+            .unwrap();
+        assert_eq!((stats.blobs_new, stats.packs_uploaded), (1, 1));
+        assert!(repo.load_index().unwrap().contains(&new));
+    }
+
+    /// Prune's way: packs come back to the caller and no index object is written.
+    #[test]
+    fn packs_for_the_caller_are_not_indexed() {
+        let repo = repo("writer-packs", 1 << 16);
+        let index = repo.load_index().unwrap();
+        let (id, stats, packs) =
+            repo.write_packs(&index, WriteOptions::default(), |w| w.add(BlobKind::Data, b"moved")).unwrap();
+        assert_eq!(stats.packs_uploaded, 1);
+        assert_eq!(packs.len(), 1);
+        assert_eq!(packs[0].entries[0].id, id);
+        assert!(repo.index_ids().unwrap().is_empty());
+    }
+
+    /// Work that fails still leaves what was uploaded indexed, and no token.
+    #[test]
+    fn a_failed_run_indexes_what_it_uploaded() {
+        let repo = repo("writer-failed", 1 << 16);
+        let index = repo.load_index().unwrap();
+        // Twenty packs' worth: with one uploader and queues of a few blobs, most of them are
+        // uploaded before the work fails.
+        let result = repo.write_blobs(&index, WriteOptions::default(), |w| -> Result<()> {
+            for i in 0..320 {
+                w.add(BlobKind::Data, &blob(i, 4000))?;
+            }
+            Err(Error::InvalidArgument("the source failed".into()))
+        });
+        assert!(matches!(result, Err(Error::InvalidArgument(_))));
+        let index = repo.load_index().unwrap();
+        assert!(index.packs().len() >= 15, "uploaded packs are indexed for the next run: {}", index.packs().len());
+        let stored = repo.store().list(ObjectKind::Pack).unwrap();
+        assert_eq!(stored.len(), index.packs().len(), "every pack uploaded is indexed");
+        for e in index.entries() {
+            assert!(repo.read_entry(&index, e).is_ok());
+        }
     }
 }

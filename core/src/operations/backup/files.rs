@@ -48,7 +48,7 @@ impl Results {
     }
 
     /// Waits for job `id`; `keep` leaves the result for later waiters (hard links).
-    pub(super) fn wait(&self, id: u64, keep: bool, failed: &AtomicBool) -> Result<FileOutcome> {
+    pub(super) fn wait(&self, id: u64, keep: bool, failed: &dyn Fn() -> bool) -> Result<FileOutcome> {
         let mut s = lock(&self.state)?;
         loop {
             let found = if keep { s.outcomes.get(&id).cloned() } else { s.outcomes.remove(&id) };
@@ -56,7 +56,7 @@ impl Results {
                 s.waiting = false;
                 return Ok(o);
             }
-            if failed.load(Ordering::SeqCst) {
+            if failed() {
                 s.waiting = false;
                 return Err(Error::Internal("backup aborted".into()));
             }
@@ -130,14 +130,8 @@ pub(super) fn read_small(file: &mut impl Read, buf: &mut Vec<u8>, size: u64) -> 
 impl Session<'_> {
     /// Reads and stores one file: a small one whole and on this thread ([`INLINE_MAX`]), a
     /// larger one batch by batch through the rayon pool ([`Session::store_chunks`]).
-    pub(super) fn store_file(
-        &self,
-        path: &Path,
-        size: u64,
-        buffers: &mut WorkerBuffers,
-        blobs: &Sender<SealedBlob>,
-    ) -> Result<FileOutcome> {
-        let unreadable = |e: std::io::Error| FileOutcome::Unreadable(format!("{}: {e}", path.display()));
+    pub(super) fn store_file(&self, path: &Path, size: u64, buffers: &mut WorkerBuffers) -> Result<FileOutcome> {
+        let unreadable = |e: std::io::Error| FileOutcome::Unreadable(e.to_string());
         let mut file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) => return Ok(unreadable(e)),
@@ -149,13 +143,13 @@ impl Session<'_> {
             };
             let data = &buffers.small[..len];
             if whole {
-                let (content, hash) = self.store_inline(data, blobs)?;
+                let (content, hash) = self.store_inline(data)?;
                 return Ok(FileOutcome::Done { content, hash, size: len as u64 });
             }
             // The file grew since the walker saw it: what was read starts the stream.
-            self.store_read(data.chain(file), None, &mut buffers.batches, blobs)
+            self.store_read(data.chain(file), None, &mut buffers.batches)
         } else {
-            self.store_read(file, Some(size), &mut buffers.batches, blobs)
+            self.store_read(file, Some(size), &mut buffers.batches)
         };
         Ok(match outcome? {
             Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },
@@ -170,17 +164,16 @@ impl Session<'_> {
         source: R,
         size: Option<u64>,
         batches: &mut Vec<Vec<u8>>,
-        blobs: &Sender<SealedBlob>,
     ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>> {
         let mut batcher = StreamBatcher::with_buffers(self.cutter.clone(), source, size, std::mem::take(batches));
-        let outcome = self.store_chunks(&mut batcher, FILE_BATCH_BYTES, blobs);
+        let outcome = self.store_chunks(&mut batcher, FILE_BATCH_BYTES);
         WorkerBuffers::keep_batch_buffer(batches, batcher.into_buffers());
         outcome
     }
 
     /// Stores a whole small file held in memory, sequentially on the calling thread: the same
     /// chunks, ids and whole-file hash [`Session::store_chunks`] computes, without the pool.
-    pub(super) fn store_inline(&self, data: &[u8], blobs: &Sender<SealedBlob>) -> Result<(Vec<BlobId>, Digest)> {
+    pub(super) fn store_inline(&self, data: &[u8]) -> Result<(Vec<BlobId>, Digest)> {
         let read = data.len() as u64;
         self.counters.bytes_read.fetch_add(read, Ordering::Relaxed);
         self.progress.bytes_read(read);
@@ -188,25 +181,20 @@ impl Session<'_> {
         for (offset, len) in self.cutter.split(data) {
             let chunk = &data[offset..offset + len];
             let id = self.repo.master().blob_id(chunk);
-            if !self.known(&id) && lock(&self.pending)?.insert(id) {
-                let sealed = blob::seal(&self.key, BlobKind::Data, id, chunk, self.level);
-                self.counters.blobs_new.fetch_add(1, Ordering::Relaxed);
-                self.counters.bytes_new.fetch_add(u64::from(sealed.raw_len), Ordering::Relaxed);
-                blobs.send(sealed).map_err(|_| Error::Internal("packer stopped".into()))?;
-            }
+            self.writer.add_with_id(BlobKind::Data, id, chunk)?;
             content.push(id);
         }
         Ok((content, Digest(*blake3::hash(data).as_bytes())))
     }
 
-    pub(super) fn worker(&self, jobs: &Receiver<FileJob>, blobs: &Sender<SealedBlob>) {
+    pub(super) fn worker(&self, jobs: &Receiver<FileJob>) {
         let mut buffers = WorkerBuffers::default();
         for job in jobs {
-            if self.failed.load(Ordering::SeqCst) {
+            if self.is_failed() {
                 self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
                 continue;
             }
-            match self.store_file(&job.path, job.size, &mut buffers, blobs) {
+            match self.store_file(&job.path, job.size, &mut buffers) {
                 Ok(outcome) => {
                     if let FileOutcome::Done { size, .. } = &outcome {
                         self.progress.file_done(&job.path, *size);

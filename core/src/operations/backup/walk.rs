@@ -50,7 +50,6 @@ enum LinkSource {
 struct Walker<'s, 'r> {
     session: &'s Session<'r>,
     jobs: Sender<FileJob>,
-    blobs: Sender<SealedBlob>,
     next_job: u64,
     links: HashMap<(u64, u64), (u64, LinkSource)>,
     sticky: HashSet<u64>,
@@ -59,7 +58,7 @@ struct Walker<'s, 'r> {
     root_dev: u64,
     ignore_ctime: bool,
     ignore_inode: bool,
-    errors: Vec<String>,
+    errors: Vec<Unreadable>,
     /// Listed directories whose trees are not stored yet, in post-order.
     unfinished: VecDeque<Unfinished>,
     /// Entries held in `unfinished`.
@@ -75,9 +74,10 @@ impl Walker<'_, '_> {
         self.excludes.matches(path)
     }
 
-    fn warn(&mut self, message: String) {
-        self.session.progress.warning(&message);
-        self.errors.push(message);
+    fn warn(&mut self, path: &Path, reason: impl ToString) {
+        let unreadable = Unreadable { path: path.to_path_buf(), reason: reason.to_string() };
+        self.session.progress.warning(&unreadable.to_string());
+        self.errors.push(unreadable);
     }
 
     fn unchanged(&self, node: &Node, old: Option<&Node>) -> Option<(Vec<BlobId>, Option<Digest>)> {
@@ -100,7 +100,7 @@ impl Walker<'_, '_> {
             NodeKind::Dir => {
                 if self.one_file_system && meta.dev() != self.root_dev {
                     // Record the mount point as an empty directory, as other tools do.
-                    node.subtree = Some(self.session.store_tree(&Tree::new(vec![]), &self.blobs)?);
+                    node.subtree = Some(self.session.store_tree(&Tree::new(vec![]))?);
                     c.dirs.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(Pending::Ready(node)));
                 }
@@ -153,7 +153,7 @@ impl Walker<'_, '_> {
                 match std::fs::read_link(path) {
                     Ok(t) => node.target = Some(t.into_os_string().as_bytes().to_vec()),
                     Err(e) => {
-                        self.warn(format!("{}: {e}", path.display()));
+                        self.warn(path, e);
                         return Ok(None);
                     }
                 }
@@ -170,7 +170,7 @@ impl Walker<'_, '_> {
     fn old_subtree(&mut self, old: Option<&Node>) -> Option<Tree> {
         let id = old.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
         // A parent tree that cannot be read only costs change detection, not correctness.
-        self.session.repo.load_tree(&self.session.index, &id).ok()
+        self.session.repo.load_tree(self.session.index, &id).ok()
     }
 
     /// Resolves pending entries into nodes, in name order, waiting for file jobs as needed.
@@ -197,7 +197,7 @@ impl Walker<'_, '_> {
                 }
                 Pending::LinkJob(n, id) => (n, id, true),
             };
-            match self.session.results.wait(job, keep, &self.session.failed)? {
+            match self.session.results.wait(job, keep, &|| self.session.is_failed())? {
                 FileOutcome::Done { content, hash, size } => {
                     node.content = content;
                     node.hash = Some(hash);
@@ -207,10 +207,7 @@ impl Walker<'_, '_> {
                     }
                     nodes.push(node);
                 }
-                FileOutcome::Unreadable(msg) => {
-                    let msg = if msg.is_empty() { path.display().to_string() } else { msg };
-                    self.warn(msg);
-                }
+                FileOutcome::Unreadable(reason) => self.warn(&path, reason),
             }
         }
         Ok(nodes)
@@ -234,7 +231,7 @@ impl Walker<'_, '_> {
             let Some(dir) = self.unfinished.pop_front() else { break };
             self.unfinished_entries -= dir.entries.len();
             let nodes = self.finish_nodes(dir.entries)?;
-            let id = self.session.store_tree(&Tree::new(nodes), &self.blobs)?;
+            let id = self.session.store_tree(&Tree::new(nodes))?;
             self.finished.insert(dir.number, id);
         }
         Ok(())
@@ -246,7 +243,7 @@ impl Walker<'_, '_> {
         let read = match std::fs::read_dir(path) {
             Ok(r) => r,
             Err(e) => {
-                self.warn(format!("{}: {e}", path.display()));
+                self.warn(path, e);
                 return Ok(None);
             }
         };
@@ -254,7 +251,7 @@ impl Walker<'_, '_> {
         for entry in read {
             match entry {
                 Ok(e) => entries.push((e.file_name(), e)),
-                Err(e) => self.warn(format!("{}: {e}", path.display())),
+                Err(e) => self.warn(path, e),
             }
         }
         entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -270,7 +267,7 @@ impl Walker<'_, '_> {
             }
             match entry.metadata() {
                 Ok(meta) => listed.push((name, child, meta)),
-                Err(e) => self.warn(format!("{}: {e}", child.display())),
+                Err(e) => self.warn(&child, e),
             }
         }
         let mut pending = Vec::with_capacity(listed.len());
@@ -316,7 +313,7 @@ impl Walker<'_, '_> {
         }
         self.finish_dirs(true)?;
         let nodes = self.finish_nodes(pending)?;
-        self.session.store_tree(&Tree::new(nodes), &self.blobs)
+        self.session.store_tree(&Tree::new(nodes))
     }
 }
 
@@ -346,26 +343,19 @@ pub(super) fn absolute_args(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The walker's part of a backup; owns (and so closes) the job and blob channels.
+/// The walker's part of a backup; owns (and so closes) the job channel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn walk(
     session: &Session<'_>,
     jobs: Sender<FileJob>,
-    blobs: Sender<SealedBlob>,
     opts: &BackupOptions,
     args: &[PathBuf],
     old_root: Option<&Tree>,
     excludes: PathPatterns,
-) -> Result<(BlobId, Vec<String>)> {
-    if let Some((source, name)) = &opts.stream {
-        drop(jobs);
-        let root = store_stream(session, source, name, &blobs)?;
-        return Ok((root, Vec::new()));
-    }
+) -> Result<(BlobId, Vec<Unreadable>)> {
     let mut walker = Walker {
         session,
         jobs,
-        blobs,
         next_job: 0,
         links: HashMap::new(),
         sticky: HashSet::new(),
@@ -418,7 +408,7 @@ mod tests {
     /// Backs up `dir`; returns the file nodes under it, checked against the files on disk: the
     /// content ids are the chunks a whole-file cut gives, all stored, and the hash is the file's.
     fn backup_and_check(repo: &Repository, dir: &Path) -> (Summary, Vec<(PathBuf, Node)>) {
-        let result = run(repo, &BackupOptions::for_paths(vec![dir.to_path_buf()]), &NoProgress).unwrap();
+        let result = run(repo, BackupSource::paths([dir]), &BackupOptions::default(), &NoProgress).unwrap();
         let index = repo.load_index().unwrap();
         let snapshot = repo.load_snapshot(result.snapshot).unwrap();
         let mut root = repo.load_tree(&index, &snapshot.tree).unwrap();
@@ -505,7 +495,7 @@ mod tests {
             return;
         }
         let repo = repo("walk-proc-version");
-        let result = run(&repo, &BackupOptions::for_paths(vec![path.to_path_buf()]), &NoProgress).unwrap();
+        let result = run(&repo, BackupSource::paths([path]), &BackupOptions::default(), &NoProgress).unwrap();
         let index = repo.load_index().unwrap();
         let root = repo.load_tree(&index, &repo.load_snapshot(result.snapshot).unwrap().tree).unwrap();
         let proc_dir = repo.load_tree(&index, root.find(b"proc").unwrap().subtree.as_ref().unwrap()).unwrap();

@@ -54,10 +54,20 @@ fn map_err(e: ::object_store::Error) -> StoreError {
     match e {
         E::NotFound { path, .. } => StoreError::NotFound(path),
         E::AlreadyExists { .. } => StoreError::AlreadyExists,
+        e @ (E::PermissionDenied { .. } | E::Unauthenticated { .. }) => StoreError::PermissionDenied(e.to_string()),
         E::Generic { store, source } => {
             let text = source.to_string();
             // The local store reports I/O errors as generic ones; a full disk or permission
             // problem will not go away by retrying.
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(e) = cause {
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+                {
+                    return StoreError::PermissionDenied(text);
+                }
+                cause = e.source();
+            }
             if store == "LocalFileSystem" { StoreError::Permanent(text) } else { StoreError::Transient(text) }
         }
         other => StoreError::Permanent(other.to_string()),
