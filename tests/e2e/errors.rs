@@ -367,25 +367,29 @@ fn damaged_or_missing_key_and_config_are_named() {
 
     // A flipped byte in the sealed part of the config: authentication fails, config named.
     corrupt::flip_byte(&config, -5);
-    repo.run(args!["snapshots"]).code(1).stderr_has("config");
+    repo.run(args!["snapshots"]).code(1).stderr_has("config is corrupted");
     std::fs::write(&config, &config_bytes).unwrap();
     // No config at all: not a repository.
     std::fs::remove_file(&config).unwrap();
     repo.run(args!["snapshots"]).code(1).stderr_has("cairn init");
     std::fs::write(&config, &config_bytes).unwrap();
 
-    // A damaged key file (bytes flipped in its JSON): named, nothing opens.
+    // A damaged key file that still parses (a hex digit of the wrapped key changed to another):
+    // it refuses the password, yet it is named as damaged, not taken for a wrong password (whose
+    // message names no key file).
+    let key_id = corrupt::object_id(&key);
+    let field = "\"wrapped\": \"";
+    let at = std::str::from_utf8(&key_bytes).unwrap().find(field).expect("a wrapped key") + field.len() + 10;
     let mut damaged = key_bytes.clone();
-    let at = damaged.len() / 2;
-    damaged[at] ^= 0x55;
+    damaged[at] = if damaged[at] == b'0' { b'1' } else { b'0' };
     std::fs::write(&key, &damaged).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has("key");
+    repo.run(args!["snapshots"]).code(1).stderr_has(&key_id).stderr_has("damaged");
     // A truncated key file likewise.
     std::fs::write(&key, &key_bytes[..key_bytes.len() / 3]).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has("key");
+    repo.run(args!["snapshots"]).code(1).stderr_has(&key_id).stderr_has("invalid key file");
     // No key file: said so.
     std::fs::remove_file(&key).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has("key files");
+    repo.run(args!["snapshots"]).code(1).stderr_has("key files (the repository has none)");
     std::fs::write(&key, &key_bytes).unwrap();
 
     // With a second key, damage to one key file does not lock the owner out.
