@@ -1,7 +1,8 @@
 //! Races of `race.rs` made deterministic: a backup is held at a chosen point while forget and
-//! prune run, then let go. Whatever happens, a backup must either fail with "was removed while
-//! this backup ran" or commit a snapshot that restores exactly, with `check --read-data` clean.
-//! What it must never do is commit a snapshot whose data is gone or no longer indexed.
+//! prune run, then let go. Each arrangement has one correct outcome, and the test asserts it:
+//! a backup whose reused pack was swept fails with "was removed while this backup ran" and
+//! writes no snapshot; a backup whose index checkpoint a prune took out of the index commits a
+//! snapshot that restores exactly. Either way `check --read-data` is clean afterwards.
 //!
 //! The backups read `--stdin-from-command`: a shell script that prints part of the content, says
 //! so with a file, and waits for another file before printing the rest. By the time the script
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cairn, PROCESS_LIMIT, REMOVED_WHILE_RUNNING, Rng, args, wait_output};
+use crate::harness::{Cairn, Output, PROCESS_LIMIT, REMOVED_WHILE_RUNNING, Rng, args, wait_output};
 
 /// Waits until `ready()`, failing if the backup exits first.
 fn wait_until(what: &str, child: &mut Child, ready: impl Fn() -> bool) {
@@ -43,35 +44,31 @@ fn held_backup(cairn: &Cairn, work: &Path, first: &[u8], rest: &[u8]) -> Child {
     cairn.command(&backup, &[]).spawn().unwrap()
 }
 
-/// Lets the held backup go and judges the outcome.
-fn release_and_judge(cairn: &Cairn, work: &Path, backup: Child, content: &[u8], scenario: &str) {
+/// Lets the held backup go and waits for it.
+fn release(work: &Path, backup: Child) -> Output {
     std::fs::write(work.join("GO"), b"").unwrap();
-    let out = wait_output(backup, "cairn backup --stdin-from-command … (big.bin)".into(), PROCESS_LIMIT);
-    if !out.ok() {
-        assert!(
-            out.stderr.contains(REMOVED_WHILE_RUNNING),
-            "the backup may only fail because a pack it depends on was removed:\n{}",
-            out.describe()
-        );
-        cairn.run(args!["check", "--read-data"]).success();
-        return;
-    }
-    // It committed: then its data must be there.
-    let id = out.json()["snapshot"].as_str().unwrap().to_string();
-    let check = cairn.run(args!["check", "--read-data"]);
-    let target = work.join("restore");
-    let restore = cairn.run(args!["restore", &id, "--target", &target]);
-    let restored = std::fs::read(target.join("big.bin")).ok();
-    let prune = cairn.run(args!["prune", "--grace", "0s"]);
+    wait_output(backup, "cairn backup --stdin-from-command … (big.bin)".into(), PROCESS_LIMIT)
+}
+
+/// Asserts that snapshot `id` restores `big.bin` as exactly `content`.
+#[track_caller]
+fn assert_restores(cairn: &Cairn, work: &Path, id: &str, content: &[u8], when: &str) {
+    let target = work.join(format!("restore-{}", when.replace(' ', "-")));
+    let restore = cairn.run(args!["restore", id, "--target", &target]);
+    assert!(restore.ok(), "snapshot {id} does not restore {when}:\n{}", restore.describe());
+    let restored = std::fs::read(target.join("big.bin")).unwrap();
     assert!(
-        check.ok() && restore.ok() && restored.as_deref() == Some(content) && prune.ok(),
-        "the backup committed snapshot {id} although {scenario}:\n\n{}\n\n{}\n\nrestored content matches: {}\n\n\
-         a later prune: {}",
-        check.describe(),
-        restore.describe(),
-        restored.as_deref() == Some(content),
-        prune.describe(),
+        restored == content,
+        "snapshot {id} restores {} bytes {when}, not the {} backed up",
+        restored.len(),
+        content.len()
     );
+}
+
+/// The ids of the snapshots in the repository.
+fn snapshot_ids(cairn: &Cairn) -> Vec<String> {
+    let list = cairn.run(args!["--json", "snapshots"]).success().json();
+    list.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
 }
 
 // See: issue 6 ("a blob a running backup reuses must never be deleted").
@@ -104,13 +101,33 @@ fn r6_backup_deduplicating_against_a_swept_pack_never_commits_missing_data() {
     let second = cairn.run(args!["--json", "prune", "--grace", "0s"]).success().json();
     assert!(second["stats"]["packs_deleted"].as_u64().unwrap() >= 1, "S1's packs are swept: {second}");
 
-    release_and_judge(
-        &cairn,
-        work,
-        backup,
-        &big,
-        "the pack holding its data was swept while it ran (it deduplicated against the index it loaded at the start)",
+    // The backup deduplicated every chunk against the index it loaded, whose pack is gone: it
+    // must fail (core/src/backup/mod.rs `check_dependencies`), writing no snapshot.
+    let out = release(work, backup);
+    assert!(
+        out.code == Some(1) && out.stderr.contains(REMOVED_WHILE_RUNNING),
+        "the pack holding the backup's data was swept while it ran; the backup must fail with \
+         {REMOVED_WHILE_RUNNING:?}:\n{}",
+        out.describe()
     );
+    let snapshots = snapshot_ids(&cairn);
+    assert_eq!(snapshots.len(), 1, "only S2 is left: the failed backup wrote no snapshot: {snapshots:?}");
+    cairn.run(args!["check", "--read-data"]).success();
+
+    // Nothing claims the swept data any more: the same backup run again stores it anew.
+    let again = args![
+        "--json",
+        "backup",
+        "--stdin-from-command",
+        "--stdin-filename",
+        "big.bin",
+        "--",
+        "cat",
+        work.join("part2")
+    ];
+    let id = cairn.run(again).success().json()["snapshot"].as_str().unwrap().to_string();
+    cairn.run(args!["check", "--read-data"]).success();
+    assert_restores(&cairn, work, &id, &big, "after the backup was run again");
 }
 
 // See: issue 6 ("a blob a running backup reuses must never be deleted"): nor one it uploaded.
@@ -124,26 +141,48 @@ fn r6_prune_during_a_long_backup_keeps_what_the_backup_already_indexed() {
     assert_eq!(index_objects(), 0);
 
     // Enough incompressible data for more than 32 packs of 1 MiB: the backup writes an index
-    // checkpoint naming its first 32 packs (backup.rs CHECKPOINT_PACKS), as a long backup does.
-    // While it is held, up to one batch (8 MiB) and the chunker's buffer stay unpacked, so
+    // checkpoint naming its first 32 packs (backup/mod.rs CHECKPOINT_PACKS), as a long backup
+    // does. While it is held, up to one batch (8 MiB) and the chunker's buffer stay unpacked, so
     // 48 MiB guarantees the checkpoint whatever the timing.
     let mut rng = Rng::new(0xC4EC);
     let (first, rest) = (rng.bytes(48 << 20), rng.bytes(2 << 20));
     let mut backup = held_backup(&cairn, work, &first, &rest);
     wait_until("it wrote an index checkpoint", &mut backup, || index_objects() > 0);
 
-    // A prune now sees packs in the index that no snapshot uses yet.
-    let prune = cairn.run(args!["--json", "prune", "--grace", "2s"]).success().json();
-    eprintln!("prune during the backup: {prune}");
+    // Prune measures a pack's age against the newest object in the store, not this machine's
+    // clock: another backup finishing 2.5 s after the checkpoint (as another machine's would)
+    // makes the checkpoint's packs older than the grace period.
+    std::thread::sleep(Duration::from_millis(2500));
+    let other = work.join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("note.txt"), b"another machine's backup").unwrap();
+    cairn.run(args!["backup", &other]).success();
 
+    // A prune now finds the checkpoint's packs old, used by no snapshot: it takes them out of
+    // the index and puts them on a garbage list.
+    let prune = cairn.run(args!["--json", "prune", "--grace", "2s"]).success().json();
+    let marked = prune["stats"]["packs_marked"].as_u64().unwrap();
+    assert!(marked >= 32, "the prune should have taken the checkpoint's 32 packs out of the index: {prune}");
+
+    // The backup names them in an index object again before its snapshot (core/src/backup/mod.rs
+    // `check_dependencies`): it commits, and the snapshot restores exactly.
     let mut content = first;
     content.extend_from_slice(&rest);
-    release_and_judge(
-        &cairn,
-        work,
-        backup,
-        &content,
-        "a prune running meanwhile took the packs of its index checkpoint out of the index \
-         (no snapshot used them yet) and they are on a garbage list",
+    let out = release(work, backup);
+    assert!(
+        out.ok(),
+        "a prune took the packs of the backup's index checkpoint out of the index (no snapshot used \
+         them yet) and put them on a garbage list; they are still stored, so the backup must commit:\n{}",
+        out.describe()
     );
+    let id = out.json()["snapshot"].as_str().unwrap().to_string();
+    cairn.run(args!["check", "--read-data"]).success();
+    assert_restores(&cairn, work, &id, &content, "after the prune");
+
+    // The garbage list still names those packs: the next prune (no grace) sweeps it and must
+    // delete none of them.
+    let sweep = cairn.run(args!["--json", "prune", "--grace", "0s"]).success().json();
+    assert_eq!(sweep["stats"]["packs_deleted"], 0, "the sweep deleted packs the snapshot uses: {sweep}");
+    cairn.run(args!["check", "--read-data"]).success();
+    assert_restores(&cairn, work, &id, &content, "after the sweep");
 }

@@ -169,6 +169,10 @@ impl Repository {
     ) -> Result<(MasterKey, Config, KeyId)> {
         let mut last_invalid = None;
         for (info, data) in keys {
+            // A key file is named by the digest of its bytes: if they no longer match, a
+            // refused password may be the damage, not the password (host, user and created
+            // are not authenticated, so a changed one still unwraps and is used).
+            let damaged = Digest::of(&data) != info.key.id;
             let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
             match attempt {
                 Ok(master) => match Config::open(&master, config_bytes) {
@@ -179,6 +183,9 @@ impl Repository {
                         last_invalid = Some(format!("{}: opens, but not this repository's config: {e}", info.key))
                     }
                 },
+                Err(KeyFileError::WrongPassword) if damaged => {
+                    last_invalid = Some(format!("{}: damaged (its content does not match its name)", info.key));
+                }
                 Err(KeyFileError::WrongPassword) => {}
                 Err(e) => last_invalid = Some(format!("{}: {e}", info.key)),
             }
