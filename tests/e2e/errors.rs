@@ -364,7 +364,7 @@ fn damaged_or_missing_key_and_config_are_named() {
 
     // A flipped byte in the sealed part of the config: authentication fails, config named.
     corrupt::flip_byte(&config, -5);
-    repo.run(args!["snapshots"]).code(1).stderr_has("config is corrupted");
+    repo.run(args!["snapshots"]).code(1).stderr_has("config is damaged");
     std::fs::write(&config, &config_bytes).unwrap();
     // No config at all: not a repository.
     std::fs::remove_file(&config).unwrap();
