@@ -52,7 +52,7 @@ pub struct GlobalArgs {
 impl GlobalArgs {
     /// The repository URL, required.
     pub fn repo_url(&self) -> Result<&str> {
-        self.repo.as_deref().context("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
+        self.repo.as_deref().ok_or_else(|| crate::usage("no repository given: use -r/--repo or set CAIRN_REPOSITORY"))
     }
 
     /// How to open stores, from the global flags.
@@ -95,9 +95,9 @@ impl GlobalArgs {
             return self.password_from_sources();
         }
         if !std::io::stdin().is_terminal() {
-            bail!(
-                "no password given: set CAIRN_PASSWORD, --password-file or --password-command (stdin is not a terminal, so cairn will not prompt)"
-            );
+            return Err(crate::usage(
+                "no password given: set CAIRN_PASSWORD, --password-file or --password-command (stdin is not a terminal, so cairn will not prompt)",
+            ));
         }
         let p = rpassword::prompt_password("repository password: ").context("reading the password")?;
         if confirm {

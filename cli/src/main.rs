@@ -60,12 +60,129 @@ enum Command {
     Forget(Box<cmd::forget::Args>),
 }
 
-/// Exit codes, documented in the README.
+/// Exit codes, documented in the README (section "Exit codes"): one per kind of error a script
+/// may want to act on, with the numbers restic users know where restic has one (10, 12).
 pub mod exit {
-    /// Something failed.
+    use cairn_core::ErrorKind;
+
+    /// Something failed (an error of no kind below, or a check, restore or status that found
+    /// problems and reported them).
     pub const FAILED: u8 = 1;
+    /// Bad arguments or options.
+    pub const USAGE: u8 = 2;
     /// Done, but some source files could not be read (named in the output).
     pub const PARTIAL: u8 = 3;
+    /// No repository at the location given.
+    pub const REPOSITORY_NOT_FOUND: u8 = 10;
+    /// The repository has a format version this build does not know.
+    pub const UNSUPPORTED_VERSION: u8 = 11;
+    /// The password opens no key file.
+    pub const WRONG_PASSWORD: u8 = 12;
+    /// An object of the repository is damaged (named in the message).
+    pub const DAMAGED: u8 = 13;
+    /// An object the repository needs is missing from storage.
+    pub const OBJECT_MISSING: u8 = 14;
+    /// A snapshot, path or key asked for does not exist.
+    pub const NOT_FOUND: u8 = 15;
+    /// The data to back up could not be read (a dump command failed, a stream broke).
+    pub const SOURCE_UNREADABLE: u8 = 16;
+    /// Storage could not be reached or kept failing after retries: try again later.
+    pub const STORAGE_UNAVAILABLE: u8 = 17;
+    /// Storage refused the request (credentials, permissions).
+    pub const PERMISSION_DENIED: u8 = 18;
+    /// Storage failed in a way retrying will not mend.
+    pub const STORAGE: u8 = 19;
+    /// A local file or directory could not be read or written (a restore target, a full disk).
+    pub const IO: u8 = 20;
+    /// A concurrent prune removed data this command depended on; nothing was committed: run it
+    /// again.
+    pub const CONFLICT: u8 = 21;
+    /// A bug in cairn.
+    pub const INTERNAL: u8 = 70;
+
+    /// The exit code of an engine error.
+    #[must_use]
+    pub fn for_kind(kind: ErrorKind) -> u8 {
+        match kind {
+            ErrorKind::RepositoryNotFound => REPOSITORY_NOT_FOUND,
+            ErrorKind::UnsupportedVersion => UNSUPPORTED_VERSION,
+            ErrorKind::WrongPassword => WRONG_PASSWORD,
+            ErrorKind::Damaged => DAMAGED,
+            ErrorKind::ObjectMissing => OBJECT_MISSING,
+            ErrorKind::NotFound => NOT_FOUND,
+            ErrorKind::SourceUnreadable => SOURCE_UNREADABLE,
+            ErrorKind::StorageUnavailable => STORAGE_UNAVAILABLE,
+            ErrorKind::PermissionDenied => PERMISSION_DENIED,
+            ErrorKind::Storage => STORAGE,
+            ErrorKind::InvalidArgument => USAGE,
+            ErrorKind::Io => IO,
+            ErrorKind::Conflict => CONFLICT,
+            ErrorKind::Internal => INTERNAL,
+            _ => FAILED,
+        }
+    }
+}
+
+/// A usage error found by the front end itself (exit code 2, as clap's own).
+#[derive(Debug)]
+pub struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// An error about the arguments: the command exits with [`exit::USAGE`].
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.into()))
+}
+
+/// The exit code and the machine-readable kind of an error that ends a command.
+fn classify(e: &anyhow::Error) -> (u8, &'static str) {
+    if e.chain().any(|c| c.is::<Usage>()) {
+        return (exit::USAGE, "usage");
+    }
+    if let Some(core) = e.chain().find_map(|c| c.downcast_ref::<cairn_core::Error>()) {
+        return (exit::for_kind(core.kind()), kind_name(core.kind()));
+    }
+    // The front end's own reads and writes (the password file, stdout).
+    if e.chain().any(|c| c.is::<std::io::Error>()) {
+        return (exit::IO, "io");
+    }
+    (exit::FAILED, "failed")
+}
+
+fn kind_name(kind: cairn_core::ErrorKind) -> &'static str {
+    use cairn_core::ErrorKind as K;
+    match kind {
+        K::WrongPassword => "wrong_password",
+        K::RepositoryNotFound => "repository_not_found",
+        K::Damaged => "damaged",
+        K::ObjectMissing => "object_missing",
+        K::NotFound => "not_found",
+        K::UnsupportedVersion => "unsupported_version",
+        K::SourceUnreadable => "source_unreadable",
+        K::StorageUnavailable => "storage_unavailable",
+        K::PermissionDenied => "permission_denied",
+        K::Storage => "storage",
+        K::InvalidArgument => "usage",
+        K::Io => "io",
+        K::Conflict => "conflict",
+        K::Internal => "internal",
+        _ => "failed",
+    }
+}
+
+/// Whether the error is a closed pipe on the output (`cairn dump … | head`): not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(c.downcast_ref::<cairn_core::Error>(),
+                Some(cairn_core::Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Keeps glibc's allocator from growing with the input: by default a freed multi-megabyte
@@ -115,20 +232,16 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // A closed pipe (`cairn dump ... | head`) is not a failure.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
-            }
+            let (code, kind) = classify(&e);
             if json {
-                let msg = serde_json::json!({ "error": format!("{e:#}") });
+                let msg = serde_json::json!({ "error": format!("{e:#}"), "kind": kind, "exit_code": code });
                 eprintln!("{msg}");
             } else {
                 eprintln!("cairn: error: {e:#}");
             }
-            ExitCode::from(exit::FAILED)
+            ExitCode::from(code)
         }
     }
 }

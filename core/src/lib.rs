@@ -17,24 +17,30 @@
 //! The engine is a library: it prints nothing and never exits the process. The `cairn` binary in
 //! `cli/` is one front end.
 //!
+//! Back up a stream the program makes and get it back, in a local repository:
+//!
 //! ```
-//! use std::sync::Arc;
-//! use cairn_core::{InitOptions, Repository, store::object_store::ObjectStoreBackend};
-//! let store = Arc::new(ObjectStoreBackend::open("memory://doctest", &Default::default()).unwrap());
-//! let mut opts = InitOptions::default();
-//! opts.kdf = cairn_core::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
-//! let repo = Repository::init(store.clone(), b"password", &opts).unwrap();
-//! let dir = tempfile::tempdir().unwrap();
-//! std::fs::write(dir.path().join("hello.txt"), b"hello, world").unwrap();
-//! let source = cairn_core::backup::BackupSource::paths([dir.path()]);
-//! let summary = cairn_core::backup::run(&repo, source, &Default::default(), &cairn_core::NoProgress).unwrap();
-//! let target = tempfile::tempdir().unwrap();
-//! let restore = cairn_core::restore::RestoreOptions::new(target.path());
-//! let repo = Repository::open(store, b"password").unwrap();
-//! cairn_core::restore::run(&repo, &summary.snapshot.to_string(), &restore, &cairn_core::NoProgress).unwrap();
-//! let restored = target.path().join(dir.path().strip_prefix("/").unwrap()).join("hello.txt");
-//! assert_eq!(std::fs::read(restored).unwrap(), b"hello, world");
+//! use cairn_core::backup::{self, BackupOptions, BackupSource};
+//! use cairn_core::{InitOptions, NoProgress, Repository, restore};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let url = dir.path().join("repo").to_string_lossy().into_owned();
+//! # let mut options = InitOptions::default();
+//! # options.kdf = cairn_core::KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+//! let repo = Repository::init_url(&url, b"password", &options)?;
+//! let dump: &[u8] = b"CREATE TABLE shop (id int);\n";
+//! let done = backup::run(&repo, BackupSource::reader("shop.sql", dump), &BackupOptions::default(), &NoProgress)?;
+//!
+//! let repo = Repository::open_url(&url, b"password")?;
+//! let snapshot = repo.load_snapshot(done.snapshot)?;
+//! let mut restored = Vec::new();
+//! restore::file(&repo, &snapshot, "/shop.sql".as_ref(), &mut restored)?;
+//! assert_eq!(restored, dump);
+//! # Ok::<(), cairn_core::Error>(())
 //! ```
+//!
+//! The layers and the data flow of a backup and a restore are drawn in `docs/ARCHITECTURE.md`;
+//! every object is described byte by byte in `docs/FORMAT.md`.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -51,10 +57,12 @@ pub use format::keyfile::KdfParams;
 pub use format::snapshot::{Snapshot, Summary};
 pub use format::tree::{Node, NodeKind, Time};
 pub use foundation::chunk::ChunkerParams;
+pub use foundation::duration::parse_duration;
 pub use foundation::error::{Error, ErrorKind, Result, StoreError};
 pub use foundation::id;
 pub use foundation::id::{BlobId, KeyId, PackId, SnapshotId};
 pub use foundation::progress::{NoProgress, Progress};
-pub use operations::{backup, check, copy, inspect, prune, repair, restore, retention};
+pub use operations::forget::retention;
+pub use operations::{backup, check, copy, forget, inspect, prune, repair, restore, status};
 pub use repository::store;
-pub use repository::{InitOptions, Repository, SnapshotFilter};
+pub use repository::{InitOptions, Repository, SnapshotFilter, SnapshotPath, SnapshotRef};

@@ -383,7 +383,7 @@ fn tier_policy() -> Policy {
 fn restore_all(repo: &Repository, kept: &BTreeMap<SnapshotId, Kept>, source_root: &Path, scratch: &Path) {
     for (id, k) in kept {
         let target = tempfile::tempdir_in(scratch).unwrap();
-        let summary = restore::run(repo, &id.to_string(), &RestoreOptions::new(target.path()), &NoProgress)
+        let summary = restore::run(repo, &(*id).into(), None, &RestoreOptions::new(target.path()), &NoProgress)
             .unwrap_or_else(|e| panic!("restoring {} snapshot {id} of {}: {e}", k.group, k.time));
         assert!(summary.failed.is_empty(), "snapshot {id} of {}: files failed: {:?}", k.time, summary.failed);
         match &k.expected {

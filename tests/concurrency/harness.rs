@@ -17,7 +17,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 pub const PASSWORD: &str = "many hands, one cairn";
 /// A process running longer than this is killed and reported: something hangs.
 pub const PROCESS_LIMIT: Duration = Duration::from_secs(300);
-/// The message of the one failure a backup racing prune is allowed (core/src/backup.rs).
+/// The message of the one failure a backup racing prune is allowed (core/src/repository/writer.rs).
 pub const REMOVED_WHILE_RUNNING: &str = "was removed while this backup ran";
 
 /// Builds an argument list from strings and paths alike.

@@ -102,10 +102,10 @@ fn r6_backup_deduplicating_against_a_swept_pack_never_commits_missing_data() {
     assert!(second["stats"]["packs_deleted"].as_u64().unwrap() >= 1, "S1's packs are swept: {second}");
 
     // The backup deduplicated every chunk against the index it loaded, whose pack is gone: it
-    // must fail (core/src/backup/mod.rs `check_dependencies`), writing no snapshot.
+    // must fail (core/src/repository/writer.rs `check_dependencies`), writing no snapshot.
     let out = release(work, backup);
     assert!(
-        out.code == Some(1) && out.stderr.contains(REMOVED_WHILE_RUNNING),
+        out.code == Some(cairn_tests::exit::CONFLICT) && out.stderr.contains(REMOVED_WHILE_RUNNING),
         "the pack holding the backup's data was swept while it ran; the backup must fail with \
          {REMOVED_WHILE_RUNNING:?}:\n{}",
         out.describe()
@@ -164,7 +164,7 @@ fn r6_prune_during_a_long_backup_keeps_what_the_backup_already_indexed() {
     let marked = prune["stats"]["packs_marked"].as_u64().unwrap();
     assert!(marked >= 32, "the prune should have taken the checkpoint's 32 packs out of the index: {prune}");
 
-    // The backup names them in an index object again before its snapshot (core/src/backup/mod.rs
+    // The backup names them in an index object again before its snapshot (core/src/repository/writer.rs
     // `check_dependencies`): it commits, and the snapshot restores exactly.
     let mut content = first;
     content.extend_from_slice(&rest);

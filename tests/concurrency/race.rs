@@ -135,7 +135,7 @@ fn backup_worker(cairn: &Cairn, work: &Path, w: usize, deadline: Instant, log: &
             let json = out.json();
             let id = json["snapshot"].as_str().unwrap_or_else(|| panic!("no snapshot id\n{}", out.describe()));
             log.completed.push(Completed { id: id.to_string(), worker: w, round, source: tree.root.clone(), content });
-        } else if out.code == Some(1) && out.stderr.contains(REMOVED_WHILE_RUNNING) {
+        } else if out.code == Some(cairn_tests::exit::CONFLICT) && out.stderr.contains(REMOVED_WHILE_RUNNING) {
             log.removed_while_running.push(brief(&out));
         } else {
             log.backup_failures.push(out.describe());

@@ -197,7 +197,9 @@ fn dump_writes_the_original_bytes() {
         let got = repo.dump("latest", &path.display().to_string());
         assert!(got == std::fs::read(&path).unwrap(), "dump of {rel} differs from the original");
     }
-    repo.run(args!["dump", "latest", &tree.root.join("no-such-file")]).code(1).stderr_has("no-such-file");
+    repo.run(args!["dump", "latest", &tree.root.join("no-such-file")])
+        .code(cairn_tests::exit::NOT_FOUND)
+        .stderr_has("no-such-file");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use cairn_tests::{TestRepo, args, data};
+use cairn_tests::{TestRepo, args, data, exit};
 use serde_json::json;
 
 use crate::repo;
@@ -82,7 +82,7 @@ fn failing_or_killed_command_writes_no_snapshot() {
         let mut a = args!["backup", "--stdin-from-command", "--stdin-filename", "x", "--"];
         a.extend(command);
         let out = repo.run(&a);
-        out.code(1).stderr_has(status);
+        out.code(exit::SOURCE_UNREADABLE).stderr_has(status);
         assert_eq!(snapshot_count(&repo), 1, "a failed dump must not become a snapshot\n{}", out.report());
     }
 
@@ -146,6 +146,6 @@ fn pg_dump_of_a_missing_database_fails_without_snapshot() {
     let mut a = args!["backup", "--stdin-from-command", "--stdin-filename", "shop.sql", "--"];
     a.extend(argv.iter().map(Into::into));
     let out = repo.run(&a);
-    out.code(1).stderr_has("exit status: 1").stderr_has("no_such_database").stderr_has("pg_dump");
+    out.code(exit::SOURCE_UNREADABLE).stderr_has("exit status: 1").stderr_has("no_such_database").stderr_has("pg_dump");
     assert_eq!(snapshot_count(&repo), 0);
 }

@@ -10,7 +10,7 @@ use cairn_core::store::ObjectKind;
 use cairn_tests::compare::{CompareOptions, assert_trees_equal_with, list_tree, wrong_files};
 use cairn_tests::corrupt::{self, objects};
 use cairn_tests::system::Tmpfs;
-use cairn_tests::{Output, TestRepo, args, assert_trees_equal, data};
+use cairn_tests::{Output, TestRepo, args, assert_trees_equal, data, exit};
 use serde_json::json;
 
 use crate::{repo, repo_with, restored, spec};
@@ -45,7 +45,9 @@ fn wrong_password_is_refused_and_changes_nothing() {
     for a in
         [&["snapshots"][..], &["backup", &src_arg], &["restore", "latest", "--target", "/tmp/never"], &["ls", "latest"]]
     {
-        run_with_password(&repo, Some("not the password"), a).code(1).stderr_has("wrong password or no matching key");
+        run_with_password(&repo, Some("not the password"), a)
+            .code(exit::WRONG_PASSWORD)
+            .stderr_has("wrong password or no matching key");
     }
     assert!(!Path::new("/tmp/never").exists());
     assert_eq!(repo.snapshots().len(), 1, "the refused backup wrote nothing");
@@ -57,11 +59,16 @@ fn wrong_password_is_refused_and_changes_nothing() {
 #[test]
 fn no_password_and_no_terminal_is_a_clear_error() {
     let repo = repo();
-    run_with_password(&repo, None, &["snapshots"]).code(1).stderr_has("no password").stderr_has("CAIRN_PASSWORD");
+    run_with_password(&repo, None, &["snapshots"])
+        .code(exit::USAGE)
+        .stderr_has("no password")
+        .stderr_has("CAIRN_PASSWORD");
     // A password on a pipe is not read: cairn only prompts on a terminal.
     let mut cmd = repo.command(["snapshots"]);
     cmd.env_remove("CAIRN_PASSWORD");
-    Output::with_stdin(cmd, format!("{}\n", cairn_tests::repo::PASSWORD).as_bytes()).code(1).stderr_has("no password");
+    Output::with_stdin(cmd, format!("{}\n", cairn_tests::repo::PASSWORD).as_bytes())
+        .code(exit::USAGE)
+        .stderr_has("no password");
 }
 
 #[test]
@@ -73,7 +80,7 @@ fn unknown_format_version_is_named_and_the_config_left_alone() {
     let modified = std::fs::read(repo.path().join("config")).unwrap();
     let src_arg = src.display().to_string();
     for a in [&["snapshots"][..], &["backup", &src_arg], &["restore", "latest", "--target", "/tmp/never"]] {
-        repo.run(a).code(1).stderr_has("version 99");
+        repo.run(a).code(exit::UNSUPPORTED_VERSION).stderr_has("version 99");
     }
     assert_eq!(
         std::fs::read(repo.path().join("config")).unwrap(),
@@ -110,8 +117,9 @@ fn missing_files(src: &Path, target: &Path) -> Vec<PathBuf> {
 }
 
 /// Damages the largest pack with `damage`, then checks restore and dump: the pack is named,
-/// the exit code is 1, intact files restore exactly, damaged ones are named and absent.
-fn damaged_pack_is_contained(damage: fn(&Path)) {
+/// restore exits 1 (some files failed), a dump of a damaged file exits `dump_code`, intact
+/// files restore exactly, damaged ones are named and absent.
+fn damaged_pack_is_contained(damage: fn(&Path), dump_code: i32) {
     let repo = repo_with(&["--pack-size-mib", "1"]);
     let src = multi_pack_source(&repo);
     repo.backup([&src]);
@@ -128,7 +136,7 @@ fn damaged_pack_is_contained(damage: fn(&Path)) {
             a.push("--verify".into());
         }
         let out = repo.run(&a);
-        out.code(1).stderr_has(&pack_id);
+        out.code(exit::FAILED).stderr_has(&pack_id);
         let wrong = wrong_files(&src, &target);
         assert!(wrong.is_empty(), "damaged files left in the target: {wrong:#?}\n{}", out.report());
         let missing = missing_files(&src, &target);
@@ -154,7 +162,7 @@ fn damaged_pack_is_contained(damage: fn(&Path)) {
                 );
                 recoverable.push(rel.clone());
             } else {
-                dumped.code(1).stderr_has(&pack_id);
+                dumped.code(dump_code).stderr_has(&pack_id);
             }
         }
         assert!(
@@ -173,21 +181,25 @@ fn damaged_pack_is_contained(damage: fn(&Path)) {
 
 #[test]
 fn missing_pack_is_named_and_contained() {
-    damaged_pack_is_contained(corrupt::delete);
+    damaged_pack_is_contained(corrupt::delete, exit::OBJECT_MISSING);
 }
 
 #[test]
 fn corrupted_pack_is_named_and_contained() {
-    damaged_pack_is_contained(corrupt::flip_middle_byte);
+    damaged_pack_is_contained(corrupt::flip_middle_byte, exit::DAMAGED);
 }
 
 #[test]
 fn truncated_pack_is_named_and_contained() {
-    damaged_pack_is_contained(|p| {
-        let f = OpenOptions::new().write(true).open(p).unwrap();
-        let len = f.metadata().unwrap().len();
-        f.set_len(len / 2).unwrap();
-    });
+    // A pack shorter than its index says is damaged: read again, the short read stays short.
+    damaged_pack_is_contained(
+        |p| {
+            let f = OpenOptions::new().write(true).open(p).unwrap();
+            let len = f.metadata().unwrap().len();
+            f.set_len(len / 2).unwrap();
+        },
+        exit::DAMAGED,
+    );
 }
 
 #[test]
@@ -208,7 +220,7 @@ fn missing_index_object_fails_its_snapshot_only() {
 
     let target = repo.scratch().join("restore-1");
     let out = repo.run(args!["restore", id1, "--target", &target]);
-    out.code(1).stderr_has(&tree1[..8]).stderr_has("index");
+    out.code(exit::FAILED).stderr_has(&tree1[..8]).stderr_has("index");
     assert!(wrong_files(&first, &restored(&target, &first)).is_empty());
 
     let target = repo.scratch().join("restore-2");
@@ -235,7 +247,7 @@ fn corrupted_snapshot_is_named_and_the_others_survive() {
     corrupt::flip_middle_byte(&file1);
 
     let target = repo.scratch().join("restore-1");
-    repo.run(args!["restore", &id1, "--target", &target]).code(1).stderr_has(&id1[..8]);
+    repo.run(args!["restore", &id1, "--target", &target]).code(exit::DAMAGED).stderr_has(&id1[..8]);
     assert!(!target.exists() || wrong_files(&first, &restored(&target, &first)).is_empty());
 
     // Listing warns about the damaged snapshot, naming it, and lists the intact one
@@ -267,7 +279,7 @@ fn dump_to_a_full_disk_fails_clearly() {
         let mut cmd = repo.command(args!["dump", "latest", &src.join(name)]);
         cmd.stdout(OpenOptions::new().write(true).open("/dev/full").expect("opening /dev/full"));
         let out = Output::of(cmd);
-        out.code(1).stderr_has("No space left on device").stderr_has("stdout");
+        out.code(exit::IO).stderr_has("No space left on device").stderr_has("stdout");
     }
 }
 
@@ -283,7 +295,9 @@ fn restore_into_a_full_filesystem_names_the_path_and_leaves_no_wrong_bytes() {
     let mnt = Tmpfs::mount(&repo.scratch().join("mnt"), "size=1m");
     let target = mnt.path().join("restore");
     let out = repo.run(args!["restore", spec("latest", &src), "--verify", "--target", &target]);
-    out.code(1).stderr_has("No space left on device").stderr_has(&target.join("big.bin").display().to_string());
+    out.code(exit::FAILED)
+        .stderr_has("No space left on device")
+        .stderr_has(&target.join("big.bin").display().to_string());
     let wrong = wrong_files(&src, &target);
     assert!(wrong.is_empty(), "files with wrong bytes left behind: {wrong:#?}\n{}", out.report());
     assert!(!target.join("big.bin").exists());
@@ -324,7 +338,7 @@ fn backup_into_a_full_repository_disk_fails_without_snapshot() {
     data::write(&src.join("small.txt"), b"small\n");
 
     let out = repo.run(args!["backup", &src]);
-    out.code(1).stderr_has("No space left on device");
+    out.code(exit::STORAGE).stderr_has("No space left on device");
     assert_eq!(repo.snapshots().len(), 0, "a backup that could not store its data must not commit");
 
     // With room again, the next backup completes and restores exactly.
@@ -345,9 +359,11 @@ fn corrupted_index_object_is_named() {
     corrupt::flip_middle_byte(&index[0]);
     let target = repo.scratch().join("restore");
     let out = repo.run(args!["restore", "latest", "--target", &target]);
-    out.code(1).stderr_has(&corrupt::object_id(&index[0]));
+    out.code(exit::DAMAGED).stderr_has(&corrupt::object_id(&index[0]));
     assert!(wrong_files(&src, &restored(&target, &src)).is_empty());
-    repo.run(args!["dump", "latest", &src.join("one.bin")]).code(1).stderr_has(&corrupt::object_id(&index[0]));
+    repo.run(args!["dump", "latest", &src.join("one.bin")])
+        .code(exit::DAMAGED)
+        .stderr_has(&corrupt::object_id(&index[0]));
 }
 
 /// Issue 3, item 7: damage to the key file and to the config is named, refused with exit 1,
@@ -364,11 +380,11 @@ fn damaged_or_missing_key_and_config_are_named() {
 
     // A flipped byte in the sealed part of the config: authentication fails, config named.
     corrupt::flip_byte(&config, -5);
-    repo.run(args!["snapshots"]).code(1).stderr_has("config is damaged");
+    repo.run(args!["snapshots"]).code(exit::DAMAGED).stderr_has("config is damaged");
     std::fs::write(&config, &config_bytes).unwrap();
     // No config at all: not a repository.
     std::fs::remove_file(&config).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has("cairn init");
+    repo.run(args!["snapshots"]).code(exit::REPOSITORY_NOT_FOUND).stderr_has("cairn init");
     std::fs::write(&config, &config_bytes).unwrap();
 
     // A damaged key file that still parses (a hex digit of the wrapped key changed to another):
@@ -380,13 +396,13 @@ fn damaged_or_missing_key_and_config_are_named() {
     let mut damaged = key_bytes.clone();
     damaged[at] = if damaged[at] == b'0' { b'1' } else { b'0' };
     std::fs::write(&key, &damaged).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has(&key_id).stderr_has("damaged");
+    repo.run(args!["snapshots"]).code(exit::DAMAGED).stderr_has(&key_id).stderr_has("damaged");
     // A truncated key file likewise.
     std::fs::write(&key, &key_bytes[..key_bytes.len() / 3]).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has(&key_id).stderr_has("invalid key file");
+    repo.run(args!["snapshots"]).code(exit::DAMAGED).stderr_has(&key_id).stderr_has("invalid key file");
     // No key file: said so.
     std::fs::remove_file(&key).unwrap();
-    repo.run(args!["snapshots"]).code(1).stderr_has("key files (the repository has none)");
+    repo.run(args!["snapshots"]).code(exit::NOT_FOUND).stderr_has("key files (the repository has none)");
     std::fs::write(&key, &key_bytes).unwrap();
 
     // With a second key, damage to one key file does not lock the owner out.

@@ -79,7 +79,7 @@ fn permanent_failure_midway_writes_no_snapshot_and_loses_nothing() {
 
 /// One pack upload refused for good midway, the store otherwise working: the backup fails
 /// without a snapshot, but names the packs it uploaded before the failure in an index object
-/// (core/src/backup/mod.rs), and the next backup of the same tree reuses them instead of
+/// (core/src/repository/writer.rs), and the next backup of the same tree reuses them instead of
 /// uploading them again: it stores less than the same backup into a fresh repository, by at
 /// least what the failed backup uploaded.
 #[test]

@@ -26,6 +26,7 @@
 pub mod compare;
 pub mod corrupt;
 pub mod data;
+pub mod exit;
 pub mod fixture;
 pub mod repo;
 pub mod system;

@@ -1,8 +1,9 @@
 //! `cairn check`: verify structure, optionally data, optionally a full restore drill.
 
 use anyhow::{Context, Result};
+use cairn_core::SnapshotRef;
 use cairn_core::check::{self, ReadData};
-use cairn_core::restore::{self, RestoreOptions};
+use cairn_core::restore;
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, bytes, print_json};
@@ -34,17 +35,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let report = check::run(&repo, mode).context("checking the repository")?;
     let drill = match &args.restore_drill {
         Some(snap) => {
-            let dir = std::env::temp_dir().join(format!("cairn-drill-{}", std::process::id()));
-            let mut opts = RestoreOptions::new(&dir);
-            opts.verify = true;
-            opts.filter = args.filter.filter();
-            let result = restore::run(&repo, snap, &opts, &cairn_core::NoProgress);
-            let _ = std::fs::remove_dir_all(&dir);
-            Some(result.with_context(|| format!("restore drill of {snap}"))?)
+            let which: SnapshotRef = snap.parse()?;
+            let report = restore::drill(&repo, &which, &args.filter.filter());
+            Some(report.with_context(|| format!("restore drill of {snap}"))?)
         }
         None => None,
     };
-    let drill_ok = drill.as_ref().is_none_or(|d| d.failed.is_empty());
+    let drill_ok = drill.as_ref().is_none_or(restore::DrillReport::ok);
     if global.json {
         print_json(&serde_json::json!({ "ok": report.ok() && drill_ok, "check": report, "restore_drill": drill }))?;
     } else {
@@ -70,18 +67,18 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 eprintln!("  snapshot {} {}", &a.snapshot[..8], a.path);
             }
         }
-        if let Some(d) = &drill {
+        if let Some(d) = drill.as_ref().map(|d| &d.restore) {
             let rate = if d.seconds > 0.0 { d.bytes as f64 / d.seconds } else { 0.0 };
             println!(
                 "restore drill of snapshot {}: {} files, {} restored and verified in {:.2}s ({}/s)",
-                &d.snapshot[..8],
+                d.snapshot.short(),
                 d.files,
                 bytes(d.bytes),
                 d.seconds,
                 bytes(rate as u64)
             );
-            for (path, reason) in &d.failed {
-                eprintln!("error: restore drill: {path}: {reason}");
+            for f in &d.failed {
+                eprintln!("error: restore drill: {}: {}", f.path.display(), f.reason);
             }
         }
         if report.ok() && drill_ok {

@@ -39,16 +39,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     };
     let dst = Repository::open(to_global.store()?, &password)
         .with_context(|| format!("opening target repository {}", args.to))?;
-    let mut ids = Vec::new();
-    for spec in &args.snapshots {
-        ids.push(src.find_snapshot(spec, &Default::default())?.0);
-    }
+    let ids = super::snapshot_ids(&src, &args.snapshots)?;
     let stats = copy::run(&src, &dst, &ids).with_context(|| format!("copying to {}", args.to))?;
     if global.json {
         print_json(&stats)?;
     } else if !global.quiet {
-        for (from, to) in &stats.copied {
-            println!("copied snapshot {} as {}", &from[..8], &to[..8]);
+        for c in &stats.copied {
+            println!("copied snapshot {} as {}", c.from.short(), c.to.short());
         }
         println!(
             "{} snapshots copied, {} already there; {} blobs ({}) uploaded",

@@ -1,8 +1,8 @@
 //! `cairn forget`: apply a retention policy (restic-compatible options plus tiers).
 
-use anyhow::{Context, Result, bail};
-use cairn_core::retention::{GroupBy, Policy, RetentionPlan, SnapshotInfo, Span, Tier, parse_tag_set};
-use cairn_core::store::{ObjectKey, ObjectKind};
+use anyhow::Result;
+use cairn_core::forget::{self, ForgetOptions};
+use cairn_core::retention::{GroupBy, Policy, Span, Tier, parse_tag_set};
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, print_json};
@@ -84,53 +84,29 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         keep_tags: args.keep_tags.iter().map(|t| parse_tag_set(t)).collect(),
         keep_tiers: args.keep_tiers,
     };
-    policy.validate()?;
-    if policy.is_empty() {
-        bail!("refusing to forget with an empty policy: give at least one --keep-* option");
+    let mut opts = ForgetOptions::new(policy);
+    opts.group_by = args.group_by;
+    opts.filter = args.filter.filter();
+    opts.dry_run = args.dry_run;
+    // An empty or invalid policy is refused before the repository is opened.
+    if opts.policy.is_empty() {
+        return Err(crate::usage("refusing to forget with an empty policy: give at least one --keep-* option"));
     }
+    opts.policy.validate().map_err(|e| crate::usage(e.to_string()))?;
     let repo = global.open()?;
-    let filter = args.filter.filter();
-    let snaps: Vec<_> = repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
-    let infos: Vec<SnapshotInfo> = snaps
-        .iter()
-        .map(|(_, s)| SnapshotInfo { time: s.time, host: s.host.clone(), paths: s.paths.clone(), tags: s.tags.clone() })
-        .collect();
-    let plan = RetentionPlan::compute(&infos, &policy, &args.group_by);
-    let mut groups = Vec::new();
-    for g in &plan.groups {
-        let decisions: Vec<_> = g
-            .decisions
-            .iter()
-            .map(|d| {
-                let (id, s) = &snaps[d.index];
-                serde_json::json!({ "id": id.to_string(), "time": s.time.to_string(), "keep": d.keep, "reasons": d.reasons })
-            })
-            .collect();
-        groups.push(serde_json::json!({ "group": g.key, "snapshots": decisions }));
-        if !global.json && !global.quiet {
+    let outcome = forget::run(&repo, &opts)?;
+    if global.json {
+        print_json(&outcome)?;
+    } else if !global.quiet {
+        for g in &outcome.groups {
             println!("group {}:", g.key);
-            for d in &g.decisions {
-                let (id, s) = &snaps[d.index];
-                let verdict = if d.keep { format!("keep   ({})", d.reasons.join(", ")) } else { "remove".to_string() };
-                println!("  {} {} {verdict}", id.short(), s.time.strftime("%Y-%m-%d %H:%M:%S"));
+            for v in &g.verdicts {
+                let verdict = if v.keep { format!("keep   ({})", v.reasons.join(", ")) } else { "remove".to_string() };
+                println!("  {} {} {verdict}", v.snapshot.short(), v.time.strftime("%Y-%m-%d %H:%M:%S"));
             }
         }
-    }
-    let forget = plan.forget_indices();
-    if !args.dry_run {
-        for &i in &forget {
-            let (id, _) = &snaps[i];
-            let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
-            repo.store().delete(&key).with_context(|| format!("removing snapshot {id}"))?;
-        }
-    }
-    if global.json {
-        print_json(
-            &serde_json::json!({ "dry_run": args.dry_run, "groups": groups, "removed": forget.iter().map(|&i| snaps[i].0.to_string()).collect::<Vec<_>>() }),
-        )?;
-    } else if !global.quiet {
         let verb = if args.dry_run { "would remove" } else { "removed" };
-        println!("{verb} {} snapshots, kept {}", forget.len(), snaps.len() - forget.len());
+        println!("{verb} {} snapshots, kept {}", outcome.removed.len(), outcome.kept);
     }
     if args.prune {
         return super::prune::run_on(&repo, global, &args.prune_args, args.dry_run);

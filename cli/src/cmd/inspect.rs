@@ -1,6 +1,7 @@
 //! `cairn find`, `cairn diff` and `cairn stats`: looking inside snapshots.
 
 use anyhow::Result;
+use cairn_core::SnapshotRef;
 use cairn_core::inspect::{self, Change};
 
 use super::FilterArgs;
@@ -22,18 +23,20 @@ pub struct FindArgs {
 pub fn find(global: &GlobalArgs, args: FindArgs) -> Result<u8> {
     let repo = global.open()?;
     let filter = args.filter.filter();
-    let snaps = if args.snapshots.is_empty() {
-        repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect()
-    } else {
-        args.snapshots.iter().map(|s| repo.find_snapshot(s, &filter)).collect::<Result<Vec<_>, _>>()?
-    };
-    let index = repo.load_index()?;
-    let found = inspect::find(&repo, &index, &snaps, &args.patterns)?;
+    let snaps = super::select_snapshots(&repo, &args.snapshots, &filter)?;
+    let found = inspect::find(&repo, &snaps, &args.patterns)?;
     if global.json {
         print_json(&found)?;
     } else {
         for f in &found {
-            println!("{} {} {:>12} {} {}", &f.snapshot[..8], &f.time[..19.min(f.time.len())], f.size, f.kind, f.path);
+            println!(
+                "{} {} {:>12} {} {}",
+                f.snapshot.short(),
+                f.time.strftime("%Y-%m-%dT%H:%M:%S"),
+                f.size,
+                super::kind_name(f.kind),
+                f.path.display()
+            );
         }
         if !global.quiet {
             println!("{} matches in {} snapshots", found.len(), snaps.len());
@@ -52,11 +55,11 @@ pub struct DiffArgs {
 }
 
 pub fn diff(global: &GlobalArgs, args: DiffArgs) -> Result<u8> {
+    let (first, second): (SnapshotRef, SnapshotRef) = (args.first.parse()?, args.second.parse()?);
     let repo = global.open()?;
-    let (_, a) = repo.find_snapshot(&args.first, &Default::default())?;
-    let (_, b) = repo.find_snapshot(&args.second, &Default::default())?;
-    let index = repo.load_index()?;
-    let changes = inspect::diff(&repo, &index, &a.tree, &b.tree)?;
+    let (_, a) = repo.find_snapshot(&first, &Default::default())?;
+    let (_, b) = repo.find_snapshot(&second, &Default::default())?;
+    let changes = inspect::diff(&repo, &a, &b)?;
     if global.json {
         print_json(&changes)?;
     } else {
@@ -67,7 +70,7 @@ pub fn diff(global: &GlobalArgs, args: DiffArgs) -> Result<u8> {
                 Change::Modified => 'M',
                 Change::Metadata => 'U',
             };
-            println!("{mark}  {}", c.path);
+            println!("{mark}  {}", c.path.display());
         }
         if !global.quiet {
             let count = |k: Change| changes.iter().filter(|c| c.change == k).count();
@@ -95,14 +98,8 @@ pub struct StatsArgs {
 pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<u8> {
     let repo = global.open()?;
     let filter = args.filter.filter();
-    let snaps = if args.snapshots.is_empty() {
-        repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect::<Vec<_>>()
-    } else {
-        args.snapshots.iter().map(|s| repo.find_snapshot(s, &filter)).collect::<Result<Vec<_>, _>>()?
-    };
-    let index = repo.load_index()?;
-    let roots: Vec<_> = snaps.iter().map(|(_, s)| s.tree).collect();
-    let s = inspect::stats(&repo, &index, &roots)?;
+    let snaps: Vec<_> = super::select_snapshots(&repo, &args.snapshots, &filter)?.into_iter().map(|(_, s)| s).collect();
+    let s = inspect::stats(&repo, &snaps)?;
     if global.json {
         return print_json(&s).map(|()| 0);
     }

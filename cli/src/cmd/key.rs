@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result, bail};
 use cairn_core::KdfParams;
-use cairn_core::id::KeyId;
 
 use crate::context::{GlobalArgs, print_json};
 
@@ -56,20 +55,16 @@ impl NewPassword {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
-    let repo = global.open()?;
+    let mut repo = global.open()?;
     match args.what {
         What::List => {
             let keys = repo.keys()?;
             if global.json {
-                let list: Vec<_> = keys
-                    .iter()
-                    .map(|(id, k)| serde_json::json!({ "id": id.to_string(), "current": *id == repo.key_id(), "host": k.host, "user": k.user, "created": k.created }))
-                    .collect();
-                return print_json(&list).map(|()| 0);
+                return print_json(&keys).map(|()| 0);
             }
-            for (id, k) in &keys {
-                let mark = if *id == repo.key_id() { "*" } else { " " };
-                println!("{mark} {}  {}@{}  {}", id.short(), k.user, k.host, k.created);
+            for k in &keys {
+                let mark = if k.current { "*" } else { " " };
+                println!("{mark} {}  {}@{}  {}", k.id.short(), k.user, k.host, k.created);
             }
         }
         What::Add(p) => {
@@ -77,18 +72,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             println!("added key {}", id.short());
         }
         What::Remove { id } => {
-            let keys = repo.keys()?;
-            let matches: Vec<KeyId> = keys.iter().map(|(k, _)| *k).filter(|k| k.to_string().starts_with(&id)).collect();
-            let [one] = matches.as_slice() else { bail!("key `{id}` matches {} keys", matches.len()) };
-            repo.remove_key(*one)?;
-            println!("removed key {}", one.short());
+            let id = repo.find_key(&id)?;
+            repo.remove_key(id)?;
+            println!("removed key {}", id.short());
         }
         What::Passwd(p) => {
-            let new = repo.add_key(&p.read()?, KdfParams::default())?;
             let old = repo.key_id();
-            let store = global.store()?;
-            let reopened = cairn_core::Repository::open(store, &p.read()?)?;
-            reopened.remove_key(old)?;
+            let new = repo.change_password(&p.read()?, KdfParams::default())?;
             println!("password changed: key {} replaces {}", new.short(), old.short());
         }
     }

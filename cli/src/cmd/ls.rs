@@ -5,8 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use cairn_core::format::tree::{Node, NodeKind};
-use cairn_core::restore::find_node;
+use cairn_core::{Node, NodeKind, SnapshotRef, inspect};
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, print_json};
@@ -26,44 +25,33 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let which: SnapshotRef = args.snapshot.parse()?;
     let repo = global.open()?;
-    let (_, snap) = repo.find_snapshot(&args.snapshot, &args.filter.filter())?;
-    let index = repo.load_index()?;
-    let base = Path::new("/").join(args.path.as_deref().unwrap_or(Path::new("/")));
-    let node = find_node(&repo, &index, &snap, &base)?;
-    let mut out = Vec::new();
-    if node.kind == NodeKind::Dir {
-        if base != Path::new("/") {
-            out.push((base.clone(), node.clone()));
-        }
-        if let Some(sub) = node.subtree {
-            cairn_core::inspect::walk(&repo, &index, &sub, &base, &mut |p, n| {
-                out.push((p.to_path_buf(), n.clone()));
-                Ok(())
-            })?;
-        }
-    } else {
-        out.push((base, node));
-    }
+    let (_, snap) = repo.find_snapshot(&which, &args.filter.filter())?;
+    let path = args.path.as_deref().unwrap_or(Path::new("/"));
     if global.json {
-        let list: Vec<_> = out.iter().map(|(p, n)| entry_json(p, n)).collect();
+        let mut list = Vec::new();
+        inspect::ls(&repo, &snap, path, &mut |p, n| {
+            list.push(entry_json(p, n));
+            Ok(())
+        })?;
         return print_json(&list).map(|()| 0);
     }
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    for (path, n) in &out {
+    let mut write = |path: &Path, n: &Node| -> std::io::Result<()> {
         if args.long {
             let time = jiff::Timestamp::new(n.mtime.secs, n.mtime.nanos as i32)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
             write!(stdout, "{} {:>5} {:>5} {:>12} {} ", mode_string(n), n.uid, n.gid, n.size, time)?;
-            stdout.write_all(path.as_os_str().as_bytes())?;
-            stdout.write_all(b"\n")?;
-        } else {
-            // Names are printed as their bytes, as `ls` does, not mangled into UTF-8.
-            stdout.write_all(path.as_os_str().as_bytes())?;
-            stdout.write_all(b"\n")?;
         }
-    }
+        // Names are printed as their bytes, as `ls` does, not mangled into UTF-8.
+        stdout.write_all(path.as_os_str().as_bytes())?;
+        stdout.write_all(b"\n")
+    };
+    inspect::ls(&repo, &snap, path, &mut |p, n| {
+        write(p, n).map_err(|e| cairn_core::Error::Io { path: "<stdout>".into(), cause: e })
+    })?;
     stdout.flush()?;
     Ok(0)
 }
@@ -71,7 +59,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
 fn entry_json(path: &Path, n: &Node) -> serde_json::Value {
     serde_json::json!({
         "path": path.to_string_lossy(),
-        "type": format!("{:?}", n.kind).to_lowercase(),
+        "type": super::kind_name(n.kind),
         "mode": n.mode,
         "uid": n.uid,
         "gid": n.gid,

@@ -38,17 +38,9 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     Ok(v / 100.0)
 }
 
+/// A duration in seconds unless a unit says otherwise (`30s`, `10m`, `1h`, `2d`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30s, 10m, 1h, 2d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use s, m, h or d)")),
-    };
-    Ok(Duration::from_secs(secs))
+    cairn_core::parse_duration(s, 's').map_err(|e| e.to_string())
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {

@@ -64,10 +64,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 for r in &repairs {
                     match &r.replacement {
                         Some(new) => {
-                            println!("snapshot {} replaced by {} (tagged `repaired`):", &r.snapshot[..8], &new[..8])
+                            println!("snapshot {} replaced by {} (tagged `repaired`):", r.snapshot.short(), new.short())
                         }
                         None => {
-                            println!("snapshot {} would be rewritten (dry run; --apply to write):", &r.snapshot[..8])
+                            println!("snapshot {} would be rewritten (dry run; --apply to write):", r.snapshot.short())
                         }
                     }
                     for p in &r.removed {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use cairn_core::restore::{self, RestoreOptions};
+use cairn_core::{NoProgress, SnapshotPath};
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, bytes, print_json};
@@ -29,33 +30,16 @@ pub struct Args {
     filter: FilterArgs,
 }
 
-/// Splits `SNAP[:PATH]` at the first `:`, keeping PATH as raw bytes.
-pub fn split_snapshot_arg(arg: &std::ffi::OsStr) -> Result<(String, Option<std::path::PathBuf>)> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = arg.as_bytes();
-    let (snap, path) = match bytes.iter().position(|&b| b == b':') {
-        Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
-        None => (bytes, None),
-    };
-    let snap = std::str::from_utf8(snap)
-        .map_err(|_| anyhow::anyhow!("snapshot id `{}` is not text", arg.to_string_lossy()))?;
-    let path = path.filter(|p| !p.is_empty()).map(|p| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(p)));
-    Ok((snap.to_string(), path))
-}
-
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let which = SnapshotPath::parse(&args.snapshot)?;
     let repo = global.open()?;
-    let opts = RestoreOptions {
-        target: args.target.clone(),
-        includes: args.includes,
-        excludes: args.excludes,
-        verify: args.verify,
-        filter: args.filter.filter(),
-        connections: global.connections,
-    };
-    let progress = cairn_core::NoProgress;
-    let (snap, sub) = split_snapshot_arg(&args.snapshot)?;
-    let s = restore::run_path(&repo, &snap, sub.as_deref(), &opts, &progress)
+    let mut opts = RestoreOptions::new(&args.target);
+    opts.includes = args.includes;
+    opts.excludes = args.excludes;
+    opts.verify = args.verify;
+    opts.filter = args.filter.filter();
+    opts.connections = global.connections;
+    let s = restore::run(&repo, &which.snapshot, which.path.as_deref(), &opts, &NoProgress)
         .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;
     if global.json {
         print_json(&s)?;
@@ -63,7 +47,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         let rate = if s.seconds > 0.0 { s.bytes as f64 / s.seconds } else { 0.0 };
         println!(
             "restored snapshot {} to {}: {} files, {} dirs, {} others, {} in {:.2}s ({}/s)",
-            &s.snapshot[..8],
+            s.snapshot.short(),
             args.target.display(),
             s.files,
             s.dirs,
@@ -81,8 +65,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     }
     if !s.failed.is_empty() {
         eprintln!("cairn: {} entries could not be restored:", s.failed.len());
-        for (path, reason) in &s.failed {
-            eprintln!("  {path}: {reason}");
+        for f in &s.failed {
+            eprintln!("  {}: {}", f.path.display(), f.reason);
         }
         return Ok(crate::exit::FAILED);
     }

@@ -20,18 +20,15 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let repo = global.open()?;
-    let mut ids = Vec::new();
-    for spec in &args.snapshots {
-        ids.push(repo.find_snapshot(spec, &Default::default())?.0);
-    }
+    let ids = super::snapshot_ids(&repo, &args.snapshots)?;
     let changed = repair::erase(&repo, &ids, &args.excludes, args.apply).context("rewriting snapshots")?;
     if global.json {
         return print_json(&serde_json::json!({ "applied": args.apply, "snapshots": changed })).map(|()| 0);
     }
     for c in &changed {
         match &c.replacement {
-            Some(new) => println!("snapshot {} replaced by {} (tagged `rewritten`):", &c.snapshot[..8], &new[..8]),
-            None => println!("snapshot {} would be rewritten (dry run; --apply to write):", &c.snapshot[..8]),
+            Some(new) => println!("snapshot {} replaced by {} (tagged `rewritten`):", c.snapshot.short(), new.short()),
+            None => println!("snapshot {} would be rewritten (dry run; --apply to write):", c.snapshot.short()),
         }
         for p in &c.removed {
             println!("  erased {p}");

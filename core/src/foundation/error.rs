@@ -49,6 +49,9 @@ pub enum ErrorKind {
     Storage,
     /// Bad arguments, options or patterns.
     InvalidArgument,
+    /// A concurrent operation (a prune) removed something this one depended on; nothing was
+    /// committed: run it again.
+    Conflict,
     /// A local file or directory could not be read or written (a restore target, a full disk).
     Io,
     /// A bug in cairn (a worker thread panicked).
@@ -57,6 +60,7 @@ pub enum ErrorKind {
 
 /// What a store operation can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The object does not exist.
     #[error("object not found ({0})")]
@@ -73,6 +77,10 @@ pub enum StoreError {
     /// Not worth retrying (a bad request, a full disk).
     #[error("storage error: {0}")]
     Permanent(String),
+    /// A ranged read kept coming back shorter than asked, also when asked again: the object is
+    /// shorter than its index or header says.
+    #[error("shorter than expected: {0}")]
+    ShortRead(String),
 }
 
 impl StoreError {
@@ -83,6 +91,7 @@ impl StoreError {
             StoreError::NotFound(_) => ErrorKind::ObjectMissing,
             StoreError::Transient(_) => ErrorKind::StorageUnavailable,
             StoreError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            StoreError::ShortRead(_) => ErrorKind::Damaged,
             StoreError::AlreadyExists | StoreError::Permanent(_) => ErrorKind::Storage,
         }
     }
@@ -160,6 +169,14 @@ pub enum Error {
         /// How it ended.
         status: String,
     },
+    /// A concurrent operation removed something this one depended on; nothing was committed.
+    #[error("{object} {reason}")]
+    Conflict {
+        /// What was removed.
+        object: String,
+        /// What happened and what to do.
+        reason: String,
+    },
     /// A worker thread panicked (a bug in cairn).
     #[error("internal error: {0}")]
     Internal(String),
@@ -179,6 +196,7 @@ impl Error {
             Error::SourceUnreadable { .. } | Error::SourceCommand { .. } => ErrorKind::SourceUnreadable,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -2,13 +2,14 @@
 //!
 //! Errors ([`error`]), identifiers ([`id`]), content-defined chunking ([`chunk`]), compression ([`compress`]),
 //! authenticated encryption and keys ([`crypto`]), reading binary fields ([`codec`]), path
-//! patterns ([`pattern`]), paths as text ([`path`]), who and where ([`identity`]) and the progress observer
+//! patterns ([`pattern`]), durations ([`duration`]), paths as text ([`path`]), who and where ([`identity`]) and the progress observer
 //! ([`progress`]). Nothing here imports a module of a higher layer.
 
 pub mod chunk;
 pub mod codec;
 pub mod compress;
 pub mod crypto;
+pub mod duration;
 pub mod error;
 pub mod id;
 pub mod identity;

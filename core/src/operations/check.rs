@@ -11,7 +11,7 @@
 //! costs — the snapshots and paths whose content depends on it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::Path;
 
 use rand::seq::SliceRandom;
 use serde::Serialize;
@@ -19,13 +19,14 @@ use serde::Serialize;
 use crate::format::blob;
 use crate::format::index::IndexedPack;
 use crate::format::pack::ENTRY_LEN;
-use crate::format::tree::NodeKind;
+use crate::format::tree::{NodeKind, Tree};
 use crate::foundation::crypto::SEAL_OVERHEAD;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
+use crate::repository::trees::{TreeVisitor, TreeWalker};
 
 /// Which packs `--read-data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -274,102 +275,108 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         Ok(s) => s,
         Err(e) => return Err(Error::Storage(e)),
     };
-    let mut walker = TreeWalker {
-        repo,
+    let walker = TreeWalker::new(repo, &index);
+    let mut trees = CheckTrees {
         index: &index,
         bad: &bad_blobs,
         seen_ok: HashSet::new(),
         affected: BTreeSet::new(),
         problems: Vec::new(),
+        snapshot: SnapshotId::default(),
     };
     for info in snapshots {
         report.snapshots += 1;
         let id = SnapshotId(info.key.id);
         match repo.load_snapshot(id) {
             Ok(s) => {
-                walker.walk(&id, s.tree, PathBuf::from("/"));
+                trees.snapshot = id;
+                walker.walk(&s.tree, Path::new("/"), &mut trees)?;
             }
             Err(e) => report.problems.push(Problem { object: format!("snapshot {id}"), message: e.to_string() }),
         }
     }
-    report.problems.extend(walker.problems);
+    report.problems.extend(trees.problems);
     report.damaged_blobs = bad_blobs.keys().copied().collect();
-    report.affected = walker.affected.into_iter().collect();
+    report.affected = trees.affected.into_iter().collect();
     Ok(report)
 }
 
-struct TreeWalker<'a> {
-    repo: &'a Repository,
+/// Checks the trees of the snapshots: each readable and indexed, each file's blobs indexed and
+/// not in damaged packs. A subtree found intact is not walked again for another snapshot; a
+/// damaged one is, so every snapshot it costs is named.
+struct CheckTrees<'a> {
     index: &'a Index,
     bad: &'a HashMap<BlobId, String>,
-    /// Trees already walked without damage below them (shared subtrees are walked once).
+    /// Trees already walked without damage below them.
     seen_ok: HashSet<BlobId>,
     affected: BTreeSet<Affected>,
     problems: Vec<Problem>,
+    /// The snapshot being walked.
+    snapshot: SnapshotId,
 }
 
-impl TreeWalker<'_> {
-    /// Walks a tree; returns whether anything below it is damaged.
-    fn walk(&mut self, snap: &SnapshotId, tree_id: BlobId, path: PathBuf) -> bool {
-        if self.seen_ok.contains(&tree_id) {
-            return false;
+impl CheckTrees<'_> {
+    fn damaged(&mut self, path: &Path) {
+        self.affected.insert(Affected { snapshot: self.snapshot.to_string(), path: path.display().to_string() });
+    }
+
+    fn tree_problem(&mut self, id: &BlobId, path: &Path, message: String) -> bool {
+        self.problems.push(Problem { object: format!("tree {id}"), message });
+        self.damaged(path);
+        true
+    }
+}
+
+impl TreeVisitor for CheckTrees<'_> {
+    /// Whether anything below is damaged.
+    type Output = bool;
+
+    fn before(&mut self, id: &BlobId, path: &Path) -> Result<Option<bool>> {
+        if self.seen_ok.contains(id) {
+            return Ok(Some(false));
         }
-        let mut damaged = false;
-        let problem = if let Some(obj) = self.bad.get(&tree_id) {
-            Some(format!("tree blob {tree_id} is in damaged {obj}"))
-        } else if !self.index.contains(&tree_id) {
-            Some(format!("tree blob {tree_id} is not in the index"))
-        } else {
-            None
-        };
-        let tree = match problem {
-            Some(p) => Err(p),
-            None => self.repo.load_tree(self.index, &tree_id).map_err(|e| e.to_string()),
-        };
-        let tree = match tree {
-            Ok(t) => t,
-            Err(message) => {
-                self.problems.push(Problem { object: format!("tree {tree_id}"), message });
-                self.affected.insert(Affected { snapshot: snap.to_string(), path: path.display().to_string() });
-                return true;
-            }
-        };
-        for node in &tree.nodes {
+        if let Some(obj) = self.bad.get(id) {
+            let message = format!("tree blob {id} is in damaged {obj}");
+            return Ok(Some(self.tree_problem(id, path, message)));
+        }
+        if !self.index.contains(id) {
+            return Ok(Some(self.tree_problem(id, path, format!("tree blob {id} is not in the index"))));
+        }
+        Ok(None)
+    }
+
+    fn after(&mut self, id: &BlobId, path: &Path, tree: Tree, below: Vec<Option<bool>>) -> Result<bool> {
+        let mut damaged = below.into_iter().flatten().any(|d| d);
+        for node in tree.nodes.iter().filter(|n| n.kind == NodeKind::File) {
             let p = path.join(node.os_name());
-            match node.kind {
-                NodeKind::Dir => {
-                    if let Some(sub) = node.subtree {
-                        damaged |= self.walk(snap, sub, p);
-                    }
+            let mut file_bad = false;
+            for blob in &node.content {
+                if self.bad.contains_key(blob) {
+                    file_bad = true;
+                } else if !self.index.contains(blob) {
+                    file_bad = true;
+                    self.problems.push(Problem {
+                        object: format!("data blob {blob}"),
+                        message: format!(
+                            "referenced by {} in snapshot {} but not in the index",
+                            p.display(),
+                            self.snapshot.short()
+                        ),
+                    });
                 }
-                NodeKind::File => {
-                    let mut file_bad = false;
-                    for id in &node.content {
-                        if self.bad.contains_key(id) {
-                            file_bad = true;
-                        } else if !self.index.contains(id) {
-                            file_bad = true;
-                            self.problems.push(Problem {
-                                object: format!("data blob {id}"),
-                                message: format!(
-                                    "referenced by {} in snapshot {} but not in the index",
-                                    p.display(),
-                                    snap.short()
-                                ),
-                            });
-                        }
-                    }
-                    if file_bad {
-                        damaged = true;
-                        self.affected.insert(Affected { snapshot: snap.to_string(), path: p.display().to_string() });
-                    }
-                }
-                _ => {}
+            }
+            if file_bad {
+                damaged = true;
+                self.damaged(&p);
             }
         }
         if !damaged {
-            self.seen_ok.insert(tree_id);
+            self.seen_ok.insert(*id);
         }
-        damaged
+        Ok(damaged)
+    }
+
+    fn unreadable(&mut self, id: &BlobId, path: &Path, error: Error) -> Result<bool> {
+        Ok(self.tree_problem(id, path, error.to_string()))
     }
 }

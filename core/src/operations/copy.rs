@@ -8,21 +8,40 @@
 //! time, host, user, paths and tags, and record their source id in `original`.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use crate::format::blob::BlobKind;
 use crate::format::snapshot::Snapshot;
-use crate::format::tree::{NodeKind, Tree};
-use crate::foundation::error::Result;
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::trees::{TreeVisitor, TreeWalker};
 use crate::repository::writer::{BlobWriter, WriteOptions};
+
+/// One snapshot copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    /// Its id in the source.
+    pub from: SnapshotId,
+    /// Its id in the target.
+    pub to: SnapshotId,
+}
+
+/// As `[from, to]`, the shape `cairn copy --json` has always printed.
+impl serde::Serialize for Copied {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (self.from, self.to).serialize(s)
+    }
+}
 
 /// What a copy did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct CopyStats {
     /// Snapshots copied.
-    pub copied: Vec<(String, String)>,
+    pub copied: Vec<Copied>,
     /// Snapshots the target already had.
     pub skipped: u64,
     /// Blobs stored in the target.
@@ -33,75 +52,114 @@ pub struct CopyStats {
     pub blobs_read: u64,
 }
 
-struct Copier<'a> {
-    src: &'a Repository,
-    src_index: &'a Index,
-    dst_index: &'a Index,
-    writer: &'a BlobWriter<'a, 'a>,
+/// What the copy of one run knows: source ids mapped to target ids.
+#[derive(Default)]
+struct Known {
     /// Source tree id → target tree id, for trees done in this run or known from earlier ones.
     trees: HashMap<BlobId, BlobId>,
     /// Source data blob id → target data blob id.
     data: HashMap<BlobId, BlobId>,
+}
+
+/// Copies source trees into the target, bottom-up.
+struct Copier<'a, 'w> {
+    src: &'a Repository,
+    src_index: &'a Index,
+    writer: &'w BlobWriter<'w, 'w>,
+    known: &'a mut Known,
     blobs_read: u64,
 }
 
-impl Copier<'_> {
-    /// Learns the mapping between a source tree and the target tree it was copied to earlier.
-    fn learn(&mut self, dst: &Repository, src_tree: BlobId, dst_tree: BlobId) -> Result<()> {
-        if self.trees.contains_key(&src_tree) {
-            return Ok(());
-        }
-        let (Ok(s), Ok(d)) = (self.src.load_tree(self.src_index, &src_tree), dst.load_tree(self.dst_index, &dst_tree))
-        else {
-            return Ok(());
-        };
-        if s.nodes.len() != d.nodes.len() {
-            return Ok(());
-        }
-        self.trees.insert(src_tree, dst_tree);
-        for (a, b) in s.nodes.iter().zip(&d.nodes) {
-            if a.name != b.name || a.kind != b.kind {
-                continue;
-            }
-            match (a.kind, a.subtree, b.subtree) {
-                (NodeKind::Dir, Some(x), Some(y)) => self.learn(dst, x, y)?,
-                (NodeKind::File, _, _) if a.content.len() == b.content.len() => {
-                    for (x, y) in a.content.iter().zip(&b.content) {
-                        self.data.insert(*x, *y);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+impl TreeVisitor for Copier<'_, '_> {
+    /// The target tree's id.
+    type Output = BlobId;
+
+    fn before(&mut self, id: &BlobId, _: &Path) -> Result<Option<BlobId>> {
+        Ok(self.known.trees.get(id).copied())
     }
 
-    fn copy_tree(&mut self, src_tree: BlobId) -> Result<BlobId> {
-        if let Some(t) = self.trees.get(&src_tree) {
-            return Ok(*t);
-        }
-        let mut tree = self.src.load_tree(self.src_index, &src_tree)?;
-        for node in &mut tree.nodes {
-            if let Some(sub) = node.subtree {
-                node.subtree = Some(self.copy_tree(sub)?);
+    fn after(&mut self, id: &BlobId, _: &Path, mut tree: Tree, below: Vec<Option<BlobId>>) -> Result<BlobId> {
+        for (node, copied) in tree.nodes.iter_mut().zip(below) {
+            if let Some(t) = copied {
+                node.subtree = Some(t);
             }
-            for id in &mut node.content {
-                *id = match self.data.get(id) {
+            for blob in &mut node.content {
+                *blob = match self.known.data.get(blob) {
                     Some(t) if self.writer.has(t) => *t,
                     _ => {
-                        let plain = self.src.read_blob(self.src_index, BlobKind::Data, id)?;
+                        let plain = self.src.read_blob(self.src_index, BlobKind::Data, blob)?;
                         self.blobs_read += 1;
                         let t = self.writer.add(BlobKind::Data, &plain)?;
-                        self.data.insert(*id, t);
+                        self.known.data.insert(*blob, t);
                         t
                     }
                 };
             }
         }
-        let plain = Tree::new(tree.nodes).encode();
-        let t = self.writer.add(BlobKind::Tree, &plain)?;
-        self.trees.insert(src_tree, t);
+        let t = self.writer.add(BlobKind::Tree, &Tree::new(tree.nodes).encode())?;
+        self.known.trees.insert(*id, t);
         Ok(t)
+    }
+}
+
+/// Learns which target trees and blobs are the copies of a source snapshot's, walking the
+/// source tree and its copy side by side (entries match by name).
+struct Learner<'a> {
+    dst: TreeWalker<'a>,
+    known: &'a mut Known,
+    /// The copies of the directories being walked.
+    copies: Vec<Tree>,
+    /// The copy of the directory the walk enters next (set by `entry`).
+    next_copy: Option<BlobId>,
+}
+
+impl TreeVisitor for Learner<'_> {
+    type Output = ();
+
+    fn before(&mut self, id: &BlobId, _: &Path) -> Result<Option<()>> {
+        let copy = self.next_copy.take();
+        if self.known.trees.contains_key(id) {
+            return Ok(Some(()));
+        }
+        // Without a readable copy there is nothing to learn below.
+        match copy.map(|c| (c, self.dst.load(&c))) {
+            Some((c, Ok(tree))) => {
+                self.known.trees.insert(*id, c);
+                self.copies.push(tree);
+                Ok(None)
+            }
+            _ => Ok(Some(())),
+        }
+    }
+
+    fn entry(&mut self, _: &Path, node: &Node) -> Result<bool> {
+        self.next_copy = None;
+        let Some(copy) = self.copies.last().and_then(|t| t.find(&node.name)).filter(|c| c.kind == node.kind) else {
+            return Ok(false);
+        };
+        match node.kind {
+            NodeKind::Dir => {
+                self.next_copy = copy.subtree;
+                Ok(copy.subtree.is_some())
+            }
+            NodeKind::File if node.content.len() == copy.content.len() => {
+                for (x, y) in node.content.iter().zip(&copy.content) {
+                    self.known.data.insert(*x, *y);
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn after(&mut self, _: &BlobId, _: &Path, _: Tree, _: Vec<Option<()>>) -> Result<()> {
+        self.copies.pop();
+        Ok(())
+    }
+
+    fn unreadable(&mut self, _: &BlobId, _: &Path, _: Error) -> Result<()> {
+        self.copies.pop();
+        Ok(())
     }
 }
 
@@ -123,18 +181,12 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Resu
         todo.retain(|(id, _)| snapshots.contains(id));
     }
     let mut stats = CopyStats::default();
+    let src_walker = TreeWalker::new(src, &src_index);
+    let mut known = Known::default();
     let ((pending, blobs_read), written, committed) =
         dst.write_blobs(&dst_index, WriteOptions::default(), |writer| {
-            let mut copier = Copier {
-                src,
-                src_index: &src_index,
-                dst_index: &dst_index,
-                writer,
-                trees: HashMap::new(),
-                data: HashMap::new(),
-                blobs_read: 0,
-            };
             let mut pending: Vec<(SnapshotId, Snapshot)> = Vec::new();
+            let mut blobs_read = 0;
             for (id, snap) in todo {
                 let origin = snap.original.unwrap_or(id);
                 if have.contains_key(&origin) {
@@ -151,24 +203,32 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Resu
                     })
                     .find_map(|(pid, p)| have.get(&p.original.unwrap_or(*pid)).map(|d| (p.tree, d.tree)));
                 if let Some((src_tree, dst_tree)) = prev {
-                    copier.learn(dst, src_tree, dst_tree)?;
+                    let mut learner = Learner {
+                        dst: TreeWalker::new(dst, &dst_index),
+                        known: &mut known,
+                        copies: Vec::new(),
+                        next_copy: Some(dst_tree),
+                    };
+                    src_walker.walk(&src_tree, Path::new("/"), &mut learner)?;
                 }
-                let tree = copier.copy_tree(snap.tree)?;
+                let mut copier = Copier { src, src_index: &src_index, writer, known: &mut known, blobs_read: 0 };
+                let tree = src_walker.walk(&snap.tree, Path::new("/"), &mut copier)?;
+                blobs_read += copier.blobs_read;
                 let mut copy = snap.clone();
                 copy.tree = tree;
                 copy.parent = None;
                 copy.original = Some(origin);
                 pending.push((id, copy));
             }
-            Ok((pending, copier.blobs_read))
+            Ok((pending, blobs_read))
         })?;
     stats.blobs_written = written.blobs_new;
     stats.blobs_read = blobs_read;
     stats.bytes_uploaded = written.bytes_uploaded;
     // Packs and their index first; snapshots last.
     for (from, snap) in &pending {
-        let new_id = dst.save_snapshot(snap, &committed)?;
-        stats.copied.push((from.to_string(), new_id.to_string()));
+        let to = dst.save_snapshot(snap, &committed)?;
+        stats.copied.push(Copied { from: *from, to });
     }
     Ok(stats)
 }

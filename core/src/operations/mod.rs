@@ -1,14 +1,16 @@
 //! The operations: what a user of a backup tool asks for, each built on the repository layer
 //! and none on another operation.
 //!
-//! [`backup`], [`restore`], [`check`], [`prune`], [`copy`], [`repair`], [`inspect`] (ls, find,
-//! diff, stats, dump) and [`retention`] (the pure policy `forget` applies).
+//! [`backup`], [`restore`] (and the restore drill, and dumps to a stream), [`check`],
+//! [`forget`] (with its pure [`forget::retention`] policy), [`prune`], [`copy`], [`repair`]
+//! (and `rewrite`), [`inspect`] (ls, find, diff, stats) and [`status`] (recovery points).
 
 pub mod backup;
 pub mod check;
 pub mod copy;
+pub mod forget;
 pub mod inspect;
 pub mod prune;
 pub mod repair;
 pub mod restore;
-pub mod retention;
+pub mod status;

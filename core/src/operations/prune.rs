@@ -21,6 +21,7 @@
 //! index entries or a garbage list the next prune finishes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,12 +30,13 @@ use serde::Serialize;
 use crate::format::garbage::{GarbageList, GarbagePack};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::PackEntry;
-use crate::format::tree::NodeKind;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, PackId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
+use crate::repository::trees::{TreeVisitor, TreeWalker};
 use crate::repository::writer::WriteOptions;
 
 /// Prune settings.
@@ -97,19 +99,26 @@ pub fn used_blobs(repo: &Repository, index: &Index) -> Result<HashSet<BlobId>> {
 
 /// Adds every blob below `roots` to `used` (trees already in `used` are not walked again).
 fn add_used(repo: &Repository, index: &Index, roots: Vec<BlobId>, used: &mut HashSet<BlobId>) -> Result<()> {
-    let mut stack = roots;
-    while let Some(tree_id) = stack.pop() {
-        if !used.insert(tree_id) {
-            continue;
+    /// Marks what a walk reaches; a tree marked before is not read again.
+    struct Mark<'u>(&'u mut HashSet<BlobId>);
+    impl TreeVisitor for Mark<'_> {
+        type Output = ();
+        fn before(&mut self, id: &BlobId, _: &Path) -> Result<Option<()>> {
+            Ok((!self.0.insert(*id)).then_some(()))
         }
-        let tree = repo.load_tree(index, &tree_id)?;
-        for node in tree.nodes {
-            match node.kind {
-                NodeKind::Dir => stack.extend(node.subtree),
-                NodeKind::File => used.extend(node.content),
-                _ => {}
+        fn entry(&mut self, _: &Path, node: &Node) -> Result<bool> {
+            if node.kind == NodeKind::File {
+                self.0.extend(node.content.iter().copied());
             }
+            Ok(true)
         }
+        fn after(&mut self, _: &BlobId, _: &Path, _: Tree, _: Vec<Option<()>>) -> Result<()> {
+            Ok(())
+        }
+    }
+    let walker = TreeWalker::new(repo, index);
+    for root in roots {
+        walker.walk(&root, Path::new("/"), &mut Mark(used))?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Repairs: rebuilding the index from pack headers, and rewriting snapshots so they no longer
 //! reference data that is gone. Both compute a plan first; nothing changes unless `apply`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -16,6 +16,7 @@ use crate::foundation::pattern::PathPatterns;
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
+use crate::repository::trees::{TreeVisitor, TreeWalker};
 use crate::repository::writer::WriteOptions;
 
 /// What `repair index` found and did.
@@ -23,8 +24,8 @@ use crate::repository::writer::WriteOptions;
 pub struct IndexRepair {
     /// Packs whose headers were read.
     pub packs_read: u64,
-    /// Packs whose headers are unreadable (their blobs are lost).
-    pub packs_unreadable: Vec<(String, String)>,
+    /// Packs whose headers are unreadable (their blobs are lost), with why.
+    pub packs_unreadable: Vec<(PackId, String)>,
     /// Blobs in the rebuilt index.
     pub blobs: u64,
     /// Blobs the rebuilt index has that the old one lacked.
@@ -62,7 +63,7 @@ pub fn repair_index(repo: &Repository, apply: bool) -> Result<IndexRepair> {
                 r.blobs_recovered += entries.iter().filter(|e| !old_index.contains(&e.id)).count() as u64;
                 packs.push(IndexedPack { id, salt, entries });
             }
-            Err(e) => r.packs_unreadable.push((id.to_string(), e.to_string())),
+            Err(e) => r.packs_unreadable.push((id, e.to_string())),
         }
     }
     r.index_objects_replaced = old.len() as u64;
@@ -77,16 +78,42 @@ pub fn repair_index(repo: &Repository, apply: bool) -> Result<IndexRepair> {
     Ok(r)
 }
 
-/// One snapshot `repair snapshots` rewrote (or would).
+/// One snapshot `repair snapshots` or `rewrite` rewrote (or would).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct SnapshotRepair {
-    /// The damaged snapshot.
-    pub snapshot: String,
+    /// The snapshot rewritten.
+    pub snapshot: SnapshotId,
     /// Its replacement (when applied).
-    pub replacement: Option<String>,
-    /// Paths removed because their data is missing, and directories emptied because their tree
-    /// is unreadable.
-    pub removed: Vec<String>,
+    pub replacement: Option<SnapshotId>,
+    /// Entries removed (their data is missing, or a pattern matched them), and directories
+    /// emptied because their tree is unreadable.
+    pub removed: Vec<Removed>,
+}
+
+/// An entry a rewrite left out of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Its path in the snapshot.
+    pub path: PathBuf,
+    /// Set when it is a directory whose tree could not be read (it is kept, empty): why.
+    pub unreadable: Option<String>,
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.unreadable {
+            None => write!(f, "{}", self.path.display()),
+            Some(why) => write!(f, "{} (directory unreadable: {why})", self.path.display()),
+        }
+    }
+}
+
+/// As the text `Display` gives, the shape `--json` has always printed.
+impl Serialize for Removed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Rewrites snapshots that reference missing, unreadable or `damaged` data (as found by
@@ -126,12 +153,13 @@ fn rewrite_snapshots(
     tag: &str,
     apply: bool,
 ) -> Result<Vec<SnapshotRepair>> {
+    let walker = TreeWalker::new(repo, index);
     let plan = |put_tree: &dyn Fn(&[u8]) -> Result<BlobId>| -> Result<Vec<(SnapshotId, Snapshot, SnapshotRepair)>> {
         let mut out = Vec::new();
         for (id, snap) in &snapshots {
-            let mut removed = Vec::new();
-            let root = rewrite(repo, index, put_tree, snap.tree, Path::new("/"), drop, &mut removed)?;
-            if removed.is_empty() {
+            let mut rewriter = Rewriter { drop, put_tree, removed: Vec::new() };
+            let root = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
+            if rewriter.removed.is_empty() {
                 continue;
             }
             let mut fixed = snap.clone();
@@ -140,7 +168,7 @@ fn rewrite_snapshots(
             if !fixed.tags.iter().any(|t| t == tag) {
                 fixed.tags.push(tag.into());
             }
-            out.push((*id, fixed, SnapshotRepair { snapshot: id.to_string(), replacement: None, removed }));
+            out.push((*id, fixed, SnapshotRepair { snapshot: *id, replacement: None, removed: rewriter.removed }));
         }
         Ok(out)
     };
@@ -152,8 +180,7 @@ fn rewrite_snapshots(
         repo.write_blobs(index, WriteOptions::default(), |writer| plan(&|plain| writer.add(BlobKind::Tree, plain)))?;
     let mut out = Vec::with_capacity(planned.len());
     for (old, fixed, mut report) in planned {
-        let new = repo.save_snapshot(&fixed, &committed)?;
-        report.replacement = Some(new.to_string());
+        report.replacement = Some(repo.save_snapshot(&fixed, &committed)?);
         let key = ObjectKey::new(ObjectKind::Snapshot, old.0);
         repo.store().delete(&key).map_err(Error::store(key))?;
         out.push(report);
@@ -187,38 +214,51 @@ pub fn erase(
     rewrite_snapshots(repo, &index, selected, &matches, "rewritten", apply)
 }
 
-/// Rewrites one tree without the entries `drop` selects; returns its (possibly new) id.
-fn rewrite(
-    repo: &Repository,
-    index: &Index,
-    put_tree: &dyn Fn(&[u8]) -> Result<BlobId>,
-    tree_id: BlobId,
-    path: &Path,
-    drop: &dyn Fn(&Path, &Node) -> bool,
-    removed: &mut Vec<String>,
-) -> Result<BlobId> {
-    let tree = match repo.load_tree(index, &tree_id) {
-        Ok(t) => t,
-        Err(e) => {
-            removed.push(format!("{} (directory unreadable: {e})", path.display()));
-            return put_tree(&Tree::new(vec![]).encode());
+/// Rewrites trees without the entries `drop` selects, bottom-up: a tree with nothing left out
+/// below it keeps its id; an unreadable one becomes an empty directory.
+struct Rewriter<'a> {
+    drop: &'a dyn Fn(&Path, &Node) -> bool,
+    /// Stores a tree blob (or, in a dry run, only names it).
+    put_tree: &'a dyn Fn(&[u8]) -> Result<BlobId>,
+    removed: Vec<Removed>,
+}
+
+impl TreeVisitor for Rewriter<'_> {
+    /// The id of the rewritten tree.
+    type Output = BlobId;
+
+    fn entry(&mut self, path: &Path, node: &Node) -> Result<bool> {
+        if (self.drop)(path, node) {
+            self.removed.push(Removed { path: path.to_path_buf(), unreadable: None });
+            return Ok(false);
         }
-    };
-    let before = removed.len();
-    let mut nodes = Vec::with_capacity(tree.nodes.len());
-    for mut node in tree.nodes {
-        let p = path.join(node.os_name());
-        if drop(&p, &node) {
-            removed.push(p.display().to_string());
-            continue;
-        }
-        if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-            node.subtree = Some(rewrite(repo, index, put_tree, sub, &p, drop, removed)?);
-        }
-        nodes.push(node);
+        Ok(true)
     }
-    if removed.len() == before {
-        return Ok(tree_id);
+
+    fn after(&mut self, id: &BlobId, path: &Path, tree: Tree, below: Vec<Option<BlobId>>) -> Result<BlobId> {
+        let mut changed = false;
+        let mut nodes = Vec::with_capacity(tree.nodes.len());
+        for (mut node, rewritten) in tree.nodes.into_iter().zip(below) {
+            if (self.drop)(&path.join(node.os_name()), &node) {
+                changed = true;
+                continue;
+            }
+            if let Some(new) = rewritten
+                && node.subtree != Some(new)
+            {
+                node.subtree = Some(new);
+                changed = true;
+            }
+            nodes.push(node);
+        }
+        if !changed {
+            return Ok(*id);
+        }
+        (self.put_tree)(&Tree::new(nodes).encode())
     }
-    put_tree(&Tree::new(nodes).encode())
+
+    fn unreadable(&mut self, _: &BlobId, path: &Path, error: Error) -> Result<BlobId> {
+        self.removed.push(Removed { path: path.to_path_buf(), unreadable: Some(error.to_string()) });
+        (self.put_tree)(&Tree::new(vec![]).encode())
+    }
 }

@@ -5,7 +5,10 @@
 //! It also offers the typed reads everything else builds on: the index, snapshots, blobs, trees.
 
 pub mod index;
+pub mod keys;
+pub mod select;
 pub mod store;
+pub mod trees;
 pub mod writer;
 
 use std::sync::Arc;
@@ -28,6 +31,7 @@ use crate::foundation::identity::host_and_user;
 use crate::repository::index::{Index, IndexEntry};
 use crate::repository::store::{ObjectKey, ObjectKind, Store, StoreError};
 use crate::repository::writer::IndexCommitted;
+pub use select::{SnapshotFilter, SnapshotPath, SnapshotRef};
 
 /// Options of `init`.
 #[derive(Debug, Clone)]
@@ -111,7 +115,27 @@ impl Repository {
         Ok(Repository { store, master, config, key_id })
     }
 
-    fn write_key(store: &dyn Store, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+    /// Creates a repository at `url` (a path, `file://`, `s3://`, `az://`, `gs://`,
+    /// `http(s)://` or `memory://`), with the store settings of [`store::OpenOptions::default`]
+    /// (credentials from the environment, retries, a metadata cache for remote stores).
+    ///
+    /// # Errors
+    /// As [`store::open`] and [`Repository::init`].
+    pub fn init_url(url: &str, password: &[u8], options: &InitOptions) -> Result<Self> {
+        let store = store::open(url, &store::OpenOptions::default()).map_err(Error::Storage)?;
+        Self::init(store, password, options)
+    }
+
+    /// Opens the repository at `url` (see [`Repository::init_url`]) with `password`.
+    ///
+    /// # Errors
+    /// As [`store::open`] and [`Repository::open`].
+    pub fn open_url(url: &str, password: &[u8]) -> Result<Self> {
+        let store = store::open(url, &store::OpenOptions::default()).map_err(Error::Storage)?;
+        Self::open(store, password)
+    }
+
+    pub(crate) fn write_key(store: &dyn Store, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
         let (host, user) = host_and_user();
         let kf = KeyFile::wrap(master, password, kdf, &host, &user, &jiff::Timestamp::now().to_string())
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -245,51 +269,9 @@ impl Repository {
         self.key_id
     }
 
-    /// Adds a key file for another password.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
-        Self::write_key(&*self.store, &self.master, password, kdf)
-    }
-
-    /// Every key file, decoded (unreadable ones are skipped).
-    ///
-    /// # Errors
-    /// Store errors listing.
-    pub fn keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
-        let mut out = Vec::new();
-        for info in self.store.list(ObjectKind::Key).map_err(Error::Storage)? {
-            if let Ok(kf) = self
-                .get_verified(info.key)
-                .map_err(|e| e.to_string())
-                .and_then(|d| KeyFile::decode(&d).map_err(|e| e.to_string()))
-            {
-                out.push((KeyId(info.key.id), kf));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Removes a key file; the one that opened this session and the last one are refused.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for the refused cases; store errors.
-    pub fn remove_key(&self, id: KeyId) -> Result<()> {
-        if id == self.key_id {
-            return Err(Error::InvalidArgument(
-                "refusing to remove the key this session opened the repository with".into(),
-            ));
-        }
-        let keys = self.store.list(ObjectKind::Key).map_err(Error::Storage)?;
-        if !keys.iter().any(|k| k.key.id == id.0) {
-            return Err(Error::NotFound(format!("key {id}")));
-        }
-        if keys.len() < 2 {
-            return Err(Error::InvalidArgument("refusing to remove the last key".into()));
-        }
-        let key = ObjectKey::new(ObjectKind::Key, id.0);
-        self.store.delete(&key).map_err(store_err(key))
+    /// Records that the session now goes on with key `id` (after a password change).
+    fn set_key_id(&mut self, id: KeyId) {
+        self.key_id = id;
     }
 
     /// The chunker of this repository.
@@ -522,34 +504,17 @@ impl Repository {
         }
     }
 
-    /// Resolves `latest` or a unique id prefix, among snapshots passing `filter`.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`] when nothing matches; [`Error::Config`] for an ambiguous prefix.
-    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
-        let all = self.snapshots()?;
-        if spec == "latest" {
-            return all
-                .into_iter()
-                .rev()
-                .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| Error::NotFound("snapshot `latest` (no snapshot matches)".into()));
-        }
-        let spec = spec.to_ascii_lowercase();
-        let mut matches = all.into_iter().filter(|(id, _)| id.to_string().starts_with(&spec));
-        match (matches.next(), matches.next()) {
-            (Some(one), None) => Ok(one),
-            (None, _) => Err(Error::NotFound(format!("snapshot `{spec}`"))),
-            (Some(_), Some(_)) => Err(Error::InvalidArgument(format!("snapshot id prefix `{spec}` is ambiguous"))),
-        }
-    }
-
     /// Reads and opens one blob.
     ///
     /// # Errors
-    /// [`Error::NotFound`] if the index lacks it; store and corruption errors naming the pack.
+    /// [`Error::Corrupt`] if the index lacks it; store and corruption errors naming the pack.
     pub fn read_blob(&self, index: &Index, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
-        let entry = index.get(id).ok_or_else(|| Error::NotFound(format!("{kind:?} blob {id} in the index")))?;
+        let entry = index.get(id).ok_or_else(|| {
+            Error::corrupt(
+                format!("{kind:?} blob {id}"),
+                "is in no index object (run `cairn check`, then `cairn repair index`)",
+            )
+        })?;
         self.read_entry(index, entry)
     }
 
@@ -589,27 +554,6 @@ impl Repository {
     pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
         let data = self.read_blob(index, BlobKind::Tree, id)?;
         Tree::decode(id, &data)
-    }
-}
-
-/// Narrows snapshots by host, path and tag.
-#[derive(Debug, Clone, Default)]
-pub struct SnapshotFilter {
-    /// Any of these hosts (empty = any).
-    pub hosts: Vec<String>,
-    /// Snapshots whose paths include all of these (empty = any).
-    pub paths: Vec<String>,
-    /// Snapshots carrying all of these tags (empty = any).
-    pub tags: Vec<String>,
-}
-
-impl SnapshotFilter {
-    /// Whether `s` passes.
-    #[must_use]
-    pub fn matches(&self, s: &Snapshot) -> bool {
-        (self.hosts.is_empty() || self.hosts.contains(&s.host))
-            && self.paths.iter().all(|p| s.paths.contains(p))
-            && s.has_tags(&self.tags)
     }
 }
 

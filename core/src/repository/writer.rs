@@ -383,9 +383,10 @@ impl Shared<'_> {
 
 /// The error of a writer that depends on a pack a concurrent prune swept.
 fn removed_while_running(id: PackId) -> Error {
-    Error::Corrupt {
+    Error::Conflict {
         object: format!("pack {id}"),
-        reason: "was removed while this backup ran (a concurrent prune); no snapshot was written, run it again".into(),
+        reason: "was removed while this backup ran (by a concurrent prune); no snapshot was written, run it again"
+            .into(),
     }
 }
 

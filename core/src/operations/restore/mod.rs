@@ -16,19 +16,23 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::format::blob::BlobKind;
-use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, Time, Tree};
 use crate::foundation::error::{Error, IoContext, Result};
-use crate::foundation::id::{BlobId, Digest};
+use crate::foundation::id::{BlobId, Digest, SnapshotId};
 use crate::foundation::pattern::PathPatterns;
 use crate::foundation::progress::Progress;
 use crate::repository::index::{Index, IndexEntry};
 use crate::repository::store::{ObjectKey, ObjectKind};
-use crate::repository::{Repository, SnapshotFilter};
+use crate::repository::trees::TreeWalker;
+use crate::repository::{Repository, SnapshotFilter, SnapshotRef};
 
+mod drill;
+mod dump;
 mod fetch;
 mod plan;
+
+pub use drill::{DrillReport, drill, drill_in};
+pub use dump::{Dumped, FileReader, dump, file};
 
 use fetch::*;
 use plan::*;
@@ -67,11 +71,34 @@ impl RestoreOptions {
     }
 }
 
+/// An entry that could not be restored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Failure {
+    /// Where it was to be restored (or, for an unsafe name, where it is in the snapshot).
+    pub path: PathBuf,
+    /// Why it was not.
+    pub reason: String,
+}
+
+impl Failure {
+    fn new(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Failure { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// As `[path, reason]`, the shape `cairn restore --json` has always printed.
+impl serde::Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (self.path.to_string_lossy(), &self.reason).serialize(s)
+    }
+}
+
 /// What a restore did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct RestoreSummary {
     /// The snapshot restored.
-    pub snapshot: String,
+    pub snapshot: SnapshotId,
     /// Regular files restored.
     pub files: u64,
     /// Directories restored.
@@ -84,89 +111,23 @@ pub struct RestoreSummary {
     pub verified: u64,
     /// Wall time, seconds.
     pub seconds: f64,
-    /// Paths that could not be restored, with the reason.
-    pub failed: Vec<(String, String)>,
+    /// Entries that could not be restored, with the reason (sorted by path).
+    pub failed: Vec<Failure>,
     /// Non-fatal notes (e.g. ownership not restored).
     pub warnings: Vec<String>,
 }
 
-/// Splits `SNAP[:PATH]`.
-#[must_use]
-pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
-    match spec.split_once(':') {
-        Some((s, p)) if !p.is_empty() => (s, Some(p)),
-        Some((s, _)) => (s, None),
-        None => (spec, None),
-    }
-}
-
-/// Finds the node at `path` (absolute, as in the snapshot) below `root`.
+/// Restores `path` (absolute, as in the snapshot; `None` for everything) of the snapshot
+/// `which` into `opts.target` (`latest` is the newest passing `opts.filter`). Paths need not be
+/// UTF-8.
 ///
 /// # Errors
-/// [`Error::NotFound`] when a component is missing.
-pub fn find_node(repo: &Repository, index: &Index, snapshot: &Snapshot, path: &Path) -> Result<Node> {
-    let mut node = root_node(snapshot);
-    for comp in path.components() {
-        let name = match comp {
-            std::path::Component::Normal(n) => n.as_bytes(),
-            _ => continue,
-        };
-        let subtree = match (node.kind, node.subtree) {
-            (NodeKind::Dir, Some(t)) => t,
-            _ => return Err(Error::NotFound(format!("path {} in the snapshot", path.display()))),
-        };
-        let tree = repo.load_tree(index, &subtree)?;
-        node = tree
-            .find(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("path {} in the snapshot", path.display())))?;
-    }
-    Ok(node)
-}
-
-/// A directory node standing for a snapshot's root tree.
-#[must_use]
-pub fn root_node(snapshot: &Snapshot) -> Node {
-    Node {
-        name: b"/".to_vec(),
-        kind: NodeKind::Dir,
-        mode: 0o40755,
-        uid: 0,
-        gid: 0,
-        mtime: Time::default(),
-        atime: Time::default(),
-        ctime: Time::default(),
-        inode: 0,
-        dev: 0,
-        nlink: 1,
-        size: 0,
-        rdev: 0,
-        content: vec![],
-        hash: None,
-        subtree: Some(snapshot.tree),
-        target: None,
-        link: None,
-    }
-}
-/// Restores `spec` (`SNAP[:PATH]`) into `opts.target`.
-///
-/// # Errors
-/// Fatal errors (no such snapshot or path, the target not writable). Files that could not be
+/// Fatal errors (no such snapshot or path, the target not writable). Entries that could not be
 /// restored are listed in [`RestoreSummary::failed`] instead.
-pub fn run(repo: &Repository, spec: &str, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
-    let (snap, sub) = split_spec(spec);
-    run_path(repo, snap, sub.map(Path::new), opts, progress)
-}
-
-/// Restores the path `sub` (absolute, as in the snapshot; `None` for everything) of snapshot
-/// `snap` (an id prefix or `latest`). Paths need not be UTF-8.
-///
-/// # Errors
-/// As [`run`].
-pub fn run_path(
+pub fn run(
     repo: &Repository,
-    snap: &str,
-    sub: Option<&Path>,
+    which: &SnapshotRef,
+    path: Option<&Path>,
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreSummary> {
@@ -174,13 +135,12 @@ pub fn run_path(
     // The snapshot and the index are read side by side: round trips to a distant store.
     let (found, index) = std::thread::scope(|s| {
         let index = s.spawn(|| repo.load_index());
-        let found = repo.find_snapshot(snap, &opts.filter);
+        let found = repo.find_snapshot(which, &opts.filter);
         (found, index.join().unwrap_or_else(|_| Err(Error::Internal("index load panicked".into()))))
     });
     let (snap_id, snapshot) = found?;
     let index = index?;
-    let sub = sub.unwrap_or(Path::new("/"));
-    let start = find_node(repo, &index, &snapshot, sub)?;
+    let sub = path.unwrap_or(Path::new("/"));
     let fetching = Fetching::for_repo(repo, opts.connections);
     // The pool decodes, and fetches trees a request per thread.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -188,15 +148,14 @@ pub fn run_path(
         .thread_name(|i| format!("cairn-restore-{i}"))
         .build()
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let start = TreeWalker::new(repo, &index).find(&snapshot, sub)?;
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
     let trees = match start.kind {
         NodeKind::Dir => prefetch_trees(repo, &index, start.subtree, &pool),
         _ => HashMap::new(),
     };
     let mut planner = Planner {
-        repo,
         index: &index,
-        trees,
         includes: PathPatterns::new(&opts.includes)?,
         excludes: PathPatterns::new(&opts.excludes)?,
         link_first: HashMap::new(),
@@ -210,22 +169,16 @@ pub fn run_path(
             warnings: vec![],
             failed: vec![],
         },
+        dirs: vec![DirFrame::target(&opts.target)],
     };
-    let snap_dir = PathBuf::from(sub);
-    match start.kind {
-        NodeKind::Dir => {
-            let tree = match start.subtree {
-                Some(id) => match planner.trees.get(&id) {
-                    Some(t) => t.clone(),
-                    None => repo.load_tree(&index, &id)?,
-                },
-                None => Tree::default(),
-            };
-            planner.walk(&tree, &snap_dir, &opts.target, false);
+    match (start.kind, start.subtree) {
+        (NodeKind::Dir, Some(tree)) => {
+            let walker = TreeWalker::new(repo, &index).with_fetched(&trees);
+            walker.walk(&tree, sub, &mut planner)?;
         }
+        (NodeKind::Dir, None) => {}
         _ => {
-            let parent = snap_dir.parent().unwrap_or(Path::new("/")).to_path_buf();
-            planner.walk(&Tree::new(vec![start]), &parent, &opts.target, false);
+            planner.plan_entry(&start, sub);
         }
     }
     let mut plan = planner.plan;
@@ -250,12 +203,22 @@ pub fn run_path(
     };
     restore_data(repo, &index, &by_pack, &writer, &pool, fetching, &fail);
     let bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
-    let mut summary = RestoreSummary { snapshot: snap_id.to_string(), others: plan.others, ..Default::default() };
+    let mut summary = RestoreSummary {
+        snapshot: snap_id,
+        files: 0,
+        dirs: 0,
+        others: plan.others,
+        bytes: 0,
+        verified: 0,
+        seconds: 0.0,
+        failed: Vec::new(),
+        warnings: Vec::new(),
+    };
     // Remove failed files: nothing unreadable stays behind looking like good data.
     for (&n, reason) in &bad {
         let f = &plan.files[n];
         let _ = std::fs::remove_file(&f.path);
-        summary.failed.push((f.path.display().to_string(), reason.clone()));
+        summary.failed.push(Failure::new(&f.path, reason.clone()));
     }
     summary.failed.extend(plan.failed.iter().cloned());
     // Files with nothing to write (empty ones) are created here; with --verify, every file is
@@ -295,12 +258,12 @@ pub fn run_path(
     });
     let mut bad = bad;
     for (n, reason) in late_failures.into_inner().unwrap_or_default() {
-        summary.failed.push((plan.files[n].path.display().to_string(), reason.clone()));
+        summary.failed.push(Failure::new(&plan.files[n].path, reason.clone()));
         bad.insert(n, reason);
     }
     for (path, first) in &plan.links {
         if bad.contains_key(first) {
-            summary.failed.push((path.display().to_string(), "its hard-link original could not be restored".into()));
+            summary.failed.push(Failure::new(path, "its hard-link original could not be restored"));
             continue;
         }
         std::fs::hard_link(&plan.files[*first].path, path).at(path)?;
@@ -332,28 +295,4 @@ fn verify_file(path: &Path, node: &Node) -> std::result::Result<(), String> {
         return Err("content does not match the hash stored at backup time".into());
     }
     Ok(())
-}
-
-/// Writes a file's content to `out`, blob by blob.
-///
-/// # Errors
-/// [`Error::Config`] if the node is not a file; read errors naming the pack.
-pub fn dump_file(repo: &Repository, index: &Index, node: &Node, out: &mut dyn std::io::Write) -> Result<u64> {
-    if node.kind != NodeKind::File {
-        return Err(Error::InvalidArgument(format!("{} is not a regular file", node.display_name())));
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut n = 0;
-    for id in &node.content {
-        let data = repo.read_blob(index, BlobKind::Data, id)?;
-        hasher.update(&data);
-        out.write_all(&data).map_err(|e| Error::io("<stdout>", e))?;
-        n += data.len() as u64;
-    }
-    if let Some(h) = node.hash
-        && Digest(*hasher.finalize().as_bytes()) != h
-    {
-        return Err(Error::corrupt(node.display_name(), "content does not match the hash stored at backup time"));
-    }
-    Ok(n)
 }

@@ -2,6 +2,7 @@
 //! needs, and the metadata helpers the writers share.
 
 use super::*;
+use crate::repository::trees::TreeVisitor;
 
 pub(super) struct FilePlan {
     pub(super) path: PathBuf,
@@ -36,19 +37,37 @@ pub(super) struct Plan {
     pub(super) blobs: HashMap<BlobId, Vec<Target>>,
     pub(super) others: u64,
     pub(super) warnings: Vec<String>,
-    pub(super) failed: Vec<(String, String)>,
+    pub(super) failed: Vec<Failure>,
 }
 
 pub(super) struct Planner<'a> {
-    pub(super) repo: &'a Repository,
     pub(super) index: &'a Index,
-    /// Trees fetched ahead ([`prefetch_trees`]).
-    pub(super) trees: HashMap<BlobId, Tree>,
     pub(super) includes: PathPatterns,
     pub(super) excludes: PathPatterns,
     pub(super) link_first: HashMap<u64, usize>,
     pub(super) is_root: bool,
     pub(super) plan: Plan,
+    /// The directories being walked, innermost last; the first is the target itself.
+    pub(super) dirs: Vec<DirFrame>,
+}
+
+/// A directory of the target being planned.
+pub(super) struct DirFrame {
+    /// Where it is restored.
+    pub(super) target: PathBuf,
+    /// This restore just created it, so nothing in it is in the way.
+    pub(super) fresh: bool,
+    /// Its node and whether it was selected itself (`None` for the restore's target).
+    pub(super) node: Option<(Node, bool)>,
+    /// Whether anything in it was (or will be) restored.
+    pub(super) any: bool,
+}
+
+impl DirFrame {
+    /// The frame of the restore's target directory.
+    pub(super) fn target(target: &Path) -> Self {
+        DirFrame { target: target.to_path_buf(), fresh: false, node: None, any: false }
+    }
 }
 
 impl Planner<'_> {
@@ -62,49 +81,47 @@ impl Planner<'_> {
         true
     }
 
-    /// Plans a directory's entries; an entry that cannot be created is recorded as failed and
-    /// the walk goes on (never stopping halfway with files created but not yet written).
-    /// `fresh`: `target_dir` was just created by this restore, so nothing in it is in the way.
-    pub(super) fn walk(&mut self, tree: &Tree, snap_dir: &Path, target_dir: &Path, fresh: bool) -> bool {
-        let mut any = false;
-        for node in &tree.nodes {
-            let name = node.os_name();
-            if name.is_empty() || name == "." || name == ".." || node.name.contains(&b'/') {
-                self.plan
-                    .failed
-                    .push((snap_dir.join(name).display().to_string(), "unsafe file name in the snapshot".into()));
-                continue;
+    /// Plans one entry of the directory on top of the stack; returns whether to walk into it.
+    /// An entry that cannot be created is recorded as failed and the walk goes on (never
+    /// stopping halfway with files created but not yet written).
+    pub(super) fn plan_entry(&mut self, node: &Node, snap_path: &Path) -> bool {
+        let Some(parent) = self.dirs.last() else { return false };
+        let name = node.os_name();
+        if name.is_empty() || name == "." || name == ".." || node.name.contains(&b'/') {
+            self.plan.failed.push(Failure::new(snap_path, "unsafe file name in the snapshot"));
+            return false;
+        }
+        let target = parent.target.join(name);
+        let fresh = parent.fresh;
+        if self.excludes.matches(snap_path) {
+            return false;
+        }
+        match self.entry(node, snap_path, target.clone(), fresh) {
+            Ok(Planned::Restored(restored)) => {
+                if let Some(top) = self.dirs.last_mut() {
+                    top.any |= restored;
+                }
+                false
             }
-            let snap_path = snap_dir.join(name);
-            let target = target_dir.join(name);
-            if self.excludes.matches(&snap_path) {
-                continue;
-            }
-            match self.entry(node, &snap_path, target.clone(), fresh) {
-                Ok(restored) => any |= restored,
-                Err(e) => self.plan.failed.push((target.display().to_string(), e.to_string())),
+            Ok(Planned::Descend) => true,
+            Err(e) => {
+                self.plan.failed.push(Failure::new(&target, e.to_string()));
+                false
             }
         }
-        any
     }
 
-    /// Plans one entry; returns whether anything was (or will be) restored for it.
-    pub(super) fn entry(&mut self, node: &Node, snap_path: &Path, target: PathBuf, fresh: bool) -> Result<bool> {
+    /// Plans one entry: whether anything was (or will be) restored for it, or that the walk
+    /// goes into the directory it is (whose frame is then pushed).
+    fn entry(&mut self, node: &Node, snap_path: &Path, target: PathBuf, fresh: bool) -> Result<Planned> {
         let selected = self.included(snap_path);
         // In a directory this restore created, no stat is needed to know the name is free.
         let clear = |path: &Path| if fresh { Ok(()) } else { remove_existing(path) };
         match node.kind {
             NodeKind::Dir => {
                 if !selected && !self.may_contain_includes(snap_path) {
-                    return Ok(false);
+                    return Ok(Planned::Restored(false));
                 }
-                let subtree = match node.subtree {
-                    Some(id) => match self.trees.get(&id) {
-                        Some(t) => t.clone(),
-                        None => self.repo.load_tree(self.index, &id)?,
-                    },
-                    None => Tree::default(),
-                };
                 let created = match std::fs::create_dir(&target) {
                     Ok(()) => true,
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && target.is_dir() => false,
@@ -113,28 +130,28 @@ impl Planner<'_> {
                         false
                     }
                 };
-                let inner = self.walk(&subtree, snap_path, &target, created);
-                if selected || inner {
-                    self.plan.dirs.push((target, node.clone()));
-                    return Ok(true);
+                let frame = DirFrame { target, fresh: created, node: Some((node.clone(), selected)), any: false };
+                if node.subtree.is_some() {
+                    self.dirs.push(frame);
+                    return Ok(Planned::Descend);
                 }
-                let _ = std::fs::remove_dir(&target);
-                Ok(false)
+                // No tree: an empty directory.
+                Ok(Planned::Restored(self.finish_dir(frame)))
             }
-            _ if !selected => Ok(false),
+            _ if !selected => Ok(Planned::Restored(false)),
             NodeKind::File => {
                 clear(&target)?;
                 if let Some(link) = node.link
                     && let Some(&first) = self.link_first.get(&link)
                 {
                     self.plan.links.push((target, first));
-                    return Ok(true);
+                    return Ok(Planned::Restored(true));
                 }
                 let mut refs = Vec::with_capacity(node.content.len());
                 let mut offset = 0u64;
                 for id in &node.content {
                     let e = self.index.get(id).ok_or_else(|| {
-                        Error::NotFound(format!("data blob {id} of {} in the index", snap_path.display()))
+                        Error::corrupt(format!("data blob {id} of {}", snap_path.display()), "is in no index object")
                     })?;
                     refs.push((*id, offset));
                     offset += u64::from(e.raw_len);
@@ -150,7 +167,7 @@ impl Planner<'_> {
                     self.plan.blobs.entry(id).or_default().push(Target { file: n, offset });
                 }
                 self.plan.files.push(FilePlan { path: target, node: node.clone(), state });
-                Ok(true)
+                Ok(Planned::Restored(true))
             }
             NodeKind::Symlink => {
                 clear(&target)?;
@@ -158,29 +175,80 @@ impl Planner<'_> {
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
                 self.set_meta(&target, node, true);
                 self.plan.others += 1;
-                Ok(true)
+                Ok(Planned::Restored(true))
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
                 clear(&target)?;
                 if let Err(e) = make_special(&target, node) {
                     self.plan.warnings.push(format!("{}: not restored: {e}", target.display()));
-                    return Ok(false);
+                    return Ok(Planned::Restored(false));
                 }
                 self.set_meta(&target, node, false);
                 self.plan.others += 1;
-                Ok(true)
+                Ok(Planned::Restored(true))
             }
             NodeKind::Socket => {
                 self.plan.warnings.push(format!("{}: sockets are not restored", target.display()));
-                Ok(false)
+                Ok(Planned::Restored(false))
             }
         }
+    }
+
+    /// A directory whose entries are planned: kept (its metadata set last) when it was
+    /// selected or holds something restored, removed again otherwise. Returns whether it was
+    /// kept.
+    fn finish_dir(&mut self, frame: DirFrame) -> bool {
+        let Some((node, selected)) = frame.node else { return frame.any };
+        if selected || frame.any {
+            self.plan.dirs.push((frame.target, node));
+            return true;
+        }
+        let _ = std::fs::remove_dir(&frame.target);
+        false
     }
 
     pub(super) fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
         if let Err(e) = set_metadata(path, node, symlink, self.is_root) {
             self.plan.warnings.push(format!("{}: metadata: {e}", path.display()));
         }
+    }
+}
+
+/// What planning an entry came to.
+enum Planned {
+    /// Planned; whether anything will be restored for it.
+    Restored(bool),
+    /// A directory the walk goes into (its frame is pushed).
+    Descend,
+}
+
+impl TreeVisitor for Planner<'_> {
+    /// Whether anything in the directory was (or will be) restored.
+    type Output = bool;
+
+    fn entry(&mut self, snap_path: &Path, node: &Node) -> Result<bool> {
+        Ok(self.plan_entry(node, snap_path))
+    }
+
+    fn after(&mut self, _: &BlobId, _: &Path, _: Tree, below: Vec<Option<bool>>) -> Result<bool> {
+        let Some(mut frame) = self.dirs.pop() else { return Ok(false) };
+        frame.any |= below.into_iter().flatten().any(|b| b);
+        let kept = self.finish_dir(frame);
+        if let Some(parent) = self.dirs.last_mut() {
+            parent.any |= kept;
+        }
+        Ok(kept)
+    }
+
+    fn unreadable(&mut self, _: &BlobId, _: &Path, error: Error) -> Result<bool> {
+        // The directory's frame was pushed when its entry was planned; nothing is in it yet.
+        if let Some(frame) = self.dirs.pop() {
+            if frame.fresh {
+                let _ = std::fs::remove_dir(&frame.target);
+            }
+            self.plan.failed.push(Failure::new(&frame.target, error.to_string()));
+        }
+        Ok(false)
     }
 }
 

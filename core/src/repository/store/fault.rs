@@ -5,8 +5,11 @@
 //! - `fail_rate=P`: each request fails with a transient error with probability P;
 //! - `fail_nth=N`: the Nth request (1-based, counting all kinds) fails permanently;
 //! - `fail_puts_after=N`: every put after the first N fails permanently (a dying network);
-//! - `short_reads=P`: a get returns a truncated body with probability P (as a broken
-//!   connection would), which the reader must detect;
+//! - `short_reads=P`: a read is cut short with probability P, as a broken connection would cut
+//!   it: a ranged read returns the first half of what it asked for (the retry layer must notice
+//!   and read again); a whole-object read fails with a transient error, as the HTTP client fails
+//!   a body that ends before its `Content-Length` (an object's whole body is never silently
+//!   short);
 //! - `delay_ms=D`: every request waits D milliseconds (latency injection);
 //! - `seed=S`: seed of the random choices;
 //! - `trace=1`: every request is written to standard error as it starts and again when it
@@ -138,7 +141,17 @@ impl<S: Store> Store for FaultyStore<S> {
         })
     }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-        self.request(&format!("get {key}"), || self.inner.get(key).map(|d| self.shorten(d)))
+        self.request(&format!("get {key}"), || {
+            let data = self.inner.get(key)?;
+            if data.len() > 1 && self.roll(self.config.short_reads) {
+                return Err(StoreError::Transient(format!(
+                    "injected short read: the body of {key} ended after {} of {} bytes",
+                    data.len() / 2,
+                    data.len()
+                )));
+            }
+            Ok(data)
+        })
     }
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         self.request(&format!("get_range {key} {range:?}"), || {

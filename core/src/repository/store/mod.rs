@@ -41,10 +41,13 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] when it does not exist.
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
-    /// Reads a byte range of an object.
+    /// Reads a byte range of an object. A backend returns what it read, which may be less than
+    /// asked (a response cut short, an object shorter than the range); the retry layer every
+    /// opened store has ([`retry::RetryStore`]) reads again or fails with
+    /// [`StoreError::ShortRead`], so a caller of a store from [`open`] always gets the whole range.
     ///
     /// # Errors
-    /// As [`Store::get`]; a range past the end is an error.
+    /// As [`Store::get`].
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError>;
     /// Reads a byte range into `buf`, replacing what it held and reusing its allocation: for a
     /// restore thread reading range after range (fresh buffers cost page faults). The default
