@@ -45,7 +45,7 @@ trap cleanup EXIT
 step() { printf '\n== bench: %s\n' "$*"; }
 
 step "build (debug)"
-cargo build -q -p cairn-cli -p cairn-bench
+cargo build -q -p cairn-cli -p cairn-bench --features cairn-cli/testing
 
 step "stage benches, one iteration each"
 CAIRN_BENCH_SAMPLE_BYTES=$((1 << 20)) cargo test -q -p cairn-bench --benches

@@ -573,7 +573,10 @@ pub fn run(opts: &Options) -> Result<Results> {
     let started = Instant::now();
     let load_before = crate::machine::load_average();
     if !opts.cairn.is_file() {
-        bail!("{} not found: build it first with `cargo build --release -p cairn-cli`", opts.cairn.display());
+        bail!(
+            "{} not found: build it first with `cargo build --release -p cairn-cli --features testing`",
+            opts.cairn.display()
+        );
     }
     fs::create_dir_all(&opts.work).with_context(|| format!("creating {}", opts.work.display()))?;
     let work = fs::canonicalize(&opts.work)?;

@@ -14,7 +14,7 @@
 //!    [`Repository::load_index`] as the commands run it, and lookups in the loaded index.
 //!
 //! ```text
-//! cargo build --release -p cairn-cli
+//! cargo build --release -p cairn-cli --features testing
 //! cargo run --release -p cairn-bench -- index --blobs 10000000
 //! ```
 

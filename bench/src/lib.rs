@@ -14,7 +14,7 @@
 //! - [`report`]: `docs/BENCHMARKS.md`, with issue 4's targets marked met or not met.
 //!
 //! ```text
-//! cargo build --release -p cairn-cli
+//! cargo build --release -p cairn-cli --features testing
 //! cargo run --release -p cairn-bench -- run --size 1GiB --out docs/BENCHMARKS.md
 //! cargo bench -p cairn-bench && cargo run --release -p cairn-bench -- limit --criterion target/criterion
 //! scripts/bench.sh            # the whole suite on tiny inputs, in seconds (no timing asserted)

@@ -62,10 +62,7 @@ impl GlobalArgs {
             let (k, v) = o.split_once('=').with_context(|| format!("option `{o}` is not KEY=VALUE"))?;
             settings.push((k.trim().to_string(), v.trim().to_string()));
         }
-        let faults = match std::env::var("CAIRN_TEST_FAULTS") {
-            Ok(f) if !f.is_empty() => Some(f.parse().map_err(anyhow::Error::msg).context("CAIRN_TEST_FAULTS")?),
-            _ => None,
-        };
+        let faults = std::env::var("CAIRN_TEST_FAULTS").ok().filter(|f| !f.is_empty());
         let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_root) };
         Ok(OpenOptions {
             backend: BackendOptions { settings, timeout: Some(std::time::Duration::from_secs(self.timeout)) },

@@ -77,8 +77,8 @@ pub enum StoreError {
     /// Not worth retrying (a bad request, a full disk).
     #[error("storage error: {0}")]
     Permanent(String),
-    /// A ranged read kept coming back shorter than asked, also when asked again: the object is
-    /// shorter than its index or header says.
+    /// A ranged read went past the end of the object: it is shorter than its index entry or
+    /// pack header says (damaged, or a different object under the same name).
     #[error("shorter than expected: {0}")]
     ShortRead(String),
 }
@@ -214,6 +214,17 @@ impl Error {
     /// A store error on the object `key`.
     pub(crate) fn store(key: ObjectKey) -> impl FnOnce(StoreError) -> Self {
         move |cause| Error::Store { key, cause }
+    }
+
+    /// Whether this says the store could not be read or written (unreachable, refused, failing)
+    /// rather than anything about the repository's content: a check or a listing that meets it
+    /// must stop, not report damage.
+    #[must_use]
+    pub fn is_storage_trouble(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::StorageUnavailable | ErrorKind::PermissionDenied | ErrorKind::Storage | ErrorKind::Internal
+        )
     }
 
     /// Whether this is the store saying the object `key`-like thing is gone (a concurrent

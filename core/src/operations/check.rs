@@ -12,19 +12,21 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Mutex;
 
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::format::blob;
-use crate::format::index::IndexedPack;
+use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::ENTRY_LEN;
 use crate::format::tree::{NodeKind, Tree};
 use crate::foundation::crypto::SEAL_OVERHEAD;
 use crate::foundation::error::{Error, Result};
-use crate::foundation::id::{BlobId, PackId, SnapshotId};
+use crate::foundation::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::store::batch::{self, Flow};
 use crate::repository::store::{ObjectKey, ObjectKind};
 use crate::repository::trees::{TreeVisitor, TreeWalker};
 
@@ -132,10 +134,58 @@ fn expected_pack_size(p: &IndexedPack) -> u64 {
     body + (SEAL_OVERHEAD + 5 + ENTRY_LEN * p.entries.len()) as u64 + 4
 }
 
+/// What a check found wrong with an object, in words that do not repeat the object's name; or,
+/// when the store could not be read at all, the error that ends the check (it found nothing
+/// about the repository then).
+fn finding(e: Error) -> Result<String> {
+    if e.is_storage_trouble() {
+        return Err(e);
+    }
+    Ok(match e {
+        Error::Store { cause, .. } => cause.to_string(),
+        Error::Corrupt { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+/// Packs downloaded side by side by `--read-data`: each is a whole pack in memory (16 MiB by
+/// default), so fewer than the store's requests in flight.
+const READ_DATA_IN_FLIGHT: usize = 4;
+
+/// What reading one pack's data found.
+struct PackData {
+    /// Bytes read.
+    bytes: u64,
+    /// Whether the bytes hash to the pack's name.
+    named_right: bool,
+    /// Blobs that failed authentication, decompression or their id.
+    damaged: Vec<BlobId>,
+}
+
+/// Downloads one pack and opens every blob in it (on the thread that downloaded it).
+fn read_pack(repo: &Repository, p: &IndexedPack) -> Result<PackData> {
+    let key = ObjectKey::new(ObjectKind::Pack, p.id.0);
+    let data = repo.store().get(&key).map_err(Error::store(key))?;
+    let subkey = repo.master().subkey(&p.salt);
+    let damaged = p
+        .entries
+        .iter()
+        .filter(|e| {
+            let range = e.offset as usize..(e.offset + e.length) as usize;
+            let ok = data.get(range).map(|s| blob::open(repo.master(), &subkey, e.kind, e.id, e.codec, e.raw_len, s));
+            !matches!(ok, Some(Ok(_)))
+        })
+        .map(|e| e.id)
+        .collect();
+    Ok(PackData { bytes: data.len() as u64, named_right: Digest::of(&data) == p.id.0, damaged })
+}
+
 /// Checks `repo`.
 ///
 /// # Errors
-/// Only when the store cannot be listed at all; everything else is a [`Problem`].
+/// When the store cannot be read (unreachable, refusing, failing after retries): the check
+/// stops rather than take what it could not read for damage. Everything it finds wrong with
+/// the repository's content is a [`Problem`] instead.
 pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let store = repo.store();
@@ -144,9 +194,8 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     let mut packs: BTreeMap<PackId, IndexedPack> = BTreeMap::new();
     for info in store.list(ObjectKind::Index).map_err(Error::Storage)? {
         report.index_objects += 1;
-        let id = crate::foundation::id::IndexId(info.key.id);
-        let file =
-            repo.get_verified(info.key).and_then(|d| crate::format::index::IndexFile::open(repo.master(), &id, &d));
+        let id = IndexId(info.key.id);
+        let file = repo.get_verified(info.key).and_then(|d| IndexFile::open(repo.master(), &id, &d));
         match file {
             Ok(f) => {
                 index.add_file(&f);
@@ -162,7 +211,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
                     }
                 }
             }
-            Err(e) => report.problems.push(Problem { object: format!("index {id}"), message: e.to_string() }),
+            Err(e) => report.problems.push(Problem { object: format!("index {id}"), message: finding(e)? }),
         }
     }
     index.finalize();
@@ -189,13 +238,8 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         match stored.get(id) {
             None => mark_pack_bad(p, object, "missing from storage".into(), &mut report, &mut bad_blobs),
             Some(&size) if size != expected => {
-                mark_pack_bad(
-                    p,
-                    object,
-                    format!("size {size} bytes, the index implies {expected}"),
-                    &mut report,
-                    &mut bad_blobs,
-                );
+                let message = format!("size {size} bytes, the index implies {expected}");
+                mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
             }
             Some(&size) => match repo.read_pack_header_tail(id, size, p.entries.len()) {
                 Ok((salt, entries)) => {
@@ -204,23 +248,21 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
                     a.sort_by_key(|e| e.offset);
                     b.sort_by_key(|e| e.offset);
                     if a != b || salt != p.salt {
-                        mark_pack_bad(
-                            p,
-                            object,
-                            "header does not agree with the index".into(),
-                            &mut report,
-                            &mut bad_blobs,
-                        );
+                        let message = "header does not agree with the index".into();
+                        mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
                     }
                 }
-                Err(e) => mark_pack_bad(p, object, format!("header: {e}"), &mut report, &mut bad_blobs),
+                Err(e) => {
+                    let message = format!("header: {}", finding(e)?);
+                    mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
+                }
             },
         }
     }
     report.unindexed_packs = stored.keys().filter(|id| !packs.contains_key(id)).map(ToString::to_string).collect();
     report.unindexed_packs.sort();
 
-    // 3. Data.
+    // 3. Data, several packs side by side.
     let structurally_bad: HashSet<String> = report.problems.iter().map(|p| p.object.clone()).collect();
     let mut selected: Vec<&IndexedPack> = packs
         .values()
@@ -236,45 +278,50 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         let keep = ((selected.len() as f64 * pct / 100.0).ceil() as usize).min(selected.len());
         selected.truncate(keep);
     }
-    for p in selected {
-        report.packs_read += 1;
+    let read: Mutex<Vec<(usize, Result<PackData>)>> = Mutex::new(Vec::with_capacity(selected.len()));
+    let in_flight = batch::in_flight(store.as_ref(), 0).min(READ_DATA_IN_FLIGHT);
+    batch::for_each(
+        &selected,
+        in_flight,
+        |p| read_pack(repo, p),
+        |n, got| {
+            let trouble = got.as_ref().err().is_some_and(Error::is_storage_trouble);
+            if let Ok(mut all) = read.lock() {
+                all.push((n, got));
+            }
+            if trouble { Flow::Stop } else { Flow::Continue }
+        },
+    );
+    let mut read = read.into_inner().map_err(|_| Error::Internal("check lock poisoned".into()))?;
+    read.sort_by_key(|(n, _)| *n);
+    for (n, got) in read {
+        let p = selected[n];
         let object = format!("pack {}", p.id);
-        let key = ObjectKey::new(ObjectKind::Pack, p.id.0);
-        let data = match repo.store().get(&key) {
+        report.packs_read += 1;
+        let data = match got {
             Ok(d) => d,
             Err(e) => {
-                mark_pack_bad(p, object, format!("{key}: {e}"), &mut report, &mut bad_blobs);
+                let message = finding(e)?;
+                mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
                 continue;
             }
         };
         // A pack whose bytes do not match its name is damaged; which blobs it costs is found
-        // below, blob by blob, so the report names exactly the files affected.
-        if crate::foundation::id::Digest::of(&data) != p.id.0 {
+        // blob by blob, so the report names exactly the files affected.
+        if !data.named_right {
             report.problems.push(Problem { object: object.clone(), message: "content does not match its name".into() });
         }
-        report.bytes_read += data.len() as u64;
-        let key = repo.master().subkey(&p.salt);
-        let mut damaged = Vec::new();
-        for e in &p.entries {
-            let range = e.offset as usize..(e.offset + e.length) as usize;
-            let ok = data.get(range).map(|s| blob::open(repo.master(), &key, e.kind, e.id, e.codec, e.raw_len, s));
-            if !matches!(ok, Some(Ok(_))) {
-                damaged.push(e.id);
-            }
-        }
-        if !damaged.is_empty() {
-            for id in &damaged {
+        report.bytes_read += data.bytes;
+        if !data.damaged.is_empty() {
+            for id in &data.damaged {
                 bad_blobs.entry(*id).or_insert_with(|| object.clone());
             }
-            report.problems.push(Problem { object, message: format!("{} blobs fail authentication", damaged.len()) });
+            let message = format!("{} blobs fail authentication", data.damaged.len());
+            report.problems.push(Problem { object, message });
         }
     }
 
     // 4. Snapshots and trees.
-    let snapshots = match store.list(ObjectKind::Snapshot) {
-        Ok(s) => s,
-        Err(e) => return Err(Error::Storage(e)),
-    };
     let walker = TreeWalker::new(repo, &index);
     let mut trees = CheckTrees {
         index: &index,
@@ -284,16 +331,14 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         problems: Vec::new(),
         snapshot: SnapshotId::default(),
     };
-    for info in snapshots {
-        report.snapshots += 1;
-        let id = SnapshotId(info.key.id);
-        match repo.load_snapshot(id) {
-            Ok(s) => {
-                trees.snapshot = id;
-                walker.walk(&s.tree, Path::new("/"), &mut trees)?;
-            }
-            Err(e) => report.problems.push(Problem { object: format!("snapshot {id}"), message: e.to_string() }),
-        }
+    let (snapshots, damaged) = repo.snapshots_checked()?;
+    report.snapshots = (snapshots.len() + damaged.len()) as u64;
+    for (id, e) in damaged {
+        report.problems.push(Problem { object: format!("snapshot {id}"), message: finding(e)? });
+    }
+    for (id, s) in snapshots {
+        trees.snapshot = id;
+        walker.walk(&s.tree, Path::new("/"), &mut trees)?;
     }
     report.problems.extend(trees.problems);
     report.damaged_blobs = bad_blobs.keys().copied().collect();
@@ -336,11 +381,11 @@ impl TreeVisitor for CheckTrees<'_> {
             return Ok(Some(false));
         }
         if let Some(obj) = self.bad.get(id) {
-            let message = format!("tree blob {id} is in damaged {obj}");
+            let message = format!("is in damaged {obj}");
             return Ok(Some(self.tree_problem(id, path, message)));
         }
         if !self.index.contains(id) {
-            return Ok(Some(self.tree_problem(id, path, format!("tree blob {id} is not in the index"))));
+            return Ok(Some(self.tree_problem(id, path, "is not in the index".into())));
         }
         Ok(None)
     }
@@ -377,6 +422,7 @@ impl TreeVisitor for CheckTrees<'_> {
     }
 
     fn unreadable(&mut self, id: &BlobId, path: &Path, error: Error) -> Result<bool> {
-        Ok(self.tree_problem(id, path, error.to_string()))
+        let message = finding(error)?;
+        Ok(self.tree_problem(id, path, message))
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use crate::format::blob::BlobKind;
 use crate::format::snapshot::Snapshot;
@@ -17,6 +18,7 @@ use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::store::batch::{self, Flow};
 use crate::repository::trees::{TreeVisitor, TreeWalker};
 use crate::repository::writer::{BlobWriter, WriteOptions};
 
@@ -79,26 +81,68 @@ impl TreeVisitor for Copier<'_, '_> {
     }
 
     fn after(&mut self, id: &BlobId, _: &Path, mut tree: Tree, below: Vec<Option<BlobId>>) -> Result<BlobId> {
+        // The data blobs of this directory's files the target lacks, read from the source a
+        // batch at a time, several requests side by side.
+        let mut todo: Vec<BlobId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for node in &tree.nodes {
+            for blob in &node.content {
+                let copied = self.known.data.get(blob).is_some_and(|t| self.writer.has(t));
+                if !copied && seen.insert(*blob) {
+                    todo.push(*blob);
+                }
+            }
+        }
+        for batch in todo.chunks(COPY_BATCH) {
+            self.copy_blobs(batch)?;
+        }
         for (node, copied) in tree.nodes.iter_mut().zip(below) {
             if let Some(t) = copied {
                 node.subtree = Some(t);
             }
             for blob in &mut node.content {
-                *blob = match self.known.data.get(blob) {
-                    Some(t) if self.writer.has(t) => *t,
-                    _ => {
-                        let plain = self.src.read_blob(self.src_index, BlobKind::Data, blob)?;
-                        self.blobs_read += 1;
-                        let t = self.writer.add(BlobKind::Data, &plain)?;
-                        self.known.data.insert(*blob, t);
-                        t
-                    }
-                };
+                *blob =
+                    *self.known.data.get(blob).ok_or_else(|| Error::Internal(format!("blob {blob} was not copied")))?;
             }
         }
         let t = self.writer.add(BlobKind::Tree, &Tree::new(tree.nodes).encode())?;
         self.known.trees.insert(*id, t);
         Ok(t)
+    }
+}
+
+/// Data blobs read from the source at once: what is held in memory is this many blobs.
+const COPY_BATCH: usize = 16;
+
+impl Copier<'_, '_> {
+    /// Reads `blobs` from the source side by side and stores each in the target.
+    fn copy_blobs(&mut self, blobs: &[BlobId]) -> Result<()> {
+        let read: Mutex<Vec<(usize, Result<Vec<u8>>)>> = Mutex::new(Vec::with_capacity(blobs.len()));
+        let in_flight = batch::in_flight(self.src.store().as_ref(), 0);
+        batch::for_each(
+            blobs,
+            in_flight,
+            |id| self.src.read_blob(self.src_index, BlobKind::Data, id),
+            |n, got| {
+                let failed = got.is_err();
+                if let Ok(mut all) = read.lock() {
+                    all.push((n, got));
+                }
+                if failed { Flow::Stop } else { Flow::Continue }
+            },
+        );
+        let mut read = read.into_inner().map_err(|_| Error::Internal("copy lock poisoned".into()))?;
+        read.sort_by_key(|(n, _)| *n);
+        if read.len() < blobs.len() && read.iter().all(|(_, r)| r.is_ok()) {
+            return Err(Error::Internal("a blob of the source was not read".into()));
+        }
+        for (n, plain) in read {
+            let plain = plain?;
+            self.blobs_read += 1;
+            let t = self.writer.add(BlobKind::Data, &plain)?;
+            self.known.data.insert(blobs[n], t);
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,6 @@
 //! straight into the reserved buckets, which are then sorted in place on all cores.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use rayon::prelude::*;
@@ -24,6 +23,7 @@ use crate::foundation::compress::Codec;
 use crate::foundation::crypto::SALT_LEN;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, IndexId, PackId};
+use crate::repository::store::batch::{self, Flow};
 
 /// Where one blob is, in 48 bytes: the id, four `u32`s, and the blob's kind and codec kept in
 /// the top bits of the pack number (an index holds fewer than 2^30 packs).
@@ -93,8 +93,8 @@ const BUCKETS: usize = 256;
 /// allowed, whatever its size.
 const LOAD_BUDGET: u64 = 64 << 20;
 
-/// Index objects loaded side by side: enough to hide a remote store's latency; the budget
-/// above, not this, bounds the memory.
+/// Index objects loaded side by side (through the store's [`batch`] mechanism): enough to hide
+/// a remote store's latency; the budget above, not this, bounds the memory.
 const LOAD_THREADS: usize = 8;
 
 /// The in-memory index.
@@ -149,28 +149,19 @@ impl Index {
         index.reserve(usize::try_from(bound).unwrap_or(usize::MAX));
         let table = Mutex::new(index);
         let budget = Budget { used: Mutex::new(0), freed: Condvar::new(), limit: LOAD_BUDGET };
-        let next = AtomicUsize::new(0);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
-        let failed = AtomicBool::new(false);
-        let load_one = |(id, size): (IndexId, u64)| -> Result<()> {
+        let load_one = |&(id, size): &(IndexId, u64)| -> Result<()> {
             let mut held = budget.acquire(size.saturating_mul(2));
             let plain = open(&id)?;
             held.keep(size);
             let mut table = table.lock().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
             table.append_object(&plain).map_err(|r| Error::corrupt(format!("index {id}"), r))
         };
-        std::thread::scope(|s| {
-            for _ in 0..LOAD_THREADS.min(order.len()) {
-                s.spawn(|| {
-                    while !failed.load(Ordering::Relaxed) {
-                        let Some(&object) = order.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
-                        if let Err(e) = load_one(object) {
-                            failed.store(true, Ordering::Relaxed);
-                            let mut first = failure.lock().unwrap_or_else(PoisonError::into_inner);
-                            first.get_or_insert(e);
-                        }
-                    }
-                });
+        batch::for_each(&order, LOAD_THREADS, load_one, |_, loaded| match loaded {
+            Ok(()) => Flow::Continue,
+            Err(e) => {
+                failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                Flow::Stop
             }
         });
         if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {

@@ -11,7 +11,7 @@ pub mod store;
 pub mod trees;
 pub mod writer;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -29,6 +29,7 @@ use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
 use crate::foundation::identity::host_and_user;
 use crate::repository::index::{Index, IndexEntry};
+use crate::repository::store::batch::{self, Flow};
 use crate::repository::store::{ObjectKey, ObjectKind, Store, StoreError};
 use crate::repository::writer::IndexCommitted;
 pub use select::{SnapshotFilter, SnapshotPath, SnapshotRef};
@@ -228,21 +229,23 @@ impl Repository {
     /// Lists the key files and fetches them, a few side by side.
     fn fetch_keys(store: &dyn Store) -> Result<Vec<(crate::repository::store::ObjectInfo, Bytes)>> {
         let keys = store.list(ObjectKind::Key).map_err(Error::Storage)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for batch in keys.chunks(8) {
-            std::thread::scope(|s| {
-                let fetches: Vec<_> = batch
-                    .iter()
-                    .map(|info| s.spawn(move || store.get(&info.key).map_err(store_err(info.key))))
-                    .collect();
-                for (info, fetch) in batch.iter().zip(fetches) {
-                    let data = fetch.join().map_err(|_| Error::Internal("key fetch panicked".into()))??;
-                    out.push((info.clone(), data));
+        let fetched: Mutex<Vec<Option<Result<Bytes>>>> = Mutex::new((0..keys.len()).map(|_| None).collect());
+        batch::for_each(
+            &keys,
+            batch::in_flight(store, 0),
+            |info| store.get(&info.key).map_err(store_err(info.key)),
+            |n, got| {
+                if let Ok(mut all) = fetched.lock() {
+                    all[n] = Some(got);
                 }
-                Ok::<(), Error>(())
-            })?;
-        }
-        Ok(out)
+                Flow::Continue
+            },
+        );
+        let fetched = fetched.into_inner().map_err(|_| Error::Internal("key fetch lock poisoned".into()))?;
+        keys.into_iter()
+            .zip(fetched)
+            .map(|(info, got)| Ok((info, got.ok_or_else(|| Error::Internal("a key file was not fetched".into()))??)))
+            .collect()
     }
 
     /// The store.
@@ -473,21 +476,32 @@ impl Repository {
     /// Store errors listing.
     pub fn snapshots_checked(&self) -> Result<CheckedSnapshots> {
         let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
+        let loaded: Mutex<Vec<(SnapshotId, Result<Snapshot>)>> = Mutex::new(Vec::with_capacity(infos.len()));
+        batch::for_each(
+            &infos,
+            batch::in_flight(self.store.as_ref(), 0),
+            |info| self.load_snapshot(SnapshotId(info.key.id)),
+            |n, got| {
+                if let Ok(mut all) = loaded.lock() {
+                    all.push((SnapshotId(infos[n].key.id), got));
+                }
+                Flow::Continue
+            },
+        );
         let mut out = Vec::with_capacity(infos.len());
         let mut damaged = Vec::new();
-        for info in infos {
-            let id = SnapshotId(info.key.id);
-            match self.load_snapshot(id) {
+        for (id, got) in loaded.into_inner().map_err(|_| Error::Internal("snapshot load lock poisoned".into()))? {
+            match got {
                 Ok(s) => out.push((id, s)),
                 // Forgotten by a concurrent `forget` since the listing.
-                Err(Error::Store { cause: StoreError::NotFound(_), .. }) => {}
-                Err(e @ Error::Store { cause: StoreError::Transient(_) | StoreError::Permanent(_), .. }) => {
-                    return Err(e);
-                }
+                Err(e) if e.is_missing_object() => {}
+                // Not a finding about the snapshot: the store could not be read.
+                Err(e) if e.is_storage_trouble() => return Err(e),
                 Err(e) => damaged.push((id, e)),
             }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        damaged.sort_by_key(|(id, _)| *id);
         Ok((out, damaged))
     }
 

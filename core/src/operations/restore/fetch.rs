@@ -3,6 +3,7 @@
 //! threads.
 
 use super::*;
+use crate::repository::store::batch::{self, Flow};
 
 /// Ranges of one pack closer than this are fetched in one request.
 pub(super) const COALESCE_GAP: u64 = 1 << 20;
@@ -115,26 +116,29 @@ pub(super) fn load_trees(
         entries.sort_by_key(|e| e.offset);
         groups.extend(coalesce(entries, tree_request(repo)));
     }
-    let mut fetched: Vec<(BlobId, Tree)> = groups
-        .par_iter()
-        .filter_map(|group| {
-            let first = group.first()?;
-            let key = ObjectKey::new(ObjectKind::Pack, index.pack(first).id.0);
-            let range = span(group);
-            let start = range.start;
-            let data = repo.store().get_range_cacheable(&key, range).ok()?;
-            Some((*group, start, data))
-        })
-        .collect::<Vec<_>>()
-        .par_iter()
-        .flat_map_iter(|(group, start, data)| {
-            group.iter().filter_map(move |e| {
+    let fetched: Mutex<Vec<(BlobId, Tree)>> = Mutex::new(Vec::new());
+    let fetch = |group: &&[&IndexEntry]| -> Vec<(BlobId, Tree)> {
+        let Some(first) = group.first() else { return Vec::new() };
+        let key = ObjectKey::new(ObjectKind::Pack, index.pack(first).id.0);
+        let range = span(group);
+        let start = range.start;
+        let Ok(data) = repo.store().get_range_cacheable(&key, range) else { return Vec::new() };
+        group
+            .iter()
+            .filter_map(|e| {
                 let from = usize::try_from(u64::from(e.offset) - start).ok()?;
                 let sealed = data.get(from..from.checked_add(e.length as usize)?)?;
                 open_tree(repo, index, e, sealed)
             })
-        })
-        .collect::<Vec<_>>();
+            .collect()
+    };
+    batch::for_each(&groups, batch::in_flight(repo.store().as_ref(), 0), fetch, |_, trees| {
+        if let Ok(mut all) = fetched.lock() {
+            all.extend(trees);
+        }
+        Flow::Continue
+    });
+    let mut fetched = fetched.into_inner().unwrap_or_default();
     out.append(&mut fetched);
     out
 }
@@ -160,6 +164,8 @@ pub(super) fn group_by_pack<'i>(
 }
 
 thread_local! {
+    /// A thread's buffer for the requests it reads and decodes itself (from a local store).
+    static READ_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
     /// A decoding thread's decompression scratch, reused from blob to blob.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -347,10 +353,10 @@ struct Fetched<'e, 'i> {
 ///
 /// Blobs that cannot be fetched or opened are reported to `fail` with the reason; every other
 /// blob is written.
-pub(super) fn restore_data(
+pub(super) fn restore_data<'b, 'i>(
     repo: &Repository,
     index: &Index,
-    by_pack: &[(u32, Vec<&IndexEntry>)],
+    by_pack: &'b [(u32, Vec<&'i IndexEntry>)],
     writer: &FileWriter<'_>,
     pool: &rayon::ThreadPool,
     fetching: Fetching,
@@ -367,7 +373,7 @@ pub(super) fn restore_data(
         })
         .collect();
     requests.sort_by_key(|&(k, n, _)| (k, n));
-    let requests: Vec<(usize, &[&IndexEntry])> = requests.into_iter().map(|(_, n, g)| (n, g)).collect();
+    let requests: Vec<(usize, &'b [&'i IndexEntry])> = requests.into_iter().map(|(_, n, g)| (n, g)).collect();
     let keys: Vec<(ObjectKey, crate::foundation::crypto::SealKey)> = by_pack
         .iter()
         .filter_map(|(_, entries)| entries.first())
@@ -377,56 +383,51 @@ pub(super) fn restore_data(
         })
         .collect();
     let keys = &keys;
-    let next = AtomicUsize::new(0);
-    let take = || requests.get(next.fetch_add(1, Ordering::Relaxed)).copied();
     let decode_fetched = |mut f: Fetched<'_, '_>| {
         decode(repo, &keys[f.pack], f.group, &mut f.buf, writer, fail);
         f.buf
     };
     if fetching.in_flight == 0 {
-        pool.scope(|s| {
-            for _ in 0..fetching.decoders.max(1) {
-                s.spawn(|_| {
-                    let mut buf = Vec::new();
-                    while let Some((pack, group)) = take() {
-                        buf = download(repo, &keys[pack].0, pack, group, buf, &mut |f| decode_fetched(f), fail);
-                    }
+        // Each thread reads its own requests into a buffer it keeps, and decodes what it read.
+        batch::for_each(
+            &requests,
+            fetching.decoders,
+            |&(pack, group)| {
+                READ_BUFFER.with(|cell| {
+                    let taken = cell.take();
+                    cell.set(download(repo, &keys[pack].0, pack, group, taken, &mut |f| decode_fetched(f), fail));
                 });
-            }
-        });
+            },
+            |_, ()| Flow::Continue,
+        );
         return;
     }
-    // The buffers: each download's own, and one per decoder. Either channel can hold them all,
-    // so neither send waits.
+    // The buffers: one per download in flight and one per decoder, all free at first. A download
+    // takes a free one, hands it over full and takes another; a decoder gives each back. Either
+    // channel can hold them all, so no send waits.
     let buffers = fetching.in_flight + fetching.decoders;
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);
-    for _ in 0..fetching.decoders {
+    for _ in 0..buffers {
         let _ = free_tx.send(Vec::new());
     }
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<Fetched<'_, '_>>(buffers);
-    let mut spawn_error = None;
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<Fetched<'b, 'i>>(buffers);
     std::thread::scope(|s| {
-        for n in 0..fetching.in_flight {
-            let (full_tx, free_rx, take) = (full_tx.clone(), free_rx.clone(), &take);
-            let spawned = std::thread::Builder::new().name(format!("cairn-fetch-{n}")).spawn_scoped(s, move || {
-                // Hands the bytes over and waits for an empty buffer (the decoders give every
-                // buffer back, and hold at most one each).
-                let mut deliver = |f| {
+        let free = (free_tx.clone(), free_rx.clone());
+        s.spawn(move || {
+            let (free_tx, free_rx) = free;
+            let fetch = |&(pack, group): &(usize, &'b [&'i IndexEntry])| {
+                let buf = free_rx.recv().unwrap_or_default();
+                let mut deliver = |f: Fetched<'b, 'i>| {
                     let _ = full_tx.send(f);
                     free_rx.recv().unwrap_or_default()
                 };
-                let mut buf = Vec::new();
-                while let Some((pack, group)) = take() {
-                    buf = download(repo, &keys[pack].0, pack, group, buf, &mut deliver, fail);
-                }
-            });
-            if let Err(e) = spawned {
-                // Fewer downloads in flight: the others take the requests.
-                spawn_error.get_or_insert(e);
-            }
-        }
-        // The decoders stop when every download thread has ended and the queue is empty.
-        drop(full_tx);
+                let left = download(repo, &keys[pack].0, pack, group, buf, &mut deliver, fail);
+                let _ = free_tx.send(left);
+            };
+            batch::for_each(&requests, fetching.in_flight, fetch, |_, ()| Flow::Continue);
+            // The decoders stop when the downloads are done and the queue is empty.
+            drop(full_tx);
+        });
         pool.scope(|s| {
             for _ in 0..fetching.decoders.max(1) {
                 let (full_rx, free_tx) = (full_rx.clone(), free_tx.clone());
@@ -438,13 +439,6 @@ pub(super) fn restore_data(
             }
         });
     });
-    // Requests no thread took: none could be started.
-    if let Some(rest) = requests.get(next.load(Ordering::Relaxed).min(requests.len())..) {
-        let why = spawn_error.map_or_else(String::new, |e| e.to_string());
-        for (_, group) in rest {
-            fail(format!("cannot start a download thread: {why}"), group);
-        }
-    }
 }
 
 /// Fetches one coalesced run of a pack's entries into `buf` and hands it to `deliver`, which

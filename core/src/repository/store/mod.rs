@@ -6,7 +6,9 @@
 //! existing name is an error, never an overwrite. The path of every object is decided in one
 //! function, [`ObjectKey::path`].
 
+pub mod batch;
 pub mod cache;
+#[cfg(feature = "testing")]
 pub mod fault;
 pub mod object_store;
 pub mod retry;
@@ -42,12 +44,12 @@ pub trait Store: Send + Sync {
     /// [`StoreError::NotFound`] when it does not exist.
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
     /// Reads a byte range of an object. A backend returns what it read, which may be less than
-    /// asked (a response cut short, an object shorter than the range); the retry layer every
-    /// opened store has ([`retry::RetryStore`]) reads again or fails with
-    /// [`StoreError::ShortRead`], so a caller of a store from [`open`] always gets the whole range.
+    /// asked when a response is cut short; the retry layer every opened store has
+    /// ([`retry::RetryStore`]) reads it again, so a caller of a store from [`open`] always gets
+    /// the whole range or an error.
     ///
     /// # Errors
-    /// As [`Store::get`].
+    /// As [`Store::get`]; [`StoreError::ShortRead`] when the object ends before the range.
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError>;
     /// Reads a byte range into `buf`, replacing what it held and reusing its allocation: for a
     /// restore thread reading range after range (fresh buffers cost page faults). The default
@@ -138,8 +140,9 @@ pub struct OpenOptions {
     pub retry: retry::RetryPolicy,
     /// Where to cache metadata of remote repositories (`None`: no cache).
     pub cache_dir: Option<std::path::PathBuf>,
-    /// Faults to inject (tests and benchmarks only).
-    pub faults: Option<fault::FaultConfig>,
+    /// Faults to inject, as `fail_rate=0.1,delay_ms=20` (see the `fault` module): for the
+    /// tests and the latency benchmark, in builds with the `testing` feature only.
+    pub faults: Option<String>,
 }
 
 impl Default for OpenOptions {
@@ -172,11 +175,12 @@ pub fn is_remote(url: &str) -> bool {
 /// `backend → faults (tests) → retry → cache`.
 ///
 /// # Errors
-/// As [`object_store::ObjectStoreBackend::open`].
+/// As [`object_store::ObjectStoreBackend::open`]; [`StoreError::Permanent`] for faults that do
+/// not parse, or in a build without the `testing` feature.
 pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     let backend = object_store::ObjectStoreBackend::open(url, &opts.backend)?;
     let faulty: std::sync::Arc<dyn Store> = match &opts.faults {
-        Some(f) => std::sync::Arc::new(fault::FaultyStore::new(backend, f.clone())),
+        Some(spec) => with_faults(backend, spec)?,
         None => std::sync::Arc::new(backend),
     };
     // A store with latency added for a test or benchmark stands for a distant one, and is
@@ -190,6 +194,20 @@ pub fn open(url: &str, opts: &OpenOptions) -> Result<std::sync::Arc<dyn Store>, 
         }
         _ => Ok(std::sync::Arc::new(retried)),
     }
+}
+
+#[cfg(feature = "testing")]
+fn with_faults(backend: object_store::ObjectStoreBackend, spec: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let config: fault::FaultConfig =
+        spec.parse().map_err(|e| StoreError::Permanent(format!("faults `{spec}`: {e}")))?;
+    Ok(std::sync::Arc::new(fault::FaultyStore::new(backend, config)))
+}
+
+#[cfg(not(feature = "testing"))]
+fn with_faults(_: object_store::ObjectStoreBackend, spec: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Err(StoreError::Permanent(format!(
+        "faults `{spec}` were asked for (CAIRN_TEST_FAULTS), but this build of cairn cannot inject them: build it with the `testing` feature"
+    )))
 }
 
 #[cfg(test)]
@@ -206,6 +224,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "testing")]
     #[test]
     fn a_store_that_adds_latency_counts_as_remote_through_every_layer() {
         let local =

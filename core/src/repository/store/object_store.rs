@@ -503,8 +503,19 @@ fn read_local_range_into(path: &std::path::Path, range: Range<u64>, buf: &mut Ve
     file.seek(SeekFrom::Start(range.start)).map_err(io_err)?;
     buf.clear();
     buf.reserve(len);
-    file.take(len as u64).read_to_end(buf).map_err(io_err)?;
+    (&mut file).take(len as u64).read_to_end(buf).map_err(io_err)?;
+    if buf.len() < len {
+        // A local file read to its end: the object is shorter than the range.
+        let size = file.metadata().map_err(io_err)?.len();
+        return Err(object_too_short(size, &range));
+    }
     Ok(())
+}
+
+/// The error of a ranged read past the end of an object: it is shorter than whoever asked
+/// (an index entry, a pack header) says.
+fn object_too_short(size: u64, range: &Range<u64>) -> StoreError {
+    StoreError::ShortRead(format!("the object is {size} bytes, the range asked ends at byte {}", range.end))
 }
 
 impl Store for ObjectStoreBackend {
@@ -525,11 +536,19 @@ impl Store for ObjectStoreBackend {
     }
 
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        // What was read is returned as it is: the retry layer judges a short response.
-        match &self.local_root {
-            Some(root) => read_local_range(&root.join(key.path()), range),
-            None => self.rt.block_on(self.inner.get_range(&self.path(key), range)).map_err(map_err),
-        }
+        // An object shorter than the range is reported here, where its size is known; any
+        // other short response is returned as it is, for the retry layer to read again.
+        let Some(root) = &self.local_root else {
+            return self.rt.block_on(async {
+                let opts = ::object_store::GetOptions::default().with_range(Some(range.clone()));
+                let result = self.inner.get_opts(&self.path(key), opts).await.map_err(map_err)?;
+                if result.meta.size < range.end {
+                    return Err(object_too_short(result.meta.size, &range));
+                }
+                result.bytes().await.map_err(map_err)
+            });
+        };
+        read_local_range(&root.join(key.path()), range)
     }
 
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {

@@ -8,10 +8,10 @@
 //! first attempt succeeded.
 //!
 //! It is also the one place that holds a ranged read to what was asked: a response shorter than
-//! the range (a connection cut, a truncated body) is read again at once, up to
-//! [`SHORT_READ_ATTEMPTS`] times in all; if it is still short, the object really is shorter
-//! than its index or header says, and the read fails with [`StoreError::ShortRead`]. No caller
-//! ever sees a short range.
+//! the range (a connection cut, a body truncated in transit) is a transient error, read again
+//! under the same policy as any other, and reported as a short read if it stays short. No caller
+//! ever sees a short range. (An object that is itself shorter than the range is a different
+//! thing, told by the backend, which knows the object's size: [`StoreError::ShortRead`].)
 
 use std::ops::Range;
 use std::time::Duration;
@@ -20,9 +20,6 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
-
-/// Reads of one range before a response shorter than asked is taken for what the object holds.
-pub const SHORT_READ_ATTEMPTS: u32 = 3;
 
 /// How persistent to be.
 #[derive(Debug, Clone, Copy)]
@@ -73,32 +70,9 @@ impl<S: Store> RetryStore<S> {
     }
 }
 
-impl<S: Store> RetryStore<S> {
-    /// Reads `range` with `read` until the response holds all of it, at most
-    /// [`SHORT_READ_ATTEMPTS`] times.
-    fn whole_range<T>(
-        &self,
-        range: &Range<u64>,
-        read: impl Fn(&Range<u64>) -> Result<T, StoreError>,
-        len: impl Fn(&T) -> usize,
-    ) -> Result<T, StoreError> {
-        let want = range.end.saturating_sub(range.start);
-        let mut reads = 0;
-        loop {
-            let got = read(range)?;
-            reads += 1;
-            if len(&got) as u64 == want {
-                return Ok(got);
-            }
-            if reads >= SHORT_READ_ATTEMPTS {
-                return Err(short_read(len(&got), want, reads));
-            }
-        }
-    }
-}
-
-fn short_read(got: usize, want: u64, reads: u32) -> StoreError {
-    StoreError::ShortRead(format!("read {got} of {want} bytes, {reads} times"))
+/// A response holding `got` of the `want` bytes asked: a short one is transient (read again).
+fn whole(got: usize, want: u64) -> Result<(), StoreError> {
+    if got as u64 == want { Ok(()) } else { Err(StoreError::Transient(format!("short read: {got} of {want} bytes"))) }
 }
 
 impl<S: Store> Store for RetryStore<S> {
@@ -114,24 +88,21 @@ impl<S: Store> Store for RetryStore<S> {
         self.retry(|_| self.inner.get(key))
     }
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        self.whole_range(&range, |r| self.retry(|_| self.inner.get_range(key, r.clone())), |b| b.len())
+        let want = range.end.saturating_sub(range.start);
+        self.retry(|_| self.inner.get_range(key, range.clone()).and_then(|b| whole(b.len(), want).map(|()| b)))
     }
     fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        self.whole_range(&range, |r| self.retry(|_| self.inner.get_range_cacheable(key, r.clone())), |b| b.len())
+        let want = range.end.saturating_sub(range.start);
+        self.retry(|_| {
+            self.inner.get_range_cacheable(key, range.clone()).and_then(|b| whole(b.len(), want).map(|()| b))
+        })
     }
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
         let want = range.end.saturating_sub(range.start);
-        let mut reads = 0;
-        loop {
-            self.retry(|_| self.inner.get_range_into(key, range.clone(), buf))?;
-            reads += 1;
-            if buf.len() as u64 == want {
-                return Ok(());
-            }
-            if reads >= SHORT_READ_ATTEMPTS {
-                return Err(short_read(buf.len(), want, reads));
-            }
-        }
+        self.retry(|_| {
+            self.inner.get_range_into(key, range.clone(), buf)?;
+            whole(buf.len(), want)
+        })
     }
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {
         self.retry(|_| self.inner.list(kind))
