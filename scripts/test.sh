@@ -11,6 +11,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
+step "API documentation of cairn-core (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p cairn-core --no-deps
+
 step "PostgreSQL for real dump tests, SeaweedFS for S3 tests (127.0.0.1 only)"
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
@@ -28,6 +31,16 @@ start_webdav || echo "rclone WebDAV unavailable: the http:// tests will fail lou
 
 step "unit, property and end-to-end tests"
 cargo test --workspace --no-fail-fast
+
+step "examples of cairn-core, each as an embedder runs it (the S3 one against SeaweedFS)"
+examples_cache=$(mktemp -d)
+for example in stream_backup retention s3_backup; do
+    cargo run -q -p cairn-core --example "$example"
+done
+CAIRN_EXAMPLE_REPOSITORY="s3://$S3_TEST_BUCKET/examples-$$" AWS_ACCESS_KEY_ID="$S3_TEST_KEY" \
+    AWS_SECRET_ACCESS_KEY="$S3_TEST_SECRET" AWS_REGION="$S3_TEST_REGION" AWS_ENDPOINT_URL="$S3_TEST_ENDPOINT" \
+    XDG_CACHE_HOME="$examples_cache" cargo run -q -p cairn-core --example s3_backup
+rm -rf "$examples_cache"
 
 step "benchmark suite, once on tiny inputs (no timing asserted)"
 scripts/bench.sh --no-peers

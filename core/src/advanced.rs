@@ -4,5 +4,5 @@
 //! Most embedders never need these: the crate root has the repository, the operations and their
 //! outcomes. What is here is stable only as far as the on-disk format it serves.
 
-pub use crate::foundation::{chunk, compress, crypto};
-pub use crate::repository::{index, writer};
+pub use crate::foundation::{chunk, codec, compress, crypto, identity, path, pattern};
+pub use crate::repository::{index, trees, writer};

@@ -44,14 +44,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-// The layers, each built on the ones before it only (docs/ARCHITECTURE.md).
-
-pub mod format;
+// The layers, each built on the ones before it only (docs/ARCHITECTURE.md). What an embedder
+// needs is re-exported below; the plumbing is under `advanced` and `format`.
 mod foundation;
 mod operations;
 mod repository;
 
 pub mod advanced;
+pub mod format;
 
 pub use format::keyfile::KdfParams;
 pub use format::snapshot::{Snapshot, Summary};
@@ -60,9 +60,10 @@ pub use foundation::chunk::ChunkerParams;
 pub use foundation::duration::parse_duration;
 pub use foundation::error::{Error, ErrorKind, Result, StoreError};
 pub use foundation::id;
-pub use foundation::id::{BlobId, KeyId, PackId, SnapshotId};
+pub use foundation::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
 pub use foundation::progress::{NoProgress, Progress};
 pub use operations::forget::retention;
 pub use operations::{backup, check, copy, forget, inspect, prune, repair, restore, status};
+pub use repository::keys::KeyInfo;
 pub use repository::store;
-pub use repository::{InitOptions, Repository, SnapshotFilter, SnapshotPath, SnapshotRef};
+pub use repository::{CheckedSnapshots, InitOptions, Repository, SnapshotFilter, SnapshotPath, SnapshotRef};

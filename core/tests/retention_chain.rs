@@ -430,7 +430,9 @@ fn referenced_blobs(repo: &Repository) -> HashSet<BlobId> {
 }
 
 fn prune_now(repo: &Repository) -> PruneStats {
-    let opts = PruneOptions { max_unused: MAX_UNUSED, grace: Duration::ZERO, dry_run: false };
+    let mut opts = PruneOptions::default();
+    opts.max_unused = MAX_UNUSED;
+    opts.grace = Duration::ZERO;
     prune::run(repo, &opts).unwrap()
 }
 
@@ -445,12 +447,11 @@ fn a_year_of_tiered_retention_restores_every_kept_snapshot() {
     std::fs::create_dir_all(&scratch).unwrap();
     let store: Arc<dyn Store> =
         Arc::new(ObjectStoreBackend::open(repo_dir.to_str().unwrap(), &Default::default()).unwrap());
-    let init = InitOptions {
-        chunker_params: ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 },
-        pack_size: 64 * 1024,
-        compression: 3,
-        kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
-    };
+    let mut init = InitOptions::default();
+    init.chunker_params = ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 };
+    init.pack_size = 64 * 1024;
+    init.compression = 3;
+    init.kdf = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
     let mut repo = Repository::init(store.clone(), PASSWORD, &init).unwrap();
     let policy = tier_policy();
 

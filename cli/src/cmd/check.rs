@@ -64,7 +64,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         if !report.affected.is_empty() {
             eprintln!("damaged or missing data affects:");
             for a in &report.affected {
-                eprintln!("  snapshot {} {}", &a.snapshot[..8], a.path);
+                eprintln!("  snapshot {} {}", a.snapshot.short(), a.path.display());
             }
         }
         if let Some(d) = drill.as_ref().map(|d| &d.restore) {

@@ -32,12 +32,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let store = global.store()?;
     let password = global.password(true)?;
     let avg = args.chunk_avg_kib.saturating_mul(1024);
-    let options = InitOptions {
-        chunker_params: ChunkerParams { min_size: avg / 4, avg_size: avg, max_size: avg.saturating_mul(4) },
-        pack_size: args.pack_size_mib.saturating_mul(1 << 20),
-        compression: args.compression,
-        kdf: KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 },
-    };
+    let mut options = InitOptions::default();
+    options.chunker_params = ChunkerParams { min_size: avg / 4, avg_size: avg, max_size: avg.saturating_mul(4) };
+    options.pack_size = args.pack_size_mib.saturating_mul(1 << 20);
+    options.compression = args.compression;
+    options.kdf = KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 };
     let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {

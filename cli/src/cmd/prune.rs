@@ -50,7 +50,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
 
 /// Prunes an open repository and prints the outcome.
 pub fn run_on(repo: &Repository, global: &GlobalArgs, args: &PruneArgs, dry_run: bool) -> Result<u8> {
-    let opts = PruneOptions { max_unused: args.max_unused, grace: args.grace, dry_run };
+    let mut opts = PruneOptions::default();
+    opts.max_unused = args.max_unused;
+    opts.grace = args.grace;
+    opts.dry_run = dry_run;
     let stats = prune::run(repo, &opts).context("prune failed (the repository is unchanged or consistent)")?;
     report(global, &stats, dry_run)?;
     Ok(0)

@@ -11,7 +11,7 @@
 //! costs — the snapshots and paths whose content depends on it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rand::seq::SliceRandom;
@@ -32,6 +32,7 @@ use crate::repository::trees::{TreeVisitor, TreeWalker};
 
 /// Which packs `--read-data` reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum ReadData {
     /// None: structure only.
     None,
@@ -77,26 +78,65 @@ pub fn pack_slice(id: &PackId, m: u32) -> u32 {
     ((u128::from(u64::from_be_bytes(b)) * u128::from(m)) >> 64) as u32
 }
 
+/// What a problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Checked {
+    /// An index object.
+    Index(IndexId),
+    /// A pack.
+    Pack(PackId),
+    /// A snapshot.
+    Snapshot(SnapshotId),
+    /// A tree blob.
+    Tree(BlobId),
+    /// A data blob.
+    DataBlob(BlobId),
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Checked::Index(id) => write!(f, "index {id}"),
+            Checked::Pack(id) => write!(f, "pack {id}"),
+            Checked::Snapshot(id) => write!(f, "snapshot {id}"),
+            Checked::Tree(id) => write!(f, "tree {id}"),
+            Checked::DataBlob(id) => write!(f, "data blob {id}"),
+        }
+    }
+}
+
+/// As the text `Display` gives (`pack <id>`), the shape `check --json` has always printed.
+impl Serialize for Checked {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// One problem found.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Problem {
-    /// The damaged or missing object (`pack <id>`, `index <id>`, `snapshot <id>`, `tree <id>`).
-    pub object: String,
-    /// What is wrong.
+    /// The damaged or missing object.
+    pub object: Checked,
+    /// What is wrong with it.
     pub message: String,
 }
 
 /// A file (or tree) that damage affects.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub struct Affected {
     /// The snapshot.
-    pub snapshot: String,
+    pub snapshot: SnapshotId,
     /// The path in it.
-    pub path: String,
+    #[serde(serialize_with = "crate::foundation::path::serialize_path")]
+    pub path: PathBuf,
 }
 
 /// The outcome of a check.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Snapshots checked.
     pub snapshots: u64,
@@ -111,7 +151,7 @@ pub struct CheckReport {
     /// Blobs the index holds.
     pub blobs: u64,
     /// Packs in storage that no index names (left by an interrupted backup; prune removes them).
-    pub unindexed_packs: Vec<String>,
+    pub unindexed_packs: Vec<PackId>,
     /// Problems: any makes the check fail.
     pub problems: Vec<Problem>,
     /// Files and trees whose data is damaged or missing, per snapshot.
@@ -211,7 +251,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
                     }
                 }
             }
-            Err(e) => report.problems.push(Problem { object: format!("index {id}"), message: finding(e)? }),
+            Err(e) => report.problems.push(Problem { object: Checked::Index(id), message: finding(e)? }),
         }
     }
     index.finalize();
@@ -221,19 +261,19 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     // 2. Packs: existence, size, header agreement.
     let stored: HashMap<PackId, u64> =
         store.list(ObjectKind::Pack).map_err(Error::Storage)?.into_iter().map(|i| (PackId(i.key.id), i.size)).collect();
-    let mut bad_blobs: HashMap<BlobId, String> = HashMap::new();
+    let mut bad_blobs: HashMap<BlobId, Checked> = HashMap::new();
     let mark_pack_bad = |p: &IndexedPack,
-                         object: String,
+                         object: Checked,
                          message: String,
                          report: &mut CheckReport,
-                         bad: &mut HashMap<BlobId, String>| {
+                         bad: &mut HashMap<BlobId, Checked>| {
         for e in &p.entries {
-            bad.entry(e.id).or_insert_with(|| object.clone());
+            bad.entry(e.id).or_insert(object);
         }
         report.problems.push(Problem { object, message });
     };
     for (id, p) in &packs {
-        let object = format!("pack {id}");
+        let object = Checked::Pack(*id);
         let expected = expected_pack_size(p);
         match stored.get(id) {
             None => mark_pack_bad(p, object, "missing from storage".into(), &mut report, &mut bad_blobs),
@@ -259,14 +299,14 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
             },
         }
     }
-    report.unindexed_packs = stored.keys().filter(|id| !packs.contains_key(id)).map(ToString::to_string).collect();
+    report.unindexed_packs = stored.keys().filter(|id| !packs.contains_key(id)).copied().collect();
     report.unindexed_packs.sort();
 
     // 3. Data, several packs side by side.
-    let structurally_bad: HashSet<String> = report.problems.iter().map(|p| p.object.clone()).collect();
+    let structurally_bad: HashSet<Checked> = report.problems.iter().map(|p| p.object).collect();
     let mut selected: Vec<&IndexedPack> = packs
         .values()
-        .filter(|p| !structurally_bad.contains(&format!("pack {}", p.id)))
+        .filter(|p| !structurally_bad.contains(&Checked::Pack(p.id)))
         .filter(|p| match read_data {
             ReadData::None => false,
             ReadData::All | ReadData::Percent(_) => true,
@@ -296,7 +336,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     read.sort_by_key(|(n, _)| *n);
     for (n, got) in read {
         let p = selected[n];
-        let object = format!("pack {}", p.id);
+        let object = Checked::Pack(p.id);
         report.packs_read += 1;
         let data = match got {
             Ok(d) => d,
@@ -309,12 +349,12 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         // A pack whose bytes do not match its name is damaged; which blobs it costs is found
         // blob by blob, so the report names exactly the files affected.
         if !data.named_right {
-            report.problems.push(Problem { object: object.clone(), message: "content does not match its name".into() });
+            report.problems.push(Problem { object, message: "content does not match its name".into() });
         }
         report.bytes_read += data.bytes;
         if !data.damaged.is_empty() {
             for id in &data.damaged {
-                bad_blobs.entry(*id).or_insert_with(|| object.clone());
+                bad_blobs.entry(*id).or_insert(object);
             }
             let message = format!("{} blobs fail authentication", data.damaged.len());
             report.problems.push(Problem { object, message });
@@ -334,7 +374,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     let (snapshots, damaged) = repo.snapshots_checked()?;
     report.snapshots = (snapshots.len() + damaged.len()) as u64;
     for (id, e) in damaged {
-        report.problems.push(Problem { object: format!("snapshot {id}"), message: finding(e)? });
+        report.problems.push(Problem { object: Checked::Snapshot(id), message: finding(e)? });
     }
     for (id, s) in snapshots {
         trees.snapshot = id;
@@ -351,7 +391,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
 /// damaged one is, so every snapshot it costs is named.
 struct CheckTrees<'a> {
     index: &'a Index,
-    bad: &'a HashMap<BlobId, String>,
+    bad: &'a HashMap<BlobId, Checked>,
     /// Trees already walked without damage below them.
     seen_ok: HashSet<BlobId>,
     affected: BTreeSet<Affected>,
@@ -362,11 +402,11 @@ struct CheckTrees<'a> {
 
 impl CheckTrees<'_> {
     fn damaged(&mut self, path: &Path) {
-        self.affected.insert(Affected { snapshot: self.snapshot.to_string(), path: path.display().to_string() });
+        self.affected.insert(Affected { snapshot: self.snapshot, path: path.to_path_buf() });
     }
 
     fn tree_problem(&mut self, id: &BlobId, path: &Path, message: String) -> bool {
-        self.problems.push(Problem { object: format!("tree {id}"), message });
+        self.problems.push(Problem { object: Checked::Tree(*id), message });
         self.damaged(path);
         true
     }
@@ -401,7 +441,7 @@ impl TreeVisitor for CheckTrees<'_> {
                 } else if !self.index.contains(blob) {
                     file_bad = true;
                     self.problems.push(Problem {
-                        object: format!("data blob {blob}"),
+                        object: Checked::DataBlob(*blob),
                         message: format!(
                             "referenced by {} in snapshot {} but not in the index",
                             p.display(),

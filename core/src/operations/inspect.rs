@@ -1,6 +1,6 @@
 //! Looking inside snapshots: listing (`ls`), finding paths (`find`), comparing two snapshots
 //! (`diff`) and sizes (`stats`). Every function here only reads the repository, through the
-//! one tree walker ([`crate::repository::trees`]).
+//! one tree walker ([`crate::advanced::trees`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -41,6 +41,7 @@ use crate::repository::writer::WriteOptions;
 
 /// Prune settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PruneOptions {
     /// Repack partly used packs until unused bytes are at most this fraction of all pack bytes.
     pub max_unused: f64,
@@ -58,6 +59,7 @@ impl Default for PruneOptions {
 
 /// What prune did (or would do).
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct PruneStats {
     /// Blobs the snapshots use.
     pub used_blobs: u64,

@@ -21,6 +21,7 @@ use crate::repository::writer::WriteOptions;
 
 /// What `repair index` found and did.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct IndexRepair {
     /// Packs whose headers were read.
     pub packs_read: u64,

@@ -128,7 +128,7 @@ impl Index {
     /// Loads index objects into one index: `open` fetches, verifies and decrypts one object
     /// and returns its plaintext; `objects` names them with their stored sizes.
     ///
-    /// Several objects are opened side by side, largest first, with at most [`LOAD_BUDGET`]
+    /// Several objects are opened side by side, largest first, with at most 64 MiB
     /// bytes of them in memory at once; each is decoded straight into the table as soon as it
     /// is open, and its plaintext freed. The table is reserved once from the stored sizes (an
     /// entry takes 46 bytes there, so that bound is never short), then sorted in place. So

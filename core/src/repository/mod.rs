@@ -36,6 +36,7 @@ pub use select::{SnapshotFilter, SnapshotPath, SnapshotRef};
 
 /// Options of `init`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct InitOptions {
     /// Chunk size bounds.
     pub chunker_params: ChunkerParams,
@@ -80,7 +81,8 @@ impl Repository {
     /// Creates a repository in an empty store.
     ///
     /// # Errors
-    /// [`Error::Config`] if the store already holds a repository or the options are invalid.
+    /// [`Error::InvalidArgument`] if the store already holds a repository or the options are
+    /// invalid.
     pub fn init(store: Arc<dyn Store>, password: &[u8], options: &InitOptions) -> Result<Self> {
         options.chunker_params.validate().map_err(Error::InvalidArgument)?;
         if !(1 << 16..=1 << 30).contains(&options.pack_size) {
@@ -383,7 +385,7 @@ impl Repository {
         Ok(id)
     }
 
-    /// Stores `packs` as index objects of at most [`PACKS_PER_INDEX`] packs each, the first
+    /// Stores `packs` as index objects of at most `PACKS_PER_INDEX` (4096) packs each, the first
     /// naming `supersedes` (one object with no pack when there are none, so the old objects are
     /// still superseded). Readers take the union of all objects, so an interruption between two
     /// writes leaves duplicates, never a gap.

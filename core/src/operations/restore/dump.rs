@@ -119,7 +119,7 @@ pub enum Dumped {
 /// as a tar stream of everything below it (named relative to the directory's own name).
 ///
 /// # Errors
-/// As [`file`]; unreadable trees.
+/// As [`file()`]; unreadable trees.
 pub fn dump(repo: &Repository, snapshot: &Snapshot, path: &Path, out: &mut dyn Write) -> Result<Dumped> {
     let index = repo.load_index()?;
     let walker = TreeWalker::new(repo, &index);

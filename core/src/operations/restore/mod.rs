@@ -39,6 +39,7 @@ use plan::*;
 
 /// Where and what to restore.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RestoreOptions {
     /// The directory to restore into (created if missing).
     pub target: PathBuf,
@@ -93,6 +94,38 @@ impl serde::Serialize for Failure {
     }
 }
 
+/// A note about an entry restored without all of its metadata (or not restored, for kinds
+/// that cannot be), or about the whole restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The entry (`None` for a note about the whole restore).
+    pub path: Option<PathBuf>,
+    /// What happened.
+    pub message: String,
+}
+
+impl Warning {
+    pub(crate) fn at(path: &Path, message: impl Into<String>) -> Self {
+        Warning { path: Some(path.to_path_buf()), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{}: {}", p.display(), self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// As the text `Display` gives, the shape `restore --json` has always printed.
+impl serde::Serialize for Warning {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What a restore did.
 #[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
@@ -114,7 +147,7 @@ pub struct RestoreSummary {
     /// Entries that could not be restored, with the reason (sorted by path).
     pub failed: Vec<Failure>,
     /// Non-fatal notes (e.g. ownership not restored).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Restores `path` (absolute, as in the snapshot; `None` for everything) of the snapshot
@@ -184,7 +217,8 @@ pub fn run(
     let mut plan = planner.plan;
     let is_root = planner.is_root;
     if !is_root {
-        plan.warnings.push("not running as root: file ownership was not restored".into());
+        plan.warnings
+            .push(Warning { path: None, message: "not running as root: file ownership was not restored".into() });
     }
 
     let bad_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
@@ -272,7 +306,7 @@ pub fn run(
     plan.dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
     for (path, node) in &plan.dirs {
         if let Err(e) = set_metadata(path, node, false, is_root) {
-            plan.warnings.push(format!("{}: metadata: {e}", path.display()));
+            plan.warnings.push(Warning::at(path, format!("metadata: {e}")));
         }
     }
     summary.files = (plan.files.len() - bad.len()) as u64 + plan.links.len() as u64;

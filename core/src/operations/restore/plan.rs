@@ -36,7 +36,7 @@ pub(super) struct Plan {
     pub(super) links: Vec<(PathBuf, usize)>,
     pub(super) blobs: HashMap<BlobId, Vec<Target>>,
     pub(super) others: u64,
-    pub(super) warnings: Vec<String>,
+    pub(super) warnings: Vec<Warning>,
     pub(super) failed: Vec<Failure>,
 }
 
@@ -180,7 +180,7 @@ impl Planner<'_> {
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
                 clear(&target)?;
                 if let Err(e) = make_special(&target, node) {
-                    self.plan.warnings.push(format!("{}: not restored: {e}", target.display()));
+                    self.plan.warnings.push(Warning::at(&target, format!("not restored: {e}")));
                     return Ok(Planned::Restored(false));
                 }
                 self.set_meta(&target, node, false);
@@ -188,7 +188,7 @@ impl Planner<'_> {
                 Ok(Planned::Restored(true))
             }
             NodeKind::Socket => {
-                self.plan.warnings.push(format!("{}: sockets are not restored", target.display()));
+                self.plan.warnings.push(Warning::at(&target, "sockets are not restored"));
                 Ok(Planned::Restored(false))
             }
         }
@@ -209,7 +209,7 @@ impl Planner<'_> {
 
     pub(super) fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
         if let Err(e) = set_metadata(path, node, symlink, self.is_root) {
-            self.plan.warnings.push(format!("{}: metadata: {e}", path.display()));
+            self.plan.warnings.push(Warning::at(path, format!("metadata: {e}")));
         }
     }
 }

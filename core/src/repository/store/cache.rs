@@ -7,7 +7,7 @@
 //! when opened, so a damaged cache is detected and refetched, never trusted. Entries of objects
 //! the store no longer lists are removed when the kind is listed.
 //!
-//! It also holds listings taken ahead of need ([`Store::prime_list`]): a repository being
+//! It also holds listings taken ahead of need ([`Store::list_ahead`]): a repository being
 //! opened lists its snapshots and index while the password's key is derived, and the first
 //! listing of each kind that follows uses that one instead of waiting another round trip.
 
