@@ -65,5 +65,6 @@ pub use foundation::progress::{NoProgress, Progress};
 pub use operations::forget::retention;
 pub use operations::{backup, check, copy, forget, inspect, prune, repair, restore, status};
 pub use repository::keys::KeyInfo;
+pub use repository::select::{SnapshotFilter, SnapshotPath, SnapshotRef};
 pub use repository::store;
-pub use repository::{CheckedSnapshots, InitOptions, Repository, SnapshotFilter, SnapshotPath, SnapshotRef};
+pub use repository::{CheckedSnapshots, InitOptions, Repository};

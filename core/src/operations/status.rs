@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::foundation::error::Result;
 use crate::foundation::id::SnapshotId;
-use crate::repository::{Repository, SnapshotFilter};
+use crate::repository::Repository;
+use crate::repository::select::SnapshotFilter;
 
 /// One source's recovery point.
 #[derive(Debug, Clone, Serialize)]

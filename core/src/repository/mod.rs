@@ -31,8 +31,6 @@ use crate::foundation::identity::host_and_user;
 use crate::repository::index::{Index, IndexEntry};
 use crate::repository::store::batch::{self, Flow};
 use crate::repository::store::{ObjectKey, ObjectKind, Store, StoreError};
-use crate::repository::writer::IndexCommitted;
-pub use select::{SnapshotFilter, SnapshotPath, SnapshotRef};
 
 /// Options of `init`.
 #[derive(Debug, Clone)]
@@ -438,20 +436,6 @@ impl Repository {
         let tail = self.store.get_range(&key, size - tail_len..size).map_err(Error::store(key))?;
         let salt: [u8; SALT_LEN] = salt_bytes.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
         Ok((salt, pack::open_tail(&self.master, id, &salt, &tail, size)?))
-    }
-
-    /// Stores a snapshot: the commit point of a backup. `committed` proves the index objects
-    /// naming what the snapshot references were stored first ([`Repository::write_blobs`]).
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn save_snapshot(&self, snapshot: &Snapshot, committed: &IndexCommitted) -> Result<SnapshotId> {
-        let _ = committed;
-        let bytes = snapshot.seal(&self.master);
-        let id = SnapshotId(Digest::of(&bytes));
-        let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
-        self.store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
-        Ok(id)
     }
 
     /// Loads one snapshot.

@@ -34,9 +34,10 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::format::blob::{self, BlobKind, MAX_BLOB_LEN, SealedBlob};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::{FinishedPack, PackWriter};
+use crate::format::snapshot::Snapshot;
 use crate::foundation::crypto::{SALT_LEN, SealKey, random_salt};
 use crate::foundation::error::{Error, Result, StoreError};
-use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId};
+use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 
@@ -443,6 +444,20 @@ impl Repository {
         let value = result?;
         let packs = std::mem::take(&mut *lock(&shared.uploaded)?);
         Ok((value, shared.stats(), packs))
+    }
+
+    /// Stores a snapshot: the commit point of a backup. `committed` proves the index objects
+    /// naming what the snapshot references were stored first ([`Repository::write_blobs`]).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn save_snapshot(&self, snapshot: &Snapshot, committed: &IndexCommitted) -> Result<SnapshotId> {
+        let _ = committed;
+        let bytes = snapshot.seal(self.master());
+        let id = SnapshotId(crate::foundation::id::Digest::of(&bytes));
+        let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
+        self.store().put(&key, bytes::Bytes::from(bytes)).map_err(Error::store(key))?;
+        Ok(id)
     }
 
     fn shared<'r>(&'r self, index: &'r Index, indexing: Indexing) -> Shared<'r> {

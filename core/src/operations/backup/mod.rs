@@ -43,9 +43,10 @@ use crate::foundation::id::{BlobId, Digest, SnapshotId};
 use crate::foundation::identity::host_and_user;
 use crate::foundation::pattern::PathPatterns;
 use crate::foundation::progress::Progress;
+use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::select::SnapshotFilter;
 use crate::repository::writer::{BlobWriter, WriteOptions};
-use crate::repository::{Repository, SnapshotFilter};
 
 mod files;
 pub mod source;

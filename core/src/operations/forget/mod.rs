@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::format::snapshot::Snapshot;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{ObjectKey, ObjectKind, SnapshotId};
-use crate::repository::{Repository, SnapshotFilter};
+use crate::repository::Repository;
+use crate::repository::select::SnapshotFilter;
 use retention::{GroupBy, GroupKey, Policy, RetentionPlan, SnapshotInfo};
 
 /// What to forget.

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::foundation::error::{Error, Result};
 use crate::foundation::progress::NoProgress;
-use crate::repository::{Repository, SnapshotFilter, SnapshotRef};
+use crate::repository::Repository;
+use crate::repository::select::{SnapshotFilter, SnapshotRef};
 
 use super::{RestoreOptions, RestoreSummary, run};
 

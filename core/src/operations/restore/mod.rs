@@ -21,10 +21,11 @@ use crate::foundation::error::{Error, IoContext, Result};
 use crate::foundation::id::{BlobId, Digest, SnapshotId};
 use crate::foundation::pattern::PathPatterns;
 use crate::foundation::progress::Progress;
+use crate::repository::Repository;
 use crate::repository::index::{Index, IndexEntry};
+use crate::repository::select::{SnapshotFilter, SnapshotRef};
 use crate::repository::store::{ObjectKey, ObjectKind};
 use crate::repository::trees::TreeWalker;
-use crate::repository::{Repository, SnapshotFilter, SnapshotRef};
 
 mod drill;
 mod dump;
