@@ -58,6 +58,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 report.unindexed_packs.len()
             );
         }
+        for path in &report.exposed {
+            eprintln!(
+                "warning: {} can be read by other users (run `chmod -R go-rwx` on the repository, or g-w,o-rwx for a \
+                 group-readable one)",
+                path.display()
+            );
+        }
         for p in &report.problems {
             eprintln!("error: {}: {}", p.object, p.message);
         }

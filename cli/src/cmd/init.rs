@@ -20,6 +20,10 @@ pub struct Args {
     /// stores about 2 % more than level 3 in about 80 % of the time).
     #[arg(long, default_value_t = 1)]
     compression: i32,
+    /// Let the repository directory's group read it (files 0640, directories 0750), e.g. for
+    /// a backup group; by default only its owner can (0600, 0700), whatever the umask.
+    #[arg(long)]
+    group_readable: bool,
     /// argon2id memory in KiB for the key file (lower only for tests).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
     kdf_memory_kib: u32,
@@ -37,6 +41,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     options.pack_size = args.pack_size_mib.saturating_mul(1 << 20);
     options.compression = args.compression;
     options.kdf = KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 };
+    options.group_readable = args.group_readable;
     let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {

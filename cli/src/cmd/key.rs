@@ -50,7 +50,7 @@ impl NewPassword {
             }
             return Ok(p.into_bytes());
         }
-        bail!("no new password: set CAIRN_NEW_PASSWORD or --new-password-file")
+        Err(crate::usage("no new password: set CAIRN_NEW_PASSWORD or --new-password-file"))
     }
 }
 

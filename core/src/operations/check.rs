@@ -24,6 +24,7 @@ use crate::format::tree::{NodeKind, Tree};
 use crate::foundation::crypto::SEAL_OVERHEAD;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
+use crate::foundation::private::Modes;
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::batch::{self, Flow};
@@ -159,6 +160,44 @@ pub struct CheckReport {
     /// Blobs found damaged or missing (for `repair snapshots`).
     #[serde(skip)]
     pub damaged_blobs: Vec<BlobId>,
+    /// Files and directories of a local repository that users other than its owner (and, when
+    /// the repository is group-readable, its group) can read: a warning, not a problem. A key
+    /// file others can read can be copied and its password guessed offline.
+    #[serde(serialize_with = "serialize_paths")]
+    pub exposed: Vec<PathBuf>,
+}
+
+fn serialize_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+}
+
+/// The files and directories below `root` whose modes let more users read them than the
+/// root's own mode does (owner, and the group when the root lets its group in).
+fn exposed(root: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(root) else { return Vec::new() };
+    let root_mode = meta.permissions().mode();
+    let modes = Modes::following(root_mode);
+    let mut out = Vec::new();
+    if root_mode & 0o007 != 0 {
+        out.push(root.to_path_buf());
+    }
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let is_dir = meta.is_dir();
+            if modes.exposes(meta.permissions().mode(), is_dir) {
+                out.push(entry.path());
+            }
+            if is_dir {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 impl CheckReport {
@@ -381,6 +420,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         walker.walk(&s.tree, Path::new("/"), &mut trees)?;
     }
     report.problems.extend(trees.problems);
+    report.exposed = store.local_root().map(exposed).unwrap_or_default();
     report.damaged_blobs = bad_blobs.keys().copied().collect();
     report.affected = trees.affected.into_iter().collect();
     Ok(report)

@@ -44,6 +44,9 @@ pub struct InitOptions {
     pub compression: i32,
     /// argon2id costs for the first key file.
     pub kdf: KdfParams,
+    /// For a repository on local disk: let the directory's group read it (files 0640,
+    /// directories 0750) instead of its owner alone (0600, 0700), e.g. for a backup group.
+    pub group_readable: bool,
 }
 
 impl Default for InitOptions {
@@ -53,6 +56,7 @@ impl Default for InitOptions {
             pack_size: 16 << 20,
             compression: 1,
             kdf: KdfParams::default(),
+            group_readable: false,
         }
     }
 }
@@ -94,6 +98,8 @@ impl Repository {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(store_err(ObjectKey::CONFIG)(e)),
         }
+        // Before the first object: who else may read what the repository holds.
+        store.make_private(options.group_readable).map_err(Error::Storage)?;
         let master = MasterKey::generate();
         let mut id = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);

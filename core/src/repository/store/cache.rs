@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
 use crate::foundation::id::Digest;
+use crate::foundation::private::{self, Modes};
 
 /// A store with a local metadata cache in front.
 pub struct CachedStore<S> {
@@ -40,6 +41,9 @@ const PRIMED_FOR: Duration = Duration::from_secs(10);
 impl<S: Store> CachedStore<S> {
     /// Caches `inner` in `dir` (created when needed).
     pub fn new(inner: S, dir: PathBuf) -> Self {
+        // The cache's directories are created for the owner alone (a cache root that exists
+        // keeps its mode; this repository's directory in it is made private).
+        let _ = private::create_dir_all(&dir, Modes::PRIVATE.dir);
         CachedStore { inner, dir, primed: Mutex::new(HashMap::new()), changes: AtomicU64::new(0) }
     }
 
@@ -91,14 +95,12 @@ impl<S: Store> CachedStore<S> {
     }
 
     fn write(path: &Path, data: &[u8]) {
-        // A cache that cannot be written only costs speed.
+        // A cache that cannot be written only costs speed. What it holds (key files, the config,
+        // index objects) is the owner's alone.
         if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+            let _ = private::create_dir_all(parent, Modes::PRIVATE.dir);
         }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, data).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
+        let _ = private::write_file(path, data, Modes::PRIVATE.file);
     }
 }
 
@@ -173,6 +175,12 @@ impl<S: Store> Store for CachedStore<S> {
 
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root()
+    }
+    fn make_private(&self, group_readable: bool) -> Result<(), StoreError> {
+        self.inner.make_private(group_readable)
     }
     fn is_remote(&self) -> bool {
         self.inner.is_remote()

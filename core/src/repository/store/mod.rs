@@ -96,6 +96,22 @@ pub trait Store: Send + Sync {
     fn list_ahead(&self, kinds: &[ObjectKind]) {
         let _ = kinds;
     }
+    /// For a store on the local file system: the directory holding the repository (`check`
+    /// looks there for files other users can read).
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
+    /// Restricts who may read the store's objects, where the store itself decides (a local
+    /// directory: 0700, or 0750 when `group_readable`; every object written afterwards follows
+    /// the directory). Object storage is governed by its own policies: the default does
+    /// nothing.
+    ///
+    /// # Errors
+    /// As the file system reports.
+    fn make_private(&self, group_readable: bool) -> Result<(), StoreError> {
+        let _ = group_readable;
+        Ok(())
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -128,6 +144,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn list_ahead(&self, kinds: &[ObjectKind]) {
         (**self).list_ahead(kinds);
+    }
+    fn local_root(&self) -> Option<&std::path::Path> {
+        (**self).local_root()
+    }
+    fn make_private(&self, group_readable: bool) -> Result<(), StoreError> {
+        (**self).make_private(group_readable)
     }
 }
 

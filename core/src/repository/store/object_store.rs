@@ -23,6 +23,8 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
+use crate::foundation::private::{self, Modes};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 /// A [`Store`] backed by an `object_store` implementation.
 pub struct ObjectStoreBackend {
@@ -34,6 +36,11 @@ pub struct ObjectStoreBackend {
     /// The repository's directory when it is on a local file system: ranged reads then go
     /// straight to the file ([`read_local_range`]).
     local_root: Option<std::path::PathBuf>,
+    /// For a local store: the modes objects and their directories get (those of the root's
+    /// owner and, if the root lets it, its group), read from the root at the first write.
+    local_modes: OnceLock<Modes>,
+    /// Directories of a local store whose mode has been set.
+    local_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
 }
 
 /// How a put is kept from replacing an object that is already there.
@@ -197,7 +204,12 @@ impl ObjectStoreBackend {
             (store, String::new(), CreateOnly::Native)
         } else if !url.contains("://") || url.starts_with("file://") {
             let path = url.strip_prefix("file://").unwrap_or(url);
-            std::fs::create_dir_all(path).map_err(|e| StoreError::Permanent(format!("{path}: {e}")))?;
+            // A new repository directory is the owner's alone; `init` settles its mode.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(Modes::PRIVATE.dir)
+                .create(path)
+                .map_err(|e| StoreError::Permanent(format!("{path}: {e}")))?;
             let fs = LocalFileSystem::new_with_prefix(path).map_err(map_err)?;
             local_root = std::fs::canonicalize(path).ok();
             (Arc::new(fs), String::new(), CreateOnly::Native)
@@ -209,7 +221,16 @@ impl ObjectStoreBackend {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Permanent(format!("starting the I/O runtime: {e}")))?;
-        Ok(ObjectStoreBackend { rt, inner, prefix, description: redact_userinfo(url), create_only, local_root })
+        Ok(ObjectStoreBackend {
+            rt,
+            inner,
+            prefix,
+            description: redact_userinfo(url),
+            create_only,
+            local_root,
+            local_modes: OnceLock::new(),
+            local_dirs: Mutex::new(std::collections::HashSet::new()),
+        })
     }
 
     #[cfg(not(feature = "cloud"))]
@@ -418,6 +439,29 @@ impl ObjectStoreBackend {
         Ok((store, prefix_of(rest), CreateOnly::Native))
     }
 
+    /// Gives a local object just written, and the directories between it and the root, the
+    /// modes the root allows (owner only, or owner and group): whatever the umask, no other
+    /// user may read what a local repository holds.
+    fn keep_private(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        let modes = *self.local_modes.get_or_init(|| {
+            std::fs::metadata(root).map_or(Modes::PRIVATE, |m| Modes::following(m.permissions().mode()))
+        });
+        let file = root.join(key.path());
+        let failed = |p: &std::path::Path, e: std::io::Error| StoreError::Permanent(format!("{}: {e}", p.display()));
+        private::set_mode(&file, modes.file).map_err(|e| failed(&file, e))?;
+        let mut dir = file.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root.as_path()) {
+            let mut done =
+                self.local_dirs.lock().map_err(|_| StoreError::Permanent("directory set poisoned".into()))?;
+            if done.insert(d.to_path_buf()) {
+                private::set_mode(d, modes.dir).map_err(|e| failed(d, e))?;
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
     fn path(&self, key: &ObjectKey) -> ObjectPath {
         ObjectPath::from(format!("{}{}", self.prefix, key.path()))
     }
@@ -525,10 +569,12 @@ impl Store for ObjectStoreBackend {
             return self.rt.block_on(self.put_via_staging(&path, data));
         }
         if data.len() > MULTIPART_THRESHOLD {
-            return self.rt.block_on(self.put_multipart(&path, data)).map_err(map_err);
+            self.rt.block_on(self.put_multipart(&path, data)).map_err(map_err)?;
+        } else {
+            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            self.rt.block_on(self.inner.put_opts(&path, PutPayload::from_bytes(data), opts)).map_err(map_err)?;
         }
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        self.rt.block_on(self.inner.put_opts(&path, PutPayload::from_bytes(data), opts)).map(|_| ()).map_err(map_err)
+        self.keep_private(key)
     }
 
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
@@ -584,6 +630,19 @@ impl Store for ObjectStoreBackend {
             Ok(()) | Err(::object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
+    }
+
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    fn make_private(&self, group_readable: bool) -> Result<(), StoreError> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        let modes = if group_readable { Modes::GROUP_READABLE } else { Modes::PRIVATE };
+        private::set_mode(root, modes.dir).map_err(|e| StoreError::Permanent(format!("{}: {e}", root.display())))?;
+        // Objects written from now on follow the root.
+        let _ = self.local_modes.set(modes);
+        Ok(())
     }
 
     fn describe(&self) -> String {

@@ -113,6 +113,12 @@ impl<S: Store> Store for RetryStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn local_root(&self) -> Option<&std::path::Path> {
+        self.inner.local_root()
+    }
+    fn make_private(&self, group_readable: bool) -> Result<(), StoreError> {
+        self.inner.make_private(group_readable)
+    }
     fn is_remote(&self) -> bool {
         self.inner.is_remote()
     }
