@@ -59,7 +59,8 @@ fn check_edge_copy(copy: &std::path::Path) {
 
 #[test]
 fn restore_into_the_same_target_twice_gives_the_same_tree() {
-    // A second restore over the first must replace files, not append to or trip over them.
+    // A second restore over the first with --overwrite always must replace files, not append
+    // to or trip over them; without a choice it keeps them all, names them and exits 3.
     let repo = repo();
     let tree = build_edge_tree(&repo.scratch().join("src"));
     repo.backup([&tree.root]);
@@ -67,7 +68,9 @@ fn restore_into_the_same_target_twice_gives_the_same_tree() {
     // The second time without --verify: files are then written and finished by the restore
     // threads, over the files of the first.
     repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
-    repo.run(args!["restore", "latest", "--target", &target]).success();
+    repo.run(args!["restore", "latest", "--overwrite", "always", "--target", &target]).success();
+    assert_trees_equal(&tree.root, &restored(&target, &tree.root));
+    repo.run(args!["restore", "latest", "--target", &target]).code(cairn_tests::exit::PARTIAL).stderr_has("were kept");
     assert_trees_equal(&tree.root, &restored(&target, &tree.root));
 }
 

@@ -15,6 +15,7 @@
 //! - `s3`: the commands against SeaweedFS on 127.0.0.1, and `copy` from local to S3 (issue 5).
 //! - `cloud`: the same against Azurite (az://) and rclone WebDAV (http://); credential errors.
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
+//! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
 //! - `permissions`: repositories and the cache are private whatever the umask (issue 14).
 
 mod backup_restore;
@@ -24,6 +25,7 @@ mod dumps;
 mod errors;
 mod faults;
 mod inspect;
+mod overwrite;
 mod permissions;
 mod s3;
 mod unreadable;

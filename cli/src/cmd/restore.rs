@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use cairn_core::restore::{self, RestoreOptions};
+use cairn_core::restore::{self, Overwrite, RestoreOptions};
 use cairn_core::{NoProgress, SnapshotPath};
 
 use super::FilterArgs;
@@ -26,6 +26,18 @@ pub struct Args {
     /// Check every restored file against the hash stored at backup time.
     #[arg(long)]
     verify: bool,
+    /// What to do with files the target already has: keep them (never), replace them unless
+    /// they match the snapshot's size and mtime (if-changed), or replace them (always).
+    /// Without this option they are kept, named, and the exit code is 3.
+    #[arg(long, value_name = "never|if-changed|always")]
+    overwrite: Option<Overwrite>,
+    /// With --overwrite if-changed: also compare the content of files whose size and mtime
+    /// match.
+    #[arg(long, requires = "overwrite")]
+    verify_existing: bool,
+    /// Remove what the restored directories hold that the snapshot does not.
+    #[arg(long)]
+    delete: bool,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -39,6 +51,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.verify = args.verify;
     opts.filter = args.filter.filter();
     opts.connections = global.connections;
+    opts.overwrite = args.overwrite.unwrap_or(Overwrite::Unspecified);
+    opts.verify_existing = args.verify_existing;
+    opts.delete = args.delete;
     let s = restore::run(&repo, &which.snapshot, which.path.as_deref(), &opts, &NoProgress)
         .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;
     if global.json {
@@ -59,6 +74,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         if args.verify {
             println!("verified {} files against their stored hashes", s.verified);
         }
+        if s.unchanged > 0 {
+            println!("{} files were already there, unchanged", s.unchanged);
+        }
+        for path in &s.deleted {
+            println!("deleted {} (not in the snapshot)", path.display());
+        }
         for w in &s.warnings {
             eprintln!("warning: {w}");
         }
@@ -69,6 +90,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             eprintln!("  {}: {}", f.path.display(), f.reason);
         }
         return Ok(crate::exit::FAILED);
+    }
+    if !s.skipped.is_empty() && args.overwrite.is_none() {
+        eprintln!(
+            "cairn: {} entries were already in the target and were kept (choose with --overwrite never|if-changed|always):",
+            s.skipped.len()
+        );
+        for path in &s.skipped {
+            eprintln!("  {}", path.display());
+        }
+        return Ok(crate::exit::PARTIAL);
     }
     Ok(0)
 }

@@ -56,6 +56,43 @@ pub struct RestoreOptions {
     /// the network, 16 downloads decoded by a thread per core; for a local one, 4 threads and
     /// never fewer than cores, each reading and decoding its own requests).
     pub connections: usize,
+    /// What to do with an entry the target already has where the snapshot has one.
+    pub overwrite: Overwrite,
+    /// With [`Overwrite::IfChanged`]: compare the content of a file whose size and
+    /// modification time match the snapshot's, and replace it if it differs.
+    pub verify_existing: bool,
+    /// Remove what the restored directories hold that the snapshot does not.
+    pub delete: bool,
+}
+
+/// What a restore does with an entry the target already has where the snapshot has one. A
+/// directory is always used as it is, and never removed to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overwrite {
+    /// Nothing was chosen: keep it, and name it ([`RestoreSummary::skipped`]); the CLI exits
+    /// with 3 so a script notices.
+    #[default]
+    Unspecified,
+    /// Keep it (named in [`RestoreSummary::skipped`]).
+    Never,
+    /// Replace it unless it is a regular file with the snapshot's size and modification time
+    /// (and, with `verify_existing`, content).
+    IfChanged,
+    /// Replace it.
+    Always,
+}
+
+impl std::str::FromStr for Overwrite {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "never" => Ok(Overwrite::Never),
+            "if-changed" => Ok(Overwrite::IfChanged),
+            "always" => Ok(Overwrite::Always),
+            _ => Err(Error::InvalidArgument(format!("`{s}`: expected never, if-changed or always"))),
+        }
+    }
 }
 
 impl RestoreOptions {
@@ -69,6 +106,9 @@ impl RestoreOptions {
             verify: false,
             filter: SnapshotFilter::default(),
             connections: 0,
+            overwrite: Overwrite::Unspecified,
+            verify_existing: false,
+            delete: false,
         }
     }
 }
@@ -149,6 +189,13 @@ pub struct RestoreSummary {
     pub failed: Vec<Failure>,
     /// Non-fatal notes (e.g. ownership not restored).
     pub warnings: Vec<Warning>,
+    /// Entries the target already had, kept as they were because the overwrite policy keeps
+    /// them (sorted).
+    pub skipped: Vec<PathBuf>,
+    /// Files the target already had that match the snapshot ([`Overwrite::IfChanged`]).
+    pub unchanged: u64,
+    /// Entries removed because the snapshot does not have them (`delete`; sorted).
+    pub deleted: Vec<PathBuf>,
 }
 
 /// Restores `path` (absolute, as in the snapshot; `None` for everything) of the snapshot
@@ -183,6 +230,7 @@ pub fn run(
         .build()
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     let start = TreeWalker::new(repo, &index).find(&snapshot, sub)?;
+    refuse_target(repo, opts)?;
     std::fs::create_dir_all(&opts.target).at(&opts.target)?;
     let trees = match start.kind {
         NodeKind::Dir => prefetch_trees(repo, &index, start.subtree, &pool),
@@ -202,8 +250,14 @@ pub fn run(
             others: 0,
             warnings: vec![],
             failed: vec![],
+            skipped: vec![],
+            unchanged: 0,
+            deleted: vec![],
         },
         dirs: vec![DirFrame::target(&opts.target)],
+        overwrite: opts.overwrite,
+        verify_existing: opts.verify_existing,
+        delete: opts.delete,
     };
     match (start.kind, start.subtree) {
         (NodeKind::Dir, Some(tree)) => {
@@ -248,6 +302,9 @@ pub fn run(
         seconds: 0.0,
         failed: Vec::new(),
         warnings: Vec::new(),
+        skipped: Vec::new(),
+        unchanged: plan.unchanged,
+        deleted: Vec::new(),
     };
     // Remove failed files: nothing unreadable stays behind looking like good data.
     for (&n, reason) in &bad {
@@ -315,10 +372,51 @@ pub fn run(
     summary.bytes = written.load(Ordering::Relaxed);
     summary.verified = verified.load(Ordering::Relaxed);
     summary.warnings = plan.warnings;
+    summary.skipped = std::mem::take(&mut plan.skipped);
+    summary.skipped.sort();
+    summary.deleted = std::mem::take(&mut plan.deleted);
+    summary.deleted.sort();
     summary.seconds = started.elapsed().as_secs_f64();
     summary.failed.sort();
     summary.failed.dedup();
     Ok(summary)
+}
+
+/// Refuses a target inside a local repository (restoring into it would mix files with its
+/// objects), and `--delete` into a directory that holds the repository (it would delete it).
+fn refuse_target(repo: &Repository, opts: &RestoreOptions) -> Result<()> {
+    let Some(root) = repo.store().local_root() else { return Ok(()) };
+    // The target need not exist yet: judge by its nearest existing ancestor.
+    let absolute = std::path::absolute(&opts.target).at(&opts.target)?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        match std::fs::canonicalize(existing) {
+            Ok(c) => break rest.iter().rev().fold(c, |p: PathBuf, name: &&std::ffi::OsStr| p.join(name)),
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name);
+                    existing = parent;
+                }
+                _ => return Ok(()),
+            },
+        }
+    };
+    if resolved.starts_with(root) {
+        return Err(Error::InvalidArgument(format!(
+            "refusing to restore into {}: it is inside the repository {}",
+            opts.target.display(),
+            root.display()
+        )));
+    }
+    if opts.delete && root.starts_with(&resolved) {
+        return Err(Error::InvalidArgument(format!(
+            "refusing to restore with --delete into {}: it holds the repository {}",
+            opts.target.display(),
+            root.display()
+        )));
+    }
+    Ok(())
 }
 
 fn verify_file(path: &Path, node: &Node) -> std::result::Result<(), String> {

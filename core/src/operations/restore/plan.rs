@@ -1,6 +1,8 @@
 //! Restore planning: walks the snapshot's trees and decides what each file, directory and link
 //! needs, and the metadata helpers the writers share.
 
+use std::collections::HashSet;
+
 use super::*;
 use crate::repository::trees::TreeVisitor;
 
@@ -38,6 +40,12 @@ pub(super) struct Plan {
     pub(super) others: u64,
     pub(super) warnings: Vec<Warning>,
     pub(super) failed: Vec<Failure>,
+    /// Entries already in the target that the overwrite policy kept.
+    pub(super) skipped: Vec<PathBuf>,
+    /// Files already in the target that matched the snapshot (`IfChanged`), left as they were.
+    pub(super) unchanged: u64,
+    /// Entries removed from the target because the snapshot does not have them (`--delete`).
+    pub(super) deleted: Vec<PathBuf>,
 }
 
 pub(super) struct Planner<'a> {
@@ -49,6 +57,12 @@ pub(super) struct Planner<'a> {
     pub(super) plan: Plan,
     /// The directories being walked, innermost last; the first is the target itself.
     pub(super) dirs: Vec<DirFrame>,
+    /// What to do with entries already in the target.
+    pub(super) overwrite: Overwrite,
+    /// With [`Overwrite::IfChanged`]: compare the content of files whose size and mtime match.
+    pub(super) verify_existing: bool,
+    /// Remove entries of restored directories that the snapshot does not have.
+    pub(super) delete: bool,
 }
 
 /// A directory of the target being planned.
@@ -61,12 +75,14 @@ pub(super) struct DirFrame {
     pub(super) node: Option<(Node, bool)>,
     /// Whether anything in it was (or will be) restored.
     pub(super) any: bool,
+    /// The names the snapshot has in it (for `--delete`).
+    pub(super) names: HashSet<Vec<u8>>,
 }
 
 impl DirFrame {
     /// The frame of the restore's target directory.
     pub(super) fn target(target: &Path) -> Self {
-        DirFrame { target: target.to_path_buf(), fresh: false, node: None, any: false }
+        DirFrame { target: target.to_path_buf(), fresh: false, node: None, any: false, names: HashSet::new() }
     }
 }
 
@@ -93,6 +109,9 @@ impl Planner<'_> {
         }
         let target = parent.target.join(name);
         let fresh = parent.fresh;
+        if let Some(top) = self.dirs.last_mut() {
+            top.names.insert(node.name.clone());
+        }
         if self.excludes.matches(snap_path) {
             return false;
         }
@@ -115,22 +134,38 @@ impl Planner<'_> {
     /// goes into the directory it is (whose frame is then pushed).
     fn entry(&mut self, node: &Node, snap_path: &Path, target: PathBuf, fresh: bool) -> Result<Planned> {
         let selected = self.included(snap_path);
-        // In a directory this restore created, no stat is needed to know the name is free.
-        let clear = |path: &Path| if fresh { Ok(()) } else { remove_existing(path) };
         match node.kind {
             NodeKind::Dir => {
                 if !selected && !self.may_contain_includes(snap_path) {
                     return Ok(Planned::Restored(false));
                 }
+                // In a directory this restore created, no stat is needed to know the name is
+                // free. Elsewhere a directory there is used as it is; anything else (a file, a
+                // symbolic link, never followed) is in the way.
                 let created = match std::fs::create_dir(&target) {
                     Ok(()) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && target.is_dir() => false,
-                    Err(_) => {
-                        std::fs::create_dir_all(&target).at(&target)?;
-                        false
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let meta = std::fs::symlink_metadata(&target).at(&target)?;
+                        if !meta.is_dir() {
+                            if !self.may_replace(&target, node, &meta)? {
+                                return Ok(Planned::Restored(false));
+                            }
+                            std::fs::remove_file(&target).at(&target)?;
+                            std::fs::create_dir(&target).at(&target)?;
+                            true
+                        } else {
+                            false
+                        }
                     }
+                    Err(e) => return Err(Error::io(&target, e)),
                 };
-                let frame = DirFrame { target, fresh: created, node: Some((node.clone(), selected)), any: false };
+                let frame = DirFrame {
+                    target,
+                    fresh: created,
+                    node: Some((node.clone(), selected)),
+                    any: false,
+                    names: HashSet::new(),
+                };
                 if node.subtree.is_some() {
                     self.dirs.push(frame);
                     return Ok(Planned::Descend);
@@ -139,8 +174,8 @@ impl Planner<'_> {
                 Ok(Planned::Restored(self.finish_dir(frame)))
             }
             _ if !selected => Ok(Planned::Restored(false)),
+            kind if kind != NodeKind::Socket && !fresh && !self.clear(&target, node)? => Ok(Planned::Restored(false)),
             NodeKind::File => {
-                clear(&target)?;
                 if let Some(link) = node.link
                     && let Some(&first) = self.link_first.get(&link)
                 {
@@ -170,7 +205,6 @@ impl Planner<'_> {
                 Ok(Planned::Restored(true))
             }
             NodeKind::Symlink => {
-                clear(&target)?;
                 let t = node.target.clone().unwrap_or_default();
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
                 self.set_meta(&target, node, true);
@@ -178,7 +212,6 @@ impl Planner<'_> {
                 Ok(Planned::Restored(true))
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                clear(&target)?;
                 if let Err(e) = make_special(&target, node) {
                     self.plan.warnings.push(Warning::at(&target, format!("not restored: {e}")));
                     return Ok(Planned::Restored(false));
@@ -198,6 +231,9 @@ impl Planner<'_> {
     /// selected or holds something restored, removed again otherwise. Returns whether it was
     /// kept.
     fn finish_dir(&mut self, frame: DirFrame) -> bool {
+        if self.delete && !frame.fresh {
+            self.delete_extras(&frame);
+        }
         let Some((node, selected)) = frame.node else { return frame.any };
         if selected || frame.any {
             self.plan.dirs.push((frame.target, node));
@@ -205,6 +241,84 @@ impl Planner<'_> {
         }
         let _ = std::fs::remove_dir(&frame.target);
         false
+    }
+
+    /// Makes room at `target` for `node` (not a directory) in a directory that existed before
+    /// the restore: whether to go on restoring it. What is there is replaced only as the
+    /// overwrite policy allows; a directory in the way is never removed.
+    fn clear(&mut self, target: &Path, node: &Node) -> Result<bool> {
+        let meta = match std::fs::symlink_metadata(target) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(Error::io(target, e)),
+        };
+        if meta.is_dir() {
+            return Err(Error::InvalidArgument(format!("{}: a directory is in the way", target.display())));
+        }
+        if !self.may_replace(target, node, &meta)? {
+            return Ok(false);
+        }
+        std::fs::remove_file(target).at(target)?;
+        Ok(true)
+    }
+
+    /// Whether the entry at `target` (`meta`, not followed) may be replaced by `node`; when not,
+    /// the reason is recorded: an entry kept because the policy keeps it is named, one already
+    /// the same as the snapshot's is counted.
+    fn may_replace(&mut self, target: &Path, node: &Node, meta: &std::fs::Metadata) -> Result<bool> {
+        match self.overwrite {
+            Overwrite::Always => Ok(true),
+            Overwrite::Never | Overwrite::Unspecified => {
+                self.plan.skipped.push(target.to_path_buf());
+                Ok(false)
+            }
+            Overwrite::IfChanged => {
+                if node.kind == NodeKind::File && meta.is_file() && self.same_file(target, node, meta)? {
+                    self.plan.unchanged += 1;
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether the regular file at `target` already holds what `node` does: the same size and
+    /// modification time, and with `verify_existing` the same content (its whole-file hash).
+    fn same_file(&self, target: &Path, node: &Node, meta: &std::fs::Metadata) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let same_times =
+            meta.mtime() == node.mtime.secs && u32::try_from(meta.mtime_nsec()).ok() == Some(node.mtime.nanos);
+        if meta.len() != node.size || !same_times {
+            return Ok(false);
+        }
+        if !self.verify_existing {
+            return Ok(true);
+        }
+        let Some(expected) = node.hash else { return Ok(false) };
+        let mut hasher = blake3::Hasher::new();
+        let file = File::open(target).at(target)?;
+        hasher.update_reader(file).at(target)?;
+        Ok(Digest(*hasher.finalize().as_bytes()) == expected)
+    }
+
+    /// Removes what a directory of the target holds that the snapshot's directory does not
+    /// (`--delete`). Symbolic links are removed, never followed.
+    fn delete_extras(&mut self, frame: &DirFrame) {
+        let Ok(entries) = std::fs::read_dir(&frame.target) else { return };
+        for entry in entries.flatten() {
+            if frame.names.contains(entry.file_name().as_bytes()) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            match removed {
+                Ok(()) => self.plan.deleted.push(path),
+                Err(e) => self.plan.failed.push(Failure::new(&path, format!("not deleted: {e}"))),
+            }
+        }
     }
 
     pub(super) fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
@@ -249,14 +363,6 @@ impl TreeVisitor for Planner<'_> {
             self.plan.failed.push(Failure::new(&frame.target, error.to_string()));
         }
         Ok(false)
-    }
-}
-
-pub(super) fn remove_existing(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Err(Error::InvalidArgument(format!("{}: a directory is in the way", path.display()))),
-        Ok(_) => std::fs::remove_file(path).at(path),
-        Err(_) => Ok(()),
     }
 }
 
