@@ -55,3 +55,40 @@ fn unreadable_file_and_directory_are_named_and_left_out_with_exit_code_3() {
     assert_eq!(std::fs::read(target.join("ok/big.bin")).unwrap(), big);
     assert_trees_equal_with(&ok, &target.join("ok"), &CompareOptions::default());
 }
+
+/// A file that keeps changing while it is read (issue 14, item 2): read again, then stored as
+/// last read, named on stderr and in the snapshot's summary, and the backup exits 3, never 0
+/// over data known to be inconsistent. The other files are stored exactly.
+#[test]
+fn a_file_changing_while_it_is_read_is_named_and_the_exit_code_is_3() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let repo = repo();
+    let src = repo.dir("src");
+    data::write_random(&src.join("steady.bin"), 7, 200_000);
+    let growing = src.join("growing.log");
+    data::write_random(&growing, 8, 4 << 20);
+    let stop = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(b"one more line of log\n").unwrap();
+            }
+        });
+        let out = repo.run(args!["--json", "backup", &src]);
+        stop.store(true, Ordering::Relaxed);
+        out
+    });
+    out.code(cairn_tests::exit::PARTIAL)
+        .stderr_has("kept changing while they were read")
+        .stderr_has(&growing.display().to_string());
+    let summary = &out.json()["summary"];
+    assert_eq!(summary["changed"], json!([growing.display().to_string()]), "{summary}");
+    // The steady file is whole; the growing one holds a prefix of what it holds now.
+    let steady = repo.dump("latest", &src.join("steady.bin").display().to_string());
+    assert!(steady == std::fs::read(src.join("steady.bin")).unwrap());
+    let stored = repo.dump("latest", &growing.display().to_string());
+    let now = std::fs::read(&growing).unwrap();
+    assert!(stored.len() >= 4 << 20 && now.starts_with(&stored), "stored {} bytes of {}", stored.len(), now.len());
+}

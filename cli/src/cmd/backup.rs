@@ -107,14 +107,26 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         );
         println!("snapshot {} saved", result.snapshot.short());
     }
+    let mut partial = false;
     if !result.unreadable.is_empty() {
         eprintln!("cairn: {} entries could not be read and are not in the snapshot:", result.unreadable.len());
         for e in &result.unreadable {
             eprintln!("  {e}");
         }
-        return Ok(crate::exit::PARTIAL);
+        partial = true;
     }
-    Ok(0)
+    if !result.changed.is_empty() {
+        eprintln!(
+            "cairn: {} files kept changing while they were read; the snapshot holds them as last read, which may \
+             mix versions:",
+            result.changed.len()
+        );
+        for path in &result.changed {
+            eprintln!("  {}", path.display());
+        }
+        partial = true;
+    }
+    Ok(if partial { crate::exit::PARTIAL } else { 0 })
 }
 
 /// RFC 3339 time, or a date-time without offset taken as UTC.

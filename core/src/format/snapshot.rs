@@ -42,6 +42,10 @@ pub struct Summary {
     pub seconds: f64,
     /// Entries that could not be read (their paths).
     pub errors: Vec<String>,
+    /// Files that kept changing while they were read, stored as last read (their paths;
+    /// absent when none did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 /// A snapshot manifest.

@@ -131,6 +131,7 @@ pub fn snapshot(tree_id: BlobId, pack_len: u64) -> Snapshot {
             bytes_stored: pack_len,
             seconds: 0.25,
             errors: vec![],
+            changed: vec![],
         },
         original: None,
         program: "cairn 0.1.0".into(),

@@ -7,9 +7,40 @@ use super::*;
 /// The outcome of one file job.
 #[derive(Debug, Clone)]
 pub(super) enum FileOutcome {
-    Done { content: Vec<BlobId>, hash: Digest, size: u64 },
+    Done {
+        content: Vec<BlobId>,
+        hash: Digest,
+        /// The size, times of what was read: those of the file when the read ended.
+        stat: Stat,
+        /// The file changed while it was read, every time it was read: what is stored is
+        /// what the last read saw, which may mix two versions.
+        changed: bool,
+    },
     Unreadable(String),
 }
+
+/// What says whether a file changed: its size, modification and status-change times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stat {
+    pub(super) size: u64,
+    pub(super) mtime: Time,
+    pub(super) ctime: Time,
+}
+
+impl Stat {
+    pub(super) fn of(meta: &std::fs::Metadata) -> Self {
+        let time = |secs: i64, nanos: i64| Time { secs, nanos: u32::try_from(nanos).unwrap_or(0) };
+        Stat {
+            size: meta.len(),
+            mtime: time(meta.mtime(), meta.mtime_nsec()),
+            ctime: time(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Reads of a file that keeps changing while it is read, after the first, before what the
+/// last read saw is stored and the file is named (as `tar` and `borg` warn).
+pub(super) const CHANGED_RETRIES: u32 = 2;
 
 /// Results of file jobs, collected by the walker. Workers finish jobs in any order; the walker
 /// takes them per directory, usually without blocking (it only waits when it has nothing else
@@ -74,7 +105,8 @@ impl Results {
 pub(super) struct FileJob {
     pub(super) id: u64,
     pub(super) path: PathBuf,
-    pub(super) size: u64,
+    /// What the walker's `lstat` saw.
+    pub(super) stat: Stat,
 }
 
 /// Files up to this size (by their `lstat`) are read with one `read` into the worker's own
@@ -128,33 +160,64 @@ pub(super) fn read_small(file: &mut impl Read, buf: &mut Vec<u8>, size: u64) -> 
 }
 
 impl Session<'_> {
-    /// Reads and stores one file: a small one whole and on this thread ([`INLINE_MAX`]), a
-    /// larger one batch by batch through the rayon pool ([`Session::store_chunks`]).
-    pub(super) fn store_file(&self, path: &Path, size: u64, buffers: &mut WorkerBuffers) -> Result<FileOutcome> {
-        let unreadable = |e: std::io::Error| FileOutcome::Unreadable(e.to_string());
-        let mut file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) => return Ok(unreadable(e)),
-        };
-        let outcome = if size <= INLINE_MAX {
+    /// Reads and stores one file, checking it did not change while it was read: its size and
+    /// times when the read ends must be those it had when the read began (at first, what the
+    /// walker saw). A file that changed is read again, up to [`CHANGED_RETRIES`] times; if it
+    /// keeps changing, what the last read saw is stored and the outcome says so.
+    pub(super) fn store_file(&self, path: &Path, walked: Stat, buffers: &mut WorkerBuffers) -> Result<FileOutcome> {
+        let unreadable = |e: std::io::Error| Ok(FileOutcome::Unreadable(e.to_string()));
+        let mut before = walked;
+        let mut attempt = 0;
+        loop {
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) => return unreadable(e),
+            };
+            let (content, hash, read) = match self.read_once(&file, before.size, buffers)? {
+                Ok(r) => r,
+                Err(e) => return unreadable(e),
+            };
+            let after = match file.metadata() {
+                Ok(m) => Stat::of(&m),
+                Err(e) => return unreadable(e),
+            };
+            let consistent = after == before && read == after.size;
+            if consistent || attempt == CHANGED_RETRIES {
+                return Ok(FileOutcome::Done {
+                    content,
+                    hash,
+                    stat: Stat { size: read, ..after },
+                    changed: !consistent,
+                });
+            }
+            attempt += 1;
+            before = after;
+        }
+    }
+
+    /// Reads and stores one file once: a small one whole and on this thread ([`INLINE_MAX`]),
+    /// a larger one batch by batch through the rayon pool ([`Session::store_chunks`]).
+    fn read_once(
+        &self,
+        mut file: &std::fs::File,
+        size: u64,
+        buffers: &mut WorkerBuffers,
+    ) -> Result<std::io::Result<(Vec<BlobId>, Digest, u64)>> {
+        if size <= INLINE_MAX {
             let (len, whole) = match read_small(&mut file, &mut buffers.small, size) {
                 Ok(r) => r,
-                Err(e) => return Ok(unreadable(e)),
+                Err(e) => return Ok(Err(e)),
             };
             let data = &buffers.small[..len];
             if whole {
                 let (content, hash) = self.store_inline(data)?;
-                return Ok(FileOutcome::Done { content, hash, size: len as u64 });
+                return Ok(Ok((content, hash, len as u64)));
             }
-            // The file grew since the walker saw it: what was read starts the stream.
+            // The file grew since its size was taken: what was read starts the stream.
             self.store_read(data.chain(file), None, &mut buffers.batches)
         } else {
             self.store_read(file, Some(size), &mut buffers.batches)
-        };
-        Ok(match outcome? {
-            Ok((content, hash, size)) => FileOutcome::Done { content, hash, size },
-            Err(e) => unreadable(e),
-        })
+        }
     }
 
     /// Stores what `source` holds (`size` bytes, when known) batch by batch through the pool,
@@ -194,10 +257,10 @@ impl Session<'_> {
                 self.results.put(job.id, FileOutcome::Unreadable("backup aborted".into()));
                 continue;
             }
-            match self.store_file(&job.path, job.size, &mut buffers) {
+            match self.store_file(&job.path, job.stat, &mut buffers) {
                 Ok(outcome) => {
-                    if let FileOutcome::Done { size, .. } = &outcome {
-                        self.progress.file_done(&job.path, *size);
+                    if let FileOutcome::Done { stat, .. } = &outcome {
+                        self.progress.file_done(&job.path, stat.size);
                     }
                     self.results.put(job.id, outcome);
                 }

@@ -55,7 +55,7 @@ mod walk;
 use files::{FileJob, FileOutcome, Results};
 pub use source::BackupSource;
 use source::RunningStream;
-use walk::{absolute_args, walk};
+use walk::{Walked, absolute_args, walk};
 
 const JOBS: usize = 64;
 /// Bytes per batch of a file: each file worker holds two batches.
@@ -121,6 +121,10 @@ pub struct BackupResult {
     /// Entries that could not be read and are not in the snapshot (the backup still
     /// succeeded; the CLI exits 3).
     pub unreadable: Vec<Unreadable>,
+    /// Files that kept changing while they were read, each time they were read: stored as the
+    /// last read saw them, which may mix versions (recorded in the snapshot's summary; the CLI
+    /// exits 3).
+    pub changed: Vec<PathBuf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
@@ -305,7 +309,7 @@ pub fn run(
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     let cutter = repo.cutter()?;
     let counters = Counters::default();
-    let ((root, unreadable), written, committed) =
+    let (Walked { root, unreadable, changed }, written, committed) =
         repo.write_blobs(&index, WriteOptions::with_uploads(opts.uploads), |writer| {
             let session = Session {
                 repo,
@@ -336,10 +340,10 @@ pub fn run(
                     result
                 }),
                 BackupSource::Reader { name, reader } => {
-                    store_stream(&session, RunningStream::Reader(reader), &name).map(|root| (root, Vec::new()))
+                    store_stream(&session, RunningStream::Reader(reader), &name).map(Walked::stream)
                 }
                 BackupSource::Command { name, argv } => {
-                    store_stream(&session, RunningStream::start(&argv)?, &name).map(|root| (root, Vec::new()))
+                    store_stream(&session, RunningStream::start(&argv)?, &name).map(Walked::stream)
                 }
             };
             let fatal = lock(&session.fatal)?.take();
@@ -362,6 +366,7 @@ pub fn run(
         bytes_stored: written.bytes_uploaded,
         seconds: started.elapsed().as_secs_f64(),
         errors: unreadable.iter().map(ToString::to_string).collect(),
+        changed: changed.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
     };
     let snapshot = Snapshot {
         version: SNAPSHOT_VERSION,
@@ -377,7 +382,7 @@ pub fn run(
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
     let id = repo.save_snapshot(&snapshot, &committed)?;
-    Ok(BackupResult { snapshot: id, parent: parent.map(|(id, _)| id), summary, unreadable })
+    Ok(BackupResult { snapshot: id, parent: parent.map(|(id, _)| id), summary, unreadable, changed })
 }
 
 /// Saves a stream as the only file, `name`, of the root tree.

@@ -15,6 +15,7 @@ use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 
 use super::*;
+use crate::operations::backup::files::{CHANGED_RETRIES, Stat};
 use crate::operations::backup::source::node_from_metadata;
 
 /// Entries the walker may hold in unfinished directories before it waits for the oldest (a
@@ -59,6 +60,8 @@ struct Walker<'s, 'r> {
     ignore_ctime: bool,
     ignore_inode: bool,
     errors: Vec<Unreadable>,
+    /// Files that kept changing while they were read.
+    changed: Vec<PathBuf>,
     /// Listed directories whose trees are not stored yet, in post-order.
     unfinished: VecDeque<Unfinished>,
     /// Entries held in `unfinished`.
@@ -145,7 +148,7 @@ impl Walker<'_, '_> {
                     self.sticky.insert(id);
                 }
                 self.jobs
-                    .send(FileJob { id, path: path.to_path_buf(), size: node.size })
+                    .send(FileJob { id, path: path.to_path_buf(), stat: Stat::of(meta) })
                     .map_err(|_| Error::Internal("file workers stopped".into()))?;
                 Ok(Some(Pending::Job(node, id)))
             }
@@ -198,12 +201,20 @@ impl Walker<'_, '_> {
                 Pending::LinkJob(n, id) => (n, id, true),
             };
             match self.session.results.wait(job, keep, &|| self.session.is_failed())? {
-                FileOutcome::Done { content, hash, size } => {
+                FileOutcome::Done { content, hash, stat, changed } => {
                     node.content = content;
                     node.hash = Some(hash);
-                    if size != node.size {
-                        // The file changed while it was read; record what was read.
-                        node.size = size;
+                    // The metadata of the version read (the file may have changed since the
+                    // walker saw it).
+                    node.size = stat.size;
+                    node.mtime = stat.mtime;
+                    node.atime = stat.mtime;
+                    node.ctime = stat.ctime;
+                    if changed {
+                        let message =
+                            format!("changed while it was read, {} times; stored as last read", CHANGED_RETRIES + 1);
+                        self.session.progress.warning(&format!("{}: {message}", path.display()));
+                        self.changed.push(path.clone());
                     }
                     nodes.push(node);
                 }
@@ -343,6 +354,23 @@ pub(super) fn absolute_args(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What the walk of a backup made.
+pub(super) struct Walked {
+    /// The root tree.
+    pub(super) root: BlobId,
+    /// Entries left out because they could not be read.
+    pub(super) unreadable: Vec<Unreadable>,
+    /// Files that kept changing while they were read (stored as last read).
+    pub(super) changed: Vec<PathBuf>,
+}
+
+impl Walked {
+    /// A stream's: one file, nothing left out.
+    pub(super) fn stream(root: BlobId) -> Self {
+        Walked { root, unreadable: Vec::new(), changed: Vec::new() }
+    }
+}
+
 /// The walker's part of a backup; owns (and so closes) the job channel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn walk(
@@ -352,7 +380,7 @@ pub(super) fn walk(
     args: &[PathBuf],
     old_root: Option<&Tree>,
     excludes: PathPatterns,
-) -> Result<(BlobId, Vec<Unreadable>)> {
+) -> Result<Walked> {
     let mut walker = Walker {
         session,
         jobs,
@@ -365,13 +393,14 @@ pub(super) fn walk(
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
         errors: Vec::new(),
+        changed: Vec::new(),
         unfinished: VecDeque::new(),
         unfinished_entries: 0,
         next_dir: 0,
         finished: HashMap::new(),
     };
     let root = walker.save_root(Path::new("/"), args, old_root)?;
-    Ok((root, walker.errors))
+    Ok(Walked { root, unreadable: walker.errors, changed: walker.changed })
 }
 
 #[cfg(test)]
@@ -519,15 +548,17 @@ mod tests {
                 for (i, (claimed, real)) in cases.into_iter().enumerate() {
                     let path = dir.path().join(format!("f{i}"));
                     std::fs::write(&path, noise(real, i as u64 + 7)).unwrap();
-                    outcomes.push(session.store_file(&path, claimed as u64, &mut buffers)?);
+                    let seen = Stat { size: claimed as u64, ..Stat::of(&std::fs::metadata(&path).unwrap()) };
+                    outcomes.push(session.store_file(&path, seen, &mut buffers)?);
                 }
                 Ok(outcomes)
             })
             .unwrap();
         for (i, ((_, real), outcome)) in cases.into_iter().zip(outcomes).enumerate() {
             let data = noise(real, i as u64 + 7);
-            let FileOutcome::Done { content, hash, size } = outcome else { panic!("case {i}: {outcome:?}") };
-            assert_eq!(size, real as u64, "case {i}: every byte is read");
+            let FileOutcome::Done { content, hash, stat, changed } = outcome else { panic!("case {i}: {outcome:?}") };
+            assert_eq!(stat.size, real as u64, "case {i}: every byte is read");
+            assert!(!changed, "case {i}: the second read finds the file as the first left it");
             assert_eq!(hash, Digest(*blake3::hash(&data).as_bytes()), "case {i}");
             let ids: Vec<BlobId> = cutter.split(&data).map(|(o, l)| repo.master().blob_id(&data[o..o + l])).collect();
             assert_eq!(content, ids, "case {i}: the chunks of the whole file");
@@ -540,6 +571,55 @@ mod tests {
             }),
             "every chunk is stored"
         );
+    }
+
+    /// A file that keeps changing while it is read (appended to all the time) is read three
+    /// times, then stored as the last read saw it and marked; its recorded size is what was
+    /// read.
+    #[test]
+    fn a_file_that_keeps_changing_is_read_again_then_marked() {
+        let repo = repo("walk-changing");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.log");
+        std::fs::write(&path, noise(3 << 20, 3)).unwrap();
+        let index = repo.load_index().unwrap();
+        let counters = Counters::default();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let stop = AtomicBool::new(false);
+        let (outcome, _, _) = std::thread::scope(|s| {
+            s.spawn(|| {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    f.write_all(b"one more line of log\n").unwrap();
+                }
+            });
+            let done = repo.write_blobs(&index, WriteOptions::default(), |writer| {
+                let session = Session {
+                    repo: &repo,
+                    index: &index,
+                    writer,
+                    cutter: repo.cutter().unwrap(),
+                    pool,
+                    counters: &counters,
+                    failed: AtomicBool::new(false),
+                    fatal: Mutex::new(None),
+                    results: Results::default(),
+                    progress: &NoProgress,
+                };
+                let seen = Stat::of(&std::fs::metadata(&path).unwrap());
+                session.store_file(&path, seen, &mut WorkerBuffers::default())
+            });
+            stop.store(true, Ordering::Relaxed);
+            done
+        })
+        .unwrap();
+        let FileOutcome::Done { content, changed, stat, .. } = outcome else { panic!("{outcome:?}") };
+        assert!(changed, "appended to while every read ran");
+        let index = repo.load_index().unwrap();
+        let stored: u64 = content.iter().map(|id| u64::from(index.get(id).unwrap().raw_len)).sum();
+        assert_eq!(stored, stat.size, "the size recorded is the size of what was stored");
+        assert!(stat.size >= 3 << 20);
     }
 
     #[test]
