@@ -189,6 +189,7 @@ fn snapshot() {
             ..Summary::default()
         },
         original: None,
+        created: None,
         program: "cairn 0.1.0".into(),
     };
     write("snapshot", "plain", &cbor(&s));

@@ -17,6 +17,7 @@
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 //! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
 //! - `permissions`: repositories and the cache are private whatever the umask (issue 14).
+//! - `retention`: restic's forty retention cases through the binary, ties in creation order.
 
 mod backup_restore;
 mod change_detection;
@@ -27,6 +28,7 @@ mod faults;
 mod inspect;
 mod overwrite;
 mod permissions;
+mod retention;
 mod s3;
 mod unreadable;
 

@@ -72,6 +72,11 @@ pub struct Snapshot {
     /// For a copied snapshot: its id in the repository it came from.
     #[serde(default)]
     pub original: Option<SnapshotId>,
+    /// When the snapshot object was made (the clock of the host that made it), whatever `time`
+    /// says: among snapshots with the same `time`, the order every host and run agrees on
+    /// (then the id). Absent in snapshots written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<jiff::Timestamp>,
     /// The cairn version that wrote it.
     pub program: String,
 }
@@ -110,6 +115,13 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// The order of snapshots everyone agrees on: by `time`, then by when they were made
+    /// (`created`; snapshots without it first), then by id.
+    #[must_use]
+    pub fn order(a: (&SnapshotId, &Snapshot), b: (&SnapshotId, &Snapshot)) -> std::cmp::Ordering {
+        a.1.time.cmp(&b.1.time).then(a.1.created.cmp(&b.1.created)).then(a.0.cmp(b.0))
+    }
+
     /// Whether the snapshot carries every tag in `tags`.
     #[must_use]
     pub fn has_tags(&self, tags: &[String]) -> bool {
@@ -135,6 +147,7 @@ mod tests {
             tree: BlobId::default(),
             summary: Summary { files_new: 3, seconds: 1.5, ..Default::default() },
             original: None,
+            created: None,
             program: "cairn test".into(),
         };
         let sealed = s.seal(&m);

@@ -492,7 +492,7 @@ impl Repository {
                 Err(e) => damaged.push((id, e)),
             }
         }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        out.sort_by(|a, b| Snapshot::order((&a.0, &a.1), (&b.0, &b.1)));
         damaged.sort_by_key(|(id, _)| *id);
         Ok((out, damaged))
     }

@@ -447,6 +447,7 @@ mod tests {
             tree: root,
             summary: Default::default(),
             original: None,
+            created: None,
             program: "test".into(),
         };
         let walker = TreeWalker::new(&repo, &index);

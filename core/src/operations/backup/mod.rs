@@ -379,6 +379,7 @@ pub fn run(
         tree: root,
         summary: summary.clone(),
         original: None,
+        created: Some(jiff::Timestamp::now()),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
     let id = repo.save_snapshot(&snapshot, &committed)?;
