@@ -87,42 +87,182 @@ pub struct PruneStats {
     pub packs_young: u64,
 }
 
-/// Every blob the current snapshots reference (data and trees).
+/// How many times marking reads the index objects written since it last read them before it
+/// takes a blob no index names for damage rather than a concurrent backup's.
+const REFRESHES: u32 = 5;
+
+/// The snapshots to keep blobs for, listed and read before any index object is: FORMAT.md
+/// §Write ordering commits a snapshot's index objects before the snapshot, so every snapshot
+/// read here is covered by the index objects listed after it. A snapshot forgotten by a
+/// concurrent `forget` between the listing and the read is simply gone.
 ///
 /// # Errors
-/// Unreadable snapshots or trees: prune refuses to run on a damaged repository, since it could
-/// not know what is still needed.
-pub fn used_blobs(repo: &Repository, index: &Index) -> Result<HashSet<BlobId>> {
-    let mut used = HashSet::new();
-    let roots: Vec<BlobId> = repo.snapshots_strict()?.into_iter().map(|(_, s)| s.tree).collect();
-    add_used(repo, index, roots, &mut used)?;
-    Ok(used)
+/// A damaged snapshot: prune refuses to run, since it could not know what the snapshot needs.
+fn live_snapshot_trees(repo: &Repository) -> Result<Vec<BlobId>> {
+    let (ok, damaged) = repo.snapshots_checked()?;
+    if let Some((_, e)) = damaged.into_iter().find(|(_, e)| !e.is_missing_object()) {
+        return Err(e);
+    }
+    Ok(ok.into_iter().map(|(_, s)| s.tree).collect())
 }
 
-/// Adds every blob below `roots` to `used` (trees already in `used` are not walked again).
-fn add_used(repo: &Repository, index: &Index, roots: Vec<BlobId>, used: &mut HashSet<BlobId>) -> Result<()> {
-    /// Marks what a walk reaches; a tree marked before is not read again.
-    struct Mark<'u>(&'u mut HashSet<BlobId>);
+/// The index objects and garbage lists prune reads blobs through, brought up to date when a
+/// snapshot committed while prune runs needs what they did not hold yet.
+struct Catalog {
+    files: BTreeMap<IndexId, IndexFile>,
+    lists: BTreeMap<ObjectKey, (jiff::Timestamp, GarbageList)>,
+}
+
+impl Catalog {
+    fn read(repo: &Repository) -> Result<Self> {
+        let files = repo.index_files()?.into_iter().collect();
+        let mut catalog = Catalog { files, lists: BTreeMap::new() };
+        catalog.read_lists(repo)?;
+        Ok(catalog)
+    }
+
+    /// Reads the garbage lists not read yet.
+    fn read_lists(&mut self, repo: &Repository) -> Result<()> {
+        for info in repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)? {
+            // A list swept by a concurrent prune since the listing is simply gone.
+            if !self.lists.contains_key(&info.key)
+                && let Some(list) = read_garbage_if_present(repo, &info.key)?
+            {
+                self.lists.insert(info.key, (info.last_modified, list));
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the catalog up to the store's present: reads the index objects and garbage lists
+    /// written since the last read and forgets those deleted since (a concurrent prune that
+    /// supersedes index objects writes their replacement first, and a list it sweeps held only
+    /// packs it deleted).
+    fn refresh(&mut self, repo: &Repository) -> Result<()> {
+        let infos = repo.store().list(ObjectKind::Index).map_err(Error::Storage)?;
+        let present: HashSet<IndexId> = infos.iter().map(|i| IndexId(i.key.id)).collect();
+        self.files.retain(|id, _| present.contains(id));
+        for info in infos {
+            let id = IndexId(info.key.id);
+            if self.files.contains_key(&id) {
+                continue;
+            }
+            match repo.get_verified(info.key) {
+                Ok(data) => {
+                    self.files.insert(id, IndexFile::open(repo.master(), &id, &data)?);
+                }
+                // Superseded and deleted by a concurrent prune since the listing.
+                Err(e) if e.is_missing_object() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let lists: HashSet<ObjectKey> =
+            repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)?.into_iter().map(|i| i.key).collect();
+        self.lists.retain(|key, _| lists.contains(key));
+        self.read_lists(repo)
+    }
+
+    /// The index of every index object read.
+    fn index(&self) -> Index {
+        let mut index = Index::default();
+        for f in self.files.values() {
+            index.add_file(f);
+        }
+        index.finalize();
+        index
+    }
+
+    /// The packs on the garbage lists read (out of the index, stored until swept).
+    fn listed_packs(&self) -> impl Iterator<Item = IndexedPack> + '_ {
+        self.lists.values().flat_map(|(_, l)| l.packs.iter().filter_map(GarbagePack::to_indexed))
+    }
+
+    /// `index` plus the blobs only garbage-listed packs hold.
+    fn lookup(&self, index: &Index) -> Index {
+        with_listed(index, &self.listed_packs().collect::<Vec<_>>())
+    }
+}
+
+/// Marks every blob below `roots` as used (trees already in `used` are not walked again),
+/// reading trees through the index `catalog` holds. A blob no index object read so far names
+/// belongs to a snapshot committed after they were read: marking reads the index objects
+/// written since and goes on from the trees it could not read, never failing over a race.
+///
+/// # Errors
+/// Unreadable trees; a blob still in no index after [`REFRESHES`] reads: the repository is
+/// damaged, and prune refuses to guess what is needed.
+fn mark(repo: &Repository, catalog: &mut Catalog, roots: Vec<BlobId>, used: &mut HashSet<BlobId>) -> Result<()> {
+    /// Marks what a walk reaches; a tree marked before is not read again, a tree or data blob
+    /// the index lacks is put aside.
+    struct Mark<'u> {
+        used: &'u mut HashSet<BlobId>,
+        index: &'u Index,
+        trees_missing: Vec<BlobId>,
+        data_missing: Vec<BlobId>,
+    }
     impl TreeVisitor for Mark<'_> {
         type Output = ();
         fn before(&mut self, id: &BlobId, _: &Path) -> Result<Option<()>> {
-            Ok((!self.0.insert(*id)).then_some(()))
+            if self.used.contains(id) {
+                return Ok(Some(()));
+            }
+            if !self.index.contains(id) {
+                self.trees_missing.push(*id);
+                return Ok(Some(()));
+            }
+            self.used.insert(*id);
+            Ok(None)
         }
         fn entry(&mut self, _: &Path, node: &Node) -> Result<bool> {
             if node.kind == NodeKind::File {
-                self.0.extend(node.content.iter().copied());
+                for id in &node.content {
+                    if self.used.insert(*id) && !self.index.contains(id) {
+                        self.data_missing.push(*id);
+                    }
+                }
             }
             Ok(true)
         }
         fn after(&mut self, _: &BlobId, _: &Path, _: Tree, _: Vec<Option<()>>) -> Result<()> {
             Ok(())
         }
+        fn unreadable(&mut self, id: &BlobId, _: &Path, error: Error) -> Result<()> {
+            // In a pack a concurrent prune has swept since the index was read: its blobs are
+            // in that prune's new packs, or nothing needs them any more.
+            if !error.is_missing_object() {
+                return Err(error);
+            }
+            self.used.remove(id);
+            self.trees_missing.push(*id);
+            Ok(())
+        }
     }
-    let walker = TreeWalker::new(repo, index);
-    for root in roots {
-        walker.walk(&root, Path::new("/"), &mut Mark(used))?;
+    let mut trees = roots;
+    let mut data: Vec<BlobId> = Vec::new();
+    for refreshed in 0..=REFRESHES {
+        if refreshed > 0 {
+            catalog.refresh(repo)?;
+        }
+        let index = catalog.index();
+        let lookup = catalog.lookup(&index);
+        drop(index);
+        data.retain(|id| !lookup.contains(id));
+        let mut visitor = Mark { used, index: &lookup, trees_missing: Vec::new(), data_missing: Vec::new() };
+        let walker = TreeWalker::new(repo, &lookup);
+        for root in &trees {
+            walker.walk(root, Path::new("/"), &mut visitor)?;
+        }
+        trees = visitor.trees_missing;
+        data.extend(visitor.data_missing);
+        if trees.is_empty() && data.is_empty() {
+            return Ok(());
+        }
     }
-    Ok(())
+    let id = trees.first().or(data.first()).copied().unwrap_or_default();
+    Err(Error::corrupt(
+        format!("blob {id}"),
+        "is used by a snapshot but in no index; run `cairn check` and `cairn repair index` before pruning",
+    ))
 }
 
 /// `index` plus the blobs only garbage-listed packs hold: a blob the index has is always read
@@ -167,46 +307,31 @@ impl PrunePlan {
     /// # Errors
     /// Store errors; damaged snapshots, trees or index objects.
     pub fn compute(repo: &Repository, opts: &PruneOptions) -> Result<Self> {
-        let files = repo.index_files()?;
-        let mut index = Index::default();
+        // Snapshots first, then the index objects (see `live_snapshot_trees`). Packs on
+        // garbage lists are out of the index but still stored until swept: a backup that ran
+        // across an earlier prune may have committed a snapshot that needs them, so trees are
+        // read through them too, and every listed pack a snapshot uses is taken back.
+        let roots = live_snapshot_trees(repo)?;
+        let mut catalog = Catalog::read(repo)?;
+        let mut used = HashSet::new();
+        mark(repo, &mut catalog, roots, &mut used)?;
+        let index = catalog.index();
         let mut packs: BTreeMap<PackId, IndexedPack> = BTreeMap::new();
-        for (_, f) in &files {
-            index.add_file(f);
+        for f in catalog.files.values() {
             for p in &f.packs {
                 packs.entry(p.id).or_insert_with(|| p.clone());
             }
         }
-        index.finalize();
-        // Packs on garbage lists are out of the index but still stored until swept. A backup
-        // that ran across an earlier prune may have committed a snapshot that needs them: read
-        // trees through them too, and take back every listed pack a snapshot uses.
-        let mut listed: HashSet<PackId> = HashSet::new();
-        let mut listed_packs = Vec::new();
-        for info in repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)? {
-            // A list swept by a concurrent prune since the listing is simply gone.
-            let Some(list) = read_garbage_if_present(repo, &info.key)? else { continue };
-            for gp in list.packs {
-                listed.insert(gp.id);
-                listed_packs.extend(gp.to_indexed());
-            }
-        }
-        let lookup = with_listed(&index, &listed_packs);
-        let used = used_blobs(repo, &lookup)?;
+        let listed: HashSet<PackId> = catalog.listed_packs().map(|p| p.id).collect();
+        let lookup = catalog.lookup(&index);
         let mut resurrected = 0u64;
-        for p in listed_packs {
+        for p in catalog.listed_packs() {
             if p.entries.iter().any(|e| used.contains(&e.id) && !index.contains(&e.id)) && !packs.contains_key(&p.id) {
                 resurrected += 1;
                 packs.insert(p.id, p);
             }
         }
-        for id in &used {
-            if !lookup.contains(id) {
-                return Err(Error::corrupt(
-                    format!("blob {id}"),
-                    "is used by a snapshot but in no index; run `cairn check` and `cairn repair index` before pruning",
-                ));
-            }
-        }
+        drop(index);
         let pack_infos = repo.store().list(ObjectKind::Pack).map_err(Error::Storage)?;
         let sizes: HashMap<PackId, u64> = pack_infos.iter().map(|i| (PackId(i.key.id), i.size)).collect();
         // Packs younger than the grace period may belong to a backup still running (its index
@@ -290,7 +415,7 @@ impl PrunePlan {
             keep,
             repack,
             drop,
-            old_indexes: files.into_iter().map(|(id, _)| id).collect(),
+            old_indexes: catalog.files.into_keys().collect(),
             unindexed,
             index: lookup,
             stats,
@@ -348,7 +473,9 @@ impl PrunePlan {
             for p in &self.repack {
                 for e in p.entries.iter().filter(|e| self.used.contains(&e.id)) {
                     let Some(entry) = self.index.get(&e.id) else { continue };
-                    let plain = repo.read_entry(&self.index, entry)?;
+                    let plain = repo.read_entry(&self.index, entry).map_err(|err| {
+                        if err.is_missing_object() { swept_while_running(self.index.pack(entry).id) } else { err }
+                    })?;
                     writer.add_with_id(e.kind, e.id, &plain)?;
                 }
             }
@@ -367,35 +494,26 @@ impl PrunePlan {
         current: &ObjectKey,
     ) -> Result<()> {
         let grace = jiff::SignedDuration::try_from(opts.grace).unwrap_or(jiff::SignedDuration::MAX);
-        let lists = repo.store().list(ObjectKind::Garbage).map_err(Error::Storage)?;
         let mut resurrect = Vec::new();
         let mut delete_lists = Vec::new();
         let mut deletions: Vec<(PackId, u64)> = Vec::new();
-        // Blobs needed now, rechecked against what the current index still holds.
-        let current_index = repo.load_index()?;
-        let mut due = Vec::new();
-        for info in lists {
-            if info.key == *current || now.duration_since(info.last_modified) < grace {
-                continue;
-            }
-            if let Some(list) = read_garbage_if_present(repo, &info.key)? {
-                due.push((info.key, list));
-            }
-        }
         // Snapshots committed since this prune read them (backups that ran concurrently) may
-        // need blobs in the packs about to go: walk them too, reading trees from the current
-        // index and the packs on the due lists.
-        let listed: Vec<IndexedPack> =
-            due.iter().flat_map(|(_, list)| list.packs.iter().filter_map(GarbagePack::to_indexed)).collect();
-        let lookup = with_listed(&current_index, &listed);
-        let fresh: Vec<BlobId> = repo
-            .snapshots_strict()?
-            .into_iter()
-            .filter(|(_, s)| !self.used.contains(&s.tree))
-            .map(|(_, s)| s.tree)
+        // need blobs in the packs about to go: walk them too, through the index as it is now
+        // (listed after the snapshots, refreshed if they need more) and the listed packs.
+        let fresh: Vec<BlobId> =
+            live_snapshot_trees(repo)?.into_iter().filter(|tree| !self.used.contains(tree)).collect();
+        let mut catalog = Catalog::read(repo)?;
+        let due: Vec<ObjectKey> = catalog
+            .lists
+            .iter()
+            .filter(|(key, (at, _))| *key != current && now.duration_since(*at) >= grace)
+            .map(|(key, _)| *key)
             .collect();
-        add_used(repo, &lookup, fresh, &mut self.used)?;
-        for (key, list) in due {
+        mark(repo, &mut catalog, fresh, &mut self.used)?;
+        // Blobs needed now, rechecked against what the index holds now.
+        let current_index = catalog.index();
+        for key in due {
+            let Some((_, list)) = catalog.lists.remove(&key) else { continue };
             for gp in list.packs {
                 let needed = gp
                     .to_indexed()
@@ -431,6 +549,14 @@ impl PrunePlan {
     }
 }
 
+/// The error of a prune that meant to repack a pack another prune swept meanwhile.
+fn swept_while_running(id: PackId) -> Error {
+    Error::Conflict {
+        object: format!("pack {id}"),
+        reason: "was removed while this prune ran (by a concurrent prune); nothing was committed, run it again".into(),
+    }
+}
+
 fn write_garbage(repo: &Repository, list: &GarbageList) -> Result<ObjectKey> {
     let sealed = list.seal(repo.master());
     let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(&sealed));
@@ -453,4 +579,90 @@ fn read_garbage_if_present(repo: &Repository, key: &ObjectKey) -> Result<Option<
 /// As [`PrunePlan::compute`] and [`PrunePlan::apply`].
 pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
     PrunePlan::compute(repo, opts)?.apply(repo, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::blob::BlobKind;
+    use crate::format::keyfile::KdfParams;
+    use crate::format::tree::Time;
+    use crate::repository::InitOptions;
+    use crate::repository::store::object_store::ObjectStoreBackend;
+
+    fn repo(name: &str) -> Repository {
+        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
+        let opts =
+            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        Repository::init(store, b"password", &opts).unwrap()
+    }
+
+    fn node(name: &str, kind: NodeKind, content: Vec<BlobId>, subtree: Option<BlobId>) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: Time::default(),
+            atime: Time::default(),
+            ctime: Time::default(),
+            inode: 0,
+            dev: 0,
+            nlink: 1,
+            size: 0,
+            rdev: 0,
+            content,
+            hash: None,
+            subtree,
+            target: None,
+            link: None,
+        }
+    }
+
+    /// Writes `/dir/file` (one data blob) the way a backup does, index objects included;
+    /// returns the root tree, the directory's tree and the data blob.
+    fn write_tree(repo: &Repository, data: &[u8]) -> [BlobId; 3] {
+        let index = repo.load_index().unwrap();
+        let (ids, _, _) = repo
+            .write_blobs(&index, WriteOptions::default(), |w| {
+                let blob = w.add(BlobKind::Data, data)?;
+                let dir =
+                    w.add(BlobKind::Tree, &Tree::new(vec![node("file", NodeKind::File, vec![blob], None)]).encode())?;
+                let root =
+                    w.add(BlobKind::Tree, &Tree::new(vec![node("dir", NodeKind::Dir, vec![], Some(dir))]).encode())?;
+                Ok([root, dir, blob])
+            })
+            .unwrap();
+        ids
+    }
+
+    #[test]
+    fn marking_reads_the_index_objects_a_later_snapshot_was_committed_with() {
+        let repo = repo("prune-mark-refresh");
+        let early = write_tree(&repo, b"before the prune read the index");
+        let mut catalog = Catalog::read(&repo).unwrap();
+        // A backup commits after the prune read the index: its trees are in no object read.
+        let late = write_tree(&repo, b"committed while the prune ran");
+        assert!(!catalog.index().contains(&late[0]));
+        let mut used = HashSet::new();
+        mark(&repo, &mut catalog, vec![early[0], late[0]], &mut used).unwrap();
+        let want: HashSet<BlobId> = early.iter().chain(&late).copied().collect();
+        assert_eq!(used, want);
+    }
+
+    #[test]
+    fn a_blob_in_no_index_after_refreshing_is_damage() {
+        let repo = repo("prune-mark-missing");
+        let root = write_tree(&repo, b"stored")[0];
+        let gone = repo.master().blob_id(b"a tree never stored");
+        let mut catalog = Catalog::read(&repo).unwrap();
+        let err = mark(&repo, &mut catalog, vec![root, gone], &mut HashSet::new()).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("blob {gone} is damaged: is used by a snapshot but in no index")),
+            "{err}"
+        );
+    }
 }
