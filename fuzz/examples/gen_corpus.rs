@@ -19,7 +19,7 @@ use cairn_core::format::index::{IndexFile, IndexedPack};
 use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
 use cairn_core::format::config::{Config, FORMAT_VERSION};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
-use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
+use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
 use cairn_fuzz::{BLOB_SALT, PASSWORD, cbor, master, stored_config};
 
 fn corpus_dir() -> PathBuf {
@@ -151,6 +151,8 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         subtree: None,
         target: None,
         link: None,
+        xattrs: vec![],
+        flags: 0,
     }
 }
 
@@ -169,6 +171,20 @@ fn tree() {
     write("tree", "full", &Tree::new(vec![file, dir, link, dev, odd]).encode());
     write("tree", "empty", &Tree::new(Vec::new()).encode());
     assert_eq!(Tree::new(Vec::new()).version, TREE_VERSION);
+    // Version 2: extended attributes (an ACL's binary value among them) and inode flags.
+    let acl = [2u32.to_le_bytes().as_slice(), &[1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff]].concat();
+    let attributed = Node {
+        xattrs: vec![
+            Xattr { name: b"system.posix_acl_access".to_vec(), value: acl },
+            Xattr { name: b"user.origin".to_vec(), value: b"\x00scanner\xff".to_vec() },
+        ],
+        flags: 0x20,
+        ..node(b"doc.txt", NodeKind::File)
+    };
+    let immutable = Node { flags: 0x10, ..node(b"dir", NodeKind::Dir) };
+    let extended = Tree::new(vec![attributed, immutable]);
+    assert_eq!(extended.version, TREE_VERSION_EXTENDED);
+    write("tree", "extended", &extended.encode());
 }
 
 fn snapshot() {

@@ -170,7 +170,17 @@ fn ls_lists_the_snapshot() {
     let file_line = long.lines().find(|l| l.ends_with("/owned/file")).expect("owned/file listed");
     let fields: Vec<&str> = file_line.split_whitespace().collect();
     assert_eq!(fields[..4], ["-rw-r--r--", "1234", "5678", "11"], "{file_line}");
-    assert!(long.lines().any(|l| l.starts_with('l') && l.ends_with("/owned/link")), "{long}");
+    assert!(long.lines().any(|l| l.starts_with('l') && l.ends_with("/owned/link -> file")), "{long}");
+    // Set-id and sticky bits as `ls -l` shows them (issue 14, item 1).
+    let modes = repo.run(["ls", "--long", "latest", &format!("{root}/modes")]).success().stdout_text();
+    let mode_of = |name: &str| {
+        let line = modes.lines().find(|l| l.ends_with(&format!("/modes/{name}"))).unwrap_or_else(|| panic!("{modes}"));
+        line.split_whitespace().next().unwrap().to_string()
+    };
+    assert_eq!(mode_of("setuid"), "-rwsr-xr-x");
+    assert_eq!(mode_of("setgid-dir"), "drwxrwsr-x");
+    assert_eq!(mode_of("sticky-dir"), "drwxrwxrwt");
+    assert_eq!(mode_of("none"), "----------");
 
     let json = repo.run(["--json", "ls", "latest", &root]).success().json();
     let entry = |rel: &str| {

@@ -14,6 +14,7 @@
 //! - `faults`: transient and permanent storage failures, truncated downloads (issue 5).
 //! - `s3`: the commands against SeaweedFS on 127.0.0.1, and `copy` from local to S3 (issue 5).
 //! - `cloud`: the same against Azurite (az://) and rclone WebDAV (http://); credential errors.
+//! - `fidelity`: extended attributes, ACLs and inode flags come back, or are named (issue 14).
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 //! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
 //! - `permissions`: repositories and the cache are private whatever the umask (issue 14).
@@ -25,6 +26,7 @@ mod cloud;
 mod dumps;
 mod errors;
 mod faults;
+mod fidelity;
 mod inspect;
 mod overwrite;
 mod permissions;

@@ -19,10 +19,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// Extra disk a restored file may take over its source. A restore writes a chunk whole as soon
-/// as it holds one non-zero byte, so each data region of a sparse file can cost up to one chunk
-/// (1 MiB at most with the default chunker); two such regions plus filesystem rounding fit here.
-pub const SPARSE_SLACK: u64 = (2 << 20) + (64 << 10);
+/// Extra disk a restored file may take over its source. A restore leaves every 4 KiB block of
+/// zeros unwritten, so a sparse file's data regions cost what they cost in the source, give or
+/// take a block at each edge and the file system's own rounding (issue 14, item 1: before,
+/// each region cost up to a whole chunk, 1 MiB).
+pub const SPARSE_SLACK: u64 = 64 << 10;
 
 /// Knobs of [`compare_trees_with`].
 #[derive(Debug, Clone)]

@@ -48,6 +48,15 @@ pub struct Args {
     /// Ignore inode changes in change detection (e.g. network file systems).
     #[arg(long)]
     ignore_inode: bool,
+    /// Do not record extended attributes (ACLs are recorded unless --no-acls).
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Do not record POSIX ACLs.
+    #[arg(long)]
+    no_acls: bool,
+    /// Leave out files and directories marked no-dump (`chattr +d`).
+    #[arg(long)]
+    exclude_nodump: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
@@ -81,6 +90,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.force = args.force;
     opts.ignore_ctime = args.ignore_ctime;
     opts.ignore_inode = args.ignore_inode;
+    opts.no_xattrs = args.no_xattrs;
+    opts.no_acls = args.no_acls;
+    opts.exclude_nodump = args.exclude_nodump;
     opts.uploads = global.connections;
     let repo = global.open()?;
     let progress = Warnings { quiet: global.quiet || global.json };

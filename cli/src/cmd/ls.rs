@@ -17,7 +17,8 @@ pub struct Args {
     snapshot: String,
     /// Path in the snapshot (default: everything).
     path: Option<PathBuf>,
-    /// Show type, mode, owner, size and modification time.
+    /// Show type, mode (with setuid, setgid and sticky bits), owner, size, modification time
+    /// and symbolic link targets; a `+` after the mode marks extended attributes or ACLs.
     #[arg(long, short = 'l')]
     long: bool,
     #[command(flatten)]
@@ -47,6 +48,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         }
         // Names are printed as their bytes, as `ls` does, not mangled into UTF-8.
         stdout.write_all(path.as_os_str().as_bytes())?;
+        if let (true, Some(target)) = (args.long, &n.target) {
+            stdout.write_all(b" -> ")?;
+            stdout.write_all(target)?;
+        }
         stdout.write_all(b"\n")
     };
     inspect::ls(&repo, &snap, path, &mut |p, n| {
@@ -66,10 +71,14 @@ fn entry_json(path: &Path, n: &Node) -> serde_json::Value {
         "size": n.size,
         "mtime": jiff::Timestamp::new(n.mtime.secs, n.mtime.nanos as i32).map(|t| t.to_string()).unwrap_or_default(),
         "target": n.target.as_ref().map(|t| String::from_utf8_lossy(t).into_owned()),
+        "xattrs": n.xattrs.iter().map(|x| String::from_utf8_lossy(&x.name).into_owned()).collect::<Vec<_>>(),
+        "flags": n.flags,
     })
 }
 
-/// `drwxr-xr-x`-style mode.
+/// `drwxr-xr-x`-style mode, as `ls -l` writes it: `s`/`S` for setuid and setgid, `t`/`T` for
+/// the sticky bit (lower case when the execute bit under it is set too), and a trailing `+`
+/// when the entry has extended attributes (ACLs among them).
 pub fn mode_string(n: &Node) -> String {
     let t = match n.kind {
         NodeKind::Dir => 'd',
@@ -81,11 +90,21 @@ pub fn mode_string(n: &Node) -> String {
         NodeKind::File => '-',
     };
     let mut s = String::from(t);
-    for shift in [6, 3, 0] {
+    // (shift, special bit over its execute bit, letter for it)
+    for (shift, special, letter) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
         let bits = (n.mode >> shift) & 7;
         s.push(if bits & 4 != 0 { 'r' } else { '-' });
         s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+        let exec = bits & 1 != 0;
+        s.push(match (n.mode & special != 0, exec) {
+            (true, true) => letter,
+            (true, false) => letter.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    if !n.xattrs.is_empty() {
+        s.push('+');
     }
     s
 }

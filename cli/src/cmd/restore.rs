@@ -38,6 +38,12 @@ pub struct Args {
     /// Remove what the restored directories hold that the snapshot does not.
     #[arg(long)]
     delete: bool,
+    /// Do not restore extended attributes (ACLs are restored unless --no-acls).
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Do not restore POSIX ACLs.
+    #[arg(long)]
+    no_acls: bool,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -54,6 +60,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.overwrite = args.overwrite.unwrap_or(Overwrite::Unspecified);
     opts.verify_existing = args.verify_existing;
     opts.delete = args.delete;
+    opts.no_xattrs = args.no_xattrs;
+    opts.no_acls = args.no_acls;
     let s = restore::run(&repo, &which.snapshot, which.path.as_deref(), &opts, &NoProgress)
         .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;
     if global.json {
@@ -98,6 +106,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         );
         for path in &s.skipped {
             eprintln!("  {}", path.display());
+        }
+        return Ok(crate::exit::PARTIAL);
+    }
+    let lost: Vec<_> = s.warnings.iter().filter(|w| w.lost).collect();
+    if !lost.is_empty() {
+        eprintln!("cairn: {} entries were restored without all of their metadata:", lost.len());
+        for w in lost {
+            eprintln!("  {w}");
         }
         return Ok(crate::exit::PARTIAL);
     }

@@ -85,10 +85,32 @@ pub struct Node {
     /// Files that were hard links of each other share this number within a snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<u64>,
+    /// Extended attributes, sorted by name; POSIX ACLs are among them (tree version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+    /// Inode flags: immutable `0x10`, append-only `0x20`, no-dump `0x40` (tree version 2).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub flags: u32,
+}
+
+/// One extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Xattr {
+    /// The full name with its namespace, e.g. `user.origin` or `system.posix_acl_access`.
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    /// The value, as the kernel gives it (for ACLs, its binary `posix_acl_xattr` form).
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }
 
@@ -105,10 +127,20 @@ impl Node {
         use std::os::unix::ffi::OsStrExt;
         std::ffi::OsStr::from_bytes(&self.name)
     }
+
+    /// Whether the node holds metadata only tree version 2 records.
+    #[must_use]
+    pub fn is_extended(&self) -> bool {
+        !self.xattrs.is_empty() || self.flags != 0
+    }
 }
 
-/// Version of the tree encoding.
+/// Version of the tree encoding of a tree whose nodes carry no extended attributes and no
+/// inode flags: readers of version 1 read it, and it deduplicates with trees they wrote.
 pub const TREE_VERSION: u32 = 1;
+/// Version of the tree encoding of a tree with a node that carries extended attributes or
+/// inode flags: a reader that would drop them refuses it instead.
+pub const TREE_VERSION_EXTENDED: u32 = 2;
 
 /// A directory's entries, sorted by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,11 +152,12 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// A tree of these nodes (sorted here).
+    /// A tree of these nodes (sorted here), of the lowest version that holds them.
     #[must_use]
     pub fn new(mut nodes: Vec<Node>) -> Self {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Tree { version: TREE_VERSION, nodes }
+        let version = if nodes.iter().any(Node::is_extended) { TREE_VERSION_EXTENDED } else { TREE_VERSION };
+        Tree { version, nodes }
     }
 
     /// Encodes as CBOR.
@@ -143,12 +176,15 @@ impl Tree {
     pub fn decode(id: &BlobId, data: &[u8]) -> Result<Self> {
         let tree: Tree =
             ciborium::from_reader(data).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
-        if tree.version != TREE_VERSION {
+        if tree.version != TREE_VERSION && tree.version != TREE_VERSION_EXTENDED {
             return Err(Error::UnsupportedVersion {
                 object: format!("tree {id}"),
                 found: tree.version,
-                supported: TREE_VERSION,
+                supported: TREE_VERSION_EXTENDED,
             });
+        }
+        if tree.version == TREE_VERSION && tree.nodes.iter().any(Node::is_extended) {
+            return Err(Error::corrupt(format!("tree {id}"), "a version 1 tree carries version 2 metadata"));
         }
         Ok(tree)
     }
@@ -174,8 +210,13 @@ mod tests {
             any::<u64>(),
             proptest::collection::vec(any::<[u8; 32]>(), 0..4),
             any::<bool>(),
+            proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 1..12), proptest::collection::vec(any::<u8>(), 0..40)),
+                0..3,
+            ),
+            prop_oneof![Just(0u32), Just(0x10), Just(0x60)],
         )
-            .prop_map(|(name, mode, secs, nanos, size, content, link)| Node {
+            .prop_map(|(name, mode, secs, nanos, size, content, link, xattrs, flags)| Node {
                 name,
                 kind: if link { NodeKind::Symlink } else { NodeKind::File },
                 mode,
@@ -194,6 +235,8 @@ mod tests {
                 subtree: None,
                 target: link.then(|| vec![0xff, b'/', 0]),
                 link: None,
+                xattrs: xattrs.into_iter().map(|(name, value)| Xattr { name, value }).collect(),
+                flags,
             })
     }
 
@@ -203,11 +246,48 @@ mod tests {
             let t = Tree::new(nodes);
             let id = BlobId::default();
             prop_assert_eq!(Tree::decode(&id, &t.encode()).unwrap(), t.clone());
+            let extended = t.nodes.iter().any(|n| !n.xattrs.is_empty() || n.flags != 0);
+            prop_assert_eq!(t.version, if extended { TREE_VERSION_EXTENDED } else { TREE_VERSION });
             let enc = t.encode();
             if enc.len() > 2 {
                 prop_assert!(Tree::decode(&id, &enc[..enc.len() - 1]).is_err());
             }
         }
+    }
+
+    #[test]
+    fn only_extended_metadata_makes_a_tree_version_2() {
+        // A version 1 tree never names the new keys, so its bytes (and blob id) stay those
+        // version 1 wrote; the byte-exact vectors in tests/format_vectors check that too.
+        let plain = Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File,
+            mode: 0o100_644,
+            uid: 0,
+            gid: 0,
+            mtime: Time::default(),
+            atime: Time::default(),
+            ctime: Time::default(),
+            inode: 1,
+            dev: 1,
+            nlink: 1,
+            size: 0,
+            rdev: 0,
+            content: vec![],
+            hash: None,
+            subtree: None,
+            target: None,
+            link: None,
+            xattrs: vec![],
+            flags: 0,
+        };
+        let enc = Tree::new(vec![plain.clone()]).encode();
+        assert!(!enc.windows(6).any(|w| w == b"xattrs") && !enc.windows(5).any(|w| w == b"flags"));
+        assert_eq!(Tree::decode(&BlobId::default(), &enc).unwrap().version, TREE_VERSION);
+        let with_flags = Node { flags: 0x10, ..plain.clone() };
+        assert_eq!(Tree::new(vec![with_flags]).version, TREE_VERSION_EXTENDED);
+        let with_xattr = Node { xattrs: vec![Xattr { name: b"user.a".to_vec(), value: vec![] }], ..plain };
+        assert_eq!(Tree::new(vec![with_xattr]).version, TREE_VERSION_EXTENDED);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Errors ([`error`]), identifiers ([`id`]), content-defined chunking ([`chunk`]), compression
 //! ([`compress`]), authenticated encryption and keys ([`crypto`]), reading binary fields
 //! ([`codec`]), path patterns ([`pattern`]), durations ([`duration`]), paths as text
-//! ([`path`]), files only their owner reads ([`private`]), who and where ([`identity`]) and
+//! ([`path`]), files only their owner reads ([`private`]), extended attributes and inode flags
+//! ([`fsmeta`]), who and where ([`identity`]) and
 //! the progress observer ([`progress`]). Nothing here imports a module of a higher layer.
 
 pub mod chunk;
@@ -12,6 +13,7 @@ pub mod compress;
 pub mod crypto;
 pub mod duration;
 pub mod error;
+pub mod fsmeta;
 pub mod id;
 pub mod identity;
 pub mod path;

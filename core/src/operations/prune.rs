@@ -619,6 +619,8 @@ mod tests {
             subtree,
             target: None,
             link: None,
+            xattrs: vec![],
+            flags: 0,
         }
     }
 

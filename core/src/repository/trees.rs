@@ -232,6 +232,8 @@ pub fn root_node(snapshot: &Snapshot) -> Node {
         subtree: Some(snapshot.tree),
         target: None,
         link: None,
+        xattrs: vec![],
+        flags: 0,
     }
 }
 
@@ -278,6 +280,8 @@ mod tests {
             subtree,
             target: None,
             link: None,
+            xattrs: vec![],
+            flags: 0,
         }
     }
 

@@ -77,6 +77,8 @@ pub fn tree(m: &MasterKey) -> Tree {
         subtree: None,
         target: None,
         link: None,
+        xattrs: vec![],
+        flags: 0,
     };
     Tree::new(vec![
         Node {

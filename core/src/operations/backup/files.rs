@@ -3,6 +3,8 @@
 //! outcome back through [`Results`].
 
 use super::*;
+use crate::format::tree::Xattr;
+use crate::foundation::fsmeta;
 
 /// The outcome of one file job.
 #[derive(Debug, Clone)]
@@ -15,8 +17,35 @@ pub(super) enum FileOutcome {
         /// The file changed while it was read, every time it was read: what is stored is
         /// what the last read saw, which may mix two versions.
         changed: bool,
+        /// Extended attributes and inode flags, read through the open file.
+        extended: Extended,
     },
     Unreadable(String),
+}
+
+/// A file's extended attributes and inode flags, and why the attributes could not be read
+/// (the file is stored without them).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Extended {
+    pub(super) xattrs: Vec<Xattr>,
+    pub(super) flags: u32,
+    pub(super) problem: Option<String>,
+}
+
+impl Extended {
+    /// Reads what `filter` wants of `entry`; `flags` as already known.
+    pub(super) fn read<Fd: std::os::fd::AsFd>(entry: fsmeta::Entry<'_, Fd>, filter: XattrFilter, flags: u32) -> Self {
+        match fsmeta::read_xattrs(entry, filter) {
+            Ok(pairs) => Extended {
+                xattrs: pairs.into_iter().map(|(name, value)| Xattr { name, value }).collect(),
+                flags,
+                problem: None,
+            },
+            Err(e) => {
+                Extended { xattrs: Vec::new(), flags, problem: Some(format!("extended attributes not read: {e}")) }
+            }
+        }
+    }
 }
 
 /// What says whether a file changed: its size, modification and status-change times.
@@ -28,6 +57,11 @@ pub(super) struct Stat {
 }
 
 impl Stat {
+    fn of_open(st: &fsmeta::OpenStat) -> Self {
+        let time = |(secs, nanos): (i64, u32)| Time { secs, nanos };
+        Stat { size: st.size, mtime: time(st.mtime), ctime: time(st.ctime) }
+    }
+
     pub(super) fn of(meta: &std::fs::Metadata) -> Self {
         let time = |secs: i64, nanos: i64| Time { secs, nanos: u32::try_from(nanos).unwrap_or(0) };
         Stat {
@@ -177,8 +211,9 @@ impl Session<'_> {
                 Ok(r) => r,
                 Err(e) => return unreadable(e),
             };
-            let after = match file.metadata() {
-                Ok(m) => Stat::of(&m),
+            // One statx for both the change check and the inode flags.
+            let (after, flags) = match fsmeta::stat_open(&file) {
+                Ok(st) => (Stat::of_open(&st), st.flags),
                 Err(e) => return unreadable(e),
             };
             let consistent = after == before && read == after.size;
@@ -188,6 +223,7 @@ impl Session<'_> {
                     hash,
                     stat: Stat { size: read, ..after },
                     changed: !consistent,
+                    extended: Extended::read(fsmeta::Entry::Open(&file), self.xattrs, flags),
                 });
             }
             attempt += 1;

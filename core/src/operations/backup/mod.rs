@@ -39,8 +39,9 @@ use crate::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Time, Tree};
 use crate::foundation::chunk::{Batch, Cutter, StreamBatcher};
 use crate::foundation::error::{Error, IoContext, Result};
+use crate::foundation::fsmeta::XattrFilter;
 use crate::foundation::id::{BlobId, Digest, SnapshotId};
-use crate::foundation::identity::host_and_user;
+use crate::foundation::identity::{host_and_user, running_as_root};
 use crate::foundation::pattern::PathPatterns;
 use crate::foundation::progress::Progress;
 use crate::repository::Repository;
@@ -86,6 +87,12 @@ pub struct BackupOptions {
     pub ignore_ctime: bool,
     /// Do not compare inode numbers in change detection.
     pub ignore_inode: bool,
+    /// Do not record extended attributes (other than ACLs).
+    pub no_xattrs: bool,
+    /// Do not record POSIX ACLs.
+    pub no_acls: bool,
+    /// Leave out entries with the no-dump inode flag (`chattr +d`), as `borg --exclude-nodump`.
+    pub exclude_nodump: bool,
     /// Worker threads for CPU stages (0 = number of cores).
     pub threads: usize,
     /// Pack uploads in flight (0 = default: 4 to a remote store, 1 to a local one).
@@ -157,6 +164,8 @@ struct Session<'a> {
     fatal: Mutex<Option<Error>>,
     results: Results,
     progress: &'a dyn Progress,
+    /// The extended attributes to record.
+    xattrs: XattrFilter,
 }
 
 impl Session<'_> {
@@ -322,6 +331,7 @@ pub fn run(
                 fatal: Mutex::new(None),
                 results: Results::default(),
                 progress,
+                xattrs: XattrFilter { xattrs: !opts.no_xattrs, acls: !opts.no_acls, privileged: running_as_root() },
             };
             let walked = match source {
                 BackupSource::Paths(_) => std::thread::scope(|scope| {
@@ -428,6 +438,8 @@ fn store_stream(session: &Session<'_>, mut stream: RunningStream<'_>, name: &str
         subtree: None,
         target: None,
         link: None,
+        xattrs: vec![],
+        flags: 0,
     };
     session.store_tree(&Tree::new(vec![node]))
 }

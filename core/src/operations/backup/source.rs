@@ -53,6 +53,8 @@ pub fn node_from_metadata(name: Vec<u8>, meta: &Metadata) -> Node {
         subtree: None,
         target: None,
         link: None,
+        xattrs: vec![],
+        flags: 0,
     }
 }
 

@@ -15,7 +15,8 @@ use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 
 use super::*;
-use crate::operations::backup::files::{CHANGED_RETRIES, Stat};
+use crate::foundation::fsmeta::{self, Entry};
+use crate::operations::backup::files::{CHANGED_RETRIES, Extended, Stat};
 use crate::operations::backup::source::node_from_metadata;
 
 /// Entries the walker may hold in unfinished directories before it waits for the oldest (a
@@ -59,6 +60,7 @@ struct Walker<'s, 'r> {
     root_dev: u64,
     ignore_ctime: bool,
     ignore_inode: bool,
+    exclude_nodump: bool,
     errors: Vec<Unreadable>,
     /// Files that kept changing while they were read.
     changed: Vec<PathBuf>,
@@ -83,7 +85,7 @@ impl Walker<'_, '_> {
         self.errors.push(unreadable);
     }
 
-    fn unchanged(&self, node: &Node, old: Option<&Node>) -> Option<(Vec<BlobId>, Option<Digest>)> {
+    fn unchanged<'o>(&self, node: &Node, old: Option<&'o Node>) -> Option<&'o Node> {
         let old = old?;
         let same = old.kind == NodeKind::File
             && old.size == node.size
@@ -91,16 +93,56 @@ impl Walker<'_, '_> {
             && (self.ignore_ctime || old.ctime == node.ctime)
             && (self.ignore_inode || old.inode == node.inode)
             && old.content.iter().all(|id| self.session.known(id));
-        same.then(|| (old.content.clone(), old.hash))
+        same.then_some(old)
+    }
+
+    /// Puts extended attributes and inode flags into `node`, naming the entry when its
+    /// attributes could not be read (it is stored without them).
+    fn set_extended(&mut self, path: &Path, node: &mut Node, extended: Extended) {
+        node.xattrs = extended.xattrs;
+        node.flags = extended.flags;
+        if let Some(problem) = extended.problem {
+            self.warn(path, problem);
+        }
+    }
+
+    /// Reads the extended attributes and (for files and directories, unless `flags` is
+    /// already known) inode flags of the entry at `path` into `node`.
+    fn read_extended(&mut self, path: &Path, node: &mut Node, flags: Option<u32>) {
+        let flags = match flags {
+            Some(f) => f,
+            None if matches!(node.kind, NodeKind::File | NodeKind::Dir) => {
+                match fsmeta::read_flags(Entry::<&std::fs::File>::Path(path)) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.warn(path, format!("inode flags not read: {e}"));
+                        0
+                    }
+                }
+            }
+            None => 0,
+        };
+        let extended = Extended::read(Entry::<&std::fs::File>::Path(path), self.session.xattrs, flags);
+        self.set_extended(path, node, extended);
     }
 
     /// Saves one entry at `path` with metadata `meta`; `old` is the same name in the parent.
     fn save_entry(&mut self, path: &Path, meta: &Metadata, old: Option<&Node>) -> Result<Option<Pending>> {
         let name = path.file_name().map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
         let mut node = node_from_metadata(name, meta);
+        // The flags are needed before anything else only to leave no-dump entries out.
+        let mut flags = None;
+        if self.exclude_nodump && matches!(node.kind, NodeKind::File | NodeKind::Dir) {
+            match fsmeta::read_flags(Entry::<&std::fs::File>::Path(path)) {
+                Ok(f) if f & fsmeta::FLAG_NODUMP != 0 => return Ok(None),
+                Ok(f) => flags = Some(f),
+                Err(e) => self.warn(path, format!("inode flags not read: {e}")),
+            }
+        }
         let c = &self.session.counters;
         match node.kind {
             NodeKind::Dir => {
+                self.read_extended(path, &mut node, flags);
                 if self.one_file_system && meta.dev() != self.root_dev {
                     // Record the mount point as an empty directory, as other tools do.
                     node.subtree = Some(self.session.store_tree(&Tree::new(vec![]))?);
@@ -120,6 +162,8 @@ impl Walker<'_, '_> {
                 if node.nlink > 1 {
                     if let Some((link_no, source)) = self.links.get(&key).cloned() {
                         node.link = Some(link_no);
+                        // Another name of an inode already saved: its attributes are the same.
+                        self.read_extended(path, &mut node, flags);
                         return Ok(Some(match source {
                             LinkSource::Job(job) => Pending::LinkJob(node, job),
                             LinkSource::Reused(content, hash) => {
@@ -131,13 +175,20 @@ impl Walker<'_, '_> {
                     }
                     node.link = Some(self.links.len() as u64 + 1);
                 }
-                if let Some((content, hash)) = self.unchanged(&node, old) {
+                if let Some(old) = self.unchanged(&node, old) {
                     c.files_unmodified.fetch_add(1, Ordering::Relaxed);
+                    let (content, hash) = (old.content.clone(), old.hash);
                     if let Some(link_no) = node.link {
                         self.links.insert(key, (link_no, LinkSource::Reused(content.clone(), hash)));
                     }
                     node.content = content;
                     node.hash = hash;
+                    // Attributes are read every time (one call, as other tools do): the
+                    // parent may have been made with other --no-xattrs/--no-acls choices.
+                    // Flags change the ctime, so an unchanged file has its parent's, unless
+                    // the ctime is ignored.
+                    let known = if self.ignore_ctime { flags } else { flags.or(Some(old.flags)) };
+                    self.read_extended(path, &mut node, known);
                     return Ok(Some(Pending::Ready(node)));
                 }
                 if old.is_some() { &c.files_changed } else { &c.files_new }.fetch_add(1, Ordering::Relaxed);
@@ -160,11 +211,13 @@ impl Walker<'_, '_> {
                         return Ok(None);
                     }
                 }
-                c.others.fetch_add(1, Ordering::Relaxed);
+                self.read_extended(path, &mut node, None);
+                self.session.counters.others.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(Pending::Ready(node)))
             }
             _ => {
-                c.others.fetch_add(1, Ordering::Relaxed);
+                self.read_extended(path, &mut node, None);
+                self.session.counters.others.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(Pending::Ready(node)))
             }
         }
@@ -201,9 +254,10 @@ impl Walker<'_, '_> {
                 Pending::LinkJob(n, id) => (n, id, true),
             };
             match self.session.results.wait(job, keep, &|| self.session.is_failed())? {
-                FileOutcome::Done { content, hash, stat, changed } => {
+                FileOutcome::Done { content, hash, stat, changed, extended } => {
                     node.content = content;
                     node.hash = Some(hash);
+                    self.set_extended(&path, &mut node, extended);
                     // The metadata of the version read (the file may have changed since the
                     // walker saw it).
                     node.size = stat.size;
@@ -392,6 +446,7 @@ pub(super) fn walk(
         root_dev: 0,
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
+        exclude_nodump: opts.exclude_nodump,
         errors: Vec::new(),
         changed: Vec::new(),
         unfinished: VecDeque::new(),
@@ -542,6 +597,7 @@ mod tests {
                     fatal: Mutex::new(None),
                     results: Results::default(),
                     progress: &NoProgress,
+                    xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
                 };
                 let mut buffers = WorkerBuffers::default();
                 let mut outcomes = Vec::new();
@@ -556,7 +612,9 @@ mod tests {
             .unwrap();
         for (i, ((_, real), outcome)) in cases.into_iter().zip(outcomes).enumerate() {
             let data = noise(real, i as u64 + 7);
-            let FileOutcome::Done { content, hash, stat, changed } = outcome else { panic!("case {i}: {outcome:?}") };
+            let FileOutcome::Done { content, hash, stat, changed, .. } = outcome else {
+                panic!("case {i}: {outcome:?}")
+            };
             assert_eq!(stat.size, real as u64, "case {i}: every byte is read");
             assert!(!changed, "case {i}: the second read finds the file as the first left it");
             assert_eq!(hash, Digest(*blake3::hash(&data).as_bytes()), "case {i}");
@@ -606,6 +664,7 @@ mod tests {
                     fatal: Mutex::new(None),
                     results: Results::default(),
                     progress: &NoProgress,
+                    xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
                 };
                 let seen = Stat::of(&std::fs::metadata(&path).unwrap());
                 session.store_file(&path, seen, &mut WorkerBuffers::default())

@@ -207,54 +207,103 @@ pub(super) struct FileWriter<'a> {
     pub(super) plan: &'a Plan,
     pub(super) written: &'a AtomicU64,
     pub(super) progress: &'a dyn Progress,
-    /// Set each file's metadata as soon as its content is written (`Some(running as root)`);
-    /// `None` with --verify, which checks the content first.
-    pub(super) metadata: Option<bool>,
+    /// Set each file's metadata as soon as its content is written; `None` with --verify,
+    /// which checks the content first.
+    pub(super) metadata: Option<&'a Meta>,
+    /// Extended attributes that could not be set.
+    pub(super) warnings: &'a Mutex<Vec<Warning>>,
 }
 
 /// The open files of one pack's restore, by file number.
 pub(super) type OpenFiles = HashMap<usize, File>;
 
 impl FileWriter<'_> {
-    /// Writes one blob's plaintext to every place it goes (all-zero blobs are left as holes),
-    /// finishing each file it completes. On failure, returns why.
+    /// Writes one blob's plaintext to every place it goes, leaving all-zero blocks as holes,
+    /// and finishes each file it completes. On failure, returns why.
     pub(super) fn place(&self, files: &mut OpenFiles, id: &BlobId, plain: &[u8]) -> std::result::Result<(), String> {
-        // All-zero blocks are left as holes ([`finish_file`] sizes the file).
-        let zero = plain.iter().all(|&b| b == 0);
         let mut failure = None;
         for t in self.plan.blobs.get(id).into_iter().flatten() {
             let f = &self.plan.files[t.file];
-            if zero {
-                f.state.hole.store(true, Ordering::Relaxed);
-            } else {
+            let mut written = 0;
+            for run in data_runs(plain, t.offset) {
                 let file = match files.entry(t.file) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => match open_for_writing(&f.path) {
                         Ok(file) => v.insert(file),
                         Err(err) => {
                             failure = Some(format!("{}: {err}", f.path.display()));
-                            continue;
+                            break;
                         }
                     },
                 };
-                if let Err(err) = file.write_all_at(plain, t.offset) {
+                if let Err(err) = file.write_all_at(&plain[run.clone()], t.offset + run.start as u64) {
                     failure = Some(format!("{}: {err}", f.path.display()));
-                    continue;
+                    break;
                 }
-                self.written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                self.progress.bytes_restored(plain.len() as u64);
+                written += run.len();
             }
+            if written < plain.len() {
+                // Holes (or a failed write, which fails the file anyway): `finish_file` sizes it.
+                f.state.hole.store(true, Ordering::Relaxed);
+            }
+            self.written.fetch_add(written as u64, Ordering::Relaxed);
+            self.progress.bytes_restored(written as u64);
             // The thread that places a file's last blob finishes it; the others' writes are
             // done by then (each counts down after its write).
             if f.state.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                 let open = files.remove(&t.file);
-                if let Err(err) = finish_file(&f.path, open, &f.node, &f.state, self.metadata) {
-                    failure = Some(format!("{}: {err}", f.path.display()));
+                match finish_file(&f.path, open, &f.node, &f.state, self.metadata) {
+                    Ok(None) => {}
+                    Ok(Some(warning)) => {
+                        if let Ok(mut w) = self.warnings.lock() {
+                            w.push(Warning::at(&f.path, warning));
+                        }
+                    }
+                    Err(err) => failure = Some(format!("{}: {err}", f.path.display())),
                 }
             }
         }
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// The file system block size holes are made of: a block of zeros in a restored file is left
+/// unwritten (a hole) instead of written.
+const HOLE_BLOCK: u64 = 4096;
+
+/// The byte ranges of `plain`, which goes at `offset` in its file, that hold more than zeros:
+/// the blob is cut at file offsets that are multiples of [`HOLE_BLOCK`], pieces of zeros are
+/// left out and neighbouring pieces of data joined, so a blob without zeros is one write.
+/// Skipping zeros is exact because every file is written fresh (what was in the way is removed
+/// first) and unwritten ranges read as zeros.
+fn data_runs(plain: &[u8], offset: u64) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let piece_end = |start: usize| {
+            let to_boundary = HOLE_BLOCK - (offset + start as u64) % HOLE_BLOCK;
+            (start + usize::try_from(to_boundary).unwrap_or(usize::MAX)).min(plain.len())
+        };
+        // Skip pieces of zeros, then take pieces of data up to the next piece of zeros.
+        while at < plain.len() {
+            let end = piece_end(at);
+            if plain[at..end].iter().any(|&b| b != 0) {
+                break;
+            }
+            at = end;
+        }
+        if at >= plain.len() {
+            return None;
+        }
+        let start = at;
+        while at < plain.len() {
+            let end = piece_end(at);
+            if plain[at..end].iter().all(|&b| b == 0) {
+                break;
+            }
+            at = end;
+        }
+        Some(start..at)
+    })
 }
 
 /// Opens (creating when needed) a file to restore into, never following a symbolic link put
@@ -266,14 +315,15 @@ pub(super) fn open_for_writing(path: &Path) -> std::io::Result<File> {
 
 /// Completes a file whose content is all written: creates it if no blob was written (empty or
 /// all holes), sizes it if it may end in a hole, and sets its metadata through the open file
-/// (`metadata`: `Some(running as root)`), then closes it.
+/// (unless `metadata` is `None`), then closes it. Returns the extended attributes that could
+/// not be set, as a warning.
 pub(super) fn finish_file(
     path: &Path,
     open: Option<File>,
     node: &Node,
     state: &FileState,
-    metadata: Option<bool>,
-) -> std::io::Result<()> {
+    metadata: Option<&Meta>,
+) -> std::io::Result<Option<String>> {
     let file = match open {
         Some(f) => f,
         None => open_for_writing(path)?,
@@ -281,16 +331,18 @@ pub(super) fn finish_file(
     if state.hole.load(Ordering::Relaxed) || node.content.is_empty() {
         file.set_len(node.size)?;
     }
-    if let Some(is_root) = metadata {
+    let mut warning = None;
+    if let Some(meta) = metadata {
         // Ownership first: chown clears the set-id bits chmod then sets.
-        if is_root {
+        if meta.is_root {
             std::os::unix::fs::fchown(&file, Some(node.uid), Some(node.gid))?;
         }
         file.set_permissions(std::fs::Permissions::from_mode(node.mode & 0o7777))?;
+        warning = meta.set_xattrs(crate::foundation::fsmeta::Entry::Open(&file), node);
         filetime::set_file_handle_times(&file, Some(to_filetime(node.atime)), Some(to_filetime(node.mtime)))?;
     }
     state.finished.store(true, Ordering::Release);
-    Ok(())
+    Ok(warning)
 }
 
 /// How the data phase fetches: ranged requests in flight, their largest size, and the threads
@@ -509,4 +561,52 @@ fn decode(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(plain: &[u8], offset: u64) -> Vec<std::ops::Range<usize>> {
+        data_runs(plain, offset).collect()
+    }
+
+    #[test]
+    fn zero_blocks_are_left_out_and_data_joined() {
+        let mut plain = vec![0u8; 5 * 4096];
+        plain[4096 + 10] = 1; // block 1
+        plain[2 * 4096] = 2; // block 2, joined to block 1
+        plain[4 * 4096 + 4095] = 3; // block 4, after a block of zeros
+        assert_eq!(runs(&plain, 0), vec![4096..3 * 4096, 4 * 4096..5 * 4096]);
+        assert_eq!(runs(&vec![0u8; 3 * 4096], 0), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(runs(b"data", 7), vec![0..4]);
+    }
+
+    #[test]
+    fn blocks_follow_the_file_not_the_blob() {
+        // The blob starts 100 bytes before a block boundary of the file: its first piece is
+        // those 100 bytes, the zeros after them fill whole blocks of the file.
+        let mut plain = vec![0u8; 100 + 2 * 4096 + 50];
+        plain[0] = 9;
+        plain[100 + 2 * 4096 + 49] = 9;
+        assert_eq!(runs(&plain, 4096 - 100), vec![0..100, 100 + 2 * 4096..plain.len()]);
+    }
+
+    #[test]
+    fn the_runs_rebuild_the_blob() {
+        let mut rng = 0x1234_5678_u64;
+        for _ in 0..200 {
+            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let len = (rng >> 40) as usize % 20_000;
+            let offset = (rng >> 20) % 10_000;
+            let plain: Vec<u8> = (0..len)
+                .map(|i| if (i / 3000 + (rng as usize >> 5)).is_multiple_of(3) { (i % 251) as u8 | 1 } else { 0 })
+                .collect();
+            let mut rebuilt = vec![0u8; len];
+            for r in data_runs(&plain, offset) {
+                rebuilt[r.clone()].copy_from_slice(&plain[r]);
+            }
+            assert_eq!(rebuilt, plain);
+        }
+    }
 }

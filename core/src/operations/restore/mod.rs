@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::format::tree::{Node, NodeKind, Time, Tree};
 use crate::foundation::error::{Error, IoContext, Result};
 use crate::foundation::id::{BlobId, Digest, SnapshotId};
+use crate::foundation::identity::running_as_root;
 use crate::foundation::pattern::PathPatterns;
 use crate::foundation::progress::Progress;
 use crate::repository::Repository;
@@ -63,6 +64,10 @@ pub struct RestoreOptions {
     pub verify_existing: bool,
     /// Remove what the restored directories hold that the snapshot does not.
     pub delete: bool,
+    /// Do not restore extended attributes (other than ACLs).
+    pub no_xattrs: bool,
+    /// Do not restore POSIX ACLs.
+    pub no_acls: bool,
 }
 
 /// What a restore does with an entry the target already has where the snapshot has one. A
@@ -109,6 +114,8 @@ impl RestoreOptions {
             overwrite: Overwrite::Unspecified,
             verify_existing: false,
             delete: false,
+            no_xattrs: false,
+            no_acls: false,
         }
     }
 }
@@ -143,11 +150,27 @@ pub struct Warning {
     pub path: Option<PathBuf>,
     /// What happened.
     pub message: String,
+    /// Something the snapshot holds for the entry is not in the target (extended attributes
+    /// or inode flags that could not be set, a device that could not be made): the restore is
+    /// incomplete, and the CLI exits 3. False for what no restore does (sockets) and for notes
+    /// about the whole restore.
+    pub lost: bool,
 }
 
 impl Warning {
+    /// Something of the entry at `path` the snapshot holds was not restored.
     pub(crate) fn at(path: &Path, message: impl Into<String>) -> Self {
-        Warning { path: Some(path.to_path_buf()), message: message.into() }
+        Warning { path: Some(path.to_path_buf()), message: message.into(), lost: true }
+    }
+
+    /// A note about the entry at `path` that loses nothing a restore could give back.
+    pub(crate) fn note_at(path: &Path, message: impl Into<String>) -> Self {
+        Warning { path: Some(path.to_path_buf()), message: message.into(), lost: false }
+    }
+
+    /// A note about the whole restore.
+    pub(crate) fn note(message: impl Into<String>) -> Self {
+        Warning { path: None, message: message.into(), lost: false }
     }
 }
 
@@ -187,7 +210,8 @@ pub struct RestoreSummary {
     pub seconds: f64,
     /// Entries that could not be restored, with the reason (sorted by path).
     pub failed: Vec<Failure>,
-    /// Non-fatal notes (e.g. ownership not restored).
+    /// Non-fatal notes (e.g. ownership not restored, extended attributes the target's file
+    /// system refused: see [`Warning::lost`]).
     pub warnings: Vec<Warning>,
     /// Entries the target already had, kept as they were because the overwrite policy keeps
     /// them (sorted).
@@ -236,12 +260,13 @@ pub fn run(
         NodeKind::Dir => prefetch_trees(repo, &index, start.subtree, &pool),
         _ => HashMap::new(),
     };
+    let meta = Meta::new(running_as_root(), opts.no_xattrs, opts.no_acls);
     let mut planner = Planner {
         index: &index,
         includes: PathPatterns::new(&opts.includes)?,
         excludes: PathPatterns::new(&opts.excludes)?,
         link_first: HashMap::new(),
-        is_root: running_as_root(),
+        meta: &meta,
         plan: Plan {
             files: vec![],
             dirs: vec![],
@@ -270,17 +295,23 @@ pub fn run(
         }
     }
     let mut plan = planner.plan;
-    let is_root = planner.is_root;
+    let is_root = meta.is_root;
     if !is_root {
-        plan.warnings
-            .push(Warning { path: None, message: "not running as root: file ownership was not restored".into() });
+        plan.warnings.push(Warning::note("not running as root: file ownership was not restored"));
     }
 
     let bad_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let written = AtomicU64::new(0);
     let by_pack = group_by_pack(&index, &plan.blobs);
     // With --verify, metadata waits until the content is checked.
-    let writer = FileWriter { plan: &plan, written: &written, progress, metadata: (!opts.verify).then_some(is_root) };
+    let file_warnings = Mutex::new(Vec::new());
+    let writer = FileWriter {
+        plan: &plan,
+        written: &written,
+        progress,
+        metadata: (!opts.verify).then_some(&meta),
+        warnings: &file_warnings,
+    };
     let fail = |reason: String, blobs: &[&IndexEntry]| {
         if let Ok(mut bad) = bad_files.lock() {
             for e in blobs {
@@ -333,9 +364,17 @@ pub fn run(
                     fail_late(n, format!("internal error: {missing} of its blocks were never written"));
                     return;
                 }
-                if let Err(e) = finish_file(&f.path, None, &f.node, &f.state, writer.metadata) {
-                    fail_late(n, e.to_string());
-                    return;
+                match finish_file(&f.path, None, &f.node, &f.state, writer.metadata) {
+                    Ok(None) => {}
+                    Ok(Some(warning)) => {
+                        if let Ok(mut w) = file_warnings.lock() {
+                            w.push(Warning::at(&f.path, warning));
+                        }
+                    }
+                    Err(e) => {
+                        fail_late(n, e.to_string());
+                        return;
+                    }
                 }
             }
             if opts.verify {
@@ -344,7 +383,19 @@ pub fn run(
                     return;
                 }
                 verified.fetch_add(1, Ordering::Relaxed);
-                let _ = set_metadata(&f.path, &f.node, false, is_root);
+                match set_metadata(&f.path, &f.node, false, &meta) {
+                    Ok(None) => {}
+                    Ok(Some(warning)) => {
+                        if let Ok(mut w) = file_warnings.lock() {
+                            w.push(Warning::at(&f.path, warning));
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut w) = file_warnings.lock() {
+                            w.push(Warning::at(&f.path, format!("metadata: {e}")));
+                        }
+                    }
+                }
             }
         });
     });
@@ -363,10 +414,19 @@ pub fn run(
     // Directories last, deepest first, so writing into them does not disturb their times.
     plan.dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
     for (path, node) in &plan.dirs {
-        if let Err(e) = set_metadata(path, node, false, is_root) {
-            plan.warnings.push(Warning::at(path, format!("metadata: {e}")));
+        match set_metadata(path, node, false, &meta) {
+            Ok(None) => {}
+            Ok(Some(warning)) => plan.warnings.push(Warning::at(path, warning)),
+            Err(e) => plan.warnings.push(Warning::at(path, format!("metadata: {e}"))),
         }
     }
+    // Inode flags last of all: an immutable entry takes no further change.
+    let restored_files =
+        plan.files.iter().enumerate().filter(|(n, _)| !bad.contains_key(n)).map(|(_, f)| (f.path.as_path(), &f.node));
+    let flag_warnings = set_flags(restored_files.chain(plan.dirs.iter().map(|(p, n)| (p.as_path(), n))));
+    plan.warnings.extend(file_warnings.into_inner().unwrap_or_default());
+    plan.warnings.extend(flag_warnings);
+    plan.warnings.extend(meta.skipped_warning());
     summary.files = (plan.files.len() - bad.len()) as u64 + plan.links.len() as u64;
     summary.dirs = plan.dirs.len() as u64;
     summary.bytes = written.load(Ordering::Relaxed);

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::*;
+use crate::foundation::fsmeta::{self, Entry, XattrFilter};
 use crate::repository::trees::TreeVisitor;
 
 pub(super) struct FilePlan {
@@ -53,7 +54,7 @@ pub(super) struct Planner<'a> {
     pub(super) includes: PathPatterns,
     pub(super) excludes: PathPatterns,
     pub(super) link_first: HashMap<u64, usize>,
-    pub(super) is_root: bool,
+    pub(super) meta: &'a Meta,
     pub(super) plan: Plan,
     /// The directories being walked, innermost last; the first is the target itself.
     pub(super) dirs: Vec<DirFrame>,
@@ -221,7 +222,7 @@ impl Planner<'_> {
                 Ok(Planned::Restored(true))
             }
             NodeKind::Socket => {
-                self.plan.warnings.push(Warning::at(&target, "sockets are not restored"));
+                self.plan.warnings.push(Warning::note_at(&target, "sockets are not restored"));
                 Ok(Planned::Restored(false))
             }
         }
@@ -322,8 +323,10 @@ impl Planner<'_> {
     }
 
     pub(super) fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
-        if let Err(e) = set_metadata(path, node, symlink, self.is_root) {
-            self.plan.warnings.push(Warning::at(path, format!("metadata: {e}")));
+        match set_metadata(path, node, symlink, self.meta) {
+            Ok(None) => {}
+            Ok(Some(warning)) => self.plan.warnings.push(Warning::at(path, warning)),
+            Err(e) => self.plan.warnings.push(Warning::at(path, format!("metadata: {e}"))),
         }
     }
 }
@@ -381,17 +384,79 @@ pub(super) fn to_filetime(t: Time) -> filetime::FileTime {
     filetime::FileTime::from_unix_time(t.secs, t.nanos)
 }
 
-pub(super) fn set_metadata(path: &Path, node: &Node, symlink: bool, is_root: bool) -> std::io::Result<()> {
-    if is_root {
+/// How a restore sets metadata: owners only as root, and which extended attributes.
+pub(super) struct Meta {
+    pub(super) is_root: bool,
+    /// The attributes to restore (`privileged` only as root).
+    pub(super) xattrs: XattrFilter,
+    /// `trusted.*` and `security.*` attributes left out because this is not root.
+    pub(super) privileged_skipped: AtomicUsize,
+}
+
+impl Meta {
+    pub(super) fn new(is_root: bool, no_xattrs: bool, no_acls: bool) -> Self {
+        Meta {
+            is_root,
+            xattrs: XattrFilter { xattrs: !no_xattrs, acls: !no_acls, privileged: is_root },
+            privileged_skipped: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets `node`'s extended attributes on `entry`; what could not be set, as a warning.
+    pub(super) fn set_xattrs<Fd: std::os::fd::AsFd + Copy>(&self, entry: Entry<'_, Fd>, node: &Node) -> Option<String> {
+        let mut failed = Vec::new();
+        for x in &node.xattrs {
+            if !self.xattrs.wants(&x.name) {
+                if fsmeta::is_privileged(&x.name) && self.xattrs.xattrs {
+                    self.privileged_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            if let Err(e) = fsmeta::write_xattr(entry, &x.name, &x.value) {
+                failed.push(format!("{} ({e})", String::from_utf8_lossy(&x.name)));
+            }
+        }
+        (!failed.is_empty()).then(|| format!("extended attributes not restored: {}", failed.join(", ")))
+    }
+
+    /// The warning about attributes left out for want of root, if any were.
+    pub(super) fn skipped_warning(&self) -> Option<Warning> {
+        let n = self.privileged_skipped.load(Ordering::Relaxed);
+        (n > 0).then(|| {
+            Warning::note(format!("not running as root: {n} trusted.* and security.* attributes were not restored"))
+        })
+    }
+}
+
+/// Sets owner (as root), mode (not of a symbolic link), extended attributes and times of the
+/// entry at `path`. Returns the attributes that could not be set, as a warning.
+pub(super) fn set_metadata(path: &Path, node: &Node, symlink: bool, meta: &Meta) -> std::io::Result<Option<String>> {
+    if meta.is_root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid))?;
     }
     if !symlink {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))?;
     }
-    filetime::set_symlink_file_times(path, to_filetime(node.atime), to_filetime(node.mtime))
+    let warning = meta.set_xattrs(Entry::<&File>::Path(path), node);
+    filetime::set_symlink_file_times(path, to_filetime(node.atime), to_filetime(node.mtime))?;
+    Ok(warning)
 }
 
-pub(super) fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+/// Sets the inode flags of restored files and directories, last of all (an immutable file or
+/// directory takes no further change, an append-only one no new times): files first, then
+/// directories deepest first. Returns warnings for those that could not be set.
+pub(super) fn set_flags<'p>(entries: impl Iterator<Item = (&'p Path, &'p Node)>) -> Vec<Warning> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flagged: Vec<(&Path, &Node)> = entries.filter(|(_, n)| n.flags != 0).collect();
+    flagged.sort_by_key(|(p, n)| (n.kind == NodeKind::Dir, std::cmp::Reverse(p.components().count())));
+    let mut warnings = Vec::new();
+    for (path, node) in flagged {
+        let mut open = OpenOptions::new();
+        open.read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK);
+        let set = open.open(path).and_then(|f| fsmeta::write_flags(&f, node.flags));
+        if let Err(e) = set {
+            warnings.push(Warning::at(path, format!("inode flags {:#x} not restored: {e}", node.flags)));
+        }
+    }
+    warnings
 }
