@@ -19,6 +19,7 @@
 //! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
 //! - `permissions`: repositories and the cache are private whatever the umask (issue 14).
 //! - `retention`: restic's forty retention cases through the binary, ties in creation order.
+//! - `upgrade`: a version 1 repository kept as a fixture restores, checks and migrates.
 
 mod backup_restore;
 mod change_detection;
@@ -33,6 +34,7 @@ mod permissions;
 mod retention;
 mod s3;
 mod unreadable;
+mod upgrade;
 
 use std::path::Path;
 

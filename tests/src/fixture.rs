@@ -218,3 +218,47 @@ pub fn set_dir_time(dir: &Path, salt: u32) {
     let t = FileTime::from_unix_time(1_650_000_000 + i64::from(salt), 555_000_000 + salt);
     filetime::set_file_times(dir, t, t).unwrap_or_else(|e| panic!("setting times of {}: {e}", dir.display()));
 }
+
+/// Builds the small tree kept as a repository fixture (`tests/fixtures/repo-v1`): a few of
+/// each kind of entry, enough content for several chunks, an extended attribute and fixed
+/// times, so the same call rebuilds exactly what the fixture's snapshots hold. `generation` 1
+/// is generation 0 with one file changed, one added and one removed.
+///
+/// ```text
+/// notes.txt  random.bin (600 KiB)  text.log (400 KiB)  empty.txt  exec.sh 0755
+/// dir/inner.txt  dir/link -> ../notes.txt  dir/hard (a hard link of text.log)  empty-dir/
+/// owned 1234:5678 0640   fifo 0600   tagged.txt (xattr user.cairn.note)
+/// ```
+///
+/// # Panics
+/// If any part cannot be made (ownership changes need root).
+pub fn build_small_tree(root: &Path, generation: u32) {
+    mkdir(root);
+    data::write(&root.join("notes.txt"), b"a version 1 repository, kept as a fixture\n");
+    let mut random = data::random_bytes(41, 600 << 10);
+    if generation > 0 {
+        random[300 << 10..(300 << 10) + 16].copy_from_slice(b"generation one!\n");
+    }
+    data::write(&root.join("random.bin"), &random);
+    data::write(&root.join("text.log"), &data::text_bytes(42, 400 << 10));
+    data::write(&root.join("empty.txt"), b"");
+    data::write(&root.join("exec.sh"), b"#!/bin/sh\necho fixture\n");
+    chmod(&root.join("exec.sh"), 0o755);
+    mkdir(&root.join("dir"));
+    mkdir(&root.join("empty-dir"));
+    data::write(&root.join("dir/inner.txt"), b"inside a directory\n");
+    link(b"../notes.txt", &root.join("dir/link"));
+    std::fs::hard_link(root.join("text.log"), root.join("dir/hard")).expect("hard link");
+    data::write(&root.join("owned"), b"not root's\n");
+    chmod(&root.join("owned"), 0o640);
+    lchown(&root.join("owned"), OTHER_UID, OTHER_GID);
+    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    data::write(&root.join("tagged.txt"), b"with an extended attribute\n");
+    rustix::fs::lsetxattr(root.join("tagged.txt"), "user.cairn.note", b"kept", rustix::fs::XattrFlags::empty())
+        .expect("setting user.cairn.note (the file system must take user xattrs)");
+    if generation > 0 {
+        data::write(&root.join("added.txt"), b"added in generation one\n");
+        std::fs::remove_file(root.join("empty.txt")).expect("remove empty.txt");
+    }
+    set_times(root);
+}
