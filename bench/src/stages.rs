@@ -201,7 +201,7 @@ impl Prepared {
         let mut writer = PackWriter::new([1; 16], PACK_SIZE);
         // As the engine's packer does: each pack is written into the buffer of the last one.
         let mut finish = |w: PackWriter| {
-            let bytes = w.finish(&self.key).bytes;
+            let bytes = w.finish(&self.key, true).bytes;
             total += bytes.len();
             bytes.try_into_mut().map(Vec::from).unwrap_or_default()
         };

@@ -52,6 +52,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Manage key files (passwords).
     Key(cmd::key::Args),
+    /// Upgrade the repository to the newest format version, in place.
+    Migrate(cmd::migrate::Args),
     /// Copy snapshots to another repository.
     Copy(cmd::copy::Args),
     /// Remove data that no snapshot needs.
@@ -226,6 +228,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(&cli.global, a),
         Command::Status(a) => cmd::status::run(&cli.global, a),
         Command::Key(a) => cmd::key::run(&cli.global, a),
+        Command::Migrate(a) => cmd::migrate::run(&cli.global, a),
         Command::Copy(a) => cmd::copy::run(&cli.global, a),
         Command::Prune(a) => cmd::prune::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),

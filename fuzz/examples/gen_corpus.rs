@@ -9,18 +9,19 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cairn_core::format::blob::{self, BlobKind};
+use cairn_core::KdfParams;
 use cairn_core::advanced::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams};
 use cairn_core::advanced::compress::{self, Codec};
-use cairn_core::{KdfParams, format::keyfile::KeyFile};
 use cairn_core::advanced::crypto::random_salt;
-use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
-use cairn_core::format::index::{IndexFile, IndexedPack};
-use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
+use cairn_core::format::blob::{self, BlobKind};
 use cairn_core::format::config::{Config, FORMAT_VERSION};
+use cairn_core::format::index::{IndexFile, IndexedPack};
+use cairn_core::format::keyfile::{KeyFile, KeyMeta};
+use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
-use cairn_fuzz::{BLOB_SALT, PASSWORD, cbor, master, stored_config};
+use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
+use cairn_fuzz::{BLOB_SALT, PASSWORD, cbor, master};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus")
@@ -58,19 +59,24 @@ fn keyfile() {
     let m = master();
     for (name, memory_kib) in [("8kib", 8), ("1mib", 1024), ("default", KdfParams::default().memory_kib)] {
         let params = KdfParams { memory_kib, iterations: 1, parallelism: 1 };
-        let kf = KeyFile::wrap(&m, PASSWORD, params, "host", "user", "2026-11-23T10:00:00Z").unwrap();
+        let meta = KeyMeta { host: "host".into(), user: "user".into(), created: "2026-11-23T10:00:00Z".into() };
+        let kf = KeyFile::wrap(&m, PASSWORD, params, &meta, false).unwrap();
         write("keyfile", name, &kf.encode());
+        if memory_kib == 8 {
+            write("keyfile", "v2-8kib", &KeyFile::wrap(&m, PASSWORD, params, &meta, true).unwrap().encode());
+        }
     }
 }
 
 fn configs() -> Vec<Config> {
     let base = Config {
-        version: FORMAT_VERSION,
+        version: 1,
         id: Digest::of(b"fuzz repository"),
         chunker: CHUNKER_FASTCDC_2020_SEEDED.into(),
         chunker_params: ChunkerParams::default(),
         pack_size: 16 << 20,
         compression: 3,
+        padding: false,
     };
     let small = Config {
         chunker_params: ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024 },
@@ -78,14 +84,16 @@ fn configs() -> Vec<Config> {
         compression: 0,
         ..base.clone()
     };
-    vec![base, small]
+    let v2 = Config { version: FORMAT_VERSION, padding: true, ..base.clone() };
+    vec![base, small, v2]
 }
 
 fn config() {
     let m = master();
     for (i, c) in configs().iter().enumerate() {
-        write("config", &format!("plain-{i}"), &cat(&[&[1], &cbor(c)]));
-        write("config", &format!("stored-{i}"), &cat(&[&[0], &stored_config(&m, FORMAT_VERSION, &cbor(c))]));
+        let mode = if c.version == 1 { 1 } else { 3 };
+        write("config", &format!("plain-{i}"), &cat(&[&[mode], &cbor(c)]));
+        write("config", &format!("stored-{i}"), &cat(&[&[0], &c.seal(&m)]));
     }
 }
 
@@ -113,7 +121,7 @@ fn pack_header() {
     for plain in [text(3000), noise(500, 1), Vec::new()] {
         w.add(blob::seal(&key, BlobKind::Data, m.blob_id(&plain), &plain, 3));
     }
-    let pack = w.finish(&key);
+    let pack = w.finish(&key, false);
     write("pack_header", "pack", &cat(&[&[0], &pack.bytes]));
 }
 
@@ -225,6 +233,9 @@ fn blobs() {
         let s = blob::seal(&key, kind, m.blob_id(&plain), &plain, 3);
         let head = cat(&[&[kind.to_byte(), s.codec.to_byte()], &s.raw_len.to_le_bytes(), &s.id.0.0]);
         write("blob_open", name, &cat(&[&head, &s.bytes]));
+        let p = blob::seal_prepared(&key, kind, m.blob_id(&plain), &blob::prepare(&plain, 3, true));
+        let head = cat(&[&[kind.to_byte(), p.codec.to_byte()], &p.raw_len.to_le_bytes(), &p.id.0.0]);
+        write("blob_open", &format!("padded-{name}"), &cat(&[&head, &p.bytes]));
         // blob_tamper: mode picks kind, level and what to tamper with; one seed per kind of tamper.
         for t in 0..7u8 {
             let mode = (t << 2) | 2 | kind.to_byte();
@@ -241,6 +252,13 @@ fn decompress() {
     }
     let raw = noise(200, 3);
     write("decompress", "none", &cat(&[&[Codec::None.to_byte()], &200u32.to_le_bytes(), &raw]));
+    let frame = compress::compress(&text(5000), 3).unwrap();
+    let mut padded = frame.clone();
+    padded.resize(compress::padded_len(frame.len()), 0);
+    write("decompress", "zstd-padded", &cat(&[&[Codec::ZstdPadded.to_byte()], &5000u32.to_le_bytes(), &padded]));
+    let mut raw_padded = raw.clone();
+    raw_padded.resize(compress::padded_len(200) + 3, 0);
+    write("decompress", "none-padded", &cat(&[&[Codec::NonePadded.to_byte()], &200u32.to_le_bytes(), &raw_padded]));
 }
 
 fn main() {

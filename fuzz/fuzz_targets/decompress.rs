@@ -46,7 +46,7 @@ static ALLOC: Tracking = Tracking;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
-    let codec = if input.u8() & 1 == 0 { Codec::None } else { Codec::Zstd };
+    let codec = Codec::from_byte(input.u8() & 3).unwrap_or(Codec::None);
     let expected_len = (input.u32() % (CAP + 1)) as usize;
     let stored = input.rest().to_vec();
 

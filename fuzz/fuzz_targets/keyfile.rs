@@ -1,12 +1,15 @@
 //! Key files (`KeyFile::decode`, then `unwrap_key`): hostile JSON and hostile argon2 parameters
 //! must give `Err`, never a panic, an abort or an unbounded allocation.
 //!
-//! Properties: decoding is stable (`decode(encode(k))` re-encodes to the same bytes); unwrapping
-//! with the seed password either fails or yields a key that wraps and unwraps again.
+//! Properties: decoding is stable (`decode(encode(k))` re-encodes to the same bytes); a layout 2
+//! file's sealed `meta` opens under the seeds' master key or fails, never panics; unwrapping
+//! with the seed password either fails or yields a key that wraps (in the file's layout) and
+//! unwraps again, with the same `meta`.
 #![no_main]
 
-use cairn_core::{KdfParams, format::keyfile::KeyFile};
-use cairn_fuzz::PASSWORD;
+use cairn_core::KdfParams;
+use cairn_core::format::keyfile::{KeyFile, KeyMeta};
+use cairn_fuzz::{PASSWORD, master};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let enc = kf.encode();
     let again = KeyFile::decode(&enc).expect("an encoded key file decodes");
     assert_eq!(again.encode(), enc, "key file encoding is not stable");
+    let meta = kf.meta(&master());
 
     // Keep each run fast: argon2 with large parameters is rejected or merely slow, and the
     // bounds themselves (`KdfParams::check`) are exercised by the inputs below the cap as well.
@@ -23,8 +27,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(key) = kf.unwrap_key(PASSWORD) {
         let fast = KdfParams { memory_kib: 8, iterations: 1, parallelism: 1 };
-        let rewrapped = KeyFile::wrap(&key, PASSWORD, fast, "h", "u", "t").expect("wrap with valid params");
+        let meta = meta.unwrap_or_else(|_| KeyMeta { host: "h".into(), user: "u".into(), created: "t".into() });
+        let rewrapped = KeyFile::wrap(&key, PASSWORD, fast, &meta, kf.version >= 2).expect("wrap with valid params");
         let back = rewrapped.unwrap_key(PASSWORD).expect("a fresh key file unwraps");
         assert_eq!(back.blob_id(b"probe"), key.blob_id(b"probe"), "rewrapped master key differs");
+        assert_eq!(rewrapped.meta(&key).expect("a fresh key file's meta opens"), meta);
     }
 });

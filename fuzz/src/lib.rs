@@ -17,9 +17,19 @@ pub const BLOB_SALT: [u8; 16] = [0xa5; 16];
 /// The password of the key-file seeds.
 pub const PASSWORD: &[u8] = b"fuzz";
 
-/// Associated data of the sealed config (FORMAT.md §Config). Spelled out here because the
-/// constant is private to `cairn_core::format::config`; the config seeds only open if the two agree.
-pub const CONFIG_AAD: &[u8] = b"cairn config v1";
+/// Associated data of a sealed config of `version` (FORMAT.md §5.3): `cairn config v1`, or
+/// `cairn config v2` ‖ the clear magic and version. Spelled out here because the function is
+/// private to `cairn_core::format::config`; the config seeds only open if the two agree.
+#[must_use]
+pub fn config_aad(version: u32) -> Vec<u8> {
+    if version == 1 {
+        return b"cairn config v1".to_vec();
+    }
+    let mut aad = b"cairn config v2".to_vec();
+    aad.extend_from_slice(cairn_core::format::config::CONFIG_MAGIC);
+    aad.extend_from_slice(&version.to_le_bytes());
+    aad
+}
 
 /// The stored bytes of a config whose sealed plaintext is `cbor`:
 /// `CAIRNREP ‖ version:u32le ‖ seal_object(cbor)`, as `Config::seal` writes them.
@@ -27,7 +37,7 @@ pub const CONFIG_AAD: &[u8] = b"cairn config v1";
 pub fn stored_config(master: &MasterKey, version: u32, cbor: &[u8]) -> Vec<u8> {
     let mut out = cairn_core::format::config::CONFIG_MAGIC.to_vec();
     out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&master.seal_object(cbor, CONFIG_AAD));
+    out.extend_from_slice(&master.seal_object(cbor, &config_aad(version)));
     out
 }
 

@@ -98,3 +98,92 @@ fn version_1_repository_restores_exactly() {
     assert_restores_exactly(&repo);
     repo.run(args!["check", "--read-data"]).success();
 }
+
+/// The layout version of every key file of `repo`, and whether any still names its host in
+/// clear.
+fn key_files(repo: &Path) -> (Vec<u64>, bool) {
+    let mut versions = Vec::new();
+    let mut clear = false;
+    for entry in std::fs::read_dir(repo.join("keys")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        versions.push(json["version"].as_u64().unwrap());
+        clear |= json.get("host").is_some();
+    }
+    versions.sort_unstable();
+    (versions, clear)
+}
+
+fn migrate_with_faults(repo: &TestRepo, faults: &str) -> cairn_tests::Output {
+    let mut cmd = repo.command(args!["--json", "migrate"]);
+    cmd.env("CAIRN_TEST_FAULTS", faults);
+    cairn_tests::Output::of(cmd)
+}
+
+/// `cairn migrate` takes the version 1 fixture (with a second key added by this binary, still
+/// as version 1) to version 2: every password opens it, key files no longer carry their
+/// creator in clear, both snapshots restore exactly, `check --read-data` passes, and a new
+/// backup (padded blobs) restores exactly beside them.
+#[test]
+fn migrate_takes_a_version_1_repository_to_version_2() {
+    let repo = fixture_repo();
+    let second = repo.scratch().join("second-password");
+    std::fs::write(&second, "another password").unwrap();
+    repo.run(args!["key", "add", "--new-password-file", &second]).success();
+    assert_eq!(key_files(repo.path()), (vec![1, 1], true), "a version 1 repository gets version 1 key files");
+
+    let out = repo.run(args!["--json", "migrate"]);
+    out.success();
+    let report = out.json();
+    assert_eq!((report["from"].as_u64(), report["to"].as_u64()), (Some(1), Some(2)), "{report}");
+    assert_eq!(report["keys_upgraded"].as_u64(), Some(2), "{report}");
+    assert_eq!(config_version(repo.path()), 2);
+    assert_eq!(key_files(repo.path()), (vec![2, 2], false));
+    let mut other = repo.command(args!["snapshots"]);
+    other.env("CAIRN_PASSWORD", "another password");
+    cairn_tests::Output::of(other).success();
+
+    assert_restores_exactly(&repo);
+    repo.run(args!["check", "--read-data"]).success();
+    let again = repo.run(args!["--json", "migrate"]);
+    again.success();
+    assert_eq!(again.json()["config_replaced"].as_bool(), Some(false));
+
+    let src = repo.dir("new-source");
+    cairn_tests::data::write_random(&src.join("new.bin"), 7, 900_000);
+    cairn_tests::data::write(&src.join("text.txt"), &cairn_tests::data::text_bytes(8, 300_000));
+    repo.backup(args![&src]);
+    let target = repo.dir("restore-new");
+    repo.run(args!["restore", "latest", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+    repo.run(args!["check", "--read-data"]).success();
+}
+
+/// A migration stopped at any put leaves a repository that opens and restores, and running
+/// `migrate` again finishes it: stopped before the config (nothing changed), and after the
+/// config but before the key files.
+#[test]
+fn an_interrupted_migrate_is_finished_by_running_it_again() {
+    let repo = fixture_repo();
+    migrate_with_faults(&repo, "fail_puts_after=0").failure();
+    assert_eq!(config_version(repo.path()), 1, "the config put failed: still version 1");
+    migrate_with_faults(&repo, "fail_puts_after=1").failure();
+    assert_eq!(config_version(repo.path()), 2, "the config was replaced");
+    assert_eq!(key_files(repo.path()), (vec![1], true), "the key file was not");
+    assert_eq!(repo.snapshots().len(), 2, "the half-migrated repository opens");
+    let out = repo.run(args!["--json", "migrate"]);
+    out.success();
+    assert_eq!(out.json()["config_replaced"].as_bool(), Some(false));
+    assert_eq!(out.json()["keys_upgraded"].as_u64(), Some(1));
+    assert_eq!(key_files(repo.path()), (vec![2], false));
+    assert_restores_exactly(&repo);
+    repo.run(args!["check", "--read-data"]).success();
+}
+
+/// `init` creates version 2 repositories, with version 2 key files.
+#[test]
+fn init_creates_version_2() {
+    let repo = crate::repo();
+    assert_eq!(config_version(repo.path()), 2);
+    assert_eq!(key_files(repo.path()), (vec![2], false));
+}

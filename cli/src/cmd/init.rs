@@ -24,6 +24,10 @@ pub struct Args {
     /// a backup group; by default only its owner can (0600, 0700), whatever the umask.
     #[arg(long)]
     group_readable: bool,
+    /// Do not pad blobs: by default each stored blob is padded to its Padmé length (at most
+    /// 12 %, 1.2-1.4 % more on a real tree of /usr) so the store cannot read exact chunk sizes.
+    #[arg(long)]
+    no_padding: bool,
     /// argon2id memory in KiB for the key file (lower only for tests).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
     kdf_memory_kib: u32,
@@ -42,6 +46,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     options.compression = args.compression;
     options.kdf = KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 };
     options.group_readable = args.group_readable;
+    options.padding = !args.no_padding;
     let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod inspect;
 pub mod key;
 pub mod ls;
+pub mod migrate;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -6,7 +6,7 @@
 //! so a pack cannot pass off one blob as another.
 
 use crate::foundation::compress::{self, Codec};
-use crate::foundation::crypto::{MasterKey, SealKey};
+use crate::foundation::crypto::{MasterKey, SEAL_OVERHEAD, SealKey};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::BlobId;
 
@@ -67,21 +67,57 @@ fn aad(kind: BlobKind, id: &BlobId) -> [u8; 46] {
     a
 }
 
-/// Compresses (when it pays) and seals one blob.
+/// A blob compressed (when that pays) and ready to seal: its sealed length is known before
+/// the key it is sealed under is chosen (the writer picks the pack, and so the key, by it).
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    codec: Codec,
+    payload: std::borrow::Cow<'a, [u8]>,
+    raw_len: u32,
+    padded_len: usize,
+}
+
+impl Prepared<'_> {
+    /// Bytes of the sealed blob: the (padded) payload and the seal's overhead.
+    #[must_use]
+    pub fn sealed_len(&self) -> usize {
+        self.padded_len + SEAL_OVERHEAD
+    }
+}
+
+/// Compresses `plain` at `level` when that pays; with `pad`, the payload will be padded to
+/// [`compress::padded_len`] (format version 2's padded codecs).
 #[must_use]
-pub fn seal(key: &SealKey, kind: BlobKind, id: BlobId, plain: &[u8], level: i32) -> SealedBlob {
-    let compressed = compress::compress(plain, level);
-    let (codec, payload) = match &compressed {
-        Some(c) => (Codec::Zstd, c.as_slice()),
-        None => (Codec::None, plain),
+pub fn prepare(plain: &[u8], level: i32, pad: bool) -> Prepared<'_> {
+    let (codec, payload) = match compress::compress(plain, level) {
+        Some(c) => (Codec::Zstd, std::borrow::Cow::Owned(c)),
+        None => (Codec::None, std::borrow::Cow::Borrowed(plain)),
     };
+    let raw_len = u32::try_from(plain.len()).unwrap_or(u32::MAX);
+    if pad {
+        let padded_len = compress::padded_len(payload.len());
+        Prepared { codec: codec.padded(), payload, raw_len, padded_len }
+    } else {
+        Prepared { codec, padded_len: payload.len(), payload, raw_len }
+    }
+}
+
+/// Seals a prepared blob under `key`.
+#[must_use]
+pub fn seal_prepared(key: &SealKey, kind: BlobKind, id: BlobId, prepared: &Prepared<'_>) -> SealedBlob {
     SealedBlob {
         kind,
         id,
-        codec,
-        raw_len: u32::try_from(plain.len()).unwrap_or(u32::MAX),
-        bytes: key.seal(payload, &aad(kind, &id)),
+        codec: prepared.codec,
+        raw_len: prepared.raw_len,
+        bytes: key.seal_padded(&prepared.payload, prepared.padded_len, &aad(kind, &id)),
     }
+}
+
+/// Compresses (when it pays) and seals one blob, unpadded.
+#[must_use]
+pub fn seal(key: &SealKey, kind: BlobKind, id: BlobId, plain: &[u8], level: i32) -> SealedBlob {
+    seal_prepared(key, kind, id, &prepare(plain, level, false))
 }
 
 /// Opens a sealed blob: authenticates, decompresses under the recorded length, and checks the
@@ -125,13 +161,14 @@ pub fn open_in_place<'a>(
         return Err(Error::corrupt(what(), "recorded length too large"));
     }
     let payload = key.open_in_place(sealed, &aad(kind, &id)).map_err(|e| Error::corrupt(what(), e.to_string()))?;
-    let plain: &[u8] = match codec {
-        Codec::None => payload,
-        Codec::Zstd => {
-            compress::decompress_zstd_into(payload, raw_len as usize, scratch)
-                .map_err(|e| Error::corrupt(what(), e.to_string()))?;
-            scratch
-        }
+    let payload =
+        compress::unpad(codec, payload, raw_len as usize).map_err(|e| Error::corrupt(what(), e.to_string()))?;
+    let plain: &[u8] = if codec.is_zstd() {
+        compress::decompress_zstd_into(payload, raw_len as usize, scratch)
+            .map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        scratch
+    } else {
+        payload
     };
     if plain.len() != raw_len as usize {
         return Err(Error::corrupt(what(), format!("length {} where {raw_len} was recorded", plain.len())));
@@ -185,6 +222,27 @@ mod tests {
             }
             assert!(open_in_place(&m, &k, BlobKind::Data, id, s.codec, s.raw_len, &mut bytes, &mut scratch).is_err());
         }
+    }
+
+    /// Padded blobs open to their plaintext, in both codecs, and the padding is bound.
+    #[test]
+    fn padded_blobs_open() {
+        let m = MasterKey::generate();
+        let k = m.subkey(&random_salt());
+        for plain in [vec![], vec![1u8; 10_000], (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()] {
+            let id = m.blob_id(&plain);
+            let p = prepare(&plain, 3, true);
+            let s = seal_prepared(&k, BlobKind::Data, id, &p);
+            assert!(s.codec.is_padded());
+            assert_eq!(s.bytes.len(), p.sealed_len());
+            assert_eq!(open(&m, &k, BlobKind::Data, id, s.codec, s.raw_len, &s.bytes).unwrap(), plain);
+        }
+        // Padding is under the seal and must be zero bytes.
+        let id = m.blob_id(b"hello");
+        let sealed = |tail: &[u8]| k.seal(&[&b"hello"[..], tail].concat(), &aad(BlobKind::Data, &id));
+        assert_eq!(open(&m, &k, BlobKind::Data, id, Codec::NonePadded, 5, &sealed(&[0, 0, 0])).unwrap(), b"hello");
+        assert!(open(&m, &k, BlobKind::Data, id, Codec::NonePadded, 5, &sealed(&[0, 1, 0])).is_err());
+        assert!(open(&m, &k, BlobKind::Data, id, Codec::None, 5, &sealed(&[0, 0, 0])).is_err());
     }
 
     /// Found by fuzz target blob_tamper: the codec byte is not in the associated data, and an

@@ -9,11 +9,31 @@ use crate::foundation::crypto::MasterKey;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::Digest;
 
-/// The repository format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format version `init` creates; [`OLDEST_VERSION`] ..= this are read (and
+/// written, each in its own format).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_VERSION: u32 = 1;
 /// The first bytes of the stored config.
 pub const CONFIG_MAGIC: &[u8; 8] = b"CAIRNREP";
-const CONFIG_AAD: &[u8] = b"cairn config v1";
+const CONFIG_AAD_V1: &[u8] = b"cairn config v1";
+const CONFIG_AAD_V2: &[u8] = b"cairn config v2";
+
+/// The associated data of a config of `version`: version 2 binds the clear magic and version,
+/// so changing the clear version makes the config fail to open (FORMAT.md §7).
+fn config_aad(version: u32) -> Vec<u8> {
+    if version == 1 {
+        return CONFIG_AAD_V1.to_vec();
+    }
+    let mut aad = CONFIG_AAD_V2.to_vec();
+    aad.extend_from_slice(CONFIG_MAGIC);
+    aad.extend_from_slice(&version.to_le_bytes());
+    aad
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 /// Repository-wide settings, fixed at `init`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +50,9 @@ pub struct Config {
     pub pack_size: u32,
     /// zstd level for new blobs (0 = none).
     pub compression: i32,
+    /// Pad every new blob's payload to its Padmé length (version 2 only; absent = false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub padding: bool,
 }
 
 impl Config {
@@ -40,7 +63,7 @@ impl Config {
         let _ = ciborium::into_writer(self, &mut plain);
         let mut out = CONFIG_MAGIC.to_vec();
         out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&master.seal_object(&plain, CONFIG_AAD));
+        out.extend_from_slice(&master.seal_object(&plain, &config_aad(self.version)));
         out
     }
 
@@ -61,16 +84,21 @@ impl Config {
     /// # Errors
     /// [`Error::Corrupt`] for anything malformed, unauthenticated or out of range.
     pub fn open(master: &MasterKey, data: &[u8]) -> Result<Self> {
+        let version = Self::stored_version(data)?;
         let sealed = data.get(12..).ok_or_else(|| Error::corrupt("config", "not a cairn repository config"))?;
-        let plain = master.open_object(sealed, CONFIG_AAD).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let plain =
+            master.open_object(sealed, &config_aad(version)).map_err(|e| Error::corrupt("config", e.to_string()))?;
         let config: Config =
             ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt("config", e.to_string()))?;
         if config.chunker != CHUNKER_FASTCDC_2020_SEEDED {
             return Err(Error::corrupt("config", format!("unknown chunker `{}`", config.chunker)));
         }
         config.chunker_params.validate().map_err(|e| Error::corrupt("config", e))?;
-        if config.version != FORMAT_VERSION {
+        if config.version != version {
             return Err(Error::corrupt("config", "the sealed version differs from the clear one"));
+        }
+        if config.padding && version < 2 {
+            return Err(Error::corrupt("config", "padding in a version 1 config"));
         }
         if !(0..=22).contains(&config.compression) {
             return Err(Error::corrupt("config", "compression level out of range"));
@@ -83,20 +111,24 @@ impl Config {
 }
 
 /// Decodes a stored config object (`CAIRNREP ‖ version:u32le ‖ sealed CBOR`) with `master`: the
-/// clear version must be [`FORMAT_VERSION`], then the sealed part is authenticated, decoded and
-/// checked as opening a repository does. Public for the fuzz targets and test vectors.
+/// clear version must be one this build reads, then the sealed part is authenticated, decoded
+/// and checked as opening a repository does. Public for the fuzz targets and test vectors.
 ///
 /// # Errors
 /// [`Error::Corrupt`] for anything malformed or unauthenticated; [`Error::UnsupportedVersion`]
 /// for another format version.
 pub fn decode_stored(master: &MasterKey, data: &[u8]) -> Result<Config> {
-    let version = Config::stored_version(data)?;
-    if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            object: "repository config".into(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
+    check_version(Config::stored_version(data)?)?;
     Config::open(master, data)
+}
+
+/// Refuses a format version this build does not read.
+///
+/// # Errors
+/// [`Error::UnsupportedVersion`] naming the version found and the newest this build reads.
+pub fn check_version(version: u32) -> Result<()> {
+    if (OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Ok(());
+    }
+    Err(Error::UnsupportedVersion { object: "repository config".into(), found: version, supported: FORMAT_VERSION })
 }

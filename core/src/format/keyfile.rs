@@ -3,15 +3,24 @@
 //! The password is stretched with argon2id (parameters and salt stored in the file) into a
 //! 32-byte key-encryption key, which seals the master key with AES-256-GCM. Several key files may
 //! wrap the same master key: one per person or tenant, each removable on its own.
+//!
+//! Version 2 key files keep who made the key and when (host, user, time) sealed under the
+//! master key, bound to the key file's wrapped key, instead of in clear (FORMAT.md §6).
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::foundation::crypto::{CryptoError, MasterKey, SealKey, random_salt};
 
-/// Version of the key file layout.
-pub const KEYFILE_VERSION: u32 = 1;
+/// Version of the key file layout written in format version 2 repositories (version 1 ones
+/// get layout 1).
+pub const KEYFILE_VERSION: u32 = 2;
+/// The associated data of the wrapped master key, in both layouts (so a version 1 key file
+/// becomes a version 2 one without its password).
 const AAD: &[u8] = b"cairn key file v1";
+/// The associated data of the sealed `meta` of a version 2 key file, followed by the BLAKE3
+/// of the wrapped key's bytes.
+const META_AAD: &[u8] = b"cairn key meta v2";
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +57,7 @@ impl KdfParams {
 /// A key file as stored (JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyFile {
-    /// Layout version, [`KEYFILE_VERSION`].
+    /// Layout version: 1, or [`KEYFILE_VERSION`].
     pub version: u32,
     /// Always `"argon2id"`.
     pub kdf: String,
@@ -58,9 +67,26 @@ pub struct KeyFile {
     pub salt: String,
     /// The master key sealed under the derived key, hex of `nonce ‖ ciphertext ‖ tag`.
     pub wrapped: String,
-    /// Who created it (informational).
+    /// Layout 1: who created it (in clear, informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Layout 1: who created it (in clear, informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Layout 1: when (RFC 3339, in clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Layout 2: hex of [`KeyMeta`] as a sealed object under the master key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
+}
+
+/// Who made a key file, where and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMeta {
+    /// The host it was made on.
     pub host: String,
-    /// Who created it (informational).
+    /// The user who made it.
     pub user: String,
     /// When (RFC 3339).
     pub created: String,
@@ -90,8 +116,15 @@ fn derive_kek(password: &[u8], salt: &[u8], params: KdfParams) -> Result<SealKey
     Ok(SealKey::new(*kek))
 }
 
+fn meta_aad(wrapped_hex: &str) -> Vec<u8> {
+    let mut aad = META_AAD.to_vec();
+    aad.extend_from_slice(blake3::hash(wrapped_hex.as_bytes()).as_bytes());
+    aad
+}
+
 impl KeyFile {
-    /// Wraps `master` under `password`.
+    /// Wraps `master` under `password`, as layout 2 (`meta` sealed) when `sealed_meta`, else
+    /// as layout 1 (host, user and time in clear, for a version 1 repository).
     ///
     /// # Errors
     /// [`KeyFileError::Invalid`] for unusable argon2 parameters.
@@ -99,23 +132,69 @@ impl KeyFile {
         master: &MasterKey,
         password: &[u8],
         params: KdfParams,
-        host: &str,
-        user: &str,
-        created: &str,
+        meta: &KeyMeta,
+        sealed_meta: bool,
     ) -> Result<Self, KeyFileError> {
         let salt = random_salt();
         let kek = derive_kek(password, &salt, params)?;
         let wrapped = kek.seal(master.as_bytes(), AAD);
-        Ok(KeyFile {
-            version: KEYFILE_VERSION,
+        let v1 = KeyFile {
+            version: 1,
             kdf: "argon2id".into(),
             params,
             salt: hex::encode(salt),
             wrapped: hex::encode(wrapped),
-            host: host.into(),
-            user: user.into(),
-            created: created.into(),
-        })
+            host: Some(meta.host.clone()),
+            user: Some(meta.user.clone()),
+            created: Some(meta.created.clone()),
+            meta: None,
+        };
+        Ok(if sealed_meta { v1.upgrade(master, meta) } else { v1 })
+    }
+
+    /// This key file as layout 2: the same wrapped key (no password needed), with `meta`
+    /// sealed under `master` instead of in clear.
+    #[must_use]
+    pub fn upgrade(&self, master: &MasterKey, meta: &KeyMeta) -> Self {
+        let mut plain = Vec::new();
+        let _ = ciborium::into_writer(meta, &mut plain);
+        KeyFile {
+            version: KEYFILE_VERSION,
+            host: None,
+            user: None,
+            created: None,
+            meta: Some(hex::encode(master.seal_object(&plain, &meta_aad(&self.wrapped)))),
+            ..self.clone()
+        }
+    }
+
+    /// Who made the key and when: in clear in layout 1, opened with `master` in layout 2.
+    ///
+    /// # Errors
+    /// [`KeyFileError::Invalid`] when the fields are missing or the sealed ones do not open
+    /// (another repository's key, or damage).
+    pub fn meta(&self, master: &MasterKey) -> Result<KeyMeta, KeyFileError> {
+        self.check_layout()?;
+        if let (Some(host), Some(user), Some(created)) = (&self.host, &self.user, &self.created) {
+            return Ok(KeyMeta { host: host.clone(), user: user.clone(), created: created.clone() });
+        }
+        let sealed = hex::decode(self.meta.as_deref().unwrap_or_default())
+            .map_err(|e| KeyFileError::Invalid(format!("meta: {e}")))?;
+        let plain = master
+            .open_object(&sealed, &meta_aad(&self.wrapped))
+            .map_err(|e| KeyFileError::Invalid(format!("meta: {e}")))?;
+        ciborium::from_reader(plain.as_slice()).map_err(|e| KeyFileError::Invalid(format!("meta: {e}")))
+    }
+
+    /// The fields of its layout are there: host, user and created in layout 1, meta in 2.
+    fn check_layout(&self) -> Result<(), KeyFileError> {
+        let clear = self.host.is_some() && self.user.is_some() && self.created.is_some();
+        match self.version {
+            1 if clear && self.meta.is_none() => Ok(()),
+            2 if self.meta.is_some() && self.host.is_none() && self.user.is_none() && self.created.is_none() => Ok(()),
+            1 | 2 => Err(KeyFileError::Invalid(format!("fields missing or misplaced for layout {}", self.version))),
+            v => Err(KeyFileError::Version(v)),
+        }
     }
 
     /// Unwraps the master key.
@@ -124,9 +203,7 @@ impl KeyFile {
     /// [`KeyFileError::WrongPassword`] when authentication fails, other variants when the file is
     /// malformed.
     pub fn unwrap_key(&self, password: &[u8]) -> Result<MasterKey, KeyFileError> {
-        if self.version != KEYFILE_VERSION {
-            return Err(KeyFileError::Version(self.version));
-        }
+        self.check_layout()?;
         if self.kdf != "argon2id" {
             return Err(KeyFileError::Invalid(format!("unknown kdf `{}`", self.kdf)));
         }
@@ -168,19 +245,47 @@ mod tests {
 
     const FAST: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
 
+    fn meta() -> KeyMeta {
+        KeyMeta { host: "h".into(), user: "u".into(), created: "t".into() }
+    }
+
     #[test]
     fn wrap_unwrap() {
         let m = MasterKey::generate();
-        let kf = KeyFile::wrap(&m, b"secret", FAST, "h", "u", "t").unwrap();
-        let back = KeyFile::decode(&kf.encode()).unwrap().unwrap_key(b"secret").unwrap();
-        assert_eq!(back.as_bytes(), m.as_bytes());
-        assert!(matches!(kf.unwrap_key(b"wrong"), Err(KeyFileError::WrongPassword)));
+        for sealed in [false, true] {
+            let kf = KeyFile::wrap(&m, b"secret", FAST, &meta(), sealed).unwrap();
+            let decoded = KeyFile::decode(&kf.encode()).unwrap();
+            assert_eq!(decoded.version, if sealed { 2 } else { 1 });
+            let back = decoded.unwrap_key(b"secret").unwrap();
+            assert_eq!(back.as_bytes(), m.as_bytes());
+            assert_eq!(decoded.meta(&m).unwrap(), meta());
+            assert!(matches!(kf.unwrap_key(b"wrong"), Err(KeyFileError::WrongPassword)));
+        }
+    }
+
+    /// Layout 2 keeps host, user and time out of the clear, bound to its wrapped key; a layout
+    /// 1 file upgrades without its password and still opens with it.
+    #[test]
+    fn sealed_meta() {
+        let m = MasterKey::generate();
+        let v1 = KeyFile::wrap(&m, b"pw", FAST, &meta(), false).unwrap();
+        let v2 = v1.upgrade(&m, &meta());
+        let text = String::from_utf8(v2.encode()).unwrap();
+        assert!(!text.contains("\"host\"") && !text.contains("\"created\""), "{text}");
+        assert_eq!(v2.unwrap_key(b"pw").unwrap().as_bytes(), m.as_bytes());
+        assert_eq!(v2.meta(&m).unwrap(), meta());
+        assert!(v2.meta(&MasterKey::generate()).is_err(), "another master key does not open it");
+        let other = KeyFile::wrap(&m, b"pw2", FAST, &meta(), true).unwrap();
+        let swapped = KeyFile { meta: other.meta.clone(), ..v2.clone() };
+        assert!(swapped.meta(&m).is_err(), "meta moved to another key file does not open");
+        let mixed = KeyFile { host: Some("h".into()), ..v2 };
+        assert!(matches!(mixed.unwrap_key(b"pw"), Err(KeyFileError::Invalid(_))));
     }
 
     #[test]
     fn hostile_params_rejected() {
         let m = MasterKey::generate();
-        let mut kf = KeyFile::wrap(&m, b"pw", FAST, "h", "u", "t").unwrap();
+        let mut kf = KeyFile::wrap(&m, b"pw", FAST, &meta(), true).unwrap();
         kf.params.memory_kib = u32::MAX;
         assert!(matches!(kf.unwrap_key(b"pw"), Err(KeyFileError::Invalid(_))));
     }

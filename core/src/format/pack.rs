@@ -113,11 +113,14 @@ pub fn decode_header(plain: &[u8], body_len: u64) -> Result<Vec<PackEntry>, &'st
     Ok(entries)
 }
 
-/// Assembles one pack from sealed blobs.
+/// Assembles one pack from sealed blobs, in the order they were added or in an order drawn at
+/// random when it is finished (so the order of blobs in a data pack does not follow the order
+/// of a file's chunks).
 pub struct PackWriter {
     salt: [u8; SALT_LEN],
     buf: Vec<u8>,
-    entries: Vec<PackEntry>,
+    blobs: Vec<SealedBlob>,
+    len: usize,
 }
 
 /// A finished pack, ready to upload.
@@ -145,51 +148,67 @@ impl PackWriter {
     #[must_use]
     pub fn with_buffer(salt: [u8; SALT_LEN], mut buf: Vec<u8>) -> Self {
         buf.clear();
-        buf.extend_from_slice(&salt);
-        PackWriter { salt, buf, entries: Vec::new() }
+        PackWriter { salt, buf, blobs: Vec::new(), len: SALT_LEN }
     }
 
-    /// Appends a sealed blob.
+    /// Adds a sealed blob (sealed under `subkey(salt)`).
     pub fn add(&mut self, blob: SealedBlob) {
-        let offset = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
-        self.entries.push(PackEntry {
-            kind: blob.kind,
-            codec: blob.codec,
-            id: blob.id,
-            offset,
-            length: u32::try_from(blob.bytes.len()).unwrap_or(u32::MAX),
-            raw_len: blob.raw_len,
-        });
-        self.buf.extend_from_slice(&blob.bytes);
+        self.len += blob.bytes.len();
+        self.blobs.push(blob);
     }
 
-    /// Bytes so far.
+    /// Bytes so far (without the header).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// No blobs yet.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.blobs.is_empty()
+    }
+
+    /// Blobs so far.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.blobs.len()
     }
 
     /// Whether the pack should be closed: it reached `target` bytes or the most entries a
     /// header may hold.
     #[must_use]
     pub fn is_full(&self, target: usize) -> bool {
-        self.buf.len() >= target || self.entries.len() >= MAX_ENTRIES as usize
+        self.len >= target || self.blobs.len() >= MAX_ENTRIES as usize
     }
 
-    /// Seals the header and names the pack.
+    /// Lays the blobs out (in a random order when `shuffle`), seals the header and names the
+    /// pack.
     #[must_use]
-    pub fn finish(mut self, key: &SealKey) -> FinishedPack {
-        let header = key.seal(&encode_header(&self.entries), HEADER_AAD);
+    pub fn finish(mut self, key: &SealKey, shuffle: bool) -> FinishedPack {
+        use rand::seq::SliceRandom;
+        if shuffle {
+            self.blobs.shuffle(&mut rand::thread_rng());
+        }
+        self.buf.reserve(self.len + tail_len(self.blobs.len()) as usize);
+        self.buf.extend_from_slice(&self.salt);
+        let mut entries = Vec::with_capacity(self.blobs.len());
+        for blob in self.blobs {
+            entries.push(PackEntry {
+                kind: blob.kind,
+                codec: blob.codec,
+                id: blob.id,
+                offset: u32::try_from(self.buf.len()).unwrap_or(u32::MAX),
+                length: u32::try_from(blob.bytes.len()).unwrap_or(u32::MAX),
+                raw_len: blob.raw_len,
+            });
+            self.buf.extend_from_slice(&blob.bytes);
+        }
+        let header = key.seal(&encode_header(&entries), HEADER_AAD);
         self.buf.extend_from_slice(&header);
         self.buf.extend_from_slice(&u32::try_from(header.len()).unwrap_or(u32::MAX).to_le_bytes());
         let id = PackId(Digest::of(&self.buf));
-        FinishedPack { id, salt: self.salt, bytes: Bytes::from(self.buf), entries: self.entries }
+        FinishedPack { id, salt: self.salt, bytes: Bytes::from(self.buf), entries }
     }
 }
 
@@ -274,7 +293,7 @@ mod tests {
         for b in blobs {
             w.add(blob::seal(&key, BlobKind::Data, m.blob_id(b), b, 3));
         }
-        w.finish(&key)
+        w.finish(&key, true)
     }
 
     proptest! {
@@ -286,7 +305,9 @@ mod tests {
             let (salt, entries) = read_header(&m, &p.id, &p.bytes).unwrap();
             prop_assert_eq!(&entries, &p.entries);
             let key = m.subkey(&salt);
-            for (e, b) in entries.iter().zip(&blobs) {
+            prop_assert_eq!(entries.len(), blobs.len());
+            for b in &blobs {
+                let e = entries.iter().find(|e| e.id == m.blob_id(b)).expect("every blob is listed");
                 let s = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
                 prop_assert_eq!(&blob::open(&m, &key, e.kind, e.id, e.codec, e.raw_len, s).unwrap(), b);
             }
@@ -297,11 +318,27 @@ mod tests {
             let m = MasterKey::generate();
             let p = build(&m, &[b"one".to_vec(), b"two".to_vec()]);
             let mut bytes = p.bytes.to_vec();
-            let header_from = p.entries.last().map_or(16, |e| (e.offset + e.length) as usize);
+            let header_from = p.entries.iter().map(|e| (e.offset + e.length) as usize).max().unwrap_or(16);
             let i = header_from + pos % (bytes.len() - header_from);
             bytes[i] ^= 0x40;
             prop_assert!(read_header(&m, &p.id, &bytes).is_err());
             prop_assert!(read_header(&m, &p.id, &bytes[..bytes.len() / 2]).is_err());
+        }
+    }
+
+    /// Blobs are laid out in an order drawn at random, back to back after the salt.
+    #[test]
+    fn blobs_are_shuffled() {
+        let m = MasterKey::generate();
+        let blobs: Vec<Vec<u8>> = (0..50u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let p = build(&m, &blobs);
+        let order: Vec<BlobId> = p.entries.iter().map(|e| e.id).collect();
+        let added: Vec<BlobId> = blobs.iter().map(|b| m.blob_id(b)).collect();
+        assert_ne!(order, added, "50 blobs kept the order they were added in");
+        let mut at = SALT_LEN as u32;
+        for e in &p.entries {
+            assert_eq!(e.offset, at, "blobs follow each other in the order the header lists");
+            at += e.length;
         }
     }
 

@@ -172,10 +172,33 @@ impl SealKey {
 
     /// [`SealKey::seal_into`] with a given nonce: only for the random one above and for tests.
     fn seal_with_nonce(&self, nonce: [u8; NONCE_LEN], plain: &[u8], aad: &[u8], out: &mut Vec<u8>) {
-        out.reserve(plain.len() + SEAL_OVERHEAD);
+        self.seal_padded_with_nonce(nonce, plain, plain.len(), aad, out);
+    }
+
+    /// Seals `plain` followed by zero bytes up to `padded_len` bytes (no padding when
+    /// `padded_len` is not more than its length): `nonce ‖ ciphertext ‖ tag`.
+    #[must_use]
+    pub fn seal_padded(&self, plain: &[u8], padded_len: usize, aad: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(padded_len.max(plain.len()) + SEAL_OVERHEAD);
+        self.seal_padded_with_nonce(nonce, plain, padded_len, aad, &mut out);
+        out
+    }
+
+    fn seal_padded_with_nonce(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        plain: &[u8],
+        padded_len: usize,
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        out.reserve(padded_len.max(plain.len()) + SEAL_OVERHEAD);
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(plain);
+        out.resize(start + padded_len.max(plain.len()), 0);
         let tag = self.cipher.seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad),

@@ -119,7 +119,7 @@ pub enum Error {
         reason: String,
     },
     /// The repository uses a format this build does not know.
-    #[error("{object} has format version {found}, this build of cairn supports version {supported}")]
+    #[error("{object} has format version {found}, this build of cairn supports versions 1 to {supported}")]
     UnsupportedVersion {
         /// Which object carried the version.
         object: String,

@@ -10,6 +10,7 @@ pub mod check;
 pub mod copy;
 pub mod forget;
 pub mod inspect;
+pub mod migrate;
 pub mod prune;
 pub mod repair;
 pub mod restore;

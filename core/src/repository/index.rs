@@ -26,12 +26,13 @@ use crate::foundation::id::{BlobId, IndexId, PackId};
 use crate::repository::store::batch::{self, Flow};
 
 /// Where one blob is, in 48 bytes: the id, four `u32`s, and the blob's kind and codec kept in
-/// the top bits of the pack number (an index holds fewer than 2^30 packs).
+/// the top bits of the pack number (an index holds fewer than 2^29 packs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
     /// The blob.
     pub id: BlobId,
-    /// Pack number in [`Index::packs`] (low 30 bits), tree flag (bit 31), zstd flag (bit 30).
+    /// Pack number in [`Index::packs`] (low 29 bits), tree flag (bit 31), zstd flag (bit 30),
+    /// padded flag (bit 29).
     pack_and_flags: u32,
     /// Offset in the pack.
     pub offset: u32,
@@ -43,7 +44,8 @@ pub struct IndexEntry {
 
 const TREE_FLAG: u32 = 1 << 31;
 const ZSTD_FLAG: u32 = 1 << 30;
-const PACK_MASK: u32 = ZSTD_FLAG - 1;
+const PADDED_FLAG: u32 = 1 << 29;
+const PACK_MASK: u32 = PADDED_FLAG - 1;
 
 impl IndexEntry {
     fn new(e: &PackEntry, pack: u32) -> Self {
@@ -51,8 +53,11 @@ impl IndexEntry {
         if e.kind == BlobKind::Tree {
             flags |= TREE_FLAG;
         }
-        if e.codec == Codec::Zstd {
+        if e.codec.is_zstd() {
             flags |= ZSTD_FLAG;
+        }
+        if e.codec.is_padded() {
+            flags |= PADDED_FLAG;
         }
         IndexEntry { id: e.id, pack_and_flags: flags, offset: e.offset, length: e.length, raw_len: e.raw_len }
     }
@@ -72,7 +77,8 @@ impl IndexEntry {
     /// Encoding.
     #[must_use]
     pub fn codec(&self) -> Codec {
-        if self.pack_and_flags & ZSTD_FLAG != 0 { Codec::Zstd } else { Codec::None }
+        let codec = if self.pack_and_flags & ZSTD_FLAG != 0 { Codec::Zstd } else { Codec::None };
+        if self.pack_and_flags & PADDED_FLAG != 0 { codec.padded() } else { codec }
     }
 }
 
@@ -207,7 +213,7 @@ impl Index {
         Ok(())
     }
 
-    /// The number of pack `id`, added with `salt` if new; `None` past 2^30 - 1 packs.
+    /// The number of pack `id`, added with `salt` if new; `None` past 2^29 - 1 packs.
     fn pack_number(&mut self, id: PackId, salt: [u8; SALT_LEN]) -> Option<u32> {
         if let Some(&n) = self.pack_numbers.get(&id) {
             return Some(n);
@@ -220,7 +226,7 @@ impl Index {
 
     /// Adds a pack and its entries. Call [`Index::finalize`] before lookups.
     pub fn add_pack(&mut self, id: PackId, salt: [u8; SALT_LEN], entries: &[PackEntry]) {
-        // More than 2^30 packs (16 PiB at the default pack size, 48 GiB of pack table) would
+        // More than 2^29 packs (8 PiB at the default pack size, 24 GiB of pack table) would
         // not fit the entry encoding: their entries are left out rather than misnumbered.
         let Some(n) = self.pack_number(id, salt) else { return };
         let buckets = self.buckets_mut();

@@ -17,7 +17,7 @@ pub struct KeyInfo {
     pub id: KeyId,
     /// Whether it is the key this session opened the repository with.
     pub current: bool,
-    /// The host it was made on (recorded in clear, informational).
+    /// The host it was made on (in clear in a version 1 key file, sealed in version 2).
     pub host: String,
     /// The user who made it (informational).
     pub user: String,
@@ -31,7 +31,7 @@ impl Repository {
     /// # Errors
     /// [`Error::InvalidArgument`] for unusable argon2 parameters; store errors.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
-        Self::write_key(self.store().as_ref(), self.master(), password, kdf)
+        Self::write_key(self.store().as_ref(), self.master(), self.config().version, password, kdf)
     }
 
     /// Every readable key file (unreadable ones are left out: `check` names them).
@@ -43,8 +43,15 @@ impl Repository {
         for info in self.store().list(ObjectKind::Key).map_err(Error::Storage)? {
             let Ok(data) = self.get_verified(info.key) else { continue };
             let Ok(kf) = KeyFile::decode(&data) else { continue };
+            let Ok(meta) = kf.meta(self.master()) else { continue };
             let id = KeyId(info.key.id);
-            out.push(KeyInfo { id, current: id == self.key_id(), host: kf.host, user: kf.user, created: kf.created });
+            out.push(KeyInfo {
+                id,
+                current: id == self.key_id(),
+                host: meta.host,
+                user: meta.user,
+                created: meta.created,
+            });
         }
         Ok(out)
     }

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::format::blob::{self, BlobKind};
-use crate::format::config::{Config, FORMAT_VERSION};
+use crate::format::config::{Config, FORMAT_VERSION, check_version};
 use crate::format::index::{INDEX_AAD, IndexFile, IndexedPack};
-use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError};
+use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
 use crate::format::pack::{self, PackEntry};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
@@ -47,6 +47,8 @@ pub struct InitOptions {
     /// For a repository on local disk: let the directory's group read it (files 0640,
     /// directories 0750) instead of its owner alone (0600, 0700), e.g. for a backup group.
     pub group_readable: bool,
+    /// Pad blobs to their Padmé length (FORMAT.md §9), hiding exact chunk sizes from the store.
+    pub padding: bool,
 }
 
 impl Default for InitOptions {
@@ -57,6 +59,7 @@ impl Default for InitOptions {
             compression: 1,
             kdf: KdfParams::default(),
             group_readable: false,
+            padding: true,
         }
     }
 }
@@ -110,9 +113,10 @@ impl Repository {
             chunker_params: options.chunker_params,
             pack_size: options.pack_size,
             compression: options.compression,
+            padding: options.padding,
         };
         // Key first: a config without a key would be a repository nobody can open.
-        let key_id = Self::write_key(&*store, &master, password, options.kdf)?;
+        let key_id = Self::write_key(&*store, &master, FORMAT_VERSION, password, options.kdf)?;
         store.put(&ObjectKey::CONFIG, Bytes::from(config.seal(&master))).map_err(|e| match e {
             StoreError::AlreadyExists => {
                 Error::InvalidArgument(format!("{} already holds a repository", store.describe()))
@@ -142,9 +146,18 @@ impl Repository {
         Self::open(store, password)
     }
 
-    pub(crate) fn write_key(store: &dyn Store, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+    /// Writes a key file wrapping `master` under `password`, in the layout of repository format
+    /// `version` (FORMAT.md §6: version 2 seals who made it and when).
+    pub(crate) fn write_key(
+        store: &dyn Store,
+        master: &MasterKey,
+        version: u32,
+        password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<KeyId> {
         let (host, user) = host_and_user();
-        let kf = KeyFile::wrap(master, password, kdf, &host, &user, &jiff::Timestamp::now().to_string())
+        let meta = KeyMeta { host, user, created: jiff::Timestamp::now().to_string() };
+        let kf = KeyFile::wrap(master, password, kdf, &meta, version >= 2)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let bytes = kf.encode();
         let id = KeyId(Digest::of(&bytes));
@@ -171,14 +184,7 @@ impl Repository {
             StoreError::NotFound(_) => Error::RepositoryNotFound { location: store.describe() },
             e => store_err(ObjectKey::CONFIG)(e),
         })?;
-        let version = Config::stored_version(&config_bytes)?;
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                object: "repository config".into(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        check_version(Config::stored_version(&config_bytes)?)?;
         let keys = keys?;
         if keys.is_empty() {
             return Err(Error::NotFound("key files (the repository has none)".into()));
@@ -279,8 +285,17 @@ impl Repository {
     }
 
     /// Records that the session now goes on with key `id` (after a password change).
-    fn set_key_id(&mut self, id: KeyId) {
+    pub(crate) fn set_key_id(&mut self, id: KeyId) {
         self.key_id = id;
+    }
+
+    /// Replaces the config with `config` (the one object ever replaced: `cairn migrate`),
+    /// and goes on with it.
+    pub(crate) fn replace_config(&mut self, config: Config) -> Result<()> {
+        let bytes = Bytes::from(config.seal(&self.master));
+        self.store.replace(&ObjectKey::CONFIG, bytes).map_err(store_err(ObjectKey::CONFIG))?;
+        self.config = config;
+        Ok(())
     }
 
     /// The chunker of this repository.

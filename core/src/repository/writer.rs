@@ -2,9 +2,11 @@
 //! upload → index. Backup, prune's repacking, `copy` and `repair` all write through it.
 //!
 //! ```text
-//! callers' threads ── add(kind, id, plain): known? in flight? ── new ─▶ seal ─┐
+//! callers' threads ── add(kind, id, plain): known? in flight? ── new ─▶ compress, take a
+//!                       place in an open pack (its own salt and key), seal under its key ─┐
 //!                                                                            ▼ bounded (BLOB_QUEUE)
-//!                                          packer (data and tree packs apart, one salt per writer)
+//!                          packer (data and tree packs apart; a pack is laid out, shuffled,
+//!                                  once every blob given a place in it has arrived)
 //!                                                                            ▼ bounded (PACK_QUEUE)
 //!                                   uploaders (U puts in flight) ─▶ index checkpoints every 32 packs
 //! ```
@@ -27,13 +29,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::format::blob::{self, BlobKind, MAX_BLOB_LEN, SealedBlob};
 use crate::format::index::{IndexFile, IndexedPack};
-use crate::format::pack::{FinishedPack, PackWriter};
+use crate::format::pack::{FinishedPack, MAX_ENTRIES, PackWriter};
 use crate::format::snapshot::Snapshot;
 use crate::foundation::crypto::{SALT_LEN, SealKey, random_salt};
 use crate::foundation::error::{Error, Result, StoreError};
@@ -52,8 +54,6 @@ const UPLOADERS_REMOTE: usize = 4;
 const UPLOADERS_LOCAL: usize = 1;
 /// Packs per index checkpoint, so an interrupted backup leaves its uploads reusable.
 pub const CHECKPOINT_PACKS: usize = 32;
-/// Starting capacity of a tree pack (trees are few and small next to data).
-const TREE_PACK_CAPACITY: usize = 1 << 20;
 
 /// How a writer works.
 #[derive(Debug, Clone, Copy, Default)]
@@ -112,6 +112,58 @@ enum Indexing {
     Caller,
 }
 
+/// A pack taking blobs: its salt, key, and the room given out so far.
+struct OpenPack {
+    seq: u64,
+    salt: [u8; SALT_LEN],
+    key: Arc<SealKey>,
+    len: usize,
+    count: usize,
+}
+
+/// Gives each new blob its place in an open pack (data and trees apart), closing a pack once
+/// the room given out reaches the pack size or the most entries a header holds.
+#[derive(Default)]
+struct Allocator {
+    next: u64,
+    open: [Option<OpenPack>; 2],
+}
+
+/// Where a blob goes: its pack, the key to seal it under, and, for the blob that fills the
+/// pack, how many blobs the pack holds.
+struct Slot {
+    seq: u64,
+    salt: [u8; SALT_LEN],
+    key: Arc<SealKey>,
+    closes: Option<usize>,
+}
+
+impl Allocator {
+    fn reserve(&mut self, repo: &Repository, kind: BlobKind, sealed_len: usize, target: usize) -> Slot {
+        let next = &mut self.next;
+        let open = self.open[usize::from(kind == BlobKind::Tree)].get_or_insert_with(|| {
+            let salt = random_salt();
+            *next += 1;
+            OpenPack { seq: *next, salt, key: Arc::new(repo.master().subkey(&salt)), len: SALT_LEN, count: 0 }
+        });
+        open.len += sealed_len;
+        open.count += 1;
+        let full = open.len >= target || open.count >= MAX_ENTRIES as usize;
+        let slot =
+            Slot { seq: open.seq, salt: open.salt, key: Arc::clone(&open.key), closes: full.then_some(open.count) };
+        if full {
+            self.open[usize::from(kind == BlobKind::Tree)] = None;
+        }
+        slot
+    }
+}
+
+/// A sealed blob on its way to the packer, with its place.
+struct Placed {
+    slot: Slot,
+    blob: SealedBlob,
+}
+
 /// State shared by the callers' threads, the packer and the uploaders.
 struct Shared<'r> {
     repo: &'r Repository,
@@ -119,9 +171,10 @@ struct Shared<'r> {
     index: &'r Index,
     /// Blobs this writer has taken on (sealed, packed or uploaded).
     pending: Mutex<HashSet<BlobId>>,
-    salt: [u8; SALT_LEN],
-    key: SealKey,
+    allocator: Mutex<Allocator>,
     level: i32,
+    /// Pad blobs (format version 2 with padding on).
+    pad: bool,
     indexing: Indexing,
     /// Packs of `index` (by number) holding blobs a caller reused instead of storing.
     reused: Vec<AtomicBool>,
@@ -148,7 +201,7 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
 /// any number of threads may add at once.
 pub struct BlobWriter<'s, 'r> {
     shared: &'s Shared<'r>,
-    blobs: Sender<SealedBlob>,
+    blobs: Sender<Placed>,
 }
 
 impl BlobWriter<'_, '_> {
@@ -203,10 +256,13 @@ impl BlobWriter<'_, '_> {
         if self.known(&id) || !lock(&self.shared.pending)?.insert(id) {
             return Ok(false);
         }
-        let sealed = blob::seal(&self.shared.key, kind, id, plain, self.shared.level);
+        let prepared = blob::prepare(plain, self.shared.level, self.shared.pad);
+        let target = self.shared.repo.config().pack_size as usize;
+        let slot = lock(&self.shared.allocator)?.reserve(self.shared.repo, kind, prepared.sealed_len(), target);
+        let sealed = blob::seal_prepared(&slot.key, kind, id, &prepared);
         self.shared.blobs_new.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes_new.fetch_add(plain.len() as u64, Ordering::Relaxed);
-        self.blobs.send(sealed).map_err(|_| aborted())?;
+        self.blobs.send(Placed { slot, blob: sealed }).map_err(|_| aborted())?;
         Ok(true)
     }
 
@@ -229,30 +285,47 @@ impl Shared<'_> {
         self.failed.store(true, Ordering::SeqCst);
     }
 
-    /// Collects sealed blobs into packs (data and trees apart).
-    fn packer(&self, blobs: &Receiver<SealedBlob>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
-        let target = self.repo.config().pack_size as usize;
-        let mut data = PackWriter::new(self.salt, target);
-        let mut trees = PackWriter::new(self.salt, TREE_PACK_CAPACITY);
-        for blob in blobs {
-            let writer = if blob.kind == BlobKind::Tree { &mut trees } else { &mut data };
-            writer.add(blob);
-            if writer.is_full(target) {
-                // Hand the pack over first: an uploader takes it only once it is done with its
-                // last one, whose buffer it has put back by then, so with one uploader no more
-                // than two pack buffers live at a time.
-                let full = std::mem::replace(writer, PackWriter::new(self.salt, 0));
-                if packs.send(full.finish(&self.key)).is_err() {
-                    return;
-                }
-                *writer = match spare.try_recv() {
-                    Ok(buf) => PackWriter::with_buffer(self.salt, buf),
-                    Err(_) => PackWriter::new(self.salt, target),
-                };
+    /// Collects sealed blobs into their packs; a pack is finished (laid out in a random order,
+    /// its header sealed) once every blob given a place in it has arrived, and the packs still
+    /// open when the callers are done are finished then.
+    fn packer(&self, blobs: &Receiver<Placed>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
+        struct Building {
+            writer: PackWriter,
+            key: Arc<SealKey>,
+            expect: Option<usize>,
+            trees: bool,
+        }
+        impl Building {
+            /// Data packs are shuffled. Tree packs keep the order trees were written in (a
+            /// directory after its subdirectories, the root last), so a restore gets a new
+            /// snapshot's trees with its root's own request (`restore::fetch_window`).
+            fn finish(self) -> FinishedPack {
+                self.writer.finish(&self.key, !self.trees)
             }
         }
-        for w in [data, trees] {
-            if !w.is_empty() && packs.send(w.finish(&self.key)).is_err() {
+        let mut building: HashMap<u64, Building> = HashMap::new();
+        for Placed { slot, blob } in blobs {
+            let pack = building.entry(slot.seq).or_insert_with(|| Building {
+                // A pack's buffer is taken when it is laid out; the one an uploader put back
+                // is reused: with one uploader no more than two pack buffers live at a time.
+                writer: PackWriter::with_buffer(slot.salt, spare.try_recv().unwrap_or_default()),
+                key: Arc::clone(&slot.key),
+                expect: None,
+                trees: blob.kind == BlobKind::Tree,
+            });
+            pack.writer.add(blob);
+            pack.expect = pack.expect.or(slot.closes);
+            if pack.expect == Some(pack.writer.count())
+                && let Some(full) = building.remove(&slot.seq)
+                && packs.send(full.finish()).is_err()
+            {
+                return;
+            }
+        }
+        let mut rest: Vec<(u64, Building)> = building.into_iter().collect();
+        rest.sort_by_key(|(seq, _)| *seq);
+        for (_, pack) in rest {
+            if packs.send(pack.finish()).is_err() {
                 return;
             }
         }
@@ -461,14 +534,13 @@ impl Repository {
     }
 
     fn shared<'r>(&'r self, index: &'r Index, indexing: Indexing) -> Shared<'r> {
-        let salt = random_salt();
         Shared {
             repo: self,
             index,
             pending: Mutex::new(HashSet::new()),
-            salt,
-            key: self.master().subkey(&salt),
+            allocator: Mutex::new(Allocator::default()),
             level: self.config().compression,
+            pad: self.config().padding,
             indexing,
             reused: (0..index.packs().len()).map(|_| AtomicBool::new(false)).collect(),
             failed: AtomicBool::new(false),
@@ -497,7 +569,7 @@ fn run_writer<T>(
         n => n,
     };
     std::thread::scope(|scope| {
-        let (blob_tx, blob_rx) = bounded::<SealedBlob>(BLOB_QUEUE);
+        let (blob_tx, blob_rx) = bounded::<Placed>(BLOB_QUEUE);
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(PACK_QUEUE);
         let (spare_tx, spare_rx) = bounded::<Vec<u8>>(1);
         scope.spawn(move || shared.packer(&blob_rx, &pack_tx, &spare_rx));

@@ -37,13 +37,23 @@ pub fn repo_id() -> Digest {
 
 pub fn config() -> Config {
     Config {
-        version: FORMAT_VERSION,
+        version: 1,
         id: repo_id(),
         chunker: CHUNKER_FASTCDC_2020_SEEDED.into(),
         chunker_params: ChunkerParams::default(),
         pack_size: 16 << 20,
         compression: 3,
+        padding: false,
     }
+}
+
+/// The version 2 config vector: padding on.
+pub fn config_v2() -> Config {
+    Config { version: FORMAT_VERSION, padding: true, ..config() }
+}
+
+pub fn key_meta() -> KeyMeta {
+    KeyMeta { host: KEY_HOST.into(), user: KEY_USER.into(), created: TIME.into() }
 }
 
 /// The made-up id the index vector lists as superseded (no such object exists).

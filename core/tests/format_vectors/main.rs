@@ -28,7 +28,7 @@ use cairn_core::advanced::crypto::{MasterKey, random_salt};
 use cairn_core::format::blob::{self, BlobKind};
 use cairn_core::format::config::{CONFIG_MAGIC, Config, FORMAT_VERSION, decode_stored};
 use cairn_core::format::index::{IndexFile, IndexedPack};
-use cairn_core::format::keyfile::{KdfParams, KeyFile, KeyFileError};
+use cairn_core::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
 use cairn_core::format::pack::{PackEntry, PackWriter, decode_header, read_header};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
@@ -43,6 +43,8 @@ use fixtures::*;
 // ---------------------------------------------------------------------------------------------
 
 mod spec;
+
+mod v2;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -135,7 +137,10 @@ fn key_file_vector() {
     assert_eq!(kf.version, 1);
     assert_eq!(kf.kdf, "argon2id");
     assert_eq!(kf.params, KDF);
-    assert_eq!((kf.host.as_str(), kf.user.as_str(), kf.created.as_str()), (KEY_HOST, KEY_USER, TIME));
+    assert_eq!(
+        (kf.host.as_deref(), kf.user.as_deref(), kf.created.as_deref()),
+        (Some(KEY_HOST), Some(KEY_USER), Some(TIME))
+    );
     let salt = hex::decode(&kf.salt).expect("salt is hex");
     let wrapped = hex::decode(&kf.wrapped).expect("wrapped is hex");
     assert_eq!(salt.len(), 16);
@@ -170,7 +175,7 @@ fn key_file_vector() {
     // FORMAT.md §Key files: host, user and created are NOT authenticated. Pinned here so that a
     // change to this is a deliberate format change.
     let mut relabelled = kf.clone();
-    relabelled.host = "somewhere-else".into();
+    relabelled.host = Some("somewhere-else".into());
     assert!(relabelled.unwrap_key(PASSWORD).is_ok());
 }
 
@@ -190,9 +195,12 @@ fn key_file_bounds() {
     let mut k = kf.clone();
     k.salt = "00112233445566".into(); // 7 bytes
     assert!(matches!(k.unwrap_key(PASSWORD), Err(KeyFileError::Invalid(_))));
+    let mut k = kf.clone();
+    k.version = 3;
+    assert!(matches!(k.unwrap_key(PASSWORD), Err(KeyFileError::Version(3))));
     let mut k = kf;
     k.version = 2;
-    assert!(matches!(k.unwrap_key(PASSWORD), Err(KeyFileError::Version(2))));
+    assert!(matches!(k.unwrap_key(PASSWORD), Err(KeyFileError::Invalid(_))), "layout 2 needs `meta`, not host");
 }
 
 #[test]
@@ -594,7 +602,7 @@ fn generate_vectors() {
     let mut sections: Vec<(&str, String)> = Vec::new();
 
     // Key file.
-    let kf = KeyFile::wrap(&m, PASSWORD, KDF, KEY_HOST, KEY_USER, TIME).expect("wrap");
+    let kf = KeyFile::wrap(&m, PASSWORD, KDF, &key_meta(), false).expect("wrap");
     let kf_bytes = kf.encode();
     sections.push(("keyfile", fenced("json vector:keyfile", std::str::from_utf8(&kf_bytes).expect("utf-8"))));
 
@@ -603,11 +611,11 @@ fn generate_vectors() {
     ciborium::into_writer(&config(), &mut config_plain).expect("encode");
     let sealed = m.seal_object(&config_plain, spec::AAD_CONFIG);
     let mut config_bytes = CONFIG_MAGIC.to_vec();
-    config_bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    config_bytes.extend_from_slice(&1u32.to_le_bytes());
     config_bytes.extend_from_slice(&sealed);
     assert_eq!(decode_stored(&m, &config_bytes).expect("decodes"), config());
     let body = hex_lines(CONFIG_MAGIC, "magic \"CAIRNREP\"")
-        + &hex_lines(&FORMAT_VERSION.to_le_bytes(), "format version 1 (u32le, in clear)")
+        + &hex_lines(&1u32.to_le_bytes(), "format version 1 (u32le, in clear)")
         + &hex_lines(&sealed[..16], "salt")
         + &sealed_lines(&sealed[16..], "config");
     sections.push(("config", fenced("hex vector:config", &body)));
@@ -621,7 +629,7 @@ fn generate_vectors() {
     for b in &blobs {
         writer.add(blob::seal(&key, BlobKind::Data, m.blob_id(b), b, 3));
     }
-    let pack = writer.finish(&key);
+    let pack = writer.finish(&key, false);
     let n = pack.bytes.len();
     let header_len = spec::u32le(&pack.bytes, n - 4) as usize;
     let header_start = n - 4 - header_len;
@@ -718,10 +726,16 @@ fn generate_vectors() {
     let body: String = expected.iter().map(|(k, v)| format!("{k:width$} = {v}\n")).collect();
     sections.push(("expected", fenced("text vector:expected", &body)));
 
+    write_sections(&sections);
+}
+
+/// Splices `sections` into FORMAT.md between their `gen:` markers (with `CAIRN_WRITE_VECTORS`
+/// set), or prints them.
+fn write_sections(sections: &[(&str, String)]) {
     if std::env::var_os("CAIRN_WRITE_VECTORS").is_some() {
         let path = format_md_path();
         let mut doc = std::fs::read_to_string(&path).expect("read FORMAT.md");
-        for (name, text) in &sections {
+        for (name, text) in sections {
             let begin = format!("<!-- begin gen:{name} -->\n");
             let end = format!("<!-- end gen:{name} -->");
             let from = doc.find(&begin).unwrap_or_else(|| panic!("FORMAT.md lacks `{begin}`")) + begin.len();
@@ -730,7 +744,7 @@ fn generate_vectors() {
         }
         std::fs::write(&path, doc).expect("write FORMAT.md");
     } else {
-        for (name, text) in &sections {
+        for (name, text) in sections {
             println!("<!-- begin gen:{name} -->\n{text}\n<!-- end gen:{name} -->\n");
         }
     }

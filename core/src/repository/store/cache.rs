@@ -116,6 +116,14 @@ impl<S: Store> Store for CachedStore<S> {
         Ok(())
     }
 
+    fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        self.unprime(key.kind);
+        let _ = std::fs::remove_file(self.path(key));
+        let replaced = self.inner.replace(key, data);
+        self.unprime(key.kind);
+        replaced
+    }
+
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
         if Self::cacheable(key.kind) {
             let path = self.path(key);

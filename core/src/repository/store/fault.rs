@@ -140,6 +140,15 @@ impl<S: Store> Store for FaultyStore<S> {
             self.inner.put(key, data)
         })
     }
+    fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        self.request(&format!("replace {key}"), || {
+            let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
+                return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
+            }
+            self.inner.replace(key, data)
+        })
+    }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
         self.request(&format!("get {key}"), || {
             let data = self.inner.get(key)?;

@@ -38,6 +38,13 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// As the backend reports.
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError>;
+    /// Replaces an object whole, atomically: a reader sees the old bytes or the new, never a
+    /// mix or nothing. Only the config is ever replaced (`cairn migrate`); every other object
+    /// is content-addressed and create-only.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError>;
     /// Reads a whole object.
     ///
     /// # Errors
@@ -117,6 +124,9 @@ pub trait Store: Send + Sync {
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
         (**self).put(key, data)
+    }
+    fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        (**self).replace(key, data)
     }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
         (**self).get(key)

@@ -577,6 +577,27 @@ impl Store for ObjectStoreBackend {
         self.keep_private(key)
     }
 
+    fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        let path = self.path(key);
+        if self.create_only == CreateOnly::CopyFromStaging {
+            // A WebDAV PUT may be seen half written: upload aside, then COPY over the name.
+            return self.rt.block_on(async {
+                let mut name = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut name);
+                let staged = ObjectPath::from(format!("{}{STAGING_DIR}/{}", self.prefix, hex::encode(name)));
+                self.inner.put(&staged, PutPayload::from_bytes(data)).await.map_err(map_err)?;
+                let copied = self.inner.copy(&staged, &path).await.map_err(map_err);
+                let _ = self.inner.delete(&staged).await;
+                copied
+            });
+        }
+        // Object stores replace a whole object atomically; the local store writes a temporary
+        // file and renames it over the name.
+        let opts = PutOptions { mode: PutMode::Overwrite, ..Default::default() };
+        self.rt.block_on(self.inner.put_opts(&path, PutPayload::from_bytes(data), opts)).map_err(map_err)?;
+        self.keep_private(key)
+    }
+
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
         self.rt.block_on(async { self.inner.get(&self.path(key)).await?.bytes().await }).map_err(map_err)
     }

@@ -84,6 +84,9 @@ impl<S: Store> Store for RetryStore<S> {
             other => other,
         })
     }
+    fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        self.retry(|_| self.inner.replace(key, data.clone()))
+    }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
         self.retry(|_| self.inner.get(key))
     }

@@ -1,0 +1,173 @@
+//! `cairn migrate`: a version 1 repository becomes version 2 in place (FORMAT.md §21).
+//!
+//! Nothing stored in version 1 has to be rewritten: a version 2 reader reads version 1 packs,
+//! index objects, trees and snapshots. What changes is the config (version 2, its clear
+//! version authenticated, padding chosen) and the key files (who made them and when sealed
+//! instead of in clear). The steps, each safe to be killed after:
+//!
+//! 1. Replace the config with a version 2 one (one atomic put; the commit point). From here
+//!    on version 1 binaries refuse the repository, and new objects are written as version 2.
+//! 2. For each version 1 key file: write its version 2 form (the same wrapped key, so no
+//!    password is needed), then delete the version 1 file. A run that finds a version 2 file
+//!    with the same wrapped key only deletes the old one, so running again finishes the job.
+
+use serde::Serialize;
+
+use crate::format::config::{Config, FORMAT_VERSION};
+use crate::format::keyfile::KeyFile;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::{Digest, KeyId, ObjectKey, ObjectKind};
+use crate::repository::Repository;
+
+/// How to migrate.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct MigrateOptions {
+    /// Pad new blobs (FORMAT.md §9); blobs already stored stay as they are.
+    pub padding: bool,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions { padding: true }
+    }
+}
+
+/// What a migration did.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MigrateOutcome {
+    /// The format version before.
+    pub from: u32,
+    /// The format version after.
+    pub to: u32,
+    /// Whether the config was replaced by this run.
+    pub config_replaced: bool,
+    /// Key files rewritten as version 2 by this run.
+    pub keys_upgraded: usize,
+    /// Version 1 key files removed whose version 2 form an earlier, interrupted run wrote.
+    pub keys_finished: usize,
+}
+
+/// Upgrades `repo` to the newest format version; a repository already there is left as it is
+/// (but key files an interrupted run left behind are finished).
+///
+/// # Errors
+/// Store errors (the repository is then as the last finished step left it: run again);
+/// [`Error::Corrupt`] for a key file that cannot be read.
+pub fn run(repo: &mut Repository, opts: &MigrateOptions) -> Result<MigrateOutcome> {
+    let from = repo.config().version;
+    let config_replaced = from < FORMAT_VERSION;
+    if config_replaced {
+        let config = Config { version: FORMAT_VERSION, padding: opts.padding, ..repo.config().clone() };
+        repo.replace_config(config)?;
+    }
+    let mut outcome = MigrateOutcome { from, to: FORMAT_VERSION, config_replaced, keys_upgraded: 0, keys_finished: 0 };
+    let listed = repo.store().list(ObjectKind::Key).map_err(Error::Storage)?;
+    let mut files = Vec::new();
+    for info in listed {
+        let data = repo.get_verified(info.key)?;
+        let kf = KeyFile::decode(&data).map_err(|e| Error::corrupt(info.key, e.to_string()))?;
+        files.push((KeyId(info.key.id), kf));
+    }
+    let upgraded: Vec<String> =
+        files.iter().filter(|(_, kf)| kf.version >= 2).map(|(_, kf)| kf.wrapped.clone()).collect();
+    for (id, kf) in files.iter().filter(|(_, kf)| kf.version < 2) {
+        let old = ObjectKey::new(ObjectKind::Key, id.0);
+        let new_id = if upgraded.contains(&kf.wrapped) {
+            outcome.keys_finished += 1;
+            files.iter().find(|(_, f)| f.version >= 2 && f.wrapped == kf.wrapped).map(|(i, _)| *i)
+        } else {
+            let meta = kf.meta(repo.master()).map_err(|e| Error::corrupt(old, e.to_string()))?;
+            let bytes = kf.upgrade(repo.master(), &meta).encode();
+            let new = KeyId(Digest::of(&bytes));
+            let key = ObjectKey::new(ObjectKind::Key, new.0);
+            repo.store().put(&key, bytes::Bytes::from(bytes)).map_err(Error::store(key))?;
+            outcome.keys_upgraded += 1;
+            Some(new)
+        };
+        repo.store().delete(&old).map_err(Error::store(old))?;
+        if *id == repo.key_id()
+            && let Some(new) = new_id
+        {
+            repo.set_key_id(new);
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::format::keyfile::{KdfParams, KeyMeta};
+    use crate::repository::InitOptions;
+    use crate::repository::store::Store;
+    use crate::repository::store::object_store::ObjectStoreBackend;
+
+    /// A version 1 repository: a version 2 one with its config and key file rewritten the way
+    /// version 1 wrote them.
+    fn v1_repo(name: &str) -> (Arc<ObjectStoreBackend>, Repository) {
+        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
+        let opts =
+            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        let mut repo = Repository::init(store.clone(), b"pw", &opts).unwrap();
+        let v1 = Config { version: 1, padding: false, ..repo.config().clone() };
+        repo.replace_config(v1).unwrap();
+        for info in store.list(ObjectKind::Key).unwrap() {
+            store.delete(&info.key).unwrap();
+        }
+        let meta = KeyMeta { host: "h".into(), user: "u".into(), created: "t".into() };
+        for password in [&b"pw"[..], b"other"] {
+            let kf = KeyFile::wrap(repo.master(), password, opts.kdf, &meta, false).unwrap();
+            let bytes = kf.encode();
+            store.put(&ObjectKey::new(ObjectKind::Key, Digest::of(&bytes)), bytes.into()).unwrap();
+        }
+        let repo = Repository::open(store.clone(), b"pw").unwrap();
+        assert_eq!(repo.config().version, 1);
+        (store, repo)
+    }
+
+    fn key_versions(store: &ObjectStoreBackend) -> Vec<u32> {
+        let mut v: Vec<u32> = store
+            .list(ObjectKind::Key)
+            .unwrap()
+            .iter()
+            .map(|i| KeyFile::decode(&store.get(&i.key).unwrap()).unwrap().version)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn a_version_1_repository_becomes_version_2_and_every_password_still_opens() {
+        let (store, mut repo) = v1_repo("migrate-once");
+        let outcome = run(&mut repo, &MigrateOptions::default()).unwrap();
+        assert_eq!((outcome.from, outcome.to, outcome.config_replaced, outcome.keys_upgraded), (1, 2, true, 2));
+        assert_eq!(key_versions(&store), [2, 2]);
+        for password in [&b"pw"[..], b"other"] {
+            let opened = Repository::open(store.clone(), password).unwrap();
+            assert_eq!(opened.config().version, 2);
+            assert!(opened.config().padding);
+        }
+        assert!(store.list(ObjectKind::Key).unwrap().iter().any(|i| KeyId(i.key.id) == repo.key_id()));
+        let again = run(&mut repo, &MigrateOptions::default()).unwrap();
+        assert_eq!((again.config_replaced, again.keys_upgraded, again.keys_finished), (false, 0, 0));
+    }
+
+    /// A run stopped after writing a version 2 key file but before deleting the version 1 one
+    /// is finished by the next run, without a second version 2 file.
+    #[test]
+    fn an_interrupted_key_upgrade_is_finished_by_the_next_run() {
+        let (store, repo) = v1_repo("migrate-resume");
+        let listed = store.list(ObjectKind::Key).unwrap();
+        let kf = KeyFile::decode(&store.get(&listed[0].key).unwrap()).unwrap();
+        let upgraded = kf.upgrade(repo.master(), &kf.meta(repo.master()).unwrap()).encode();
+        store.put(&ObjectKey::new(ObjectKind::Key, Digest::of(&upgraded)), upgraded.into()).unwrap();
+        let mut repo = repo;
+        let outcome = run(&mut repo, &MigrateOptions::default()).unwrap();
+        assert_eq!((outcome.keys_upgraded, outcome.keys_finished), (1, 1));
+        assert_eq!(key_versions(&store), [2, 2]);
+    }
+}
