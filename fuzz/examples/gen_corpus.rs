@@ -18,6 +18,7 @@ use cairn_core::format::config::{Config, FORMAT_VERSION};
 use cairn_core::format::index::{IndexFile, IndexedPack};
 use cairn_core::format::keyfile::{KeyFile, KeyMeta};
 use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
+use cairn_core::format::session::{SESSION_VERSION, SessionMarker};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
@@ -222,6 +223,18 @@ fn snapshot() {
     write("snapshot", "sealed", &s.seal(&master()));
 }
 
+fn session() {
+    let marker = SessionMarker {
+        version: SESSION_VERSION,
+        session: Digest::of(b"a session"),
+        seq: 2,
+        host: "backup-host".into(),
+        pid: 4242,
+    };
+    write("session", "plain", &cbor(&marker));
+    write("session", "sealed", &marker.seal(&master()));
+}
+
 fn blobs() {
     let m = master();
     let key = m.subkey(&BLOB_SALT);
@@ -268,6 +281,7 @@ fn main() {
     index();
     tree();
     snapshot();
+    session();
     blobs();
     decompress();
     println!("seeds written under {}", corpus_dir().display());

@@ -96,7 +96,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.uploads = global.connections;
     let repo = global.open()?;
     let progress = Warnings { quiet: global.quiet || global.json };
-    let result = backup::run(&repo, source, &opts, &progress).context("backup failed; no snapshot was written")?;
+    // Every failure but one comes before the snapshot is written; the one after it (a pack it
+    // needs deleted meanwhile) names the snapshot itself.
+    let result = backup::run(&repo, source, &opts, &progress).map_err(|e| {
+        let written = matches!(&e, cairn_core::Error::Corrupt { reason, .. } if reason.starts_with("written, but"));
+        anyhow::Error::new(e).context(if written { "backup failed" } else { "backup failed; no snapshot was written" })
+    })?;
     let s = &result.summary;
     if global.json {
         print_json(&serde_json::json!({

@@ -15,7 +15,8 @@ pub struct PruneArgs {
     #[arg(long, default_value = "5%", value_parser = parse_percent)]
     pub max_unused: f64,
     /// How long unreferenced packs wait before deletion, by the store's clock (e.g. 1h, 30m, 0s).
-    /// Must exceed the longest backup that may run concurrently.
+    /// Backups running meanwhile are safe whatever it is: each announces itself (a session
+    /// marker), and what it may reuse waits until it ends.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub grace: Duration,
 }

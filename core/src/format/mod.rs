@@ -2,7 +2,8 @@
 //!
 //! Encoders and decoders only, no I/O: the repository config ([`config`]), key files
 //! ([`keyfile`]), blobs ([`blob`]), packs ([`pack`]), index objects ([`index`]), directory trees
-//! ([`tree`]), snapshot manifests ([`snapshot`]) and prune's garbage lists ([`garbage`]). Every
+//! ([`tree`]), snapshot manifests ([`snapshot`]), prune's garbage lists ([`garbage`]) and
+//! running writers' session markers ([`session`]). Every
 //! decoder here is fuzzed (`fuzz/`) and checked against the test vectors of FORMAT.md. This
 //! layer builds on the foundation only.
 
@@ -12,5 +13,6 @@ pub mod garbage;
 pub mod index;
 pub mod keyfile;
 pub mod pack;
+pub mod session;
 pub mod snapshot;
 pub mod tree;

@@ -151,6 +151,8 @@ pub enum ObjectKind {
     Pack,
     /// Prune's lists of packs waiting out the grace period before deletion.
     Garbage,
+    /// Markers of writers running now (backups, copies, rewrites), refreshed while they run.
+    Session,
 }
 
 impl ObjectKind {
@@ -164,6 +166,7 @@ impl ObjectKind {
             ObjectKind::Index => "index",
             ObjectKind::Pack => "data",
             ObjectKind::Garbage => "garbage",
+            ObjectKind::Session => "sessions",
         }
     }
 }
@@ -219,6 +222,7 @@ impl fmt::Display for ObjectKey {
             ObjectKind::Index => write!(f, "index {}", self.id),
             ObjectKind::Pack => write!(f, "pack {}", self.id),
             ObjectKind::Garbage => write!(f, "garbage list {}", self.id),
+            ObjectKind::Session => write!(f, "session marker {}", self.id),
         }
     }
 }
@@ -240,7 +244,14 @@ mod tests {
     #[test]
     fn paths_round_trip() {
         let id = Digest::of(b"x");
-        for kind in [ObjectKind::Key, ObjectKind::Snapshot, ObjectKind::Index, ObjectKind::Pack, ObjectKind::Garbage] {
+        for kind in [
+            ObjectKind::Key,
+            ObjectKind::Snapshot,
+            ObjectKind::Index,
+            ObjectKind::Pack,
+            ObjectKind::Garbage,
+            ObjectKind::Session,
+        ] {
             let k = ObjectKey::new(kind, id);
             assert_eq!(ObjectKey::parse(kind, &k.path()), Some(k));
         }

@@ -214,6 +214,8 @@ impl TreeVisitor for Learner<'_> {
 /// written only after their packs and index).
 pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Result<CopyStats> {
     let src_index = src.load_index()?;
+    // Copies reuse what the target holds: announced before its index is loaded (FORMAT.md §14a).
+    let _session = dst.begin_session()?;
     let dst_index = dst.load_index()?;
     let dst_snaps = dst.snapshots()?;
     // What the target already holds, by source id.

@@ -85,6 +85,11 @@ pub struct PruneStats {
     pub packs_unindexed: u64,
     /// Packs younger than the grace period, left alone (they may belong to a running backup).
     pub packs_young: u64,
+    /// Garbage lists past the grace period kept because a writer that began before them is
+    /// still running (its session marker is fresh): it may have loaded an index naming them.
+    pub lists_held: u64,
+    /// Session markers of crashed writers deleted.
+    pub sessions_stale: u64,
 }
 
 /// How many times marking reads the index objects written since it last read them before it
@@ -497,33 +502,42 @@ impl PrunePlan {
         let mut resurrect = Vec::new();
         let mut delete_lists = Vec::new();
         let mut deletions: Vec<(PackId, u64)> = Vec::new();
+        // Running writers first: a list written after the oldest of them began waits for it
+        // (it may have loaded an index naming the list's packs, and reuse them in a snapshot
+        // committed after this sweep looked). A writer publishes its marker before it loads
+        // the index, so one not listed here loads an index written after these lists.
+        let sessions = repo.live_sessions(now)?;
         // Snapshots committed since this prune read them (backups that ran concurrently) may
         // need blobs in the packs about to go: walk them too, through the index as it is now
         // (listed after the snapshots, refreshed if they need more) and the listed packs.
         let fresh: Vec<BlobId> =
             live_snapshot_trees(repo)?.into_iter().filter(|tree| !self.used.contains(tree)).collect();
         let mut catalog = Catalog::read(repo)?;
-        let due: Vec<ObjectKey> = catalog
-            .lists
-            .iter()
-            .filter(|(key, (at, _))| *key != current && now.duration_since(*at) >= grace)
-            .map(|(key, _)| *key)
-            .collect();
         mark(repo, &mut catalog, fresh, &mut self.used)?;
-        // Blobs needed now, rechecked against what the index holds now.
+        // Blobs needed now, rechecked against what the index holds now. A pack on any list,
+        // this run's too, that a snapshot committed meanwhile needs is indexed again at once:
+        // that snapshot must restore now, not only after a later prune (FORMAT.md §15).
         let current_index = catalog.index();
-        for key in due {
-            let Some((_, list)) = catalog.lists.remove(&key) else { continue };
-            for gp in list.packs {
+        let mut taken_back = HashSet::new();
+        for (key, (at, list)) in &catalog.lists {
+            let aged = key != current && now.duration_since(*at) >= grace;
+            let held = aged && sessions.oldest_start.is_some_and(|start| *at >= start);
+            self.stats.lists_held += u64::from(held);
+            let due = aged && !held;
+            for gp in &list.packs {
                 let needed = gp
                     .to_indexed()
                     .filter(|p| p.entries.iter().any(|e| self.used.contains(&e.id) && !current_index.contains(&e.id)));
                 match needed {
-                    Some(p) => resurrect.push(p),
-                    None => deletions.push((gp.id, gp.size)),
+                    Some(p) if taken_back.insert(p.id) => resurrect.push(p),
+                    Some(_) => {}
+                    None if due => deletions.push((gp.id, gp.size)),
+                    None => {}
                 }
             }
-            delete_lists.push(key);
+            if due {
+                delete_lists.push(*key);
+            }
         }
         if !resurrect.is_empty() {
             self.stats.packs_resurrected += resurrect.len() as u64;
@@ -531,10 +545,18 @@ impl PrunePlan {
             deletions.retain(|(id, _)| !keep.contains(id));
             repo.save_index(&IndexFile { supersedes: vec![], packs: resurrect })?;
         }
-        let still_indexed: HashSet<PackId> = current_index.packs().iter().map(|p| p.id).collect();
+        let mut spared: HashSet<PackId> = current_index.packs().iter().map(|p| p.id).collect();
+        // A pack also on a list that is not due (this run's, a young one, one held for a
+        // running writer) waits for that list: prunes list the same pack again when a snapshot
+        // took it back and was forgotten since.
+        for (key, (_, list)) in &catalog.lists {
+            if !delete_lists.contains(key) {
+                spared.extend(list.packs.iter().map(|p| p.id));
+            }
+        }
         let mut seen = HashSet::new();
         for (id, size) in deletions {
-            if still_indexed.contains(&id) || !seen.insert(id) {
+            if spared.contains(&id) || !seen.insert(id) {
                 continue; // indexed again (e.g. the same bytes uploaded by a later backup)
             }
             let key = ObjectKey::new(ObjectKind::Pack, id.0);
@@ -544,6 +566,10 @@ impl PrunePlan {
         }
         for key in delete_lists {
             repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+        }
+        for key in sessions.stale {
+            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+            self.stats.sessions_stale += 1;
         }
         Ok(())
     }
@@ -666,5 +692,46 @@ mod tests {
             err.to_string().contains(&format!("blob {gone} is damaged: is used by a snapshot but in no index")),
             "{err}"
         );
+    }
+
+    fn snapshot_of(root: BlobId) -> crate::format::snapshot::Snapshot {
+        crate::format::snapshot::Snapshot {
+            version: crate::format::snapshot::SNAPSHOT_VERSION,
+            time: jiff::Timestamp::UNIX_EPOCH,
+            host: "h".into(),
+            user: "u".into(),
+            paths: vec!["/".into()],
+            tags: vec![],
+            parent: None,
+            tree: root,
+            summary: Default::default(),
+            original: None,
+            created: None,
+            program: "test".into(),
+        }
+    }
+
+    /// A backup that commits after prune listed the snapshots (its packs look unused and are
+    /// dropped from the index) restores as soon as the prune is done: the sweep walks the
+    /// snapshots committed meanwhile and indexes what they need again, from this run's own
+    /// garbage list too.
+    #[test]
+    fn a_snapshot_committed_while_prune_runs_is_indexed_when_it_ends() {
+        let repo = repo("prune-commit-during");
+        let ids = write_tree(&repo, b"uploaded by a backup still running");
+        let opts = PruneOptions { grace: Duration::ZERO, ..Default::default() };
+        let plan = PrunePlan::compute(&repo, &opts).unwrap();
+        assert_eq!(plan.drop.len(), 2, "no snapshot yet: the data and tree packs look unused");
+        // The backup commits now, bypassing its own checks (as if they ran before the prune
+        // rewrote the index).
+        let bytes = snapshot_of(ids[0]).seal(repo.master());
+        let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
+        repo.store().put(&key, bytes.into()).unwrap();
+        plan.apply(&repo, &opts).unwrap();
+        let index = repo.load_index().unwrap();
+        for id in ids {
+            let entry = index.get(&id).expect("indexed again when the prune ended");
+            repo.read_entry(&index, entry).expect("and still stored");
+        }
     }
 }

@@ -125,6 +125,7 @@ impl Serialize for Removed {
 /// # Errors
 /// Store errors.
 pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> Result<Vec<SnapshotRepair>> {
+    let _session = if apply { Some(repo.begin_session()?) } else { None };
     let mut index = Index::default();
     // Damaged blobs count as missing: rebuild the lookup without them.
     let bad: std::collections::HashSet<BlobId> = damaged.iter().copied().collect();
@@ -206,6 +207,7 @@ pub fn erase(
         return Err(Error::InvalidArgument("rewrite needs at least one --exclude pattern".into()));
     }
     let patterns = PathPatterns::new(excludes)?;
+    let _session = if apply { Some(repo.begin_session()?) } else { None };
     let index = repo.load_index()?;
     let mut selected = repo.snapshots()?;
     if !snapshots.is_empty() {

@@ -7,6 +7,7 @@
 pub mod index;
 pub mod keys;
 pub mod select;
+pub mod session;
 pub mod store;
 pub mod trees;
 pub mod writer;

@@ -93,6 +93,19 @@ pub struct WriteStats {
 pub struct IndexCommitted {
     /// The index objects this writer stored (checkpoints and the last one).
     indexes: Vec<IndexId>,
+    /// What a snapshot of this writer needs indexed, checked again once it is written.
+    deps: Dependencies,
+}
+
+/// The packs a writer's outcome depends on, and the index objects it took them from.
+#[derive(Debug, Clone, Default)]
+struct Dependencies {
+    /// Index objects the writer's committed index was loaded from, and those it wrote.
+    indexes: Vec<IndexId>,
+    /// Packs it uploaded, with their entries.
+    uploaded: Vec<IndexedPack>,
+    /// Packs of the committed index holding blobs it reused instead of storing.
+    reused: Vec<PackId>,
 }
 
 impl IndexCommitted {
@@ -395,64 +408,66 @@ impl Shared<'_> {
         }
     }
 
-    /// Fails if a pack this writer uploaded or reused has gone (swept by a concurrent prune
-    /// since the index was loaded): a snapshot would reference missing data. A pack a concurrent
-    /// prune only took out of the index (no snapshot used it when it looked; it is on a garbage
-    /// list) is named in an index object again.
-    fn check_dependencies(&self) -> Result<()> {
-        let sizes: HashMap<PackId, u64> = self
-            .repo
-            .store()
-            .list(ObjectKind::Pack)
-            .map_err(Error::Storage)?
-            .into_iter()
-            .map(|i| (PackId(i.key.id), i.size))
-            .collect();
-        let reused: Vec<(usize, PackId)> = self
+    /// What this writer's outcome depends on.
+    fn dependencies(&self) -> Result<Dependencies> {
+        let reused = self
             .index
             .packs()
             .iter()
-            .enumerate()
             .zip(&self.reused)
             .filter(|(_, used)| used.load(Ordering::Relaxed))
-            .map(|((n, p), _)| (n, p.id))
+            .map(|(p, _)| p.id)
             .collect();
-        let uploaded = lock(&self.uploaded)?.clone();
-        for id in reused.iter().map(|(_, id)| *id).chain(uploaded.iter().map(|p| p.id)) {
-            if !sizes.contains_key(&id) {
-                return Err(removed_while_running(id));
-            }
-        }
-        let now = self.repo.index_ids()?;
-        let own = lock(&self.own_indexes)?.clone();
-        if self.index.loaded_from().iter().chain(&own).all(|id| now.contains(id)) {
-            return Ok(()); // no prune rewrote the index meanwhile
-        }
-        let current = self.repo.load_index()?;
-        let mut again: Vec<IndexedPack> =
-            uploaded.into_iter().filter(|p| p.entries.iter().any(|e| !current.contains(&e.id))).collect();
-        let current_packs: HashSet<PackId> = current.packs().iter().map(|p| p.id).collect();
-        // A reused pack's full entry list comes from its own header (the loaded index keeps one
-        // entry per blob, so it may lack duplicates the pack also holds).
-        for (n, id) in reused {
-            if current_packs.contains(&id) {
-                continue;
-            }
-            let size = *sizes.get(&id).ok_or_else(|| removed_while_running(id))?;
-            let (salt, entries) = match self.repo.read_pack_header(&id, size) {
-                Ok(h) => h,
-                Err(e) if e.is_missing_object() => return Err(removed_while_running(id)),
-                Err(e) => return Err(e),
-            };
-            debug_assert_eq!(self.index.packs()[n].id, id);
-            again.push(IndexedPack { id, salt, entries });
-        }
-        if !again.is_empty() {
-            let id = self.repo.save_index(&IndexFile { supersedes: vec![], packs: again })?;
-            lock(&self.own_indexes)?.push(id);
-        }
-        Ok(())
+        let mut indexes = self.index.loaded_from().to_vec();
+        indexes.extend(lock(&self.own_indexes)?.iter().copied());
+        Ok(Dependencies { indexes, uploaded: lock(&self.uploaded)?.clone(), reused })
     }
+}
+
+/// Fails if a pack `deps` names has gone (swept by a concurrent prune since the index was
+/// loaded): a snapshot would reference missing data. A pack a concurrent prune only took out
+/// of the index (no snapshot used it when it looked; it is on a garbage list) is named in an
+/// index object again, whose id is added to `deps.indexes`.
+fn ensure_indexed(repo: &Repository, deps: &mut Dependencies) -> Result<()> {
+    let now = repo.index_ids()?;
+    let sizes: HashMap<PackId, u64> = repo
+        .store()
+        .list(ObjectKind::Pack)
+        .map_err(Error::Storage)?
+        .into_iter()
+        .map(|i| (PackId(i.key.id), i.size))
+        .collect();
+    for id in deps.reused.iter().chain(deps.uploaded.iter().map(|p| &p.id)) {
+        if !sizes.contains_key(id) {
+            return Err(removed_while_running(*id));
+        }
+    }
+    if deps.indexes.iter().all(|id| now.contains(id)) {
+        return Ok(()); // no prune rewrote the index meanwhile
+    }
+    let current = repo.load_index()?;
+    let mut again: Vec<IndexedPack> =
+        deps.uploaded.iter().filter(|p| p.entries.iter().any(|e| !current.contains(&e.id))).cloned().collect();
+    let current_packs: HashSet<PackId> = current.packs().iter().map(|p| p.id).collect();
+    // A reused pack's full entry list comes from its own header (the loaded index keeps one
+    // entry per blob, so it may lack duplicates the pack also holds).
+    for id in &deps.reused {
+        if current_packs.contains(id) {
+            continue;
+        }
+        let size = *sizes.get(id).ok_or_else(|| removed_while_running(*id))?;
+        let (salt, entries) = match repo.read_pack_header(id, size) {
+            Ok(h) => h,
+            Err(e) if e.is_missing_object() => return Err(removed_while_running(*id)),
+            Err(e) => return Err(e),
+        };
+        again.push(IndexedPack { id: *id, salt, entries });
+    }
+    deps.indexes = current.loaded_from().to_vec();
+    if !again.is_empty() {
+        deps.indexes.push(repo.save_index(&IndexFile { supersedes: vec![], packs: again })?);
+    }
+    Ok(())
 }
 
 /// The error of a writer that depends on a pack a concurrent prune swept.
@@ -492,9 +507,10 @@ impl Repository {
         }
         let value = result?;
         indexed?;
-        shared.check_dependencies()?;
+        let mut deps = shared.dependencies()?;
+        ensure_indexed(self, &mut deps)?;
         let indexes = lock(&shared.own_indexes)?.clone();
-        Ok((value, shared.stats(), IndexCommitted { indexes }))
+        Ok((value, shared.stats(), IndexCommitted { indexes, deps }))
     }
 
     /// As [`Repository::write_blobs`], for a caller that writes the index itself (prune, which
@@ -522,14 +538,28 @@ impl Repository {
     /// Stores a snapshot: the commit point of a backup. `committed` proves the index objects
     /// naming what the snapshot references were stored first ([`Repository::write_blobs`]).
     ///
+    /// Then checks once more that what the snapshot needs is indexed: a prune that listed the
+    /// snapshots before this one existed, and rewrote the index after the writer's own check,
+    /// took the packs this snapshot needs out of the index (they stay stored, on its garbage
+    /// list, for the grace period); they are named in an index object again, so the snapshot
+    /// restores at once, not only after a later prune takes them back (FORMAT.md §15).
+    ///
     /// # Errors
-    /// Store errors.
+    /// Store errors; a pack the snapshot needs that was deleted meanwhile (the snapshot is
+    /// written then: the error says so).
     pub fn save_snapshot(&self, snapshot: &Snapshot, committed: &IndexCommitted) -> Result<SnapshotId> {
-        let _ = committed;
         let bytes = snapshot.seal(self.master());
         let id = SnapshotId(crate::foundation::id::Digest::of(&bytes));
         let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
         self.store().put(&key, bytes::Bytes::from(bytes)).map_err(Error::store(key))?;
+        let mut deps = committed.deps.clone();
+        ensure_indexed(self, &mut deps).map_err(|e| match e {
+            Error::Conflict { object, .. } => Error::Corrupt {
+                object: format!("snapshot {id}"),
+                reason: format!("written, but {object} it needs was deleted meanwhile by a prune; run `cairn check`"),
+            },
+            e => e,
+        })?;
         Ok(id)
     }
 
@@ -721,5 +751,37 @@ mod tests {
         for e in index.entries() {
             assert!(repo.read_entry(&index, e).is_ok());
         }
+    }
+
+    /// A prune that rewrote the index after the writer's own check (and listed the snapshots
+    /// before this one existed) took the writer's pack out of the index: writing the snapshot
+    /// names it in an index object again, so the snapshot restores at once.
+    #[test]
+    fn a_snapshot_written_after_a_prune_dropped_its_pack_indexes_it_again() {
+        let repo = repo("writer-post-commit", 1 << 16);
+        let index = repo.load_index().unwrap();
+        let (id, _, committed) =
+            repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Tree, b"a tree")).unwrap();
+        for old in repo.index_ids().unwrap() {
+            repo.store().delete(&ObjectKey::new(ObjectKind::Index, old.0)).unwrap();
+        }
+        assert!(!repo.load_index().unwrap().contains(&id));
+        let snapshot = Snapshot {
+            version: crate::format::snapshot::SNAPSHOT_VERSION,
+            time: jiff::Timestamp::UNIX_EPOCH,
+            host: "h".into(),
+            user: "u".into(),
+            paths: vec!["/".into()],
+            tags: vec![],
+            parent: None,
+            tree: id,
+            summary: Default::default(),
+            original: None,
+            created: None,
+            program: "test".into(),
+        };
+        repo.save_snapshot(&snapshot, &committed).unwrap();
+        let index = repo.load_index().unwrap();
+        assert_eq!(repo.read_entry(&index, index.get(&id).expect("indexed again")).unwrap(), b"a tree");
     }
 }

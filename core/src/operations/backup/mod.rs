@@ -292,6 +292,9 @@ pub fn run(
     };
     let excludes = PathPatterns::new(&opts.excludes)?;
 
+    // Announced before the index is loaded, held until the snapshot is written and checked:
+    // a prune's sweep keeps what this backup may reuse (FORMAT.md §14a).
+    let _session = repo.begin_session()?;
     let index = repo.load_index()?;
     let parent = if opts.force {
         None

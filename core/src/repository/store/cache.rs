@@ -193,6 +193,12 @@ impl<S: Store> Store for CachedStore<S> {
     fn is_remote(&self) -> bool {
         self.inner.is_remote()
     }
+    fn forget_listed_ahead(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut primed) = self.primed.lock() {
+            primed.clear();
+        }
+    }
     fn list_ahead(&self, kinds: &[ObjectKind]) {
         let at = Instant::now();
         let changes = self.changes.load(Ordering::SeqCst);

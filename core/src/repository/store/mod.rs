@@ -103,6 +103,10 @@ pub trait Store: Send + Sync {
     fn list_ahead(&self, kinds: &[ObjectKind]) {
         let _ = kinds;
     }
+    /// Drops listings taken ahead of need ([`Store::list_ahead`]): what is listed next is
+    /// listed now. A writer calls it once it has announced itself (a session marker), so the
+    /// index it loads is listed after the announcement. The default does nothing.
+    fn forget_listed_ahead(&self) {}
     /// For a store on the local file system: the directory holding the repository (`check`
     /// looks there for files other users can read).
     fn local_root(&self) -> Option<&std::path::Path> {
@@ -154,6 +158,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn list_ahead(&self, kinds: &[ObjectKind]) {
         (**self).list_ahead(kinds);
+    }
+    fn forget_listed_ahead(&self) {
+        (**self).forget_listed_ahead();
     }
     fn local_root(&self) -> Option<&std::path::Path> {
         (**self).local_root()
