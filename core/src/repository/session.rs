@@ -81,13 +81,13 @@ pub struct LiveSessions {
     pub oldest_start: Option<jiff::Timestamp>,
     /// Sessions running.
     pub live: usize,
-    /// Markers of sessions not refreshed for [`SESSION_STALE`] (crashed writers).
+    /// Markers of sessions not refreshed for `SESSION_STALE`, 600 s (crashed writers).
     pub stale: Vec<ObjectKey>,
 }
 
 impl Repository {
     /// Publishes a session marker for a writer about to load the index; it is refreshed every
-    /// [`SESSION_REFRESH`] until the returned guard is dropped, which deletes the markers.
+    /// `SESSION_REFRESH` (60 s) until the returned guard is dropped, which deletes the markers.
     ///
     /// # Errors
     /// Store errors writing the first marker.
