@@ -137,8 +137,16 @@ fn a_damaged_pack_is_named_with_the_files_it_costs_and_repair_recovers() {
     }
 
     // repair snapshots (with --read-data) removes exactly the damaged files.
-    repo.run(args!["repair", "snapshots", "--read-data"]).success();
+    let dry = repo.run(args!["repair", "snapshots", "--read-data"]);
+    dry.success();
     assert_eq!(repo.snapshots()[0]["tags"], serde_json::json!([]), "dry run changes nothing");
+    // Each removal says why, and damage (stored bytes failing authentication) is named as
+    // such, not as data missing from the index.
+    let said = dry.stdout_text();
+    for path in &affected {
+        assert!(said.contains(&format!("{path} (its data is damaged)")), "{path}:\n{said}");
+    }
+    assert!(!said.contains("missing") && !said.contains("no index"), "{said}");
     repo.run(args!["repair", "snapshots", "--read-data", "--apply"]).success();
     let snaps = repo.snapshots();
     assert_eq!(snaps.len(), 1);

@@ -97,6 +97,9 @@ pub struct SnapshotRepair {
 pub struct Removed {
     /// Its path in the snapshot.
     pub path: PathBuf,
+    /// Why: its data is damaged (stored, but failing authentication) or missing, or a pattern
+    /// matched it.
+    pub reason: String,
     /// Set when it is a directory whose tree could not be read (it is kept, empty): why.
     pub unreadable: Option<String>,
 }
@@ -104,7 +107,7 @@ pub struct Removed {
 impl std::fmt::Display for Removed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.unreadable {
-            None => write!(f, "{}", self.path.display()),
+            None => write!(f, "{} ({})", self.path.display(), self.reason),
             Some(why) => write!(f, "{} (directory unreadable: {why})", self.path.display()),
         }
     }
@@ -139,9 +142,18 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
     }
     index.finalize();
     let snapshots = repo.snapshots()?;
-    let unreadable =
-        |_: &Path, node: &Node| node.kind == NodeKind::File && !node.content.iter().all(|id| index.contains(id));
-    rewrite_snapshots(repo, &index, snapshots, &unreadable, "repaired", apply)
+    // Damaged (stored, failing authentication) is told apart from missing (in no index).
+    let unreadable = |_: &Path, node: &Node| -> Option<String> {
+        if node.kind != NodeKind::File || node.content.iter().all(|id| index.contains(id)) {
+            None
+        } else if node.content.iter().any(|id| bad.contains(id)) {
+            Some("its data is damaged".into())
+        } else {
+            Some("its data is missing".into())
+        }
+    };
+    let tree_damaged = |id: &BlobId| bad.contains(id);
+    rewrite_snapshots(repo, &index, snapshots, &unreadable, &tree_damaged, "repaired", apply)
 }
 
 /// Rewrites `snapshots` without the entries `drop` selects (and, for unreadable directories,
@@ -151,7 +163,8 @@ fn rewrite_snapshots(
     repo: &Repository,
     index: &Index,
     snapshots: Vec<(SnapshotId, Snapshot)>,
-    drop: &dyn Fn(&Path, &Node) -> bool,
+    drop: &dyn Fn(&Path, &Node) -> Option<String>,
+    damaged: &dyn Fn(&BlobId) -> bool,
     tag: &str,
     apply: bool,
 ) -> Result<Vec<SnapshotRepair>> {
@@ -159,7 +172,7 @@ fn rewrite_snapshots(
     let plan = |put_tree: &dyn Fn(&[u8]) -> Result<BlobId>| -> Result<Vec<(SnapshotId, Snapshot, SnapshotRepair)>> {
         let mut out = Vec::new();
         for (id, snap) in &snapshots {
-            let mut rewriter = Rewriter { drop, put_tree, removed: Vec::new() };
+            let mut rewriter = Rewriter { drop, damaged, put_tree, removed: Vec::new() };
             let root = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
             if rewriter.removed.is_empty() {
                 continue;
@@ -213,14 +226,17 @@ pub fn erase(
     if !snapshots.is_empty() {
         selected.retain(|(id, _)| snapshots.contains(id));
     }
-    let matches = |path: &Path, _: &Node| patterns.matches(path);
-    rewrite_snapshots(repo, &index, selected, &matches, "rewritten", apply)
+    let matches = |path: &Path, _: &Node| patterns.matches(path).then(|| "matched --exclude".to_string());
+    rewrite_snapshots(repo, &index, selected, &matches, &|_| false, "rewritten", apply)
 }
 
 /// Rewrites trees without the entries `drop` selects, bottom-up: a tree with nothing left out
 /// below it keeps its id; an unreadable one becomes an empty directory.
 struct Rewriter<'a> {
-    drop: &'a dyn Fn(&Path, &Node) -> bool,
+    /// Why an entry is left out, or `None` to keep it.
+    drop: &'a dyn Fn(&Path, &Node) -> Option<String>,
+    /// Whether a tree blob is damaged (stored, failing authentication) rather than missing.
+    damaged: &'a dyn Fn(&BlobId) -> bool,
     /// Stores a tree blob (or, in a dry run, only names it).
     put_tree: &'a dyn Fn(&[u8]) -> Result<BlobId>,
     removed: Vec<Removed>,
@@ -231,8 +247,8 @@ impl TreeVisitor for Rewriter<'_> {
     type Output = BlobId;
 
     fn entry(&mut self, path: &Path, node: &Node) -> Result<bool> {
-        if (self.drop)(path, node) {
-            self.removed.push(Removed { path: path.to_path_buf(), unreadable: None });
+        if let Some(reason) = (self.drop)(path, node) {
+            self.removed.push(Removed { path: path.to_path_buf(), reason, unreadable: None });
             return Ok(false);
         }
         Ok(true)
@@ -242,7 +258,7 @@ impl TreeVisitor for Rewriter<'_> {
         let mut changed = false;
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         for (mut node, rewritten) in tree.nodes.into_iter().zip(below) {
-            if (self.drop)(&path.join(node.os_name()), &node) {
+            if (self.drop)(&path.join(node.os_name()), &node).is_some() {
                 changed = true;
                 continue;
             }
@@ -260,8 +276,17 @@ impl TreeVisitor for Rewriter<'_> {
         (self.put_tree)(&Tree::new(nodes).encode())
     }
 
-    fn unreadable(&mut self, _: &BlobId, path: &Path, error: Error) -> Result<BlobId> {
-        self.removed.push(Removed { path: path.to_path_buf(), unreadable: Some(error.to_string()) });
+    fn unreadable(&mut self, id: &BlobId, path: &Path, error: Error) -> Result<BlobId> {
+        let why = if (self.damaged)(id) {
+            format!("tree blob {id} is damaged: stored, but its bytes fail authentication")
+        } else {
+            error.to_string()
+        };
+        self.removed.push(Removed {
+            path: path.to_path_buf(),
+            reason: "directory unreadable".into(),
+            unreadable: Some(why),
+        });
         (self.put_tree)(&Tree::new(vec![]).encode())
     }
 }
