@@ -59,7 +59,7 @@ PY
 }
 
 stop_azurite() {
-  [ -n "${AZURITE_PID:-}" ] && { kill "$AZURITE_PID" 2>/dev/null; wait "$AZURITE_PID" 2>/dev/null || true; }
+  [ -n "${AZURITE_PID:-}" ] && { kill "$AZURITE_PID" 2>/dev/null || true; wait "$AZURITE_PID" 2>/dev/null || true; }
   [ -n "${AZURITE_DATA:-}" ] && rm -rf "$AZURITE_DATA" "$AZURITE_DATA.log"
   return 0
 }

@@ -28,7 +28,7 @@ start_s3() {
 }
 
 stop_s3() {
-  [ -n "${WEED_PID:-}" ] && { kill "$WEED_PID" 2>/dev/null; wait "$WEED_PID" 2>/dev/null || true; }
+  [ -n "${WEED_PID:-}" ] && { kill "$WEED_PID" 2>/dev/null || true; wait "$WEED_PID" 2>/dev/null || true; }
   [ -n "${S3_DATA:-}" ] && rm -rf "$S3_DATA" "$S3_DATA.log"
   return 0
 }

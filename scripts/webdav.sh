@@ -29,7 +29,7 @@ start_webdav() {
 }
 
 stop_webdav() {
-  [ -n "${WEBDAV_PID:-}" ] && { kill "$WEBDAV_PID" 2>/dev/null; wait "$WEBDAV_PID" 2>/dev/null || true; }
+  [ -n "${WEBDAV_PID:-}" ] && { kill "$WEBDAV_PID" 2>/dev/null || true; wait "$WEBDAV_PID" 2>/dev/null || true; }
   [ -n "${WEBDAV_DATA:-}" ] && rm -rf "$WEBDAV_DATA" "$WEBDAV_DATA.log"
   return 0
 }
