@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     group_readable: bool,
     /// Do not pad blobs: by default each stored blob is padded to its Padmé length (at most
-    /// 12 %, 1.2-1.4 % more on a real tree of /usr) so the store cannot read exact chunk sizes.
+    /// 12 %, 1.0-1.4 % more on real data) so the store cannot read exact chunk sizes.
     #[arg(long)]
     no_padding: bool,
     /// argon2id memory in KiB for the key file (lower only for tests).
