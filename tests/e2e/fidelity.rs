@@ -279,3 +279,36 @@ fn without_root_privileged_attributes_and_flags_are_noted_not_silently_dropped()
     out.success().stderr_has("1 trusted.* and security.* attributes were not restored");
     assert_eq!(names(&restored(&target, &src).join("f")), ["user.origin"]);
 }
+
+/// `cairn dump` of a directory writes extended attributes and ACLs as PAX records, so GNU tar
+/// with `--xattrs` puts them back: the dumped tree matches the source's attributes.
+#[test]
+fn dump_carries_extended_attributes_to_tar() {
+    let repo = repo();
+    let src = repo.dir("src");
+    let doc = src.join("doc.txt");
+    data::write(&doc, b"the document\n");
+    set_xattr(&doc, "user.origin", b"scanner-7");
+    set_xattr(&doc, "user.thumbnail", &data::random_bytes(3, 2048));
+    set_xattr(&doc, "system.posix_acl_access", &acl(6, 4, 4, &[(2, 1000, 6)]));
+    std::fs::create_dir(src.join("shared")).unwrap();
+    set_xattr(&src.join("shared"), "user.team", b"ops");
+    data::write(&src.join("plain"), b"plain\n");
+    repo.backup([&src]);
+    let tar = repo.dump("latest", &src.display().to_string());
+    let out = repo.dir("untarred");
+    let mut untar = std::process::Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--acls", "-xf", "-", "-C"])
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("GNU tar");
+    std::io::Write::write_all(untar.stdin.as_mut().unwrap(), &tar).unwrap();
+    drop(untar.stdin.take());
+    assert!(untar.wait().unwrap().success(), "tar -x failed");
+    for rel in ["doc.txt", "shared", "plain"] {
+        let back = out.join(src.file_name().unwrap()).join(rel);
+        let back = if back.exists() { back } else { out.join(rel) };
+        assert_eq!(xattrs(&back), xattrs(&src.join(rel)), "extended attributes of {rel} through tar");
+    }
+}

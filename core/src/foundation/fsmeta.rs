@@ -27,6 +27,36 @@ pub const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
 /// The attribute holding a directory's POSIX default ACL.
 pub const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
 
+/// A POSIX ACL as the kernel stores it in `system.posix_acl_*` (a version 2 header, then
+/// 8-byte entries: tag u16, permissions u16, id u32, little endian) in the short text form
+/// `acl_to_text` writes with numeric ids (`user::rw-,user:1000:r--,group::r--,mask::r--,other::---`),
+/// as tar archives carry ACLs. `None` for bytes that are not such an ACL.
+#[must_use]
+pub fn acl_to_text(value: &[u8]) -> Option<String> {
+    let (head, entries) = value.split_at_checked(4)?;
+    if u32::from_le_bytes(head.try_into().ok()?) != 2 || entries.len() % 8 != 0 {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for e in entries.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let who = match tag {
+            0x01 => "user:".to_string(),
+            0x02 => format!("user:{id}"),
+            0x04 => "group:".to_string(),
+            0x08 => format!("group:{id}"),
+            0x10 => "mask:".to_string(),
+            0x20 => "other:".to_string(),
+            _ => return None,
+        };
+        let bit = |b: u16, c: char| if perm & b != 0 { c } else { '-' };
+        parts.push(format!("{who}:{}{}{}", bit(4, 'r'), bit(2, 'w'), bit(1, 'x')));
+    }
+    Some(parts.join(","))
+}
+
 /// Whether an attribute name is one of the POSIX ACLs.
 #[must_use]
 pub fn is_acl(name: &[u8]) -> bool {
@@ -225,6 +255,22 @@ mod tests {
     use super::*;
 
     const ALL: XattrFilter = XattrFilter { xattrs: true, acls: true, privileged: false };
+
+    #[test]
+    fn acls_as_text() {
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in
+            [(1u16, 6u16, u32::MAX), (2, 4, 1000), (4, 4, u32::MAX), (0x10, 5, u32::MAX), (0x20, 0, u32::MAX)]
+        {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&perm.to_le_bytes());
+            acl.extend_from_slice(&id.to_le_bytes());
+        }
+        assert_eq!(acl_to_text(&acl).as_deref(), Some("user::rw-,user:1000:r--,group::r--,mask::r-x,other::---"));
+        assert_eq!(acl_to_text(&acl[..7]), None);
+        acl[0] = 1;
+        assert_eq!(acl_to_text(&acl), None);
+    }
 
     #[test]
     fn filters_take_what_they_name() {

@@ -11,6 +11,7 @@ use crate::format::blob::BlobKind;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind};
 use crate::foundation::error::{Error, Result};
+use crate::foundation::fsmeta::{ACL_ACCESS, ACL_DEFAULT, acl_to_text, is_acl};
 use crate::foundation::id::{BlobId, Digest};
 use crate::repository::Repository;
 use crate::repository::index::Index;
@@ -150,6 +151,34 @@ struct Tar<'o, 'a> {
 
 impl Tar<'_, '_> {
     fn append(&mut self, p: &Path, n: &Node) -> Result<()> {
+        // Extended attributes go in a PAX header before the entry, as GNU tar and bsdtar write
+        // and read them (`SCHILY.xattr.NAME`, the value's raw bytes), so `tar --xattrs -x`
+        // restores them; POSIX ACLs as `SCHILY.acl.access`/`.default` in text, for `--acls`. A
+        // name that is not UTF-8 cannot be a PAX key.
+        let acl_texts: Vec<(String, Vec<u8>)> = n
+            .xattrs
+            .iter()
+            .filter_map(|x| {
+                let key = match x.name.as_slice() {
+                    ACL_ACCESS => "SCHILY.acl.access",
+                    ACL_DEFAULT => "SCHILY.acl.default",
+                    _ => return None,
+                };
+                Some((key.to_string(), acl_to_text(&x.value)?.into_bytes()))
+            })
+            .collect();
+        let xattrs: Vec<(String, &[u8])> = n
+            .xattrs
+            .iter()
+            .filter(|x| !is_acl(&x.name))
+            .filter_map(|x| {
+                std::str::from_utf8(&x.name).ok().map(|name| (format!("SCHILY.xattr.{name}"), &x.value[..]))
+            })
+            .chain(acl_texts.iter().map(|(k, v)| (k.clone(), v.as_slice())))
+            .collect();
+        if matches!(n.kind, NodeKind::Dir | NodeKind::Symlink | NodeKind::File) && !xattrs.is_empty() {
+            self.builder.append_pax_extensions(xattrs.iter().map(|(k, v)| (k.as_str(), *v))).map_err(unwrap_io)?;
+        }
         let mut h = tar::Header::new_gnu();
         h.set_mode(n.mode & 0o7777);
         h.set_uid(u64::from(n.uid));
