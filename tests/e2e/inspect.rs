@@ -2,7 +2,7 @@
 //! stats, dump of a directory as tar, check with --read-data-subset and --restore-drill, and
 //! repair of a lost index and of snapshots that lost data.
 
-use cairn_core::store::ObjectKind;
+use cairn_core::store::{ObjectKey, ObjectKind};
 use cairn_tests::{args, assert_trees_equal, corrupt, data};
 
 use crate::{repo, restored};
@@ -203,4 +203,38 @@ fn rewrite_erases_a_path_from_every_snapshot_and_prune_removes_its_data() {
     let back = restored(&target, &src);
     assert_eq!(std::fs::read(back.join("keep.txt")).unwrap(), b"kept, version two\n");
     assert!(!back.join("customer-4711.csv").exists());
+}
+
+/// Trees are stored twice, in two packs (issue 14, item 7): with the first copy of every tree
+/// of a snapshot damaged, the snapshot still restores exactly, `check --read-data` names the
+/// damaged pack but no lost file, and `repair snapshots` finds nothing to remove.
+#[test]
+fn a_damaged_tree_pack_costs_no_file() {
+    let repo = repo();
+    let src = known_tree(&repo);
+    repo.backup(args![&src]);
+    let opened =
+        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
+            .expect("open");
+    let index = opened.load_index().unwrap();
+    let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+    // Damage the root tree where the index's first copy lies: the pack every tree read goes
+    // to first.
+    let root = *index.get(&snapshot.tree).unwrap();
+    assert_eq!(index.alternates(&snapshot.tree).len(), 1, "the root tree has a second copy");
+    let pack = repo.path().join(ObjectKey::new(ObjectKind::Pack, index.pack(&root).id.0).path());
+    corrupt::flip_byte(&pack, i64::from(root.offset) + i64::from(root.length) / 2);
+    drop(opened);
+
+    let target = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--target", &target, "--verify"]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+    let check = repo.run(args!["check", "--read-data"]);
+    check.failure();
+    let said = format!("{}{}", check.stdout_text(), check.stderr);
+    assert!(said.contains("intact copy in another pack: no file is lost"), "{said}");
+    assert!(!said.contains("affects"), "no file may be named lost:\n{said}");
+    let repair = repo.run(args!["repair", "snapshots", "--read-data"]);
+    repair.success();
+    assert!(!repair.stdout_text().contains("removed"), "{}", repair.stdout_text());
 }

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::format::blob;
+use crate::format::blob::{self, BlobKind};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::ENTRY_LEN;
 use crate::format::tree::{NodeKind, Tree};
@@ -398,6 +398,40 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
             let message = format!("{} blobs fail authentication", data.damaged.len());
             report.problems.push(Problem { object, message });
         }
+    }
+
+    // Trees are stored twice (FORMAT.md §10): a damaged or missing copy costs nothing while
+    // another copy lies in a pack with no problem. Such trees are not counted as lost.
+    let bad_packs: HashSet<PackId> = report
+        .problems
+        .iter()
+        .filter_map(|p| match p.object {
+            Checked::Pack(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    let recovered: Vec<BlobId> = bad_blobs
+        .keys()
+        .filter(|id| {
+            index
+                .get(id)
+                .into_iter()
+                .chain(index.alternates(id))
+                .any(|e| e.kind() == BlobKind::Tree && !bad_packs.contains(&index.pack(e).id))
+        })
+        .copied()
+        .collect();
+    if let Some(first) = recovered.first() {
+        report.problems.push(Problem {
+            object: Checked::Tree(*first),
+            message: format!(
+                "{} damaged or missing tree blobs (this one among them) have an intact copy in another pack: no file is lost",
+                recovered.len()
+            ),
+        });
+    }
+    for id in &recovered {
+        bad_blobs.remove(id);
     }
 
     // 4. Snapshots and trees.

@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::format::blob::BlobKind;
 use crate::format::garbage::{GarbageList, GarbagePack};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::PackEntry;
@@ -357,8 +358,9 @@ impl PrunePlan {
             .collect();
         let mut stats =
             PruneStats { used_blobs: used.len() as u64, packs_resurrected: resurrected, ..Default::default() };
-        // Each used blob is kept in exactly one pack: the first that holds it.
-        let mut claimed: HashSet<BlobId> = HashSet::new();
+        // Each used data blob is kept in exactly one pack, the first that holds it; each used
+        // tree in two (trees are written twice, FORMAT.md §10).
+        let mut claimed: HashMap<BlobId, u8> = HashMap::new();
         let mut partial: Vec<(IndexedPack, u64, u64)> = Vec::new();
         let mut keep = Vec::new();
         let mut drop = Vec::new();
@@ -367,7 +369,10 @@ impl PrunePlan {
             let mut used_bytes = 0u64;
             let mut unused_bytes = 0u64;
             for e in &p.entries {
-                if used.contains(&e.id) && claimed.insert(e.id) {
+                let copies = if e.kind == BlobKind::Tree { 2 } else { 1 };
+                let claims = claimed.entry(e.id).or_default();
+                if used.contains(&e.id) && *claims < copies {
+                    *claims += 1;
                     used_bytes += u64::from(e.length);
                 } else {
                     unused_bytes += u64::from(e.length);
@@ -468,10 +473,21 @@ impl PrunePlan {
     }
 
     fn repack_blobs(&self, repo: &Repository) -> Result<Vec<IndexedPack>> {
-        // Blobs kept in another pack need no copy; the writer skips what this index holds.
+        // Blobs kept in another pack need no copy; the writer skips what this index holds. A
+        // tree kept in fewer than two packs is left out of it, so the writer stores it (twice).
+        let mut tree_copies: HashMap<BlobId, u32> = HashMap::new();
+        for e in self.keep.iter().flat_map(|p| &p.entries).filter(|e| e.kind == BlobKind::Tree) {
+            *tree_copies.entry(e.id).or_default() += 1;
+        }
         let mut kept = Index::default();
         for p in &self.keep {
-            kept.add_pack(p.id, p.salt, &p.entries);
+            let entries: Vec<PackEntry> = p
+                .entries
+                .iter()
+                .filter(|e| e.kind != BlobKind::Tree || tree_copies.get(&e.id).copied().unwrap_or(0) >= 2)
+                .copied()
+                .collect();
+            kept.add_pack(p.id, p.salt, &entries);
         }
         kept.finalize();
         let ((), _, packs) = repo.write_packs(&kept, WriteOptions::default(), |writer| {
@@ -721,7 +737,7 @@ mod tests {
         let ids = write_tree(&repo, b"uploaded by a backup still running");
         let opts = PruneOptions { grace: Duration::ZERO, ..Default::default() };
         let plan = PrunePlan::compute(&repo, &opts).unwrap();
-        assert_eq!(plan.drop.len(), 2, "no snapshot yet: the data and tree packs look unused");
+        assert_eq!(plan.drop.len(), 3, "no snapshot yet: the data pack and both tree packs look unused");
         // The backup commits now, bypassing its own checks (as if they ran before the prune
         // rewrote the index).
         let bytes = snapshot_of(ids[0]).seal(repo.master());
@@ -733,5 +749,26 @@ mod tests {
             let entry = index.get(&id).expect("indexed again when the prune ended");
             repo.read_entry(&index, entry).expect("and still stored");
         }
+    }
+
+    /// Prune keeps both packs of a tree it needs (trees are stored twice), and drops a tree's
+    /// two packs together once no snapshot needs it.
+    #[test]
+    fn both_copies_of_a_used_tree_are_kept() {
+        let repo = repo("prune-tree-copies");
+        let ids = write_tree(&repo, b"kept");
+        let bytes = snapshot_of(ids[0]).seal(repo.master());
+        let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
+        repo.store().put(&key, bytes.into()).unwrap();
+        let opts = PruneOptions { grace: Duration::ZERO, ..Default::default() };
+        let stats = run(&repo, &opts).unwrap();
+        assert_eq!((stats.packs_marked, stats.packs_kept), (0, 3), "{stats:?}");
+        let index = repo.load_index().unwrap();
+        for tree in &ids[..2] {
+            assert_eq!(index.alternates(tree).len(), 1, "both copies are still indexed");
+        }
+        repo.store().delete(&key).unwrap();
+        let stats = run(&repo, &opts).unwrap();
+        assert_eq!(stats.packs_marked, 3, "{stats:?}");
     }
 }

@@ -122,6 +122,11 @@ pub struct Index {
     /// writer compares with the objects stored later, to tell whether a prune rewrote the
     /// index meanwhile.
     loaded_from: Vec<IndexId>,
+    /// After [`Index::finalize`]: the other copies of tree blobs stored more than once (each
+    /// tree is written to two packs), for readers to fall back on when the first is damaged.
+    /// Data blobs stored twice (by racing backups) are not kept here: the table stays one
+    /// entry per blob.
+    alternates: HashMap<BlobId, Vec<IndexEntry>>,
 }
 
 /// The first 8 bytes of an id as a big-endian number: the same order as the whole id's.
@@ -269,17 +274,30 @@ impl Index {
         if self.sorted {
             return;
         }
-        let sort = |bucket: &mut Vec<IndexEntry>| {
+        // Sorts a bucket and drops duplicate entries, handing back those of trees.
+        let sort = |bucket: &mut Vec<IndexEntry>| -> Vec<IndexEntry> {
             bucket.sort_unstable_by(|a, b| {
                 prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
             });
-            bucket.dedup_by(|a, b| a.id == b.id);
+            let mut copies = Vec::new();
+            bucket.dedup_by(|later, first| {
+                let same = later.id == first.id;
+                if same && later.kind() == BlobKind::Tree && later.pack() != first.pack() {
+                    copies.push(*later);
+                }
+                same
+            });
             // Shrinking may copy the bucket; worth it only for a large excess (duplicates).
             if bucket.capacity() > bucket.len() + bucket.len() / 4 + 64 {
                 bucket.shrink_to_fit();
             }
+            copies
         };
-        self.buckets.par_iter_mut().for_each(sort);
+        let copies: Vec<Vec<IndexEntry>> = self.buckets.par_iter_mut().map(sort).collect();
+        self.alternates.clear();
+        for e in copies.into_iter().flatten() {
+            self.alternates.entry(e.id).or_default().push(e);
+        }
         self.directory.clear();
         // Offsets are u32: a bucket past 4 billion entries is searched whole.
         if self.buckets.iter().all(|b| u32::try_from(b.len()).is_ok()) {
@@ -320,6 +338,12 @@ impl Index {
             _ => bucket,
         };
         run.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &run[i])
+    }
+
+    /// The other stored copies of a tree blob besides [`Index::get`]'s (none for data blobs).
+    #[must_use]
+    pub fn alternates(&self, id: &BlobId) -> &[IndexEntry] {
+        self.alternates.get(id).map_or(&[], Vec::as_slice)
     }
 
     /// Whether the index holds a blob.

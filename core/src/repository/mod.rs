@@ -537,7 +537,18 @@ impl Repository {
                 "is in no index object (run `cairn check`, then `cairn repair index`)",
             )
         })?;
-        self.read_entry(index, entry)
+        match self.read_entry(index, entry) {
+            Ok(plain) => Ok(plain),
+            // A tree's second copy, in another pack, stands in for a damaged or missing first.
+            Err(first) => {
+                for copy in index.alternates(id) {
+                    if let Ok(plain) = self.read_entry(index, copy) {
+                        return Ok(plain);
+                    }
+                }
+                Err(first)
+            }
+        }
     }
 
     /// Reads and opens the blob an index entry points at.

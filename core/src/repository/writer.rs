@@ -134,12 +134,21 @@ struct OpenPack {
     count: usize,
 }
 
-/// Gives each new blob its place in an open pack (data and trees apart), closing a pack once
-/// the room given out reaches the pack size or the most entries a header holds.
+/// Gives each new blob its place in an open pack (data, trees, and the trees' second copies
+/// apart), closing a pack once the room given out reaches the pack size or the most entries a
+/// header holds.
 #[derive(Default)]
 struct Allocator {
     next: u64,
-    open: [Option<OpenPack>; 2],
+    open: [Option<OpenPack>; 3],
+}
+
+/// Which open pack a blob goes to: data, a tree, or a tree's second copy.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    Data = 0,
+    Tree = 1,
+    TreeCopy = 2,
 }
 
 /// Where a blob goes: its pack, the key to seal it under, and, for the blob that fills the
@@ -152,9 +161,9 @@ struct Slot {
 }
 
 impl Allocator {
-    fn reserve(&mut self, repo: &Repository, kind: BlobKind, sealed_len: usize, target: usize) -> Slot {
+    fn reserve(&mut self, repo: &Repository, lane: Lane, sealed_len: usize, target: usize) -> Slot {
         let next = &mut self.next;
-        let open = self.open[usize::from(kind == BlobKind::Tree)].get_or_insert_with(|| {
+        let open = self.open[lane as usize].get_or_insert_with(|| {
             let salt = random_salt();
             *next += 1;
             OpenPack { seq: *next, salt, key: Arc::new(repo.master().subkey(&salt)), len: SALT_LEN, count: 0 }
@@ -165,7 +174,7 @@ impl Allocator {
         let slot =
             Slot { seq: open.seq, salt: open.salt, key: Arc::clone(&open.key), closes: full.then_some(open.count) };
         if full {
-            self.open[usize::from(kind == BlobKind::Tree)] = None;
+            self.open[lane as usize] = None;
         }
         slot
     }
@@ -271,11 +280,19 @@ impl BlobWriter<'_, '_> {
         }
         let prepared = blob::prepare(plain, self.shared.level, self.shared.pad);
         let target = self.shared.repo.config().pack_size as usize;
-        let slot = lock(&self.shared.allocator)?.reserve(self.shared.repo, kind, prepared.sealed_len(), target);
-        let sealed = blob::seal_prepared(&slot.key, kind, id, &prepared);
+        // A tree is stored twice, in two packs (FORMAT.md §10): what every restore of the
+        // directories below it depends on survives one damaged pack.
+        let lanes: &[Lane] = match kind {
+            BlobKind::Data => &[Lane::Data],
+            BlobKind::Tree => &[Lane::Tree, Lane::TreeCopy],
+        };
+        for &lane in lanes {
+            let slot = lock(&self.shared.allocator)?.reserve(self.shared.repo, lane, prepared.sealed_len(), target);
+            let sealed = blob::seal_prepared(&slot.key, kind, id, &prepared);
+            self.blobs.send(Placed { slot, blob: sealed }).map_err(|_| aborted())?;
+        }
         self.shared.blobs_new.fetch_add(1, Ordering::Relaxed);
         self.shared.bytes_new.fetch_add(plain.len() as u64, Ordering::Relaxed);
-        self.blobs.send(Placed { slot, blob: sealed }).map_err(|_| aborted())?;
         Ok(true)
     }
 
@@ -691,7 +708,8 @@ mod tests {
         for p in index.packs() {
             let kinds: HashSet<BlobKind> =
                 index.entries().filter(|e| index.pack(e).id == p.id).map(|e| e.kind()).collect();
-            assert_eq!(kinds.len(), 1, "data and trees in separate packs");
+            // A pack of trees' second copies has no entry in the table (one per blob).
+            assert!(kinds.len() <= 1, "data and trees in separate packs");
         }
     }
 
@@ -783,5 +801,49 @@ mod tests {
         repo.save_snapshot(&snapshot, &committed).unwrap();
         let index = repo.load_index().unwrap();
         assert_eq!(repo.read_entry(&index, index.get(&id).expect("indexed again")).unwrap(), b"a tree");
+    }
+
+    /// Every tree is stored in two packs; a read falls back on the second copy when the first
+    /// pack is damaged, and `check --read-data` counts no file lost.
+    #[test]
+    fn trees_are_stored_twice_and_a_damaged_copy_costs_nothing() {
+        let repo = repo("writer-tree-copies", 1 << 16);
+        let index = repo.load_index().unwrap();
+        let tree = crate::format::tree::Tree::new(vec![]).encode();
+        let (id, stats, committed) =
+            repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Tree, &tree)).unwrap();
+        assert_eq!((stats.blobs_new, stats.packs_uploaded), (1, 2), "one tree, two packs");
+        let snapshot = Snapshot {
+            version: crate::format::snapshot::SNAPSHOT_VERSION,
+            time: jiff::Timestamp::UNIX_EPOCH,
+            host: "h".into(),
+            user: "u".into(),
+            paths: vec!["/".into()],
+            tags: vec![],
+            parent: None,
+            tree: id,
+            summary: Default::default(),
+            original: None,
+            created: None,
+            program: "test".into(),
+        };
+        repo.save_snapshot(&snapshot, &committed).unwrap();
+        let index = repo.load_index().unwrap();
+        let first = *index.get(&id).unwrap();
+        assert_eq!(index.alternates(&id).len(), 1);
+        assert_ne!(index.pack(&index.alternates(&id)[0]).id, index.pack(&first).id);
+
+        // Flip a byte of the first copy, in place.
+        let key = ObjectKey::new(ObjectKind::Pack, index.pack(&first).id.0);
+        let mut bytes = repo.store().get(&key).unwrap().to_vec();
+        bytes[first.offset as usize + 20] ^= 0x40;
+        repo.store().replace(&key, bytes.into()).unwrap();
+        assert!(repo.read_entry(&index, &first).is_err(), "the first copy is damaged");
+        assert_eq!(repo.read_blob(&index, BlobKind::Tree, &id).unwrap(), tree, "the second copy is read");
+
+        let report = crate::operations::check::run(&repo, crate::operations::check::ReadData::All).unwrap();
+        assert!(report.problems.iter().any(|p| p.message.contains("intact copy")), "{:?}", report.problems);
+        assert!(report.affected.is_empty(), "no file is lost: {:?}", report.affected);
+        assert!(report.damaged_blobs.is_empty());
     }
 }
