@@ -11,6 +11,11 @@ start_s3() {
   fi
   export S3_TEST_ENDPOINT=http://127.0.0.1:28333 S3_TEST_BUCKET=cairn-ci S3_TEST_REGION=us-east-1 \
          S3_TEST_KEY=cairn-ci-key S3_TEST_SECRET=cairn-ci-secret-123
+  # A server left running by an earlier run would answer the readiness check below in place of
+  # this one (and die with its data when that run's owner stops it): refuse to share the port.
+  if (exec 3<>/dev/tcp/127.0.0.1/28333) 2>/dev/null; then
+    echo "port 28333 is already taken (a SeaweedFS left running?): stop it first"; return 1
+  fi
   S3_DATA=$(mktemp -d /tmp/cairn-weed.XXXXXX)
   AWS_ACCESS_KEY_ID=$S3_TEST_KEY AWS_SECRET_ACCESS_KEY=$S3_TEST_SECRET GOMEMLIMIT=512MiB \
     "$S3_VENV/bin/weed" mini -dir="$S3_DATA" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
