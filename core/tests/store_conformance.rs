@@ -45,6 +45,9 @@ fn conformance(store: &dyn Store) {
     store.put(&ObjectKey::CONFIG, Bytes::from_static(b"cfg")).unwrap();
     assert!(matches!(store.put(&ObjectKey::CONFIG, Bytes::from_static(b"cfg2")), Err(StoreError::AlreadyExists)));
     assert_eq!(store.get(&ObjectKey::CONFIG).unwrap(), Bytes::from_static(b"cfg"));
+    // The config is the one object replaced (`cairn migrate`): whole, and seen at once.
+    store.replace(&ObjectKey::CONFIG, Bytes::from_static(b"config, version 2")).unwrap();
+    assert_eq!(store.get(&ObjectKey::CONFIG).unwrap(), Bytes::from_static(b"config, version 2"));
     // Listing by kind, with sizes.
     let mut snaps = Vec::new();
     for i in 0..5u8 {
