@@ -91,6 +91,8 @@ pub struct PruneStats {
     pub lists_held: u64,
     /// Session markers of crashed writers deleted.
     pub sessions_stale: u64,
+    /// Used trees written once more because only one copy of them was left (FORMAT.md §10).
+    pub trees_recopied: u64,
 }
 
 /// How many times marking reads the index objects written since it last read them before it
@@ -302,6 +304,9 @@ pub struct PrunePlan {
     drop: Vec<(IndexedPack, u64)>,
     old_indexes: Vec<IndexId>,
     unindexed: Vec<(PackId, u64)>,
+    /// Used trees with one copy left in the packs kept and none in a pack repacked (a pack of
+    /// theirs was lost, or they were written by a version 1 writer): written once more.
+    recopy: Vec<BlobId>,
     index: Index,
     /// The figures.
     pub stats: PruneStats,
@@ -420,6 +425,16 @@ impl PrunePlan {
             .filter(|(id, _)| !indexed.contains(id) && !listed.contains(id) && !young.contains(id))
             .collect();
         stats.packs_unindexed = unindexed.len() as u64;
+        // Every used tree is to be stored twice: count the copies the kept packs hold; trees in
+        // a repacked pack are written (twice if need be) by the repacking.
+        let mut tree_copies: HashMap<BlobId, u32> = HashMap::new();
+        for e in keep.iter().flat_map(|p| &p.entries).filter(|e| e.kind == BlobKind::Tree && used.contains(&e.id)) {
+            *tree_copies.entry(e.id).or_default() += 1;
+        }
+        let repacked: HashSet<BlobId> = repack.iter().flat_map(|p| &p.entries).map(|e| e.id).collect();
+        let recopy: Vec<BlobId> =
+            tree_copies.into_iter().filter(|(id, n)| *n < 2 && !repacked.contains(id)).map(|(id, _)| id).collect();
+        stats.trees_recopied = recopy.len() as u64;
         Ok(PrunePlan {
             used,
             keep,
@@ -427,6 +442,7 @@ impl PrunePlan {
             drop,
             old_indexes: catalog.files.into_keys().collect(),
             unindexed,
+            recopy,
             index: lookup,
             stats,
         })
@@ -443,7 +459,7 @@ impl PrunePlan {
         // Repack used blobs of partly used packs into new packs (uploaded before any index
         // stops naming the old ones).
         let mut new_packs = Vec::new();
-        if !self.repack.is_empty() {
+        if !self.repack.is_empty() || !self.recopy.is_empty() {
             new_packs = self.repack_blobs(repo)?;
         }
         // The garbage list of this run: dropped and repacked packs, plus unindexed packs from
@@ -499,6 +515,12 @@ impl PrunePlan {
                     })?;
                     writer.add_with_id(e.kind, e.id, &plain)?;
                 }
+            }
+            // The one copy left is read (through the other copies if it fails), then stored
+            // once more.
+            for id in &self.recopy {
+                let plain = repo.read_blob(&self.index, BlobKind::Tree, id)?;
+                writer.add_tree_copy(*id, &plain)?;
             }
             Ok(())
         })?;
@@ -770,5 +792,34 @@ mod tests {
         repo.store().delete(&key).unwrap();
         let stats = run(&repo, &opts).unwrap();
         assert_eq!(stats.packs_marked, 3, "{stats:?}");
+    }
+
+    /// A tree left with one copy (one of its packs lost, say after a damaged pack was removed)
+    /// is written once more by the next prune, read from the copy left; the index then names
+    /// two readable copies again, and a second prune has nothing more to copy.
+    #[test]
+    fn a_tree_left_with_one_copy_gets_its_second_back() {
+        let repo = repo("prune-recopy");
+        let ids = write_tree(&repo, b"two trees, one pack of them lost");
+        let bytes = snapshot_of(ids[0]).seal(repo.master());
+        let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
+        repo.store().put(&key, bytes.into()).unwrap();
+        let index = repo.load_index().unwrap();
+        let lost = index.pack(index.get(&ids[0]).unwrap()).id;
+        repo.store().delete(&ObjectKey::new(ObjectKind::Pack, lost.0)).unwrap();
+        let opts = PruneOptions { grace: Duration::ZERO, ..Default::default() };
+        let stats = run(&repo, &opts).unwrap();
+        assert_eq!(stats.trees_recopied, 2, "{stats:?}");
+        let index = repo.load_index().unwrap();
+        for tree in &ids[..2] {
+            let copies: Vec<crate::repository::index::IndexEntry> =
+                index.get(tree).into_iter().chain(index.alternates(tree)).copied().collect();
+            assert_eq!(copies.len(), 2, "two copies again");
+            assert!(copies.iter().all(|e| index.pack(e).id != lost));
+            for e in copies {
+                repo.read_entry(&index, &e).expect("each copy reads");
+            }
+        }
+        assert_eq!(run(&repo, &opts).unwrap().trees_recopied, 0);
     }
 }

@@ -296,6 +296,29 @@ impl BlobWriter<'_, '_> {
         Ok(true)
     }
 
+    /// Stores one more copy of a tree the repository holds only once (prune, after a pack of
+    /// it was lost), in a pack of trees' second copies.
+    ///
+    /// # Errors
+    /// As [`BlobWriter::add_with_id`].
+    pub fn add_tree_copy(&self, id: BlobId, plain: &[u8]) -> Result<()> {
+        if self.shared.failed.load(Ordering::Relaxed) {
+            return Err(aborted());
+        }
+        if !lock(&self.shared.pending)?.insert(id) {
+            return Ok(());
+        }
+        let prepared = blob::prepare(plain, self.shared.level, self.shared.pad);
+        let target = self.shared.repo.config().pack_size as usize;
+        let slot =
+            lock(&self.shared.allocator)?.reserve(self.shared.repo, Lane::TreeCopy, prepared.sealed_len(), target);
+        let sealed = blob::seal_prepared(&slot.key, BlobKind::Tree, id, &prepared);
+        self.blobs.send(Placed { slot, blob: sealed }).map_err(|_| aborted())?;
+        self.shared.blobs_new.fetch_add(1, Ordering::Relaxed);
+        self.shared.bytes_new.fetch_add(plain.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Whether the writer has failed (an upload failed); work adding blobs may stop.
     #[must_use]
     pub fn failed(&self) -> bool {
