@@ -490,7 +490,8 @@ impl PrunePlan {
 
     fn repack_blobs(&self, repo: &Repository) -> Result<Vec<IndexedPack>> {
         // Blobs kept in another pack need no copy; the writer skips what this index holds. A
-        // tree kept in fewer than two packs is left out of it, so the writer stores it (twice).
+        // tree kept in fewer than two packs is left out of it, so the writer stores what it
+        // lacks.
         let mut tree_copies: HashMap<BlobId, u32> = HashMap::new();
         for e in self.keep.iter().flat_map(|p| &p.entries).filter(|e| e.kind == BlobKind::Tree) {
             *tree_copies.entry(e.id).or_default() += 1;
@@ -513,7 +514,13 @@ impl PrunePlan {
                     let plain = repo.read_entry(&self.index, entry).map_err(|err| {
                         if err.is_missing_object() { swept_while_running(self.index.pack(entry).id) } else { err }
                     })?;
-                    writer.add_with_id(e.kind, e.id, &plain)?;
+                    // A tree the kept packs hold once gets one more copy, one they do not hold
+                    // gets two: every used tree ends with exactly two, never three.
+                    if e.kind == BlobKind::Tree && tree_copies.get(&e.id) == Some(&1) {
+                        writer.add_tree_copy(e.id, &plain)?;
+                    } else {
+                        writer.add_with_id(e.kind, e.id, &plain)?;
+                    }
                 }
             }
             // The one copy left is read (through the other copies if it fails), then stored
