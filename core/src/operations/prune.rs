@@ -654,20 +654,13 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::format::blob::BlobKind;
-    use crate::format::keyfile::KdfParams;
     use crate::format::tree::Time;
-    use crate::repository::InitOptions;
-    use crate::repository::store::object_store::ObjectStoreBackend;
 
     fn repo(name: &str) -> Repository {
-        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts =
-            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
-        Repository::init(store, b"password", &opts).unwrap()
+        crate::repository::testing::memory_repo(name)
     }
 
     fn node(name: &str, kind: NodeKind, content: Vec<BlobId>, subtree: Option<BlobId>) -> Node {
@@ -739,23 +732,6 @@ mod tests {
         );
     }
 
-    fn snapshot_of(root: BlobId) -> crate::format::snapshot::Snapshot {
-        crate::format::snapshot::Snapshot {
-            version: crate::format::snapshot::SNAPSHOT_VERSION,
-            time: jiff::Timestamp::UNIX_EPOCH,
-            host: "h".into(),
-            user: "u".into(),
-            paths: vec!["/".into()],
-            tags: vec![],
-            parent: None,
-            tree: root,
-            summary: Default::default(),
-            original: None,
-            created: None,
-            program: "test".into(),
-        }
-    }
-
     /// A backup that commits after prune listed the snapshots (its packs look unused and are
     /// dropped from the index) restores as soon as the prune is done: the sweep walks the
     /// snapshots committed meanwhile and indexes what they need again, from this run's own
@@ -769,7 +745,7 @@ mod tests {
         assert_eq!(plan.drop.len(), 3, "no snapshot yet: the data pack and both tree packs look unused");
         // The backup commits now, bypassing its own checks (as if they ran before the prune
         // rewrote the index).
-        let bytes = snapshot_of(ids[0]).seal(repo.master());
+        let bytes = crate::repository::testing::snapshot_of(ids[0]).seal(repo.master());
         let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
         repo.store().put(&key, bytes.into()).unwrap();
         plan.apply(&repo, &opts).unwrap();
@@ -786,7 +762,7 @@ mod tests {
     fn both_copies_of_a_used_tree_are_kept() {
         let repo = repo("prune-tree-copies");
         let ids = write_tree(&repo, b"kept");
-        let bytes = snapshot_of(ids[0]).seal(repo.master());
+        let bytes = crate::repository::testing::snapshot_of(ids[0]).seal(repo.master());
         let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
         repo.store().put(&key, bytes.into()).unwrap();
         let opts = PruneOptions { grace: Duration::ZERO, ..Default::default() };
@@ -808,7 +784,7 @@ mod tests {
     fn a_tree_left_with_one_copy_gets_its_second_back() {
         let repo = repo("prune-recopy");
         let ids = write_tree(&repo, b"two trees, one pack of them lost");
-        let bytes = snapshot_of(ids[0]).seal(repo.master());
+        let bytes = crate::repository::testing::snapshot_of(ids[0]).seal(repo.master());
         let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
         repo.store().put(&key, bytes.into()).unwrap();
         let index = repo.load_index().unwrap();

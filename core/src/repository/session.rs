@@ -154,15 +154,9 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::keyfile::KdfParams;
-    use crate::repository::InitOptions;
-    use crate::repository::store::object_store::ObjectStoreBackend;
 
     fn repo(name: &str) -> Repository {
-        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts =
-            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
-        Repository::init(store, b"pw", &opts).unwrap()
+        crate::repository::testing::memory_repo(name)
     }
 
     /// A session is seen from its first marker on, keeps its start while it refreshes, and

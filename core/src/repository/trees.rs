@@ -240,20 +240,13 @@ pub fn root_node(snapshot: &Snapshot) -> Node {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::sync::Arc;
 
     use super::*;
     use crate::format::blob::BlobKind;
-    use crate::format::keyfile::KdfParams;
-    use crate::repository::InitOptions;
-    use crate::repository::store::object_store::ObjectStoreBackend;
     use crate::repository::writer::WriteOptions;
 
     fn repo(name: &str) -> Repository {
-        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts =
-            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
-        Repository::init(store, b"password", &opts).unwrap()
+        crate::repository::testing::memory_repo(name)
     }
 
     fn file(name: &str) -> Node {
@@ -440,20 +433,7 @@ mod tests {
         let repo = repo("trees-find");
         let (root, shared) = sample(&repo);
         let index = repo.load_index().unwrap();
-        let snapshot = Snapshot {
-            version: crate::format::snapshot::SNAPSHOT_VERSION,
-            time: jiff::Timestamp::UNIX_EPOCH,
-            host: "h".into(),
-            user: "u".into(),
-            paths: vec!["/".into()],
-            tags: vec![],
-            parent: None,
-            tree: root,
-            summary: Default::default(),
-            original: None,
-            created: None,
-            program: "test".into(),
-        };
+        let snapshot = crate::repository::testing::snapshot_of(root);
         let walker = TreeWalker::new(&repo, &index);
         assert_eq!(walker.find(&snapshot, Path::new("/")).unwrap().subtree, Some(root));
         assert_eq!(walker.find(&snapshot, Path::new("/a/shared")).unwrap().subtree, Some(shared));

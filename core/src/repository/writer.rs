@@ -468,8 +468,15 @@ impl Shared<'_> {
 /// loaded): a snapshot would reference missing data. A pack a concurrent prune only took out
 /// of the index (no snapshot used it when it looked; it is on a garbage list) is named in an
 /// index object again, whose id is added to `deps.indexes`.
-fn ensure_indexed(repo: &Repository, deps: &mut Dependencies) -> Result<()> {
+///
+/// With `committed` (the check after the snapshot is written) the packs are listed only if the
+/// index objects changed since the check before: a sweep deletes no pack an index object names,
+/// so while those `deps.indexes` name stand, listing every pack again would find nothing.
+fn ensure_indexed(repo: &Repository, deps: &mut Dependencies, committed: bool) -> Result<()> {
     let now = repo.index_ids()?;
+    if committed && deps.indexes.iter().all(|id| now.contains(id)) {
+        return Ok(());
+    }
     let sizes: HashMap<PackId, u64> = repo
         .store()
         .list(ObjectKind::Pack)
@@ -548,7 +555,7 @@ impl Repository {
         let value = result?;
         indexed?;
         let mut deps = shared.dependencies()?;
-        ensure_indexed(self, &mut deps)?;
+        ensure_indexed(self, &mut deps, false)?;
         let indexes = lock(&shared.own_indexes)?.clone();
         Ok((value, shared.stats(), IndexCommitted { indexes, deps }))
     }
@@ -593,7 +600,7 @@ impl Repository {
         let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
         self.store().put(&key, bytes::Bytes::from(bytes)).map_err(Error::store(key))?;
         let mut deps = committed.deps.clone();
-        ensure_indexed(self, &mut deps).map_err(|e| match e {
+        ensure_indexed(self, &mut deps, true).map_err(|e| match e {
             Error::Conflict { object, .. } => Error::Corrupt {
                 object: format!("snapshot {id}"),
                 reason: format!("written, but {object} it needs was deleted meanwhile by a prune; run `cairn check`"),
@@ -807,20 +814,7 @@ mod tests {
             repo.store().delete(&ObjectKey::new(ObjectKind::Index, old.0)).unwrap();
         }
         assert!(!repo.load_index().unwrap().contains(&id));
-        let snapshot = Snapshot {
-            version: crate::format::snapshot::SNAPSHOT_VERSION,
-            time: jiff::Timestamp::UNIX_EPOCH,
-            host: "h".into(),
-            user: "u".into(),
-            paths: vec!["/".into()],
-            tags: vec![],
-            parent: None,
-            tree: id,
-            summary: Default::default(),
-            original: None,
-            created: None,
-            program: "test".into(),
-        };
+        let snapshot = crate::repository::testing::snapshot_of(id);
         repo.save_snapshot(&snapshot, &committed).unwrap();
         let index = repo.load_index().unwrap();
         assert_eq!(repo.read_entry(&index, index.get(&id).expect("indexed again")).unwrap(), b"a tree");
@@ -836,20 +830,7 @@ mod tests {
         let (id, stats, committed) =
             repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Tree, &tree)).unwrap();
         assert_eq!((stats.blobs_new, stats.packs_uploaded), (1, 2), "one tree, two packs");
-        let snapshot = Snapshot {
-            version: crate::format::snapshot::SNAPSHOT_VERSION,
-            time: jiff::Timestamp::UNIX_EPOCH,
-            host: "h".into(),
-            user: "u".into(),
-            paths: vec!["/".into()],
-            tags: vec![],
-            parent: None,
-            tree: id,
-            summary: Default::default(),
-            original: None,
-            created: None,
-            program: "test".into(),
-        };
+        let snapshot = crate::repository::testing::snapshot_of(id);
         repo.save_snapshot(&snapshot, &committed).unwrap();
         let index = repo.load_index().unwrap();
         let first = *index.get(&id).unwrap();

@@ -460,21 +460,14 @@ pub(super) fn walk(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::format::keyfile::KdfParams;
     use crate::foundation::chunk::tests::data as noise;
     use crate::foundation::progress::NoProgress;
     use crate::operations::backup::files::{FileOutcome, INLINE_MAX, Results, WorkerBuffers, read_small};
-    use crate::repository::InitOptions;
-    use crate::repository::store::object_store::ObjectStoreBackend;
 
     fn repo(name: &str) -> Repository {
-        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts =
-            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
-        Repository::init(store, b"password", &opts).unwrap()
+        crate::repository::testing::memory_repo(name)
     }
 
     /// Every file node under tree `id`, by path relative to it.
