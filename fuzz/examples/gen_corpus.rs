@@ -78,6 +78,7 @@ fn configs() -> Vec<Config> {
         pack_size: 16 << 20,
         compression: 3,
         padding: false,
+        data_parity: 0,
     };
     let small = Config {
         chunker_params: ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024 },
@@ -86,7 +87,8 @@ fn configs() -> Vec<Config> {
         ..base.clone()
     };
     let v2 = Config { version: FORMAT_VERSION, padding: true, ..base.clone() };
-    vec![base, small, v2]
+    let parity = Config { data_parity: 10, ..v2.clone() };
+    vec![base, small, v2, parity]
 }
 
 fn config() {
@@ -235,6 +237,19 @@ fn session() {
     write("session", "sealed", &marker.seal(&master()));
 }
 
+fn parity() {
+    use cairn_core::format::parity;
+    for (name, len, percent) in [("small", 279usize, 50u8), ("shards", 3000, 10)] {
+        let pack = noise(len, 7);
+        let object = parity::encode(&pack, percent).unwrap();
+        let head = cat(&[&[percent], &u16::try_from(len).unwrap().to_le_bytes()]);
+        write("parity", name, &cat(&[&head, &pack, &object]));
+        let mut damaged = pack.clone();
+        damaged[0] ^= 1;
+        write("parity", &format!("{name}-damaged"), &cat(&[&head, &damaged, &object]));
+    }
+}
+
 fn blobs() {
     let m = master();
     let key = m.subkey(&BLOB_SALT);
@@ -282,6 +297,7 @@ fn main() {
     tree();
     snapshot();
     session();
+    parity();
     blobs();
     decompress();
     println!("seeds written under {}", corpus_dir().display());

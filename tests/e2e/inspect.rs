@@ -1,6 +1,6 @@
 //! Inspection and verification commands against known trees (issue 3): ls --long, find, diff,
 //! stats, dump of a directory as tar, check with --read-data-subset and --restore-drill, and
-//! repair of a lost index and of snapshots that lost data.
+//! repair of a lost index, of snapshots that lost data and of a damaged tree pack.
 
 use cairn_core::store::{ObjectKey, ObjectKind};
 use cairn_tests::{args, assert_trees_equal, corrupt, data};
@@ -237,4 +237,20 @@ fn a_damaged_tree_pack_costs_no_file() {
     let repair = repo.run(args!["repair", "snapshots", "--read-data"]);
     repair.success();
     assert!(!repair.stdout_text().contains("removed"), "{}", repair.stdout_text());
+
+    // repair packs replaces the damaged pack: its trees written again, the pack gone, every
+    // tree with two intact copies, and check clean.
+    let fixed = repo.run(args!["--json", "repair", "packs", "--apply"]).success().json();
+    assert_eq!(fixed["removed"].as_array().unwrap().len(), 1, "{fixed}");
+    assert!(fixed["trees_recopied"].as_u64().unwrap() >= 1, "{fixed}");
+    assert!(!pack.exists(), "the damaged pack is deleted");
+    repo.run(args!["check", "--read-data"]).success();
+    let opened =
+        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
+            .expect("open");
+    let index = opened.load_index().unwrap();
+    assert_eq!(index.alternates(&snapshot.tree).len(), 1, "the root tree has two copies again");
+    let again = repo.dir("restore-again");
+    repo.run(args!["restore", "latest", "--target", &again, "--verify"]).success();
+    assert_trees_equal(&src, &restored(&again, &src));
 }

@@ -28,6 +28,12 @@ pub struct Args {
     /// 12 %, 1.0-1.4 % more on real data) so the store cannot read exact chunk sizes.
     #[arg(long)]
     no_padding: bool,
+    /// Write Reed-Solomon parity beside every data pack, N bytes per 100 (1-100): a damaged
+    /// or cut-short range of up to about N % of a pack is rebuilt by `check`, `restore` and
+    /// `repair packs`. Trees are always stored twice; this protects file data too, for N % more
+    /// storage.
+    #[arg(long, value_name = "N%", value_parser = parse_percent)]
+    data_parity: Option<u8>,
     /// argon2id memory in KiB for the key file (lower only for tests).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
     kdf_memory_kib: u32,
@@ -47,6 +53,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     options.kdf = KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 };
     options.group_readable = args.group_readable;
     options.padding = !args.no_padding;
+    options.data_parity = args.data_parity.unwrap_or(0);
     let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {
@@ -58,4 +65,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         println!("Keep the password safe: without it the data cannot be read.");
     }
     Ok(0)
+}
+
+/// `N` or `N%`, 1 to 100.
+fn parse_percent(s: &str) -> std::result::Result<u8, String> {
+    let n: u8 = s.trim().trim_end_matches('%').parse().map_err(|_| format!("`{s}` is not a percentage"))?;
+    if !(1..=100).contains(&n) {
+        return Err(format!("`{s}`: the percentage must be 1 to 100"));
+    }
+    Ok(n)
 }

@@ -1,4 +1,4 @@
-//! `cairn repair index|snapshots`: dry run by default, `--apply` to act.
+//! `cairn repair index|packs|snapshots`: dry run by default, `--apply` to act.
 
 use anyhow::{Context, Result};
 use cairn_core::check::{self, ReadData};
@@ -18,6 +18,14 @@ enum What {
     /// Rebuild the index from the pack headers (for a lost or damaged index object).
     Index {
         /// Write the new index (otherwise only report).
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Read every pack and mend what loses nothing: rebuild damaged data packs from their
+    /// parity (`init --data-parity`), give intact ones missing parity, and replace a damaged
+    /// tree pack whose trees all have an intact copy elsewhere.
+    Packs {
+        /// Write the repairs (otherwise only report).
         #[arg(long)]
         apply: bool,
     },
@@ -51,6 +59,43 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 for (pack, e) in &r.packs_unreadable {
                     eprintln!("error: pack {pack}: {e} (its blobs are lost; run `repair snapshots`)");
                 }
+            }
+        }
+        What::Packs { apply } => {
+            let r = repair::repair_packs(&repo, apply).context("repairing packs")?;
+            if global.json {
+                print_json(&r)?;
+            } else {
+                let done = |n: usize, did: &str, would: &str| {
+                    if n > 0 {
+                        println!("{n} {}", if apply { did } else { would });
+                    }
+                };
+                println!("read {} packs", r.packs_read);
+                for id in &r.rebuilt {
+                    println!("pack {id}: damaged, rebuilt from its parity");
+                }
+                for id in &r.removed {
+                    println!("pack {id}: damaged tree pack, every tree in it has an intact copy elsewhere");
+                }
+                done(r.rebuilt.len(), "packs written back", "packs would be written back (dry run; --apply to write)");
+                done(
+                    r.removed.len(),
+                    &format!("damaged tree packs removed, {} trees written again", r.trees_recopied),
+                    "damaged tree packs would be removed (dry run; --apply to write)",
+                );
+                done(r.parity_written.len(), "parity objects written", "packs lack parity (dry run; --apply to write)");
+                for (pack, why) in &r.lost {
+                    eprintln!(
+                        "error: {why} (pack {pack}: its blobs are lost; run `cairn repair snapshots --read-data`)"
+                    );
+                }
+                if r.rebuilt.is_empty() && r.removed.is_empty() && r.parity_written.is_empty() && r.lost.is_empty() {
+                    println!("no pack needs repair");
+                }
+            }
+            if !r.lost.is_empty() {
+                return Ok(crate::exit::DAMAGED);
             }
         }
         What::Snapshots { apply, read_data } => {

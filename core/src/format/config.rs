@@ -35,6 +35,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
 /// Repository-wide settings, fixed at `init`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -53,6 +57,10 @@ pub struct Config {
     /// Pad every new blob's payload to its Padmé length (version 2 only; absent = false).
     #[serde(default, skip_serializing_if = "is_false")]
     pub padding: bool,
+    /// Reed–Solomon parity written beside every new data pack, in recovery bytes per 100 pack
+    /// bytes (FORMAT.md §10a); 0 (or absent) for none. Version 2 only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub data_parity: u8,
 }
 
 impl Config {
@@ -99,6 +107,9 @@ impl Config {
         }
         if config.padding && version < 2 {
             return Err(Error::corrupt("config", "padding in a version 1 config"));
+        }
+        if config.data_parity > 100 || (config.data_parity > 0 && version < 2) {
+            return Err(Error::corrupt("config", "data parity out of range"));
         }
         if !(0..=22).contains(&config.compression) {
             return Err(Error::corrupt("config", "compression level out of range"));

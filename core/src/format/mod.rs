@@ -2,8 +2,8 @@
 //!
 //! Encoders and decoders only, no I/O: the repository config ([`config`]), key files
 //! ([`keyfile`]), blobs ([`blob`]), packs ([`pack`]), index objects ([`index`]), directory trees
-//! ([`tree`]), snapshot manifests ([`snapshot`]), prune's garbage lists ([`garbage`]) and
-//! running writers' session markers ([`session`]). Every
+//! ([`tree`]), snapshot manifests ([`snapshot`]), prune's garbage lists ([`garbage`]),
+//! running writers' session markers ([`session`]) and packs' parity ([`parity`]). Every
 //! decoder here is fuzzed (`fuzz/`) and checked against the test vectors of FORMAT.md. This
 //! layer builds on the foundation only.
 
@@ -13,6 +13,7 @@ pub mod garbage;
 pub mod index;
 pub mod keyfile;
 pub mod pack;
+pub mod parity;
 pub mod session;
 pub mod snapshot;
 pub mod tree;

@@ -153,6 +153,8 @@ pub enum ObjectKind {
     Garbage,
     /// Markers of writers running now (backups, copies, rewrites), refreshed while they run.
     Session,
+    /// Reed–Solomon parity of a data pack, named by the pack's id (`init --data-parity`).
+    Parity,
 }
 
 impl ObjectKind {
@@ -167,6 +169,7 @@ impl ObjectKind {
             ObjectKind::Pack => "data",
             ObjectKind::Garbage => "garbage",
             ObjectKind::Session => "sessions",
+            ObjectKind::Parity => "parity",
         }
     }
 }
@@ -191,13 +194,14 @@ impl ObjectKey {
     }
 
     /// The object's path below the repository root: `config`, `keys/<id>`, `snapshots/<id>`,
-    /// `index/<id>`, `data/<first two hex digits>/<id>`.
+    /// `index/<id>`, `data/<first two hex digits>/<id>`, `parity/<first two hex digits>/<id>`.
     #[must_use]
     pub fn path(&self) -> String {
         let hex = self.id.to_hex();
         match self.kind {
             ObjectKind::Config => "config".to_string(),
             ObjectKind::Pack => format!("data/{}/{hex}", &hex[..2]),
+            ObjectKind::Parity => format!("parity/{}/{hex}", &hex[..2]),
             k => format!("{}/{hex}", k.dir()),
         }
     }
@@ -223,6 +227,7 @@ impl fmt::Display for ObjectKey {
             ObjectKind::Pack => write!(f, "pack {}", self.id),
             ObjectKind::Garbage => write!(f, "garbage list {}", self.id),
             ObjectKind::Session => write!(f, "session marker {}", self.id),
+            ObjectKind::Parity => write!(f, "parity of pack {}", self.id),
         }
     }
 }
@@ -251,6 +256,7 @@ mod tests {
             ObjectKind::Pack,
             ObjectKind::Garbage,
             ObjectKind::Session,
+            ObjectKind::Parity,
         ] {
             let k = ObjectKey::new(kind, id);
             assert_eq!(ObjectKey::parse(kind, &k.path()), Some(k));

@@ -237,14 +237,30 @@ struct PackData {
     bytes: u64,
     /// Whether the bytes hash to the pack's name.
     named_right: bool,
+    /// For a pack whose bytes do not match its name: whether its parity rebuilt it (then its
+    /// blobs were opened from the rebuilt bytes), or why not.
+    parity: Option<std::result::Result<(), String>>,
     /// Blobs that failed authentication, decompression or their id.
     damaged: Vec<BlobId>,
 }
 
-/// Downloads one pack and opens every blob in it (on the thread that downloaded it).
-fn read_pack(repo: &Repository, p: &IndexedPack) -> Result<PackData> {
+/// The words a check adds about a damaged pack its parity rebuilds.
+const REBUILT_BY_PARITY: &str = "its parity rebuilds it, so no file is lost; `cairn repair packs` writes it back";
+
+/// Downloads one pack and opens every blob in it (on the thread that downloaded it); a pack
+/// whose bytes do not match its name is rebuilt from its parity first, when it has one.
+fn read_pack(repo: &Repository, p: &IndexedPack, has_parity: bool) -> Result<PackData> {
     let key = ObjectKey::new(ObjectKind::Pack, p.id.0);
-    let data = repo.store().get(&key).map_err(Error::store(key))?;
+    let stored = repo.store().get(&key).map_err(Error::store(key))?;
+    let named_right = Digest::of(&stored) == p.id.0;
+    let (data, parity) = if named_right || !has_parity {
+        (stored.clone(), None)
+    } else {
+        match repo.repair_from_parity(&p.id, &stored) {
+            Ok(rebuilt) => (bytes::Bytes::from(rebuilt), Some(Ok(()))),
+            Err(e) => (stored.clone(), Some(Err(finding(e)?))),
+        }
+    };
     let subkey = repo.master().subkey(&p.salt);
     let damaged = p
         .entries
@@ -256,7 +272,7 @@ fn read_pack(repo: &Repository, p: &IndexedPack) -> Result<PackData> {
         })
         .map(|e| e.id)
         .collect();
-    Ok(PackData { bytes: data.len() as u64, named_right: Digest::of(&data) == p.id.0, damaged })
+    Ok(PackData { bytes: stored.len() as u64, named_right, parity, damaged })
 }
 
 /// Checks `repo`.
@@ -301,24 +317,57 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     let stored: HashMap<PackId, u64> =
         store.list(ObjectKind::Pack).map_err(Error::Storage)?.into_iter().map(|i| (PackId(i.key.id), i.size)).collect();
     let mut bad_blobs: HashMap<BlobId, Checked> = HashMap::new();
-    let mark_pack_bad = |p: &IndexedPack,
-                         object: Checked,
-                         message: String,
-                         report: &mut CheckReport,
-                         bad: &mut HashMap<BlobId, Checked>| {
+    let lose_pack = |p: &IndexedPack,
+                     object: Checked,
+                     message: String,
+                     report: &mut CheckReport,
+                     bad: &mut HashMap<BlobId, Checked>| {
         for e in &p.entries {
             bad.entry(e.id).or_insert(object);
         }
         report.problems.push(Problem { object, message });
     };
+    // Parity (FORMAT.md §10a): a data pack with a structural problem that its parity rebuilds
+    // costs no file.
+    let parities: HashSet<PackId> =
+        store.list(ObjectKind::Parity).map_err(Error::Storage)?.into_iter().map(|i| PackId(i.key.id)).collect();
+    let mark_pack_bad = |p: &IndexedPack,
+                         object: Checked,
+                         message: String,
+                         report: &mut CheckReport,
+                         bad: &mut HashMap<BlobId, Checked>|
+     -> Result<()> {
+        if parities.contains(&p.id) {
+            match repo.rebuild_pack(&p.id) {
+                Ok(_) => {
+                    report.problems.push(Problem { object, message: format!("{message}; {REBUILT_BY_PARITY}") });
+                    return Ok(());
+                }
+                Err(e) => {
+                    let why = finding(e)?;
+                    lose_pack(p, object, format!("{message}; {why}"), report, bad);
+                    return Ok(());
+                }
+            }
+        }
+        lose_pack(p, object, message, report, bad);
+        Ok(())
+    };
     for (id, p) in &packs {
         let object = Checked::Pack(*id);
         let expected = expected_pack_size(p);
+        if repo.config().data_parity > 0
+            && p.entries.first().is_some_and(|e| e.kind == BlobKind::Data)
+            && !parities.contains(id)
+        {
+            let message = "has no parity object (`cairn repair packs` writes it)".into();
+            report.problems.push(Problem { object, message });
+        }
         match stored.get(id) {
-            None => mark_pack_bad(p, object, "missing from storage".into(), &mut report, &mut bad_blobs),
+            None => mark_pack_bad(p, object, "missing from storage".into(), &mut report, &mut bad_blobs)?,
             Some(&size) if size != expected => {
                 let message = format!("size {size} bytes, the index implies {expected}");
-                mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
+                mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
             }
             Some(&size) => match repo.read_pack_header_tail(id, size, p.entries.len()) {
                 Ok((salt, entries)) => {
@@ -328,12 +377,12 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
                     b.sort_by_key(|e| e.offset);
                     if a != b || salt != p.salt {
                         let message = "header does not agree with the index".into();
-                        mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
+                        mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
                     }
                 }
                 Err(e) => {
                     let message = format!("header: {}", finding(e)?);
-                    mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
+                    mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
                 }
             },
         }
@@ -362,7 +411,7 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
     batch::for_each(
         &selected,
         in_flight,
-        |p| read_pack(repo, p),
+        |p| read_pack(repo, p, parities.contains(&p.id)),
         |n, got| {
             let trouble = got.as_ref().err().is_some_and(Error::is_storage_trouble);
             if let Ok(mut all) = read.lock() {
@@ -381,14 +430,19 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
             Ok(d) => d,
             Err(e) => {
                 let message = finding(e)?;
-                mark_pack_bad(p, object, message, &mut report, &mut bad_blobs);
+                mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
                 continue;
             }
         };
         // A pack whose bytes do not match its name is damaged; which blobs it costs is found
         // blob by blob, so the report names exactly the files affected.
         if !data.named_right {
-            report.problems.push(Problem { object, message: "content does not match its name".into() });
+            let message = match &data.parity {
+                None => "content does not match its name".to_string(),
+                Some(Ok(())) => format!("content does not match its name; {REBUILT_BY_PARITY}"),
+                Some(Err(why)) => format!("content does not match its name; {why}"),
+            };
+            report.problems.push(Problem { object, message });
         }
         report.bytes_read += data.bytes;
         if !data.damaged.is_empty() {

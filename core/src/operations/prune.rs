@@ -93,6 +93,9 @@ pub struct PruneStats {
     pub sessions_stale: u64,
     /// Used trees written once more because only one copy of them was left (FORMAT.md §10).
     pub trees_recopied: u64,
+    /// Parity objects deleted with their packs, or left by a backup interrupted before it
+    /// stored their pack (FORMAT.md §10a).
+    pub parity_deleted: u64,
 }
 
 /// How many times marking reads the index objects written since it last read them before it
@@ -609,12 +612,38 @@ impl PrunePlan {
             self.stats.packs_deleted += 1;
             self.stats.bytes_freed += size;
         }
+        if repo.config().data_parity > 0 {
+            self.sweep_parity(repo, now, grace, &seen)?;
+        }
         for key in delete_lists {
             repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
         }
         for key in sessions.stale {
             repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
             self.stats.sessions_stale += 1;
+        }
+        Ok(())
+    }
+}
+
+impl PrunePlan {
+    /// Deletes the parity of the packs just deleted, and parity objects older than the grace
+    /// period whose pack is not stored (a backup stores a pack's parity just before the pack).
+    fn sweep_parity(
+        &mut self,
+        repo: &Repository,
+        now: jiff::Timestamp,
+        grace: jiff::SignedDuration,
+        deleted: &HashSet<PackId>,
+    ) -> Result<()> {
+        let stored: HashSet<Digest> =
+            repo.store().list(ObjectKind::Pack).map_err(Error::Storage)?.into_iter().map(|i| i.key.id).collect();
+        for info in repo.store().list(ObjectKind::Parity).map_err(Error::Storage)? {
+            let orphan = !stored.contains(&info.key.id) && now.duration_since(info.last_modified) >= grace;
+            if deleted.contains(&PackId(info.key.id)) || orphan {
+                repo.store().delete(&info.key).map_err(Error::store(info.key))?;
+                self.stats.parity_deleted += 1;
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use crate::foundation::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::foundation::pattern::PathPatterns;
 use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::parity::Rebuilt;
 use crate::repository::store::{ObjectKey, ObjectKind};
 use crate::repository::trees::{TreeVisitor, TreeWalker};
 use crate::repository::writer::WriteOptions;
@@ -77,6 +78,139 @@ pub fn repair_index(repo: &Repository, apply: bool) -> Result<IndexRepair> {
         r.applied = true;
     }
     Ok(r)
+}
+
+/// What `repair packs` found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct PackRepair {
+    /// Packs read whole.
+    pub packs_read: u64,
+    /// Damaged or missing data packs their parity rebuilds: written back when applied.
+    pub rebuilt: Vec<PackId>,
+    /// Intact data packs without a parity object (in a repository that keeps parity): given
+    /// one when applied.
+    pub parity_written: Vec<PackId>,
+    /// Damaged or missing tree packs every tree of which has an intact copy in another pack:
+    /// dropped from the index and deleted when applied, after each of their trees was written
+    /// once more, so every tree has two copies again.
+    pub removed: Vec<PackId>,
+    /// Trees written again for the removed packs.
+    pub trees_recopied: u64,
+    /// Packs damaged beyond these repairs, with why: their blobs are lost (run `repair
+    /// snapshots --read-data`).
+    pub lost: Vec<(PackId, String)>,
+    /// Whether the repository was changed.
+    pub applied: bool,
+}
+
+/// Reads every indexed pack whole and repairs what can be repaired without losing a byte: a
+/// damaged data pack is rebuilt from its parity and written back (the same bytes its name
+/// says), an intact one lacking parity gets it, and a damaged tree pack whose trees all have
+/// intact copies elsewhere is replaced by new copies of them and removed.
+///
+/// # Errors
+/// Store errors.
+pub fn repair_packs(repo: &Repository, apply: bool) -> Result<PackRepair> {
+    let _session = if apply { Some(repo.begin_session()?) } else { None };
+    let mut r = PackRepair::default();
+    let files = repo.index_files()?;
+    let mut index = Index::default();
+    index.note_loaded_from(files.iter().map(|(id, _)| *id));
+    let mut packs: std::collections::BTreeMap<PackId, Vec<crate::format::pack::PackEntry>> = Default::default();
+    for (_, f) in &files {
+        index.add_file(f);
+        for p in &f.packs {
+            let entries = packs.entry(p.id).or_default();
+            for e in &p.entries {
+                if !entries.iter().any(|k| k.offset == e.offset) {
+                    entries.push(*e);
+                }
+            }
+        }
+    }
+    index.finalize();
+    let parities: std::collections::HashSet<PackId> =
+        repo.store().list(ObjectKind::Parity).map_err(Error::Storage)?.into_iter().map(|i| PackId(i.key.id)).collect();
+    let keeps_parity = repo.config().data_parity > 0;
+    // Trees to write again, read from their intact copies.
+    let mut recopy: Vec<(BlobId, Vec<u8>)> = Vec::new();
+    for (id, entries) in &packs {
+        r.packs_read += 1;
+        let data_pack = entries.first().is_some_and(|e| e.kind == BlobKind::Data);
+        match repo.rebuild_pack(id) {
+            Ok(Rebuilt::Intact(bytes)) => {
+                if keeps_parity && data_pack && !parities.contains(id) {
+                    if apply {
+                        repo.put_parity(id, &bytes)?;
+                    }
+                    r.parity_written.push(*id);
+                }
+            }
+            Ok(Rebuilt::Repaired { pack, .. }) => {
+                if apply {
+                    let key = ObjectKey::new(ObjectKind::Pack, id.0);
+                    repo.store().replace(&key, bytes::Bytes::from(pack)).map_err(Error::store(key))?;
+                }
+                r.rebuilt.push(*id);
+            }
+            Err(e) if e.is_storage_trouble() => return Err(e),
+            Err(e) => {
+                let copies = (!data_pack).then(|| intact_copies_elsewhere(repo, &index, id, entries)).flatten();
+                match copies {
+                    Some(trees) => {
+                        r.trees_recopied += trees.len() as u64;
+                        recopy.extend(trees);
+                        r.removed.push(*id);
+                    }
+                    None => r.lost.push((*id, e.to_string())),
+                }
+            }
+        }
+    }
+    if apply && !r.removed.is_empty() {
+        // New copies first (each tree once more, whatever the index holds), then an index
+        // without the damaged packs, then the packs.
+        let _ = repo.write_blobs(&Index::default(), WriteOptions::default(), |writer| {
+            recopy.iter().try_for_each(|(id, plain)| writer.add_tree_copy(*id, plain))
+        })?;
+        let kept: Vec<IndexedPack> =
+            files.iter().flat_map(|(_, f)| f.packs.iter()).filter(|p| !r.removed.contains(&p.id)).cloned().collect();
+        let supersedes: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
+        repo.save_index_objects(&supersedes, &kept)?;
+        for id in &supersedes {
+            let key = ObjectKey::new(ObjectKind::Index, id.0);
+            repo.store().delete(&key).map_err(Error::store(key))?;
+        }
+        for id in &r.removed {
+            let key = ObjectKey::new(ObjectKind::Pack, id.0);
+            repo.store().delete(&key).map_err(Error::store(key))?;
+        }
+    }
+    r.applied = apply;
+    Ok(r)
+}
+
+/// For a damaged tree pack: every tree in it read from an intact copy in another pack, or
+/// `None` when one has none.
+fn intact_copies_elsewhere(
+    repo: &Repository,
+    index: &Index,
+    pack: &PackId,
+    entries: &[crate::format::pack::PackEntry],
+) -> Option<Vec<(BlobId, Vec<u8>)>> {
+    entries
+        .iter()
+        .map(|e| {
+            let plain = index
+                .get(&e.id)
+                .into_iter()
+                .chain(index.alternates(&e.id))
+                .filter(|c| index.pack(c).id != *pack)
+                .find_map(|c| repo.read_entry(index, c).ok())?;
+            Some((e.id, plain))
+        })
+        .collect()
 }
 
 /// One snapshot `repair snapshots` or `rewrite` rewrote (or would).

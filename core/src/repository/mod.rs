@@ -6,6 +6,7 @@
 
 pub mod index;
 pub mod keys;
+pub mod parity;
 pub mod select;
 pub mod session;
 pub mod store;
@@ -50,6 +51,9 @@ pub struct InitOptions {
     pub group_readable: bool,
     /// Pad blobs to their Padmé length (FORMAT.md §9), hiding exact chunk sizes from the store.
     pub padding: bool,
+    /// Reed–Solomon parity beside every data pack, in percent of its size (0 = none, up to
+    /// 100): a damaged byte range up to about that share of a pack is rebuilt (FORMAT.md §10a).
+    pub data_parity: u8,
 }
 
 impl Default for InitOptions {
@@ -61,6 +65,7 @@ impl Default for InitOptions {
             kdf: KdfParams::default(),
             group_readable: false,
             padding: true,
+            data_parity: 0,
         }
     }
 }
@@ -97,6 +102,9 @@ impl Repository {
         if !(0..=22).contains(&options.compression) {
             return Err(Error::InvalidArgument("compression level must be 0 (off) to 22".into()));
         }
+        if options.data_parity > 100 {
+            return Err(Error::InvalidArgument("data parity must be 0 (off) to 100 %".into()));
+        }
         match store.get(&ObjectKey::CONFIG) {
             Ok(_) => return Err(Error::InvalidArgument(format!("{} already holds a repository", store.describe()))),
             Err(StoreError::NotFound(_)) => {}
@@ -115,6 +123,7 @@ impl Repository {
             pack_size: options.pack_size,
             compression: options.compression,
             padding: options.padding,
+            data_parity: options.data_parity,
         };
         // Key first: a config without a key would be a repository nobody can open.
         let key_id = Self::write_key(&*store, &master, FORMAT_VERSION, password, options.kdf)?;
@@ -546,6 +555,18 @@ impl Repository {
                         return Ok(plain);
                     }
                 }
+                // A data pack with parity is rebuilt (FORMAT.md §10a).
+                if self.config.data_parity > 0 && entry.kind() == BlobKind::Data {
+                    let range = entry.offset as usize..(entry.offset as usize + entry.length as usize);
+                    let rebuilt = match self.rebuild_pack(&index.pack(entry).id)? {
+                        parity::Rebuilt::Intact(bytes) => bytes.to_vec(),
+                        parity::Rebuilt::Repaired { pack, .. } => pack,
+                    };
+                    return match rebuilt.get(range) {
+                        Some(sealed) => self.open_entry(index, entry, sealed),
+                        None => Err(first),
+                    };
+                }
                 Err(first)
             }
         }
@@ -604,9 +625,13 @@ pub(crate) mod testing {
 
     /// A new repository in memory (`memory://NAME`), password `password`.
     pub(crate) fn memory_repo(name: &str) -> Repository {
+        memory_repo_with(name, &InitOptions::default())
+    }
+
+    /// As [`memory_repo`], with `options` (its key derivation made fast).
+    pub(crate) fn memory_repo_with(name: &str, options: &InitOptions) -> Repository {
         let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts =
-            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
+        let opts = InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..options.clone() };
         Repository::init(store, b"password", &opts).unwrap()
     }
 

@@ -392,6 +392,14 @@ impl Shared<'_> {
             }
             let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
             let len = pack.bytes.len() as u64;
+            // A data pack's parity goes first: every pack an index names then has its parity
+            // (trees are stored twice instead).
+            if pack.entries.first().is_some_and(|e| e.kind == BlobKind::Data)
+                && let Err(e) = self.repo.put_parity(&pack.id, &pack.bytes)
+            {
+                self.fail(e);
+                continue;
+            }
             let put = self.repo.store().put(&key, pack.bytes.clone());
             // The packer reuses the buffer when the store kept no reference to it.
             if let Ok(buf) = pack.bytes.try_into_mut() {

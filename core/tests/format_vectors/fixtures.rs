@@ -44,6 +44,7 @@ pub fn config() -> Config {
         pack_size: 16 << 20,
         compression: 3,
         padding: false,
+        data_parity: 0,
     }
 }
 

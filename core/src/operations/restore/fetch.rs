@@ -520,6 +520,48 @@ fn download<'e, 'i>(
     }
 }
 
+/// The second chance for blobs the first pass could not fetch or open (`failed`, with why): a
+/// pack with parity (FORMAT.md §10a) is read whole, rebuilt if damaged, and the blobs are
+/// opened from it. What still fails goes to `fail`, with the first reason and the parity's.
+pub(super) fn restore_from_parity(
+    repo: &Repository,
+    index: &Index,
+    failed: Vec<(IndexEntry, String)>,
+    writer: &FileWriter<'_>,
+    fail: &dyn Fn(String, &[&IndexEntry]),
+) {
+    let mut by_pack: HashMap<u32, Vec<(IndexEntry, String)>> = HashMap::new();
+    for (e, why) in failed {
+        by_pack.entry(e.pack()).or_default().push((e, why));
+    }
+    for group in by_pack.into_values() {
+        let Some((first, _)) = group.first() else { continue };
+        let pack = index.pack(first).id;
+        let bytes = match repo.rebuild_pack(&pack) {
+            Ok(crate::repository::parity::Rebuilt::Intact(b)) => b.to_vec(),
+            Ok(crate::repository::parity::Rebuilt::Repaired { pack, .. }) => pack,
+            Err(e) => {
+                for (entry, why) in &group {
+                    fail(format!("{why}; {e}"), &[entry]);
+                }
+                continue;
+            }
+        };
+        let mut files = OpenFiles::new();
+        for (e, why) in &group {
+            let range = e.offset as usize..(e.offset as usize + e.length as usize);
+            let placed = match bytes.get(range).map(|sealed| repo.open_entry(index, e, sealed)) {
+                Some(Ok(plain)) => writer.place(&mut files, &e.id, &plain),
+                Some(Err(err)) => Err(format!("{why}; rebuilt: {err}")),
+                None => Err(format!("{why}; rebuilt pack too short")),
+            };
+            if let Err(reason) = placed {
+                fail(reason, &[e]);
+            }
+        }
+    }
+}
+
 /// Opens each blob of `group` from the fetched bytes `buf` and writes it where it goes.
 fn decode(
     repo: &Repository,

@@ -321,7 +321,22 @@ pub fn run(
             }
         }
     };
-    restore_data(repo, &index, &by_pack, &writer, &pool, fetching, &fail);
+    // With parity, what the first pass could not read gets a second chance from the rebuilt
+    // pack (FORMAT.md §10a).
+    let parity = repo.config().data_parity > 0;
+    let retry: Mutex<Vec<(IndexEntry, String)>> = Mutex::new(Vec::new());
+    let first_pass = |reason: String, blobs: &[&IndexEntry]| {
+        if parity && let Ok(mut retry) = retry.lock() {
+            retry.extend(blobs.iter().map(|e| (**e, reason.clone())));
+            return;
+        }
+        fail(reason, blobs);
+    };
+    restore_data(repo, &index, &by_pack, &writer, &pool, fetching, &first_pass);
+    let retry = retry.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
+    if !retry.is_empty() {
+        fetch::restore_from_parity(repo, &index, retry, &writer, &fail);
+    }
     let bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
     let mut summary = RestoreSummary {
         snapshot: snap_id,
