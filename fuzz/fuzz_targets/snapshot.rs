@@ -1,13 +1,15 @@
-//! Snapshots: `Snapshot::decode_plain(id, plain)` on fuzzed CBOR, and `Snapshot::open` on the
-//! same bytes as a sealed object (which must not open unless it is a seed).
+//! Snapshots: `Snapshot::decode_plain(id, plain)` on fuzzed CBOR, `Snapshot::open` on the
+//! same bytes as a sealed object (which must not open unless it is a seed), and
+//! `snapshot::open_stored` on them as a stored object (sealed once or twice, maybe damaged):
+//! whatever it rebuilds hashes to the object's name.
 //!
 //! Properties of an accepted snapshot: sealing and opening it again gives it back
 //! (`open(seal(s)) == s`), decoding its plaintext gives it back, and that encoding is stable.
 //! `summary.seconds` is an `f64`, so NaN is compared by its bits, not with `==`.
 #![no_main]
 
-use cairn_core::id::SnapshotId;
-use cairn_core::format::snapshot::Snapshot;
+use cairn_core::format::snapshot::{Snapshot, open_stored};
+use cairn_core::id::{Digest, SnapshotId};
 use cairn_fuzz::{cbor, master};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,5 +39,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(snap) = Snapshot::open(&master, &id, data) {
         let again = Snapshot::decode_plain(&id, &cbor(&snap)).expect("an encoded snapshot decodes");
         assert!(same(&again, &snap));
+    }
+    let named = SnapshotId(Digest::of(data));
+    if let Ok(opened) = open_stored(&master, &named, data) {
+        assert!(opened.rebuilt.is_none(), "bytes matching their name are not damaged");
+    }
+    // Under another name the bytes are damaged: a rebuilt object must hash to that name.
+    let other = SnapshotId(Digest::of(&data[..data.len() / 2]));
+    if let Ok(opened) = open_stored(&master, &other, data) {
+        let rebuilt = opened.rebuilt.expect("damaged bytes are rebuilt");
+        assert_eq!(Digest::of(&rebuilt), other.0);
     }
 });

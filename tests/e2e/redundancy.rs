@@ -1,7 +1,8 @@
 //! Damage stays local (issue 14, item 7): data packs with Reed–Solomon parity
 //! (`init --data-parity`) lose no file to a damaged byte range, `check` tells what the parity
 //! saves from what is lost, `repair packs` writes the rebuilt pack back, and prune removes a
-//! pack's parity with it.
+//! pack's parity with it. A snapshot object holds its sealed bytes twice: one damaged copy
+//! costs nothing, and `repair snapshots` writes the object back under its name.
 
 use std::path::{Path, PathBuf};
 
@@ -143,4 +144,34 @@ fn data_parity_is_refused_out_of_range() {
     let repo = TestRepo::uninitialized(env!("CARGO_BIN_EXE_cairn"));
     repo.run(args!["init", "--data-parity", "0"]).code(exit::USAGE).stderr_has("1 to 100");
     repo.run(args!["init", "--data-parity", "101%"]).code(exit::USAGE).stderr_has("1 to 100");
+}
+
+#[test]
+fn a_damaged_snapshot_object_costs_nothing_and_repair_writes_it_back() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    data::write_random(&src.join("a.bin"), 5, 100_000);
+    let id = repo.backup(args![&src])["snapshot"].as_str().unwrap().to_string();
+    let object = objects(repo.path(), ObjectKind::Snapshot).pop().unwrap();
+    assert_eq!(corrupt::object_id(&object), id);
+    let original = std::fs::read(&object).unwrap();
+    assert_eq!(original[..original.len() / 2], original[original.len() / 2..], "stored twice, byte for byte");
+    corrupt::flip_byte(&object, 40);
+
+    let listed = repo.run(args!["--json", "snapshots"]).success().json();
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+    let target = repo.dir("restore");
+    repo.run(args!["restore", &id, "--target", &target, "--verify"]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+    let check = repo.run(args!["check"]);
+    check.failure();
+    assert!(said(&check).contains("its second copy is intact, so nothing is lost"), "{}", said(&check));
+
+    let dry = repo.run(args!["repair", "snapshots"]);
+    dry.success();
+    assert!(dry.stdout_text().contains("would be written back"), "{}", said(&dry));
+    assert_ne!(std::fs::read(&object).unwrap(), original);
+    repo.run(args!["repair", "snapshots", "--apply"]).success();
+    assert_eq!(std::fs::read(&object).unwrap(), original, "the object's own bytes, under its name");
+    repo.run(args!["check"]).success();
 }

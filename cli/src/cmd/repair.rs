@@ -107,6 +107,12 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 print_json(&serde_json::json!({ "applied": apply, "snapshots": repairs }))?;
             } else {
                 for r in &repairs {
+                    if r.from_copy {
+                        let done =
+                            if apply { "written back" } else { "would be written back (dry run; --apply to write)" };
+                        println!("snapshot {}: damaged object, {done} from its intact second copy", r.snapshot.short());
+                        continue;
+                    }
                     match &r.replacement {
                         Some(new) => {
                             println!("snapshot {} replaced by {} (tagged `repaired`):", r.snapshot.short(), new.short())

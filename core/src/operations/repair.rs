@@ -224,6 +224,9 @@ pub struct SnapshotRepair {
     /// Entries removed (their data is missing, or a pattern matched them), and directories
     /// emptied because their tree is unreadable.
     pub removed: Vec<Removed>,
+    /// The snapshot's object was damaged and one of its two copies intact (FORMAT.md §13): it
+    /// is (or would be) written back from that copy under the same name, nothing removed.
+    pub from_copy: bool,
 }
 
 /// An entry a rewrite left out of a snapshot.
@@ -263,6 +266,20 @@ impl Serialize for Removed {
 /// Store errors.
 pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> Result<Vec<SnapshotRepair>> {
     let _session = if apply { Some(repo.begin_session()?) } else { None };
+    // A snapshot object with one intact copy gets its bytes back, under the same name.
+    let mut rebuilt = Vec::new();
+    for (id, bytes) in repo.damaged_snapshot_copies()? {
+        if apply {
+            let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
+            repo.store().replace(&key, bytes::Bytes::from(bytes)).map_err(Error::store(key))?;
+        }
+        rebuilt.push(SnapshotRepair {
+            snapshot: id,
+            replacement: apply.then_some(id),
+            removed: vec![],
+            from_copy: true,
+        });
+    }
     let mut index = Index::default();
     // Damaged blobs count as missing: rebuild the lookup without them.
     let bad: std::collections::HashSet<BlobId> = damaged.iter().copied().collect();
@@ -287,7 +304,8 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
         }
     };
     let tree_damaged = |id: &BlobId| bad.contains(id);
-    rewrite_snapshots(repo, &index, snapshots, &unreadable, &tree_damaged, "repaired", apply)
+    rebuilt.extend(rewrite_snapshots(repo, &index, snapshots, &unreadable, &tree_damaged, "repaired", apply)?);
+    Ok(rebuilt)
 }
 
 /// Rewrites `snapshots` without the entries `drop` selects (and, for unreadable directories,
@@ -317,7 +335,9 @@ fn rewrite_snapshots(
             if !fixed.tags.iter().any(|t| t == tag) {
                 fixed.tags.push(tag.into());
             }
-            out.push((*id, fixed, SnapshotRepair { snapshot: *id, replacement: None, removed: rewriter.removed }));
+            let report =
+                SnapshotRepair { snapshot: *id, replacement: None, removed: rewriter.removed, from_copy: false };
+            out.push((*id, fixed, report));
         }
         Ok(out)
     };

@@ -22,7 +22,7 @@ use crate::format::config::{Config, FORMAT_VERSION, check_version};
 use crate::format::index::{INDEX_AAD, IndexFile, IndexedPack};
 use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
 use crate::format::pack::{self, PackEntry};
-use crate::format::snapshot::Snapshot;
+use crate::format::snapshot::{self, Snapshot};
 use crate::format::tree::Tree;
 use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
 use crate::foundation::crypto::MasterKey;
@@ -474,8 +474,36 @@ impl Repository {
     /// # Errors
     /// Store errors; damaged snapshots.
     pub fn load_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
-        let data = self.get_verified(ObjectKey::new(ObjectKind::Snapshot, id.0))?;
-        Snapshot::open(&self.master, &id, &data)
+        Ok(self.load_snapshot_object(id)?.snapshot)
+    }
+
+    /// Loads one snapshot object: the snapshot, and, when the object is damaged but one of its
+    /// two copies is intact (format version 2), its bytes as written.
+    ///
+    /// # Errors
+    /// Store errors; damaged snapshots.
+    pub fn load_snapshot_object(&self, id: SnapshotId) -> Result<snapshot::Opened> {
+        let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
+        let data = self.store.get(&key).map_err(store_err(key))?;
+        snapshot::open_stored(&self.master, &id, &data)
+    }
+
+    /// Snapshot objects whose stored bytes are damaged while one of their two copies is
+    /// intact, with their bytes as written (for `check` and `repair snapshots`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn damaged_snapshot_copies(&self) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for info in self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)? {
+            let id = SnapshotId(info.key.id);
+            match self.load_snapshot_object(id) {
+                Ok(snapshot::Opened { rebuilt: Some(bytes), .. }) => out.push((id, bytes)),
+                Err(e) if e.is_storage_trouble() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Every readable snapshot, oldest first. A damaged snapshot is left out (see

@@ -603,7 +603,7 @@ impl Repository {
     /// Store errors; a pack the snapshot needs that was deleted meanwhile (the snapshot is
     /// written then: the error says so).
     pub fn save_snapshot(&self, snapshot: &Snapshot, committed: &IndexCommitted) -> Result<SnapshotId> {
-        let bytes = snapshot.seal(self.master());
+        let bytes = snapshot.store(self.master(), self.config().version);
         let id = SnapshotId(crate::foundation::id::Digest::of(&bytes));
         let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
         self.store().put(&key, bytes::Bytes::from(bytes)).map_err(Error::store(key))?;

@@ -114,6 +114,21 @@ fn pack_v2_vector() {
     every_flip_fails("pack v2", &bytes, |b| decode_pack(&m, id, b));
 }
 
+#[test]
+fn snapshot_v2_is_the_sealed_snapshot_twice() {
+    use cairn_core::format::snapshot::open_stored;
+    let sealed = hex_vector("snapshot");
+    let doubled = [&sealed[..], &sealed[..]].concat();
+    let id = SnapshotId(Digest::of(&doubled));
+    let opened = open_stored(&master(), &id, &doubled).expect("opens");
+    let expected = snapshot(BlobId(expect_digest("tree-id")), expect("pack-len").parse().expect("number"));
+    assert_eq!((opened.snapshot, opened.rebuilt), (expected, None));
+    // One copy damaged: the other rebuilds the object.
+    let mut damaged = doubled.clone();
+    damaged[3] ^= 1;
+    assert_eq!(open_stored(&master(), &id, &damaged).unwrap().rebuilt, Some(doubled));
+}
+
 /// The parity vector's setting: 50 recovery bytes per 100, three shards for the pack's five.
 const PARITY_PERCENT: u8 = 50;
 
