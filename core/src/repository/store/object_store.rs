@@ -75,6 +75,11 @@ fn map_err(e: ::object_store::Error) -> StoreError {
                 }
                 cause = e.source();
             }
+            // S3's multi-object delete reports a refusal per key inside a 200 response, which
+            // object_store passes on as a generic error carrying the service's code.
+            if text.contains("(code: AccessDenied)") {
+                return StoreError::PermissionDenied(text);
+            }
             if store == "LocalFileSystem" { StoreError::Permanent(text) } else { StoreError::Transient(text) }
         }
         other => StoreError::Permanent(other.to_string()),
