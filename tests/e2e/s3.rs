@@ -159,3 +159,48 @@ fn s3_append_only_credentials_back_up_and_check_but_cannot_delete() {
     assert_eq!(operator.snapshots().len(), 1);
     operator.run(args!["check", "--read-data"]).success();
 }
+
+/// Issue 15, item 5: a copy host reads the primary with read-only credentials (which cannot
+/// back up, but can check) and writes the off-site copy with append-only ones, given with
+/// `copy --to-option`.
+#[test]
+fn s3_copy_host_reads_with_read_only_and_writes_with_append_only_credentials() {
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
+    let primary = s3_repo();
+    let src = primary.dir("src");
+    data::write_random(&src.join("a.bin"), 21, 1_500_000);
+    data::write(&src.join("b.txt"), b"copy me\n");
+    primary.backup(args![&src]);
+    let (offsite, offsite_admin) = append_only_pair();
+    offsite_admin.init_here(&[]);
+
+    // The auditor's credentials: reading works, writing is refused.
+    let as_auditor = |a: Vec<std::ffi::OsString>| {
+        let mut cmd = primary.command(a);
+        cmd.env("AWS_ACCESS_KEY_ID", var("S3_TEST_READ_KEY")).env("AWS_SECRET_ACCESS_KEY", var("S3_TEST_READ_SECRET"));
+        cairn_tests::Output::of(cmd)
+    };
+    as_auditor(args!["check", "--read-data"]).success();
+    as_auditor(args!["backup", &src]).code(cairn_tests::exit::PERMISSION_DENIED);
+
+    let mut copy = primary.command(args![
+        "--json",
+        "copy",
+        "--to",
+        offsite.path(),
+        "--to-option",
+        format!("aws_access_key_id={}", var("S3_TEST_APPEND_KEY")),
+        "--to-option",
+        format!("aws_secret_access_key={}", var("S3_TEST_APPEND_SECRET")),
+    ]);
+    copy.env("AWS_ACCESS_KEY_ID", var("S3_TEST_READ_KEY"))
+        .env("AWS_SECRET_ACCESS_KEY", var("S3_TEST_READ_SECRET"))
+        .env("CAIRN_TO_PASSWORD", cairn_tests::repo::PASSWORD);
+    let copy = cairn_tests::Output::of(copy);
+    copy.success();
+    assert_eq!(copy.json()["copied"].as_array().unwrap().len(), 1);
+    let target = offsite.dir("restore");
+    offsite.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+}

@@ -20,6 +20,12 @@ pub struct Args {
     /// Command printing the target repository's password.
     #[arg(long, env = "CAIRN_TO_PASSWORD_COMMAND")]
     to_password_command: Option<String>,
+    /// Backend setting KEY=VALUE for the target only, after the `-o` ones (repeatable): e.g.
+    /// the target's own storage credentials (`aws_access_key_id=…`,
+    /// `aws_secret_access_key=…`), so a copy host can read the primary with read-only
+    /// credentials and write the copy with append-only ones (docs/PERMISSIONS.md).
+    #[arg(long = "to-option", value_name = "KEY=VALUE")]
+    to_options: Vec<String>,
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
@@ -28,6 +34,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     to_global.repo = Some(args.to.clone());
     to_global.password_file = args.to_password_file.clone();
     to_global.password_command = args.to_password_command.clone();
+    to_global.options.extend(args.to_options.iter().cloned());
     let password = match std::env::var("CAIRN_TO_PASSWORD") {
         Ok(p) => p.into_bytes(),
         Err(_) if args.to_password_file.is_some() || args.to_password_command.is_some() => {
