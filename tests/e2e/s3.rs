@@ -204,3 +204,75 @@ fn s3_copy_host_reads_with_read_only_and_writes_with_append_only_credentials() {
     offsite.run(args!["restore", "latest", "--verify", "--target", &target]).success();
     assert_trees_equal(&src, &restored(&target, &src));
 }
+
+/// Every object under `prefix` of `bucket`, with its storage class, as the S3 listing says
+/// (through curl, signed as the admin).
+fn storage_classes(bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let url = format!("{}/{bucket}?list-type=2&prefix={prefix}%2F", var("S3_TEST_ENDPOINT"));
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--aws-sigv4", &format!("aws:amz:{}:s3", var("S3_TEST_REGION")), "--user"])
+        .arg(format!("{}:{}", var("S3_TEST_KEY"), var("S3_TEST_SECRET")))
+        .arg(&url)
+        .output()
+        .expect("running curl");
+    assert!(out.status.success(), "listing {url} failed");
+    let xml = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!xml.contains("<IsTruncated>true"), "more than one page of objects");
+    let field = |item: &str, tag: &str| {
+        let open = format!("<{tag}>");
+        item.split_once(&open)
+            .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
+            .map(|(v, _)| v.to_string())
+            .unwrap_or_default()
+    };
+    xml.split("<Contents>").skip(1).map(|item| (field(item, "Key"), field(item, "StorageClass"))).collect()
+}
+
+/// Issue 15, item 4 (first half): data packs and their parity are created in the data storage
+/// class, and everything else (trees, index, snapshots, keys, config) in the default one.
+#[test]
+fn s3_data_packs_go_to_the_data_storage_class_and_metadata_stays_hot() {
+    let repo = TestRepo::s3(
+        env!("CARGO_BIN_EXE_cairn"),
+        &["--pack-size-mib", "1", "--data-parity", "10", "--data-storage-class", "STANDARD_IA"],
+    );
+    let src = repo.dir("src");
+    for i in 0..4 {
+        data::write_random(&src.join(format!("f{i}.bin")), 60 + i, 800_000);
+    }
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    data::write(&src.join("sub/t.txt"), b"text\n");
+    repo.backup(args![&src]);
+    let url = repo.path().display().to_string();
+    let (bucket, prefix) = url.trim_start_matches("s3://").split_once('/').unwrap();
+    let objects = storage_classes(bucket, prefix);
+    let name = |key: &str| key.rsplit('/').next().unwrap().to_string();
+    let parity: std::collections::BTreeSet<String> =
+        objects.iter().filter(|(k, _)| k.contains("/parity/")).map(|(k, _)| name(k)).collect();
+    assert!(parity.len() >= 2, "data packs and their parity: {objects:#?}");
+    let mut cold = 0;
+    for (key, class) in &objects {
+        let data_pack = key.contains("/data/") && parity.contains(&name(key));
+        if data_pack || key.contains("/parity/") {
+            assert_eq!(class, "STANDARD_IA", "{key}");
+            cold += 1;
+        } else {
+            assert_ne!(class, "STANDARD_IA", "{key} (metadata) must stay in the default class");
+        }
+    }
+    assert_eq!(cold, 2 * parity.len(), "{objects:#?}");
+    assert!(objects.len() > cold + 3, "tree packs, index, snapshot, key and config: {objects:#?}");
+    let target = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+    repo.run(args!["check", "--read-data"]).success();
+}
+
+#[test]
+fn s3_a_data_class_that_needs_a_warm_up_is_refused() {
+    let repo = TestRepo::uninitialized(env!("CARGO_BIN_EXE_cairn"));
+    repo.run(args!["init", "--data-storage-class", "DEEP_ARCHIVE"])
+        .failure()
+        .stderr_has("needs a warm-up request before every read");
+}

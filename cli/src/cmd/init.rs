@@ -34,6 +34,12 @@ pub struct Args {
     /// storage.
     #[arg(long, value_name = "N%", value_parser = parse_percent)]
     data_parity: Option<u8>,
+    /// Create data packs (and their parity) in this storage class, e.g. S3 GLACIER_IR or
+    /// STANDARD_IA, Azure Cool, GCS COLDLINE; trees, index and snapshots stay in the default
+    /// class, so listing, ls, find, diff and forget never read a cold object. Classes that need
+    /// a warm-up before reads (S3 GLACIER, DEEP_ARCHIVE, Azure Archive) are refused.
+    #[arg(long, value_name = "CLASS")]
+    data_storage_class: Option<String>,
     /// argon2id memory in KiB for the key file (lower only for tests).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
     kdf_memory_kib: u32,
@@ -54,6 +60,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     options.group_readable = args.group_readable;
     options.padding = !args.no_padding;
     options.data_parity = args.data_parity.unwrap_or(0);
+    options.data_storage_class = args.data_storage_class;
     let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {

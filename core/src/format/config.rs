@@ -61,6 +61,37 @@ pub struct Config {
     /// bytes (FORMAT.md §10a); 0 (or absent) for none. Version 2 only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub data_parity: u8,
+    /// The storage class new data packs (and their parity) are created in, e.g. S3
+    /// `GLACIER_IR`; trees, index objects and snapshots stay in the store's default class.
+    /// Absent for the default. Version 2 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_storage_class: Option<String>,
+}
+
+/// Storage classes whose objects cannot be read without a warm-up request first (S3 Glacier
+/// Flexible Retrieval and Deep Archive, Azure's Archive tier): refused as the data class until
+/// restores can warm packs up.
+pub const CLASSES_NEEDING_WARM_UP: &[&str] = &["GLACIER", "DEEP_ARCHIVE", "Archive"];
+
+/// Checks a storage class for data packs: a plain name (ASCII letters, digits, `_`, `-`), not
+/// one that needs a warm-up before reads.
+///
+/// # Errors
+/// A message naming what is wrong.
+pub fn check_storage_class(class: &str) -> std::result::Result<(), String> {
+    let plain = !class.is_empty()
+        && class.len() <= 64
+        && class.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !plain {
+        return Err(format!("`{class}` is not a storage class name"));
+    }
+    if CLASSES_NEEDING_WARM_UP.contains(&class) {
+        return Err(format!(
+            "storage class `{class}` needs a warm-up request before every read, which restores cannot make yet; \
+             use an instant-retrieval class (S3 GLACIER_IR, STANDARD_IA; Azure Cool or Cold; any GCS class)"
+        ));
+    }
+    Ok(())
 }
 
 impl Config {
@@ -107,6 +138,11 @@ impl Config {
         }
         if config.padding && version < 2 {
             return Err(Error::corrupt("config", "padding in a version 1 config"));
+        }
+        if let Some(class) = &config.data_storage_class
+            && (version < 2 || check_storage_class(class).is_err())
+        {
+            return Err(Error::corrupt("config", "data storage class out of range"));
         }
         if config.data_parity > 100 || (config.data_parity > 0 && version < 2) {
             return Err(Error::corrupt("config", "data parity out of range"));

@@ -54,6 +54,10 @@ pub struct InitOptions {
     /// Reed–Solomon parity beside every data pack, in percent of its size (0 = none, up to
     /// 100): a damaged byte range up to about that share of a pack is rebuilt (FORMAT.md §10a).
     pub data_parity: u8,
+    /// The storage class data packs are created in (FORMAT.md §7), e.g. S3 `GLACIER_IR`;
+    /// metadata stays in the default class. Classes that need a warm-up before reads are
+    /// refused.
+    pub data_storage_class: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -66,6 +70,7 @@ impl Default for InitOptions {
             group_readable: false,
             padding: true,
             data_parity: 0,
+            data_storage_class: None,
         }
     }
 }
@@ -105,6 +110,9 @@ impl Repository {
         if options.data_parity > 100 {
             return Err(Error::InvalidArgument("data parity must be 0 (off) to 100 %".into()));
         }
+        if let Some(class) = &options.data_storage_class {
+            crate::format::config::check_storage_class(class).map_err(Error::InvalidArgument)?;
+        }
         match store.get(&ObjectKey::CONFIG) {
             Ok(_) => return Err(Error::InvalidArgument(format!("{} already holds a repository", store.describe()))),
             Err(StoreError::NotFound(_)) => {}
@@ -124,6 +132,7 @@ impl Repository {
             compression: options.compression,
             padding: options.padding,
             data_parity: options.data_parity,
+            data_storage_class: options.data_storage_class.clone(),
         };
         // Key first: a config without a key would be a repository nobody can open.
         let key_id = Self::write_key(&*store, &master, FORMAT_VERSION, password, options.kdf)?;

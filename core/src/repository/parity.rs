@@ -7,7 +7,7 @@ use crate::format::parity;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{Digest, PackId};
 use crate::repository::Repository;
-use crate::repository::store::{ObjectKey, ObjectKind, StoreError};
+use crate::repository::store::{ObjectKey, ObjectKind, PutHints, StoreError};
 
 /// What [`Repository::rebuild_pack`] found.
 #[derive(Debug)]
@@ -37,7 +37,8 @@ impl Repository {
         }
         let key = ObjectKey::new(ObjectKind::Parity, id.0);
         let bytes = parity::encode(pack, percent)?;
-        match self.store().put(&key, Bytes::from(bytes)) {
+        let hints = PutHints::storage_class(self.config().data_storage_class.as_deref());
+        match self.store().put_with(&key, Bytes::from(bytes), hints) {
             Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
             Err(cause) => Err(Error::Store { key, cause }),
         }

@@ -42,6 +42,7 @@ use crate::foundation::error::{Error, Result, StoreError};
 use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
+use crate::repository::store::PutHints;
 
 /// Sealed blobs between the callers and the packer (each at most a maximal chunk).
 const BLOB_QUEUE: usize = 8;
@@ -393,14 +394,15 @@ impl Shared<'_> {
             let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
             let len = pack.bytes.len() as u64;
             // A data pack's parity goes first: every pack an index names then has its parity
-            // (trees are stored twice instead).
-            if pack.entries.first().is_some_and(|e| e.kind == BlobKind::Data)
-                && let Err(e) = self.repo.put_parity(&pack.id, &pack.bytes)
-            {
+            // (trees are stored twice instead). Data packs go in the data storage class; tree
+            // packs stay in the default one, so listing and browsing never touch cold objects.
+            let data = pack.entries.first().is_some_and(|e| e.kind == BlobKind::Data);
+            if data && let Err(e) = self.repo.put_parity(&pack.id, &pack.bytes) {
                 self.fail(e);
                 continue;
             }
-            let put = self.repo.store().put(&key, pack.bytes.clone());
+            let class = if data { self.repo.config().data_storage_class.as_deref() } else { None };
+            let put = self.repo.store().put_with(&key, pack.bytes.clone(), PutHints::storage_class(class));
             // The packer reuses the buffer when the store kept no reference to it.
             if let Ok(buf) = pack.bytes.try_into_mut() {
                 let _ = spare.try_send(buf.into());

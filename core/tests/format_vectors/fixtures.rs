@@ -45,6 +45,7 @@ pub fn config() -> Config {
         compression: 3,
         padding: false,
         data_parity: 0,
+        data_storage_class: None,
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
+use super::{ObjectInfo, ObjectKey, ObjectKind, PutHints, Store, StoreError};
 use crate::foundation::id::Digest;
 use crate::foundation::private::{self, Modes};
 
@@ -105,9 +105,9 @@ impl<S: Store> CachedStore<S> {
 }
 
 impl<S: Store> Store for CachedStore<S> {
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+    fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError> {
         self.unprime(key.kind);
-        let put = self.inner.put(key, data.clone());
+        let put = self.inner.put_with(key, data.clone(), hints);
         self.unprime(key.kind);
         put?;
         if Self::cacheable(key.kind) {

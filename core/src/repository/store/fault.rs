@@ -25,7 +25,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
+use super::{ObjectInfo, ObjectKey, ObjectKind, PutHints, Store, StoreError};
 
 /// Which faults to inject.
 #[derive(Debug, Clone, Default)]
@@ -131,13 +131,13 @@ impl<S: Store> FaultyStore<S> {
 }
 
 impl<S: Store> Store for FaultyStore<S> {
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+    fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError> {
         self.request(&format!("put {key}"), || {
             let n = self.puts.fetch_add(1, Ordering::SeqCst) + 1;
             if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
                 return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
             }
-            self.inner.put(key, data)
+            self.inner.put_with(key, data, hints)
         })
     }
     fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {

@@ -31,13 +31,37 @@ pub struct ObjectInfo {
     pub last_modified: jiff::Timestamp,
 }
 
+/// How to store an object, beyond its name and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PutHints<'a> {
+    /// The storage class (S3 `x-amz-storage-class`, Azure access tier, GCS storage class) to
+    /// create it in; the store's default when `None`. Stores without classes ignore it.
+    pub storage_class: Option<&'a str>,
+}
+
+impl<'a> PutHints<'a> {
+    /// Hints asking for `class`, when given.
+    #[must_use]
+    pub fn storage_class(class: Option<&'a str>) -> Self {
+        PutHints { storage_class: class }
+    }
+}
+
 /// Where repository objects live.
 pub trait Store: Send + Sync {
     /// Creates an object; an existing one is [`StoreError::AlreadyExists`], never overwritten.
     ///
     /// # Errors
     /// As the backend reports.
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError>;
+    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+        self.put_with(key, data, PutHints::default())
+    }
+    /// As [`Store::put`], with `hints` on how to store it.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError>;
     /// Replaces an object whole, atomically: a reader sees the old bytes or the new, never a
     /// mix or nothing. Only the config is ever replaced (`cairn migrate`); every other object
     /// is content-addressed and create-only.
@@ -126,8 +150,8 @@ pub trait Store: Send + Sync {
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
-        (**self).put(key, data)
+    fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError> {
+        (**self).put_with(key, data, hints)
     }
     fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
         (**self).replace(key, data)

@@ -22,7 +22,7 @@ use ::object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayloa
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
+use super::{ObjectInfo, ObjectKey, ObjectKind, PutHints, Store, StoreError};
 use crate::foundation::private::{self, Modes};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
@@ -568,7 +568,7 @@ fn object_too_short(size: u64, range: &Range<u64>) -> StoreError {
 }
 
 impl Store for ObjectStoreBackend {
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
+    fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError> {
         let path = self.path(key);
         if self.create_only == CreateOnly::CopyFromStaging {
             return self.rt.block_on(self.put_via_staging(&path, data));
@@ -576,7 +576,12 @@ impl Store for ObjectStoreBackend {
         if data.len() > MULTIPART_THRESHOLD {
             self.rt.block_on(self.put_multipart(&path, data)).map_err(map_err)?;
         } else {
-            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            let mut attributes = ::object_store::Attributes::new();
+            // Local disk has no classes.
+            if let Some(class) = hints.storage_class.filter(|_| self.local_root.is_none()) {
+                attributes.insert(::object_store::Attribute::StorageClass, class.to_string().into());
+            }
+            let opts = PutOptions { mode: PutMode::Create, attributes, ..Default::default() };
             self.rt.block_on(self.inner.put_opts(&path, PutPayload::from_bytes(data), opts)).map_err(map_err)?;
         }
         self.keep_private(key)

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::Rng;
 
-use super::{ObjectInfo, ObjectKey, ObjectKind, Store, StoreError};
+use super::{ObjectInfo, ObjectKey, ObjectKind, PutHints, Store, StoreError};
 
 /// How persistent to be.
 #[derive(Debug, Clone, Copy)]
@@ -76,8 +76,8 @@ fn whole(got: usize, want: u64) -> Result<(), StoreError> {
 }
 
 impl<S: Store> Store for RetryStore<S> {
-    fn put(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
-        self.retry(|attempt| match self.inner.put(key, data.clone()) {
+    fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError> {
+        self.retry(|attempt| match self.inner.put_with(key, data.clone(), hints) {
             // Our names are content addresses: on a retry, "exists" means an earlier attempt
             // landed. (The config is the one object not named by content; init checks first.)
             Err(StoreError::AlreadyExists) if attempt > 0 && key.kind != ObjectKind::Config => Ok(()),
