@@ -58,6 +58,8 @@ enum Command {
     Copy(cmd::copy::Args),
     /// Remove data that no snapshot needs.
     Prune(cmd::prune::Args),
+    /// Check a backup policy file (docs/POLICY.md).
+    Policy(cmd::policy::Args),
     /// Remove snapshots according to a retention policy.
     Forget(Box<cmd::forget::Args>),
 }
@@ -232,6 +234,7 @@ fn main() -> ExitCode {
         Command::Copy(a) => cmd::copy::run(&cli.global, a),
         Command::Prune(a) => cmd::prune::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),
+        Command::Policy(a) => cmd::policy::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

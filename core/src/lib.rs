@@ -48,6 +48,7 @@
 // needs is re-exported below; the plumbing is under `advanced` and `format`.
 mod foundation;
 mod operations;
+pub mod policy;
 mod repository;
 
 pub mod advanced;

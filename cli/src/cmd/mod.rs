@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod key;
 pub mod ls;
 pub mod migrate;
+pub mod policy;
 pub mod prune;
 pub mod repair;
 pub mod restore;

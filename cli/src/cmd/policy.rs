@@ -1,0 +1,97 @@
+//! `cairn policy check FILE`: read a backup policy (docs/POLICY.md) and say what it promises,
+//! or name the line of its first mistake.
+
+use anyhow::{Context, Result};
+use cairn_core::policy::{Policy, SourceKind};
+
+use crate::context::{GlobalArgs, print_json};
+
+/// Work with a policy file.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum What {
+    /// Check a policy file: every key known, every value valid, every promise keepable.
+    Check {
+        /// The policy file (TOML).
+        file: std::path::PathBuf,
+    },
+}
+
+/// `6h`, `1d` or `90s`: the largest whole unit.
+fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s.is_multiple_of(n) && s >= n {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let What::Check { file } = args.what;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let policy = Policy::parse(&text)
+        .map_err(|e| crate::usage(format!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message)))?;
+    if global.json {
+        let sources: Vec<_> = policy
+            .sources
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "kind": match s.kind { SourceKind::Command { .. } => "command", _ => "paths" },
+                    "every_seconds": s.every.as_secs(),
+                    "rpo_seconds": s.rpo.as_secs(),
+                })
+            })
+            .collect();
+        let copies: Vec<_> = policy.copies.iter().map(|c| c.name.clone()).collect();
+        print_json(&serde_json::json!({
+            "valid": true,
+            "repository": policy.repository.url,
+            "sources": sources,
+            "copies": copies,
+            "retention": policy.retention.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "run_every_seconds": policy.shortest_every().as_secs(),
+        }))?;
+        return Ok(0);
+    }
+    if !global.quiet {
+        println!("{}: a valid policy for {}", file.display(), policy.repository.url);
+        for s in &policy.sources {
+            let what = match &s.kind {
+                SourceKind::Command { argv, filename } => format!("`{}` as {filename}", argv.join(" ")),
+                SourceKind::Paths { paths, .. } => {
+                    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                }
+                _ => String::new(),
+            };
+            println!("  source {}: {what}, every {}, rpo {}", s.name, human(s.every), human(s.rpo));
+        }
+        for c in &policy.copies {
+            let lag = c.max_lag.map_or_else(|| "no lag limit".to_string(), |l| format!("max lag {}", human(l)));
+            println!("  copy {}: {}, {lag}", c.name, c.repository.url);
+        }
+        if !policy.retention.is_empty() {
+            let tiers: Vec<String> = policy.retention.iter().map(ToString::to_string).collect();
+            println!("  retention: {}", tiers.join(", "));
+        }
+        if let Some(c) = &policy.check {
+            println!("  check every {}", human(c.every));
+        }
+        if let Some(d) = &policy.drill {
+            println!("  drill every {}, rto {}", human(d.every), human(d.rto));
+        }
+        if let Some(d) = policy.erasure_deadline {
+            println!("  erasure within {}", human(d));
+        }
+        println!("  `cairn run` is due every {}", human(policy.shortest_every()));
+    }
+    Ok(0)
+}
