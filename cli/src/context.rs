@@ -65,7 +65,11 @@ impl GlobalArgs {
         let faults = std::env::var("CAIRN_TEST_FAULTS").ok().filter(|f| !f.is_empty());
         let cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or_else(default_cache_root) };
         Ok(OpenOptions {
-            backend: BackendOptions { settings, timeout: Some(std::time::Duration::from_secs(self.timeout)) },
+            backend: BackendOptions {
+                settings,
+                timeout: Some(std::time::Duration::from_secs(self.timeout)),
+                create: false,
+            },
             retry: RetryPolicy { max_retries: self.retries, ..RetryPolicy::default() },
             cache_dir,
             faults,
@@ -77,10 +81,29 @@ impl GlobalArgs {
         self.store_at(self.repo_url()?)
     }
 
-    /// Opens the store at `url` with the global settings.
+    /// Opens the store at `url` with the global settings. A local directory that does not
+    /// exist is "no repository there", and nothing is created.
     pub fn store_at(&self, url: &str) -> Result<Arc<dyn Store>> {
-        cairn_core::store::open(url, &self.open_options()?)
-            .with_context(|| format!("opening repository {}", cairn_core::store::object_store::redact_userinfo(url)))
+        self.open_store(url, false)
+    }
+
+    /// Opens the store named by `--repo` for `init`: a missing local directory is created.
+    pub fn store_for_init(&self) -> Result<Arc<dyn Store>> {
+        self.open_store(self.repo_url()?, true)
+    }
+
+    fn open_store(&self, url: &str, create: bool) -> Result<Arc<dyn Store>> {
+        let mut options = self.open_options()?;
+        options.backend.create = create;
+        let location = cairn_core::store::object_store::redact_userinfo(url);
+        cairn_core::store::open(url, &options)
+            .map_err(|e| match e {
+                cairn_core::StoreError::NotFound(_) => {
+                    anyhow::Error::new(cairn_core::Error::RepositoryNotFound { location: location.clone() })
+                }
+                e => anyhow::Error::new(cairn_core::Error::Storage(e)),
+            })
+            .with_context(|| format!("opening repository {location}"))
     }
 
     /// The password from the environment, a file, a command or (on a terminal) a prompt.

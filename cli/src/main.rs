@@ -211,8 +211,25 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// A reader that closed its end of standard output (`cairn snapshots | head -1`) wants no more
+/// of it: `print!` panics on the broken pipe, and the process then ends quietly with 0 instead
+/// of a panic message (errors returned on the way out are handled in `main` the same way).
+fn quiet_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe")) {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
+}
+
 fn main() -> ExitCode {
     tune_allocator();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let json = cli.global.json;
     let result = match cli.command {

@@ -447,7 +447,7 @@ fn a_year_of_tiered_retention_restores_every_kept_snapshot() {
     let scratch = work.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
     let store: Arc<dyn Store> =
-        Arc::new(ObjectStoreBackend::open(repo_dir.to_str().unwrap(), &Default::default()).unwrap());
+        Arc::new(ObjectStoreBackend::open(repo_dir.to_str().unwrap(), &creating()).unwrap());
     let mut init = InitOptions::default();
     init.chunker_params = ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 };
     init.pack_size = 64 * 1024;
@@ -658,4 +658,9 @@ fn a_year_of_tiered_retention_restores_every_kept_snapshot() {
     assert!(report.unindexed_packs.is_empty(), "unindexed packs left: {:?}", report.unindexed_packs);
     assert_eq!(report.snapshots as usize, kept.len());
     eprintln!("check --read-data {:.1?}; whole test {:.1?}", t0.elapsed(), started.elapsed());
+}
+
+/// Store options that create a missing repository directory, as `init` does.
+fn creating() -> cairn_core::store::object_store::BackendOptions {
+    cairn_core::store::object_store::BackendOptions { create: true, ..Default::default() }
 }

@@ -156,6 +156,7 @@ fn s3_options() -> BackendOptions {
             ("aws_allow_http".into(), "true".into()),
         ],
         timeout: Some(std::time::Duration::from_secs(30)),
+        ..Default::default()
     }
 }
 
@@ -212,6 +213,7 @@ fn azure(test: &str) -> ObjectStoreBackend {
             ("azure_storage_account_key".into(), server_var("AZURE_TEST_KEY", "Azurite")),
         ],
         timeout: Some(std::time::Duration::from_secs(30)),
+        ..Default::default()
     };
     ObjectStoreBackend::open(&format!("az://{container}/{}", fresh_prefix(test)), &opts).unwrap()
 }
@@ -219,7 +221,7 @@ fn azure(test: &str) -> ObjectStoreBackend {
 /// rclone's WebDAV server (scripts/webdav.sh), one folder per test.
 fn webdav(test: &str) -> ObjectStoreBackend {
     let base = server_var("WEBDAV_TEST_URL", "rclone serve webdav (scripts/webdav.sh)");
-    let opts = BackendOptions { settings: Vec::new(), timeout: Some(std::time::Duration::from_secs(30)) };
+    let opts = BackendOptions { timeout: Some(std::time::Duration::from_secs(30)), ..Default::default() };
     ObjectStoreBackend::open(&format!("{base}/{}", fresh_prefix(test)), &opts).unwrap()
 }
 

@@ -384,6 +384,12 @@ fn damaged_or_missing_key_and_config_are_named() {
     corrupt::flip_byte(&config, -5);
     repo.run(args!["snapshots"]).code(exit::DAMAGED).stderr_has("config is damaged");
     std::fs::write(&config, &config_bytes).unwrap();
+    // A truncated config is named as the damage, not taken for a wrong password (issue 17).
+    std::fs::write(&config, &config_bytes[..20]).unwrap();
+    let out = repo.run(args!["snapshots"]);
+    out.code(exit::DAMAGED).stderr_has("config is damaged").stderr_has("too short");
+    assert!(!out.stderr.contains("wrong password"), "{}", out.report());
+    std::fs::write(&config, &config_bytes).unwrap();
     // No config at all: not a repository.
     std::fs::remove_file(&config).unwrap();
     repo.run(args!["snapshots"]).code(exit::REPOSITORY_NOT_FOUND).stderr_has("cairn init");
@@ -416,4 +422,47 @@ fn damaged_or_missing_key_and_config_are_named() {
     let target = repo.scratch().join("restore");
     repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
     assert_trees_equal(&src, &restored(&target, &src));
+}
+
+/// Issue 17, item 4: a repository path that does not exist is "no repository" and nothing is
+/// created; a path that is a file is named as one.
+#[test]
+fn a_missing_or_file_repository_path_is_named_and_nothing_is_created() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("no/such/repo");
+    let as_repo = |path: &Path| TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &path.display().to_string(), &[]);
+    for a in [&["snapshots"][..], &["check"], &["backup", "/etc/hostname"]] {
+        as_repo(&missing).run(a).code(exit::REPOSITORY_NOT_FOUND).stderr_has("no repository at");
+    }
+    assert!(!scratch.path().join("no").exists(), "opening a missing repository created its directory");
+    let file = scratch.path().join("a-file");
+    std::fs::write(&file, b"not a repository").unwrap();
+    as_repo(&file).run(["snapshots"]).failure().stderr_has("is a file, not a repository directory");
+    // init still creates the directory and its parents.
+    as_repo(&missing).init_here(&[]);
+    assert!(missing.join("config").exists());
+}
+
+/// Issue 17, item 4: a command writing into a pipe its reader closed ends quietly, with 0.
+#[test]
+fn writing_into_a_closed_pipe_ends_quietly() {
+    use std::io::BufRead;
+    let repo = repo();
+    let src = repo.dir("many");
+    for i in 0..3000 {
+        data::write(&src.join(format!("file-with-a-long-name-{i:05}.txt")), b"x");
+    }
+    repo.backup([&src]);
+    for a in [&["ls", "latest"][..], &["--json", "ls", "latest"]] {
+        let mut cmd = repo.command(a);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{a:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{a:?}: {stderr}");
+    }
 }

@@ -49,7 +49,7 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
-    let store = global.store()?;
+    let store = global.store_for_init()?;
     let password = global.password(true)?;
     let avg = args.chunk_avg_kib.saturating_mul(1024);
     let mut options = InitOptions::default();

@@ -137,7 +137,7 @@ pub enum Error {
         cause: StoreError,
     },
     /// The storage backend failed on a listing or on opening.
-    #[error("storage: {0}")]
+    #[error("{0}")]
     Storage(StoreError),
     /// A local file or directory could not be read or written.
     #[error("{}: {cause}", path.display())]

@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::operations::check::ReadData;
 use crate::foundation::duration::parse_duration;
+use crate::operations::check::ReadData;
 use crate::operations::forget::retention::Tier;
 
 /// A mistake in a policy file, with where it is.

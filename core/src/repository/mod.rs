@@ -152,7 +152,9 @@ impl Repository {
     /// # Errors
     /// As [`store::open`] and [`Repository::init`].
     pub fn init_url(url: &str, password: &[u8], options: &InitOptions) -> Result<Self> {
-        let store = store::open(url, &store::OpenOptions::default()).map_err(Error::Storage)?;
+        let mut open = store::OpenOptions::default();
+        open.backend.create = true;
+        let store = store::open(url, &open).map_err(Error::Storage)?;
         Self::init(store, password, options)
     }
 
@@ -161,7 +163,10 @@ impl Repository {
     /// # Errors
     /// As [`store::open`] and [`Repository::open`].
     pub fn open_url(url: &str, password: &[u8]) -> Result<Self> {
-        let store = store::open(url, &store::OpenOptions::default()).map_err(Error::Storage)?;
+        let store = store::open(url, &store::OpenOptions::default()).map_err(|e| match e {
+            StoreError::NotFound(_) => Error::RepositoryNotFound { location: url.to_string() },
+            e => Error::Storage(e),
+        })?;
         Self::open(store, password)
     }
 
@@ -224,6 +229,9 @@ impl Repository {
         password: &[u8],
     ) -> Result<(MasterKey, Config, KeyId)> {
         let mut last_invalid = None;
+        // The first config failure with a key the password unlocked: the config, not the key,
+        // is then the likelier damage.
+        let mut config_failure = None;
         for (info, data) in keys {
             // A key file is named by the digest of its bytes: if they no longer match, a
             // refused password may be the damage, not the password (host, user and created
@@ -236,7 +244,11 @@ impl Repository {
                     // A key for another master key (left by an interrupted `init` that was run
                     // again): try the others.
                     Err(e) => {
-                        last_invalid = Some(format!("{}: opens, but not this repository's config: {e}", info.key))
+                        let reason = match e {
+                            Error::Corrupt { reason, .. } => reason,
+                            e => e.to_string(),
+                        };
+                        config_failure.get_or_insert(reason);
                     }
                 },
                 Err(KeyFileError::WrongPassword) if damaged => {
@@ -245,6 +257,15 @@ impl Repository {
                 Err(KeyFileError::WrongPassword) => {}
                 Err(e) => last_invalid = Some(format!("{}: {e}", info.key)),
             }
+        }
+        if let Some(reason) = config_failure {
+            return Err(Error::Corrupt {
+                object: "config".into(),
+                reason: format!(
+                    "the password unlocks a key file, but the config does not open with its key ({reason}): \
+                     the config is damaged (or that key file belongs to another repository)"
+                ),
+            });
         }
         match last_invalid {
             // Every key either refused the password or was unreadable; the password is the

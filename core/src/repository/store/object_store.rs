@@ -187,6 +187,9 @@ pub struct BackendOptions {
     pub settings: Vec<(String, String)>,
     /// Per-request timeout.
     pub timeout: Option<std::time::Duration>,
+    /// For a local path: create the directory (and its parents) when missing, as `init` does.
+    /// Otherwise a missing directory is [`StoreError::NotFound`] and nothing is created.
+    pub create: bool,
 }
 
 impl ObjectStoreBackend {
@@ -209,12 +212,22 @@ impl ObjectStoreBackend {
             (store, String::new(), CreateOnly::Native)
         } else if !url.contains("://") || url.starts_with("file://") {
             let path = url.strip_prefix("file://").unwrap_or(url);
-            // A new repository directory is the owner's alone; `init` settles its mode.
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(Modes::PRIVATE.dir)
-                .create(path)
-                .map_err(|e| StoreError::Permanent(format!("{path}: {e}")))?;
+            match std::fs::metadata(path) {
+                Ok(m) if !m.is_dir() => {
+                    return Err(StoreError::Permanent(format!("{path} is a file, not a repository directory")));
+                }
+                Ok(_) => {}
+                // A new repository directory is the owner's alone; `init` settles its mode.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && opts.create => std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(Modes::PRIVATE.dir)
+                    .create(path)
+                    .map_err(|e| StoreError::Permanent(format!("{path}: {e}")))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound(format!("{path}: no such directory")));
+                }
+                Err(e) => return Err(StoreError::Permanent(format!("{path}: {e}"))),
+            }
             let fs = LocalFileSystem::new_with_prefix(path).map_err(map_err)?;
             local_root = std::fs::canonicalize(path).ok();
             (Arc::new(fs), String::new(), CreateOnly::Native)
