@@ -446,8 +446,7 @@ fn a_year_of_tiered_retention_restores_every_kept_snapshot() {
     let repo_dir = work.path().join("repo");
     let scratch = work.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(ObjectStoreBackend::open(repo_dir.to_str().unwrap(), &creating()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(ObjectStoreBackend::open(repo_dir.to_str().unwrap(), &creating()).unwrap());
     let mut init = InitOptions::default();
     init.chunker_params = ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096 };
     init.pack_size = 64 * 1024;
