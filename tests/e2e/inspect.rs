@@ -165,7 +165,12 @@ fn repair_index_rebuilds_a_lost_index() {
     for idx in corrupt::objects(repo.path(), ObjectKind::Index) {
         corrupt::delete(&idx);
     }
-    repo.run(args!["check"]).failure();
+    // check says to repair the index, never to prune what is in fact the only copy of the data.
+    let check = repo.run(args!["check"]);
+    check.failure();
+    let said = check.stdout_text();
+    assert!(said.contains("run `cairn repair index`") && said.contains("before any prune"), "{said}");
+    assert!(!said.contains("interrupted backup; prune removes them"), "{said}");
     repo.run(args!["repair", "index", "--apply"]).success();
     repo.run(args!["check", "--read-data"]).success();
     let target = repo.dir("restore");
@@ -253,4 +258,56 @@ fn a_damaged_tree_pack_costs_no_file() {
     let again = repo.dir("restore-again");
     repo.run(args!["restore", "latest", "--target", &again, "--verify"]).success();
     assert_trees_equal(&src, &restored(&again, &src));
+}
+
+/// Issue 17, item 4: `status` holds each source's newest snapshot against the objective; a
+/// snapshot dated in the future (a wrong clock, `--time`) is reported and never counted as
+/// fresh, so it cannot hide a source whose backups stopped.
+#[test]
+fn status_never_counts_a_snapshot_from_the_future_as_fresh() {
+    let repo = repo();
+    let src = known_tree(&repo);
+    repo.backup(args![&src, "--time", "2020-01-01T00:00:00Z"]);
+    let late = repo.run(args!["--json", "status", "--max-age", "6h"]);
+    late.code(1);
+    assert_eq!(late.json()["ok"], false);
+    repo.backup(args![&src, "--time", "2099-01-01T00:00:00Z"]);
+    let out = repo.run(args!["status", "--max-age", "6h"]);
+    out.code(1).stderr_has("dated in the future");
+    let json = repo.run(args!["--json", "status", "--max-age", "6h"]).code(1).json();
+    let source = &json["sources"][0];
+    assert_eq!(source["ok"], false, "{json}");
+    assert_eq!(source["dated_in_future"].as_array().unwrap().len(), 1, "{json}");
+    assert!(source["time"].as_str().unwrap().starts_with("2020"), "the recovery point is the 2020 snapshot: {json}");
+    repo.backup(args![&src]);
+    repo.run(args!["status", "--max-age", "6h"]).success().stderr_has("dated in the future");
+}
+
+/// Issue 17, item 4: prune says what it held back and why, and when the space it marked is
+/// freed.
+#[test]
+fn prune_says_what_it_held_back_and_when_space_is_freed() {
+    let repo = repo();
+    let src = known_tree(&repo);
+    repo.backup(args![&src]);
+    data::write_random(&src.join("sub/c.bin"), 10, 400_000);
+    repo.backup(args![&src]);
+    repo.run(args!["forget", "--keep-last", "1"]).success();
+    // A pack a backup is still writing: in no index object, younger than the grace period.
+    let bytes = b"a pack being uploaded by a backup that runs now".to_vec();
+    let id = cairn_core::id::Digest::of(&bytes);
+    let path = repo.path().join(ObjectKey::new(ObjectKind::Pack, id).path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    // Everything is younger than the default grace period of an hour: held back, and said so.
+    let out = repo.run(args!["prune"]).success().stdout_text();
+    assert!(out.contains("packs younger than the grace period (1h) are neither marked nor repacked"), "{out}");
+    assert!(path.exists(), "the young pack is kept");
+    let json = repo.run(args!["--json", "prune", "--dry-run"]).success().json();
+    let young = json["stats"]["packs_young"].as_u64().unwrap();
+    assert!(young >= 2, "the young pack in no index object is counted with the young indexed ones: {json}");
+    // With no grace period the forgotten snapshot's data is marked, and the output says when
+    // it will be freed.
+    let out = repo.run(args!["prune", "--grace", "0s"]).success().stdout_text();
+    assert!(out.contains("freed by the first prune after"), "{out}");
 }

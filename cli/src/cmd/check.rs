@@ -53,10 +53,26 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             println!("read {} packs ({})", report.packs_read, bytes(report.bytes_read));
         }
         if !report.unindexed_packs.is_empty() {
-            println!(
-                "{} packs are not in any index (left by an interrupted backup; prune removes them)",
-                report.unindexed_packs.len()
-            );
+            // Which it is cannot be told from the packs alone: a backup that stopped before
+            // indexing them, or an index object that is gone. With the index damaged or blobs
+            // missing from it, pruning them would delete data: repair the index first.
+            let index_trouble = report.problems.iter().any(|p| {
+                matches!(p.object, cairn_core::check::Checked::Index(_)) || p.message.contains("not in the index")
+            });
+            if index_trouble {
+                println!(
+                    "{} packs are in no index object, and the index has problems: run `cairn repair index` \
+                     (it reads their headers and indexes them again) before any prune",
+                    report.unindexed_packs.len()
+                );
+            } else {
+                println!(
+                    "{} packs are in no index object: left by a backup that stopped before indexing them, or \
+                     named by an index object that is lost; `cairn repair index` indexes them again, \
+                     `cairn prune` removes them after the grace period",
+                    report.unindexed_packs.len()
+                );
+            }
         }
         for path in &report.exposed {
             eprintln!(

@@ -56,11 +56,22 @@ pub fn run_on(repo: &Repository, global: &GlobalArgs, args: &PruneArgs, dry_run:
     opts.grace = args.grace;
     opts.dry_run = dry_run;
     let stats = prune::run(repo, &opts).context("prune failed (the repository is unchanged or consistent)")?;
-    report(global, &stats, dry_run)?;
+    report(global, &stats, dry_run, args.grace)?;
     Ok(0)
 }
 
-fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool) -> Result<()> {
+/// `90m`, `1h`, `2d`: the grace period as it was most likely written.
+fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= n && s.is_multiple_of(n) {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool, grace: std::time::Duration) -> Result<()> {
     if global.json {
         return print_json(&serde_json::json!({ "dry_run": dry_run, "stats": s }));
     }
@@ -82,10 +93,40 @@ fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool) -> Result<()> {
         bytes(s.bytes_marked)
     );
     if s.packs_unindexed > 0 {
-        println!("{} packs from interrupted backups are not indexed; they are marked too", s.packs_unindexed);
+        println!(
+            "{} packs in no index object (from backups that stopped before indexing them) are marked too",
+            s.packs_unindexed
+        );
+    }
+    if s.packs_young > 0 {
+        println!(
+            "held back: {} packs younger than the grace period ({}) are neither marked nor repacked: a backup \
+             running now may be writing or reusing them; a prune after that frees what they do not need",
+            s.packs_young,
+            human(grace)
+        );
+    }
+    if s.lists_held > 0 {
+        println!(
+            "held back: {} garbage lists past the grace period, because a backup that started before them is still \
+             running; a prune after it ends frees them",
+            s.lists_held
+        );
     }
     if !dry_run {
         println!("deleted {} packs whose grace period ended, freeing {}", s.packs_deleted, bytes(s.bytes_freed));
+        if s.packs_marked > 0 {
+            let when = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::ZERO))
+                .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            println!(
+                "the {} marked now are freed by the first prune after {when} (the grace period of {} lets backups \
+                 running now finish)",
+                bytes(s.bytes_marked),
+                human(grace)
+            );
+        }
         if s.packs_resurrected > 0 {
             println!("{} packs were needed again by newer snapshots and were kept", s.packs_resurrected);
         }

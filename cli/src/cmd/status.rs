@@ -25,20 +25,37 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         print_json(&status)?;
     } else {
         for s in &status.sources {
+            let label = if s.ok {
+                "OK"
+            } else if s.age.is_negative() {
+                "CLOCK"
+            } else {
+                "LATE"
+            };
             println!(
                 "{:<5} {:>8.1}h old  {}  {}  {}",
-                if s.ok { "OK" } else { "LATE" },
+                label,
                 s.age.as_secs_f64() / 3600.0,
                 s.snapshot.short(),
                 s.host,
                 s.paths.join(" ")
             );
         }
+        for s in &status.sources {
+            for id in &s.dated_in_future {
+                eprintln!(
+                    "cairn: snapshot {} of {} {} is dated in the future: not counted as a recovery point (check that host's clock)",
+                    id.short(),
+                    s.host,
+                    s.paths.join(" ")
+                );
+            }
+        }
         if status.sources.is_empty() {
             eprintln!("cairn: no snapshots match: nothing meets the recovery point objective");
         } else if status.late().next().is_some() {
             eprintln!(
-                "cairn: {} sources are older than the recovery point objective of {}s",
+                "cairn: {} sources do not meet the recovery point objective of {}s",
                 status.late().count(),
                 args.max_age.as_secs()
             );

@@ -151,7 +151,8 @@ pub struct CheckReport {
     pub bytes_read: u64,
     /// Blobs the index holds.
     pub blobs: u64,
-    /// Packs in storage that no index names (left by an interrupted backup; prune removes them).
+    /// Packs in storage that no index names: left by a backup that stopped before indexing
+    /// them, or named by an index object that is lost (`repair index` indexes them again).
     pub unindexed_packs: Vec<PackId>,
     /// Problems: any makes the check fail.
     pub problems: Vec<Problem>,

@@ -423,6 +423,9 @@ impl PrunePlan {
         let indexed: HashSet<PackId> =
             keep.iter().chain(repack.iter()).map(|p| p.id).chain(drop.iter().map(|(p, _)| p.id)).collect();
         // Packs already on a garbage list are waiting out their grace period, not unindexed.
+        // Young packs no index names (a running backup's, not yet in an index checkpoint) are
+        // left alone like young indexed ones.
+        stats.packs_young += young.iter().filter(|id| !indexed.contains(id) && !listed.contains(id)).count() as u64;
         let unindexed: Vec<(PackId, u64)> = sizes
             .into_iter()
             .filter(|(id, _)| !indexed.contains(id) && !listed.contains(id) && !young.contains(id))

@@ -31,7 +31,16 @@ pub struct SourceStatus {
     pub max_age: jiff::SignedDuration,
     /// Whether it is within the objective.
     pub ok: bool,
+    /// Snapshots of the source dated more than [`CLOCK_SKEW`] after the status's time (a
+    /// wrong clock or `--time`): reported, never counted as fresh. When the source has only
+    /// such snapshots, `snapshot` is the newest of them and `ok` is false.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dated_in_future: Vec<SnapshotId>,
 }
+
+/// How far in the future a snapshot's time may be (clocks of different hosts disagree a
+/// little) before it is taken for a wrong one.
+pub const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
 fn seconds<S: serde::Serializer>(d: &jiff::SignedDuration, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_i64(d.as_secs())
@@ -65,18 +74,32 @@ pub fn run(
     max_age: jiff::SignedDuration,
     now: jiff::Timestamp,
 ) -> Result<Status> {
-    let mut newest: BTreeMap<(String, Vec<String>), (SnapshotId, jiff::Timestamp)> = BTreeMap::new();
+    /// Per source: the newest snapshot not dated in the future, and those that are.
+    #[derive(Default)]
+    struct Seen {
+        newest: Option<(SnapshotId, jiff::Timestamp)>,
+        future: Vec<(SnapshotId, jiff::Timestamp)>,
+    }
+    let mut seen: BTreeMap<(String, Vec<String>), Seen> = BTreeMap::new();
     for (id, s) in repo.snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)) {
-        let e = newest.entry((s.host.clone(), s.paths.clone())).or_insert((id, s.time));
-        if s.time >= e.1 {
-            *e = (id, s.time);
+        let e = seen.entry((s.host.clone(), s.paths.clone())).or_default();
+        if s.time.duration_since(now) > CLOCK_SKEW {
+            e.future.push((id, s.time));
+        } else if e.newest.is_none_or(|(_, t)| s.time >= t) {
+            e.newest = Some((id, s.time));
         }
     }
-    let sources: Vec<SourceStatus> = newest
+    let sources: Vec<SourceStatus> = seen
         .into_iter()
-        .map(|((host, paths), (snapshot, time))| {
+        .filter_map(|((host, paths), seen)| {
+            let future: Vec<SnapshotId> = seen.future.iter().map(|(id, _)| *id).collect();
+            let (snapshot, time, fresh) = match seen.newest {
+                Some((id, time)) => (id, time, true),
+                None => seen.future.iter().max_by_key(|(_, t)| *t).map(|&(id, t)| (id, t, false))?,
+            };
             let age = now.duration_since(time);
-            SourceStatus { host, paths, snapshot, time, age, max_age, ok: age <= max_age }
+            let ok = fresh && age <= max_age;
+            Some(SourceStatus { host, paths, snapshot, time, age, max_age, ok, dated_in_future: future })
         })
         .collect();
     Ok(Status { ok: !sources.is_empty() && sources.iter().all(|s| s.ok), sources })
