@@ -311,3 +311,36 @@ fn prune_says_what_it_held_back_and_when_space_is_freed() {
     let out = repo.run(args!["prune", "--grace", "0s"]).success().stdout_text();
     assert!(out.contains("freed by the first prune after"), "{out}");
 }
+
+/// Issue 17, item 4: `dump` of a directory as tar carries FIFOs, devices and symbolic links
+/// (it dropped FIFOs and devices with exit 0); GNU tar reads them back as what they were.
+#[test]
+fn dump_as_tar_carries_fifos_devices_and_symlinks() {
+    use std::os::unix::fs::FileTypeExt;
+    let repo = repo();
+    let src = repo.dir("special");
+    data::write(&src.join("file.txt"), b"data\n");
+    std::os::unix::fs::symlink("file.txt", src.join("link")).unwrap();
+    let made =
+        |cmd: &str, args: &[&str]| std::process::Command::new(cmd).args(args).status().is_ok_and(|s| s.success());
+    assert!(made("mkfifo", &[&src.join("fifo").display().to_string()]));
+    // A character device (1, 3), when this process may make one (as root).
+    let device = made("mknod", &[&src.join("null-like").display().to_string(), "c", "1", "3"]);
+    repo.backup(args![&src]);
+    let tar = repo.dump("latest", &src.display().to_string());
+    let out = repo.dir("untar");
+    let mut untar = std::process::Command::new("tar");
+    untar.arg("-x").arg("-C").arg(&out).stdin(std::process::Stdio::piped());
+    let mut child = untar.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &tar).unwrap();
+    assert!(child.wait().unwrap().success());
+    let back = out.join("special");
+    assert!(std::fs::symlink_metadata(back.join("fifo")).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::read_link(back.join("link")).unwrap(), std::path::Path::new("file.txt"));
+    assert_eq!(std::fs::read(back.join("file.txt")).unwrap(), b"data\n");
+    if device {
+        let meta = std::fs::symlink_metadata(back.join("null-like")).unwrap();
+        assert!(meta.file_type().is_char_device());
+        assert_eq!(std::os::unix::fs::MetadataExt::rdev(&meta), (1 << 8) | 3, "major 1, minor 3");
+    }
+}

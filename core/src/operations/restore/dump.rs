@@ -211,7 +211,28 @@ impl Tar<'_, '_> {
                 let reader = FileReader::new(self.repo, self.index, n)?;
                 self.builder.append_data(&mut h, p, reader).map_err(unwrap_io)
             }
-            _ => Ok(()),
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                h.set_entry_type(match n.kind {
+                    NodeKind::Fifo => tar::EntryType::Fifo,
+                    NodeKind::CharDevice => tar::EntryType::Char,
+                    _ => tar::EntryType::Block,
+                });
+                h.set_size(0);
+                if n.kind != NodeKind::Fifo {
+                    let (major, minor) = (nix::sys::stat::major(n.rdev), nix::sys::stat::minor(n.rdev));
+                    let field = |v: u64| {
+                        u32::try_from(v).map_err(|_| {
+                            Error::InvalidArgument(format!("{}: device number too large for tar", p.display()))
+                        })
+                    };
+                    h.set_device_major(field(major)?).map_err(unwrap_io)?;
+                    h.set_device_minor(field(minor)?).map_err(unwrap_io)?;
+                }
+                self.builder.append_data(&mut h, p, std::io::empty()).map_err(unwrap_io)
+            }
+            // Sockets are recorded but not restored (a socket is made by the program that
+            // listens on it), and tar has no entry for them: left out, as GNU tar leaves them.
+            NodeKind::Socket => Ok(()),
         }
     }
 }
