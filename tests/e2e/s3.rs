@@ -276,3 +276,25 @@ fn s3_a_data_class_that_needs_a_warm_up_is_refused() {
         .failure()
         .stderr_has("needs a warm-up request before every read");
 }
+
+/// Issue 17, item 4: a client error from the server (an invalid bucket name) fails at once with
+/// the server's message, never retried as a transient one.
+#[test]
+fn s3_an_invalid_bucket_fails_at_once_with_the_servers_message() {
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
+    let env = [
+        ("AWS_ACCESS_KEY_ID", var("S3_TEST_KEY")),
+        ("AWS_SECRET_ACCESS_KEY", var("S3_TEST_SECRET")),
+        ("AWS_REGION", var("S3_TEST_REGION")),
+        ("AWS_ENDPOINT_URL", var("S3_TEST_ENDPOINT")),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let repo = TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), "s3://Invalid_Bucket/repo", &env);
+    for a in [args!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1"], args!["snapshots"]] {
+        let out = repo.run(&a);
+        out.code(cairn_tests::exit::STORAGE);
+        assert!(out.stderr.contains("InvalidBucketName") || out.stderr.contains("NoSuchBucket"), "{}", out.report());
+        assert!(!out.stderr.contains("gave up after"), "retried: {}", out.report());
+    }
+}

@@ -204,10 +204,18 @@ impl Repository {
             let keys = keys.join().unwrap_or_else(|_| Err(Error::Internal("key fetch panicked".into())));
             (config, keys)
         });
-        let config_bytes = config_bytes.map_err(|e| match e {
-            StoreError::NotFound(_) => Error::RepositoryNotFound { location: store.describe() },
-            e => store_err(ObjectKey::CONFIG)(e),
-        })?;
+        let config_bytes = match config_bytes {
+            Ok(bytes) => bytes,
+            // No config, and listing the keys failed for another reason (an invalid bucket
+            // name, a refused request): the store's own message says more than "no repository".
+            Err(StoreError::NotFound(_)) => {
+                return Err(match keys {
+                    Err(e) if !e.is_missing_object() => e,
+                    _ => Error::RepositoryNotFound { location: store.describe() },
+                });
+            }
+            Err(e) => return Err(store_err(ObjectKey::CONFIG)(e)),
+        };
         check_version(Config::stored_version(&config_bytes)?)?;
         let keys = keys?;
         if keys.is_empty() {

@@ -80,6 +80,14 @@ fn map_err(e: ::object_store::Error) -> StoreError {
             if text.contains("(code: AccessDenied)") {
                 return StoreError::PermissionDenied(text);
             }
+            // A client error (an invalid bucket name, a bad request) will not go away by
+            // retrying; only a timeout or throttling might.
+            if let Some(at) = text.find("status code: 4") {
+                let code = text.get(at + 13..at + 16).unwrap_or_default();
+                if code != "408" && code != "429" {
+                    return StoreError::Permanent(text);
+                }
+            }
             if store == "LocalFileSystem" { StoreError::Permanent(text) } else { StoreError::Transient(text) }
         }
         other => StoreError::Permanent(other.to_string()),
