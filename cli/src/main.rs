@@ -104,6 +104,27 @@ pub mod exit {
     /// A bug in cairn.
     pub const INTERNAL: u8 = 70;
 
+    /// Every code above, for the README check.
+    pub const ALL: [u8; 17] = [
+        0,
+        FAILED,
+        USAGE,
+        PARTIAL,
+        REPOSITORY_NOT_FOUND,
+        UNSUPPORTED_VERSION,
+        WRONG_PASSWORD,
+        DAMAGED,
+        OBJECT_MISSING,
+        NOT_FOUND,
+        SOURCE_UNREADABLE,
+        STORAGE_UNAVAILABLE,
+        PERMISSION_DENIED,
+        STORAGE,
+        IO,
+        CONFLICT,
+        INTERNAL,
+    ];
+
     /// The exit code of an engine error.
     #[must_use]
     pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -266,5 +287,22 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The README's exit-code table lists every code the binary returns, and no other.
+    #[test]
+    fn the_readme_lists_every_exit_code() {
+        let readme = include_str!("../../README.md");
+        let table = readme.split("### Exit codes").nth(1).expect("an exit-code section");
+        let listed: std::collections::BTreeSet<u8> = table
+            .lines()
+            .take_while(|l| !l.starts_with("###"))
+            .filter_map(|l| l.strip_prefix("| ")?.split(' ').next()?.parse().ok())
+            .collect();
+        let returned: std::collections::BTreeSet<u8> = super::exit::ALL.into_iter().collect();
+        assert_eq!(listed, returned);
     }
 }

@@ -3,7 +3,7 @@
 //! repair of a lost index, of snapshots that lost data and of a damaged tree pack.
 
 use cairn_core::store::{ObjectKey, ObjectKind};
-use cairn_tests::{args, assert_trees_equal, corrupt, data};
+use cairn_tests::{args, assert_trees_equal, corrupt, data, exit};
 
 use crate::{repo, restored};
 
@@ -343,4 +343,25 @@ fn dump_as_tar_carries_fifos_devices_and_symlinks() {
         assert!(meta.file_type().is_char_device());
         assert_eq!(std::os::unix::fs::MetadataExt::rdev(&meta), (1 << 8) | 3, "major 1, minor 3");
     }
+}
+
+/// Issue 17, item 4: `latest` is the newest snapshot among those the filters pass.
+#[test]
+fn latest_is_the_newest_among_the_filtered_snapshots() {
+    let repo = repo();
+    let src = repo.dir("src");
+    data::write(&src.join("f"), b"from host b\n");
+    repo.backup(args![&src, "--host", "hostb", "--tag", "b"]);
+    data::write(&src.join("f"), b"from host a\n");
+    repo.backup(args![&src, "--host", "hosta"]);
+    let file = src.join("f").display().to_string();
+    assert_eq!(repo.dump("latest", &file), b"from host a\n");
+    for filter in [["--host", "hostb"], ["--tag", "b"]] {
+        let out = repo.run(args!["dump", "latest", &file, filter[0], filter[1]]);
+        out.success();
+        assert_eq!(out.stdout, b"from host b\n", "{filter:?}");
+    }
+    repo.run(args!["dump", "latest", &file, "--host", "nohost"])
+        .code(exit::NOT_FOUND)
+        .stderr_has("no snapshot matches");
 }
