@@ -143,7 +143,10 @@ fn damaged_pack_is_contained(damage: fn(&Path), dump_code: i32) {
         assert!(!missing.is_empty(), "the damaged pack held data of some file\n{}", out.report());
         assert!(missing.len() < 10, "files outside the damaged pack must still restore: {missing:?}");
         for rel in &missing {
-            out.stderr_has(&rel.display().to_string());
+            // Named, and once (issue 17, item 4).
+            let name = target.join(rel).display().to_string();
+            let mentions = out.stderr.matches(&name).count();
+            assert_eq!(mentions, 1, "{name} named {mentions} times:\n{}", out.report());
         }
         // Entries with no data in the damaged pack are all there (which files share a pack with
         // damaged data depends on the pack layout; those are in `missing`, named above).
@@ -465,4 +468,15 @@ fn writing_into_a_closed_pipe_ends_quietly() {
         assert!(!stderr.contains("panicked"), "{a:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{a:?}: {stderr}");
     }
+}
+
+/// Issue 17, item 4: a source path that does not exist is named once.
+#[test]
+fn a_missing_source_path_is_named_once() {
+    let repo = repo();
+    let missing = repo.scratch().join("no-such-source");
+    let out = repo.run(args!["backup", &missing]);
+    out.failure();
+    let name = missing.display().to_string();
+    assert_eq!(out.stderr.matches(&name).count(), 1, "{}", out.report());
 }
