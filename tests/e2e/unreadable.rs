@@ -37,6 +37,8 @@ fn unreadable_file_and_directory_are_named_and_left_out_with_exit_code_3() {
     assert_eq!(errors.len(), 2, "{report:#}");
     assert!(errors.iter().any(|e| e.as_str().unwrap().contains("secret.key")), "{report:#}");
     assert!(errors.iter().any(|e| e.as_str().unwrap().contains("locked")), "{report:#}");
+    // The counters count what was stored: the unreadable file is not a new one (issue 17).
+    assert_eq!(report["summary"]["files_new"], 2, "big.bin and small.txt: {report:#}");
 
     let snaps = repo.snapshots();
     assert_eq!(snaps.len(), 1, "the backup still made its snapshot");

@@ -55,6 +55,10 @@ struct Walker<'s, 'r> {
     next_job: u64,
     links: HashMap<(u64, u64), (u64, LinkSource)>,
     sticky: HashSet<u64>,
+    /// File jobs counted as changed (the others queued were counted as new): a file that turns
+    /// out unreadable is taken off the count it was put in, so the summary counts what was
+    /// stored.
+    changed_jobs: HashSet<u64>,
     excludes: PathPatterns,
     one_file_system: bool,
     root_dev: u64,
@@ -194,6 +198,9 @@ impl Walker<'_, '_> {
                 if old.is_some() { &c.files_changed } else { &c.files_new }.fetch_add(1, Ordering::Relaxed);
                 let id = self.next_job;
                 self.next_job += 1;
+                if old.is_some() {
+                    self.changed_jobs.insert(id);
+                }
                 if let Some(link_no) = node.link {
                     self.links.insert(key, (link_no, LinkSource::Job(id)));
                     self.sticky.insert(id);
@@ -233,7 +240,8 @@ impl Walker<'_, '_> {
     fn finish_nodes(&mut self, pending: Vec<(PathBuf, Pending)>) -> Result<Vec<Node>> {
         let mut nodes = Vec::with_capacity(pending.len());
         for (path, p) in pending {
-            let (mut node, job, keep) = match p {
+            // Only a file's first name was counted when its job was queued.
+            let (mut node, job, keep, counted) = match p {
                 Pending::Ready(n) => {
                     nodes.push(n);
                     continue;
@@ -249,9 +257,9 @@ impl Walker<'_, '_> {
                 }
                 Pending::Job(n, id) => {
                     let keep = self.sticky.contains(&id);
-                    (n, id, keep)
+                    (n, id, keep, true)
                 }
-                Pending::LinkJob(n, id) => (n, id, true),
+                Pending::LinkJob(n, id) => (n, id, true, false),
             };
             match self.session.results.wait(job, keep, &|| self.session.is_failed())? {
                 FileOutcome::Done { content, hash, stat, changed, extended } => {
@@ -272,7 +280,14 @@ impl Walker<'_, '_> {
                     }
                     nodes.push(node);
                 }
-                FileOutcome::Unreadable(reason) => self.warn(&path, reason),
+                FileOutcome::Unreadable(reason) => {
+                    let c = &self.session.counters;
+                    if counted {
+                        if self.changed_jobs.contains(&job) { &c.files_changed } else { &c.files_new }
+                            .fetch_sub(1, Ordering::Relaxed);
+                    }
+                    self.warn(&path, reason)
+                }
             }
         }
         Ok(nodes)
@@ -441,6 +456,7 @@ pub(super) fn walk(
         next_job: 0,
         links: HashMap::new(),
         sticky: HashSet::new(),
+        changed_jobs: HashSet::new(),
         excludes,
         one_file_system: opts.one_file_system,
         root_dev: 0,
