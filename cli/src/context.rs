@@ -11,8 +11,12 @@ use cairn_core::store::{OpenOptions, Store, default_cache_root};
 
 /// Flags every command takes.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Repository: a path, file://PATH or memory://NAME.
+    /// Repository: a local path or file://PATH; s3://BUCKET/PREFIX (AWS_* variables,
+    /// AWS_ENDPOINT_URL for other S3 services); gs://BUCKET/PREFIX (GOOGLE_*);
+    /// az://CONTAINER/PREFIX (AZURE_*); http(s)://URL (WebDAV); memory://NAME (this process
+    /// only, for tests).
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
     /// Read the password from this file (first line).

@@ -15,7 +15,7 @@ use crate::context::GlobalArgs;
 /// Content-defined deduplicating backups: encrypted, compressed, verifiable.
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, about, max_term_width = 100)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
     #[command(subcommand)]
@@ -60,6 +60,10 @@ enum Command {
     Prune(cmd::prune::Args),
     /// Check a backup policy file (docs/POLICY.md).
     Policy(cmd::policy::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::docs::CompletionsArgs),
+    /// Write man pages into a directory.
+    Man(cmd::docs::ManArgs),
     /// Remove snapshots according to a retention policy.
     Forget(Box<cmd::forget::Args>),
 }
@@ -273,6 +277,8 @@ fn main() -> ExitCode {
         Command::Prune(a) => cmd::prune::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),
         Command::Policy(a) => cmd::policy::run(&cli.global, a),
+        Command::Completions(a) => cmd::docs::completions(&cli.global, a),
+        Command::Man(a) => cmd::docs::man(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -16,6 +16,7 @@
 //! - `cloud`: the same against Azurite (az://) and rclone WebDAV (http://); credential errors.
 //! - `fidelity`: extended attributes, ACLs and inode flags come back, or are named (issue 14).
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
+//! - `interface`: completions, man pages, help (issue 17, item 3).
 //! - `policy`: policy files checked, mistakes named by line (issue 16, item 1).
 //! - `redundancy`: data packs with parity lose no file to damage; repair packs (issue 14, item 7).
 //! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
@@ -31,6 +32,7 @@ mod errors;
 mod faults;
 mod fidelity;
 mod inspect;
+mod interface;
 mod overwrite;
 mod permissions;
 mod policy;

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod check;
 pub mod copy;
+pub mod docs;
 pub mod dump;
 pub mod forget;
 pub mod init;
