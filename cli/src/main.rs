@@ -30,6 +30,8 @@ enum Command {
     Backup(cmd::backup::Args),
     /// List snapshots.
     Snapshots(cmd::snapshots::Args),
+    /// Add, remove or set tags of snapshots.
+    Tag(cmd::tag::Args),
     /// List the files in a snapshot.
     Ls(cmd::ls::Args),
     /// Restore a snapshot (or a path in it) into a directory.
@@ -261,6 +263,7 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::init::run(&cli.global, a),
         Command::Backup(a) => cmd::backup::run(&cli.global, a),
         Command::Snapshots(a) => cmd::snapshots::run(&cli.global, a),
+        Command::Tag(a) => cmd::tag::run(&cli.global, a),
         Command::Ls(a) => cmd::ls::run(&cli.global, a),
         Command::Restore(a) => cmd::restore::run(&cli.global, a),
         Command::Dump(a) => cmd::dump::run(&cli.global, a),

@@ -365,3 +365,61 @@ fn latest_is_the_newest_among_the_filtered_snapshots() {
         .code(exit::NOT_FOUND)
         .stderr_has("no snapshot matches");
 }
+
+/// Issue 17, item 5: `tag` changes the tags of existing snapshots (written anew, the old ones
+/// gone, the data the same); `snapshots --latest N` and `--group-by`; `find --oldest/--newest`.
+#[test]
+fn tags_groups_latest_and_find_by_modification_time() {
+    let repo = repo();
+    let src = known_tree(&repo);
+    filetime::set_file_mtime(src.join("a.txt"), filetime::FileTime::from_unix_time(1_700_000_000, 0)).unwrap();
+    for (host, tag) in [("h1", "daily"), ("h1", "daily"), ("h2", "weekly")] {
+        repo.backup(args![&src, "--host", host, "--tag", tag]);
+    }
+
+    // tag
+    let before = repo.snapshots();
+    let out = repo.run(args!["--json", "tag", "--host", "h1", "--add", "keep", "--remove", "daily"]).success().json();
+    assert_eq!(out.as_array().unwrap().len(), 2, "{out}");
+    let after = repo.snapshots();
+    assert_eq!(after.len(), 3);
+    let tags = |host: &str| -> Vec<serde_json::Value> {
+        after.iter().filter(|s| s["host"] == host).map(|s| s["tags"].clone()).collect()
+    };
+    assert_eq!(tags("h1"), vec![serde_json::json!(["keep"]); 2]);
+    assert_eq!(tags("h2"), vec![serde_json::json!(["weekly"])]);
+    let old_ids: Vec<&serde_json::Value> = before.iter().filter(|s| s["host"] == "h1").map(|s| &s["id"]).collect();
+    assert!(after.iter().all(|s| !old_ids.contains(&&s["id"])), "the old snapshots are gone");
+    assert!(after.iter().all(|s| s["tree"] == before[0]["tree"]), "the same tree: nothing was backed up again");
+    repo.run(args!["tag", "--host", "h2", "--set", "monthly"]).success();
+    assert!(repo.snapshots().iter().any(|s| s["tags"] == serde_json::json!(["monthly"])));
+    repo.run(args!["tag"]).code(exit::USAGE).stderr_has("nothing to change");
+    repo.run(args!["check"]).success();
+
+    // snapshots --latest and --group-by
+    let latest = repo.run(args!["--json", "snapshots", "--latest", "1"]).success().json();
+    assert_eq!(latest.as_array().unwrap().len(), 2, "one per host and paths: {latest}");
+    let grouped = repo.run(args!["--json", "snapshots", "--group-by", "host"]).success().json();
+    let groups = grouped.as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{grouped}");
+    assert_eq!(groups[0]["group_key"]["host"], "h1");
+    assert_eq!(groups[0]["snapshots"].as_array().unwrap().len(), 2);
+    let text = repo.run(args!["snapshots", "--group-by", "host,tags"]).success().stdout_text();
+    assert!(text.contains("host h1, tags keep:") && text.contains("host h2, tags monthly:"), "{text}");
+    repo.run(args!["snapshots", "--group-by", "color"]).code(exit::USAGE);
+
+    // find --oldest / --newest, by each entry's modification time
+    // (find exits 1 when it finds nothing, as grep does.)
+    let found = |extra: &[&str]| -> usize {
+        let mut a = args!["--json", "find", "a.txt"];
+        a.extend(extra.iter().map(std::ffi::OsString::from));
+        let out = repo.run(a);
+        assert!(matches!(out.code, Some(0 | 1)), "{}", out.report());
+        out.json().as_array().unwrap().len()
+    };
+    assert_eq!(found(&[]), 3);
+    assert_eq!(found(&["--newest", "2023-11-14"]), 3, "a.txt was modified on 2023-11-14 (UTC)");
+    assert_eq!(found(&["--oldest", "2023-11-15"]), 0);
+    assert_eq!(found(&["--oldest", "2023-11-14T22:13:20Z", "--newest", "2023-11-14T22:13:20Z"]), 3);
+    repo.run(args!["find", "a.txt", "--oldest", "yesterday"]).code(exit::USAGE);
+}

@@ -16,15 +16,47 @@ pub struct FindArgs {
     /// Only these snapshots (id prefixes or `latest`; repeatable).
     #[arg(long = "snapshot", short = 's')]
     snapshots: Vec<String>,
+    /// Only entries modified at or after this time (2026-11-30, 2026-11-30T08:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    oldest: Option<jiff::Timestamp>,
+    /// Only entries modified at or before this time (a date alone means its end).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_end)]
+    newest: Option<jiff::Timestamp>,
     #[command(flatten)]
     filter: FilterArgs,
+}
+
+/// An RFC 3339 time, or a date (`YYYY-MM-DD`, midnight UTC at its start).
+fn parse_time(s: &str) -> std::result::Result<jiff::Timestamp, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let date: jiff::civil::Date =
+        s.parse().map_err(|_| format!("`{s}` is not a time like 2026-11-30 or 2026-11-30T08:00:00Z"))?;
+    date.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| e.to_string())
+}
+
+/// As [`parse_time`], a date alone meaning the last instant of that day.
+fn parse_time_end(s: &str) -> std::result::Result<jiff::Timestamp, String> {
+    if s.parse::<jiff::Timestamp>().is_ok() {
+        return parse_time(s);
+    }
+    let start = parse_time(s)?;
+    start
+        .checked_add(jiff::SignedDuration::from_secs(86_400) - jiff::SignedDuration::from_nanos(1))
+        .map_err(|e| e.to_string())
 }
 
 pub fn find(global: &GlobalArgs, args: FindArgs) -> Result<u8> {
     let repo = global.open()?;
     let filter = args.filter.filter();
     let snaps = super::select_snapshots(&repo, &args.snapshots, &filter)?;
-    let found = inspect::find(&repo, &snaps, &args.patterns)?;
+    let mut found = inspect::find(&repo, &snaps, &args.patterns)?;
+    found.retain(|f| {
+        let after = args.oldest.is_none_or(|t| f.mtime.is_some_and(|m| m >= t));
+        let before = args.newest.is_none_or(|t| f.mtime.is_some_and(|m| m <= t));
+        after && before
+    });
     if global.json {
         print_json(&found)?;
     } else {

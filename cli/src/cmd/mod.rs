@@ -18,6 +18,7 @@ pub mod restore;
 pub mod rewrite;
 pub mod snapshots;
 pub mod status;
+pub mod tag;
 
 use cairn_core::{NodeKind, SnapshotFilter, SnapshotRef};
 

@@ -3,7 +3,8 @@
 //!
 //! [`backup`], [`restore`] (and the restore drill, and dumps to a stream), [`check`],
 //! [`forget`] (with its pure [`forget::retention`] policy), [`prune`], [`copy`], [`repair`]
-//! (and `rewrite`), [`inspect`] (ls, find, diff, stats) and [`status`] (recovery points).
+//! (and `rewrite`), [`inspect`] (ls, find, diff, stats), [`status`] (recovery points) and
+//! [`tag`].
 
 pub mod backup;
 pub mod check;
@@ -15,3 +16,4 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod status;
+pub mod tag;
