@@ -20,6 +20,9 @@ pub struct Args {
     group_by: Option<GroupBy>,
 }
 
+/// A snapshot as listed.
+type Listed = (cairn_core::SnapshotId, cairn_core::Snapshot);
+
 /// What snapshots are grouped by.
 #[derive(Debug, Clone, Copy, Default)]
 struct GroupBy {
@@ -72,8 +75,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let snaps: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     let group_by = args.group_by.or(args.latest.map(|_| GroupBy { host: true, paths: true, tags: false }));
     // Groups in the order of their first snapshot; snapshots oldest first within each.
-    let mut groups: Vec<((serde_json::Value, String), Vec<&(cairn_core::SnapshotId, cairn_core::Snapshot)>)> =
-        Vec::new();
+    let mut groups: Vec<((serde_json::Value, String), Vec<&Listed>)> = Vec::new();
     for snap in &snaps {
         let key = group_by.unwrap_or_default().key(&snap.1);
         match groups.iter_mut().find(|(k, _)| k.0 == key.0) {
@@ -89,7 +91,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     }
     let shown: usize = groups.iter().map(|(_, m)| m.len()).sum();
     if global.json {
-        let entry = |(id, s): &&(cairn_core::SnapshotId, cairn_core::Snapshot)| {
+        let entry = |(id, s): &&Listed| {
             serde_json::json!({
                 "id": id.to_string(),
                 "short_id": id.short(),
@@ -136,7 +138,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
 }
 
 /// The listing's rows, with their heading.
-fn print_rows(snaps: &[&(cairn_core::SnapshotId, cairn_core::Snapshot)]) {
+fn print_rows(snaps: &[&Listed]) {
     println!("{:<10} {:<20} {:<16} {:<16} {:>10}  paths", "id", "time (UTC)", "host", "tags", "size");
     for (id, s) in snaps.iter().copied() {
         let time = s.time.strftime("%Y-%m-%d %H:%M:%S").to_string();
