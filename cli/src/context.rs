@@ -31,6 +31,11 @@ pub struct GlobalArgs {
     /// Print less.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Report progress even when standard error is not a terminal: a status line a second
+    /// (with --json, a JSON line a second, "message_type": "status"). On a terminal, backup and
+    /// restore draw a live bar without it.
+    #[arg(long, global = true)]
+    pub progress: bool,
     /// Backend setting KEY=VALUE, e.g. aws_region=eu-west-1 (repeatable).
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
     pub options: Vec<String>,

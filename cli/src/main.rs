@@ -5,6 +5,7 @@
 
 mod cmd;
 mod context;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -43,3 +43,35 @@ fn help_sets_global_options_apart_and_names_every_url_scheme() {
         assert!(global.contains(scheme), "-r does not mention {scheme}:\n{global}");
     }
 }
+
+/// Issue 17, item 1: off a terminal, backup and restore print nothing but the summary unless
+/// `--progress` is given; then a status line (with `--json`, a JSON line of
+/// `"message_type": "status"`) on stderr, while stdout keeps the summary alone.
+#[test]
+fn progress_is_reported_on_request_and_never_mixes_into_the_summary() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    for i in 0..20 {
+        cairn_tests::data::write_random(&src.join(format!("f{i}")), i, 50_000);
+    }
+    let quiet = repo.run(args!["backup", &src]);
+    quiet.success();
+    assert!(!quiet.stderr.contains("backup:"), "no progress unless asked: {}", quiet.stderr);
+
+    let out = repo.run(args!["--json", "--progress", "backup", "--force", &src]);
+    out.success();
+    let summary = out.json();
+    assert!(summary["snapshot"].is_string(), "stdout is the summary alone");
+    let statuses: Vec<serde_json::Value> = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let last = statuses.last().unwrap_or_else(|| panic!("no status line: {}", out.stderr));
+    assert_eq!(last["message_type"], "status");
+    assert_eq!(last["action"], "backup");
+    assert_eq!(last["total_files"], 20, "the walk ahead counted the files: {last}");
+    assert_eq!(last["bytes_done"], 1_000_000, "{last}");
+
+    let target = repo.dir("restore");
+    let out = repo.run(args!["--progress", "restore", "latest", "--target", &target]);
+    out.success();
+    let line = out.stderr.lines().find(|l| l.starts_with("restore:")).unwrap_or_else(|| panic!("{}", out.stderr));
+    assert!(line.contains("(100 %)") && line.contains("20 files"), "{line}");
+}

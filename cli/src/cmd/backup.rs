@@ -95,13 +95,17 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.exclude_nodump = args.exclude_nodump;
     opts.uploads = global.connections;
     let repo = global.open()?;
-    let progress = Warnings { quiet: global.quiet || global.json };
+    let progress = crate::progress::Reporter::new(global, "backup");
+    if let BackupSource::Paths(paths) = &source {
+        progress.count_ahead(paths);
+    }
     // Every failure but one comes before the snapshot is written; the one after it (a pack it
     // needs deleted meanwhile) names the snapshot itself.
     let result = backup::run(&repo, source, &opts, &progress).map_err(|e| {
         let written = matches!(&e, cairn_core::Error::Corrupt { reason, .. } if reason.starts_with("written, but"));
         anyhow::Error::new(e).context(if written { "backup failed" } else { "backup failed; no snapshot was written" })
     })?;
+    progress.finish();
     let s = &result.summary;
     if global.json {
         print_json(&serde_json::json!({
@@ -153,16 +157,4 @@ pub fn parse_time(t: &str) -> Result<jiff::Timestamp> {
     }
     let dt: jiff::civil::DateTime = t.parse().with_context(|| format!("`{t}` is not an RFC 3339 time"))?;
     Ok(dt.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
-}
-
-struct Warnings {
-    quiet: bool,
-}
-
-impl cairn_core::Progress for Warnings {
-    fn warning(&self, message: &str) {
-        if !self.quiet {
-            eprintln!("warning: {message}");
-        }
-    }
 }

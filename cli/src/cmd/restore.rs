@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use cairn_core::SnapshotPath;
 use cairn_core::restore::{self, Overwrite, RestoreOptions};
-use cairn_core::{NoProgress, SnapshotPath};
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, bytes, print_json};
@@ -62,8 +62,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.delete = args.delete;
     opts.no_xattrs = args.no_xattrs;
     opts.no_acls = args.no_acls;
-    let s = restore::run(&repo, &which.snapshot, which.path.as_deref(), &opts, &NoProgress)
+    let progress = crate::progress::Reporter::new(global, "restore");
+    let s = restore::run(&repo, &which.snapshot, which.path.as_deref(), &opts, &progress)
         .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;
+    progress.finish();
     if global.json {
         print_json(&s)?;
     } else if !global.quiet {

@@ -11,6 +11,9 @@ pub trait Progress: Send + Sync {
     fn warning(&self, _message: &str) {}
     /// Bytes were restored.
     fn bytes_restored(&self, _bytes: u64) {}
+    /// The whole of the work, once known: `bytes` of content in `files` files (a restore
+    /// knows it once planned).
+    fn total(&self, _bytes: u64, _files: u64) {}
 }
 
 /// Reports nothing.

@@ -252,7 +252,11 @@ impl FileWriter<'_> {
             // done by then (each counts down after its write).
             if f.state.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                 let open = files.remove(&t.file);
-                match finish_file(&f.path, open, &f.node, &f.state, self.metadata) {
+                let finished = finish_file(&f.path, open, &f.node, &f.state, self.metadata);
+                if finished.is_ok() {
+                    self.progress.file_done(&f.path, f.node.size);
+                }
+                match finished {
                     Ok(None) => {}
                     Ok(Some(warning)) => {
                         if let Ok(mut w) = self.warnings.lock() {

@@ -295,6 +295,7 @@ pub fn run(
         }
     }
     let mut plan = planner.plan;
+    progress.total(plan.files.iter().map(|f| f.node.size).sum(), plan.files.len() as u64);
     let is_root = meta.is_root;
     if !is_root {
         plan.warnings.push(Warning::note("not running as root: file ownership was not restored"));
