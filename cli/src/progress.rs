@@ -38,7 +38,7 @@ pub struct Reporter {
     counters: Arc<Counters>,
     bar: Option<ProgressBar>,
     started: Instant,
-    stop: Arc<AtomicBool>,
+    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Print warnings as they come (off with `-q` or `--json`, whose summary lists them).
     warnings: bool,
@@ -68,18 +68,16 @@ impl Reporter {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let started = Instant::now();
         let ticker = matches!(mode, Mode::Lines | Mode::Json).then(|| {
-            let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop));
+            let counters = Arc::clone(&counters);
+            // A line a second until told to stop (or the reporter is gone), never later: the
+            // command's own end does not wait on the next tick.
             std::thread::spawn(move || {
-                let mut last = Instant::now();
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if last.elapsed() >= Duration::from_secs(1) {
-                        last = Instant::now();
-                        eprintln!("{}", status_line(mode, action, &counters, started.elapsed()));
-                    }
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(1))
+                {
+                    eprintln!("{}", status_line(mode, action, &counters, started.elapsed()));
                 }
             })
         });
@@ -89,7 +87,7 @@ impl Reporter {
             counters,
             bar,
             started,
-            stop,
+            stop: Mutex::new(Some(stop)),
             ticker: Mutex::new(ticker),
             warnings: !global.quiet && !global.json,
             finished: AtomicBool::new(false),
@@ -129,7 +127,9 @@ impl Reporter {
         if self.finished.swap(true, Ordering::Relaxed) {
             return;
         }
-        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut stop) = self.stop.lock() {
+            drop(stop.take());
+        }
         if let Ok(mut t) = self.ticker.lock()
             && let Some(t) = t.take()
         {
