@@ -1,4 +1,4 @@
-//! Live progress for long commands (backup, restore): a bar on a terminal; with `--progress`
+//! Live progress for long commands (backup, restore, `check --read-data`): a bar on a terminal; with `--progress`
 //! when not on one, a status line a second on stderr, or with `--json` a JSON line a second
 //! (`"message_type": "status"`, as restic's) for wrappers. The summary goes to stdout as
 //! before, so progress never mixes into what scripts parse.
@@ -178,8 +178,14 @@ fn style(with_total: bool) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
+/// What an action counts: files, or packs for `check`.
+fn noun(action: &str) -> &'static str {
+    if action == "check" { "packs" } else { "files" }
+}
+
 /// One status report: plain text, or a JSON line.
 fn status_line(mode: Mode, action: &str, c: &Counters, elapsed: Duration) -> String {
+    let noun = noun(action);
     let bytes = c.bytes.load(Ordering::Relaxed);
     let files = c.files.load(Ordering::Relaxed);
     let errors = c.errors.load(Ordering::Relaxed);
@@ -206,7 +212,7 @@ fn status_line(mode: Mode, action: &str, c: &Counters, elapsed: Duration) -> Str
     let of = if known { format!(" of {}", crate::context::bytes(total)) } else { String::new() };
     let pct = percent.map(|p| format!(" ({p:.0} %)")).unwrap_or_default();
     format!(
-        "{action}: {}{of}{pct}, {files} files, {}/s, {errors} errors, {secs:.0}s",
+        "{action}: {}{of}{pct}, {files} {noun}, {}/s, {errors} errors, {secs:.0}s",
         crate::context::bytes(bytes),
         crate::context::bytes(rate as u64)
     )
@@ -216,7 +222,7 @@ impl cairn_core::Progress for Reporter {
     fn file_done(&self, _path: &std::path::Path, _bytes: u64) {
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("{} files", self.counters.files.load(Ordering::Relaxed)));
+            bar.set_message(format!("{} {}", self.counters.files.load(Ordering::Relaxed), noun(self.action)));
         }
     }
 

@@ -75,3 +75,18 @@ fn progress_is_reported_on_request_and_never_mixes_into_the_summary() {
     let line = out.stderr.lines().find(|l| l.starts_with("restore:")).unwrap_or_else(|| panic!("{}", out.stderr));
     assert!(line.contains("(100 %)") && line.contains("20 files"), "{line}");
 }
+
+/// Issue 17, item 1: `check --read-data` reports the packs it reads against their total.
+#[test]
+fn check_read_data_reports_its_progress_on_request() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    cairn_tests::data::write_random(&src.join("big"), 3, 2_000_000);
+    repo.backup(args![&src]);
+    let out = repo.run(args!["--json", "--progress", "check", "--read-data"]);
+    out.success();
+    let last: serde_json::Value = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).last().unwrap();
+    assert_eq!(last["action"], "check");
+    assert_eq!(last["percent_done"], 100.0, "{last}");
+    assert_eq!(last["files_done"], last["total_files"], "every pack read: {last}");
+}

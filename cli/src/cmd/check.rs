@@ -32,7 +32,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         (false, Some(s)) => s,
         (false, None) => ReadData::None,
     };
-    let report = check::run(&repo, mode).context("checking the repository")?;
+    let progress = crate::progress::Reporter::new(global, "check");
+    let report = check::run_with_progress(&repo, mode, &progress).context("checking the repository")?;
+    progress.finish();
     let drill = match &args.restore_drill {
         Some(snap) => {
             let which: SnapshotRef = snap.parse()?;

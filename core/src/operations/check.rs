@@ -25,6 +25,7 @@ use crate::foundation::crypto::SEAL_OVERHEAD;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
 use crate::foundation::private::Modes;
+use crate::foundation::progress::Progress;
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::batch::{self, Flow};
@@ -283,6 +284,15 @@ fn read_pack(repo: &Repository, p: &IndexedPack, has_parity: bool) -> Result<Pac
 /// stops rather than take what it could not read for damage. Everything it finds wrong with
 /// the repository's content is a [`Problem`] instead.
 pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
+    run_with_progress(repo, read_data, &crate::foundation::progress::NoProgress)
+}
+
+/// As [`run`], reporting to `progress` the bytes of packs to read (its total) and each pack
+/// read.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn Progress) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let store = repo.store();
     // 1. Index objects.
@@ -407,12 +417,20 @@ pub fn run(repo: &Repository, read_data: ReadData) -> Result<CheckReport> {
         let keep = ((selected.len() as f64 * pct / 100.0).ceil() as usize).min(selected.len());
         selected.truncate(keep);
     }
+    if !selected.is_empty() {
+        progress.total(selected.iter().map(|p| expected_pack_size(p)).sum(), selected.len() as u64);
+    }
     let read: Mutex<Vec<(usize, Result<PackData>)>> = Mutex::new(Vec::with_capacity(selected.len()));
     let in_flight = batch::in_flight(store.as_ref(), 0).min(READ_DATA_IN_FLIGHT);
     batch::for_each(
         &selected,
         in_flight,
-        |p| read_pack(repo, p, parities.contains(&p.id)),
+        |p| {
+            let got = read_pack(repo, p, parities.contains(&p.id));
+            progress.bytes_read(expected_pack_size(p));
+            progress.file_done(std::path::Path::new(""), expected_pack_size(p));
+            got
+        },
         |n, got| {
             let trouble = got.as_ref().err().is_some_and(Error::is_storage_trouble);
             if let Ok(mut all) = read.lock() {
