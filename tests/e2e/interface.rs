@@ -85,7 +85,7 @@ fn check_read_data_reports_its_progress_on_request() {
     repo.backup(args![&src]);
     let out = repo.run(args!["--json", "--progress", "check", "--read-data"]);
     out.success();
-    let last: serde_json::Value = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).last().unwrap();
+    let last: serde_json::Value = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).next_back().unwrap();
     assert_eq!(last["action"], "check");
     assert_eq!(last["percent_done"], 100.0, "{last}");
     assert_eq!(last["files_done"], last["total_files"], "every pack read: {last}");
