@@ -90,3 +90,21 @@ fn check_read_data_reports_its_progress_on_request() {
     assert_eq!(last["percent_done"], 100.0, "{last}");
     assert_eq!(last["files_done"], last["total_files"], "every pack read: {last}");
 }
+
+/// Issue 17, item 1: `copy` reports the bytes it copies.
+#[test]
+fn copy_reports_its_progress_on_request() {
+    let from = crate::repo();
+    let to = crate::repo();
+    let src = from.dir("src");
+    cairn_tests::data::write_random(&src.join("big"), 4, 1_000_000);
+    from.backup(args![&src]);
+    let mut cmd = from.command(args!["--json", "--progress", "copy", "--to", to.path()]);
+    cmd.env("CAIRN_TO_PASSWORD", cairn_tests::repo::PASSWORD);
+    let out = cairn_tests::Output::of(cmd);
+    out.success();
+    assert_eq!(out.json()["copied"].as_array().unwrap().len(), 1, "stdout is the summary alone");
+    let last: serde_json::Value = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).next_back().unwrap();
+    assert_eq!(last["action"], "copy");
+    assert_eq!(last["bytes_done"], 1_000_000, "{last}");
+}

@@ -47,7 +47,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let dst = Repository::open(to_global.store()?, &password)
         .with_context(|| format!("opening target repository {}", args.to))?;
     let ids = super::snapshot_ids(&src, &args.snapshots)?;
-    let stats = copy::run(&src, &dst, &ids).with_context(|| format!("copying to {}", args.to))?;
+    let progress = crate::progress::Reporter::new(global, "copy");
+    let stats =
+        copy::run_with_progress(&src, &dst, &ids, &progress).with_context(|| format!("copying to {}", args.to))?;
+    progress.finish();
     if global.json {
         print_json(&stats)?;
     } else if !global.quiet {

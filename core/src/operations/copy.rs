@@ -16,6 +16,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, SnapshotId};
+use crate::foundation::progress::Progress;
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::batch::{self, Flow};
@@ -70,6 +71,7 @@ struct Copier<'a, 'w> {
     writer: &'w BlobWriter<'w, 'w>,
     known: &'a mut Known,
     blobs_read: u64,
+    progress: &'a dyn Progress,
 }
 
 impl TreeVisitor for Copier<'_, '_> {
@@ -139,6 +141,7 @@ impl Copier<'_, '_> {
         for (n, plain) in read {
             let plain = plain?;
             self.blobs_read += 1;
+            self.progress.bytes_read(plain.len() as u64);
             let t = self.writer.add(BlobKind::Data, &plain)?;
             self.known.data.insert(blobs[n], t);
         }
@@ -213,6 +216,19 @@ impl TreeVisitor for Learner<'_> {
 /// Store and corruption errors in either repository; the target stays consistent (snapshots are
 /// written only after their packs and index).
 pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Result<CopyStats> {
+    run_with_progress(src, dst, snapshots, &crate::foundation::progress::NoProgress)
+}
+
+/// As [`run`], reporting to `progress` the bytes of data blobs copied and each snapshot done.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_progress(
+    src: &Repository,
+    dst: &Repository,
+    snapshots: &[SnapshotId],
+    progress: &dyn Progress,
+) -> Result<CopyStats> {
     let src_index = src.load_index()?;
     // Copies reuse what the target holds: announced before its index is loaded (FORMAT.md §14a).
     let _session = dst.begin_session()?;
@@ -257,7 +273,8 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Resu
                     };
                     src_walker.walk(&src_tree, Path::new("/"), &mut learner)?;
                 }
-                let mut copier = Copier { src, src_index: &src_index, writer, known: &mut known, blobs_read: 0 };
+                let mut copier =
+                    Copier { src, src_index: &src_index, writer, known: &mut known, blobs_read: 0, progress };
                 let tree = src_walker.walk(&snap.tree, Path::new("/"), &mut copier)?;
                 blobs_read += copier.blobs_read;
                 let mut copy = snap.clone();
