@@ -191,3 +191,14 @@ pub fn bytes(n: u64) -> String {
     }
     if u == 0 { format!("{n} B") } else { format!("{v:.2} {}", UNITS[u]) }
 }
+
+/// A duration as an operator writes it: the largest whole unit (`3h`, `1d`, `90m`, `45s`).
+pub fn duration_text(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= n && s.is_multiple_of(n) {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use cairn_core::policy::{Policy, SourceKind};
 
-use crate::context::{GlobalArgs, print_json};
+use crate::context::{GlobalArgs, duration_text, print_json};
 
 /// Work with a policy file.
 #[derive(clap::Args, Debug)]
@@ -20,17 +20,6 @@ enum What {
         /// The policy file (TOML).
         file: std::path::PathBuf,
     },
-}
-
-/// `6h`, `1d` or `90s`: the largest whole unit.
-fn human(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s.is_multiple_of(n) && s >= n {
-            return format!("{}{unit}", s / n);
-        }
-    }
-    format!("{s}s")
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
@@ -72,10 +61,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 }
                 _ => String::new(),
             };
-            println!("  source {}: {what}, every {}, rpo {}", s.name, human(s.every), human(s.rpo));
+            println!("  source {}: {what}, every {}, rpo {}", s.name, duration_text(s.every), duration_text(s.rpo));
         }
         for c in &policy.copies {
-            let lag = c.max_lag.map_or_else(|| "no lag limit".to_string(), |l| format!("max lag {}", human(l)));
+            let lag = c.max_lag.map_or_else(|| "no lag limit".to_string(), |l| format!("max lag {}", duration_text(l)));
             println!("  copy {}: {}, {lag}", c.name, c.repository.url);
         }
         if !policy.retention.is_empty() {
@@ -83,15 +72,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             println!("  retention: {}", tiers.join(", "));
         }
         if let Some(c) = &policy.check {
-            println!("  check every {}", human(c.every));
+            println!("  check every {}", duration_text(c.every));
         }
         if let Some(d) = &policy.drill {
-            println!("  drill every {}, rto {}", human(d.every), human(d.rto));
+            println!("  drill every {}, rto {}", duration_text(d.every), duration_text(d.rto));
         }
         if let Some(d) = policy.erasure_deadline {
-            println!("  erasure within {}", human(d));
+            println!("  erasure within {}", duration_text(d));
         }
-        println!("  `cairn run` is due every {}", human(policy.shortest_every()));
+        println!("  `cairn run` is due every {}", duration_text(policy.shortest_every()));
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use cairn_core::Repository;
 use cairn_core::prune::{self, PruneOptions, PruneStats};
 
-use crate::context::{GlobalArgs, bytes, print_json};
+use crate::context::{GlobalArgs, bytes, duration_text, print_json};
 
 /// Options shared by `prune` and `forget --prune`.
 #[derive(clap::Args, Debug, Clone)]
@@ -60,17 +60,6 @@ pub fn run_on(repo: &Repository, global: &GlobalArgs, args: &PruneArgs, dry_run:
     Ok(0)
 }
 
-/// `90m`, `1h`, `2d`: the grace period as it was most likely written.
-fn human(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s >= n && s.is_multiple_of(n) {
-            return format!("{}{unit}", s / n);
-        }
-    }
-    format!("{s}s")
-}
-
 fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool, grace: std::time::Duration) -> Result<()> {
     if global.json {
         return print_json(&serde_json::json!({ "dry_run": dry_run, "stats": s }));
@@ -103,7 +92,7 @@ fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool, grace: std::time::
             "held back: {} packs younger than the grace period ({}) are neither marked nor repacked: a backup \
              running now may be writing or reusing them; a prune after that frees what they do not need",
             s.packs_young,
-            human(grace)
+            duration_text(grace)
         );
     }
     if s.lists_held > 0 {
@@ -124,7 +113,7 @@ fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool, grace: std::time::
                 "the {} marked now are freed by the first prune after {when} (the grace period of {} lets backups \
                  running now finish)",
                 bytes(s.bytes_marked),
-                human(grace)
+                duration_text(grace)
             );
         }
         if s.packs_resurrected > 0 {

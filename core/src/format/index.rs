@@ -27,6 +27,22 @@ pub struct IndexedPack {
     pub entries: Vec<PackEntry>,
 }
 
+/// Adds `packs` to `into`: several index objects may name one pack, each with all or some of
+/// its entries, and what they say together is the union (entries told apart by offset).
+pub fn union_packs<'a>(
+    into: &mut std::collections::BTreeMap<PackId, IndexedPack>,
+    packs: impl IntoIterator<Item = &'a IndexedPack>,
+) {
+    for p in packs {
+        let known = into.entry(p.id).or_insert_with(|| IndexedPack { id: p.id, salt: p.salt, entries: vec![] });
+        for e in &p.entries {
+            if !known.entries.iter().any(|k| k.offset == e.offset) {
+                known.entries.push(*e);
+            }
+        }
+    }
+}
+
 /// The decoded content of one index object.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IndexFile {

@@ -212,70 +212,48 @@ pub fn repair(parity: &[u8], damaged: &[u8]) -> Result<Repaired> {
     let h = decode_header(parity)?;
     let s = h.shard_len;
     let pack_len = usize::try_from(h.pack_len).map_err(|_| Error::corrupt("parity", "pack too long"))?;
-    let mut originals = Vec::with_capacity(h.k);
-    for i in 0..h.k {
-        let end = ((i + 1) * s).min(pack_len);
-        if let Some(chunk) = damaged.get(i * s..end) {
+    // Each pack shard whose bytes still hash as recorded; `None` where damaged or missing.
+    let mut shards: Vec<Option<std::borrow::Cow<'_, [u8]>>> = (0..h.k)
+        .map(|i| {
+            let chunk = damaged.get(i * s..((i + 1) * s).min(pack_len))?;
             let shard = padded(chunk, s);
-            if Digest::of(&shard).0 == h.hashes[i] {
-                originals.push((i, shard));
-            }
-        }
-    }
-    let missing: Vec<usize> = {
-        let present: std::collections::HashSet<usize> = originals.iter().map(|(i, _)| *i).collect();
-        (0..h.k).filter(|i| !present.contains(i)).collect()
-    };
-    let mut pack = Vec::with_capacity(h.k * s);
-    if missing.is_empty() {
-        for (_, shard) in &originals {
-            pack.extend_from_slice(shard);
-        }
-        pack.truncate(pack_len);
-        return Ok(Repaired { pack, shards_rebuilt: 0 });
-    }
-    let body = h.body_offset();
-    let recovery: Vec<(usize, &[u8])> = (0..h.m)
-        .filter_map(|j| {
-            let shard = parity.get(body + j * s..body + (j + 1) * s)?;
-            (Digest::of(shard).0 == h.hashes[h.k + j]).then_some((j, shard))
+            (Digest::of(&shard).0 == h.hashes[i]).then_some(shard)
         })
         .collect();
-    if originals.len() + recovery.len() < h.k {
-        return Err(Error::corrupt(
-            "parity",
-            format!(
-                "{} of the pack's {} shards are damaged and {} of {} recovery shards are intact: too few to rebuild it",
-                missing.len(),
-                h.k,
-                recovery.len(),
-                h.m
-            ),
-        ));
-    }
-    let mut restored = reed_solomon_simd::decode(
-        h.k,
-        h.m,
-        originals.iter().map(|(i, s)| (*i, s.as_ref())),
-        recovery.iter().map(|(j, s)| (*j, *s)),
-    )
-    .map_err(codec_error)?;
-    let mut intact = originals.into_iter().peekable();
-    for i in 0..h.k {
-        match intact.peek() {
-            Some((at, _)) if *at == i => {
-                if let Some((_, shard)) = intact.next() {
-                    pack.extend_from_slice(&shard);
-                }
-            }
-            _ => {
-                let shard = restored.remove(&i).ok_or_else(|| Error::corrupt("parity", "a shard was not rebuilt"))?;
-                pack.extend_from_slice(&shard);
+    let missing = shards.iter().filter(|x| x.is_none()).count();
+    if missing > 0 {
+        let body = h.body_offset();
+        let recovery: Vec<(usize, &[u8])> = (0..h.m)
+            .filter_map(|j| {
+                let shard = parity.get(body + j * s..body + (j + 1) * s)?;
+                (Digest::of(shard).0 == h.hashes[h.k + j]).then_some((j, shard))
+            })
+            .collect();
+        if recovery.len() < missing {
+            return Err(Error::corrupt(
+                "parity",
+                format!(
+                    "{missing} of the pack's {} shards are damaged and {} of {} recovery shards are intact: too few to rebuild it",
+                    h.k,
+                    recovery.len(),
+                    h.m
+                ),
+            ));
+        }
+        let originals = shards.iter().enumerate().filter_map(|(i, x)| Some((i, x.as_deref()?)));
+        let restored = reed_solomon_simd::decode(h.k, h.m, originals, recovery).map_err(codec_error)?;
+        for (i, shard) in restored {
+            if let Some(slot) = shards.get_mut(i) {
+                *slot = Some(std::borrow::Cow::Owned(shard));
             }
         }
     }
+    let mut pack = Vec::with_capacity(h.k * s);
+    for shard in shards {
+        pack.extend_from_slice(&shard.ok_or_else(|| Error::corrupt("parity", "a shard was not rebuilt"))?);
+    }
     pack.truncate(pack_len);
-    Ok(Repaired { pack, shards_rebuilt: missing.len() })
+    Ok(Repaired { pack, shards_rebuilt: missing })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::format::blob::{self, BlobKind};
-use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::index::{IndexFile, IndexedPack, union_packs};
 use crate::format::pack::ENTRY_LEN;
 use crate::format::tree::{NodeKind, Tree};
 use crate::foundation::crypto::SEAL_OVERHEAD;
@@ -305,17 +305,8 @@ pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn 
         match file {
             Ok(f) => {
                 index.add_file(&f);
-                // Several index objects may name one pack, each with all or some of its
-                // entries: check against their union.
-                for p in f.packs {
-                    let known =
-                        packs.entry(p.id).or_insert_with(|| IndexedPack { id: p.id, salt: p.salt, entries: vec![] });
-                    for e in p.entries {
-                        if !known.entries.iter().any(|k| k.offset == e.offset) {
-                            known.entries.push(e);
-                        }
-                    }
-                }
+                // Checked against what all index objects say of a pack together.
+                union_packs(&mut packs, &f.packs);
             }
             Err(e) => report.problems.push(Problem { object: Checked::Index(id), message: finding(e)? }),
         }

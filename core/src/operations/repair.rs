@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::format::blob::BlobKind;
-use crate::format::index::{IndexFile, IndexedPack};
+use crate::format::index::{IndexFile, IndexedPack, union_packs};
 use crate::format::pack;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, Tree};
@@ -117,17 +117,10 @@ pub fn repair_packs(repo: &Repository, apply: bool) -> Result<PackRepair> {
     let files = repo.index_files()?;
     let mut index = Index::default();
     index.note_loaded_from(files.iter().map(|(id, _)| *id));
-    let mut packs: std::collections::BTreeMap<PackId, Vec<crate::format::pack::PackEntry>> = Default::default();
+    let mut packs = std::collections::BTreeMap::new();
     for (_, f) in &files {
         index.add_file(f);
-        for p in &f.packs {
-            let entries = packs.entry(p.id).or_default();
-            for e in &p.entries {
-                if !entries.iter().any(|k| k.offset == e.offset) {
-                    entries.push(*e);
-                }
-            }
-        }
+        union_packs(&mut packs, &f.packs);
     }
     index.finalize();
     let parities: std::collections::HashSet<PackId> =
@@ -135,7 +128,7 @@ pub fn repair_packs(repo: &Repository, apply: bool) -> Result<PackRepair> {
     let keeps_parity = repo.config().data_parity > 0;
     // Trees to write again, read from their intact copies.
     let mut recopy: Vec<(BlobId, Vec<u8>)> = Vec::new();
-    for (id, entries) in &packs {
+    for (id, IndexedPack { entries, .. }) in &packs {
         r.packs_read += 1;
         let data_pack = entries.first().is_some_and(|e| e.kind == BlobKind::Data);
         match repo.rebuild_pack(id) {
