@@ -119,6 +119,16 @@ fn cached_store_conforms_and_refetches_damaged_entries() {
     let good = cached.get(&k).unwrap();
     std::fs::write(cache.path().join(k.path()), b"garbage").unwrap();
     assert_eq!(cached.get(&k).unwrap(), good);
+    // A cached range is the caller's to authenticate: one it found damaged is dropped and
+    // fetched again.
+    let pack = cached.list(ObjectKind::Pack).unwrap()[0].key;
+    let good = cached.get_range_cacheable(&pack, 1..5).unwrap();
+    let entry = cache.path().join("trees").join(format!("{}-1-5", pack.id));
+    std::fs::write(&entry, b"bad!").unwrap();
+    assert_eq!(&cached.get_range_cacheable(&pack, 1..5).unwrap()[..], b"bad!", "served from the cache");
+    cached.uncache_range(&pack, 1..5);
+    assert_eq!(cached.get_range_cacheable(&pack, 1..5).unwrap(), good);
+    assert_eq!(std::fs::read(&entry).unwrap(), good, "and cached again");
 }
 
 #[test]

@@ -53,7 +53,10 @@ pub fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
 /// # Errors
 /// As the file system reports.
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // One temporary name per call: threads writing the same file never share one.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{call}", std::process::id()));
     let written = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
         // An existing temporary file keeps its mode: set it.

@@ -518,7 +518,8 @@ impl PrunePlan {
             for p in &self.repack {
                 for e in p.entries.iter().filter(|e| self.used.contains(&e.id)) {
                     let Some(entry) = self.index.get(&e.id) else { continue };
-                    let plain = repo.read_entry(&self.index, entry).map_err(|err| {
+                    // A tree whose first copy fails is read from its other one.
+                    let plain = repo.read_blob(&self.index, e.kind, &e.id).map_err(|err| {
                         if err.is_missing_object() { swept_while_running(self.index.pack(entry).id) } else { err }
                     })?;
                     // A tree the kept packs hold once gets one more copy, one they do not hold
@@ -837,5 +838,44 @@ mod tests {
             }
         }
         assert_eq!(run(&repo, &opts).unwrap().trees_recopied, 0);
+    }
+
+    /// A used tree whose first copy is damaged, in a pack being repacked, is repacked from its
+    /// second copy: prune does not stall on damage the repository can absorb.
+    #[test]
+    fn a_repacked_tree_with_a_damaged_first_copy_is_read_from_its_second() {
+        let repo = repo("prune-repack-damaged");
+        let index = repo.load_index().unwrap();
+        let (roots, _, _) = repo
+            .write_blobs(&index, WriteOptions::default(), |w| {
+                let mut roots = Vec::new();
+                for name in ["kept", "forgotten"] {
+                    let blob = w.add(BlobKind::Data, name.as_bytes())?;
+                    let file = node("file", NodeKind::File, vec![blob], None);
+                    roots.push(w.add(BlobKind::Tree, &Tree::new(vec![file]).encode())?);
+                }
+                Ok(roots)
+            })
+            .unwrap();
+        let bytes = crate::repository::testing::snapshot_of(roots[0]).seal(repo.master());
+        let key = ObjectKey::new(ObjectKind::Snapshot, crate::foundation::id::Digest::of(&bytes));
+        repo.store().put(&key, bytes.into()).unwrap();
+        let index = repo.load_index().unwrap();
+        let first = *index.get(&roots[0]).unwrap();
+        let pack = ObjectKey::new(ObjectKind::Pack, index.pack(&first).id.0);
+        let mut damaged = repo.store().get(&pack).unwrap().to_vec();
+        damaged[first.offset as usize + 1] ^= 1;
+        repo.store().replace(&pack, damaged.into()).unwrap();
+        assert!(repo.read_entry(&index, &first).is_err(), "the first copy is damaged");
+        let opts = PruneOptions { grace: Duration::ZERO, max_unused: 0.0, ..Default::default() };
+        let stats = run(&repo, &opts).unwrap();
+        assert!(stats.packs_repacked >= 2, "both tree packs are half unused: {stats:?}");
+        let index = repo.load_index().unwrap();
+        let copies: Vec<crate::repository::index::IndexEntry> =
+            index.get(&roots[0]).into_iter().chain(index.alternates(&roots[0])).copied().collect();
+        assert_eq!(copies.len(), 2, "two copies again");
+        for e in copies {
+            repo.read_entry(&index, &e).expect("each copy reads");
+        }
     }
 }

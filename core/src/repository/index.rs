@@ -294,8 +294,16 @@ impl Index {
             copies
         };
         let copies: Vec<Vec<IndexEntry>> = self.buckets.par_iter_mut().map(sort).collect();
-        // Buckets go in id order and each is sorted: so is their concatenation.
-        self.alternates = copies.into_iter().flatten().collect();
+        // Buckets go in id order and each is sorted: so is their concatenation. Copies found
+        // by an earlier finalize are no longer in the buckets: they are kept, merged in.
+        let found = copies.into_iter().flatten();
+        if self.alternates.is_empty() {
+            self.alternates = found.collect();
+        } else {
+            self.alternates.extend(found);
+            self.alternates.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack().cmp(&b.pack())));
+            self.alternates.dedup_by(|later, first| later.id == first.id && later.pack() == first.pack());
+        }
         self.directory.clear();
         // Offsets are u32: a bucket past 4 billion entries is searched whole.
         if self.buckets.iter().all(|b| u32::try_from(b.len()).is_ok()) {
@@ -578,6 +586,25 @@ mod tests {
         assert_eq!(idx.len(), 3);
         assert_eq!(idx.pack(idx.get(&entry(7).id).unwrap()).id, b);
         assert_eq!(idx.pack(idx.get(&entry(1).id).unwrap()).id, a);
+    }
+
+    #[test]
+    fn a_second_finalize_keeps_the_copies_of_trees_the_first_found() {
+        let (a, b, c) = (PackId(Digest::of(b"a")), PackId(Digest::of(b"b")), PackId(Digest::of(b"c")));
+        let tree = entry(5);
+        assert_eq!(tree.kind, BlobKind::Tree);
+        let mut idx = Index::default();
+        idx.add_pack(a, [1; 16], &[tree]);
+        idx.add_pack(b, [2; 16], &[PackEntry { offset: 99, ..tree }]);
+        idx.finalize();
+        assert_eq!(idx.alternates(&tree.id).len(), 1);
+        // More packs later (prune adds the garbage-listed ones to a finalized index): the copy
+        // in b stays a fallback, and a third copy joins it.
+        idx.add_pack(c, [3; 16], &[entry(7), PackEntry { offset: 7, ..tree }]);
+        idx.finalize();
+        let copies: Vec<PackId> = idx.alternates(&tree.id).iter().map(|e| idx.pack(e).id).collect();
+        assert_eq!(copies, [b, c]);
+        assert_eq!(idx.pack(idx.get(&tree.id).unwrap()).id, a);
     }
 
     #[test]

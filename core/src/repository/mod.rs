@@ -660,7 +660,8 @@ impl Repository {
         }
     }
 
-    /// Reads and opens the blob an index entry points at.
+    /// Reads and opens the blob an index entry points at. A tree is read through the local
+    /// cache of a distant store; if the cached bytes fail, the store's are read once more.
     ///
     /// # Errors
     /// Store and corruption errors naming the pack.
@@ -668,13 +669,20 @@ impl Repository {
         let pack = index.pack(entry);
         let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
         let range = u64::from(entry.offset)..u64::from(entry.offset) + u64::from(entry.length);
-        let sealed = if entry.kind() == BlobKind::Tree {
-            self.store.get_range_cacheable(&key, range)
-        } else {
-            self.store.get_range(&key, range)
+        if entry.kind() == BlobKind::Data {
+            let sealed = self.store.get_range(&key, range).map_err(store_err(key))?;
+            return self.open_entry(index, entry, &sealed);
         }
-        .map_err(store_err(key))?;
-        self.open_entry(index, entry, &sealed)
+        let sealed = self.store.get_range_cacheable(&key, range.clone()).map_err(store_err(key))?;
+        match self.open_entry(index, entry, &sealed) {
+            Ok(plain) => Ok(plain),
+            // The copy a local cache held may be what is damaged: read the store itself once.
+            Err(_) => {
+                self.store.uncache_range(&key, range.clone());
+                let sealed = self.store.get_range_cacheable(&key, range).map_err(store_err(key))?;
+                self.open_entry(index, entry, &sealed)
+            }
+        }
     }
 
     /// Opens a blob's sealed bytes, read from the pack its index entry names: authenticated,

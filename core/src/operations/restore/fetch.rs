@@ -111,6 +111,13 @@ pub(super) fn load_trees(
     }
     let mut out: Vec<(BlobId, Tree)> =
         held.par_iter().filter_map(|(e, sealed)| open_tree(repo, index, e, sealed)).collect();
+    if let Some(w) = window
+        && out.len() < held.len()
+    {
+        // A cached window that fails is dropped; its trees are read one by one below.
+        let key = ObjectKey::new(ObjectKind::Pack, index.packs()[w.pack as usize].id.0);
+        repo.store().uncache_range(&key, w.start..w.start + w.data.len() as u64);
+    }
     let mut groups = Vec::new();
     for entries in by_pack.values_mut() {
         entries.sort_by_key(|e| e.offset);
@@ -122,15 +129,20 @@ pub(super) fn load_trees(
         let key = ObjectKey::new(ObjectKind::Pack, index.pack(first).id.0);
         let range = span(group);
         let start = range.start;
-        let Ok(data) = repo.store().get_range_cacheable(&key, range) else { return Vec::new() };
-        group
+        let Ok(data) = repo.store().get_range_cacheable(&key, range.clone()) else { return Vec::new() };
+        let trees: Vec<(BlobId, Tree)> = group
             .iter()
             .filter_map(|e| {
                 let from = usize::try_from(u64::from(e.offset) - start).ok()?;
                 let sealed = data.get(from..from.checked_add(e.length as usize)?)?;
                 open_tree(repo, index, e, sealed)
             })
-            .collect()
+            .collect();
+        if trees.len() < group.len() {
+            // Trees left out are read one by one later; a cached copy that failed goes.
+            repo.store().uncache_range(&key, range);
+        }
+        trees
     };
     batch::for_each(&groups, batch::in_flight(repo.store().as_ref(), 0), fetch, |_, trees| {
         if let Ok(mut all) = fetched.lock() {

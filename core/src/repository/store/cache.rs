@@ -155,13 +155,17 @@ impl<S: Store> Store for CachedStore<S> {
         if let Some(data) = Self::read(&path)
             && data.len() as u64 == range.end - range.start
         {
-            // The blob inside is authenticated by the caller; a damaged entry fails there and
-            // is not worse than a damaged download.
+            // The blobs inside are authenticated by the caller, which drops a damaged entry
+            // (`uncache_range`) and reads again.
             return Ok(data);
         }
         let data = self.inner.get_range(key, range)?;
         Self::write(&path, &data);
         Ok(data)
+    }
+
+    fn uncache_range(&self, key: &ObjectKey, range: Range<u64>) {
+        let _ = std::fs::remove_file(self.range_path(key, &range));
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>, StoreError> {

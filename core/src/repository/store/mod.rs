@@ -102,6 +102,13 @@ pub trait Store: Send + Sync {
     fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         self.get_range(key, range)
     }
+    /// Drops the cached copy of a range read with [`Store::get_range_cacheable`], if any: the
+    /// caller found it fails authentication, and the next read fetches it from the store again
+    /// (a damaged cache entry costs one read, never every read after it). The default does
+    /// nothing.
+    fn uncache_range(&self, key: &ObjectKey, range: Range<u64>) {
+        let _ = (key, range);
+    }
     /// Lists all objects of a kind.
     ///
     /// # Errors
@@ -164,6 +171,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn get_range_cacheable(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         (**self).get_range_cacheable(key, range)
+    }
+    fn uncache_range(&self, key: &ObjectKey, range: Range<u64>) {
+        (**self).uncache_range(key, range);
     }
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
         (**self).get_range_into(key, range, buf)

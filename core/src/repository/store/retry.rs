@@ -100,6 +100,9 @@ impl<S: Store> Store for RetryStore<S> {
             self.inner.get_range_cacheable(key, range.clone()).and_then(|b| whole(b.len(), want).map(|()| b))
         })
     }
+    fn uncache_range(&self, key: &ObjectKey, range: Range<u64>) {
+        self.inner.uncache_range(key, range);
+    }
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
         let want = range.end.saturating_sub(range.start);
         self.retry(|_| {
