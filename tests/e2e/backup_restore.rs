@@ -23,6 +23,12 @@ fn edge_tree_round_trips_exactly() {
     let report = repo.backup([&tree.root]);
     assert_eq!(report["summary"]["errors"], json!([]), "{report:#}");
     assert_eq!(report["summary"]["files_new"], json!(tree.file_inodes), "{report:#}");
+    // sparse.img's holes are found with SEEK_HOLE and chunked as zeros without being read.
+    let holes = report["summary"]["bytes_in_holes"].as_u64().unwrap_or(0);
+    assert!(holes >= cairn_tests::fixture::SPARSE_LEN - (1 << 20), "holes not read: {report:#}");
+    let read = report["summary"]["bytes_read"].as_u64().unwrap();
+    let total = report["summary"]["total_bytes"].as_u64().unwrap();
+    assert!(read + holes <= total, "what holes hold is not also read: {report:#}");
 
     // With --verify metadata is set after the check; without, by the thread that writes a
     // file's last blob (or, for files with nothing to write, after all content).

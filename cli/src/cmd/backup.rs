@@ -118,8 +118,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             "files: {} new, {} changed, {} unmodified; {} dirs",
             s.files_new, s.files_changed, s.files_unmodified, s.dirs
         );
+        let holes = if s.bytes_in_holes > 0 {
+            format!(" ({} in holes, not read)", bytes(s.bytes_in_holes))
+        } else {
+            String::new()
+        };
         println!(
-            "read {} of {}, added {} ({} stored) in {:.2}s",
+            "read {} of {}{holes}, added {} ({} stored) in {:.2}s",
             bytes(s.bytes_read),
             bytes(s.total_bytes),
             bytes(s.bytes_new),

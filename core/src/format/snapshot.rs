@@ -84,6 +84,10 @@ pub struct Summary {
     pub total_bytes: u64,
     /// Bytes read and chunked.
     pub bytes_read: u64,
+    /// Bytes of holes in sparse files, chunked as zeros without being read (absent when
+    /// none were).
+    #[serde(default, skip_serializing_if = "u64_is_zero")]
+    pub bytes_in_holes: u64,
     /// New blobs stored.
     pub blobs_new: u64,
     /// Plaintext bytes of the new blobs.
@@ -98,6 +102,12 @@ pub struct Summary {
     /// absent when none did).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
+}
+
+/// Whether a count is zero (an optional summary key is left out then).
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn u64_is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A snapshot manifest.

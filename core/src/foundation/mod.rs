@@ -4,8 +4,8 @@
 //! ([`compress`]), authenticated encryption and keys ([`crypto`]), reading binary fields
 //! ([`codec`]), path patterns ([`pattern`]), durations ([`duration`]), paths as text
 //! ([`path`]), files only their owner reads ([`private`]), extended attributes and inode flags
-//! ([`fsmeta`]), who and where ([`identity`]) and
-//! the progress observer ([`progress`]). Nothing here imports a module of a higher layer.
+//! ([`fsmeta`]), sparse files read without their holes ([`sparse`]), who and where
+//! ([`identity`]) and the progress observer ([`progress`]). Nothing here imports a module of a higher layer.
 
 pub mod chunk;
 pub mod codec;
@@ -20,3 +20,4 @@ pub mod path;
 pub mod pattern;
 pub mod private;
 pub mod progress;
+pub mod sparse;

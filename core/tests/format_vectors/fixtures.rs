@@ -140,6 +140,7 @@ pub fn snapshot(tree_id: BlobId, pack_len: u64) -> Snapshot {
             others: 1,
             total_bytes: 189,
             bytes_read: 189,
+            bytes_in_holes: 0,
             blobs_new: 2,
             bytes_new: 189,
             bytes_stored: pack_len,

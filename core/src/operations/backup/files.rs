@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::format::tree::Xattr;
-use crate::foundation::fsmeta;
+use crate::foundation::{fsmeta, sparse};
 
 /// The outcome of one file job.
 #[derive(Debug, Clone)]
@@ -252,7 +252,18 @@ impl Session<'_> {
             // The file grew since its size was taken: what was read starts the stream.
             self.store_read(data.chain(file), None, &mut buffers.batches)
         } else {
-            self.store_read(file, Some(size), &mut buffers.batches)
+            match sparse::has_holes(file, size) {
+                Ok(true) => {}
+                Ok(false) => return self.store_read(file, Some(size), &mut buffers.batches),
+                Err(e) => return Ok(Err(e)),
+            }
+            // Holes are chunked as the zeros they read as, without reading them.
+            let mut reader = sparse::SparseReader::new(file);
+            let outcome = self.store_read(&mut reader, Some(size), &mut buffers.batches);
+            let holes = reader.hole_bytes();
+            self.counters.bytes_read.fetch_sub(holes, Ordering::Relaxed);
+            self.counters.bytes_in_holes.fetch_add(holes, Ordering::Relaxed);
+            outcome
         }
     }
 

@@ -147,6 +147,7 @@ struct Counters {
     others: AtomicU64,
     total_bytes: AtomicU64,
     bytes_read: AtomicU64,
+    bytes_in_holes: AtomicU64,
 }
 
 /// State shared by the walker and the file workers of one backup. Blobs go to the
@@ -374,6 +375,7 @@ pub fn run(
         others: c.others.load(Ordering::Relaxed),
         total_bytes: c.total_bytes.load(Ordering::Relaxed),
         bytes_read: c.bytes_read.load(Ordering::Relaxed),
+        bytes_in_holes: c.bytes_in_holes.load(Ordering::Relaxed),
         blobs_new: written.blobs_new,
         bytes_new: written.bytes_new,
         bytes_stored: written.bytes_uploaded,
