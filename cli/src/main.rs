@@ -39,6 +39,8 @@ enum Command {
     Restore(cmd::restore::Args),
     /// Write a file of a snapshot to standard output (a directory as a tar stream).
     Dump(cmd::dump::Args),
+    /// Browse the snapshots as a read-only file system (FUSE).
+    Mount(cmd::mount::Args),
     /// Find paths in snapshots.
     Find(cmd::inspect::FindArgs),
     /// Show what changed between two snapshots.
@@ -268,6 +270,7 @@ fn main() -> ExitCode {
         Command::Ls(a) => cmd::ls::run(&cli.global, a),
         Command::Restore(a) => cmd::restore::run(&cli.global, a),
         Command::Dump(a) => cmd::dump::run(&cli.global, a),
+        Command::Mount(a) => cmd::mount::run(&cli.global, a),
         Command::Find(a) => cmd::inspect::find(&cli.global, a),
         Command::Diff(a) => cmd::inspect::diff(&cli.global, a),
         Command::Stats(a) => cmd::inspect::stats(&cli.global, a),

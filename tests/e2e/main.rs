@@ -33,6 +33,7 @@ mod faults;
 mod fidelity;
 mod inspect;
 mod interface;
+mod mount;
 mod overwrite;
 mod permissions;
 mod policy;

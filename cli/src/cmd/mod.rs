@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod key;
 pub mod ls;
 pub mod migrate;
+pub mod mount;
 pub mod policy;
 pub mod prune;
 pub mod repair;

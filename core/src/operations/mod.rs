@@ -3,10 +3,11 @@
 //!
 //! [`backup`], [`restore`] (and the restore drill, and dumps to a stream), [`check`],
 //! [`forget`] (with its pure [`forget::retention`] policy), [`prune`], [`copy`], [`repair`]
-//! (and `rewrite`), [`inspect`] (ls, find, diff, stats), [`status`] (recovery points) and
-//! [`tag`].
+//! (and `rewrite`), [`inspect`] (ls, find, diff, stats), [`browse`] (a snapshot as a directory
+//! tree, for `cairn mount`), [`status`] (recovery points) and [`tag`].
 
 pub mod backup;
+pub mod browse;
 pub mod check;
 pub mod copy;
 pub mod forget;
