@@ -151,8 +151,20 @@ pub fn targets(r: &Results) -> Vec<Target> {
             out.push(t);
         }
     }
+    if let (Some(m), Some(c)) = (step(r, "dump", "mount read", Kind::Cairn), step(r, "dump", "restore", Kind::Cairn)) {
+        let ratio = m.mb_per_s() / c.mb_per_s();
+        out.push(Target {
+            name: "Sequential read of the dump through `cairn mount` ≥ ½ of cairn's restore of it".into(),
+            measured: format!("{:.0} MB/s, {ratio:.2}× the restore's {:.0} MB/s", m.mb_per_s(), c.mb_per_s()),
+            status: at_least(ratio, 0.5, "×"),
+        });
+    }
     if r.datasets.iter().any(|d| d.name == "dump") {
-        let last = |tool: Kind| r.steps.iter().rfind(|s| s.dataset == "dump" && s.tool == tool && s.step != "restore");
+        let last = |tool: Kind| {
+            r.steps.iter().rfind(|s| {
+                s.dataset == "dump" && s.tool == tool && !matches!(s.step.as_str(), "restore" | "mount read")
+            })
+        };
         if let Some(c) = last(Kind::Cairn) {
             let peers: Vec<&Step> = Kind::ALL[1..].iter().filter_map(|&k| last(k)).collect();
             let smallest = peers.iter().min_by_key(|s| s.repo_bytes);
@@ -275,7 +287,8 @@ fn step_rank(step: &str) -> u32 {
         "initial" => 0,
         "unchanged" => 1,
         "changed" => 2,
-        "restore" => u32::MAX,
+        "restore" => u32::MAX - 1,
+        "mount read" => u32::MAX,
         other => other.trim_start_matches("changed (day ").trim_end_matches(')').parse().map_or(1000, |d: u32| 2 + d),
     }
 }

@@ -222,6 +222,24 @@ impl Tool {
         job
     }
 
+    /// Starts `cairn mount` of the repository at `at` (cairn only), its output to `log`; the
+    /// caller waits for the mount to appear, and ends it with SIGINT.
+    ///
+    /// # Errors
+    /// When the process cannot be started.
+    pub fn spawn_mount(&self, at: &Path, log: &Path) -> std::io::Result<std::process::Child> {
+        let mut args = self.repo_args();
+        args.extend(["mount".into(), at.as_os_str().to_owned()]);
+        let log = std::fs::File::create(log)?;
+        std::process::Command::new(&self.program)
+            .args(args)
+            .envs(self.env())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+    }
+
     /// Where a restore into `target` puts the absolute source path `source` (every tool here
     /// recreates the full path under the target).
     #[must_use]
