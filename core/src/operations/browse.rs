@@ -170,7 +170,8 @@ impl Browser {
         let mut by_id = Vec::new();
         let mut hosts: std::collections::BTreeMap<String, Vec<(Vec<u8>, Ino)>> = Default::default();
         let mut tags: std::collections::BTreeMap<String, Vec<(Vec<u8>, Ino)>> = Default::default();
-        let mut by_time = Vec::new();
+        let mut by_time: Vec<(Vec<u8>, Ino)> = Vec::new();
+        let mut times_taken = std::collections::HashSet::new();
         for (name, (_, snap)) in names.iter().zip(snapshots) {
             let node = Node {
                 name: name.clone().into_bytes(),
@@ -205,7 +206,7 @@ impl Browser {
                 tags.entry(tag.clone()).or_default().push((name.clone().into_bytes(), tag_link));
             }
             let mut when = snap.time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            if by_time.iter().any(|(n, _): &(Vec<u8>, Ino)| n == when.as_bytes()) {
+            if !times_taken.insert(when.clone()) {
                 when = format!("{when}-{name}");
             }
             let time_link = self.link(format!("../snapshots/{name}"));
