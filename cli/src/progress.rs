@@ -1,4 +1,4 @@
-//! Live progress for long commands (backup, restore, `check --read-data`): a bar on a terminal; with `--progress`
+//! Live progress for long commands (backup, restore, `check --read-data`, copy, prune): a bar on a terminal; with `--progress`
 //! when not on one, a status line a second on stderr, or with `--json` a JSON line a second
 //! (`"message_type": "status"`, as restic's) for wrappers. The summary goes to stdout as
 //! before, so progress never mixes into what scripts parse.
@@ -178,9 +178,9 @@ fn style(with_total: bool) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// What an action counts: files, or packs for `check`.
+/// What an action counts: files, or packs for `check` and `prune`.
 fn noun(action: &str) -> &'static str {
-    if action == "check" { "packs" } else { "files" }
+    if matches!(action, "check" | "prune") { "packs" } else { "files" }
 }
 
 /// One status report: plain text, or a JSON line.

@@ -91,6 +91,28 @@ fn check_read_data_reports_its_progress_on_request() {
     assert_eq!(last["files_done"], last["total_files"], "every pack read: {last}");
 }
 
+/// Issue 17, item 1: `prune` reports the bytes it repacks, pack by pack.
+#[test]
+fn prune_reports_its_repacking_on_request() {
+    let repo = crate::repo_with(&["--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let src = repo.dir("src");
+    for i in 0..4 {
+        cairn_tests::data::write_random(&src.join(format!("f{i}")), 10 + i, 300_000);
+    }
+    repo.backup(args![&src]);
+    std::fs::remove_file(src.join("f1")).unwrap();
+    repo.backup(args![&src]);
+    repo.run(args!["forget", "--keep-last", "1"]).success();
+    let out = repo.run(args!["--json", "--progress", "prune", "--grace", "0s", "--max-unused", "0"]);
+    out.success();
+    assert!(out.json()["stats"]["packs_repacked"].as_u64().unwrap() > 0, "something to repack: {}", out.stdout_text());
+    let last: serde_json::Value = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).next_back().unwrap();
+    assert_eq!(last["action"], "prune");
+    assert_eq!(last["percent_done"], 100.0, "{last}");
+    assert_eq!(last["files_done"], last["total_files"], "every pack repacked: {last}");
+    assert!(last["bytes_done"].as_u64().unwrap() > 0, "{last}");
+}
+
 /// Issue 17, item 1: `copy` reports the bytes it copies.
 #[test]
 fn copy_reports_its_progress_on_request() {

@@ -55,7 +55,10 @@ pub fn run_on(repo: &Repository, global: &GlobalArgs, args: &PruneArgs, dry_run:
     opts.max_unused = args.max_unused;
     opts.grace = args.grace;
     opts.dry_run = dry_run;
-    let stats = prune::run(repo, &opts).context("prune failed (the repository is unchanged or consistent)")?;
+    let progress = crate::progress::Reporter::new(global, "prune");
+    let stats = prune::run_with_progress(repo, &opts, &progress);
+    progress.finish();
+    let stats = stats.context("prune failed (the repository is unchanged or consistent)")?;
     report(global, &stats, dry_run, args.grace)?;
     Ok(0)
 }

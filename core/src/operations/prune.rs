@@ -34,6 +34,7 @@ use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, PackId};
+use crate::foundation::progress::{NoProgress, Progress};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
@@ -458,7 +459,21 @@ impl PrunePlan {
     ///
     /// # Errors
     /// Store errors; the repository stays consistent at every step.
-    pub fn apply(mut self, repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
+    pub fn apply(self, repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
+        self.apply_with_progress(repo, opts, &NoProgress)
+    }
+
+    /// As [`PrunePlan::apply`], reporting the repacking to `progress` (see
+    /// [`run_with_progress`]).
+    ///
+    /// # Errors
+    /// As [`PrunePlan::apply`].
+    pub fn apply_with_progress(
+        mut self,
+        repo: &Repository,
+        opts: &PruneOptions,
+        progress: &dyn Progress,
+    ) -> Result<PruneStats> {
         if opts.dry_run {
             return Ok(self.stats);
         }
@@ -467,7 +482,7 @@ impl PrunePlan {
         // stops naming the old ones).
         let mut new_packs = Vec::new();
         if !self.repack.is_empty() || !self.recopy.is_empty() {
-            new_packs = self.repack_blobs(repo)?;
+            new_packs = self.repack_blobs(repo, progress)?;
         }
         // The garbage list of this run: dropped and repacked packs, plus unindexed packs from
         // interrupted backups (those only become deletable after a further grace period too).
@@ -495,7 +510,11 @@ impl PrunePlan {
         Ok(self.stats)
     }
 
-    fn repack_blobs(&self, repo: &Repository) -> Result<Vec<IndexedPack>> {
+    fn repack_blobs(&self, repo: &Repository, progress: &dyn Progress) -> Result<Vec<IndexedPack>> {
+        let copied = |e: &PackEntry| self.used.contains(&e.id) && self.index.contains(&e.id);
+        let total: u64 =
+            self.repack.iter().flat_map(|p| &p.entries).filter(|e| copied(e)).map(|e| u64::from(e.length)).sum();
+        progress.total(total, self.repack.len() as u64);
         // Blobs kept in another pack need no copy; the writer skips what this index holds. A
         // tree kept in fewer than two packs is left out of it, so the writer stores what it
         // lacks.
@@ -529,7 +548,9 @@ impl PrunePlan {
                     } else {
                         writer.add_with_id(e.kind, e.id, &plain)?;
                     }
+                    progress.bytes_read(u64::from(e.length));
                 }
+                progress.file_done(Path::new(""), 0);
             }
             // The one copy left is read (through the other copies if it fails), then stored
             // once more.
@@ -683,7 +704,17 @@ fn read_garbage_if_present(repo: &Repository, key: &ObjectKey) -> Result<Option<
 /// # Errors
 /// As [`PrunePlan::compute`] and [`PrunePlan::apply`].
 pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneStats> {
-    PrunePlan::compute(repo, opts)?.apply(repo, opts)
+    run_with_progress(repo, opts, &NoProgress)
+}
+
+/// As [`run`], reporting to `progress` what repacking copies: its total (the bytes of the used
+/// blobs in the packs to repack, and those packs), the bytes as they are copied, and each
+/// pack once its blobs are.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_progress(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneStats> {
+    PrunePlan::compute(repo, opts)?.apply_with_progress(repo, opts, progress)
 }
 
 #[cfg(test)]
