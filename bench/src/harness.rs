@@ -270,8 +270,10 @@ impl Run<'_> {
     }
 
     /// Reads the last dump through `cairn mount`, sequentially (`dd`, 1 MiB reads), and
-    /// checks it; recorded as the step `mount read`. Skipped, and said so, where no FUSE
-    /// mount can be made (no `/dev/fuse`, or not allowed).
+    /// checks it; recorded as the step `mount read`, beside `restore (paired)`. The two
+    /// alternate three times (read, restore, read, …) and each records its median run, so
+    /// the ratio between them is not one lucky or unlucky run on a shared machine. Skipped,
+    /// and said so, where no FUSE mount can be made (no `/dev/fuse`, or not allowed).
     fn mount_read(&mut self, t: &Tool, bytes: u64, expected: &[u8; 32]) -> Result<()> {
         let at = self.opts.work.join("mnt");
         fs::create_dir_all(&at)?;
@@ -289,15 +291,24 @@ impl Run<'_> {
         let file = at.join("snapshots/latest").join("dump.sql");
         let mut dd = Job::new("dd", [format!("if={}", file.display()), "of=/dev/null".into(), "bs=1M".into()]);
         dd.env = vec![];
-        let measured = self.measured(&dd, "dump cairn mount read");
+        let rounds = (|| -> Result<(Vec<Usage>, Vec<Usage>)> {
+            let (mut reads, mut restores) = (Vec::new(), Vec::new());
+            for round in 0..3 {
+                reads.push(self.measured(&dd, &format!("dump cairn mount read {round}"))?);
+                let target = self.restore_dir()?;
+                restores.push(self.measured(&t.restore(&target), &format!("dump cairn restore paired {round}"))?);
+            }
+            Ok((reads, restores))
+        })();
         let digest = file_digest(&file);
         let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
         let _ = child.wait();
-        let usage = measured?;
+        let (reads, restores) = rounds?;
         if digest? != *expected {
             bail!("cairn: the dump read through the mount differs from the last day's dump");
         }
-        self.record("dump", "mount read", t, bytes, usage);
+        self.record("dump", "mount read", t, bytes, median_run(reads));
+        self.record("dump", "restore (paired)", t, bytes, median_run(restores));
         Ok(())
     }
 
@@ -728,6 +739,12 @@ pub fn dir_size(dir: &Path) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// The run of median wall time among `runs` (which is not empty).
+fn median_run(mut runs: Vec<Usage>) -> Usage {
+    runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    runs.swap_remove(runs.len() / 2)
 }
 
 fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
