@@ -9,6 +9,18 @@ use cairn_core::store::object_store::BackendOptions;
 use cairn_core::store::retry::RetryPolicy;
 use cairn_core::store::{OpenOptions, Store, default_cache_root};
 
+/// Prints a line of a command's summary on standard output, unless `-q` asked for none.
+/// Errors and warnings go to standard error whatever the flags; what a listing command lists
+/// is its output, not a summary, and is printed with `println!`.
+macro_rules! say {
+    ($global:expr, $($arg:tt)*) => {
+        if !$global.quiet {
+            println!($($arg)*)
+        }
+    };
+}
+pub(crate) use say;
+
 /// Flags every command takes.
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Global options")]
@@ -28,9 +40,15 @@ pub struct GlobalArgs {
     /// Machine-readable output.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print less.
-    #[arg(short, long, global = true)]
+    /// Print nothing but errors and warnings: no summary (commands that list or show
+    /// something still print it; the exit code tells the outcome).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print more: besides the summary, each item as it is done (a file backed up or restored,
+    /// a pack read or repacked, a snapshot copied or rewritten), on standard error; with
+    /// --json as JSON lines ("message_type": "verbose_status").
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     /// Report progress even when standard error is not a terminal: a status line a second
     /// (with --json, a JSON line a second, "message_type": "status"). On a terminal, backup and
     /// restore draw a live bar without it.

@@ -1,7 +1,9 @@
-//! Live progress for long commands (backup, restore, `check --read-data`, copy, prune): a bar on a terminal; with `--progress`
-//! when not on one, a status line a second on stderr, or with `--json` a JSON line a second
-//! (`"message_type": "status"`, as restic's) for wrappers. The summary goes to stdout as
-//! before, so progress never mixes into what scripts parse.
+//! Live progress for long commands (backup, restore, `check --read-data`, copy, prune,
+//! rewrite): a bar on a terminal; with `--progress` when not on one, a status line a second on
+//! stderr, or with `--json` a JSON line a second (`"message_type": "status"`, as restic's)
+//! for wrappers. With `-v`, each item done (file, pack, snapshot) gets a line of its own on
+//! stderr. The summary goes to stdout as before, so progress never mixes into what scripts
+//! parse.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +44,8 @@ pub struct Reporter {
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Print warnings as they come (off with `-q` or `--json`, whose summary lists them).
     warnings: bool,
+    /// Name each item as it is done (`-v`): a text line, or with `--json` a JSON line.
+    items: Option<Mode>,
     finished: AtomicBool,
 }
 
@@ -90,6 +94,7 @@ impl Reporter {
             stop: Mutex::new(Some(stop)),
             ticker: Mutex::new(ticker),
             warnings: !global.quiet && !global.json,
+            items: global.verbose.then_some(if global.json { Mode::Json } else { Mode::Lines }),
             finished: AtomicBool::new(false),
         }
     }
@@ -178,9 +183,14 @@ fn style(with_total: bool) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// What an action counts: files, or packs for `check` and `prune`.
+/// What an action counts: files, packs for `check` and `prune`, snapshots for `copy` and
+/// `rewrite`.
 fn noun(action: &str) -> &'static str {
-    if matches!(action, "check" | "prune") { "packs" } else { "files" }
+    match action {
+        "check" | "prune" => "packs",
+        "copy" | "rewrite" => "snapshots",
+        _ => "files",
+    }
 }
 
 /// One status report: plain text, or a JSON line.
@@ -218,11 +228,34 @@ fn status_line(mode: Mode, action: &str, c: &Counters, elapsed: Duration) -> Str
     )
 }
 
+/// One item done, for `-v`: `backup: /etc/hosts (1.2 KiB)`, or a JSON line.
+fn item_line(mode: Mode, action: &str, item: &std::path::Path, bytes: u64) -> String {
+    if mode == Mode::Json {
+        return serde_json::json!({
+            "message_type": "verbose_status",
+            "action": action,
+            "item": item.to_string_lossy(),
+            "bytes": bytes,
+        })
+        .to_string();
+    }
+    format!("{action}: {} ({})", item.display(), crate::context::bytes(bytes))
+}
+
 impl cairn_core::Progress for Reporter {
-    fn file_done(&self, _path: &std::path::Path, _bytes: u64) {
+    fn file_done(&self, path: &std::path::Path, bytes: u64) {
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.set_message(format!("{} {}", self.counters.files.load(Ordering::Relaxed), noun(self.action)));
+        }
+        if let Some(mode) = self.items
+            && !path.as_os_str().is_empty()
+        {
+            let line = item_line(mode, self.action, path, bytes);
+            match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
+            }
         }
     }
 

@@ -130,3 +130,71 @@ fn copy_reports_its_progress_on_request() {
     assert_eq!(last["action"], "copy");
     assert_eq!(last["bytes_done"], 1_000_000, "{last}");
 }
+
+/// Issue 17, item 1: `-v` names each item as it is done (files backed up and restored, packs
+/// read); `-q` leaves stdout empty on commands that only summarise; the two together are a
+/// usage error.
+#[test]
+fn verbose_names_each_item_and_quiet_prints_no_summary() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    for name in ["a", "b", "c"] {
+        cairn_tests::data::write_random(&src.join(name), 7, 50_000);
+    }
+    let out = repo.run(args!["-v", "backup", &src]);
+    out.success();
+    for name in ["a", "b", "c"] {
+        let line = format!("backup: {}", src.join(name).display());
+        assert!(out.stderr.lines().any(|l| l.starts_with(&line)), "{line} not named: {}", out.stderr);
+    }
+    // Only what is read again is named: the changed file, not the two unmodified ones.
+    cairn_tests::data::write_random(&src.join("b"), 8, 50_000);
+    let out = repo.run(args!["--json", "-v", "backup", &src]);
+    out.success();
+    let items: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message_type"] == "verbose_status")
+        .collect();
+    assert_eq!(items.len(), 1, "{}", out.stderr);
+    assert_eq!(items[0]["item"], src.join("b").to_string_lossy().as_ref());
+    assert_eq!(items[0]["bytes"], 50_000);
+
+    let target = repo.dir("restore");
+    let out = repo.run(args!["-v", "restore", "latest", "--target", &target]);
+    out.success();
+    assert_eq!(out.stderr.lines().filter(|l| l.starts_with("restore: ")).count(), 3, "{}", out.stderr);
+    let out = repo.run(args!["-v", "check", "--read-data"]);
+    out.success();
+    assert!(out.stderr.lines().any(|l| l.starts_with("check: pack ")), "{}", out.stderr);
+
+    for quiet in [args!["-q", "backup", &src], args!["-q", "check", "--read-data"], args!["-q", "key", "add"]] {
+        let mut cmd = repo.command(quiet.clone());
+        cmd.env("CAIRN_NEW_PASSWORD", "another password");
+        let out = cairn_tests::repo::Output::of(cmd);
+        out.success();
+        assert_eq!(out.stdout_text(), "", "{quiet:?} printed a summary");
+    }
+    repo.run(args!["-q", "-v", "snapshots"]).code(cairn_tests::exit::USAGE);
+}
+
+/// Issue 17, item 1: erasing with `rewrite` reports the snapshots it walks.
+#[test]
+fn rewrite_reports_its_progress_on_request() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    cairn_tests::data::write_random(&src.join("keep"), 1, 100_000);
+    cairn_tests::data::write_random(&src.join("secret"), 2, 100_000);
+    repo.backup(args![&src]);
+    repo.backup(args![&src]);
+    let out = repo.run(args!["--json", "--progress", "-v", "rewrite", "--exclude", "secret", "--apply"]);
+    out.success();
+    let lines: Vec<serde_json::Value> = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let named = lines.iter().filter(|v| v["message_type"] == "verbose_status").count();
+    assert_eq!(named, 2, "each snapshot named: {}", out.stderr);
+    let last = lines.iter().rfind(|v| v["message_type"] == "status").unwrap_or_else(|| panic!("{}", out.stderr));
+    assert_eq!(last["action"], "rewrite");
+    assert_eq!(last["total_files"], 2, "{last}");
+    assert_eq!(last["files_done"], 2, "{last}");
+}

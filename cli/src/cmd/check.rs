@@ -6,7 +6,7 @@ use cairn_core::check::{self, ReadData};
 use cairn_core::restore;
 
 use super::FilterArgs;
-use crate::context::{GlobalArgs, bytes, print_json};
+use crate::context::{GlobalArgs, bytes, print_json, say};
 
 /// Verify the repository.
 #[derive(clap::Args, Debug)]
@@ -47,12 +47,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     if global.json {
         print_json(&serde_json::json!({ "ok": report.ok() && drill_ok, "check": report, "restore_drill": drill }))?;
     } else {
-        println!(
+        say!(
+            global,
             "checked {} snapshots, {} index objects, {} packs, {} blobs",
-            report.snapshots, report.index_objects, report.packs, report.blobs
+            report.snapshots,
+            report.index_objects,
+            report.packs,
+            report.blobs
         );
         if mode != ReadData::None {
-            println!("read {} packs ({})", report.packs_read, bytes(report.bytes_read));
+            say!(global, "read {} packs ({})", report.packs_read, bytes(report.bytes_read));
         }
         if !report.unindexed_packs.is_empty() {
             // Which it is cannot be told from the packs alone: a backup that stopped before
@@ -62,13 +66,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 matches!(p.object, cairn_core::check::Checked::Index(_)) || p.message.contains("not in the index")
             });
             if index_trouble {
-                println!(
+                say!(
+                    global,
                     "{} packs are in no index object, and the index has problems: run `cairn repair index` \
                      (it reads their headers and indexes them again) before any prune",
                     report.unindexed_packs.len()
                 );
             } else {
-                println!(
+                say!(
+                    global,
                     "{} packs are in no index object: left by a backup that stopped before indexing them, or \
                      named by an index object that is lost; `cairn repair index` indexes them again, \
                      `cairn prune` removes them after the grace period",
@@ -94,7 +100,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         }
         if let Some(d) = drill.as_ref().map(|d| &d.restore) {
             let rate = if d.seconds > 0.0 { d.bytes as f64 / d.seconds } else { 0.0 };
-            println!(
+            say!(
+                global,
                 "restore drill of snapshot {}: {} files, {} restored and verified in {:.2}s ({}/s)",
                 d.snapshot.short(),
                 d.files,
@@ -107,7 +114,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             }
         }
         if report.ok() && drill_ok {
-            println!("no errors were found");
+            say!(global, "no errors were found");
         }
     }
     Ok(if report.ok() && drill_ok { 0 } else { crate::exit::FAILED })

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use cairn_core::KdfParams;
 
-use crate::context::{GlobalArgs, print_json};
+use crate::context::{GlobalArgs, print_json, say};
 
 /// Manage the key files that open the repository.
 #[derive(clap::Args, Debug)]
@@ -69,17 +69,17 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         }
         What::Add(p) => {
             let id = repo.add_key(&p.read()?, KdfParams::default())?;
-            println!("added key {}", id.short());
+            say!(global, "added key {}", id.short());
         }
         What::Remove { id } => {
             let id = repo.find_key(&id)?;
             repo.remove_key(id)?;
-            println!("removed key {}", id.short());
+            say!(global, "removed key {}", id.short());
         }
         What::Passwd(p) => {
             let old = repo.key_id();
             let new = repo.change_password(&p.read()?, KdfParams::default())?;
-            println!("password changed: key {} replaces {}", new.short(), old.short());
+            say!(global, "password changed: key {} replaces {}", new.short(), old.short());
         }
     }
     Ok(0)

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use cairn_core::check::{self, ReadData};
 use cairn_core::repair;
 
-use crate::context::{GlobalArgs, print_json};
+use crate::context::{GlobalArgs, print_json, say};
 
 /// Repair a damaged repository.
 #[derive(clap::Args, Debug)]
@@ -48,7 +48,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             if global.json {
                 print_json(&r)?;
             } else {
-                println!(
+                say!(
+                    global,
                     "read {} pack headers: {} blobs, {} not in the old index; {} index objects {}",
                     r.packs_read,
                     r.blobs,
@@ -68,15 +69,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             } else {
                 let done = |n: usize, did: &str, would: &str| {
                     if n > 0 {
-                        println!("{n} {}", if apply { did } else { would });
+                        say!(global, "{n} {}", if apply { did } else { would });
                     }
                 };
-                println!("read {} packs", r.packs_read);
+                say!(global, "read {} packs", r.packs_read);
                 for id in &r.rebuilt {
-                    println!("pack {id}: damaged, rebuilt from its parity");
+                    say!(global, "pack {id}: damaged, rebuilt from its parity");
                 }
                 for id in &r.removed {
-                    println!("pack {id}: damaged tree pack, every tree in it has an intact copy elsewhere");
+                    say!(global, "pack {id}: damaged tree pack, every tree in it has an intact copy elsewhere");
                 }
                 done(r.rebuilt.len(), "packs written back", "packs would be written back (dry run; --apply to write)");
                 done(
@@ -91,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                     );
                 }
                 if r.rebuilt.is_empty() && r.removed.is_empty() && r.parity_written.is_empty() && r.lost.is_empty() {
-                    println!("no pack needs repair");
+                    say!(global, "no pack needs repair");
                 }
             }
             if !r.lost.is_empty() {
@@ -110,23 +111,36 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                     if r.from_copy {
                         let done =
                             if apply { "written back" } else { "would be written back (dry run; --apply to write)" };
-                        println!("snapshot {}: damaged object, {done} from its intact second copy", r.snapshot.short());
+                        say!(
+                            global,
+                            "snapshot {}: damaged object, {done} from its intact second copy",
+                            r.snapshot.short()
+                        );
                         continue;
                     }
                     match &r.replacement {
                         Some(new) => {
-                            println!("snapshot {} replaced by {} (tagged `repaired`):", r.snapshot.short(), new.short())
+                            say!(
+                                global,
+                                "snapshot {} replaced by {} (tagged `repaired`):",
+                                r.snapshot.short(),
+                                new.short()
+                            )
                         }
                         None => {
-                            println!("snapshot {} would be rewritten (dry run; --apply to write):", r.snapshot.short())
+                            say!(
+                                global,
+                                "snapshot {} would be rewritten (dry run; --apply to write):",
+                                r.snapshot.short()
+                            )
                         }
                     }
                     for p in &r.removed {
-                        println!("  removed {p}");
+                        say!(global, "  removed {p}");
                     }
                 }
                 if repairs.is_empty() {
-                    println!("no snapshot references missing data");
+                    say!(global, "no snapshot references missing data");
                 }
             }
         }

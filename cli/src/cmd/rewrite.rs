@@ -21,7 +21,13 @@ pub struct Args {
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let repo = global.open()?;
     let ids = super::snapshot_ids(&repo, &args.snapshots)?;
-    let changed = repair::erase(&repo, &ids, &args.excludes, args.apply).context("rewriting snapshots")?;
+    let progress = crate::progress::Reporter::new(global, "rewrite");
+    let changed = repair::erase(&repo, &ids, &args.excludes, args.apply, &progress);
+    progress.finish();
+    let changed = changed.context("rewriting snapshots")?;
+    if global.quiet {
+        return Ok(0);
+    }
     if global.json {
         return print_json(&serde_json::json!({ "applied": args.apply, "snapshots": changed })).map(|()| 0);
     }

@@ -419,7 +419,7 @@ pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn 
         |p| {
             let got = read_pack(repo, p, parities.contains(&p.id));
             progress.bytes_read(expected_pack_size(p));
-            progress.file_done(std::path::Path::new(""), expected_pack_size(p));
+            progress.file_done(std::path::Path::new(&format!("pack {}", p.id.short())), expected_pack_size(p));
             got
         },
         |n, got| {

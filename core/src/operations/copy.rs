@@ -219,7 +219,8 @@ pub fn run(src: &Repository, dst: &Repository, snapshots: &[SnapshotId]) -> Resu
     run_with_progress(src, dst, snapshots, &crate::foundation::progress::NoProgress)
 }
 
-/// As [`run`], reporting to `progress` the bytes of data blobs copied and each snapshot done.
+/// As [`run`], reporting to `progress` the bytes of data blobs copied and each snapshot done
+/// (as `snapshot ID`, with the bytes it holds).
 ///
 /// # Errors
 /// As [`run`].
@@ -281,6 +282,7 @@ pub fn run_with_progress(
                 copy.tree = tree;
                 copy.parent = None;
                 copy.original = Some(origin);
+                progress.file_done(Path::new(&format!("snapshot {}", id.short())), snap.summary.total_bytes);
                 pending.push((id, copy));
             }
             Ok((pending, blobs_read))

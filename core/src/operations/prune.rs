@@ -550,7 +550,10 @@ impl PrunePlan {
                     }
                     progress.bytes_read(u64::from(e.length));
                 }
-                progress.file_done(Path::new(""), 0);
+                progress.file_done(
+                    Path::new(&format!("pack {}", p.id.short())),
+                    p.entries.iter().map(|e| u64::from(e.length)).sum(),
+                );
             }
             // The one copy left is read (through the other copies if it fails), then stored
             // once more.

@@ -13,6 +13,7 @@ use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::foundation::pattern::PathPatterns;
+use crate::foundation::progress::{NoProgress, Progress};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::parity::Rebuilt;
@@ -297,28 +298,48 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
         }
     };
     let tree_damaged = |id: &BlobId| bad.contains(id);
-    rebuilt.extend(rewrite_snapshots(repo, &index, snapshots, &unreadable, &tree_damaged, "repaired", apply)?);
+    rebuilt.extend(rewrite_snapshots(
+        repo,
+        &index,
+        snapshots,
+        &RewriteHow { drop: &unreadable, damaged: &tree_damaged, tag: "repaired", apply, progress: &NoProgress },
+    )?);
     Ok(rebuilt)
 }
 
-/// Rewrites `snapshots` without the entries `drop` selects (and, for unreadable directories,
-/// with an empty one): new trees, a new snapshot tagged `tag` replacing each changed one. A dry
-/// run (`apply` false) stores nothing: it only names the trees it would store.
+/// How [`rewrite_snapshots`] rewrites.
+struct RewriteHow<'a> {
+    /// Why an entry is left out, or `None` to keep it.
+    drop: &'a dyn Fn(&Path, &Node) -> Option<String>,
+    /// Whether a tree blob is damaged (stored, failing authentication) rather than missing.
+    damaged: &'a dyn Fn(&BlobId) -> bool,
+    /// The tag of each replacement snapshot.
+    tag: &'a str,
+    /// Store the result (otherwise a dry run: nothing is stored, trees are only named).
+    apply: bool,
+    /// Hears the bytes of file content walked against the snapshots' total, and each snapshot
+    /// done.
+    progress: &'a dyn Progress,
+}
+
+/// Rewrites `snapshots` without the entries `how.drop` selects (and, for unreadable
+/// directories, with an empty one): new trees, a new snapshot tagged `how.tag` replacing each
+/// changed one.
 fn rewrite_snapshots(
     repo: &Repository,
     index: &Index,
     snapshots: Vec<(SnapshotId, Snapshot)>,
-    drop: &dyn Fn(&Path, &Node) -> Option<String>,
-    damaged: &dyn Fn(&BlobId) -> bool,
-    tag: &str,
-    apply: bool,
+    how: &RewriteHow<'_>,
 ) -> Result<Vec<SnapshotRepair>> {
+    let RewriteHow { drop, damaged, tag, apply, progress } = *how;
     let walker = TreeWalker::new(repo, index);
+    progress.total(snapshots.iter().map(|(_, s)| s.summary.total_bytes).sum(), snapshots.len() as u64);
     let plan = |put_tree: &dyn Fn(&[u8]) -> Result<BlobId>| -> Result<Vec<(SnapshotId, Snapshot, SnapshotRepair)>> {
         let mut out = Vec::new();
         for (id, snap) in &snapshots {
-            let mut rewriter = Rewriter { drop, damaged, put_tree, removed: Vec::new() };
+            let mut rewriter = Rewriter { drop, damaged, put_tree, removed: Vec::new(), progress };
             let root = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
+            progress.file_done(Path::new(&format!("snapshot {}", id.short())), snap.summary.total_bytes);
             if rewriter.removed.is_empty() {
                 continue;
             }
@@ -353,7 +374,8 @@ fn rewrite_snapshots(
 /// Erases paths from snapshots (`rewrite --exclude`): every entry matching `excludes` (globs,
 /// as for backup) is removed from `snapshots` (all when empty); each changed snapshot is
 /// replaced by one tagged `rewritten`. The data itself leaves the repository at the next
-/// prune, once no snapshot references it.
+/// prune, once no snapshot references it. `progress` hears the file bytes walked of the
+/// snapshots' total, and each snapshot (`snapshot ID`) once walked.
 ///
 /// # Errors
 /// Bad patterns; store errors; unreadable trees.
@@ -362,6 +384,7 @@ pub fn erase(
     snapshots: &[SnapshotId],
     excludes: &[String],
     apply: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<SnapshotRepair>> {
     if excludes.is_empty() {
         return Err(Error::InvalidArgument("rewrite needs at least one --exclude pattern".into()));
@@ -374,7 +397,12 @@ pub fn erase(
         selected.retain(|(id, _)| snapshots.contains(id));
     }
     let matches = |path: &Path, _: &Node| patterns.matches(path).then(|| "matched --exclude".to_string());
-    rewrite_snapshots(repo, &index, selected, &matches, &|_| false, "rewritten", apply)
+    rewrite_snapshots(
+        repo,
+        &index,
+        selected,
+        &RewriteHow { drop: &matches, damaged: &|_| false, tag: "rewritten", apply, progress },
+    )
 }
 
 /// Rewrites trees without the entries `drop` selects, bottom-up: a tree with nothing left out
@@ -387,6 +415,8 @@ struct Rewriter<'a> {
     /// Stores a tree blob (or, in a dry run, only names it).
     put_tree: &'a dyn Fn(&[u8]) -> Result<BlobId>,
     removed: Vec<Removed>,
+    /// Hears the content bytes of each file walked.
+    progress: &'a dyn Progress,
 }
 
 impl TreeVisitor for Rewriter<'_> {
@@ -394,6 +424,9 @@ impl TreeVisitor for Rewriter<'_> {
     type Output = BlobId;
 
     fn entry(&mut self, path: &Path, node: &Node) -> Result<bool> {
+        if node.kind == NodeKind::File {
+            self.progress.bytes_read(node.size);
+        }
         if let Some(reason) = (self.drop)(path, node) {
             self.removed.push(Removed { path: path.to_path_buf(), reason, unreadable: None });
             return Ok(false);
