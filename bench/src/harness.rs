@@ -456,9 +456,48 @@ impl Run<'_> {
             let figure = self.latency(name, &root, v2, &expected)?;
             self.latency.push(figure);
         }
+        if name == "tree" {
+            self.progress_cost(name, &root, v2)?;
+        }
         self.drop_restores();
         let _ = fs::remove_dir_all(&root);
         Ok(DatasetInfo { name, description })
+    }
+
+    /// What the live progress bar costs: `root` backed up by cairn into fresh repositories
+    /// with no progress (`-q`, as every other backup here) and with the bar drawn on a
+    /// terminal (`script` gives the backup a pseudo-terminal), three of each, alternating;
+    /// each side's median run is recorded as the steps `initial (no progress)` and
+    /// `initial (progress bar)`. The tree is the worst case: a bar update per file.
+    fn progress_cost(&mut self, name: &'static str, root: &Path, bytes: u64) -> Result<()> {
+        let Some(script) = which("script") else {
+            self.say("progress: no `script` here to give the backup a terminal; its cost is not measured");
+            return Ok(());
+        };
+        let (program, version) = self.cairn();
+        let (mut plain, mut bar) = (Vec::new(), Vec::new());
+        let mut last = None;
+        for round in 0..3 {
+            for with_bar in [false, true] {
+                let label = if with_bar { "progress bar" } else { "no progress" };
+                let mut t =
+                    self.tool(Kind::Cairn, &program, &version, &format!("progress-{name}-{with_bar}-{round}"))?;
+                let mut job = t.backup(&[root.to_path_buf()]);
+                if with_bar {
+                    job = on_terminal(&script, job);
+                }
+                let run = self.measured(&job, &format!("{name} cairn initial {label} {round}"))?;
+                if with_bar { &mut bar } else { &mut plain }.push(run);
+                if let Some(old) = last.replace(t) {
+                    let _ = fs::remove_dir_all(old.repo.parent().unwrap_or(&old.repo));
+                }
+            }
+        }
+        let t = last.context("no backup ran")?;
+        self.record(name, "initial (no progress)", &t, bytes, median_run(plain));
+        self.record(name, "initial (progress bar)", &t, bytes, median_run(bar));
+        let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        Ok(())
     }
 
     /// Backs `root` up with cairn into two fresh repositories, one as is and one with
@@ -739,6 +778,22 @@ pub fn dir_size(dir: &Path) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// `job` run by `script` on a pseudo-terminal of its own, without cairn's `-q`: the backup
+/// sees a terminal on standard error and draws its live bar.
+fn on_terminal(script: &Path, mut job: Job) -> Job {
+    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
+    let command: Vec<String> = job.argv.iter().filter(|a| *a != "-q").map(|a| quote(a)).collect();
+    job.argv = vec![
+        script.as_os_str().to_owned(),
+        "-q".into(),
+        "-e".into(),
+        "-c".into(),
+        command.join(" ").into(),
+        "/dev/null".into(),
+    ];
+    job
 }
 
 /// The run of median wall time among `runs` (which is not empty).
