@@ -65,6 +65,10 @@ enum Command {
     Prune(cmd::prune::Args),
     /// Check a backup policy file (docs/POLICY.md).
     Policy(cmd::policy::Args),
+    /// Do what a policy file says is due: backups, retention, prune, copies, check, drill.
+    Run(cmd::run::Args),
+    /// Write the systemd timer (or print the crontab line) that runs a policy.
+    Schedule(cmd::schedule::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::docs::CompletionsArgs),
     /// Write man pages into a directory.
@@ -284,6 +288,8 @@ fn main() -> ExitCode {
         Command::Prune(a) => cmd::prune::run(&cli.global, a),
         Command::Forget(a) => cmd::forget::run(&cli.global, *a),
         Command::Policy(a) => cmd::policy::run(&cli.global, a),
+        Command::Run(a) => cmd::run::run(&cli.global, a),
+        Command::Schedule(a) => cmd::schedule::run(&cli.global, a),
         Command::Completions(a) => cmd::docs::completions(&cli.global, a),
         Command::Man(a) => cmd::docs::man(&cli.global, a),
     };

@@ -18,6 +18,7 @@ use cairn_core::format::config::{Config, FORMAT_VERSION};
 use cairn_core::format::index::{IndexFile, IndexedPack};
 use cairn_core::format::keyfile::{KeyFile, KeyMeta};
 use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
+use cairn_core::format::record::{RECORD_VERSION, RunRecord, StepKind, StepRecord};
 use cairn_core::format::session::{SESSION_VERSION, SessionMarker};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
@@ -238,6 +239,33 @@ fn session() {
     write("session", "sealed", &marker.seal(&master()));
 }
 
+fn record() {
+    let started = "2026-12-04T03:00:00Z".parse().unwrap();
+    let step = |kind, target: &str, ok| StepRecord {
+        kind,
+        target: target.into(),
+        ok,
+        message: "done".into(),
+        seconds: 1.25,
+        snapshot: None,
+        slice: None,
+        bytes: 1000,
+    };
+    let mut check = step(StepKind::Check, "", true);
+    check.slice = Some((2, 7));
+    let record = RunRecord {
+        version: RECORD_VERSION,
+        host: "backup-host".into(),
+        started,
+        finished: "2026-12-04T03:01:30Z".parse().unwrap(),
+        steps: vec![step(StepKind::Backup, "shop-db", false), step(StepKind::Copy, "offsite", true), check],
+    };
+    write("record", "plain", &cbor(&record));
+    write("record", "sealed", &record.seal(&master()));
+    let idle = RunRecord { steps: vec![], ..record };
+    write("record", "idle", &cbor(&idle));
+}
+
 fn parity() {
     use cairn_core::format::parity;
     for (name, len, percent) in [("small", 279usize, 50u8), ("shards", 3000, 10)] {
@@ -298,6 +326,7 @@ fn main() {
     tree();
     snapshot();
     session();
+    record();
     parity();
     blobs();
     decompress();

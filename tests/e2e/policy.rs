@@ -33,3 +33,197 @@ fn policy_check_accepts_the_documented_policy_and_names_the_line_of_a_mistake() 
     std::fs::write(&bad, text.replacen("[drill]", "[drills]", 1)).unwrap();
     repo.run(args!["policy", "check", &bad]).code(exit::USAGE).stderr_has("unknown field `drills`");
 }
+
+/// A policy over `repo` with a directory source (daily), a command source (every 3 hours), the
+/// retention tiers of the issue, a copy into `copy`, a check in two slices and a weekly drill.
+fn policy(repo: &TestRepo, copy: &TestRepo, src: &std::path::Path, command: &str, notify: &std::path::Path) -> String {
+    format!(
+        r#"
+[repository]
+url = "{repo}"
+[[copy]]
+name = "offsite"
+url = "{copy}"
+max_lag = "24h"
+[[source]]
+name = "db"
+command = ["sh", "-c", "{command}"]
+filename = "db.sql"
+every = "3h"
+rpo = "6h"
+[[source]]
+name = "files"
+paths = ["{src}"]
+exclude = ["*.tmp"]
+every = "1d"
+rpo = "26h"
+[retention]
+tiers = ["6h:1d", "1d:7d", "1w:4w", "1M:12M"]
+[check]
+read_data_subset = "1/2"
+every = "1d"
+[drill]
+every = "7d"
+rto = "1h"
+[notify]
+on_failure = ["sh", "-c", "cat > {notify}"]
+"#,
+        repo = repo.path().display(),
+        copy = copy.path().display(),
+        src = src.display(),
+        notify = notify.display(),
+    )
+}
+
+/// `cairn run` at an injected time, with `--json`: the run record.
+fn run_at(repo: &TestRepo, file: &std::path::Path, when: &str) -> cairn_tests::repo::Output {
+    let mut cmd = repo.command(args!["--json", "run", "--policy", file]);
+    cmd.env("CAIRN_TEST_NOW", when);
+    cairn_tests::repo::Output::of(cmd)
+}
+
+fn steps(record: &serde_json::Value) -> Vec<String> {
+    record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let target = s["target"].as_str().unwrap();
+            if target.is_empty() {
+                s["kind"].as_str().unwrap().to_string()
+            } else {
+                format!("{} {target}", s["kind"].as_str().unwrap())
+            }
+        })
+        .collect()
+}
+
+/// Issue 16, item 2: `cairn run` does what is due and nothing else, judged from the repository
+/// (snapshots and run records), and records each step in the repository.
+#[test]
+fn run_does_what_is_due_and_records_it() {
+    let repo = crate::repo();
+    let copy = crate::repo();
+    let src = repo.dir("src");
+    cairn_tests::data::write_random(&src.join("a"), 1, 100_000);
+    std::fs::write(src.join("junk.tmp"), b"left out").unwrap();
+    let file = repo.scratch().join("policy.toml");
+    let notify = repo.scratch().join("alert.json");
+    std::fs::write(&file, policy(&repo, &copy, &src, "echo CREATE TABLE t", &notify)).unwrap();
+
+    let first = run_at(&repo, &file, "2026-01-01T00:00:00Z");
+    first.success();
+    let record = first.json();
+    assert_eq!(
+        steps(&record),
+        [
+            "backup db",
+            "backup files",
+            "forget",
+            "prune",
+            "copy offsite",
+            "prune offsite",
+            "check",
+            "drill db",
+            "drill files"
+        ],
+        "{record}"
+    );
+    assert_eq!(record["steps"][6]["slice"], serde_json::json!([1, 2]), "the first check reads slice 1 of 2");
+    let snaps = repo.snapshots();
+    assert_eq!(snaps.len(), 2);
+    assert!(snaps.iter().all(|s| s["time"].as_str().unwrap().starts_with("2026-01-01T00:00:00")), "{snaps:?}");
+    assert_eq!(copy.snapshots().len(), 2, "both copied off-site");
+
+    // An hour later nothing is due; at three hours the database alone, and no second check.
+    let idle = run_at(&repo, &file, "2026-01-01T01:00:00Z").success().json();
+    assert!(steps(&idle).is_empty(), "{idle}");
+    let later = run_at(&repo, &file, "2026-01-01T03:00:00Z");
+    assert_eq!(steps(&later.success().json()), ["backup db", "forget", "copy offsite"]);
+    // A day on: both sources, the second slice of the check, a daily prune; the drill waits a week.
+    let day = run_at(&repo, &file, "2026-01-02T00:00:00Z");
+    let day = day.success().json();
+    assert_eq!(
+        steps(&day),
+        ["backup db", "backup files", "forget", "prune", "copy offsite", "prune offsite", "check"],
+        "{day}"
+    );
+    assert_eq!(day["steps"][6]["slice"], serde_json::json!([2, 2]));
+    assert!(!notify.exists(), "no failure, no alert");
+
+    // The records are in the repository, private to their owner.
+    let records: Vec<_> = std::fs::read_dir(repo.path().join("records")).unwrap().collect();
+    assert_eq!(records.len(), 4, "one record per run, even a run with nothing due");
+    for r in records {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&r.unwrap().metadata().unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "a record readable by others");
+    }
+}
+
+/// Issue 16, item 2: a failing step does not stop the others; it is recorded, alerts through
+/// the notify command (the run record as JSON on its stdin) and gives a non-zero exit.
+#[test]
+fn a_failing_step_alerts_and_the_others_still_run() {
+    let repo = crate::repo();
+    let copy = crate::repo();
+    let src = repo.dir("src");
+    cairn_tests::data::write_random(&src.join("a"), 2, 10_000);
+    let file = repo.scratch().join("policy.toml");
+    let notify = repo.scratch().join("alert.json");
+    std::fs::write(&file, policy(&repo, &copy, &src, "echo partial; exit 3", &notify)).unwrap();
+    let out = run_at(&repo, &file, "2026-01-01T00:00:00Z");
+    out.code(exit::FAILED);
+    let record = out.json();
+    assert_eq!(record["steps"][0]["ok"], false, "{record}");
+    assert_eq!(record["steps"][1]["kind"], "backup");
+    assert_eq!(record["steps"][1]["ok"], true, "the other source is still backed up");
+    let alert: serde_json::Value = serde_json::from_slice(&std::fs::read(&notify).unwrap()).unwrap();
+    assert_eq!(alert["steps"][0]["target"], "db");
+    assert_eq!(alert["steps"][0]["ok"], false);
+    assert_eq!(repo.snapshots().len(), 1, "no snapshot of the failed dump");
+}
+
+/// Issue 16, item 2: two runs started at once do not both back up the same source.
+#[test]
+fn two_runs_at_once_back_a_source_up_once() {
+    let repo = crate::repo();
+    let copy = crate::repo();
+    let src = repo.dir("src");
+    let file = repo.scratch().join("policy.toml");
+    let notify = repo.scratch().join("alert.json");
+    let text = policy(&repo, &copy, &src, "sleep 2; echo slow dump", &notify);
+    // The database source alone: the lock is what is under test.
+    let text = text[..text.find("[[source]]\nname = \"files\"").unwrap()].to_string();
+    std::fs::write(&file, text).unwrap();
+    let start = || {
+        let mut cmd = repo.command(args!["--json", "run", "--policy", &file]);
+        cmd.env("CAIRN_TEST_NOW", "2026-01-01T00:00:00Z").stdout(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (start(), start());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    assert_eq!(repo.snapshots().len(), 1, "the source was backed up once");
+    let said = format!("{}{}", String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout));
+    assert!(said.contains("left to it") || said.matches("\"backup\"").count() == 1, "{said}");
+}
+
+/// Issue 16, item 3: `cairn schedule` starts `cairn run` as often as the policy's shortest
+/// common interval, through systemd or cron.
+#[test]
+fn schedule_writes_a_timer_as_often_as_the_policy_needs() {
+    let repo = crate::repo();
+    let copy = crate::repo();
+    let file = repo.scratch().join("policy.toml");
+    std::fs::write(&file, policy(&repo, &copy, &repo.dir("src"), "true", &repo.scratch().join("n"))).unwrap();
+    let units = repo.dir("units");
+    repo.run(args!["schedule", "--policy", &file, "--systemd", &units]).success();
+    let timer = std::fs::read_to_string(units.join("cairn-run.timer")).unwrap();
+    assert!(timer.contains("OnUnitActiveSec=10800s"), "every 3 hours: {timer}");
+    let service = std::fs::read_to_string(units.join("cairn-run.service")).unwrap();
+    let exec = service.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(exec.ends_with(&format!("run --policy {}", std::fs::canonicalize(&file).unwrap().display())), "{exec}");
+    let cron = repo.run(args!["schedule", "--policy", &file, "--cron"]).success().stdout_text();
+    assert!(cron.starts_with("0 */3 * * * "), "{cron}");
+    repo.run(args!["schedule", "--policy", &file]).code(exit::USAGE);
+}

@@ -17,6 +17,8 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
+pub mod run;
+pub mod schedule;
 pub mod snapshots;
 pub mod status;
 pub mod tag;

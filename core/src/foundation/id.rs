@@ -155,6 +155,8 @@ pub enum ObjectKind {
     Session,
     /// Reed–Solomon parity of a data pack, named by the pack's id (`init --data-parity`).
     Parity,
+    /// Records of policy runs (`cairn run --policy`).
+    Record,
 }
 
 impl ObjectKind {
@@ -170,6 +172,7 @@ impl ObjectKind {
             ObjectKind::Garbage => "garbage",
             ObjectKind::Session => "sessions",
             ObjectKind::Parity => "parity",
+            ObjectKind::Record => "records",
         }
     }
 }
@@ -194,7 +197,8 @@ impl ObjectKey {
     }
 
     /// The object's path below the repository root: `config`, `keys/<id>`, `snapshots/<id>`,
-    /// `index/<id>`, `data/<first two hex digits>/<id>`, `parity/<first two hex digits>/<id>`.
+    /// `index/<id>`, `data/<first two hex digits>/<id>`, `parity/<first two hex digits>/<id>`,
+    /// `records/<id>`.
     #[must_use]
     pub fn path(&self) -> String {
         let hex = self.id.to_hex();
@@ -228,6 +232,7 @@ impl fmt::Display for ObjectKey {
             ObjectKind::Garbage => write!(f, "garbage list {}", self.id),
             ObjectKind::Session => write!(f, "session marker {}", self.id),
             ObjectKind::Parity => write!(f, "parity of pack {}", self.id),
+            ObjectKind::Record => write!(f, "run record {}", self.id),
         }
     }
 }

@@ -380,5 +380,7 @@ fn message_of(e: &crate::foundation::error::Error) -> String {
     }
 }
 
+pub mod run;
+
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 pub mod index;
 pub mod keys;
 pub mod parity;
+pub mod records;
 pub mod select;
 pub mod session;
 pub mod store;
