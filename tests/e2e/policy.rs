@@ -227,3 +227,98 @@ fn schedule_writes_a_timer_as_often_as_the_policy_needs() {
     assert!(cron.starts_with("0 */3 * * * "), "{cron}");
     repo.run(args!["schedule", "--policy", &file]).code(exit::USAGE);
 }
+
+/// Issue 16, items 2 and 4: a year of runs every two days (the time injected, nothing slept;
+/// two days, not one, to keep CI fast) keeps every promise, and `status --policy` and its
+/// metrics file say so; a missed week breaks the RPO and leaves gaps in the two-day tier, and
+/// both say exactly that.
+#[test]
+fn a_simulated_year_keeps_the_policy_and_status_says_which_promise_breaks() {
+    let repo = crate::repo();
+    let copy = crate::repo();
+    let src = repo.dir("src");
+    let file = repo.scratch().join("policy.toml");
+    let text = format!(
+        r#"
+[repository]
+url = "{repo}"
+[[copy]]
+name = "offsite"
+url = "{copy}"
+max_lag = "24h"
+[[source]]
+name = "files"
+paths = ["{src}"]
+every = "2d"
+rpo = "50h"
+[retention]
+tiers = ["2d:14d", "1w:4w", "1M:12M"]
+[check]
+read_data_subset = "1/7"
+every = "2d"
+[drill]
+every = "14d"
+rto = "1h"
+"#,
+        repo = repo.path().display(),
+        copy = copy.path().display(),
+        src = src.display(),
+    );
+    std::fs::write(&file, text).unwrap();
+    let start: jiff::Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+    let day = |n: i64| start + jiff::SignedDuration::from_hours(24 * n);
+    let days = 366;
+    for n in (0..days).step_by(2) {
+        std::fs::write(src.join("ledger"), format!("day {n}\n").repeat(100)).unwrap();
+        let mut cmd = repo.command(args!["-q", "run", "--policy", &file]);
+        cmd.env("CAIRN_TEST_NOW", day(n).to_string());
+        cairn_tests::repo::Output::of(cmd).success();
+    }
+    let kept = repo.snapshots().len();
+    assert!((12..=23).contains(&kept), "a year under 2d:14d, 1w:4w, 1M:12M keeps {kept} snapshots");
+    assert_eq!(copy.snapshots().len(), kept, "the copy keeps what the primary keeps");
+
+    let metrics = repo.scratch().join("cairn.prom");
+    let status_at = |when: jiff::Timestamp| {
+        let mut cmd = repo.command(args!["--json", "status", "--policy", &file, "--metrics-file", &metrics]);
+        cmd.env("CAIRN_TEST_NOW", when.to_string());
+        cairn_tests::repo::Output::of(cmd)
+    };
+    let now = day(days - 2) + jiff::SignedDuration::from_hours(2);
+    let good = status_at(now);
+    let json = good.success().json();
+    assert_eq!(json["ok"], true, "{json}");
+    assert_eq!(json["sources"][0]["tier_gaps"], serde_json::json!([]), "{json}");
+    assert_eq!(json["check"]["slices_covered"], 7, "the last seven checks read every slice: {json}");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "cairn_source_compliant{source=\"files\"} 1",
+        "cairn_source_snapshot_age_seconds{source=\"files\"} 7200",
+        "cairn_source_rpo_seconds{source=\"files\"} 180000",
+        "cairn_copy_lag_seconds{copy=\"offsite\"} 0",
+    ] {
+        assert!(prom.lines().any(|l| l == line), "{line} not in:\n{prom}");
+    }
+    for name in [
+        "cairn_drill_restore_seconds{source=\"files\"} ",
+        "cairn_check_last_success_timestamp_seconds ",
+        "cairn_run_last_success_timestamp_seconds ",
+    ] {
+        assert!(prom.lines().any(|l| l.starts_with(name)), "{name} not in:\n{prom}");
+    }
+
+    // A week without a run: the RPO is missed and the two-day tier has gaps, named.
+    let late = status_at(day(days + 6));
+    late.code(exit::FAILED);
+    let json = late.json();
+    let source = &json["sources"][0];
+    assert_eq!(source["rpo_met"], false, "{json}");
+    let gaps: Vec<&str> = source["tier_gaps"].as_array().unwrap().iter().map(|g| g["from"].as_str().unwrap()).collect();
+    assert_eq!(
+        gaps,
+        ["2027-01-02T00:00:00Z", "2027-01-04T00:00:00Z", "2027-01-06T00:00:00Z"],
+        "the whole two-day buckets missed (epoch-aligned, as forget counts them): {json}"
+    );
+    assert_eq!(json["check"]["ok"], false, "no check for a week: {json}");
+    assert!(std::fs::read_to_string(&metrics).unwrap().contains("cairn_source_compliant{source=\"files\"} 0"));
+}

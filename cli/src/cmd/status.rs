@@ -2,13 +2,15 @@
 //! (host and paths) against a target, with a non-zero exit when any source is late, so a
 //! monitoring job can alert on it.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use cairn_core::policy::run::CopyTarget;
 use cairn_core::status;
 
 use super::FilterArgs;
 use crate::context::{GlobalArgs, print_json};
 
-/// Report the age of the newest snapshot of each source against a recovery point objective.
+/// Report the age of the newest snapshot of each source against a recovery point objective,
+/// or with --policy whether every promise of a policy file is kept.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The recovery point objective, e.g. 6h, 1d, 30m.
@@ -16,9 +18,20 @@ pub struct Args {
     max_age: jiff::SignedDuration,
     #[command(flatten)]
     filter: FilterArgs,
+    /// Judge every promise of this policy file (docs/POLICY.md): each source's RPO and
+    /// retention tiers, each copy's lag, the check and the drill.
+    #[arg(long, conflicts_with = "max_age")]
+    policy: Option<std::path::PathBuf>,
+    /// With --policy: also write the status in Prometheus' text format to this file (for
+    /// node_exporter's textfile collector; written whole, then renamed into place).
+    #[arg(long, requires = "policy")]
+    metrics_file: Option<std::path::PathBuf>,
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    if let Some(file) = &args.policy {
+        return policy_status(global, file, args.metrics_file.as_deref());
+    }
     let repo = global.open()?;
     let status = status::run(&repo, &args.filter.filter(), args.max_age, jiff::Timestamp::now())?;
     if global.json {
@@ -62,6 +75,94 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         }
     }
     Ok(if status.ok { 0 } else { crate::exit::FAILED })
+}
+
+fn policy_status(global: &GlobalArgs, file: &std::path::Path, metrics: Option<&std::path::Path>) -> Result<u8> {
+    let policy = super::run::load(file)?;
+    let repo = super::run::open(global, &policy.repository)?;
+    let opened: Vec<(String, std::result::Result<cairn_core::Repository, String>)> = policy
+        .copies
+        .iter()
+        .map(|c| (c.name.clone(), super::run::open(global, &c.repository).map_err(|e| format!("{e:#}"))))
+        .collect();
+    let copies: Vec<CopyTarget<'_>> =
+        opened.iter().map(|(name, r)| CopyTarget { name, repo: r.as_ref().map_err(Clone::clone) }).collect();
+    let status = cairn_core::policy::status::status(&policy, &repo, &copies, super::run::now()?)
+        .context("judging the policy")?;
+    if let Some(path) = metrics {
+        write_whole(path, status.metrics().as_bytes())?;
+    }
+    if global.json {
+        print_json(&status)?;
+    } else {
+        print_policy_status(&status);
+    }
+    Ok(if status.ok { 0 } else { crate::exit::FAILED })
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a reader
+/// (node_exporter) never sees half a file.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::write(&tmp, bytes)
+        // The collector runs as another user: the metrics hold no secret.
+        .and_then(|()| std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_policy_status(status: &cairn_core::policy::status::PolicyStatus) {
+    let mark = |ok: bool| if ok { "OK  " } else { "FAIL" };
+    let hours = |s: i64| s as f64 / 3600.0;
+    for s in &status.sources {
+        let age = s.age_seconds.map_or_else(|| "no snapshot".to_string(), |a| format!("{:.1}h old", hours(a)));
+        println!("{} source {}: {age}, rpo {:.0}h", mark(s.ok), s.name, hours(s.rpo_seconds as i64));
+        for g in &s.tier_gaps {
+            println!("       no snapshot kept for tier {} from {} to {}", g.tier, g.from, g.to);
+        }
+        for id in &s.dated_in_future {
+            println!("       snapshot {} is dated in the future: not counted", id.short());
+        }
+    }
+    for c in &status.copies {
+        match (&c.error, c.lag_seconds) {
+            (Some(e), _) => println!("{} copy {}: cannot be read: {e}", mark(false), c.name),
+            (None, lag) => println!(
+                "{} copy {}: {} snapshots behind, lag {:.1}h{}",
+                mark(c.ok),
+                c.name,
+                c.missing,
+                hours(lag.unwrap_or(0)),
+                c.max_lag_seconds.map(|m| format!(" (max {:.0}h)", hours(m as i64))).unwrap_or_default()
+            ),
+        }
+    }
+    if let Some(c) = &status.check {
+        let last = c.last_success.map_or_else(|| "never".to_string(), |t| t.to_string());
+        println!(
+            "{} check: last success {last}, every {:.0}h; the last cycle read {} of {} slices",
+            mark(c.ok),
+            hours(c.every_seconds as i64),
+            c.slices_covered,
+            c.slices
+        );
+    }
+    if let Some(d) = &status.drill {
+        let last = d.last.map_or_else(|| "never".to_string(), |t| t.to_string());
+        let times: Vec<String> = d.restore_seconds.iter().map(|(s, secs)| format!("{s} {secs:.1}s")).collect();
+        println!(
+            "{} drill: last {last}, every {:.0}h, rto {}s; restore {}",
+            mark(d.ok),
+            hours(d.every_seconds as i64),
+            d.rto_seconds,
+            if times.is_empty() { "none".to_string() } else { times.join(", ") }
+        );
+    }
+    println!("{}", if status.ok { "every promise of the policy is kept" } else { "the policy is NOT kept" });
 }
 
 /// A duration in hours unless a unit says otherwise (`30m`, `6h`, `1d`).

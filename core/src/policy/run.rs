@@ -251,10 +251,12 @@ fn first_problems(report: &check::CheckReport) -> String {
 }
 
 fn back_up(repo: &Repository, source: &Source, opts: &RunOptions) -> Result<StepRecord> {
-    let mut bopts = BackupOptions::default();
-    bopts.tags = vec![source.name.clone()];
-    bopts.time = Some(opts.now);
-    bopts.uploads = opts.uploads;
+    let mut bopts = BackupOptions {
+        tags: vec![source.name.clone()],
+        time: Some(opts.now),
+        uploads: opts.uploads,
+        ..BackupOptions::default()
+    };
     let what = match &source.kind {
         SourceKind::Command { argv, filename } => BackupSource::command(filename, argv.iter().cloned()),
         SourceKind::Paths { paths, exclude } => {
@@ -299,8 +301,7 @@ fn prune_step(repo: &Repository, target: &str) -> Result<StepRecord> {
 fn apply_retention(repo: &Repository, policy: &Policy) -> Result<StepRecord> {
     let (mut removed, mut kept) = (0, 0);
     for source in &policy.sources {
-        let mut rules = forget::retention::Policy::default();
-        rules.keep_tiers = policy.retention.clone();
+        let rules = forget::retention::Policy { keep_tiers: policy.retention.clone(), ..Default::default() };
         let mut fopts = ForgetOptions::new(rules);
         fopts.filter = SnapshotFilter { tags: vec![source.name.clone()], ..Default::default() };
         let outcome = forget::run(repo, &fopts)?;

@@ -500,6 +500,36 @@ impl Calendar {
     }
 }
 
+impl Tier {
+    /// The bucket of this tier's interval that `t` falls in, counted as `forget` counts them
+    /// (aligned to the Unix epoch).
+    #[must_use]
+    pub fn bucket_of(&self, t: Timestamp) -> i128 {
+        tier_bucket(&self.interval, &Civil::of(t))
+    }
+
+    /// When bucket `bucket` of this tier's interval begins.
+    #[must_use]
+    pub fn bucket_start(&self, bucket: i128) -> Timestamp {
+        let units = bucket * i128::from(self.interval.count.max(1));
+        let nanos = match self.interval.unit {
+            TierUnit::Hour => units * NANOS_PER_HOUR,
+            TierUnit::Day => units * NANOS_PER_DAY,
+            TierUnit::Week => (units * 7 - 3) * NANOS_PER_DAY,
+            TierUnit::Month => days_from_civil(units.div_euclid(12), units.rem_euclid(12) + 1) * NANOS_PER_DAY,
+            TierUnit::Year => days_from_civil(units, 1) * NANOS_PER_DAY,
+        };
+        Timestamp::from_nanosecond(nanos).unwrap_or(Timestamp::MIN)
+    }
+
+    /// The start of the tier's reach back from `newest`: the tier keeps snapshots strictly
+    /// after it.
+    #[must_use]
+    pub fn reach_from(&self, newest: Timestamp) -> Timestamp {
+        Timestamp::from_nanosecond(cutoff(&Civil::of(newest), &self.duration)).unwrap_or(Timestamp::MIN)
+    }
+}
+
 fn tier_bucket(interval: &TierInterval, c: &Civil) -> i128 {
     let n = i128::from(interval.count.max(1));
     let days = c.nanos.div_euclid(NANOS_PER_DAY);
