@@ -69,6 +69,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Write the systemd timer (or print the crontab line) that runs a policy.
     Schedule(cmd::schedule::Args),
+    /// Erase paths from every snapshot of a policy's repository and copies, bytes included.
+    Erase(cmd::erase::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::docs::CompletionsArgs),
     /// Write man pages into a directory.
@@ -290,6 +292,7 @@ fn main() -> ExitCode {
         Command::Policy(a) => cmd::policy::run(&cli.global, a),
         Command::Run(a) => cmd::run::run(&cli.global, a),
         Command::Schedule(a) => cmd::schedule::run(&cli.global, a),
+        Command::Erase(a) => cmd::erase::run(&cli.global, a),
         Command::Completions(a) => cmd::docs::completions(&cli.global, a),
         Command::Man(a) => cmd::docs::man(&cli.global, a),
     };

@@ -322,3 +322,98 @@ rto = "1h"
     assert_eq!(json["check"]["ok"], false, "no check for a week: {json}");
     assert!(std::fs::read_to_string(&metrics).unwrap().contains("cairn_source_compliant{source=\"files\"} 0"));
 }
+
+/// Issue 16, item 5: `cairn erase` removes the paths from every snapshot of the repository and
+/// of the copy, deletes their bytes in the same command, records it in both, and writes a
+/// completion notice that verifies only unchanged; `status` counts an erasure that could not
+/// finish against the deadline.
+#[test]
+fn erase_removes_paths_and_bytes_everywhere_and_proves_it() {
+    let repo = crate::repo();
+    let copy = crate::repo();
+    let src = repo.dir("src");
+    cairn_tests::data::write_random(&src.join("keep"), 1, 200_000);
+    std::fs::create_dir_all(src.join("customers/4711")).unwrap();
+    cairn_tests::data::write_random(&src.join("customers/4711/invoice.pdf"), 2, 3_000_000);
+    let file = repo.scratch().join("policy.toml");
+    let text = format!(
+        "[repository]\nurl = \"{}\"\n[[copy]]\nname = \"offsite\"\nurl = \"{}\"\n[[source]]\nname = \"files\"\npaths = [\"{}\"]\nevery = \"1d\"\nrpo = \"26h\"\n[erasure]\ndeadline = \"60d\"\n",
+        repo.path().display(),
+        copy.path().display(),
+        src.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    for day in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"] {
+        let mut cmd = repo.command(args!["-q", "run", "--policy", &file]);
+        cmd.env("CAIRN_TEST_NOW", day);
+        cairn_tests::repo::Output::of(cmd).success();
+    }
+    let size = |r: &TestRepo| cairn_tests::data::size_of_tree(r.path());
+    let (before, copy_before) = (size(&repo), size(&copy));
+    let notice = repo.scratch().join("notice.json");
+    let mut cmd = repo.command(args![
+        "--json",
+        "erase",
+        "--policy",
+        &file,
+        "--request",
+        "GDPR-17",
+        "--path",
+        "4711",
+        "--notice",
+        &notice
+    ]);
+    cmd.env("CAIRN_TEST_NOW", "2026-01-03T00:00:00Z");
+    let out = cairn_tests::repo::Output::of(cmd);
+    let record = out.success().json();
+    for (n, target) in ["primary", "offsite"].iter().enumerate() {
+        let step = &record["steps"][n];
+        assert_eq!(step["target"], *target);
+        assert_eq!(step["ok"], true, "{record}");
+        assert_eq!(
+            step["erasure"]["snapshots"].as_array().unwrap().len(),
+            2,
+            "both snapshots rewritten in {target}: {record}"
+        );
+        assert!(step["erasure"]["bytes_deleted_at"].is_string(), "{record}");
+    }
+    // No snapshot anywhere lists the path, the bytes are gone from storage, and both check clean.
+    for r in [&repo, &copy] {
+        // `find` exits 1 when nothing matches, as grep does.
+        let found = r.run(args!["--json", "find", "invoice.pdf"]);
+        assert_eq!(found.code(exit::FAILED).json(), serde_json::json!([]));
+        r.run(args!["check", "--read-data"]).success();
+    }
+    assert!(size(&repo) + 2_900_000 < before, "the primary's packs still hold the bytes: {} → {}", before, size(&repo));
+    assert!(size(&copy) + 2_900_000 < copy_before, "the copy's packs still hold the bytes");
+    let kept = repo.run(args!["ls", "latest"]).success().stdout_text();
+    assert!(kept.contains("/keep") && !kept.contains("4711"), "{kept}");
+
+    // The record is in both repositories, and the notice verifies until it is changed.
+    let listed = repo.run(args!["erase", "--policy", &file, "--list"]).success().stdout_text();
+    assert!(listed.contains("request GDPR-17") && listed.contains("offsite"), "{listed}");
+    assert!(std::fs::read_dir(copy.path().join("records")).unwrap().count() >= 1, "the copy holds its evidence");
+    repo.run(args!["erase", "--policy", &file, "--verify-notice", &notice]).success();
+    let text = std::fs::read_to_string(&notice).unwrap();
+    assert!(text.contains("/src/customers/4711\""), "the erased directory is named: {text}");
+    std::fs::write(&notice, text.replace("GDPR-17", "GDPR-18")).unwrap();
+    repo.run(args!["erase", "--policy", &file, "--verify-notice", &notice]).code(exit::FAILED);
+
+    // An erasure the copy could not take is pending, and overdue after the deadline.
+    std::fs::rename(copy.path(), repo.scratch().join("copy-away")).unwrap();
+    let mut cmd = repo.command(args!["erase", "--policy", &file, "--request", "GDPR-20", "--path", "keep"]);
+    cmd.env("CAIRN_TEST_NOW", "2026-01-04T00:00:00Z");
+    cairn_tests::repo::Output::of(cmd).code(exit::FAILED).stderr_has("error: erase offsite:");
+    std::fs::rename(repo.scratch().join("copy-away"), copy.path()).unwrap();
+    let status = |when: &str| {
+        let mut cmd = repo.command(args!["--json", "status", "--policy", &file]);
+        cmd.env("CAIRN_TEST_NOW", when);
+        cairn_tests::repo::Output::of(cmd)
+    };
+    let json = status("2026-01-05T00:00:00Z").json();
+    assert_eq!(json["erasure"]["pending"][0]["request"], "GDPR-20", "{json}");
+    assert_eq!(json["erasure"]["pending"][0]["overdue"], false);
+    let json = status("2026-03-10T00:00:00Z").json();
+    assert_eq!(json["erasure"]["pending"][0]["overdue"], true, "{json}");
+    assert_eq!(json["erasure"]["ok"], false);
+}

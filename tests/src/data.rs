@@ -88,6 +88,20 @@ pub fn write_random(path: &Path, seed: u64, len: usize) -> Vec<u8> {
     bytes
 }
 
+/// The bytes of every regular file below `dir`, summed (a repository's stored size).
+///
+/// # Panics
+/// If `dir` cannot be read.
+#[must_use]
+pub fn size_of_tree(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())).flatten() {
+        let meta = e.metadata().unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+        total += if meta.is_dir() { size_of_tree(&e.path()) } else { meta.len() };
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod copy;
 pub mod docs;
 pub mod dump;
+pub mod erase;
 pub mod forget;
 pub mod init;
 pub mod inspect;

@@ -162,6 +162,19 @@ fn print_policy_status(status: &cairn_core::policy::status::PolicyStatus) {
             if times.is_empty() { "none".to_string() } else { times.join(", ") }
         );
     }
+    if let Some(e) = &status.erasure {
+        let overdue = e.pending.iter().filter(|p| p.overdue).count();
+        println!(
+            "{} erasure: {} requests, {} pending, {overdue} past the deadline of {:.0}d",
+            mark(e.ok),
+            e.requests,
+            e.pending.len(),
+            e.deadline_seconds as f64 / 86400.0
+        );
+        for p in &e.pending {
+            println!("       request {} since {}: pending in {}", p.request, p.since, p.repositories.join(", "));
+        }
+    }
     println!("{}", if status.ok { "every promise of the policy is kept" } else { "the policy is NOT kept" });
 }
 

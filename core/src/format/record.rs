@@ -85,6 +85,9 @@ pub enum StepKind {
     Check,
     /// A restore drill of one source's newest snapshot (`target` is the source's name).
     Drill,
+    /// An erasure request carried out in one repository (`target` is `primary` or the
+    /// copy's name; the details are in [`StepRecord::erasure`]).
+    Erase,
 }
 
 impl StepKind {
@@ -98,6 +101,7 @@ impl StepKind {
             StepKind::Copy => "copy",
             StepKind::Check => "check",
             StepKind::Drill => "drill",
+            StepKind::Erase => "erase",
         }
     }
 }
@@ -124,6 +128,27 @@ pub struct StepRecord {
     /// Bytes the step read, wrote or restored.
     #[serde(default)]
     pub bytes: u64,
+    /// For an erasure: what was erased, and when its bytes left the storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<Erasure>,
+}
+
+/// What one erasure request removed from one repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// The request's id, as the operator gave it.
+    pub request: String,
+    /// The patterns erased (as `rewrite --exclude`).
+    pub patterns: Vec<String>,
+    /// Each snapshot rewritten: its id before and after, as hex.
+    pub snapshots: Vec<(String, String)>,
+    /// The paths removed, across those snapshots (each once).
+    pub files: Vec<String>,
+    /// When the last pack holding erased bytes was deleted from storage; `None` while a
+    /// running backup still holds them (a later prune deletes them).
+    pub bytes_deleted_at: Option<jiff::Timestamp>,
+    /// Packs deleted.
+    pub packs_deleted: u64,
 }
 
 #[cfg(test)]
@@ -147,6 +172,7 @@ mod tests {
                 snapshot: None,
                 slice: Some((3, 7)),
                 bytes: 42,
+                erasure: None,
             }],
         }
     }

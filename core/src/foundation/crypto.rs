@@ -30,6 +30,7 @@ pub const SALT_LEN: usize = 16;
 const CONTEXT_SUBKEY: &str = "cairn 2026-11-23 object subkey v1";
 const CONTEXT_ID_KEY: &str = "cairn 2026-11-23 blob id key v1";
 const CONTEXT_CHUNKER: &str = "cairn 2026-11-23 chunker seed v1";
+const CONTEXT_NOTICE: &str = "cairn 2026-12-04 notice mac v1";
 
 /// Sealing or opening failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -92,6 +93,15 @@ impl MasterKey {
     #[must_use]
     pub fn blob_id(&self, plain: &[u8]) -> BlobId {
         BlobId(Digest(*blake3::keyed_hash(&self.id_key, plain).as_bytes()))
+    }
+
+    /// A MAC over a document the repository's key holders can verify and no one else can
+    /// forge (an erasure's completion notice): keyed BLAKE3 under a key derived for this
+    /// alone.
+    #[must_use]
+    pub fn notice_mac(&self, document: &[u8]) -> [u8; 32] {
+        let key = blake3::derive_key(CONTEXT_NOTICE, &self.bytes);
+        *blake3::keyed_hash(&key, document).as_bytes()
     }
 
     /// The secret seed of the content-defined chunker.

@@ -380,6 +380,7 @@ fn message_of(e: &crate::foundation::error::Error) -> String {
     }
 }
 
+pub mod erase;
 pub mod run;
 pub mod status;
 

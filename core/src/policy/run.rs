@@ -353,6 +353,7 @@ fn step(kind: StepKind, target: &str, ok: bool) -> StepRecord {
         snapshot: None,
         slice: None,
         bytes: 0,
+        erasure: None,
     }
 }
 

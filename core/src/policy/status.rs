@@ -39,6 +39,8 @@ pub struct PolicyStatus {
     pub check: Option<CheckCompliance>,
     /// The restore drill, if the policy has one.
     pub drill: Option<DrillCompliance>,
+    /// Erasure requests, if the policy promises a deadline.
+    pub erasure: Option<ErasureCompliance>,
     /// When the newest run record began.
     pub last_run: Option<jiff::Timestamp>,
     /// When the newest run whose every step succeeded began.
@@ -134,6 +136,72 @@ pub struct DrillCompliance {
     pub ok: bool,
 }
 
+/// The erasure promise: every request carried out in every repository within the deadline.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ErasureCompliance {
+    /// The deadline, in seconds.
+    pub deadline_seconds: u64,
+    /// Requests recorded.
+    pub requests: usize,
+    /// Requests not yet carried out in every repository, with when they were first recorded
+    /// and where they are still pending.
+    pub pending: Vec<PendingErasure>,
+    /// The promise kept: no pending request is older than the deadline.
+    pub ok: bool,
+}
+
+/// A request not yet carried out everywhere.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PendingErasure {
+    /// The request's id.
+    pub request: String,
+    /// When it was first recorded.
+    pub since: jiff::Timestamp,
+    /// The repositories (`primary` or copy names) where its bytes are not yet gone.
+    pub repositories: Vec<String>,
+    /// Older than the deadline.
+    pub overdue: bool,
+}
+
+fn erasure(
+    deadline: std::time::Duration,
+    records: &[crate::format::record::RunRecord],
+    now: jiff::Timestamp,
+) -> ErasureCompliance {
+    use std::collections::BTreeMap;
+    // Per request: when first recorded, and per repository whether any run completed it.
+    let mut seen: BTreeMap<String, (jiff::Timestamp, BTreeMap<String, bool>)> = BTreeMap::new();
+    for r in records {
+        for s in r.steps.iter().filter(|s| s.kind == StepKind::Erase) {
+            let Some(e) = &s.erasure else { continue };
+            let entry = seen.entry(e.request.clone()).or_insert((r.started, BTreeMap::new()));
+            entry.0 = entry.0.min(r.started);
+            *entry.1.entry(s.target.clone()).or_default() |= s.ok;
+        }
+    }
+    let limit = jiff::SignedDuration::try_from(deadline).unwrap_or(jiff::SignedDuration::MAX);
+    let pending: Vec<PendingErasure> = seen
+        .iter()
+        .filter_map(|(request, (since, repos))| {
+            let open: Vec<String> = repos.iter().filter(|(_, done)| !**done).map(|(name, _)| name.clone()).collect();
+            (!open.is_empty()).then(|| PendingErasure {
+                request: request.clone(),
+                since: *since,
+                repositories: open,
+                overdue: now.duration_since(*since) > limit,
+            })
+        })
+        .collect();
+    ErasureCompliance {
+        deadline_seconds: deadline.as_secs(),
+        requests: seen.len(),
+        ok: pending.iter().all(|p| !p.overdue),
+        pending,
+    }
+}
+
 /// The status of `policy` at `now`, from `repo`'s snapshots and run records and each copy's
 /// snapshots.
 ///
@@ -190,10 +258,12 @@ pub fn status(
             ok: within(newest.map(|r| r.started), d.every * 2, now) && steps.iter().all(|s| s.ok) && !steps.is_empty(),
         }
     });
+    let erasure = policy.erasure_deadline.map(|d| erasure(d, &records, now));
     let ok = sources.iter().all(|s| s.ok)
         && copy_status.iter().all(|c| c.ok)
         && check.as_ref().is_none_or(|c| c.ok)
-        && drill.as_ref().is_none_or(|d| d.ok);
+        && drill.as_ref().is_none_or(|d| d.ok)
+        && erasure.as_ref().is_none_or(|e| e.ok);
     Ok(PolicyStatus {
         ok,
         now,
@@ -201,6 +271,7 @@ pub fn status(
         copies: copy_status,
         check,
         drill,
+        erasure,
         last_run: records.iter().map(|r| r.started).max(),
         last_successful_run: records.iter().filter(|r| r.ok()).map(|r| r.started).max(),
     })
@@ -360,6 +431,19 @@ impl PolicyStatus {
                 "cairn_check_cycle_coverage_ratio",
                 "Share of the slices the last cycle's checks read.",
                 &[(String::new(), f64::from(c.slices_covered) / f64::from(c.slices.max(1)))],
+            );
+        }
+        if let Some(e) = &self.erasure {
+            let overdue = e.pending.iter().filter(|p| p.overdue).count();
+            metric(
+                "cairn_erasure_requests_pending",
+                "Erasure requests not yet carried out in every repository.",
+                &[(String::new(), e.pending.len() as f64)],
+            );
+            metric(
+                "cairn_erasure_requests_overdue",
+                "Erasure requests pending past the deadline.",
+                &[(String::new(), overdue as f64)],
             );
         }
         if let Some(t) = self.last_successful_run {
