@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script and nothing else).
 # Installs and starts what the tests need (PostgreSQL for real dumps, SeaweedFS for S3,
-# cargo-fuzz), on 127.0.0.1 only.
+# Chromium to render the HTML report, cargo-fuzz), on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,11 +23,14 @@ source scripts/s3.sh
 source scripts/azurite.sh
 # shellcheck source=scripts/webdav.sh
 source scripts/webdav.sh
+# shellcheck source=scripts/chromium.sh
+source scripts/chromium.sh
 trap 'rc=$?; stop_postgres; stop_s3; stop_azurite; stop_webdav; exit $rc' EXIT
 start_postgres || echo "PostgreSQL unavailable: the pg_dump tests will fail loudly"
 start_s3 || echo "SeaweedFS unavailable: the S3 tests will fail loudly"
 start_azurite || echo "Azurite unavailable: the az:// tests will fail loudly"
 start_webdav || echo "rclone WebDAV unavailable: the http:// tests will fail loudly"
+ensure_chromium || echo "Chromium unavailable: the report rendering test will fail loudly"
 
 step "unit, property and end-to-end tests"
 cargo test --workspace --no-fail-fast

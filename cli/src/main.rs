@@ -71,6 +71,8 @@ enum Command {
     Schedule(cmd::schedule::Args),
     /// Erase paths from every snapshot of a policy's repository and copies, bytes included.
     Erase(cmd::erase::Args),
+    /// Write a one-page HTML report of whether a policy was kept.
+    Report(cmd::report::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::docs::CompletionsArgs),
     /// Write man pages into a directory.
@@ -293,6 +295,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(&cli.global, a),
         Command::Schedule(a) => cmd::schedule::run(&cli.global, a),
         Command::Erase(a) => cmd::erase::run(&cli.global, a),
+        Command::Report(a) => cmd::report::run(&cli.global, a),
         Command::Completions(a) => cmd::docs::completions(&cli.global, a),
         Command::Man(a) => cmd::docs::man(&cli.global, a),
     };

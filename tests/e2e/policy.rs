@@ -287,6 +287,7 @@ rto = "1h"
     let now = day(days - 2) + jiff::SignedDuration::from_hours(2);
     let good = status_at(now);
     let json = good.success().json();
+    let json_at_now = json.clone();
     assert_eq!(json["ok"], true, "{json}");
     assert_eq!(json["sources"][0]["tier_gaps"], serde_json::json!([]), "{json}");
     assert_eq!(json["check"]["slices_covered"], 7, "the last seven checks read every slice: {json}");
@@ -306,6 +307,24 @@ rto = "1h"
     ] {
         assert!(prom.lines().any(|l| l.starts_with(name)), "{name} not in:\n{prom}");
     }
+
+    // The report shows the same figures, and renders in a real browser.
+    let html = repo.scratch().join("report.html");
+    let mut cmd = repo.command(args!["report", "--policy", &file, "--html", &html]);
+    cmd.env("CAIRN_TEST_NOW", now.to_string());
+    cairn_tests::repo::Output::of(cmd).success();
+    let dom = render(&html, &repo.scratch().join("report.png"));
+    let attr = |name: &str| -> String {
+        let at = dom.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("{name} not in the rendered report"));
+        let rest = &dom[at + name.len() + 2..];
+        rest[..rest.find('"').unwrap()].to_string()
+    };
+    let json = json_at_now;
+    assert_eq!(attr("data-ok"), json["ok"].to_string());
+    assert_eq!(attr("data-age-seconds"), json["sources"][0]["age_seconds"].to_string());
+    assert_eq!(attr("data-lag-seconds"), json["copies"][0]["lag_seconds"].to_string());
+    assert_eq!(attr("data-check-covered"), json["check"]["slices_covered"].to_string());
+    assert_eq!(attr("data-restore-seconds"), json["drill"]["restore_seconds"][0][1].to_string());
 
     // A week without a run: the RPO is missed and the two-day tier has gaps, named.
     let late = status_at(day(days + 6));
@@ -416,4 +435,26 @@ fn erase_removes_paths_and_bytes_everywhere_and_proves_it() {
     let json = status("2026-03-10T00:00:00Z").json();
     assert_eq!(json["erasure"]["pending"][0]["overdue"], true, "{json}");
     assert_eq!(json["erasure"]["ok"], false);
+}
+
+/// Renders `html` in headless Chromium (installed by scripts/chromium.sh; `CAIRN_TEST_CHROMIUM`
+/// names another): a screenshot into `png`, which must hold a page, and the DOM as the browser
+/// built it, returned.
+fn render(html: &std::path::Path, png: &std::path::Path) -> String {
+    let browser = std::env::var("CAIRN_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let run = |what: &str| {
+        let out = std::process::Command::new(&browser)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1000,1400", what])
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{browser} could not be run ({e}): run scripts/chromium.sh, or set CAIRN_TEST_CHROMIUM")
+            });
+        assert!(out.status.success(), "{browser} {what}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&format!("--screenshot={}", png.display()));
+    let size = std::fs::metadata(png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "the screenshot holds no page ({size} bytes)");
+    run("--dump-dom")
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use cairn_core::format::record::StepKind;
 use cairn_core::policy::erase::{self, Notice, Request};
-use cairn_core::policy::run::CopyTarget;
 
 use crate::context::{GlobalArgs, print_json, say};
 
@@ -80,13 +79,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         return Ok(0);
     }
     let Some(id) = args.request else { bail!("--request is required") };
-    let opened: Vec<(String, std::result::Result<cairn_core::Repository, String>)> = policy
-        .copies
-        .iter()
-        .map(|c| (c.name.clone(), super::run::open(global, &c.repository).map_err(|e| format!("{e:#}"))))
-        .collect();
-    let copies: Vec<CopyTarget<'_>> =
-        opened.iter().map(|(name, r)| CopyTarget { name, repo: r.as_ref().map_err(Clone::clone) }).collect();
+    let opened = super::run::open_copies(global, &policy);
+    let copies = super::run::targets(&opened);
     let mut request = Request::new(id, args.paths, super::run::now()?);
     request.wait = args.wait;
     let record = erase::erase(&repo, &copies, &request).context("erasing")?;

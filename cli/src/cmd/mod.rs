@@ -16,6 +16,7 @@ pub mod mount;
 pub mod policy;
 pub mod prune;
 pub mod repair;
+pub mod report;
 pub mod restore;
 pub mod rewrite;
 pub mod run;

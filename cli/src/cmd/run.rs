@@ -77,15 +77,24 @@ pub fn now() -> Result<jiff::Timestamp> {
     }
 }
 
+/// Each copy the policy names, opened, or why it could not be (that copy's step fails; the
+/// others go on).
+pub type OpenedCopies = Vec<(String, std::result::Result<Repository, String>)>;
+
+/// Opens every copy of `policy`.
+pub fn open_copies(global: &GlobalArgs, policy: &Policy) -> OpenedCopies {
+    policy.copies.iter().map(|c| (c.name.clone(), open(global, &c.repository).map_err(|e| format!("{e:#}")))).collect()
+}
+
+/// The opened copies as the engine takes them.
+pub fn targets(opened: &OpenedCopies) -> Vec<CopyTarget<'_>> {
+    opened.iter().map(|(name, r)| CopyTarget { name, repo: r.as_ref().map_err(Clone::clone) }).collect()
+}
+
 fn run_once(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
     let repo = open(global, &policy.repository)?;
-    let opened: Vec<(String, std::result::Result<Repository, String>)> = policy
-        .copies
-        .iter()
-        .map(|c| (c.name.clone(), open(global, &c.repository).map_err(|e| format!("{e:#}"))))
-        .collect();
-    let copies: Vec<CopyTarget<'_>> =
-        opened.iter().map(|(name, r)| CopyTarget { name, repo: r.as_ref().map_err(Clone::clone) }).collect();
+    let opened = open_copies(global, policy);
+    let copies = targets(&opened);
     let mut opts = RunOptions::new(now()?);
     opts.lock_dir = global.cache_dir.clone().or_else(cairn_core::store::default_cache_root).map(|d| d.join("locks"));
     opts.uploads = global.connections;

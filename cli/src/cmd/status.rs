@@ -3,7 +3,6 @@
 //! monitoring job can alert on it.
 
 use anyhow::{Context, Result};
-use cairn_core::policy::run::CopyTarget;
 use cairn_core::status;
 
 use super::FilterArgs;
@@ -80,13 +79,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
 fn policy_status(global: &GlobalArgs, file: &std::path::Path, metrics: Option<&std::path::Path>) -> Result<u8> {
     let policy = super::run::load(file)?;
     let repo = super::run::open(global, &policy.repository)?;
-    let opened: Vec<(String, std::result::Result<cairn_core::Repository, String>)> = policy
-        .copies
-        .iter()
-        .map(|c| (c.name.clone(), super::run::open(global, &c.repository).map_err(|e| format!("{e:#}"))))
-        .collect();
-    let copies: Vec<CopyTarget<'_>> =
-        opened.iter().map(|(name, r)| CopyTarget { name, repo: r.as_ref().map_err(Clone::clone) }).collect();
+    let opened = super::run::open_copies(global, &policy);
+    let copies = super::run::targets(&opened);
     let status = cairn_core::policy::status::status(&policy, &repo, &copies, super::run::now()?)
         .context("judging the policy")?;
     if let Some(path) = metrics {

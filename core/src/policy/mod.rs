@@ -381,6 +381,7 @@ fn message_of(e: &crate::foundation::error::Error) -> String {
 }
 
 pub mod erase;
+pub mod report;
 pub mod run;
 pub mod status;
 
