@@ -181,6 +181,15 @@ fn a_failing_step_alerts_and_the_others_still_run() {
     assert_eq!(alert["steps"][0]["target"], "db");
     assert_eq!(alert["steps"][0]["ok"], false);
     assert_eq!(repo.snapshots().len(), 1, "no snapshot of the failed dump");
+
+    // A run that cannot even open the repository alerts as well.
+    std::fs::remove_file(&notify).unwrap();
+    let mut cmd = repo.command(args!["run", "--policy", &file]);
+    cmd.env("CAIRN_PASSWORD", "not the password");
+    cairn_tests::repo::Output::of(cmd).code(exit::WRONG_PASSWORD);
+    let alert: serde_json::Value = serde_json::from_slice(&std::fs::read(&notify).unwrap()).unwrap();
+    assert_eq!(alert["ok"], false);
+    assert!(alert["error"].as_str().unwrap().contains("password"), "{alert}");
 }
 
 /// Issue 16, item 2: two runs started at once do not both back up the same source.

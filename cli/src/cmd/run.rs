@@ -91,7 +91,21 @@ pub fn targets(opened: &OpenedCopies) -> Vec<CopyTarget<'_>> {
     opened.iter().map(|(name, r)| CopyTarget { name, repo: r.as_ref().map_err(Clone::clone) }).collect()
 }
 
+/// One run; a run that could not even start (the repository unreachable, the password
+/// wrong) alerts too, with `{"ok": false, "error": …}` on the command's standard input, since
+/// it leaves no record of its own.
 fn run_once(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
+    let result = run_steps(global, policy);
+    if let Err(e) = &result
+        && !policy.on_failure.is_empty()
+    {
+        let doc = serde_json::json!({ "ok": false, "error": format!("{e:#}"), "steps": [] });
+        notify(&policy.on_failure, &serde_json::to_vec_pretty(&doc).unwrap_or_default());
+    }
+    result
+}
+
+fn run_steps(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
     let repo = open(global, &policy.repository)?;
     let opened = open_copies(global, policy);
     let copies = targets(&opened);
@@ -108,7 +122,7 @@ fn run_once(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
         return Ok(0);
     }
     if !policy.on_failure.is_empty() {
-        notify(&policy.on_failure, &record);
+        notify(&policy.on_failure, &serde_json::to_vec_pretty(&record).unwrap_or_default());
     }
     Ok(crate::exit::FAILED)
 }
@@ -128,16 +142,15 @@ fn report(global: &GlobalArgs, record: &RunRecord) {
     }
 }
 
-/// Runs the policy's failure command with the run record as JSON on its standard input. Its
+/// Runs the policy's failure command with `json` (the run record) on its standard input. Its
 /// own failure is reported, never hidden, and does not change the exit code.
-fn notify(argv: &[String], record: &RunRecord) {
+fn notify(argv: &[String], json: &[u8]) {
     let Some((program, rest)) = argv.split_first() else { return };
-    let json = serde_json::to_vec_pretty(record).unwrap_or_default();
     let child = std::process::Command::new(program).args(rest).stdin(std::process::Stdio::piped()).spawn();
     let outcome = child.and_then(|mut c| {
         if let Some(mut stdin) = c.stdin.take() {
             // A command that does not read its input is not an error.
-            let _ = stdin.write_all(&json);
+            let _ = stdin.write_all(json);
         }
         c.wait()
     });
