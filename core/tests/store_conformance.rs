@@ -129,6 +129,11 @@ fn cached_store_conforms_and_refetches_damaged_entries() {
     cached.uncache_range(&pack, 1..5);
     assert_eq!(cached.get_range_cacheable(&pack, 1..5).unwrap(), good);
     assert_eq!(std::fs::read(&entry).unwrap(), good, "and cached again");
+    // Run records are immutable and read by every `cairn run`: kept in the cache too.
+    let record = key(ObjectKind::Record, b"a run record");
+    cached.put(&record, Bytes::from_static(b"a run record")).unwrap();
+    assert_eq!(&cached.get(&record).unwrap()[..], b"a run record");
+    assert!(cache.path().join(record.path()).is_file(), "a record read is cached");
 }
 
 #[test]

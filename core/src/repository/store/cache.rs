@@ -1,8 +1,8 @@
 //! [`CachedStore`]: a local disk cache of repository metadata for remote stores.
 //!
-//! Index objects, snapshots, key files, the config and ranges of tree blobs are kept in a
-//! directory per repository, so listing snapshots or planning a restore on a remote repository
-//! does not download the whole index every time. Objects are content-addressed: every cached
+//! Index objects, snapshots, key files, run records, the config and ranges of tree blobs are
+//! kept in a directory per repository, so listing snapshots or planning a restore on a remote
+//! repository does not download the whole index every time (nor `cairn run` every record). Objects are content-addressed: every cached
 //! object is checked against its name (BLAKE3) when read, and everything is authenticated again
 //! when opened, so a damaged cache is detected and refetched, never trusted. Entries of objects
 //! the store no longer lists are removed when the kind is listed.
@@ -79,7 +79,7 @@ impl<S: Store> CachedStore<S> {
     }
 
     fn cacheable(kind: ObjectKind) -> bool {
-        matches!(kind, ObjectKind::Index | ObjectKind::Snapshot | ObjectKind::Key)
+        matches!(kind, ObjectKind::Index | ObjectKind::Snapshot | ObjectKind::Key | ObjectKind::Record)
     }
 
     fn path(&self, key: &ObjectKey) -> PathBuf {
