@@ -242,14 +242,10 @@ fn session() {
 fn record() {
     let started = "2026-12-04T03:00:00Z".parse().unwrap();
     let step = |kind, target: &str, ok| StepRecord {
-        kind,
-        target: target.into(),
-        ok,
         message: "done".into(),
         seconds: 1.25,
-        snapshot: None,
-        slice: None,
         bytes: 1000,
+        ..StepRecord::new(kind, target, ok)
     };
     let mut check = step(StepKind::Check, "", true);
     check.slice = Some((2, 7));

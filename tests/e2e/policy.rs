@@ -75,11 +75,16 @@ on_failure = ["sh", "-c", "cat > {notify}"]
     )
 }
 
+/// `cairn ARGS` with the time injected (`CAIRN_TEST_NOW`): policies are judged at `when`.
+fn at(repo: &TestRepo, when: impl ToString, args: Vec<std::ffi::OsString>) -> cairn_tests::repo::Output {
+    let mut cmd = repo.command(args);
+    cmd.env("CAIRN_TEST_NOW", when.to_string());
+    cairn_tests::repo::Output::of(cmd)
+}
+
 /// `cairn run` at an injected time, with `--json`: the run record.
 fn run_at(repo: &TestRepo, file: &std::path::Path, when: &str) -> cairn_tests::repo::Output {
-    let mut cmd = repo.command(args!["--json", "run", "--policy", file]);
-    cmd.env("CAIRN_TEST_NOW", when);
-    cairn_tests::repo::Output::of(cmd)
+    at(repo, when, args!["--json", "run", "--policy", file])
 }
 
 fn steps(record: &serde_json::Value) -> Vec<String> {
@@ -279,9 +284,7 @@ rto = "1h"
     let days = 366;
     for n in (0..days).step_by(2) {
         std::fs::write(src.join("ledger"), format!("day {n}\n").repeat(100)).unwrap();
-        let mut cmd = repo.command(args!["-q", "run", "--policy", &file]);
-        cmd.env("CAIRN_TEST_NOW", day(n).to_string());
-        cairn_tests::repo::Output::of(cmd).success();
+        at(&repo, day(n), args!["-q", "run", "--policy", &file]).success();
     }
     let kept = repo.snapshots().len();
     assert!((12..=23).contains(&kept), "a year under 2d:14d, 1w:4w, 1M:12M keeps {kept} snapshots");
@@ -289,9 +292,7 @@ rto = "1h"
 
     let metrics = repo.scratch().join("cairn.prom");
     let status_at = |when: jiff::Timestamp| {
-        let mut cmd = repo.command(args!["--json", "status", "--policy", &file, "--metrics-file", &metrics]);
-        cmd.env("CAIRN_TEST_NOW", when.to_string());
-        cairn_tests::repo::Output::of(cmd)
+        at(&repo, when, args!["--json", "status", "--policy", &file, "--metrics-file", &metrics])
     };
     let now = day(days - 2) + jiff::SignedDuration::from_hours(2);
     let good = status_at(now);
@@ -319,9 +320,7 @@ rto = "1h"
 
     // The report shows the same figures, and renders in a real browser.
     let html = repo.scratch().join("report.html");
-    let mut cmd = repo.command(args!["report", "--policy", &file, "--html", &html]);
-    cmd.env("CAIRN_TEST_NOW", now.to_string());
-    cairn_tests::repo::Output::of(cmd).success();
+    at(&repo, now, args!["report", "--policy", &file, "--html", &html]).success();
     let dom = render(&html, &repo.scratch().join("report.png"));
     let attr = |name: &str| -> String {
         let at = dom.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("{name} not in the rendered report"));
@@ -372,27 +371,14 @@ fn erase_removes_paths_and_bytes_everywhere_and_proves_it() {
     );
     std::fs::write(&file, text).unwrap();
     for day in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"] {
-        let mut cmd = repo.command(args!["-q", "run", "--policy", &file]);
-        cmd.env("CAIRN_TEST_NOW", day);
-        cairn_tests::repo::Output::of(cmd).success();
+        at(&repo, day, args!["-q", "run", "--policy", &file]).success();
     }
     let size = |r: &TestRepo| cairn_tests::data::size_of_tree(r.path());
     let (before, copy_before) = (size(&repo), size(&copy));
     let notice = repo.scratch().join("notice.json");
-    let mut cmd = repo.command(args![
-        "--json",
-        "erase",
-        "--policy",
-        &file,
-        "--request",
-        "GDPR-17",
-        "--path",
-        "4711",
-        "--notice",
-        &notice
-    ]);
-    cmd.env("CAIRN_TEST_NOW", "2026-01-03T00:00:00Z");
-    let out = cairn_tests::repo::Output::of(cmd);
+    let erase =
+        args!["--json", "erase", "--policy", &file, "--request", "GDPR-17", "--path", "4711", "--notice", &notice];
+    let out = at(&repo, "2026-01-03T00:00:00Z", erase);
     let record = out.success().json();
     for (n, target) in ["primary", "offsite"].iter().enumerate() {
         let step = &record["steps"][n];
@@ -429,15 +415,11 @@ fn erase_removes_paths_and_bytes_everywhere_and_proves_it() {
 
     // An erasure the copy could not take is pending, and overdue after the deadline.
     std::fs::rename(copy.path(), repo.scratch().join("copy-away")).unwrap();
-    let mut cmd = repo.command(args!["erase", "--policy", &file, "--request", "GDPR-20", "--path", "keep"]);
-    cmd.env("CAIRN_TEST_NOW", "2026-01-04T00:00:00Z");
-    cairn_tests::repo::Output::of(cmd).code(exit::FAILED).stderr_has("error: erase offsite:");
+    at(&repo, "2026-01-04T00:00:00Z", args!["erase", "--policy", &file, "--request", "GDPR-20", "--path", "keep"])
+        .code(exit::FAILED)
+        .stderr_has("error: erase offsite:");
     std::fs::rename(repo.scratch().join("copy-away"), copy.path()).unwrap();
-    let status = |when: &str| {
-        let mut cmd = repo.command(args!["--json", "status", "--policy", &file]);
-        cmd.env("CAIRN_TEST_NOW", when);
-        cairn_tests::repo::Output::of(cmd)
-    };
+    let status = |when: &str| at(&repo, when, args!["--json", "status", "--policy", &file]);
     let json = status("2026-01-05T00:00:00Z").json();
     assert_eq!(json["erasure"]["pending"][0]["request"], "GDPR-20", "{json}");
     assert_eq!(json["erasure"]["pending"][0]["overdue"], false);

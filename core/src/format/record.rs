@@ -31,6 +31,20 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a run on this host that began at `started` and took `steps` (it ended
+    /// when their time had passed).
+    #[must_use]
+    pub fn new(started: jiff::Timestamp, steps: Vec<StepRecord>) -> Self {
+        let took = jiff::SignedDuration::from_secs_f64(steps.iter().map(|s| s.seconds).sum());
+        RunRecord {
+            version: RECORD_VERSION,
+            host: crate::foundation::identity::host_and_user().0,
+            started,
+            finished: started + took,
+            steps,
+        }
+    }
+
     /// Whether every step succeeded.
     #[must_use]
     pub fn ok(&self) -> bool {
@@ -102,6 +116,24 @@ impl StepKind {
             StepKind::Check => "check",
             StepKind::Drill => "drill",
             StepKind::Erase => "erase",
+        }
+    }
+}
+
+impl StepRecord {
+    /// A step of `kind` for `target`, `ok` or not, with nothing else said yet.
+    #[must_use]
+    pub fn new(kind: StepKind, target: &str, ok: bool) -> Self {
+        StepRecord {
+            kind,
+            target: target.to_string(),
+            ok,
+            message: String::new(),
+            seconds: 0.0,
+            snapshot: None,
+            slice: None,
+            bytes: 0,
+            erasure: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::record::{Erasure, RECORD_VERSION, RunRecord, StepKind, StepRecord};
+use crate::format::record::{Erasure, RunRecord, StepKind, StepRecord};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::progress::NoProgress;
 use crate::operations::prune::{self, PruneOptions};
@@ -63,25 +63,13 @@ pub fn erase(primary: &Repository, copies: &[CopyTarget<'_>], request: &Request)
         steps.push(match c.repo {
             Ok(repo) => in_one(repo, c.name, request),
             Err(ref why) => StepRecord {
-                kind: StepKind::Erase,
-                target: c.name.to_string(),
-                ok: false,
                 message: why.clone(),
-                seconds: 0.0,
-                snapshot: None,
-                slice: None,
-                bytes: 0,
                 erasure: Some(detail(request, Vec::new(), Vec::new(), None, 0)),
+                ..StepRecord::new(StepKind::Erase, c.name, false)
             },
         });
     }
-    let record = RunRecord {
-        version: RECORD_VERSION,
-        host: crate::foundation::identity::host_and_user().0,
-        started: request.now,
-        finished: request.now + jiff::SignedDuration::from_secs_f64(steps.iter().map(|s| s.seconds).sum()),
-        steps,
-    };
+    let record = RunRecord::new(request.now, steps);
     primary.save_record(&record)?;
     for c in copies {
         if let Ok(repo) = c.repo {
@@ -112,17 +100,7 @@ fn detail(
 
 fn in_one(repo: &Repository, name: &str, request: &Request) -> StepRecord {
     let started = Instant::now();
-    let mut step = StepRecord {
-        kind: StepKind::Erase,
-        target: name.to_string(),
-        ok: false,
-        message: String::new(),
-        seconds: 0.0,
-        snapshot: None,
-        slice: None,
-        bytes: 0,
-        erasure: None,
-    };
+    let mut step = StepRecord::new(StepKind::Erase, name, false);
     match erase_bytes(repo, request) {
         Ok(e) => {
             step.ok = e.bytes_deleted_at.is_some();

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::format::record::{RECORD_VERSION, RunRecord, StepKind, StepRecord};
+use crate::format::record::{RunRecord, StepKind, StepRecord};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::SnapshotId;
 use crate::foundation::progress::NoProgress;
@@ -94,7 +94,7 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
                 Ok(None) => {
                     steps.push(StepRecord {
                         message: "another `cairn run` is backing this source up now; left to it".into(),
-                        ..step(StepKind::Backup, &source.name, true)
+                        ..StepRecord::new(StepKind::Backup, &source.name, true)
                     });
                     continue;
                 }
@@ -134,7 +134,7 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
         let dst = match c.repo {
             Ok(dst) => dst,
             Err(ref why) => {
-                steps.push(StepRecord { message: why.clone(), ..step(StepKind::Copy, c.name, false) });
+                steps.push(StepRecord { message: why.clone(), ..StepRecord::new(StepKind::Copy, c.name, false) });
                 continue;
             }
         };
@@ -145,7 +145,7 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
             if !policy.retention.is_empty() {
                 message = format!("{message}; {}", apply_retention(dst, policy)?.message);
             }
-            Ok(StepRecord { message, bytes: stats.bytes_uploaded, ..step(StepKind::Copy, c.name, true) })
+            Ok(StepRecord { message, bytes: stats.bytes_uploaded, ..StepRecord::new(StepKind::Copy, c.name, true) })
         }));
         if !policy.retention.is_empty()
             && is_due(last_step(&records, StepKind::Prune, Some(c.name), true), PRUNE_EVERY, opts.now)
@@ -169,7 +169,7 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
                 },
                 slice,
                 bytes: report.bytes_read,
-                ..step(StepKind::Check, "", true)
+                ..StepRecord::new(StepKind::Check, "", true)
             })
         }));
     }
@@ -181,20 +181,14 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
             let Some((id, _)) = newest_of(&snapshots, &source.name, opts.now) else {
                 steps.push(StepRecord {
                     message: "no snapshot of this source to drill".into(),
-                    ..step(StepKind::Drill, &source.name, false)
+                    ..StepRecord::new(StepKind::Drill, &source.name, false)
                 });
                 continue;
             };
             steps.push(timed(StepKind::Drill, &source.name, || drill(repo, &source.name, id, d.rto, opts)));
         }
     }
-    let record = RunRecord {
-        version: RECORD_VERSION,
-        host: crate::foundation::identity::host_and_user().0,
-        started: opts.now,
-        finished: opts.now + jiff::SignedDuration::from_secs_f64(steps.iter().map(|s| s.seconds).sum()),
-        steps,
-    };
+    let record = RunRecord::new(opts.now, steps);
     repo.save_record(&record)?;
     Ok(record)
 }
@@ -281,7 +275,7 @@ fn back_up(repo: &Repository, source: &Source, opts: &RunOptions) -> Result<Step
         },
         snapshot: Some(result.snapshot.to_string()),
         bytes: s.bytes_read,
-        ..step(StepKind::Backup, &source.name, true)
+        ..StepRecord::new(StepKind::Backup, &source.name, true)
     })
 }
 
@@ -293,7 +287,7 @@ fn prune_step(repo: &Repository, target: &str) -> Result<StepRecord> {
             stats.packs_deleted, stats.packs_repacked, stats.bytes_freed
         ),
         bytes: stats.bytes_freed,
-        ..step(StepKind::Prune, target, true)
+        ..StepRecord::new(StepKind::Prune, target, true)
     })
 }
 
@@ -308,7 +302,10 @@ fn apply_retention(repo: &Repository, policy: &Policy) -> Result<StepRecord> {
         removed += outcome.removed.len();
         kept += outcome.kept;
     }
-    Ok(StepRecord { message: format!("removed {removed} snapshots, kept {kept}"), ..step(StepKind::Forget, "", true) })
+    Ok(StepRecord {
+        message: format!("removed {removed} snapshots, kept {kept}"),
+        ..StepRecord::new(StepKind::Forget, "", true)
+    })
 }
 
 fn drill(repo: &Repository, source: &str, id: SnapshotId, rto: Duration, opts: &RunOptions) -> Result<StepRecord> {
@@ -339,26 +336,12 @@ fn drill(repo: &Repository, source: &str, id: SnapshotId, rto: Duration, opts: &
         message,
         snapshot: Some(id.to_string()),
         bytes: r.bytes,
-        ..step(StepKind::Drill, source, true)
+        ..StepRecord::new(StepKind::Drill, source, true)
     })
 }
 
-fn step(kind: StepKind, target: &str, ok: bool) -> StepRecord {
-    StepRecord {
-        kind,
-        target: target.to_string(),
-        ok,
-        message: String::new(),
-        seconds: 0.0,
-        snapshot: None,
-        slice: None,
-        bytes: 0,
-        erasure: None,
-    }
-}
-
 fn failed(kind: StepKind, target: &str, e: &Error, seconds: f64) -> StepRecord {
-    StepRecord { message: e.to_string(), seconds, ..step(kind, target, false) }
+    StepRecord { message: e.to_string(), seconds, ..StepRecord::new(kind, target, false) }
 }
 
 /// Runs one step, timing it; an error becomes a failed step.
