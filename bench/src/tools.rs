@@ -190,7 +190,13 @@ impl Tool {
             Kind::Restic => {
                 args.extend(["backup".into(), "-q".into(), "--stdin".into(), "--stdin-filename".into(), name.into()])
             }
-            Kind::Rustic => args.extend(["backup".into(), "--stdin-filename".into(), name.into(), "-".into()]),
+            // `--force`: without it rustic 0.11.4 took a changed stream for unchanged when the
+            // snapshot had a parent, and stored the parent's bytes (found here: every later
+            // dump restored as the first one, whatever its size); restic and cairn read every
+            // stream anyway.
+            Kind::Rustic => {
+                args.extend(["backup".into(), "--force".into(), "--stdin-filename".into(), name.into(), "-".into()]);
+            }
             Kind::Borg => {
                 args.extend(["create".into(), "--stdin-name".into(), name.into(), self.next_archive(), "-".into()]);
             }
