@@ -198,3 +198,23 @@ fn rewrite_reports_its_progress_on_request() {
     assert_eq!(last["total_files"], 2, "{last}");
     assert_eq!(last["files_done"], 2, "{last}");
 }
+
+/// Issue 17, item 1: on a terminal, backup draws a bar that counts files (the terminal here is
+/// the pseudo-terminal of util-linux's `script`).
+#[test]
+fn backup_draws_a_bar_on_a_terminal() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    for i in 0..20 {
+        cairn_tests::data::write_random(&src.join(format!("f{i}")), i, 200_000);
+    }
+    let command = format!("{} -r {} backup {}", repo.bin().display(), repo.path().display(), src.display());
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-q", "-e", "-c", &command, "/dev/null"]).env("CAIRN_PASSWORD", cairn_tests::repo::PASSWORD);
+    cmd.env("CAIRN_CACHE_DIR", repo.scratch().join("cache")).stdin(std::process::Stdio::null());
+    let out = cmd.output().expect("util-linux `script` runs the backup on a pseudo-terminal");
+    assert!(out.status.success(), "{out:?}");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains(" files ["), "no bar counting files was drawn: {screen:?}");
+    assert!(screen.contains("snapshot ") && screen.contains(" saved"), "the summary follows the bar: {screen:?}");
+}
