@@ -172,7 +172,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         out.push(Target {
             name: "The live progress bar costs the initial backup of `tree` no more than 3 % of its speed".into(),
             measured: format!(
-                "{:.0} MB/s with the bar on a terminal, {:.0} MB/s without: {:.1} % of the speed (medians of three runs of each, alternating)",
+                "{:.0} MB/s with the bar on a terminal, {:.0} MB/s without: {:.1} % of the speed (medians of five runs of each, alternating, the order flipped every round)",
                 bar.mb_per_s(),
                 plain.mb_per_s(),
                 ratio * 100.0

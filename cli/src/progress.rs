@@ -110,6 +110,10 @@ impl Reporter {
         let bar = self.bar.clone();
         let (paths, action) = (paths.to_vec(), self.action);
         std::thread::spawn(move || {
+            // The count is a courtesy to the person watching: it runs at the lowest priority,
+            // on whatever CPU the backup leaves idle (on Linux, `setpriority` of the calling
+            // process, given as none, sets the calling thread's nice value alone).
+            let _ = rustix::process::setpriority_process(None, 19);
             let (mut bytes, mut files) = (0u64, 0u64);
             let mut dirs = Vec::new();
             for p in paths {
