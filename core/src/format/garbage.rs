@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::format::index::IndexedPack;
 use crate::format::pack::{ENTRY_LEN, PackEntry};
 use crate::foundation::crypto::{MasterKey, SALT_LEN};
-use crate::foundation::error::{Error, Result};
+use crate::foundation::error::Result;
 use crate::foundation::id::{ObjectKey, PackId};
 
 const GARBAGE_AAD: &[u8] = b"cairn garbage v1";
@@ -79,19 +79,16 @@ impl GarbageList {
     /// Encodes and seals the list for storage.
     #[must_use]
     pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
-        let mut plain = Vec::new();
-        // Writing CBOR into a Vec cannot fail.
-        let _ = ciborium::into_writer(self, &mut plain);
-        master.seal_object(&plain, GARBAGE_AAD)
+        super::seal_cbor(master, self, GARBAGE_AAD)
     }
 
     /// Opens the stored list `key`.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] naming it when it fails authentication or decoding.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) naming it when it fails authentication or decoding.
     pub fn open(master: &MasterKey, key: &ObjectKey, sealed: &[u8]) -> Result<Self> {
-        let plain = master.open_object(sealed, GARBAGE_AAD).map_err(|e| Error::corrupt(key, e.to_string()))?;
-        ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt(key, e.to_string()))
+        let plain = super::open_sealed(master, key, sealed, GARBAGE_AAD)?;
+        super::decode_cbor(key, &plain)
     }
 }
 

@@ -19,3 +19,26 @@ pub mod record;
 pub mod session;
 pub mod snapshot;
 pub mod tree;
+
+use crate::foundation::crypto::MasterKey;
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::ObjectKey;
+
+/// The layout of the small sealed objects (garbage lists, session markers, run records):
+/// `value` as CBOR, sealed under `master` with the kind's associated data `aad`.
+fn seal_cbor<T: serde::Serialize>(master: &MasterKey, value: &T, aad: &[u8]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    // Writing CBOR into a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut plain);
+    master.seal_object(&plain, aad)
+}
+
+/// The plaintext of the sealed object `key`, authenticated with `aad`.
+fn open_sealed(master: &MasterKey, key: &ObjectKey, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    master.open_object(sealed, aad).map_err(|e| Error::corrupt(key, e.to_string()))
+}
+
+/// Decodes the CBOR plaintext of `key`; a decoding error names it.
+fn decode_cbor<T: serde::de::DeserializeOwned>(key: &ObjectKey, plain: &[u8]) -> Result<T> {
+    ciborium::from_reader(plain).map_err(|e| Error::corrupt(key, e.to_string()))
+}

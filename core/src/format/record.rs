@@ -54,10 +54,7 @@ impl RunRecord {
     /// Encodes and seals the record for storage.
     #[must_use]
     pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
-        let mut plain = Vec::new();
-        // Writing CBOR into a Vec cannot fail.
-        let _ = ciborium::into_writer(self, &mut plain);
-        master.seal_object(&plain, RECORD_AAD)
+        super::seal_cbor(master, self, RECORD_AAD)
     }
 
     /// Opens the stored record `key`.
@@ -66,7 +63,7 @@ impl RunRecord {
     /// [`Error::Corrupt`] naming it when it fails authentication or decoding, or has an unknown
     /// version.
     pub fn open(master: &MasterKey, key: &ObjectKey, sealed: &[u8]) -> Result<Self> {
-        let plain = master.open_object(sealed, RECORD_AAD).map_err(|e| Error::corrupt(key, e.to_string()))?;
+        let plain = super::open_sealed(master, key, sealed, RECORD_AAD)?;
         Self::decode(key, &plain)
     }
 
@@ -75,7 +72,7 @@ impl RunRecord {
     /// # Errors
     /// As [`RunRecord::open`], after authentication.
     pub fn decode(key: &ObjectKey, plain: &[u8]) -> Result<Self> {
-        let record: RunRecord = ciborium::from_reader(plain).map_err(|e| Error::corrupt(key, e.to_string()))?;
+        let record: RunRecord = super::decode_cbor(key, plain)?;
         if record.version != RECORD_VERSION {
             return Err(Error::corrupt(key, format!("unknown run record version {}", record.version)));
         }

@@ -38,10 +38,7 @@ impl SessionMarker {
     /// Encodes and seals the marker for storage.
     #[must_use]
     pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
-        let mut plain = Vec::new();
-        // Writing CBOR into a Vec cannot fail.
-        let _ = ciborium::into_writer(self, &mut plain);
-        master.seal_object(&plain, SESSION_AAD)
+        super::seal_cbor(master, self, SESSION_AAD)
     }
 
     /// Opens the stored marker `key`.
@@ -50,7 +47,7 @@ impl SessionMarker {
     /// [`Error::Corrupt`] naming it when it fails authentication or decoding, or has an unknown
     /// version.
     pub fn open(master: &MasterKey, key: &ObjectKey, sealed: &[u8]) -> Result<Self> {
-        let plain = master.open_object(sealed, SESSION_AAD).map_err(|e| Error::corrupt(key, e.to_string()))?;
+        let plain = super::open_sealed(master, key, sealed, SESSION_AAD)?;
         Self::decode(key, &plain)
     }
 
@@ -59,7 +56,7 @@ impl SessionMarker {
     /// # Errors
     /// As [`SessionMarker::open`], after authentication.
     pub fn decode(key: &ObjectKey, plain: &[u8]) -> Result<Self> {
-        let marker: SessionMarker = ciborium::from_reader(plain).map_err(|e| Error::corrupt(key, e.to_string()))?;
+        let marker: SessionMarker = super::decode_cbor(key, plain)?;
         if marker.version != SESSION_VERSION {
             return Err(Error::corrupt(key, format!("unknown session marker version {}", marker.version)));
         }
