@@ -22,10 +22,10 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let policy = super::run::load(&args.policy)?;
     let repo = super::run::open(global, &policy.repository)?;
     let opened = super::run::open_copies(global, &policy);
-    let status = cairn_core::policy::status::status(&policy, &repo, &super::run::targets(&opened), super::run::now()?)
-        .context("judging the policy")?;
     let snapshots = repo.snapshots().context("listing snapshots")?;
     let records = repo.records().context("reading the run records")?;
+    let targets = super::run::targets(&opened);
+    let status = cairn_core::policy::status::judge(&policy, &snapshots, &records, &targets, super::run::now()?);
     let page = cairn_core::policy::report::html(&policy, &status, &snapshots, &records);
     // Private to its owner, like everything cairn writes: publishing it is the operator's call.
     let mut file = std::fs::OpenOptions::new();

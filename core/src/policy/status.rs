@@ -213,13 +213,24 @@ pub fn status(
     copies: &[CopyTarget<'_>],
     now: jiff::Timestamp,
 ) -> Result<PolicyStatus> {
-    let snapshots = repo.snapshots()?;
-    let records = repo.records()?;
-    let sources: Vec<SourceCompliance> = policy.sources.iter().map(|s| source(policy, s, &snapshots, now)).collect();
+    Ok(judge(policy, &repo.snapshots()?, &repo.records()?, copies, now))
+}
+
+/// As [`status`], from the primary's `snapshots` and `records` already read (the report
+/// reads them once for both).
+#[must_use]
+pub fn judge(
+    policy: &Policy,
+    snapshots: &[(SnapshotId, Snapshot)],
+    records: &[crate::format::record::RunRecord],
+    copies: &[CopyTarget<'_>],
+    now: jiff::Timestamp,
+) -> PolicyStatus {
+    let sources: Vec<SourceCompliance> = policy.sources.iter().map(|s| source(policy, s, snapshots, now)).collect();
     let mut copy_status = Vec::new();
     for c in copies {
         let max = policy.copies.iter().find(|p| p.name == c.name).and_then(|p| p.max_lag);
-        copy_status.push(copy(policy, c, &snapshots, max, now));
+        copy_status.push(copy(policy, c, snapshots, max, now));
     }
     let check = policy.check.map(|c| {
         // Each check step: when its run began, whether it succeeded, its slice.
@@ -258,13 +269,13 @@ pub fn status(
             ok: within(newest.map(|r| r.started), d.every * 2, now) && steps.iter().all(|s| s.ok) && !steps.is_empty(),
         }
     });
-    let erasure = policy.erasure_deadline.map(|d| erasure(d, &records, now));
+    let erasure = policy.erasure_deadline.map(|d| erasure(d, records, now));
     let ok = sources.iter().all(|s| s.ok)
         && copy_status.iter().all(|c| c.ok)
         && check.as_ref().is_none_or(|c| c.ok)
         && drill.as_ref().is_none_or(|d| d.ok)
         && erasure.as_ref().is_none_or(|e| e.ok);
-    Ok(PolicyStatus {
+    PolicyStatus {
         ok,
         now,
         sources,
@@ -274,7 +285,7 @@ pub fn status(
         erasure,
         last_run: records.iter().map(|r| r.started).max(),
         last_successful_run: records.iter().filter(|r| r.ok()).map(|r| r.started).max(),
-    })
+    }
 }
 
 fn within(t: Option<jiff::Timestamp>, d: std::time::Duration, now: jiff::Timestamp) -> bool {
