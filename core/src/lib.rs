@@ -64,7 +64,9 @@ pub use foundation::id;
 pub use foundation::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
 pub use foundation::progress::{NoProgress, Progress};
 pub use operations::forget::retention;
-pub use operations::{backup, browse, check, copy, forget, inspect, migrate, prune, repair, restore, status, tag};
+pub use operations::{
+    backup, browse, check, copy, forget, inspect, migrate, postgres, prune, repair, restore, status, tag,
+};
 pub use repository::keys::KeyInfo;
 pub use repository::select::{SnapshotFilter, SnapshotPath, SnapshotRef};
 pub use repository::store;

@@ -4,7 +4,7 @@
 //! ([`keyfile`]), blobs ([`blob`]), packs ([`pack`]), index objects ([`index`]), directory trees
 //! ([`tree`]), snapshot manifests ([`snapshot`]), prune's garbage lists ([`garbage`]),
 //! running writers' session markers ([`session`]), packs' parity ([`parity`]) and the
-//! records of policy runs ([`record`]). Every
+//! records of policy runs ([`record`]) and archived PostgreSQL WAL files ([`wal`]). Every
 //! decoder here is fuzzed (`fuzz/`) and checked against the test vectors of FORMAT.md. This
 //! layer builds on the foundation only.
 
@@ -19,6 +19,7 @@ pub mod record;
 pub mod session;
 pub mod snapshot;
 pub mod tree;
+pub mod wal;
 
 use crate::foundation::crypto::MasterKey;
 use crate::foundation::error::{Error, Result};

@@ -141,6 +141,33 @@ pub struct Snapshot {
     pub created: Option<jiff::Timestamp>,
     /// The cairn version that wrote it.
     pub program: String,
+    /// For a PostgreSQL base backup (`cairn pg backup`): where it starts and stops in the
+    /// write-ahead log. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<BaseBackup>,
+}
+
+/// What a PostgreSQL base backup needs from the WAL archive to be restored (FORMAT.md §13).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BaseBackup {
+    /// The name the WAL archive of its cluster goes by (`--cluster`).
+    pub cluster: String,
+    /// The cluster's system identifier (`pg_control`), as decimal text.
+    pub system_identifier: String,
+    /// The timeline it started on.
+    pub timeline: u32,
+    /// The WAL position it started at (its checkpoint's redo point).
+    pub start_lsn: u64,
+    /// The WAL position from which it is consistent: replay must reach it.
+    pub stop_lsn: u64,
+    /// The timeline it stopped on.
+    pub stop_timeline: u32,
+    /// The WAL segment size of the cluster, in bytes.
+    pub segment_size: u64,
+    /// When it started, by the server's clock.
+    pub start_time: jiff::Timestamp,
+    /// When it stopped (cairn's clock, when pg_basebackup finished).
+    pub stop_time: jiff::Timestamp,
 }
 
 impl Snapshot {
@@ -222,6 +249,7 @@ mod tests {
             original: None,
             created: None,
             program: "cairn test".into(),
+            postgres: None,
         };
         let sealed = s.seal(&m);
         let id = SnapshotId::default();

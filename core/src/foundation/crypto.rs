@@ -31,6 +31,8 @@ const CONTEXT_SUBKEY: &str = "cairn 2026-11-23 object subkey v1";
 const CONTEXT_ID_KEY: &str = "cairn 2026-11-23 blob id key v1";
 const CONTEXT_CHUNKER: &str = "cairn 2026-11-23 chunker seed v1";
 const CONTEXT_NOTICE: &str = "cairn 2026-12-04 notice mac v1";
+const CONTEXT_WAL_SIV: &str = "cairn 2026-12-04 wal name siv v1";
+const CONTEXT_WAL_STREAM: &str = "cairn 2026-12-04 wal name stream v1";
 
 /// Sealing or opening failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -102,6 +104,18 @@ impl MasterKey {
     pub fn notice_mac(&self, document: &[u8]) -> [u8; 32] {
         let key = blake3::derive_key(CONTEXT_NOTICE, &self.bytes);
         *blake3::keyed_hash(&key, document).as_bytes()
+    }
+
+    /// The two keys that hide the names of one cluster's WAL files (FORMAT.md §14c): the key
+    /// of the synthetic IV and the key of the stream that encrypts the name under it.
+    #[must_use]
+    pub fn wal_name_keys(&self, cluster: &str) -> ([u8; 32], [u8; 32]) {
+        let mut material = Vec::with_capacity(32 + cluster.len());
+        material.extend_from_slice(&self.bytes);
+        material.extend_from_slice(cluster.as_bytes());
+        let keys = (blake3::derive_key(CONTEXT_WAL_SIV, &material), blake3::derive_key(CONTEXT_WAL_STREAM, &material));
+        material.zeroize();
+        keys
     }
 
     /// The secret seed of the content-defined chunker.

@@ -157,6 +157,9 @@ pub enum ObjectKind {
     Parity,
     /// Records of policy runs (`cairn run --policy`).
     Record,
+    /// PostgreSQL WAL files and timeline histories (`cairn pg wal-push`), named by their
+    /// encrypted file names.
+    Wal,
 }
 
 impl ObjectKind {
@@ -173,6 +176,7 @@ impl ObjectKind {
             ObjectKind::Session => "sessions",
             ObjectKind::Parity => "parity",
             ObjectKind::Record => "records",
+            ObjectKind::Wal => "wal",
         }
     }
 }
@@ -198,7 +202,7 @@ impl ObjectKey {
 
     /// The object's path below the repository root: `config`, `keys/<id>`, `snapshots/<id>`,
     /// `index/<id>`, `data/<first two hex digits>/<id>`, `parity/<first two hex digits>/<id>`,
-    /// `records/<id>`.
+    /// `records/<id>`, `wal/<id>`.
     #[must_use]
     pub fn path(&self) -> String {
         let hex = self.id.to_hex();
@@ -233,6 +237,7 @@ impl fmt::Display for ObjectKey {
             ObjectKind::Session => write!(f, "session marker {}", self.id),
             ObjectKind::Parity => write!(f, "parity of pack {}", self.id),
             ObjectKind::Record => write!(f, "run record {}", self.id),
+            ObjectKind::Wal => write!(f, "WAL object {}", self.id),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! [`backup`], [`restore`] (and the restore drill, and dumps to a stream), [`check`],
 //! [`forget`] (with its pure [`forget::retention`] policy), [`prune`], [`copy`], [`repair`]
 //! (and `rewrite`), [`inspect`] (ls, find, diff, stats), [`browse`] (a snapshot as a directory
-//! tree, for `cairn mount`), [`status`] (recovery points) and [`tag`].
+//! tree, for `cairn mount`), [`status`] (recovery points), [`tag`] and [`postgres`] (base
+//! backups, the WAL archive and point-in-time restore).
 
 pub mod backup;
 pub mod browse;
@@ -13,6 +14,7 @@ pub mod copy;
 pub mod forget;
 pub mod inspect;
 pub mod migrate;
+pub mod postgres;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -5,6 +5,7 @@
 //! It also offers the typed reads everything else builds on: the index, snapshots, blobs, trees.
 
 pub mod index;
+pub mod keycache;
 pub mod keys;
 pub mod parity;
 pub mod records;
@@ -229,6 +230,24 @@ impl Repository {
             Self::unlock(&config_bytes, keys, password)
         })
         .map(|(master, config, key_id)| Repository { store, master, config, key_id })
+    }
+
+    /// Opens the repository in `store` with a master key already unwrapped from key file
+    /// `key_id` (by [`keycache`]); `None` if that key file is gone or the config does not open
+    /// with the key (another repository now at the same place).
+    pub(crate) fn open_with_master(store: Arc<dyn Store>, master: MasterKey, key_id: KeyId) -> Result<Option<Self>> {
+        let (config_bytes, keys) = std::thread::scope(|s| {
+            let keys = s.spawn(|| store.list(ObjectKind::Key));
+            let config = store.get(&ObjectKey::CONFIG);
+            let keys = keys.join().unwrap_or_else(|_| Err(StoreError::Permanent("key listing panicked".into())));
+            (config, keys)
+        });
+        let config_bytes = config_bytes.map_err(store_err(ObjectKey::CONFIG))?;
+        check_version(Config::stored_version(&config_bytes)?)?;
+        if !keys.map_err(Error::Storage)?.iter().any(|k| k.key.id == key_id.0) {
+            return Ok(None);
+        }
+        Ok(Config::open(&master, &config_bytes).ok().map(|config| Repository { store, master, config, key_id }))
     }
 
     /// Finds the key file among `keys` that `password` opens and that opens the config.
@@ -747,6 +766,7 @@ pub(crate) mod testing {
             original: None,
             created: None,
             program: "test".into(),
+            postgres: None,
         }
     }
 }

@@ -151,6 +151,7 @@ pub fn snapshot(tree_id: BlobId, pack_len: u64) -> Snapshot {
         original: None,
         created: None,
         program: "cairn 0.1.0".into(),
+        postgres: None,
     }
 }
 

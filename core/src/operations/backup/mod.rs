@@ -97,6 +97,9 @@ pub struct BackupOptions {
     pub threads: usize,
     /// Pack uploads in flight (0 = default: 4 to a remote store, 1 to a local one).
     pub uploads: usize,
+    /// For a PostgreSQL base backup: filled by its source by the time the stream ends, and
+    /// recorded in the snapshot (`cairn pg backup`). No snapshot is written if it is empty then.
+    pub postgres: Option<std::sync::Arc<std::sync::OnceLock<crate::format::snapshot::BaseBackup>>>,
 }
 
 /// An entry that could not be read and is not in the snapshot.
@@ -383,6 +386,13 @@ pub fn run(
         errors: unreadable.iter().map(ToString::to_string).collect(),
         changed: changed.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
     };
+    let postgres = match &opts.postgres {
+        None => None,
+        Some(cell) => Some(cell.get().cloned().ok_or_else(|| Error::SourceUnreadable {
+            name: paths.first().cloned().unwrap_or_default(),
+            cause: std::io::Error::other("the stream ended without the base backup's WAL positions"),
+        })?),
+    };
     let snapshot = Snapshot {
         version: SNAPSHOT_VERSION,
         time: opts.time.unwrap_or_else(jiff::Timestamp::now),
@@ -396,6 +406,7 @@ pub fn run(
         original: None,
         created: Some(jiff::Timestamp::now()),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        postgres,
     };
     let id = repo.save_snapshot(&snapshot, &committed)?;
     Ok(BackupResult { snapshot: id, parent: parent.map(|(id, _)| id), summary, unreadable, changed })

@@ -82,7 +82,7 @@ impl Read for FileReader<'_> {
 
 /// An engine error carried through `std::io` (as [`FileReader`] does) comes back out whole;
 /// any other I/O error was writing to `out`.
-fn unwrap_io(e: std::io::Error) -> Error {
+pub(crate) fn unwrap_io(e: std::io::Error) -> Error {
     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
         if let Some(inner) = e.into_inner()
             && let Ok(engine) = inner.downcast::<Error>()

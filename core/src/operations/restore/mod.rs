@@ -34,6 +34,7 @@ mod fetch;
 mod plan;
 
 pub use drill::{DrillReport, drill, drill_in};
+pub(crate) use dump::unwrap_io;
 pub use dump::{Dumped, FileReader, dump, file};
 
 use fetch::*;

@@ -1,0 +1,277 @@
+//! The retention chain of a cluster: which archived WAL each kept base backup needs to reach
+//! the newest archived segment, what is missing from it, and what may be deleted.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::format::snapshot::{BaseBackup, Snapshot};
+use crate::format::wal::{WalKind, WalName};
+use crate::foundation::error::{Error, Result};
+use crate::foundation::id::SnapshotId;
+use crate::repository::Repository;
+use crate::repository::store::ObjectInfo;
+
+use super::lsn::{Switch, format_lsn, parse_history, segment_name, segment_number, segment_of};
+use super::{archived, base_backups, fetch};
+
+/// Segments missing from a chain, first to last, on one timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    /// The first missing segment.
+    pub first: WalName,
+    /// The last missing segment.
+    pub last: WalName,
+    /// The WAL positions it covers, from…
+    pub from_lsn: u64,
+    /// …to (exclusive).
+    pub to_lsn: u64,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "{} (WAL {} to {})", self.first, format_lsn(self.from_lsn), format_lsn(self.to_lsn))
+        } else {
+            write!(
+                f,
+                "{} to {} (WAL {} to {})",
+                self.first,
+                self.last,
+                format_lsn(self.from_lsn),
+                format_lsn(self.to_lsn)
+            )
+        }
+    }
+}
+
+/// One kept base backup's chain.
+#[derive(Debug, Clone)]
+pub struct BackupChain {
+    /// The snapshot.
+    pub snapshot: SnapshotId,
+    /// What it records.
+    pub backup: BaseBackup,
+    /// Missing segments between its start and the newest archived segment of its timeline line.
+    pub gaps: Vec<Gap>,
+    /// Timelines its line passes through whose history file is not archived.
+    pub missing_history: Vec<u32>,
+    /// The last segment its unbroken WAL reaches (`None`: not even its first).
+    pub reaches: Option<WalName>,
+}
+
+impl BackupChain {
+    /// Whether it can be restored to any point from its end to the newest archived WAL.
+    #[must_use]
+    pub fn is_whole(&self) -> bool {
+        self.gaps.is_empty() && self.missing_history.is_empty()
+    }
+}
+
+/// The chain of a cluster.
+#[derive(Debug, Clone)]
+pub struct ChainReport {
+    /// The cluster.
+    pub cluster: String,
+    /// Each base backup, oldest first.
+    pub backups: Vec<BackupChain>,
+    /// The newest archived segment and when the store received it.
+    pub newest: Option<(WalName, jiff::Timestamp)>,
+    /// Archived files (segments, histories, backup histories, partial segments).
+    pub files: usize,
+}
+
+impl ChainReport {
+    /// Whether every base backup's chain is whole.
+    #[must_use]
+    pub fn is_whole(&self) -> bool {
+        self.backups.iter().all(BackupChain::is_whole)
+    }
+
+    /// The recovery window: from the end of the oldest base backup whose chain is whole to the
+    /// newest archived segment's arrival. `None` if no base backup has a whole chain.
+    #[must_use]
+    pub fn window(&self) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
+        let from = self.backups.iter().find(|b| b.is_whole())?.backup.stop_time;
+        let to = self.newest.as_ref().map_or(from, |(_, t)| *t).max(from);
+        Some((from, to))
+    }
+}
+
+/// Checks the chain of `cluster`: every base backup must have unbroken WAL, following the
+/// timelines' histories, from its start to the newest archived segment.
+///
+/// # Errors
+/// Store errors; [`Error::Corrupt`] for a damaged history file.
+pub fn check(repo: &Repository, cluster: &str) -> Result<ChainReport> {
+    let files = archived(repo, cluster)?;
+    let backups = base_backups(repo, cluster)?;
+    check_with(repo, cluster, &files, &backups)
+}
+
+fn check_with(
+    repo: &Repository,
+    cluster: &str,
+    files: &[(WalName, ObjectInfo)],
+    backups: &[(SnapshotId, Snapshot)],
+) -> Result<ChainReport> {
+    let newest_segment = files
+        .iter()
+        .filter(|(n, _)| n.kind == WalKind::Segment)
+        .max_by_key(|(n, _)| (n.timeline, n.position()))
+        .map(|(n, info)| (*n, info.last_modified));
+    let mut histories = BTreeMap::new();
+    for (name, _) in files.iter().filter(|(n, _)| n.kind == WalKind::History) {
+        let text = fetch(repo, cluster, name)?.unwrap_or_default();
+        let parsed = parse_history(&String::from_utf8_lossy(&text))
+            .ok_or_else(|| Error::corrupt(format!("timeline history {name} of cluster {cluster}"), "cannot be read"))?;
+        histories.insert(name.timeline, parsed);
+    }
+    let mut out = Vec::with_capacity(backups.len());
+    for (id, snapshot) in backups {
+        let Some(backup) = snapshot.postgres.clone() else { continue };
+        let size = backup.segment_size;
+        let present: HashSet<(u32, u64)> = files
+            .iter()
+            .filter(|(n, _)| n.kind == WalKind::Segment)
+            .map(|(n, _)| (n.timeline, segment_number(n.position(), size)))
+            .collect();
+        let newest_on = |tli: u32| present.iter().filter(|(t, _)| *t == tli).map(|(_, n)| *n).max();
+        let newest_tli =
+            present.iter().map(|(t, _)| *t).chain(histories.keys().copied()).max().unwrap_or(backup.timeline);
+        let (line, missing_history) = timeline_line(&histories, backup.timeline, newest_tli);
+        let mut gaps = Vec::new();
+        let mut next = segment_number(segment_of(backup.start_lsn, size), size);
+        let mut reaches: Option<WalName> = None;
+        let mut broken = false;
+        for (tli, end) in &line {
+            let last = match end {
+                Some(switch) => (switch / size).checked_sub(1),
+                None => newest_on(*tli),
+            };
+            if let Some(last) = last {
+                let mut n = next;
+                while n <= last {
+                    if present.contains(&(*tli, n)) {
+                        if !broken {
+                            reaches = Some(segment_name(*tli, n, size));
+                        }
+                        n += 1;
+                        continue;
+                    }
+                    let first = n;
+                    while n <= last && !present.contains(&(*tli, n)) {
+                        n += 1;
+                    }
+                    broken = true;
+                    gaps.push(gap(*tli, first, n - 1, size));
+                }
+            }
+            if let Some(switch) = end {
+                next = next.max(switch / size);
+            }
+        }
+        // It must at least reach its own consistency point.
+        let stop = segment_number(segment_of(backup.stop_lsn, size), size);
+        let reached = reaches.map(|r| segment_number(r.position(), size));
+        let covered_to = gaps.iter().map(|g| segment_number(g.last.position(), size)).chain(reached).max();
+        if covered_to.is_none_or(|c| c < stop) {
+            let first = covered_to.map_or(segment_number(segment_of(backup.start_lsn, size), size), |c| c + 1);
+            let tli = line.last().map_or(backup.stop_timeline, |(t, _)| *t);
+            gaps.push(gap(tli, first, stop, size));
+        }
+        out.push(BackupChain { snapshot: *id, backup, gaps, missing_history, reaches });
+    }
+    Ok(ChainReport { cluster: cluster.to_string(), backups: out, newest: newest_segment, files: files.len() })
+}
+
+fn gap(timeline: u32, first: u64, last: u64, size: u64) -> Gap {
+    Gap {
+        first: segment_name(timeline, first, size),
+        last: segment_name(timeline, last, size),
+        from_lsn: first * size,
+        to_lsn: (last + 1) * size,
+    }
+}
+
+/// The timelines from `from` to `newest` in `newest`'s history, each with where it ended
+/// (`None` for the last), and the timelines whose history is missing. A `from` that is not in
+/// `newest`'s history (a branch left behind) is followed on its own.
+fn timeline_line(
+    histories: &BTreeMap<u32, Vec<Switch>>,
+    from: u32,
+    newest: u32,
+) -> (Vec<(u32, Option<u64>)>, Vec<u32>) {
+    if newest == from {
+        return (vec![(from, None)], Vec::new());
+    }
+    let Some(history) = histories.get(&newest) else {
+        return (vec![(from, None)], vec![newest]);
+    };
+    let Some(start) = history.iter().position(|s| s.timeline == from) else {
+        return (vec![(from, None)], Vec::new());
+    };
+    let mut line: Vec<(u32, Option<u64>)> = history[start..].iter().map(|s| (s.timeline, Some(s.switch))).collect();
+    line.push((newest, None));
+    let missing = line.iter().skip(1).map(|(t, _)| *t).filter(|t| !histories.contains_key(t)).collect();
+    (line, missing)
+}
+
+/// The clusters the repository's base backups belong to.
+///
+/// # Errors
+/// As [`Repository::snapshots`].
+pub fn clusters(repo: &Repository) -> Result<BTreeSet<String>> {
+    Ok(repo.snapshots()?.into_iter().filter_map(|(_, s)| s.postgres.map(|p| p.cluster)).collect())
+}
+
+/// The archived files of `cluster` no kept base backup needs: WAL segments (and partial
+/// segments and backup histories) before the start of the oldest base backup. Timeline
+/// histories are always kept, and with no base backup nothing is expirable.
+///
+/// # Errors
+/// Store errors.
+pub fn expirable(repo: &Repository, cluster: &str) -> Result<Vec<(WalName, ObjectInfo)>> {
+    let backups = base_backups(repo, cluster)?;
+    let Some(cut) =
+        backups.iter().filter_map(|(_, s)| s.postgres.as_ref()).map(|p| segment_of(p.start_lsn, p.segment_size)).min()
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(archived(repo, cluster)?
+        .into_iter()
+        .filter(|(name, _)| name.kind != WalKind::History && name.position() < cut)
+        .collect())
+}
+
+/// What [`expire`] deleted (or, dry, would delete).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expired {
+    /// Files deleted.
+    pub files: usize,
+    /// Their stored bytes.
+    pub bytes: u64,
+}
+
+/// Deletes, in every cluster with base backups, the archived WAL no kept base backup needs.
+///
+/// # Errors
+/// As [`Repository::ensure_can_delete`]; store errors.
+pub fn expire(repo: &Repository, dry_run: bool) -> Result<Expired> {
+    let mut out = Expired::default();
+    for cluster in clusters(repo)? {
+        let victims = expirable(repo, &cluster)?;
+        if victims.is_empty() {
+            continue;
+        }
+        if !dry_run {
+            repo.ensure_can_delete("expiring WAL")?;
+        }
+        for (_, info) in victims {
+            if !dry_run {
+                repo.store().delete(&info.key).map_err(|e| Error::Store { key: info.key, cause: e })?;
+            }
+            out.files += 1;
+            out.bytes += info.size;
+        }
+    }
+    Ok(out)
+}
