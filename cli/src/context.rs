@@ -176,6 +176,17 @@ impl GlobalArgs {
         bail!("no password source given")
     }
 
+    /// Opens the repository through the key cache in `cache` (see `cairn_core::repository::keycache`),
+    /// or as [`GlobalArgs::open`] does when `cache` is `None`.
+    pub fn open_cached(&self, cache: Option<&std::path::Path>) -> Result<Repository> {
+        let Some(dir) = cache else { return self.open() };
+        let cache = cairn_core::advanced::KeyCache::open(dir).context("opening the key cache")?;
+        let store = self.store()?;
+        let password = self.password(false)?;
+        Repository::open_cached(store, &password, &cache)
+            .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))
+    }
+
     /// Opens the repository.
     pub fn open(&self) -> Result<Repository> {
         let store = self.store()?;

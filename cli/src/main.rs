@@ -79,6 +79,9 @@ enum Command {
     Man(cmd::docs::ManArgs),
     /// Remove snapshots according to a retention policy.
     Forget(Box<cmd::forget::Args>),
+    /// PostgreSQL: base backups, WAL archiving (archive_command, restore_command) and
+    /// point-in-time restore.
+    Pg(cmd::pg::Args),
 }
 
 /// Exit codes, documented in the README (section "Exit codes"): one per kind of error a script
@@ -120,9 +123,12 @@ pub mod exit {
     pub const CONFLICT: u8 = 21;
     /// A bug in cairn.
     pub const INTERNAL: u8 = 70;
+    /// `pg wal-fetch` could not read a WAL file that may be archived (storage, damage, the
+    /// password): above 125, so that PostgreSQL stops recovery instead of ending it early.
+    pub const WAL_FETCH_FAILED: u8 = 126;
 
     /// Every code above, for the README check.
-    pub const ALL: [u8; 17] = [
+    pub const ALL: [u8; 18] = [
         0,
         FAILED,
         USAGE,
@@ -140,6 +146,7 @@ pub mod exit {
         IO,
         CONFLICT,
         INTERNAL,
+        WAL_FETCH_FAILED,
     ];
 
     /// The exit code of an engine error.
@@ -298,6 +305,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::report::run(&cli.global, a),
         Command::Completions(a) => cmd::docs::completions(&cli.global, a),
         Command::Man(a) => cmd::docs::man(&cli.global, a),
+        Command::Pg(a) => cmd::pg::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,4 +5,5 @@
 //! outcomes. What is here is stable only as far as the on-disk format it serves.
 
 pub use crate::foundation::{chunk, codec, compress, crypto, identity, path, pattern};
+pub use crate::repository::keycache::KeyCache;
 pub use crate::repository::{index, trees, writer};

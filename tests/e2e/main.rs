@@ -18,6 +18,8 @@
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 //! - `interface`: completions, man pages, help (issue 17, item 3).
 //! - `policy`: policy files checked, mistakes named by line (issue 16, item 1).
+//! - `postgres`: WAL archiving, base backups, point-in-time restore and retention against a
+//!   real PostgreSQL with pgbench running (issue 18).
 //! - `redundancy`: data packs with parity lose no file to damage; repair packs (issue 14, item 7).
 //! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
 //! - `permissions`: repositories and the cache are private whatever the umask (issue 14).
@@ -37,6 +39,7 @@ mod mount;
 mod overwrite;
 mod permissions;
 mod policy;
+mod postgres;
 mod redundancy;
 mod retention;
 mod s3;

@@ -13,6 +13,7 @@ pub mod key;
 pub mod ls;
 pub mod migrate;
 pub mod mount;
+pub mod pg;
 pub mod policy;
 pub mod prune;
 pub mod repair;

@@ -59,13 +59,22 @@ pub fn run_on(repo: &Repository, global: &GlobalArgs, args: &PruneArgs, dry_run:
     let stats = prune::run_with_progress(repo, &opts, &progress);
     progress.finish();
     let stats = stats.context("prune failed (the repository is unchanged or consistent)")?;
-    report(global, &stats, dry_run, args.grace)?;
+    // WAL no kept base backup needs goes with them (nothing is waiting on it: a base backup
+    // running now starts after every kept one).
+    let wal = cairn_core::postgres::chain::expire(repo, dry_run).context("expiring archived WAL")?;
+    report(global, &stats, &wal, dry_run, args.grace)?;
     Ok(0)
 }
 
-fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool, grace: std::time::Duration) -> Result<()> {
+fn report(
+    global: &GlobalArgs,
+    s: &PruneStats,
+    wal: &cairn_core::postgres::chain::Expired,
+    dry_run: bool,
+    grace: std::time::Duration,
+) -> Result<()> {
     if global.json {
-        return print_json(&serde_json::json!({ "dry_run": dry_run, "stats": s }));
+        return print_json(&serde_json::json!({ "dry_run": dry_run, "stats": s, "wal_expired": wal }));
     }
     if global.quiet {
         return Ok(());
@@ -103,6 +112,13 @@ fn report(global: &GlobalArgs, s: &PruneStats, dry_run: bool, grace: std::time::
             "held back: {} garbage lists past the grace period, because a backup that started before them is still \
              running; a prune after it ends frees them",
             s.lists_held
+        );
+    }
+    if wal.files > 0 {
+        println!(
+            "{would}delete {} archived WAL files ({}) older than the oldest base backup kept",
+            wal.files,
+            bytes(wal.bytes)
         );
     }
     if !dry_run {

@@ -281,12 +281,13 @@ fn back_up(repo: &Repository, source: &Source, opts: &RunOptions) -> Result<Step
 
 fn prune_step(repo: &Repository, target: &str) -> Result<StepRecord> {
     let stats = prune::run(repo, &PruneOptions::default())?;
+    let wal = crate::postgres::chain::expire(repo, false)?;
     Ok(StepRecord {
         message: format!(
-            "{} packs deleted, {} repacked, {} bytes freed",
-            stats.packs_deleted, stats.packs_repacked, stats.bytes_freed
+            "{} packs deleted, {} repacked, {} bytes freed; {} archived WAL files expired",
+            stats.packs_deleted, stats.packs_repacked, stats.bytes_freed, wal.files
         ),
-        bytes: stats.bytes_freed,
+        bytes: stats.bytes_freed + wal.bytes,
         ..StepRecord::new(StepKind::Prune, target, true)
     })
 }

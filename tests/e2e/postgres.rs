@@ -1,0 +1,422 @@
+//! Continuous archiving against a real PostgreSQL (issue 18): a cluster of its own per test,
+//! archiving through `cairn pg wal-push` while pgbench runs, base backups with `cairn pg
+//! backup`, restores to a point in time in a second data directory, retention with prune, and
+//! gaps named by `cairn pg check`.
+//!
+//! Each cluster listens on a Unix socket in its own directory only (no TCP port), so tests run
+//! side by side. PostgreSQL refuses to run as root: as root (CI), the servers and every cairn
+//! command PostgreSQL would run go through `runuser -u postgres`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The PostgreSQL programs scripts/test.sh found.
+fn pg_bin() -> PathBuf {
+    PathBuf::from(std::env::var("CAIRN_TEST_PG_BIN").unwrap_or_else(|_| {
+        panic!(
+            "CAIRN_TEST_PG_BIN is not set: the PostgreSQL archiving tests need the PostgreSQL programs scripts/test.sh \
+             installs. Run scripts/test.sh, or source scripts/pg.sh and call start_postgres before cargo test."
+        )
+    }))
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+/// A command run as the user PostgreSQL runs as.
+fn as_pg_user(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A throw-away directory PostgreSQL's user may use.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let s = Scratch { dir };
+        for sub in ["repo", "sock", "sock2", "cache", "out", "pg"] {
+            s.owned_dir(sub);
+        }
+        let pw = s.path("password");
+        std::fs::write(&pw, "pg archive password\n").unwrap();
+        chmod(&pw, 0o600);
+        chown_pg(&pw);
+        s
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn owned_dir(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(&p).unwrap();
+        chown_pg(&p);
+        p
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown_pg(path: &Path) {
+    if is_root() {
+        let out = Command::new("chown").arg("postgres").arg(path).output().unwrap();
+        ok(out, "chown");
+    }
+}
+
+/// A running cluster whose WAL goes to a cairn repository.
+struct Cluster<'a> {
+    _scratch: &'a Scratch,
+    data: PathBuf,
+    socket: PathBuf,
+    running: bool,
+}
+
+impl<'a> Cluster<'a> {
+    /// A new cluster in `scratch`, archiving into `scratch`'s repository.
+    fn archiving(scratch: &'a Scratch) -> Self {
+        let data = scratch.path("pg").join("data");
+        ok(
+            as_pg_user(pg_bin().join("initdb"))
+                .args(["-A", "trust", "-U", "postgres", "-D"])
+                .arg(&data)
+                .output()
+                .unwrap(),
+            "initdb",
+        );
+        let push = format!("{} pg wal-push %p", cairn_line(scratch));
+        let conf = format!(
+            "\nwal_level = replica\narchive_mode = on\narchive_command = '{push}'\nlisten_addresses = ''\nmax_wal_size = 64MB\n"
+        );
+        append(&data.join("postgresql.conf"), &conf);
+        let mut c = Cluster { _scratch: scratch, data, socket: scratch.path("sock"), running: false };
+        c.start();
+        c
+    }
+
+    /// A restored data directory in `scratch`, run on the second socket.
+    fn restored(scratch: &'a Scratch, data: PathBuf) -> Self {
+        let mut c = Cluster { _scratch: scratch, data, socket: scratch.path("sock2"), running: false };
+        c.start();
+        c
+    }
+
+    fn start(&mut self) {
+        let log = self.data.with_extension("log");
+        let out = as_pg_user(pg_bin().join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "120", "-o"])
+            .arg(format!("-k {}", self.socket.display()))
+            .arg("start")
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            panic!("pg_ctl start failed:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        self.running = true;
+    }
+
+    fn stop(&mut self) {
+        if self.running {
+            let _ = as_pg_user(pg_bin().join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "fast", "-w", "stop"])
+                .output();
+            self.running = false;
+        }
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = Command::new(pg_bin().join("psql"))
+            .arg("-h")
+            .arg(&self.socket)
+            .args(["-U", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
+        ok(out, sql).trim().to_string()
+    }
+
+    /// Switches to a new WAL segment and waits until the one it left is archived.
+    fn switch_and_wait(&self) -> String {
+        let segment = self.psql("SELECT pg_walfile_name(pg_switch_wal())");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let status = self.psql("SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver");
+            let (last, failed) = status.split_once('|').unwrap();
+            assert_eq!(failed, "0", "archive_command failed; server log:\n{}", self.log());
+            if last >= segment.as_str() {
+                return segment;
+            }
+            assert!(Instant::now() < deadline, "{segment} was not archived in 2 minutes; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()
+    }
+
+    /// pg_basebackup's connection arguments for this cluster.
+    fn connection(&self) -> Vec<String> {
+        vec!["-h".into(), self.socket.display().to_string(), "-U".into(), "postgres".into()]
+    }
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The cairn command line for `scratch`'s repository, as PostgreSQL's commands run it.
+fn cairn_line(scratch: &Scratch) -> String {
+    format!(
+        "{} -r {} --password-file {}",
+        env!("CARGO_BIN_EXE_cairn"),
+        scratch.path("repo").display(),
+        scratch.path("password").display()
+    )
+}
+
+/// Runs cairn on `scratch`'s repository as PostgreSQL's user.
+fn cairn(scratch: &Scratch, args: &[&str]) -> Output {
+    as_pg_user(env!("CARGO_BIN_EXE_cairn"))
+        .arg("-r")
+        .arg(scratch.path("repo"))
+        .arg("--password-file")
+        .arg(scratch.path("password"))
+        .args(args)
+        .env("CAIRN_KEY_CACHE", scratch.path("cache").join("keys"))
+        .output()
+        .unwrap()
+}
+
+fn cairn_json(scratch: &Scratch, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(cairn(scratch, &all), &args.join(" "))).unwrap()
+}
+
+fn base_backup(scratch: &Scratch, cluster: &Cluster<'_>) -> Value {
+    let mut args = vec!["pg", "backup", "--"];
+    let conn = cluster.connection();
+    args.extend(conn.iter().map(String::as_str));
+    cairn_json(scratch, &args)
+}
+
+fn wal_objects(scratch: &Scratch) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(scratch.path("repo").join("wal"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The server's clock now, as RFC 3339.
+fn server_now(c: &Cluster<'_>) -> String {
+    c.psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+}
+
+#[test]
+fn archive_restore_to_a_second_and_retention_keep_one_chain() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let cluster = Cluster::archiving(&scratch);
+    cluster.psql("CREATE TABLE orders (id serial PRIMARY KEY, label text, at timestamptz DEFAULT clock_timestamp())");
+    ok(
+        Command::new(pg_bin().join("pgbench"))
+            .arg("-h")
+            .arg(&cluster.socket)
+            .args(["-U", "postgres", "-i", "-s", "2", "-q", "postgres"])
+            .output()
+            .unwrap(),
+        "pgbench -i",
+    );
+    // pgbench runs flat out through everything below: archiving must keep up with it.
+    let bench = Command::new(pg_bin().join("pgbench"))
+        .arg("-h")
+        .arg(&cluster.socket)
+        .args(["-U", "postgres", "-c", "2", "-j", "2", "-T", "25", "postgres"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let first = base_backup(&scratch, &cluster);
+    assert_eq!(first["postgres"]["cluster"], "main");
+    cluster.psql("INSERT INTO orders (label) SELECT 'early' FROM generate_series(1, 50)");
+    cluster.switch_and_wait();
+    let second = base_backup(&scratch, &cluster);
+
+    // Rows on both sides of a target second.
+    cluster.psql("INSERT INTO orders (label) SELECT 'before' FROM generate_series(1, 100)");
+    std::thread::sleep(Duration::from_millis(1200));
+    let target = server_now(&cluster);
+    std::thread::sleep(Duration::from_millis(1200));
+    cluster.psql("INSERT INTO orders (label) SELECT 'after' FROM generate_series(1, 100)");
+    cluster.switch_and_wait();
+    let third = base_backup(&scratch, &cluster);
+    cluster.psql("INSERT INTO orders (label) SELECT 'latest' FROM generate_series(1, 10)");
+    let bench = {
+        let out = bench.wait_with_output().unwrap();
+        assert!(out.status.success(), "pgbench: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    drop(bench);
+    cluster.switch_and_wait();
+    let archiver = cluster.psql("SELECT archived_count, failed_count FROM pg_stat_archiver");
+    assert!(archiver.ends_with("|0"), "no archive_command failed: {archiver}");
+
+    let check = cairn_json(&scratch, &["pg", "check"]);
+    assert_eq!(check["whole"], true, "{check}");
+    assert_eq!(check["backups"].as_array().unwrap().len(), 3);
+
+    // Retention: the oldest base backup goes, and the WAL only it needed with it.
+    let before_prune = wal_objects(&scratch);
+    ok(cairn(&scratch, &["forget", "--keep-last", "2"]), "forget --keep-last 2");
+    let pruned = cairn_json(&scratch, &["prune", "--grace", "0s"]);
+    let expired = pruned["wal_expired"]["files"].as_u64().unwrap();
+    assert!(expired >= 1, "the WAL before the second base backup is expired: {pruned}");
+    let after_prune = wal_objects(&scratch);
+    assert_eq!(after_prune.len() as u64, before_prune.len() as u64 - expired);
+    let check = cairn_json(&scratch, &["pg", "check"]);
+    assert_eq!(check["whole"], true, "every kept base backup is still whole after prune: {check}");
+    assert_eq!(check["backups"][0]["snapshot"], second["snapshot"]);
+
+    // Restore to the target second from the newest base backup before it (the second), in a
+    // second data directory: exactly the rows committed before the target are there.
+    let r1 = scratch.path("pg").join("r1");
+    let target_arg = format!("--to-time={target}");
+    let restored =
+        cairn_json(&scratch, &["pg", "restore", "--no-archive", "--target", &r1.display().to_string(), &target_arg]);
+    assert_eq!(restored["snapshot"], second["snapshot"], "the newest base backup before the target");
+    let mut copy = Cluster::restored(&scratch, r1);
+    wait_promoted(&copy);
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'early'"), "50");
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'before'"), "100");
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label IN ('after', 'latest')"), "0");
+    assert_eq!(
+        copy.psql(&format!("SELECT count(*) FROM orders WHERE at > '{target}'")),
+        "0",
+        "nothing committed after the target second"
+    );
+    copy.stop();
+
+    // --latest from the newest base backup: every row.
+    let r2 = scratch.path("pg").join("r2");
+    let restored =
+        cairn_json(&scratch, &["pg", "restore", "--no-archive", "--latest", "--target", &r2.display().to_string()]);
+    assert_eq!(restored["snapshot"], third["snapshot"]);
+    let copy = Cluster::restored(&scratch, r2);
+    wait_promoted(&copy);
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'latest'"), "10");
+}
+
+/// Waits until a restored cluster has replayed and promoted.
+fn wait_promoted(c: &Cluster<'_>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while c.psql("SELECT pg_is_in_recovery()") != "f" {
+        assert!(Instant::now() < deadline, "the restored cluster did not promote; log:\n{}", c.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_gap_in_the_archive_is_named_by_pg_check() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let cluster = Cluster::archiving(&scratch);
+    cluster.psql("CREATE TABLE big AS SELECT g, md5(g::text) AS h FROM generate_series(1, 300000) g");
+    cluster.psql("VACUUM FREEZE");
+    cluster.psql("CHECKPOINT");
+    base_backup(&scratch, &cluster);
+    cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
+    let again = base_backup(&scratch, &cluster);
+    let (new, read) =
+        (again["summary"]["bytes_new"].as_u64().unwrap(), again["summary"]["bytes_read"].as_u64().unwrap());
+    assert!(read > 40 << 20, "{again}");
+    // The changed pages (the new table, the catalogs, pg_control) cost a chunk each, of 1 MiB
+    // on average: in a 40 MiB cluster that is a few of them.
+    assert!(new < read / 4, "a second base backup of a barely changed cluster adds little: {again}");
+    cluster.switch_and_wait();
+    let known = wal_objects(&scratch);
+    cluster.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
+    let lost = cluster.switch_and_wait();
+    let new: Vec<_> = wal_objects(&scratch).difference(&known).cloned().collect();
+    assert_eq!(new.len(), 1, "one segment archived: {new:?}");
+    cluster.psql("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
+    cluster.switch_and_wait();
+    assert_eq!(cairn_json(&scratch, &["pg", "check"])["whole"], true);
+
+    std::fs::remove_file(scratch.path("repo").join("wal").join(&new[0])).unwrap();
+    let out = cairn(&scratch, &["pg", "check"]);
+    assert_eq!(out.status.code(), Some(1), "a gap fails the check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("missing {lost}")), "the missing segment is named: {text}");
+    assert!(text.contains("BROKEN"), "{text}");
+
+    // PostgreSQL asking for it gets "not archived" (exit 1), not a damaged archive.
+    let fetched = cairn(&scratch, &["pg", "wal-fetch", &lost, &scratch.path("out").join("x").display().to_string()]);
+    assert_eq!(fetched.status.code(), Some(1));
+}
+
+#[test]
+fn wal_push_is_create_only() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let dir = scratch.owned_dir("pg_wal");
+    let segment = dir.join("000000010000000000000007");
+    let mut data = vec![0u8; 1 << 20];
+    data[..11].copy_from_slice(b"first bytes");
+    std::fs::write(&segment, &data).unwrap();
+    chown_pg(&segment);
+    let path = segment.display().to_string();
+    ok(cairn(&scratch, &["pg", "wal-push", &path]), "the first push");
+    ok(cairn(&scratch, &["pg", "wal-push", &path]), "the same content again");
+    data[0] = b'F';
+    std::fs::write(&segment, &data).unwrap();
+    let out = cairn(&scratch, &["pg", "wal-push", &segment.display().to_string()]);
+    assert_eq!(out.status.code(), Some(21), "different content is refused: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already archived with different content"));
+    let back = scratch.path("out").join("back");
+    let fetched = cairn(&scratch, &["pg", "wal-fetch", "000000010000000000000007", &back.display().to_string()]);
+    ok(fetched, "wal-fetch");
+    assert_eq!(std::fs::read(&back).unwrap()[..11], *b"first bytes", "the first content stays");
+}
