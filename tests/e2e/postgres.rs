@@ -420,3 +420,46 @@ fn wal_push_is_create_only() {
     ok(fetched, "wal-fetch");
     assert_eq!(std::fs::read(&back).unwrap()[..11], *b"first bytes", "the first content stays");
 }
+
+#[test]
+fn timelines_are_followed_after_a_failover() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let mut primary = Cluster::archiving(&scratch);
+    primary.psql("CREATE TABLE orders (id serial PRIMARY KEY, label text)");
+    let base = base_backup(&scratch, &primary);
+    primary.psql("INSERT INTO orders (label) SELECT 'one' FROM generate_series(1, 30)");
+    primary.switch_and_wait();
+    // The primary is lost; its replacement is restored to the end of the archive, promotes to
+    // timeline 2 and archives into the same chain.
+    primary.stop();
+    let standby = scratch.path("pg").join("standby");
+    cairn_json(&scratch, &["pg", "restore", "--latest", "--target", &standby.display().to_string()]);
+    let promoted = Cluster::restored(&scratch, standby);
+    wait_promoted(&promoted);
+    assert_eq!(promoted.psql("SELECT timeline_id FROM pg_control_checkpoint()"), "2");
+    promoted.psql("INSERT INTO orders (label) SELECT 'two-before' FROM generate_series(1, 20)");
+    std::thread::sleep(Duration::from_millis(1200));
+    let target = server_now(&promoted);
+    std::thread::sleep(Duration::from_millis(1200));
+    promoted.psql("INSERT INTO orders (label) SELECT 'two-after' FROM generate_series(1, 20)");
+    let last = promoted.switch_and_wait();
+    assert!(last.starts_with("00000002"), "{last}");
+
+    let check = cairn_json(&scratch, &["pg", "check"]);
+    assert_eq!(check["whole"], true, "{check}");
+    assert_eq!(check["backups"][0]["reaches"], last, "the timeline-1 base backup reaches timeline 2's newest: {check}");
+
+    // A restore to a second on timeline 2, from the base backup taken on timeline 1.
+    drop(promoted);
+    let again = scratch.path("pg").join("again");
+    let target_arg = format!("--to-time={target}");
+    let restored =
+        cairn_json(&scratch, &["pg", "restore", "--no-archive", "--target", &again.display().to_string(), &target_arg]);
+    assert_eq!(restored["snapshot"], base["snapshot"]);
+    let copy = Cluster::restored(&scratch, again);
+    wait_promoted(&copy);
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'one'"), "30");
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'two-before'"), "20");
+    assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'two-after'"), "0");
+}
