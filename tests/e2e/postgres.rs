@@ -320,6 +320,18 @@ fn archive_restore_to_a_second_and_retention_keep_one_chain() {
     assert_eq!(check["whole"], true, "every kept base backup is still whole after prune: {check}");
     assert_eq!(check["backups"][0]["snapshot"], second["snapshot"]);
 
+    // status: the newest archived WAL's age is the recovery point achieved; the recovery
+    // window starts at the oldest kept base backup's end.
+    let status = cairn_json(&scratch, &["status", "--max-age", "1d"]);
+    let pg = &status["postgres"][0];
+    assert_eq!(pg["cluster"], "main");
+    assert_eq!(pg["ok"], true, "{status}");
+    assert_eq!(pg["window_from"], second["postgres"]["stop_time"], "{status}");
+    assert!(pg["newest_wal"].as_str().unwrap().starts_with("00000001"));
+    let late = cairn(&scratch, &["status", "--max-age", "1d", "--wal-max-age", "0s"]);
+    assert_eq!(late.status.code(), Some(1), "WAL older than the objective fails status");
+    assert!(String::from_utf8_lossy(&late.stdout).contains("LATE  postgres cluster main"));
+
     // Restore to the target second from the newest base backup before it (the second), in a
     // second data directory: exactly the rows committed before the target are there.
     let r1 = scratch.path("pg").join("r1");

@@ -21,6 +21,10 @@ pub struct Args {
     /// retention tiers, each copy's lag, the check and the drill.
     #[arg(long, conflicts_with = "max_age")]
     policy: Option<std::path::PathBuf>,
+    /// For each PostgreSQL cluster with base backups: the recovery point objective its newest
+    /// archived WAL must meet (set archive_timeout below it on a quiet server).
+    #[arg(long, default_value = "1h", value_parser = parse_age)]
+    wal_max_age: jiff::SignedDuration,
     /// With --policy: also write the status in Prometheus' text format to this file (for
     /// node_exporter's textfile collector; written whole, then renamed into place).
     #[arg(long, requires = "policy")]
@@ -32,9 +36,15 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         return policy_status(global, file, args.metrics_file.as_deref());
     }
     let repo = global.open()?;
-    let status = status::run(&repo, &args.filter.filter(), args.max_age, jiff::Timestamp::now())?;
+    let now = jiff::Timestamp::now();
+    let status = status::run(&repo, &args.filter.filter(), args.max_age, now)?;
+    let clusters = postgres_status(&repo, args.wal_max_age, now)?;
+    let clusters_ok = clusters.iter().all(|c| c.ok);
     if global.json {
-        print_json(&status)?;
+        let mut value = serde_json::to_value(&status)?;
+        value["postgres"] = serde_json::to_value(&clusters)?;
+        value["ok"] = serde_json::Value::Bool(status.ok && clusters_ok);
+        print_json(&value)?;
     } else {
         for s in &status.sources {
             let label = if s.ok {
@@ -73,7 +83,61 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             );
         }
     }
-    Ok(if status.ok { 0 } else { crate::exit::FAILED })
+    if !global.json {
+        for c in &clusters {
+            let label = if c.ok { "OK" } else { "LATE" };
+            let age = c.newest_wal_age.map_or("no WAL archived".to_string(), |a| format!("{:.0}s", a.as_secs_f64()));
+            let window = match (&c.window_from, &c.window_to) {
+                (Some(f), Some(t)) => format!("recovery window {f} to {t}"),
+                _ => "no recovery window".to_string(),
+            };
+            println!(
+                "{label:<5} postgres cluster {}: newest WAL {} ({age} ago: the achieved RPO); {window}{}",
+                c.cluster,
+                c.newest_wal.as_deref().unwrap_or("none"),
+                if c.whole { "" } else { "; the WAL chain has gaps (cairn pg check names them)" }
+            );
+        }
+    }
+    Ok(if status.ok && clusters_ok { 0 } else { crate::exit::FAILED })
+}
+
+/// What `status` says of a PostgreSQL cluster.
+#[derive(serde::Serialize)]
+struct ClusterStatus {
+    cluster: String,
+    newest_wal: Option<String>,
+    /// Age of the newest archived WAL: the recovery point achieved.
+    newest_wal_age: Option<jiff::SignedDuration>,
+    window_from: Option<jiff::Timestamp>,
+    window_to: Option<jiff::Timestamp>,
+    whole: bool,
+    ok: bool,
+}
+
+/// Each cluster with base backups: its newest archived WAL's age against `max_age`, its
+/// recovery window, whether its chain is whole.
+fn postgres_status(
+    repo: &cairn_core::Repository,
+    max_age: jiff::SignedDuration,
+    now: jiff::Timestamp,
+) -> Result<Vec<ClusterStatus>> {
+    let mut out = Vec::new();
+    for cluster in cairn_core::postgres::chain::clusters(repo)? {
+        let report = cairn_core::postgres::chain::check(repo, &cluster)?;
+        let age = report.newest.as_ref().map(|(_, t)| now.duration_since(*t));
+        let window = report.window();
+        out.push(ClusterStatus {
+            ok: report.is_whole() && age.is_some_and(|a| a <= max_age),
+            newest_wal: report.newest.as_ref().map(|(n, _)| n.to_string()),
+            newest_wal_age: age,
+            window_from: window.map(|w| w.0),
+            window_to: window.map(|w| w.1),
+            whole: report.is_whole(),
+            cluster,
+        });
+    }
+    Ok(out)
 }
 
 fn policy_status(global: &GlobalArgs, file: &std::path::Path, metrics: Option<&std::path::Path>) -> Result<u8> {
