@@ -231,15 +231,20 @@ pub fn clusters(repo: &Repository) -> Result<BTreeSet<String>> {
 /// Store errors.
 pub fn expirable(repo: &Repository, cluster: &str) -> Result<Vec<(WalName, ObjectInfo)>> {
     let backups = base_backups(repo, cluster)?;
+    if backups.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(expirable_in(archived(repo, cluster)?, &backups))
+}
+
+/// Of `files`, those no base backup of `backups` needs (see [`expirable`]).
+fn expirable_in(files: Vec<(WalName, ObjectInfo)>, backups: &[(SnapshotId, Snapshot)]) -> Vec<(WalName, ObjectInfo)> {
     let Some(cut) =
         backups.iter().filter_map(|(_, s)| s.postgres.as_ref()).map(|p| segment_of(p.start_lsn, p.segment_size)).min()
     else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    Ok(archived(repo, cluster)?
-        .into_iter()
-        .filter(|(name, _)| name.kind != WalKind::History && name.position() < cut)
-        .collect())
+    files.into_iter().filter(|(name, _)| name.kind != WalKind::History && name.position() < cut).collect()
 }
 
 /// What [`expire`] deleted (or, dry, would delete).
@@ -274,4 +279,121 @@ pub fn expire(repo: &Repository, dry_run: bool) -> Result<Expired> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::foundation::id::Digest;
+    use crate::operations::postgres::push;
+    use crate::repository::testing::{memory_repo, snapshot_of};
+
+    const MB16: u64 = 16 << 20;
+
+    fn segment(repo: &Repository, name: &str) {
+        push(repo, "main", &WalName::parse(name).unwrap(), name.as_bytes()).unwrap();
+    }
+
+    fn base(start_lsn: u64, timeline: u32) -> (SnapshotId, Snapshot) {
+        let mut s = snapshot_of(crate::foundation::id::BlobId(Digest::of(b"tree")));
+        s.postgres = Some(BaseBackup {
+            cluster: "main".into(),
+            system_identifier: "1".into(),
+            timeline,
+            start_lsn,
+            stop_lsn: start_lsn + 0x100,
+            stop_timeline: timeline,
+            segment_size: MB16,
+            start_time: jiff::Timestamp::UNIX_EPOCH,
+            stop_time: jiff::Timestamp::UNIX_EPOCH,
+        });
+        (SnapshotId(Digest::of(&start_lsn.to_le_bytes())), s)
+    }
+
+    fn report(repo: &Repository, backups: &[(SnapshotId, Snapshot)]) -> ChainReport {
+        check_with(repo, "main", &archived(repo, "main").unwrap(), backups).unwrap()
+    }
+
+    #[test]
+    fn a_whole_chain_and_a_gap_named_by_its_segments() {
+        let repo = memory_repo("chain-gap");
+        for n in ["000000010000000000000002", "000000010000000000000003", "000000010000000000000006"] {
+            segment(&repo, n);
+        }
+        let backups = [base(0x200_0028, 1)];
+        let r = report(&repo, &backups);
+        assert!(!r.is_whole());
+        let gaps: Vec<String> = r.backups[0].gaps.iter().map(ToString::to_string).collect();
+        assert_eq!(gaps, ["000000010000000000000004 to 000000010000000000000005 (WAL 0/4000000 to 0/6000000)"]);
+        assert_eq!(r.backups[0].reaches.unwrap().to_string(), "000000010000000000000003");
+        segment(&repo, "000000010000000000000004");
+        segment(&repo, "000000010000000000000005");
+        let r = report(&repo, &backups);
+        assert!(r.is_whole(), "{:?}", r.backups[0].gaps);
+        assert_eq!(r.backups[0].reaches.unwrap().to_string(), "000000010000000000000006");
+    }
+
+    #[test]
+    fn a_switch_is_followed_through_the_history_and_a_missing_history_named() {
+        let repo = memory_repo("chain-timeline");
+        // Timeline 1 ends inside segment 4; timeline 2 holds segment 4 on.
+        for n in ["000000010000000000000002", "000000010000000000000003", "000000010000000000000004"] {
+            segment(&repo, n);
+        }
+        for n in ["000000020000000000000004", "000000020000000000000005"] {
+            segment(&repo, n);
+        }
+        let backups = [base(0x200_0028, 1)];
+        let r = report(&repo, &backups);
+        assert_eq!(r.backups[0].missing_history, [2], "without 00000002.history the switch is unknown");
+        let history = WalName::parse("00000002.history").unwrap();
+        push(&repo, "main", &history, b"1\t0/4000100\tno recovery target specified\n").unwrap();
+        let r = report(&repo, &backups);
+        assert!(r.is_whole(), "{:?}", r.backups[0]);
+        assert_eq!(r.backups[0].reaches.unwrap().to_string(), "000000020000000000000005");
+        // Timeline 2's copy of the switch segment is the one needed.
+        let files = archived(&repo, "main").unwrap();
+        let key = files.iter().find(|(n, _)| n.to_string() == "000000020000000000000004").unwrap().1.key;
+        repo.store().delete(&key).unwrap();
+        let r = report(&repo, &backups);
+        let gaps: Vec<String> = r.backups[0].gaps.iter().map(|g| g.first.to_string()).collect();
+        assert_eq!(gaps, ["000000020000000000000004"]);
+    }
+
+    #[test]
+    fn only_wal_before_the_oldest_base_backup_is_expirable_and_histories_never() {
+        let repo = memory_repo("chain-expire");
+        for n in [
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "000000010000000000000002.00000028.backup",
+            "00000002.history",
+            "000000010000000000000003",
+            "0000000200000000000000FF",
+            "000000020000000100000000",
+        ] {
+            segment(&repo, n);
+        }
+        let cut = |backups: &[(SnapshotId, Snapshot)]| -> Vec<String> {
+            expirable_in(archived(&repo, "main").unwrap(), backups).into_iter().map(|(n, _)| n.to_string()).collect()
+        };
+        assert_eq!(
+            cut(&[base(0x300_0028, 1), base(0x500_0028, 1)]),
+            ["000000010000000000000001", "000000010000000000000002", "000000010000000000000002.00000028.backup"],
+            "before the oldest base backup's start segment"
+        );
+        // Ordered by position, not text: 0000000200000000000000FF comes before 000000020000000100000000.
+        assert_eq!(
+            cut(&[base(0x1_0000_0028, 2)]),
+            [
+                "000000010000000000000001",
+                "000000010000000000000002",
+                "000000010000000000000002.00000028.backup",
+                "000000010000000000000003",
+                "0000000200000000000000FF"
+            ]
+        );
+        // With no base backup, nothing is expirable.
+        assert!(expirable(&repo, "main").unwrap().is_empty());
+    }
 }
