@@ -220,8 +220,25 @@ fn snapshot() {
         original: None,
         created: None,
         program: "cairn 0.1.0".into(),
+        postgres: None,
     };
     write("snapshot", "plain", &cbor(&s));
+    let base = Snapshot {
+        paths: vec!["/base.tar".into()],
+        postgres: Some(cairn_core::format::snapshot::BaseBackup {
+            cluster: "main".into(),
+            system_identifier: "7337000000000000001".into(),
+            timeline: 1,
+            start_lsn: 0x200_0028,
+            stop_lsn: 0x200_0100,
+            stop_timeline: 1,
+            segment_size: 16 << 20,
+            start_time: "2026-12-04T02:00:00Z".parse().unwrap(),
+            stop_time: "2026-12-04T02:01:00Z".parse().unwrap(),
+        }),
+        ..s.clone()
+    };
+    write("snapshot", "base-backup", &cbor(&base));
     let minimal = Snapshot { parent: None, paths: vec![], tags: vec![], summary: Summary::default(), ..s.clone() };
     write("snapshot", "minimal", &cbor(&minimal));
     write("snapshot", "sealed", &s.seal(&master()));
@@ -314,7 +331,42 @@ fn decompress() {
     write("decompress", "none-padded", &cat(&[&[Codec::NonePadded.to_byte()], &200u32.to_le_bytes(), &raw_padded]));
 }
 
+/// PostgreSQL archiving (target `wal`: the first byte picks the decoder).
+fn wal() {
+    use cairn_core::format::wal::{WalCodec, WalName};
+    let codec_master = master();
+    let codec = WalCodec::new(&codec_master, "main");
+    for (n, name) in
+        ["000000010000000A000000FF", "00000002.history", "000000010000000000000002.00000028.backup"].iter().enumerate()
+    {
+        write("wal", &format!("name-{n}"), &cat(&[&[0], name.as_bytes()]));
+        let key = codec.key(&WalName::parse(name).unwrap());
+        write("wal", &format!("id-{n}"), &cat(&[&[1], &key.id.0]));
+    }
+    let segment = WalName::segment(1, 0, 3);
+    let mut data = text(5000);
+    data.resize(1 << 16, 0);
+    write("wal", "sealed", &cat(&[&[2], &codec.seal(&segment, &data, 3).unwrap()]));
+    let mut tar = tar::Builder::new(Vec::new());
+    let label = b"START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n";
+    let manifest = br#"{"WAL-Ranges": [
+{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100" }
+]}"#;
+    for (name, bytes) in
+        [("backup_label", &label[..]), ("global/pg_control", &[1u8; 64][..]), ("backup_manifest", &manifest[..])]
+    {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o600);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes).unwrap();
+    }
+    write("wal", "tar", &cat(&[&[3, 200], &tar.into_inner().unwrap()]));
+    write("wal", "history", &cat(&[&[4], b"1\t0/3000000\tno recovery target specified\n"]));
+}
+
 fn main() {
+    wal();
     keyfile();
     config();
     pack_header();

@@ -7,8 +7,8 @@
 //! recorded length, a truncation, or the key (another salt).
 #![no_main]
 
-use cairn_core::format::blob::{self, BlobKind};
 use cairn_core::advanced::compress::Codec;
+use cairn_core::format::blob::{self, BlobKind};
 use cairn_fuzz::{BLOB_SALT, Input, master};
 use libfuzzer_sys::fuzz_target;
 

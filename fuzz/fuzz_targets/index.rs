@@ -5,8 +5,8 @@
 //! and so `decode(encode(x)) == x`. A sealed index that opens round-trips the same way.
 #![no_main]
 
-use cairn_core::id::IndexId;
 use cairn_core::format::index::IndexFile;
+use cairn_core::id::IndexId;
 use cairn_fuzz::master;
 use libfuzzer_sys::fuzz_target;
 

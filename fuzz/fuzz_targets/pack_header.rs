@@ -10,8 +10,8 @@
 #![no_main]
 
 use cairn_core::advanced::crypto::{SALT_LEN, SEAL_OVERHEAD};
-use cairn_core::id::{Digest, PackId};
 use cairn_core::format::pack::{PackEntry, decode_header, encode_header, read_header};
+use cairn_core::id::{Digest, PackId};
 use cairn_fuzz::{Input, master};
 use libfuzzer_sys::fuzz_target;
 

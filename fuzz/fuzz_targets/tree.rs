@@ -5,8 +5,8 @@
 //! panic whatever the node order.
 #![no_main]
 
-use cairn_core::id::BlobId;
 use cairn_core::format::tree::Tree;
+use cairn_core::id::BlobId;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

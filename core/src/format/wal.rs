@@ -92,7 +92,7 @@ impl WalName {
     pub fn parse(name: &str) -> Result<Self> {
         let bad = || Error::InvalidArgument(format!("`{name}` is not the name of a WAL file PostgreSQL archives"));
         let hex8 = |s: &str| -> Result<u32> {
-            if s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if s.len() == 8 && s.bytes().all(upper_hex) {
                 u32::from_str_radix(s, 16).map_err(|_| bad())
             } else {
                 Err(bad())
@@ -109,7 +109,8 @@ impl WalName {
         } else {
             (name, WalKind::Segment, 0)
         };
-        if segment.len() != 24 {
+        // Checked before slicing: a multi-byte character must not be cut.
+        if segment.len() != 24 || !segment.bytes().all(upper_hex) {
             return Err(bad());
         }
         Ok(WalName {
@@ -309,6 +310,11 @@ impl<'a> WalCodec<'a> {
     }
 }
 
+/// PostgreSQL writes its file names in upper-case hex; one name has one spelling.
+fn upper_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'A'..=b'F').contains(&b)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -327,7 +333,16 @@ mod tests {
         ] {
             assert_eq!(WalName::parse(name).unwrap().to_string(), name);
         }
-        for bad in ["", "pg_wal/000000010000000000000001", "00000001000000000000000", "0000000Z.history", "x.backup"] {
+        // Found by the fuzzer: 24 bytes, but a character cut by the fields.
+        assert!(WalName::parse("0000\tn\u{fffd}o recovery tar2").is_err());
+        for bad in [
+            "",
+            "0000000100000000055555ed",
+            "pg_wal/000000010000000000000001",
+            "00000001000000000000000",
+            "0000000Z.history",
+            "x.backup",
+        ] {
             assert!(WalName::parse(bad).is_err(), "{bad}");
         }
     }

@@ -29,7 +29,7 @@ enum Member {
 /// described by: `backup_label`, the end of `backup_manifest` and the start of
 /// `global/pg_control`. Holds a few kilobytes whatever the size of the stream.
 #[derive(Debug, Default)]
-pub(crate) struct TarWatch {
+pub struct TarWatch {
     header: Vec<u8>,
     /// Bytes of the current member's data still to come.
     remaining: u64,
@@ -42,7 +42,8 @@ pub(crate) struct TarWatch {
 }
 
 impl TarWatch {
-    pub(crate) fn feed(&mut self, mut buf: &[u8]) {
+    /// Takes the next bytes of the stream, cut anywhere.
+    pub fn feed(&mut self, mut buf: &[u8]) {
         while !buf.is_empty() {
             if let Some(member) = self.member {
                 if self.remaining > 0 {
@@ -120,7 +121,10 @@ impl TarWatch {
     }
 
     /// What the members seen say, or what is missing.
-    pub(crate) fn describe(
+    ///
+    /// # Errors
+    /// A message naming the member missing or unreadable.
+    pub fn describe(
         &self,
         cluster: &str,
         start_time: jiff::Timestamp,
