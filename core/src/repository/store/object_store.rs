@@ -236,7 +236,10 @@ impl ObjectStoreBackend {
                 }
                 Err(e) => return Err(StoreError::Permanent(format!("{path}: {e}"))),
             }
-            let fs = LocalFileSystem::new_with_prefix(path).map_err(map_err)?;
+            // Durable before success: a written object is synced with its directory, so a
+            // snapshot (or an archived WAL file PostgreSQL then recycles) never outlives its
+            // data across a power loss.
+            let fs = LocalFileSystem::new_with_prefix(path).map_err(map_err)?.with_fsync(true);
             local_root = std::fs::canonicalize(path).ok();
             (Arc::new(fs), String::new(), CreateOnly::Native)
         } else {
