@@ -475,3 +475,43 @@ fn timelines_are_followed_after_a_failover() {
     assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'two-before'"), "20");
     assert_eq!(copy.psql("SELECT count(*) FROM orders WHERE label = 'two-after'"), "0");
 }
+
+#[test]
+fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let cluster = Cluster::archiving(&scratch);
+    let policy = scratch.path("out").join("policy.toml");
+    let args: Vec<String> = cluster.connection().iter().map(|a| format!("{a:?}")).collect();
+    std::fs::write(
+        &policy,
+        format!(
+            "[repository]\nurl = \"{}\"\npassword_file = \"{}\"\n\n[[source]]\nname = \"orders-db\"\n\
+             postgres = {{ cluster = \"main\", args = [{}], pg_bin = \"{}\" }}\nevery = \"1d\"\nrpo = \"10m\"\n\n\
+             [retention]\ntiers = [\"1d:7d\"]\n",
+            scratch.path("repo").display(),
+            scratch.path("password").display(),
+            args.join(", "),
+            pg_bin().display()
+        ),
+    )
+    .unwrap();
+    chown_pg(&policy);
+    let policy = policy.display().to_string();
+    // No base backup yet: the promise is not kept, whatever WAL is archived.
+    cluster.switch_and_wait();
+    let status = cairn(&scratch, &["status", "--policy", &policy]);
+    assert_eq!(status.status.code(), Some(1), "{}", String::from_utf8_lossy(&status.stdout));
+
+    ok(cairn(&scratch, &["run", "--policy", &policy]), "cairn run");
+    let snapshots = cairn_json(&scratch, &["snapshots"]);
+    let base = &snapshots.as_array().unwrap()[0];
+    assert_eq!(base["tags"][0], "orders-db");
+    assert_eq!(base["postgres"]["cluster"], "main", "{base}");
+    cluster.psql("CREATE TABLE t AS SELECT 1 AS x");
+    cluster.switch_and_wait();
+    let status = cairn_json(&scratch, &["status", "--policy", &policy]);
+    let source = &status["sources"][0];
+    assert_eq!(source["ok"], true, "{status}");
+    assert!(source["age_seconds"].as_i64().unwrap() < 120, "the age of the newest archived WAL: {status}");
+}

@@ -170,34 +170,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     }
 }
 
-/// The program `name` in `dir`, on PATH, or in the newest /usr/lib/postgresql/*/bin.
-fn pg_program(dir: Option<&Path>, name: &str) -> Result<PathBuf> {
-    if let Some(dir) = dir {
-        return Ok(dir.join(name));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for d in std::env::split_paths(&path) {
-            if d.join(name).is_file() {
-                return Ok(d.join(name));
-            }
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(name))))
-        .filter(|(_, p)| p.is_file())
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .map(|(_, p)| p)
-        .with_context(|| format!("{name} not found: install PostgreSQL's client programs or give --pg-bin"))
-}
-
 fn backup(global: &GlobalArgs, args: BackupArgs) -> Result<u8> {
-    let program = pg_program(args.pg_bin.as_deref(), "pg_basebackup")?;
+    let program = postgres::find_program(args.pg_bin.as_deref(), "pg_basebackup")
+        .context("pg_basebackup not found: install PostgreSQL's client programs or give --pg-bin")?;
     let repo = global.open()?;
     let cell = Arc::new(OnceLock::new());
     let stream = BaseBackupStream::start(&program, &args.pg_args, &args.cluster.cluster, Arc::clone(&cell))?;

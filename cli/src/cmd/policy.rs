@@ -34,7 +34,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             .map(|s| {
                 serde_json::json!({
                     "name": s.name,
-                    "kind": match s.kind { SourceKind::Command { .. } => "command", _ => "paths" },
+                    "kind": match s.kind {
+                        SourceKind::Command { .. } => "command",
+                        SourceKind::Postgres { .. } => "postgres",
+                        _ => "paths",
+                    },
                     "every_seconds": s.every.as_secs(),
                     "rpo_seconds": s.rpo.as_secs(),
                 })
@@ -58,6 +62,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 SourceKind::Command { argv, filename } => format!("`{}` as {filename}", argv.join(" ")),
                 SourceKind::Paths { paths, .. } => {
                     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                }
+                SourceKind::Postgres { cluster, .. } => {
+                    format!("PostgreSQL cluster {cluster} (base backups; WAL through pg wal-push)")
                 }
                 _ => String::new(),
             };

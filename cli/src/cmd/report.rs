@@ -25,7 +25,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let snapshots = repo.snapshots().context("listing snapshots")?;
     let records = repo.records().context("reading the run records")?;
     let targets = super::run::targets(&opened);
-    let status = cairn_core::policy::status::judge(&policy, &snapshots, &records, &targets, super::run::now()?);
+    let wal = cairn_core::policy::status::newest_wal(&policy, &repo)?;
+    let status = cairn_core::policy::status::judge(&policy, &snapshots, &records, &wal, &targets, super::run::now()?);
     let page = cairn_core::policy::report::html(&policy, &status, &snapshots, &records);
     // Private to its owner, like everything cairn writes: publishing it is the operator's call.
     let mut file = std::fs::OpenOptions::new();

@@ -92,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let shown: usize = groups.iter().map(|(_, m)| m.len()).sum();
     if global.json {
         let entry = |(id, s): &&Listed| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "id": id.to_string(),
                 "short_id": id.short(),
                 "time": s.time.to_string(),
@@ -104,7 +104,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 "tree": s.tree.to_string(),
                 "original": s.original.map(|p| p.to_string()),
                 "summary": s.summary,
-            })
+            });
+            if let Some(pg) = &s.postgres {
+                v["postgres"] = serde_json::json!(pg);
+            }
+            v
         };
         if args.group_by.is_some() {
             let list: Vec<_> = groups

@@ -102,6 +102,17 @@ pub enum SourceKind {
         /// Exclude patterns, as for `backup --exclude`.
         exclude: Vec<String>,
     },
+    /// A PostgreSQL cluster archiving its WAL into the repository (`cairn pg wal-push`): its
+    /// base backups are the source's snapshots, and its RPO is judged by the newest archived
+    /// WAL.
+    Postgres {
+        /// The name its WAL is archived under (`--cluster`).
+        cluster: String,
+        /// pg_basebackup's connection arguments.
+        args: Vec<String>,
+        /// Directory of the PostgreSQL programs (default: PATH, then /usr/lib/postgresql).
+        pg_bin: Option<PathBuf>,
+    },
 }
 
 /// One source.
@@ -178,10 +189,20 @@ struct RawSource {
     command: Option<Spanned<Vec<String>>>,
     filename: Option<Spanned<String>>,
     paths: Option<Spanned<Vec<PathBuf>>>,
+    postgres: Option<Spanned<RawPostgres>>,
     #[serde(default)]
     exclude: Vec<String>,
     every: Spanned<String>,
     rpo: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgres {
+    cluster: Option<Spanned<String>>,
+    #[serde(default)]
+    args: Vec<String>,
+    pg_bin: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -270,8 +291,33 @@ impl Policy {
             if !names.insert(format!("source {name}")) {
                 return Err(err(raw.name.span(), format!("a second source named `{name}`")));
             }
-            let kind = match (&raw.command, &raw.paths) {
-                (Some(cmd), None) => {
+            if let Some(pg) = &raw.postgres {
+                if raw.command.is_some() || raw.paths.is_some() {
+                    return Err(err(
+                        pg.span(),
+                        format!("source `{name}`: give one of `command`, `paths` or `postgres`"),
+                    ));
+                }
+                if raw.filename.is_some() || !raw.exclude.is_empty() {
+                    return Err(err(
+                        pg.span(),
+                        format!("source `{name}`: `filename` and `exclude` are not for `postgres` sources"),
+                    ));
+                }
+            }
+            let kind = match (&raw.command, &raw.paths, &raw.postgres) {
+                (_, _, Some(pg)) => {
+                    let pg = pg.get_ref();
+                    SourceKind::Postgres {
+                        cluster: match &pg.cluster {
+                            Some(c) => non_empty(c, "cluster")?,
+                            None => "main".into(),
+                        },
+                        args: pg.args.clone(),
+                        pg_bin: pg.pg_bin.clone(),
+                    }
+                }
+                (Some(cmd), None, None) => {
                     if cmd.get_ref().is_empty() {
                         return Err(err(cmd.span(), format!("source `{name}`: the command is empty")));
                     }
@@ -283,7 +329,7 @@ impl Policy {
                     }
                     SourceKind::Command { argv: cmd.get_ref().clone(), filename: non_empty(filename, "filename")? }
                 }
-                (None, Some(paths)) => {
+                (None, Some(paths), None) => {
                     if paths.get_ref().is_empty() {
                         return Err(err(paths.span(), format!("source `{name}`: no paths")));
                     }
@@ -292,16 +338,18 @@ impl Policy {
                     }
                     SourceKind::Paths { paths: paths.get_ref().clone(), exclude: raw.exclude.clone() }
                 }
-                (Some(_), Some(paths)) => {
+                (Some(_), Some(paths), None) => {
                     return Err(err(paths.span(), format!("source `{name}`: give `command` or `paths`, not both")));
                 }
-                (None, None) => {
-                    return Err(err(s.span(), format!("source `{name}`: give `command` or `paths`")));
+                (None, None, None) => {
+                    return Err(err(s.span(), format!("source `{name}`: give `command`, `paths` or `postgres`")));
                 }
             };
             let every = duration(&raw.every, "every")?;
             let rpo = duration(&raw.rpo, "rpo")?;
-            if rpo < every {
+            // WAL is archived continuously: a cluster's RPO may be far shorter than the
+            // interval of its base backups.
+            if rpo < every && !matches!(kind, SourceKind::Postgres { .. }) {
                 return Err(err(
                     raw.rpo.span(),
                     format!(

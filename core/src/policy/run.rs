@@ -257,6 +257,23 @@ fn back_up(repo: &Repository, source: &Source, opts: &RunOptions) -> Result<Step
             bopts.excludes = exclude.clone();
             BackupSource::paths(paths.iter().cloned())
         }
+        SourceKind::Postgres { cluster, args, pg_bin } => {
+            let program = crate::postgres::find_program(pg_bin.as_deref(), "pg_basebackup").ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "source `{}`: pg_basebackup not found (install PostgreSQL's client programs or set pg_bin)",
+                    source.name
+                ))
+            })?;
+            let cell = std::sync::Arc::new(std::sync::OnceLock::new());
+            let stream = crate::postgres::basebackup::BaseBackupStream::start(
+                &program,
+                args,
+                cluster,
+                std::sync::Arc::clone(&cell),
+            )?;
+            bopts.postgres = Some(cell);
+            BackupSource::reader(crate::postgres::BASE_TAR, stream)
+        }
     };
     let result = backup::run(repo, what, &bopts, &NoProgress)?;
     let s = &result.summary;

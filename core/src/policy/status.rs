@@ -8,7 +8,7 @@
 //! read every slice; the drill when the last one succeeded within two of its intervals and
 //! restored within the RTO.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -19,8 +19,8 @@ use crate::foundation::error::Result;
 use crate::foundation::id::SnapshotId;
 use crate::operations::check::ReadData;
 use crate::operations::status::CLOCK_SKEW;
-use crate::policy::Policy;
 use crate::policy::run::CopyTarget;
+use crate::policy::{Policy, SourceKind};
 use crate::repository::Repository;
 
 /// Whether every promise of a policy is kept.
@@ -55,7 +55,8 @@ pub struct SourceCompliance {
     pub name: String,
     /// Its newest snapshot not dated in the future.
     pub snapshot: Option<SnapshotId>,
-    /// That snapshot's age, in seconds.
+    /// That snapshot's age, in seconds; for a `postgres` source, the age of the newest
+    /// archived WAL (the recovery point achieved), base backups being its snapshots.
     pub age_seconds: Option<i64>,
     /// The recovery point objective, in seconds.
     pub rpo_seconds: u64,
@@ -213,20 +214,43 @@ pub fn status(
     copies: &[CopyTarget<'_>],
     now: jiff::Timestamp,
 ) -> Result<PolicyStatus> {
-    Ok(judge(policy, &repo.snapshots()?, &repo.records()?, copies, now))
+    Ok(judge(policy, &repo.snapshots()?, &repo.records()?, &newest_wal(policy, repo)?, copies, now))
 }
 
-/// As [`status`], from the primary's `snapshots` and `records` already read (the report
-/// reads them once for both).
+/// When the newest WAL segment of each `postgres` source's cluster reached the store.
+///
+/// # Errors
+/// Store errors listing the archive.
+pub fn newest_wal(policy: &Policy, repo: &Repository) -> Result<BTreeMap<String, jiff::Timestamp>> {
+    let mut out = BTreeMap::new();
+    for s in &policy.sources {
+        if let SourceKind::Postgres { cluster, .. } = &s.kind {
+            let newest = crate::postgres::archived(repo, cluster)?
+                .into_iter()
+                .filter(|(n, _)| n.kind == crate::format::wal::WalKind::Segment)
+                .map(|(_, info)| info.last_modified)
+                .max();
+            if let Some(t) = newest {
+                out.insert(cluster.clone(), t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// As [`status`], from the primary's `snapshots`, `records` and [`newest_wal`] already read
+/// (the report reads them once for both).
 #[must_use]
 pub fn judge(
     policy: &Policy,
     snapshots: &[(SnapshotId, Snapshot)],
     records: &[crate::format::record::RunRecord],
+    wal: &BTreeMap<String, jiff::Timestamp>,
     copies: &[CopyTarget<'_>],
     now: jiff::Timestamp,
 ) -> PolicyStatus {
-    let sources: Vec<SourceCompliance> = policy.sources.iter().map(|s| source(policy, s, snapshots, now)).collect();
+    let sources: Vec<SourceCompliance> =
+        policy.sources.iter().map(|s| source(policy, s, snapshots, wal, now)).collect();
     let mut copy_status = Vec::new();
     for c in copies {
         let max = policy.copies.iter().find(|p| p.name == c.name).and_then(|p| p.max_lag);
@@ -296,13 +320,19 @@ fn source(
     policy: &Policy,
     s: &crate::policy::Source,
     snapshots: &[(SnapshotId, Snapshot)],
+    wal: &BTreeMap<String, jiff::Timestamp>,
     now: jiff::Timestamp,
 ) -> SourceCompliance {
     let mine: Vec<&(SnapshotId, Snapshot)> = snapshots.iter().filter(|(_, snap)| snap.tags.contains(&s.name)).collect();
     let (future, present): (Vec<&(SnapshotId, Snapshot)>, Vec<_>) =
         mine.into_iter().partition(|(_, snap)| snap.time > now + CLOCK_SKEW);
     let newest = present.iter().max_by_key(|(_, snap)| snap.time);
-    let age = newest.map(|(_, snap)| now.duration_since(snap.time).as_secs());
+    let age = match &s.kind {
+        // Any second since the oldest base backup can be restored: the recovery point is the
+        // newest archived WAL, and a cluster with no base backup has none.
+        SourceKind::Postgres { cluster, .. } => newest.and(wal.get(cluster)).map(|t| now.duration_since(*t).as_secs()),
+        _ => newest.map(|(_, snap)| now.duration_since(snap.time).as_secs()),
+    };
     let rpo_met = age.is_some_and(|a| u64::try_from(a).unwrap_or(0) <= s.rpo.as_secs());
     let times: Vec<jiff::Timestamp> = present.iter().map(|(_, snap)| snap.time).collect();
     let tier_gaps = tier_gaps(policy, &times, now);

@@ -22,6 +22,11 @@ paths = ["/srv/uploads"]
 exclude = ["*.tmp"]
 every = "1d"
 rpo = "26h"
+[[source]]
+name = "orders-db"
+postgres = { cluster = "main", args = ["-h", "/var/run/postgresql", "-U", "postgres"] }
+every = "1d"
+rpo = "5m"
 [retention]
 tiers = ["6h:1d", "1d:7d", "1w:4w", "1M:12M"]
 [check]
@@ -45,7 +50,7 @@ fn the_example_policy_parses_as_written() {
     assert_eq!(p.repository.password_file.as_deref(), Some(std::path::Path::new("/etc/cairn/password")));
     assert_eq!(p.copies.len(), 1);
     assert_eq!(p.copies[0].max_lag, Some(Duration::from_secs(24 * H)));
-    assert_eq!(p.sources.len(), 2);
+    assert_eq!(p.sources.len(), 3);
     assert_eq!(
         p.sources[0].kind,
         SourceKind::Command {
@@ -57,6 +62,19 @@ fn the_example_policy_parses_as_written() {
     assert_eq!(
         p.sources[1].kind,
         SourceKind::Paths { paths: vec!["/srv/uploads".into()], exclude: vec!["*.tmp".into()] }
+    );
+    assert_eq!(
+        p.sources[2].kind,
+        SourceKind::Postgres {
+            cluster: "main".into(),
+            args: vec!["-h".into(), "/var/run/postgresql".into(), "-U".into(), "postgres".into()],
+            pg_bin: None
+        }
+    );
+    assert_eq!(
+        p.sources[2].rpo,
+        Duration::from_secs(300),
+        "a cluster's RPO may be shorter than its base backups' every"
     );
     assert_eq!(p.retention.iter().map(ToString::to_string).collect::<Vec<_>>(), ["6h:1d", "1d:7d", "1w:4w", "1M:12M"]);
     assert_eq!(p.check.unwrap().read_data, ReadData::Subset { n: 1, m: 7 });
@@ -90,6 +108,11 @@ fn every_mistake_names_its_line() {
     let e = mistake("rpo = \"6h\"", "rpo = \"2h\"");
     assert_eq!(e.line, line_of("rpo = \"6h\""), "{e}");
     assert!(e.message.contains("could never be kept"), "{e}");
+
+    let e = mistake("postgres = {", "paths = [\"/x\"]\npostgres = {");
+    assert!(e.message.contains("one of `command`, `paths` or `postgres`"), "{e}");
+    let e = mistake("cluster = \"main\"", "clustr = \"main\"");
+    assert!(e.message.contains("unknown field `clustr`"), "{e}");
 
     let e = mistake("\"1w:4w\"", "\"1w:4q\"");
     assert_eq!(e.line, line_of("tiers ="), "{e}");

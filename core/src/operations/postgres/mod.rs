@@ -211,6 +211,29 @@ impl<R: std::io::Read> std::io::Read for Counted<R> {
     }
 }
 
+/// The PostgreSQL program `name`: in `dir` when given, else on `PATH`, else in the newest
+/// `/usr/lib/postgresql/*/bin` (Debian's layout, not on `PATH`).
+#[must_use]
+pub fn find_program(dir: Option<&Path>, name: &str) -> Option<std::path::PathBuf> {
+    if let Some(dir) = dir {
+        return Some(dir.join(name));
+    }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(found) = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    {
+        return Some(found);
+    }
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin").join(name))))
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p)
+}
+
 /// The base backup a snapshot records, or an error naming it.
 ///
 /// # Errors
