@@ -6,6 +6,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use crate::format::snapshot::BaseBackup;
+use crate::foundation::error::{Error, Result};
 
 use super::lsn::{parse_lsn, segment_size_from};
 
@@ -222,13 +223,13 @@ impl BaseBackupStream {
     /// it records goes into `cell` when the stream ends.
     ///
     /// # Errors
-    /// [`crate::Error::SourceCommand`] if it cannot be started.
+    /// [`Error::SourceCommand`] if it cannot be started.
     pub fn start(
         program: &std::path::Path,
         args: &[String],
         cluster: &str,
         cell: Arc<OnceLock<BaseBackup>>,
-    ) -> crate::Result<Self> {
+    ) -> Result<Self> {
         let mut command = Command::new(program);
         command
             .args(["--pgdata=-", "--format=tar", "--wal-method=none", "--checkpoint=fast"])
@@ -242,13 +243,12 @@ impl BaseBackupStream {
             program.display(),
             command.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
         );
-        let mut child = command.spawn().map_err(|e| crate::Error::SourceCommand {
-            command: line.clone(),
-            status: format!("could not start: {e}"),
-        })?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::SourceCommand { command: line.clone(), status: format!("could not start: {e}") })?;
         let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
             let _ = child.kill();
-            return Err(crate::Error::Internal("pg_basebackup's pipes were not set up".into()));
+            return Err(Error::Internal("pg_basebackup's pipes were not set up".into()));
         };
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
