@@ -515,3 +515,41 @@ fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
     assert_eq!(source["ok"], true, "{status}");
     assert!(source["age_seconds"].as_i64().unwrap() < 120, "the age of the newest archived WAL: {status}");
 }
+
+#[test]
+fn wal_fetch_fetches_the_next_segments_ahead_in_the_background() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let dir = scratch.owned_dir("pg_wal");
+    let names: Vec<String> = (0x10..0x14).map(|n| format!("0000000100000000000000{n:02X}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("segment {i}").repeat(1000)).unwrap();
+        chown_pg(&path);
+        ok(cairn(&scratch, &["pg", "wal-push", &path.display().to_string()]), "wal-push");
+    }
+    let spool = scratch.path("out").join("spool").display().to_string();
+    let dest = |i: usize| scratch.path("out").join(format!("got{i}")).display().to_string();
+    let fetch = |i: usize| cairn(&scratch, &["-v", "pg", "wal-fetch", "--spool", &spool, &names[i], &dest(i)]);
+
+    let first = fetch(0);
+    ok(first, "wal-fetch of the first segment");
+    assert_eq!(std::fs::read_to_string(dest(0)).unwrap(), "segment 0".repeat(1000));
+    // The background fetcher writes the next ones into the spool.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !names[1..].iter().all(|n| Path::new(&spool).join(n).exists()) {
+        assert!(Instant::now() < deadline, "the next segments were not fetched ahead");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = fetch(1);
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("from the fetch-ahead spool"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(dest(1)).unwrap(), "segment 1".repeat(1000));
+    assert!(!Path::new(&spool).join(&names[1]).exists(), "a delivered segment leaves the spool");
+    // Past the end of the archive: "not archived", exit 1.
+    let missing = cairn(&scratch, &["pg", "wal-fetch", "--spool", &spool, "000000010000000000000020", &dest(9)]);
+    assert_eq!(missing.status.code(), Some(1));
+}

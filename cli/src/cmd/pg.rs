@@ -301,9 +301,8 @@ fn after_fetch(args: &WalFetchArgs, name: &WalName, spool: &Path) {
     let mut child_args: Vec<std::ffi::OsString> = argv[1..].to_vec();
     child_args[at - 1] = next.to_string().into();
     let Some(fetch_at) = child_args.iter().position(|a| a == "wal-fetch") else { return };
+    // The same --spool (or the same default, relative to the same working directory).
     child_args.insert(fetch_at + 1, "--background".into());
-    child_args.insert(fetch_at + 2, "--spool".into());
-    child_args.insert(fetch_at + 3, spool.as_os_str().to_owned());
     use std::os::unix::process::CommandExt;
     let _ = std::process::Command::new(exe)
         .args(child_args)
