@@ -397,6 +397,28 @@ fn a_gap_in_the_archive_is_named_by_pg_check() {
     cluster.switch_and_wait();
     assert_eq!(cairn_json(&scratch, &["pg", "check"])["whole"], true);
 
+    // An off-site copy gets the archive with the base backups, under its own keys.
+    let offsite = scratch.path("out").join("offsite").display().to_string();
+    let init = as_pg_user(env!("CARGO_BIN_EXE_cairn"))
+        .args(["-r", &offsite, "--password-file"])
+        .arg(scratch.path("password"))
+        .arg("init")
+        .output()
+        .unwrap();
+    ok(init, "init of the copy");
+    let pw = scratch.path("password").display().to_string();
+    let copied = cairn_json(&scratch, &["copy", "--to", &offsite, "--to-password-file", &pw]);
+    let files = wal_objects(&scratch).len() as u64;
+    assert_eq!(copied["wal_copied"]["files"].as_u64(), Some(files), "{copied}");
+    let there = as_pg_user(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--json", "-r", &offsite, "--password-file", &pw, "pg", "check"])
+        .output()
+        .unwrap();
+    let there: Value = serde_json::from_str(&ok(there, "pg check of the copy")).unwrap();
+    assert_eq!((there["whole"].as_bool(), there["files"].as_u64()), (Some(true), Some(files)), "{there}");
+    let again = cairn_json(&scratch, &["copy", "--to", &offsite, "--to-password-file", &pw]);
+    assert_eq!(again["wal_copied"]["files"], 0, "what the copy has is not copied again");
+
     std::fs::remove_file(scratch.path("repo").join("wal").join(&new[0])).unwrap();
     let out = cairn(&scratch, &["pg", "check"]);
     assert_eq!(out.status.code(), Some(1), "a gap fails the check");

@@ -51,9 +51,17 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let stats =
         copy::run_with_progress(&src, &dst, &ids, &progress).with_context(|| format!("copying to {}", args.to))?;
     progress.finish();
+    // Base backups restore to any point only with their WAL: the archive goes along.
+    let wal = cairn_core::postgres::copy_archive(&src, &dst)
+        .with_context(|| format!("copying the PostgreSQL WAL archive to {}", args.to))?;
     if global.json {
-        print_json(&stats)?;
+        let mut value = serde_json::to_value(&stats)?;
+        value["wal_copied"] = serde_json::to_value(wal)?;
+        print_json(&value)?;
     } else if !global.quiet {
+        if wal.files > 0 {
+            println!("{} archived WAL files copied ({})", wal.files, bytes(wal.bytes));
+        }
         for c in &stats.copied {
             println!("copied snapshot {} as {}", c.from.short(), c.to.short());
         }

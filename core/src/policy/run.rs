@@ -140,7 +140,11 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
         };
         steps.push(timed(StepKind::Copy, c.name, || {
             let stats = copy::run(repo, dst, &[])?;
+            let wal = crate::postgres::copy_archive(repo, dst)?;
             let mut message = format!("{} snapshots copied, {} there already", stats.copied.len(), stats.skipped);
+            if wal.files > 0 {
+                message = format!("{message}; {} archived WAL files copied", wal.files);
+            }
             // The copy keeps what the primary keeps: the same tiers, applied there.
             if !policy.retention.is_empty() {
                 message = format!("{message}; {}", apply_retention(dst, policy)?.message);

@@ -244,3 +244,38 @@ pub fn base_of(id: &SnapshotId, snapshot: &Snapshot) -> Result<BaseBackup> {
         .clone()
         .ok_or_else(|| Error::InvalidArgument(format!("snapshot {} is not a PostgreSQL base backup", id.short())))
 }
+
+/// What [`copy_archive`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CopiedWal {
+    /// Files copied.
+    pub files: usize,
+    /// Their bytes, as PostgreSQL wrote them.
+    pub bytes: u64,
+}
+
+/// Copies the WAL archive of every cluster with base backups in `src` to `dst` (an off-site
+/// copy must restore to any point too): each file `dst` lacks, opened under `src`'s keys and
+/// sealed under `dst`'s, one at a time.
+///
+/// # Errors
+/// Store errors of either repository; [`Error::Corrupt`] for a damaged file in `src`;
+/// [`Error::Conflict`] if `dst` holds a different file under a name.
+pub fn copy_archive(src: &Repository, dst: &Repository) -> Result<CopiedWal> {
+    let mut out = CopiedWal::default();
+    for cluster in chain::clusters(src)? {
+        let there: std::collections::HashSet<WalName> =
+            archived(dst, &cluster)?.into_iter().map(|(name, _)| name).collect();
+        for (name, _) in archived(src, &cluster)? {
+            if there.contains(&name) {
+                continue;
+            }
+            // Expired by a prune since it was listed: nothing to copy.
+            let Some(data) = fetch(src, &cluster, &name)? else { continue };
+            push(dst, &cluster, &name, &data)?;
+            out.files += 1;
+            out.bytes += data.len() as u64;
+        }
+    }
+    Ok(out)
+}
