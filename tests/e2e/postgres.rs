@@ -163,7 +163,7 @@ impl<'a> Cluster<'a> {
         let out = Command::new(pg_bin().join("psql"))
             .arg("-h")
             .arg(&self.socket)
-            .args(["-U", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .args(["-U", "postgres", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .unwrap();
         ok(out, sql).trim().to_string()
@@ -574,4 +574,39 @@ fn wal_fetch_fetches_the_next_segments_ahead_in_the_background() {
     // Past the end of the archive: "not archived", exit 1.
     let missing = cairn(&scratch, &["pg", "wal-fetch", "--spool", &spool, "000000010000000000000020", &dest(9)]);
     assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn restores_stop_at_a_wal_position_and_at_a_transaction() {
+    let scratch = Scratch::new();
+    ok(cairn(&scratch, &["init"]), "cairn init");
+    let cluster = Cluster::archiving(&scratch);
+    cluster.psql("CREATE TABLE orders (id serial PRIMARY KEY, label text)");
+    base_backup(&scratch, &cluster);
+    cluster.psql("INSERT INTO orders (label) SELECT 'first' FROM generate_series(1, 10)");
+    let lsn = cluster.psql("SELECT pg_current_wal_insert_lsn()");
+    cluster.psql("INSERT INTO orders (label) SELECT 'second' FROM generate_series(1, 10)");
+    let xid = cluster.psql(
+        "BEGIN; INSERT INTO orders (label) SELECT 'third' FROM generate_series(1, 10); SELECT txid_current(); COMMIT;",
+    );
+    cluster.psql("INSERT INTO orders (label) SELECT 'fourth' FROM generate_series(1, 10)");
+    cluster.switch_and_wait();
+
+    let count = |c: &Cluster<'_>| {
+        c.psql("SELECT string_agg(label || '=' || n, ',' ORDER BY label) FROM (SELECT label, count(*) AS n FROM orders GROUP BY label) x")
+    };
+    let at_lsn = scratch.path("pg").join("at-lsn");
+    let lsn_arg = format!("--to-lsn={lsn}");
+    cairn_json(&scratch, &["pg", "restore", "--no-archive", "--target", &at_lsn.display().to_string(), &lsn_arg]);
+    let mut copy = Cluster::restored(&scratch, at_lsn);
+    wait_promoted(&copy);
+    assert_eq!(count(&copy), "first=10", "replay stopped at {lsn}");
+    copy.stop();
+
+    let at_xid = scratch.path("pg").join("at-xid");
+    let xid_arg = format!("--to-xid={xid}");
+    cairn_json(&scratch, &["pg", "restore", "--no-archive", "--target", &at_xid.display().to_string(), &xid_arg]);
+    let copy = Cluster::restored(&scratch, at_xid);
+    wait_promoted(&copy);
+    assert_eq!(count(&copy), "first=10,second=10,third=10", "replay stopped after transaction {xid}");
 }
