@@ -429,6 +429,19 @@ fn a_gap_in_the_archive_is_named_by_pg_check() {
     // PostgreSQL asking for it gets "not archived" (exit 1), not a damaged archive.
     let fetched = cairn(&scratch, &["pg", "wal-fetch", &lost, &scratch.path("out").join("x").display().to_string()]);
     assert_eq!(fetched.status.code(), Some(1));
+
+    // A second server archiving under the same cluster name shows in its segments' headers.
+    let mut foreign = vec![0u8; 8192];
+    foreign[2] = 0x02; // XLP_LONG_HEADER
+    foreign[24..32].copy_from_slice(&42u64.to_le_bytes());
+    foreign[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
+    let path = scratch.owned_dir("pg_wal").join("0000000100000000000000F0");
+    std::fs::write(&path, &foreign).unwrap();
+    chown_pg(&path);
+    ok(cairn(&scratch, &["pg", "wal-push", &path.display().to_string()]), "wal-push of another system's segment");
+    let out = cairn(&scratch, &["pg", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("written by database system 42"), "{text}");
 }
 
 #[test]

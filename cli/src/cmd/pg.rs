@@ -507,6 +507,7 @@ fn check(global: &GlobalArgs, cluster: &str) -> Result<u8> {
             "cluster": report.cluster,
             "whole": report.is_whole(),
             "files": report.files,
+            "foreign": report.foreign,
             "newest": report.newest.as_ref().map(|(n, t)| serde_json::json!({"name": n.to_string(), "archived": t})),
             "window": report.window().map(|(from, to)| serde_json::json!({"from": from, "to": to})),
             "backups": report.backups.iter().map(|b| serde_json::json!({
@@ -548,6 +549,9 @@ fn check(global: &GlobalArgs, cluster: &str) -> Result<u8> {
         for t in &b.missing_history {
             println!("    missing timeline history {t:08X}.history");
         }
+    }
+    if let Some(why) = &report.foreign {
+        println!("  WRONG ARCHIVE: {why}");
     }
     match report.window() {
         Some((from, to)) => println!("recovery window: {from} to {to}"),

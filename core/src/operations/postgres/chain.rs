@@ -77,13 +77,16 @@ pub struct ChainReport {
     pub newest: Option<(WalName, jiff::Timestamp)>,
     /// Archived files (segments, histories, backup histories, partial segments).
     pub files: usize,
+    /// What is wrong with the newest segment itself: not a WAL segment, or one of another
+    /// cluster (its system identifier or segment size differs from the base backups').
+    pub foreign: Option<String>,
 }
 
 impl ChainReport {
-    /// Whether every base backup's chain is whole.
+    /// Whether every base backup's chain is whole, and the newest segment is the cluster's.
     #[must_use]
     pub fn is_whole(&self) -> bool {
-        self.backups.iter().all(BackupChain::is_whole)
+        self.foreign.is_none() && self.backups.iter().all(BackupChain::is_whole)
     }
 
     /// The recovery window: from the end of the oldest base backup whose chain is whole to the
@@ -180,7 +183,48 @@ fn check_with(
         }
         out.push(BackupChain { snapshot: *id, backup, gaps, missing_history, reaches });
     }
-    Ok(ChainReport { cluster: cluster.to_string(), backups: out, newest: newest_segment, files: files.len() })
+    // The newest segment's first page says which cluster wrote it: a second server archiving
+    // under the same name shows there.
+    let foreign = match (&newest_segment, out.first()) {
+        (Some((name, _)), Some(first)) => {
+            let data = fetch(repo, cluster, name)?.unwrap_or_default();
+            foreign_segment(name, &data, &first.backup)
+        }
+        _ => None,
+    };
+    Ok(ChainReport { cluster: cluster.to_string(), backups: out, newest: newest_segment, files: files.len(), foreign })
+}
+
+/// Bytes at the start of a WAL segment: `XLogLongPageHeaderData` (magic u16, info u16, timeline
+/// u32, page address u64, remaining length u32, padding, system identifier u64, segment size
+/// u32, block size u32), in the server's byte order, read here as little-endian (x86-64 and
+/// ARM servers; a big-endian server's segments would be named foreign).
+const LONG_HEADER: usize = 40;
+/// `XLP_LONG_HEADER` in the info bits.
+const XLP_LONG_HEADER: u16 = 0x0002;
+
+/// Why segment `name` (its bytes `data`) is not one `backup`'s cluster wrote, if it is not.
+fn foreign_segment(name: &WalName, data: &[u8], backup: &BaseBackup) -> Option<String> {
+    if data.len() < LONG_HEADER {
+        return Some(format!("{name} is {} bytes long: not a WAL segment", data.len()));
+    }
+    let u16_at = |at: usize| u16::from_le_bytes([data[at], data[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+    if u16_at(2) & XLP_LONG_HEADER == 0 {
+        return Some(format!("{name} does not start with a WAL segment's long page header"));
+    }
+    let sysid = u64::from(u32_at(24)) | (u64::from(u32_at(28)) << 32);
+    if sysid.to_string() != backup.system_identifier {
+        return Some(format!(
+            "{name} was written by database system {sysid}, the base backups by {}: is another cluster archiving \
+             under the name {}?",
+            backup.system_identifier, backup.cluster
+        ));
+    }
+    if u64::from(u32_at(32)) != backup.segment_size {
+        return Some(format!("{name} has segments of {} bytes, the base backups {}", u32_at(32), backup.segment_size));
+    }
+    None
 }
 
 fn gap(timeline: u32, first: u64, last: u64, size: u64) -> Gap {
@@ -290,8 +334,20 @@ mod tests {
 
     const MB16: u64 = 16 << 20;
 
+    /// The first bytes of a segment of database system `sysid`.
+    fn header(sysid: u64, size: u32) -> Vec<u8> {
+        let mut h = vec![0u8; LONG_HEADER];
+        h[..2].copy_from_slice(&0xD110u16.to_le_bytes());
+        h[2..4].copy_from_slice(&XLP_LONG_HEADER.to_le_bytes());
+        h[24..32].copy_from_slice(&sysid.to_le_bytes());
+        h[32..36].copy_from_slice(&size.to_le_bytes());
+        h
+    }
+
     fn segment(repo: &Repository, name: &str) {
-        push(repo, "main", &WalName::parse(name).unwrap(), name.as_bytes()).unwrap();
+        let mut data = header(1, 16 << 20);
+        data.extend_from_slice(name.as_bytes());
+        push(repo, "main", &WalName::parse(name).unwrap(), &data).unwrap();
     }
 
     fn base(start_lsn: u64, timeline: u32) -> (SnapshotId, Snapshot) {
@@ -358,6 +414,27 @@ mod tests {
         let r = report(&repo, &backups);
         let gaps: Vec<String> = r.backups[0].gaps.iter().map(|g| g.first.to_string()).collect();
         assert_eq!(gaps, ["000000020000000000000004"]);
+    }
+
+    #[test]
+    fn a_newest_segment_of_another_database_system_is_named() {
+        let repo = memory_repo("chain-foreign");
+        segment(&repo, "000000010000000000000002");
+        let backups = [base(0x200_0028, 1)];
+        assert!(report(&repo, &backups).is_whole());
+        let mut other = header(99, 16 << 20);
+        other.extend_from_slice(b"another server");
+        push(&repo, "main", &WalName::parse("000000010000000000000003").unwrap(), &other).unwrap();
+        let r = report(&repo, &backups);
+        assert!(!r.is_whole());
+        let why = r.foreign.unwrap();
+        assert!(why.contains("database system 99") && why.contains("by 1"), "{why}");
+        push(&repo, "main", &WalName::parse("000000010000000000000004").unwrap(), b"short").unwrap();
+        assert!(report(&repo, &backups).foreign.unwrap().contains("not a WAL segment"));
+        let mut sized = header(1, 64 << 20);
+        sized.push(0);
+        push(&repo, "main", &WalName::parse("000000010000000000000005").unwrap(), &sized).unwrap();
+        assert!(report(&repo, &backups).foreign.unwrap().contains("segments of 67108864 bytes"));
     }
 
     #[test]
