@@ -544,11 +544,21 @@ fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
     assert_eq!(base["tags"][0], "orders-db");
     assert_eq!(base["postgres"]["cluster"], "main", "{base}");
     cluster.psql("CREATE TABLE t AS SELECT 1 AS x");
-    cluster.switch_and_wait();
+    let segment = cluster.switch_and_wait();
     let status = cairn_json(&scratch, &["status", "--policy", &policy]);
     let source = &status["sources"][0];
     assert_eq!(source["ok"], true, "{status}");
     assert!(source["age_seconds"].as_i64().unwrap() < 120, "the age of the newest archived WAL: {status}");
+
+    // restore_command (and archive_command) may name the policy file instead of the repository.
+    let dest = scratch.path("out").join("fetched").display().to_string();
+    let fetched = as_pg_user(env!("CARGO_BIN_EXE_cairn"))
+        .args(["pg", "--policy", &policy, "wal-fetch", &segment, &dest])
+        .env("CAIRN_KEY_CACHE", scratch.path("cache").join("keys"))
+        .output()
+        .unwrap();
+    ok(fetched, "wal-fetch with the policy's repository");
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
 }
 
 #[test]

@@ -25,6 +25,10 @@ macro_rules! verbose {
 /// PostgreSQL: base backups, the WAL archive, point-in-time restore.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Take the repository and its password file from this policy file (docs/POLICY.md), as
+    /// archive_command = 'cairn pg --policy /etc/cairn/policy.toml wal-push %p'.
+    #[arg(long, env = "CAIRN_POLICY")]
+    policy: Option<PathBuf>,
     #[command(subcommand)]
     what: What,
 }
@@ -161,6 +165,14 @@ struct RestoreArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    let from_policy;
+    let global = match &args.policy {
+        Some(file) => {
+            from_policy = with_policy_repository(global, file)?;
+            &from_policy
+        }
+        None => global,
+    };
     match args.what {
         What::Backup(a) => backup(global, a),
         What::WalPush { cluster, keys, path } => wal_push(global, &cluster.cluster, &keys, &path),
@@ -226,6 +238,18 @@ fn wal_push(global: &GlobalArgs, cluster: &str, keys: &KeyCacheArgs, path: &Path
         Pushed::AlreadyArchived => verbose!(global, "{name} was already archived with the same content"),
     }
     Ok(0)
+}
+
+/// `global` with the repository and password file of the policy in `file`.
+fn with_policy_repository(global: &GlobalArgs, file: &Path) -> Result<GlobalArgs> {
+    let policy = super::run::load(file)?;
+    let mut g = global.clone();
+    g.repo = Some(policy.repository.url.clone());
+    if let Some(pw) = &policy.repository.password_file {
+        g.password_file = Some(pw.clone());
+        g.password_command = None;
+    }
+    Ok(g)
 }
 
 /// PostgreSQL stops recovery when restore_command exits above 125; below, it takes the file
