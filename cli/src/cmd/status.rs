@@ -159,18 +159,10 @@ fn policy_status(global: &GlobalArgs, file: &std::path::Path, metrics: Option<&s
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a reader
-/// (node_exporter) never sees half a file.
+/// (node_exporter) never sees half a file. The collector runs as another user: the metrics
+/// hold no secret, so the file is world-readable.
 fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().with_context(|| format!("{} names no file", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::write(&tmp, bytes)
-        // The collector runs as another user: the metrics hold no secret.
-        .and_then(|()| std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("writing {}", path.display()))
+    cairn_core::advanced::private::write_file(path, bytes, 0o644).with_context(|| format!("writing {}", path.display()))
 }
 
 fn print_policy_status(status: &cairn_core::policy::status::PolicyStatus) {

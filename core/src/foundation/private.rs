@@ -53,6 +53,19 @@ pub fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
 /// # Errors
 /// As the file system reports.
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    write(path, data, mode, false)
+}
+
+/// As [`write_file`], with the data synced to disk before the rename: once it returns, the
+/// file survives a power loss (a WAL file handed to PostgreSQL, which may then drop its own).
+///
+/// # Errors
+/// As the file system reports.
+pub fn write_file_synced(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    write(path, data, mode, true)
+}
+
+fn write(path: &Path, data: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
     // One temporary name per call: threads writing the same file never share one.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -62,6 +75,9 @@ pub fn write_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
         // An existing temporary file keeps its mode: set it.
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
+        if sync {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if written.is_err() {

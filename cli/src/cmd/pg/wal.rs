@@ -1,6 +1,5 @@
 //! `cairn pg wal-push` and `wal-fetch`: what PostgreSQL runs once per WAL file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -97,13 +96,11 @@ pub(super) fn wal_fetch(global: &GlobalArgs, args: &WalFetchArgs) -> Result<u8> 
     }
 }
 
-/// Writes `data` to `path` through a temporary file renamed into place.
+/// Writes `data` to `path` whole (a temporary file synced, then renamed into place), private
+/// to the user PostgreSQL runs as.
 fn write_whole(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing into {}", dir.display()))?;
-    tmp.write_all(data).and_then(|()| tmp.as_file().sync_data()).context("writing")?;
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    cairn_core::advanced::private::write_file_synced(path, data, 0o600)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// After segment `name` was delivered: drop spooled files before it, and start a background
