@@ -73,24 +73,20 @@ impl TarWatch {
     }
 
     fn start_member(&mut self) {
-        let h = &self.header;
-        if h.iter().all(|&b| b == 0) {
+        if self.header.iter().all(|&b| b == 0) {
             return;
         }
-        let size = header_size(&h[124..136]);
-        let kind = h[156];
-        let mut name = cstr(&h[..100]).to_vec();
-        if &h[257..262] == b"ustar" && h[345] != 0 {
-            let mut full = cstr(&h[345..500]).to_vec();
-            full.push(b'/');
-            full.extend_from_slice(&name);
-            name = full;
-        }
-        let regular = kind == b'0' || kind == 0;
-        let member = match name.as_slice() {
-            b"backup_label" if regular => Member::Label,
-            b"backup_manifest" if regular => Member::Manifest,
-            b"global/pg_control" if regular => Member::Control,
+        // The tar crate reads the header (octal or base-256 sizes, the ustar name prefix); a
+        // header it cannot read is taken for an empty member of no interest.
+        let header = tar::Header::from_byte_slice(&self.header);
+        let size = header.entry_size().unwrap_or(0);
+        let member = match header.path() {
+            Ok(path) if header.entry_type() == tar::EntryType::Regular => match path.to_str() {
+                Some("backup_label") => Member::Label,
+                Some("backup_manifest") => Member::Manifest,
+                Some("global/pg_control") => Member::Control,
+                _ => Member::Other,
+            },
             _ => Member::Other,
         };
         if member == Member::Manifest {
@@ -184,22 +180,6 @@ fn last_wal_range(manifest: &str) -> Option<(u32, u64)> {
         .take_while(char::is_ascii_digit)
         .collect();
     Some((tli.parse().ok()?, lsn))
-}
-
-fn cstr(field: &[u8]) -> &[u8] {
-    &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
-}
-
-/// A tar header's size field: octal digits, or base-256 when the high bit is set.
-fn header_size(field: &[u8]) -> u64 {
-    if field[0] & 0x80 != 0 {
-        return field[1..].iter().fold(0u64, |n, &b| n.wrapping_shl(8) | u64::from(b));
-    }
-    cstr(field)
-        .iter()
-        .filter(|b| !b.is_ascii_whitespace())
-        .take_while(|b| (b'0'..=b'7').contains(b))
-        .fold(0u64, |n, &b| n.wrapping_mul(8) + u64::from(b - b'0'))
 }
 
 /// `pg_basebackup`'s standard output, read by a backup: at its end the process must have
