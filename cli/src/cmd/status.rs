@@ -123,8 +123,7 @@ fn postgres_status(
     now: jiff::Timestamp,
 ) -> Result<Vec<ClusterStatus>> {
     let mut out = Vec::new();
-    for cluster in cairn_core::postgres::chain::clusters(repo)? {
-        let report = cairn_core::postgres::chain::check(repo, &cluster)?;
+    for report in cairn_core::postgres::chain::check_all(repo)? {
         let age = report.newest.as_ref().map(|(_, t)| now.duration_since(*t));
         let window = report.window();
         out.push(ClusterStatus {
@@ -134,7 +133,7 @@ fn postgres_status(
             window_from: window.map(|w| w.0),
             window_to: window.map(|w| w.1),
             whole: report.is_whole(),
-            cluster,
+            cluster: report.cluster,
         });
     }
     Ok(out)

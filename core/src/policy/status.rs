@@ -223,16 +223,22 @@ pub fn status(
 /// Store errors listing the archive.
 pub fn newest_wal(policy: &Policy, repo: &Repository) -> Result<BTreeMap<String, jiff::Timestamp>> {
     let mut out = BTreeMap::new();
-    for s in &policy.sources {
-        if let SourceKind::Postgres { cluster, .. } = &s.kind {
-            let newest = crate::postgres::archived(repo, cluster)?
-                .into_iter()
-                .filter(|(n, _)| n.kind == crate::format::wal::WalKind::Segment)
-                .map(|(_, info)| info.last_modified)
-                .max();
-            if let Some(t) = newest {
-                out.insert(cluster.clone(), t);
-            }
+    let clusters: Vec<&String> = policy
+        .sources
+        .iter()
+        .filter_map(|s| match &s.kind {
+            SourceKind::Postgres { cluster, .. } => Some(cluster),
+            _ => None,
+        })
+        .collect();
+    if clusters.is_empty() {
+        return Ok(out);
+    }
+    let listing = crate::postgres::list_wal(repo)?;
+    for cluster in clusters {
+        let files = crate::postgres::archived_in(repo, &listing, cluster);
+        if let Some((_, t)) = crate::postgres::chain::newest_segment(&files) {
+            out.insert(cluster.clone(), t);
         }
     }
     Ok(out)

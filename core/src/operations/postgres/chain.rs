@@ -11,7 +11,7 @@ use crate::repository::Repository;
 use crate::repository::store::ObjectInfo;
 
 use super::lsn::{Switch, format_lsn, parse_history, segment_name, segment_number, segment_of};
-use super::{archived, base_backups, fetch};
+use super::{archived, archived_in, base_backups, base_backups_in, fetch, list_wal};
 
 /// Segments missing from a chain, first to last, on one timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,17 +110,36 @@ pub fn check(repo: &Repository, cluster: &str) -> Result<ChainReport> {
     check_with(repo, cluster, &files, &backups)
 }
 
+/// [`check`] of every cluster with base backups, the snapshots and `wal/` listed once.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_all(repo: &Repository) -> Result<Vec<ChainReport>> {
+    let (snapshots, listing) = (repo.snapshots()?, list_wal(repo)?);
+    clusters_in(&snapshots)
+        .iter()
+        .map(|c| check_with(repo, c, &archived_in(repo, &listing, c), &base_backups_in(&snapshots, c)))
+        .collect()
+}
+
+/// The newest archived segment among `files` (highest timeline, then position) and when the
+/// store received it.
+#[must_use]
+pub fn newest_segment(files: &[(WalName, ObjectInfo)]) -> Option<(WalName, jiff::Timestamp)> {
+    files
+        .iter()
+        .filter(|(n, _)| n.kind == WalKind::Segment)
+        .max_by_key(|(n, _)| (n.timeline, n.position()))
+        .map(|(n, info)| (*n, info.last_modified))
+}
+
 fn check_with(
     repo: &Repository,
     cluster: &str,
     files: &[(WalName, ObjectInfo)],
     backups: &[(SnapshotId, Snapshot)],
 ) -> Result<ChainReport> {
-    let newest_segment = files
-        .iter()
-        .filter(|(n, _)| n.kind == WalKind::Segment)
-        .max_by_key(|(n, _)| (n.timeline, n.position()))
-        .map(|(n, info)| (*n, info.last_modified));
+    let newest_segment = newest_segment(files);
     let mut histories = BTreeMap::new();
     for (name, _) in files.iter().filter(|(n, _)| n.kind == WalKind::History) {
         let text = fetch(repo, cluster, name)?.unwrap_or_default();
@@ -129,14 +148,18 @@ fn check_with(
         histories.insert(name.timeline, parsed);
     }
     let mut out = Vec::with_capacity(backups.len());
+    let mut present_by_size: std::collections::HashMap<u64, HashSet<(u32, u64)>> = std::collections::HashMap::new();
     for (id, snapshot) in backups {
         let Some(backup) = snapshot.postgres.clone() else { continue };
         let size = backup.segment_size;
-        let present: HashSet<(u32, u64)> = files
-            .iter()
-            .filter(|(n, _)| n.kind == WalKind::Segment)
-            .map(|(n, _)| (n.timeline, segment_number(n.position(), size)))
-            .collect();
+        // Numbered once per segment size (one, unless the cluster was made again).
+        let present: &HashSet<(u32, u64)> = present_by_size.entry(size).or_insert_with(|| {
+            files
+                .iter()
+                .filter(|(n, _)| n.kind == WalKind::Segment)
+                .map(|(n, _)| (n.timeline, segment_number(n.position(), size)))
+                .collect()
+        });
         let newest_on = |tli: u32| present.iter().filter(|(t, _)| *t == tli).map(|(_, n)| *n).max();
         let newest_tli =
             present.iter().map(|(t, _)| *t).chain(histories.keys().copied()).max().unwrap_or(backup.timeline);
@@ -264,7 +287,13 @@ fn timeline_line(
 /// # Errors
 /// As [`Repository::snapshots`].
 pub fn clusters(repo: &Repository) -> Result<BTreeSet<String>> {
-    Ok(repo.snapshots()?.into_iter().filter_map(|(_, s)| s.postgres.map(|p| p.cluster)).collect())
+    Ok(clusters_in(&repo.snapshots()?))
+}
+
+/// The clusters base backups among `snapshots` belong to.
+#[must_use]
+pub fn clusters_in(snapshots: &[(SnapshotId, Snapshot)]) -> BTreeSet<String> {
+    snapshots.iter().filter_map(|(_, s)| s.postgres.as_ref().map(|p| p.cluster.clone())).collect()
 }
 
 /// The archived files of `cluster` no kept base backup needs: WAL segments (and partial
@@ -306,8 +335,9 @@ pub struct Expired {
 /// As [`Repository::ensure_can_delete`]; store errors.
 pub fn expire(repo: &Repository, dry_run: bool) -> Result<Expired> {
     let mut out = Expired::default();
-    for cluster in clusters(repo)? {
-        let victims = expirable(repo, &cluster)?;
+    let (snapshots, listing) = (repo.snapshots()?, list_wal(repo)?);
+    for cluster in clusters_in(&snapshots) {
+        let victims = expirable_in(archived_in(repo, &listing, &cluster), &base_backups_in(&snapshots, &cluster));
         if victims.is_empty() {
             continue;
         }

@@ -85,21 +85,39 @@ pub fn fetch(repo: &Repository, cluster: &str, name: &WalName) -> Result<Option<
     }
 }
 
+/// The listing of `wal/`: every cluster's files, their names still hidden.
+///
+/// # Errors
+/// Store errors.
+pub fn list_wal(repo: &Repository) -> Result<Vec<ObjectInfo>> {
+    repo.store().list(ObjectKind::Wal).map_err(Error::Storage)
+}
+
+/// `cluster`'s files among `listing` (from [`list_wal`]), in WAL order.
+#[must_use]
+pub fn archived_in(repo: &Repository, listing: &[ObjectInfo], cluster: &str) -> Vec<(WalName, ObjectInfo)> {
+    let codec = WalCodec::new(repo.master(), cluster);
+    let mut out: Vec<_> =
+        listing.iter().filter_map(|info| codec.name(&info.key).map(|name| (name, info.clone()))).collect();
+    out.sort_by_key(|(name, _)| *name);
+    out
+}
+
 /// The archived files of `cluster`, in WAL order, with what the store says of each.
 ///
 /// # Errors
 /// Store errors.
 pub fn archived(repo: &Repository, cluster: &str) -> Result<Vec<(WalName, ObjectInfo)>> {
-    let codec = WalCodec::new(repo.master(), cluster);
-    let mut out: Vec<_> = repo
-        .store()
-        .list(ObjectKind::Wal)
-        .map_err(Error::Storage)?
-        .into_iter()
-        .filter_map(|info| codec.name(&info.key).map(|name| (name, info)))
-        .collect();
-    out.sort_by_key(|(name, _)| *name);
-    Ok(out)
+    Ok(archived_in(repo, &list_wal(repo)?, cluster))
+}
+
+/// The base backups of `cluster` among `snapshots`, oldest first.
+#[must_use]
+pub fn base_backups_in(snapshots: &[(SnapshotId, Snapshot)], cluster: &str) -> Vec<(SnapshotId, Snapshot)> {
+    let mut out: Vec<_> =
+        snapshots.iter().filter(|(_, s)| s.postgres.as_ref().is_some_and(|p| p.cluster == cluster)).cloned().collect();
+    out.sort_by_key(|(_, s)| s.postgres.as_ref().map(|p| (p.stop_time, p.stop_lsn)));
+    out
 }
 
 /// The base backups of `cluster` in the repository, oldest first.
@@ -107,13 +125,7 @@ pub fn archived(repo: &Repository, cluster: &str) -> Result<Vec<(WalName, Object
 /// # Errors
 /// As [`Repository::snapshots`].
 pub fn base_backups(repo: &Repository, cluster: &str) -> Result<Vec<(SnapshotId, Snapshot)>> {
-    let mut out: Vec<_> = repo
-        .snapshots()?
-        .into_iter()
-        .filter(|(_, s)| s.postgres.as_ref().is_some_and(|p| p.cluster == cluster))
-        .collect();
-    out.sort_by_key(|(_, s)| s.postgres.as_ref().map(|p| (p.stop_time, p.stop_lsn)));
-    Ok(out)
+    Ok(base_backups_in(&repo.snapshots()?, cluster))
 }
 
 /// Where a point-in-time restore stops.
@@ -263,10 +275,11 @@ pub struct CopiedWal {
 /// [`Error::Conflict`] if `dst` holds a different file under a name.
 pub fn copy_archive(src: &Repository, dst: &Repository) -> Result<CopiedWal> {
     let mut out = CopiedWal::default();
+    let (from, to) = (list_wal(src)?, list_wal(dst)?);
     for cluster in chain::clusters(src)? {
         let there: std::collections::HashSet<WalName> =
-            archived(dst, &cluster)?.into_iter().map(|(name, _)| name).collect();
-        for (name, _) in archived(src, &cluster)? {
+            archived_in(dst, &to, &cluster).into_iter().map(|(name, _)| name).collect();
+        for (name, _) in archived_in(src, &from, &cluster) {
             if there.contains(&name) {
                 continue;
             }
