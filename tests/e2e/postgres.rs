@@ -69,6 +69,13 @@ impl Scratch {
         s
     }
 
+    /// A scratch directory whose repository is made (by PostgreSQL's user).
+    fn with_repository() -> Self {
+        let s = Self::new();
+        ok(cairn(&s, &["init"]), "cairn init");
+        s
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -256,8 +263,7 @@ fn server_now(c: &Cluster<'_>) -> String {
 
 #[test]
 fn archive_restore_to_a_second_and_retention_keep_one_chain() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let cluster = Cluster::archiving(&scratch);
     cluster.psql("CREATE TABLE orders (id serial PRIMARY KEY, label text, at timestamptz DEFAULT clock_timestamp())");
     ok(
@@ -372,8 +378,7 @@ fn wait_promoted(c: &Cluster<'_>) {
 
 #[test]
 fn a_gap_in_the_archive_is_named_by_pg_check() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let cluster = Cluster::archiving(&scratch);
     cluster.psql("CREATE TABLE big AS SELECT g, md5(g::text) AS h FROM generate_series(1, 300000) g");
     cluster.psql("VACUUM FREEZE");
@@ -446,8 +451,7 @@ fn a_gap_in_the_archive_is_named_by_pg_check() {
 
 #[test]
 fn wal_push_is_create_only() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let dir = scratch.owned_dir("pg_wal");
     let segment = dir.join("000000010000000000000007");
     let mut data = vec![0u8; 1 << 20];
@@ -470,8 +474,7 @@ fn wal_push_is_create_only() {
 
 #[test]
 fn timelines_are_followed_after_a_failover() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let mut primary = Cluster::archiving(&scratch);
     primary.psql("CREATE TABLE orders (id serial PRIMARY KEY, label text)");
     let base = base_backup(&scratch, &primary);
@@ -513,8 +516,7 @@ fn timelines_are_followed_after_a_failover() {
 
 #[test]
 fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let cluster = Cluster::archiving(&scratch);
     let policy = scratch.path("out").join("policy.toml");
     let args: Vec<String> = cluster.connection().iter().map(|a| format!("{a:?}")).collect();
@@ -563,8 +565,7 @@ fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
 
 #[test]
 fn wal_fetch_fetches_the_next_segments_ahead_in_the_background() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let dir = scratch.owned_dir("pg_wal");
     let names: Vec<String> = (0x10..0x14).map(|n| format!("0000000100000000000000{n:02X}")).collect();
     for (i, name) in names.iter().enumerate() {
@@ -601,8 +602,7 @@ fn wal_fetch_fetches_the_next_segments_ahead_in_the_background() {
 
 #[test]
 fn restores_stop_at_a_wal_position_and_at_a_transaction() {
-    let scratch = Scratch::new();
-    ok(cairn(&scratch, &["init"]), "cairn init");
+    let scratch = Scratch::with_repository();
     let cluster = Cluster::archiving(&scratch);
     cluster.psql("CREATE TABLE orders (id serial PRIMARY KEY, label text)");
     base_backup(&scratch, &cluster);
