@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cairn_core::format::wal::{WalKind, WalName};
-use cairn_core::postgres::{self, Pushed};
+use cairn_core::postgres::{self, Pushed, lsn};
 
 use super::{Cluster, KeyCacheArgs};
 use crate::context::{GlobalArgs, bytes};
@@ -35,6 +35,10 @@ pub(super) struct WalFetchArgs {
     /// Internal: run as the background fetcher (NAME is the first segment to fetch ahead).
     #[arg(long, hide = true)]
     background: bool,
+    /// Internal: the cluster's WAL segment size, for the background fetcher to name the
+    /// segments that follow (the foreground reads it from the segment it delivered).
+    #[arg(long, hide = true, default_value_t = 16 << 20)]
+    segment_size: u64,
     /// The file's name (PostgreSQL's %f).
     name: String,
     /// Where to write it (PostgreSQL's %p).
@@ -111,13 +115,18 @@ fn after_fetch(args: &WalFetchArgs, name: &WalName, spool: &Path) {
     }
     if let Ok(entries) = std::fs::read_dir(spool) {
         for e in entries.flatten() {
-            let older = e.file_name().to_str().and_then(|n| WalName::parse(n).ok()).is_none_or(|n| n <= *name);
+            let file_name = e.file_name();
+            let Some(file_name) = file_name.to_str().filter(|n| !n.starts_with('.')) else { continue };
+            // Segments delivered or passed, and the temporary files of unfinished writes.
+            let older = WalName::parse(file_name).ok().is_none_or(|n| n <= *name);
             if older {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
-    let Some(next) = next_segment(name) else { return };
+    // The segment just delivered says how large the cluster's segments are.
+    let size = read_header(&args.dest).map_or(args.segment_size, |h| h.segment_size);
+    let Some(next) = lsn::next_segment(name, size) else { return };
     // The same command line, run in the background for the next segment.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let Some(at) = argv.iter().rposition(|a| a == args.name.as_str()) else { return };
@@ -127,6 +136,8 @@ fn after_fetch(args: &WalFetchArgs, name: &WalName, spool: &Path) {
     let Some(fetch_at) = child_args.iter().position(|a| a == "wal-fetch") else { return };
     // The same --spool (or the same default, relative to the same working directory).
     child_args.insert(fetch_at + 1, "--background".into());
+    child_args.insert(fetch_at + 2, "--segment-size".into());
+    child_args.insert(fetch_at + 3, size.to_string().into());
     use std::os::unix::process::CommandExt;
     let _ = std::process::Command::new(exe)
         .args(child_args)
@@ -137,12 +148,12 @@ fn after_fetch(args: &WalFetchArgs, name: &WalName, spool: &Path) {
         .spawn();
 }
 
-/// The segment after `name` on its timeline, as PostgreSQL numbers them (16 MiB segments:
-/// 256 to a `log`; other sizes wrap earlier, and a name that does not exist is simply not
-/// found by the fetcher).
-fn next_segment(name: &WalName) -> Option<WalName> {
-    let (log, seg) = if name.seg >= 0xFF { (name.log.checked_add(1)?, 0) } else { (name.log, name.seg + 1) };
-    Some(WalName::segment(name.timeline, log, seg))
+/// The long page header at the start of the file at `path`.
+fn read_header(path: &Path) -> Option<lsn::LongHeader> {
+    use std::io::Read;
+    let mut head = [0u8; lsn::LONG_HEADER];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).ok()?;
+    lsn::long_header(&head)
 }
 
 /// The background fetcher: up to `--prefetch` segments from `first` on, side by side, each
@@ -161,7 +172,7 @@ fn prefetch(global: &GlobalArgs, args: &WalFetchArgs, first: &WalName, spool: &P
         if !spool.join(n.to_string()).exists() {
             names.push(n);
         }
-        match next_segment(&n) {
+        match lsn::next_segment(&n, args.segment_size) {
             Some(next) => n = next,
             None => break,
         }

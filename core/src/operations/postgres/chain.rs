@@ -10,7 +10,9 @@ use crate::foundation::id::SnapshotId;
 use crate::repository::Repository;
 use crate::repository::store::ObjectInfo;
 
-use super::lsn::{Switch, format_lsn, parse_history, segment_name, segment_number, segment_of};
+use super::lsn::{
+    LONG_HEADER, Switch, format_lsn, long_header, parse_history, segment_name, segment_number, segment_of,
+};
 use super::{archived, archived_in, base_backups, base_backups_in, fetch, list_wal};
 
 /// Segments missing from a chain, first to last, on one timeline.
@@ -218,34 +220,26 @@ fn check_with(
     Ok(ChainReport { cluster: cluster.to_string(), backups: out, newest: newest_segment, files: files.len(), foreign })
 }
 
-/// Bytes at the start of a WAL segment: `XLogLongPageHeaderData` (magic u16, info u16, timeline
-/// u32, page address u64, remaining length u32, padding, system identifier u64, segment size
-/// u32, block size u32), in the server's byte order, read here as little-endian (x86-64 and
-/// ARM servers; a big-endian server's segments would be named foreign).
-const LONG_HEADER: usize = 40;
-/// `XLP_LONG_HEADER` in the info bits.
-const XLP_LONG_HEADER: u16 = 0x0002;
-
 /// Why segment `name` (its bytes `data`) is not one `backup`'s cluster wrote, if it is not.
 fn foreign_segment(name: &WalName, data: &[u8], backup: &BaseBackup) -> Option<String> {
     if data.len() < LONG_HEADER {
         return Some(format!("{name} is {} bytes long: not a WAL segment", data.len()));
     }
-    let u16_at = |at: usize| u16::from_le_bytes([data[at], data[at + 1]]);
-    let u32_at = |at: usize| u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
-    if u16_at(2) & XLP_LONG_HEADER == 0 {
+    let Some(header) = long_header(data) else {
         return Some(format!("{name} does not start with a WAL segment's long page header"));
-    }
-    let sysid = u64::from(u32_at(24)) | (u64::from(u32_at(28)) << 32);
-    if sysid.to_string() != backup.system_identifier {
+    };
+    if header.system_identifier.to_string() != backup.system_identifier {
         return Some(format!(
-            "{name} was written by database system {sysid}, the base backups by {}: is another cluster archiving \
+            "{name} was written by database system {}, the base backups by {}: is another cluster archiving \
              under the name {}?",
-            backup.system_identifier, backup.cluster
+            header.system_identifier, backup.system_identifier, backup.cluster
         ));
     }
-    if u64::from(u32_at(32)) != backup.segment_size {
-        return Some(format!("{name} has segments of {} bytes, the base backups {}", u32_at(32), backup.segment_size));
+    if header.segment_size != backup.segment_size {
+        return Some(format!(
+            "{name} has segments of {} bytes, the base backups {}",
+            header.segment_size, backup.segment_size
+        ));
     }
     None
 }
@@ -359,6 +353,7 @@ pub fn expire(repo: &Repository, dry_run: bool) -> Result<Expired> {
 mod tests {
     use super::*;
     use crate::foundation::id::Digest;
+    use crate::operations::postgres::lsn::XLP_LONG_HEADER;
     use crate::operations::postgres::push;
     use crate::repository::testing::{memory_repo, snapshot_of};
 

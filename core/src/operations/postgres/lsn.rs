@@ -52,6 +52,42 @@ pub fn segment_name(timeline: u32, n: u64, segment_size: u64) -> WalName {
     WalName { kind: WalKind::Segment, timeline, log, seg, offset: 0 }
 }
 
+/// The segment after `name` on its timeline, for a cluster of `segment_size` segments.
+#[must_use]
+pub fn next_segment(name: &WalName, segment_size: u64) -> Option<WalName> {
+    let n = segment_number(name.position(), segment_size).checked_add(1)?;
+    Some(segment_name(name.timeline, n, segment_size))
+}
+
+/// Bytes at the start of a WAL segment: `XLogLongPageHeaderData` (magic u16, info u16, timeline
+/// u32, page address u64, remaining length u32, padding, system identifier u64, segment size
+/// u32, block size u32), in the server's byte order, read here as little-endian (x86-64 and
+/// ARM servers; a big-endian server's segments read as foreign).
+pub const LONG_HEADER: usize = 40;
+/// `XLP_LONG_HEADER` in the info bits.
+pub const XLP_LONG_HEADER: u16 = 0x0002;
+
+/// What the first page of a WAL segment says of the cluster that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LongHeader {
+    /// The database system identifier.
+    pub system_identifier: u64,
+    /// The segment size, in bytes.
+    pub segment_size: u64,
+}
+
+/// The long page header at the start of `data`; `None` if it has none (no long-header flag,
+/// or a segment size that is not a power of two from 1 MiB to 1 GiB).
+#[must_use]
+pub fn long_header(data: &[u8]) -> Option<LongHeader> {
+    let h = data.get(..LONG_HEADER)?;
+    let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let segment_size = u64::from(u32_at(32));
+    let sized = segment_size.is_power_of_two() && (1 << 20..=1 << 30).contains(&segment_size);
+    (u16::from_le_bytes([h[2], h[3]]) & XLP_LONG_HEADER != 0 && sized)
+        .then(|| LongHeader { system_identifier: u64::from(u32_at(24)) | (u64::from(u32_at(28)) << 32), segment_size })
+}
+
 /// One line of a timeline history file: `timeline` ended at `switch` (the next one began).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Switch {
@@ -92,6 +128,11 @@ mod tests {
         assert_eq!(n, 256 + 3);
         assert_eq!(segment_position(n, 16 << 20), (1, 3));
         assert_eq!(segment_name(2, 255, 16 << 20).to_string(), "0000000200000000000000FF");
+        let ff = WalName::parse("0000000200000000000000FF").unwrap();
+        assert_eq!(next_segment(&ff, 16 << 20).unwrap().to_string(), "000000020000000100000000");
+        assert_eq!(next_segment(&ff, 1 << 20).unwrap().to_string(), "000000020000000000000100");
+        let last = WalName::parse("00000002000000000000003F").unwrap();
+        assert_eq!(next_segment(&last, 64 << 20).unwrap().to_string(), "000000020000000100000000");
         assert_eq!(
             parse_history("1\t0/3000000\tno recovery target specified\n\n2\t0/5000A0\tbefore 2026\n"),
             Some(vec![Switch { timeline: 1, switch: 0x300_0000 }, Switch { timeline: 2, switch: 0x50_00A0 }])
