@@ -82,6 +82,25 @@ fn conformance(store: &dyn Store) {
     assert_eq!(store.get_range(&kb, (3 << 20) - 10..3 << 20).unwrap(), big.slice((3 << 20) - 10..));
 }
 
+/// The contract, again, for a store nested in `store` (a tenant's repository): it keeps every
+/// promise above, and its objects and the parent's never see each other.
+fn conformance_with_nested(store: &dyn Store) {
+    let nested = store.nested("tenants/conformance").unwrap();
+    conformance(&*nested);
+    let sibling = store.nested("tenants/other").unwrap();
+    assert!(sibling.list(ObjectKind::Pack).unwrap().is_empty(), "a sibling sees none of its objects");
+    assert!(matches!(sibling.get(&ObjectKey::CONFIG), Err(StoreError::NotFound(_))));
+    conformance(store);
+    assert_eq!(nested.list(ObjectKind::Snapshot).unwrap().len(), 4, "the parent's objects are not the nested store's");
+    assert_eq!(store.list(ObjectKind::Snapshot).unwrap().len(), 4, "nor the other way round");
+    assert_eq!(nested.get(&ObjectKey::CONFIG).unwrap(), Bytes::from_static(b"config, version 2"));
+    for info in nested.list(ObjectKind::Pack).unwrap() {
+        nested.delete(&info.key).unwrap();
+    }
+    assert!(nested.list(ObjectKind::Pack).unwrap().is_empty());
+    assert_eq!(store.list(ObjectKind::Pack).unwrap().len(), 2, "deleting there leaves the parent's");
+}
+
 fn local() -> (tempfile::TempDir, ObjectStoreBackend) {
     let dir = tempfile::tempdir().unwrap();
     let store = ObjectStoreBackend::open(dir.path().to_str().unwrap(), &BackendOptions::default()).unwrap();
@@ -90,13 +109,15 @@ fn local() -> (tempfile::TempDir, ObjectStoreBackend) {
 
 #[test]
 fn memory_store_conforms() {
-    conformance(&ObjectStoreBackend::open("memory://conformance-memory", &BackendOptions::default()).unwrap());
+    conformance_with_nested(
+        &ObjectStoreBackend::open("memory://conformance-memory", &BackendOptions::default()).unwrap(),
+    );
 }
 
 #[test]
 fn local_store_conforms() {
     let (_dir, store) = local();
-    conformance(&store);
+    conformance_with_nested(&store);
 }
 
 #[test]
@@ -104,7 +125,7 @@ fn retry_over_flaky_store_conforms() {
     let (_dir, store) = local();
     let faults: FaultConfig = "fail_rate=0.3,seed=11".parse().unwrap();
     let policy = RetryPolicy { max_retries: 30, base_delay: std::time::Duration::from_millis(1), ..Default::default() };
-    conformance(&RetryStore::new(FaultyStore::new(store, faults), policy));
+    conformance_with_nested(&RetryStore::new(FaultyStore::new(store, faults), policy));
 }
 
 #[test]
@@ -178,7 +199,7 @@ fn s3_options() -> BackendOptions {
 #[test]
 fn s3_store_conforms() {
     let store = ObjectStoreBackend::open(&s3_url("plain"), &s3_options()).unwrap();
-    conformance(&store);
+    conformance_with_nested(&store);
 }
 
 /// An object above the 64 MiB multipart threshold: uploaded in parts where the service has
@@ -202,7 +223,7 @@ fn s3_behind_cache_and_retry_conforms() {
     let store = ObjectStoreBackend::open(&s3_url("stack"), &s3_options()).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let stacked = CachedStore::new(RetryStore::new(store, RetryPolicy::default()), cache.path().to_path_buf());
-    conformance(&Arc::new(stacked));
+    conformance_with_nested(&Arc::new(stacked));
 }
 
 /// A variable the server scripts export; missing is a failure that names the script, not a skip.
@@ -242,14 +263,14 @@ fn webdav(test: &str) -> ObjectStoreBackend {
 
 #[test]
 fn azure_store_conforms() {
-    conformance(&azure("plain"));
+    conformance_with_nested(&azure("plain"));
 }
 
 #[test]
 fn azure_behind_cache_and_retry_conforms() {
     let cache = tempfile::tempdir().unwrap();
     let stacked = CachedStore::new(RetryStore::new(azure("stack"), RetryPolicy::default()), cache.path().to_path_buf());
-    conformance(&Arc::new(stacked));
+    conformance_with_nested(&Arc::new(stacked));
 }
 
 #[test]
@@ -259,7 +280,7 @@ fn azure_multipart_upload_round_trips() {
 
 #[test]
 fn webdav_store_conforms() {
-    conformance(&webdav("plain"));
+    conformance_with_nested(&webdav("plain"));
 }
 
 #[test]
@@ -281,7 +302,7 @@ fn webdav_behind_cache_and_retry_conforms() {
     let cache = tempfile::tempdir().unwrap();
     let stacked =
         CachedStore::new(RetryStore::new(webdav("stack"), RetryPolicy::default()), cache.path().to_path_buf());
-    conformance(&Arc::new(stacked));
+    conformance_with_nested(&Arc::new(stacked));
 }
 
 /// A listing taken ahead (while a repository's key is derived) serves the next listing of its

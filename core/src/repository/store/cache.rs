@@ -188,6 +188,10 @@ impl<S: Store> Store for CachedStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        // Not cached: see `Store::nested`.
+        self.inner.nested(dir)
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }

@@ -185,6 +185,9 @@ impl<S: Store> Store for FaultyStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Ok(std::sync::Arc::new(FaultyStore::new(self.inner.nested(dir)?, self.config.clone())))
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }

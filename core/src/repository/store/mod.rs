@@ -154,6 +154,17 @@ pub trait Store: Send + Sync {
         let _ = group_readable;
         Ok(())
     }
+    /// The store of a repository nested in this one under the folder `dir` (a tenant's
+    /// repository, FORMAT.md §14d): the same backend, settings and retries, every name under
+    /// `dir/`, and no metadata cache (a tenant's objects are not kept on the host once its key
+    /// is shredded). The default refuses.
+    ///
+    /// # Errors
+    /// [`StoreError::Permanent`] for a store that cannot nest one, or a folder that cannot be
+    /// made.
+    fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Err(StoreError::Permanent(format!("{}: cannot hold a nested repository ({dir})", self.describe())))
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -201,6 +212,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn make_private(&self, group_readable: bool) -> Result<(), StoreError> {
         (**self).make_private(group_readable)
+    }
+    fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        (**self).nested(dir)
     }
 }
 

@@ -28,7 +28,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 /// A [`Store`] backed by an `object_store` implementation.
 pub struct ObjectStoreBackend {
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
     inner: Arc<dyn ObjectStore>,
     prefix: String,
     description: String,
@@ -251,7 +251,7 @@ impl ObjectStoreBackend {
             .build()
             .map_err(|e| StoreError::Permanent(format!("starting the I/O runtime: {e}")))?;
         Ok(ObjectStoreBackend {
-            rt,
+            rt: Arc::new(rt),
             inner,
             prefix,
             description: redact_userinfo(url),
@@ -702,6 +702,39 @@ impl Store for ObjectStoreBackend {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn nested(&self, dir: &str) -> Result<Arc<dyn Store>, StoreError> {
+        let dir = dir.trim_matches('/');
+        let local_root = match &self.local_root {
+            Some(root) => {
+                // The nested directories get the root's modes, as every directory the root holds.
+                let modes = *self.local_modes.get_or_init(|| {
+                    std::fs::metadata(root).map_or(Modes::PRIVATE, |m| Modes::following(m.permissions().mode()))
+                });
+                let path = root.join(dir);
+                private::create_dir_all(&path, modes.dir)
+                    .map_err(|e| StoreError::Permanent(format!("{}: {e}", path.display())))?;
+                let mut at = path.as_path();
+                while at != root.as_path() {
+                    private::set_mode(at, modes.dir)
+                        .map_err(|e| StoreError::Permanent(format!("{}: {e}", at.display())))?;
+                    at = at.parent().unwrap_or(root);
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        Ok(Arc::new(ObjectStoreBackend {
+            rt: Arc::clone(&self.rt),
+            inner: Arc::clone(&self.inner),
+            prefix: format!("{}{dir}/", self.prefix),
+            description: format!("{}/{dir}", self.description.trim_end_matches('/')),
+            create_only: self.create_only,
+            local_root,
+            local_modes: OnceLock::new(),
+            local_dirs: Mutex::new(std::collections::HashSet::new()),
+        }))
     }
 }
 

@@ -119,6 +119,9 @@ impl<S: Store> Store for RetryStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Ok(std::sync::Arc::new(RetryStore::new(self.inner.nested(dir)?, self.policy)))
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }
