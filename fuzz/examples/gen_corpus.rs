@@ -20,6 +20,7 @@ use cairn_core::format::keyfile::{KeyFile, KeyMeta};
 use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
 use cairn_core::format::record::{RECORD_VERSION, RunRecord, StepKind, StepRecord};
 use cairn_core::format::session::{SESSION_VERSION, SessionMarker};
+use cairn_core::format::tenant::{TENANT_VERSION, TenantKey};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
@@ -256,6 +257,17 @@ fn session() {
     write("session", "sealed", &marker.seal(&master()));
 }
 
+fn tenant() {
+    let key = TenantKey {
+        version: TENANT_VERSION,
+        name: "acme".into(),
+        key: [0x42; 32],
+        created: "2026-12-04T03:00:00Z".into(),
+    };
+    write("tenant", "plain", &cbor(&key));
+    write("tenant", "sealed", &key.seal(&master()));
+}
+
 fn record() {
     let started = "2026-12-04T03:00:00Z".parse().unwrap();
     let step = |kind, target: &str, ok| StepRecord {
@@ -374,6 +386,7 @@ fn main() {
     tree();
     snapshot();
     session();
+    tenant();
     record();
     parity();
     blobs();

@@ -4,7 +4,8 @@
 //! ([`keyfile`]), blobs ([`blob`]), packs ([`pack`]), index objects ([`index`]), directory trees
 //! ([`tree`]), snapshot manifests ([`snapshot`]), prune's garbage lists ([`garbage`]),
 //! running writers' session markers ([`session`]), packs' parity ([`parity`]) and the
-//! records of policy runs ([`record`]) and archived PostgreSQL WAL files ([`wal`]). Every
+//! records of policy runs ([`record`]), archived PostgreSQL WAL files ([`wal`]) and tenants'
+//! keys ([`tenant`]). Every
 //! decoder here is fuzzed (`fuzz/`) and checked against the test vectors of FORMAT.md. This
 //! layer builds on the foundation only.
 
@@ -18,6 +19,7 @@ pub mod parity;
 pub mod record;
 pub mod session;
 pub mod snapshot;
+pub mod tenant;
 pub mod tree;
 pub mod wal;
 

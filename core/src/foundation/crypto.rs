@@ -33,6 +33,7 @@ const CONTEXT_CHUNKER: &str = "cairn 2026-11-23 chunker seed v1";
 const CONTEXT_NOTICE: &str = "cairn 2026-12-04 notice mac v1";
 const CONTEXT_WAL_SIV: &str = "cairn 2026-12-04 wal name siv v1";
 const CONTEXT_WAL_STREAM: &str = "cairn 2026-12-04 wal name stream v1";
+const CONTEXT_TENANT_ID: &str = "cairn 2026-12-04 tenant id v1";
 
 /// Sealing or opening failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -116,6 +117,14 @@ impl MasterKey {
         let keys = (blake3::derive_key(CONTEXT_WAL_SIV, &material), blake3::derive_key(CONTEXT_WAL_STREAM, &material));
         material.zeroize();
         keys
+    }
+
+    /// The name of tenant `name`'s key object (FORMAT.md §14d): keyed BLAKE3 of the name, so
+    /// the store learns neither the tenants' names nor, across repositories, which are whose.
+    #[must_use]
+    pub fn tenant_id(&self, name: &str) -> Digest {
+        let key = blake3::derive_key(CONTEXT_TENANT_ID, &self.bytes);
+        Digest(*blake3::keyed_hash(&key, name.as_bytes()).as_bytes())
     }
 
     /// The secret seed of the content-defined chunker.

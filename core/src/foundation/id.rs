@@ -160,6 +160,9 @@ pub enum ObjectKind {
     /// PostgreSQL WAL files and timeline histories (`cairn pg wal-push`), named by their
     /// encrypted file names.
     Wal,
+    /// Tenants' keys (FORMAT.md §14d), named by the keyed hash of the tenant's name. Each
+    /// tenant's repository lives under `tenants/<that name>/`.
+    Tenant,
 }
 
 impl ObjectKind {
@@ -177,6 +180,7 @@ impl ObjectKind {
             ObjectKind::Parity => "parity",
             ObjectKind::Record => "records",
             ObjectKind::Wal => "wal",
+            ObjectKind::Tenant => "tenant-keys",
         }
     }
 }
@@ -238,6 +242,7 @@ impl fmt::Display for ObjectKey {
             ObjectKind::Parity => write!(f, "parity of pack {}", self.id),
             ObjectKind::Record => write!(f, "run record {}", self.id),
             ObjectKind::Wal => write!(f, "WAL object {}", self.id),
+            ObjectKind::Tenant => write!(f, "tenant key {}", self.id),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod records;
 pub mod select;
 pub mod session;
 pub mod store;
+pub mod tenant;
 pub mod trees;
 pub mod writer;
 
@@ -89,6 +90,8 @@ pub struct Repository {
     master: MasterKey,
     config: Config,
     key_id: KeyId,
+    /// For a tenant's repository nested in another ([`tenant`]): the tenant's name.
+    tenant: Option<String>,
 }
 
 fn store_err(key: ObjectKey) -> impl FnOnce(StoreError) -> Error {
@@ -144,7 +147,7 @@ impl Repository {
             }
             e => store_err(ObjectKey::CONFIG)(e),
         })?;
-        Ok(Repository { store, master, config, key_id })
+        Ok(Repository { store, master, config, key_id, tenant: None })
     }
 
     /// Creates a repository at `url` (a path, `file://`, `s3://`, `az://`, `gs://`,
@@ -229,7 +232,7 @@ impl Repository {
             s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
             Self::unlock(&config_bytes, keys, password)
         })
-        .map(|(master, config, key_id)| Repository { store, master, config, key_id })
+        .map(|(master, config, key_id)| Repository { store, master, config, key_id, tenant: None })
     }
 
     /// Opens the repository in `store` with a master key already unwrapped from key file
@@ -247,7 +250,13 @@ impl Repository {
         if !keys.map_err(Error::Storage)?.iter().any(|k| k.key.id == key_id.0) {
             return Ok(None);
         }
-        Ok(Config::open(&master, &config_bytes).ok().map(|config| Repository { store, master, config, key_id }))
+        Ok(Config::open(&master, &config_bytes).ok().map(|config| Repository {
+            store,
+            master,
+            config,
+            key_id,
+            tenant: None,
+        }))
     }
 
     /// Finds the key file among `keys` that `password` opens and that opens the config.

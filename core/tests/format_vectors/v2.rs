@@ -7,7 +7,8 @@
 //! ```text
 //! CAIRN_WRITE_VECTORS=1 cargo test -p cairn-core --test format_vectors -- --ignored generate_v2_vectors
 //! ```
-//! or, for the parity vector alone (from the pack vector in FORMAT.md), `generate_parity_vector`.
+//! or, for the parity vector alone (from the pack vector in FORMAT.md), `generate_parity_vector`;
+//! the tenant key vector (§14d) has its own, `generate_tenant_vector`.
 
 use super::*;
 
@@ -240,4 +241,48 @@ fn parity_section(pack: &[u8]) -> (&'static str, String) {
 #[ignore = "generates FORMAT.md's parity vector from its pack-v2 vector; run by hand (see the module docs)"]
 fn generate_parity_vector() {
     write_sections(&[parity_section(&hex_vector("pack-v2"))]);
+}
+
+/// The tenant of the tenant key vector, and its repository's master key.
+const TENANT: &str = "acme";
+const TENANT_MASTER: [u8; 32] = [0x42; 32];
+
+fn tenant_key() -> cairn_core::format::tenant::TenantKey {
+    cairn_core::format::tenant::TenantKey { version: 1, name: TENANT.into(), key: TENANT_MASTER, created: TIME.into() }
+}
+
+#[test]
+fn tenant_key_vector() {
+    use cairn_core::format::tenant::TenantKey;
+    use cairn_core::id::{ObjectKey, ObjectKind};
+    let bytes = hex_vector("tenant-key");
+    let m = master();
+    // Spec: the name is keyed BLAKE3 of the tenant's name under the derived tenant id key.
+    let id_key = blake3::derive_key("cairn 2026-12-04 tenant id v1", &master_bytes());
+    let id = Digest(*blake3::keyed_hash(&id_key, TENANT.as_bytes()).as_bytes());
+    assert_eq!(id, m.tenant_id(TENANT));
+    assert_eq!(id.0.to_vec(), hex_vector("tenant-id"));
+    let key = ObjectKey::new(ObjectKind::Tenant, id);
+    assert_eq!(TenantKey::open(&m, &key, &bytes).expect("opens"), tenant_key());
+    // Spec: a sealed object under the repository's master key; CBOR map in field order.
+    let plain = spec::open_object(&master_bytes(), &bytes, b"cairn tenant key v1").expect("spec opens it");
+    assert_eq!(map_keys(&plain), ["version", "name", "key", "created"]);
+    let value: ciborium::Value = ciborium::from_reader(plain.as_slice()).unwrap();
+    assert_eq!(map_get(&value, "key").as_bytes().map(Vec::as_slice), Some(&TENANT_MASTER[..]));
+    // Under another tenant's name it does not open; every byte is bound.
+    let other = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("globex"));
+    assert!(TenantKey::open(&m, &other, &bytes).is_err());
+    every_flip_fails("tenant key", &bytes, |b| TenantKey::open(&m, &key, b).map(|_| ()).map_err(|e| e.to_string()));
+}
+
+#[test]
+#[ignore = "generates FORMAT.md's tenant key vector; run by hand (see the module docs)"]
+fn generate_tenant_vector() {
+    let sealed = tenant_key().seal(&master());
+    let body = hex_lines(&sealed[..16], "salt") + &sealed_lines(&sealed[16..], "tenant key");
+    let id = hex_lines(&master().tenant_id(TENANT).0, "tenant id of `acme`: its key object's name");
+    write_sections(&[
+        ("tenant-id", fenced("hex vector:tenant-id", &id)),
+        ("tenant-key", fenced("hex vector:tenant-key", &body)),
+    ]);
 }

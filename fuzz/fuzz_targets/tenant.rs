@@ -1,0 +1,28 @@
+//! Tenant keys: `TenantKey::decode` on fuzzed CBOR, and `TenantKey::open` on the same bytes as
+//! a sealed object named for tenant `acme` (which must not open unless it is a seed).
+//!
+//! Properties of an accepted key: it has the one known version and a valid name, sealing and
+//! opening it again under its own tenant's name gives it back, and its encoding is stable.
+#![no_main]
+
+use cairn_core::format::tenant::{TENANT_VERSION, TenantKey, check_name};
+use cairn_core::id::{ObjectKey, ObjectKind};
+use cairn_fuzz::{cbor, master};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let master = master();
+    let acme = ObjectKey::new(ObjectKind::Tenant, master.tenant_id("acme"));
+    if let Ok(tenant) = TenantKey::decode(&acme, data) {
+        assert_eq!(tenant.version, TENANT_VERSION);
+        assert!(check_name(&tenant.name).is_ok());
+        let own = ObjectKey::new(ObjectKind::Tenant, master.tenant_id(&tenant.name));
+        let reopened = TenantKey::open(&master, &own, &tenant.seal(&master)).expect("a sealed key opens");
+        assert_eq!(reopened, tenant);
+        let enc = cbor(&tenant);
+        assert_eq!(cbor(&TenantKey::decode(&acme, &enc).expect("an encoded key decodes")), enc);
+    }
+    if let Ok(tenant) = TenantKey::open(&master, &acme, data) {
+        assert_eq!(tenant.name, "acme", "opened under acme's name, so it is acme's key");
+    }
+});
