@@ -31,6 +31,10 @@ pub struct GlobalArgs {
     /// only, for tests).
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
+    /// Work in this tenant's repository, nested in the one --repo names (made by `cairn tenant
+    /// add` or a policy's `tenant`): its own keys, its own deduplication.
+    #[arg(long, env = "CAIRN_TENANT", global = true)]
+    pub tenant: Option<String>,
     /// Read the password from this file (first line).
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true)]
     pub password_file: Option<std::path::PathBuf>,
@@ -183,17 +187,30 @@ impl GlobalArgs {
         let cache = cairn_core::advanced::KeyCache::open(dir).context("opening the key cache")?;
         let store = self.store()?;
         let password = self.password(false)?;
-        Repository::open_cached(store, &password, &cache)
+        let repo = Repository::open_cached(store, &password, &cache)
+            .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))?;
+        self.in_tenant(repo)
+    }
+
+    /// Opens the repository, or with `--tenant` that tenant's repository in it.
+    pub fn open(&self) -> Result<Repository> {
+        self.in_tenant(self.open_repository()?)
+    }
+
+    /// Opens the repository `--repo` names, whatever `--tenant` says.
+    pub fn open_repository(&self) -> Result<Repository> {
+        let store = self.store()?;
+        let password = self.password(false)?;
+        Repository::open(store, &password)
             .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))
     }
 
-    /// Opens the repository.
-    pub fn open(&self) -> Result<Repository> {
-        let store = self.store()?;
-        let password = self.password(false)?;
-        let repo = Repository::open(store, &password)
-            .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))?;
-        Ok(repo)
+    /// `repo`, or with `--tenant` that tenant's repository in it.
+    pub fn in_tenant(&self, repo: Repository) -> Result<Repository> {
+        match &self.tenant {
+            Some(name) => repo.open_tenant(name).with_context(|| format!("opening tenant `{name}`")),
+            None => Ok(repo),
+        }
     }
 }
 

@@ -57,6 +57,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Manage key files (passwords).
     Key(cmd::key::Args),
+    /// Manage tenants: repositories nested in this one, each under its own key.
+    Tenant(cmd::tenant::Args),
     /// Upgrade the repository to the newest format version, in place.
     Migrate(cmd::migrate::Args),
     /// Copy snapshots to another repository.
@@ -294,6 +296,7 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(&cli.global, a),
         Command::Status(a) => cmd::status::run(&cli.global, a),
         Command::Key(a) => cmd::key::run(&cli.global, a),
+        Command::Tenant(a) => cmd::tenant::run(&cli.global, a),
         Command::Migrate(a) => cmd::migrate::run(&cli.global, a),
         Command::Copy(a) => cmd::copy::run(&cli.global, a),
         Command::Prune(a) => cmd::prune::run(&cli.global, a),

@@ -24,6 +24,7 @@
 //! - `overwrite`: restores over existing files keep, replace or delete only as told (issue 14).
 //! - `permissions`: repositories and the cache are private whatever the umask (issue 14).
 //! - `retention`: restic's forty retention cases through the binary, ties in creation order.
+//! - `tenants`: tenants sealed apart, crypto-shredded everywhere by `erase --tenant` (issue 16).
 //! - `upgrade`: a version 1 repository kept as a fixture restores, checks and migrates.
 
 mod backup_restore;
@@ -43,6 +44,7 @@ mod postgres;
 mod redundancy;
 mod retention;
 mod s3;
+mod tenants;
 mod unreadable;
 mod upgrade;
 

@@ -46,6 +46,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     };
     let dst = Repository::open(to_global.store()?, &password)
         .with_context(|| format!("opening target repository {}", args.to))?;
+    // A tenant's snapshots go to the same tenant there, made if it is new.
+    let dst = match &global.tenant {
+        Some(name) => dst.add_tenant(name).with_context(|| format!("opening tenant `{name}` in {}", args.to))?,
+        None => dst,
+    };
     let ids = super::snapshot_ids(&src, &args.snapshots)?;
     let progress = crate::progress::Reporter::new(global, "copy");
     let stats =

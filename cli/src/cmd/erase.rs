@@ -9,7 +9,8 @@ use cairn_core::policy::erase::{self, Notice, Request};
 
 use crate::context::{GlobalArgs, print_json, say};
 
-/// Erase paths from every snapshot of the policy's repository and copies, bytes included.
+/// Erase paths from every snapshot of the policy's repository and copies, bytes included; or,
+/// with --tenant NAME, crypto-shred that tenant in all of them.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The policy file (docs/POLICY.md): the repository and copies to erase from.
@@ -19,8 +20,11 @@ pub struct Args {
     #[arg(long, required_unless_present_any = ["list", "verify_notice"], conflicts_with_all = ["list", "verify_notice"])]
     request: Option<String>,
     /// A path to erase, as a `rewrite --exclude` glob (repeatable): without `/` it matches a
-    /// name, with `/` a path.
-    #[arg(long = "path", required_unless_present_any = ["list", "verify_notice"])]
+    /// name, with `/` a path. Erased from the tenants' repositories too. Or give the global
+    /// --tenant NAME instead to crypto-shred that tenant: its key is destroyed in the
+    /// repository and every copy, so none of its backups can be opened, then its objects are
+    /// deleted wherever the storage allows.
+    #[arg(long = "path")]
     paths: Vec<String>,
     /// Write the completion notice (JSON, with a MAC the repository's key holders can
     /// verify) to this file.
@@ -66,24 +70,44 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
                 let gone = e
                     .bytes_deleted_at
                     .map_or_else(|| "bytes NOT yet deleted".to_string(), |t| format!("bytes deleted {t}"));
-                println!(
-                    "{}  request {}  {}: {} snapshots, {} paths, {gone}",
-                    r.started,
-                    e.request,
-                    s.target,
-                    e.snapshots.len(),
-                    e.files.len()
-                );
+                match &e.tenant {
+                    Some(t) => println!(
+                        "{}  request {}  {}: tenant {t} shredded ({}), {gone}{}",
+                        r.started,
+                        e.request,
+                        s.target,
+                        e.key_destroyed_at.map_or_else(|| "no key there".to_string(), |k| format!("key destroyed {k}")),
+                        if e.held.is_empty() { String::new() } else { format!(", {} objects held", e.held.len()) }
+                    ),
+                    None => println!(
+                        "{}  request {}  {}: {} snapshots, {} paths, {gone}",
+                        r.started,
+                        e.request,
+                        s.target,
+                        e.snapshots.len(),
+                        e.files.len()
+                    ),
+                }
             }
         }
         return Ok(0);
     }
     let Some(id) = args.request else { bail!("--request is required") };
+    match (&global.tenant, args.paths.is_empty()) {
+        (None, true) => {
+            return Err(crate::usage("give --path PATTERN (repeatable), or --tenant NAME to shred a tenant"));
+        }
+        (Some(_), false) => return Err(crate::usage("give --path or --tenant, not both")),
+        _ => {}
+    }
     let opened = super::run::open_copies(global, &policy);
     let copies = super::run::targets(&opened);
     let mut request = Request::new(id, args.paths, super::run::now()?);
     request.wait = args.wait;
-    let record = erase::erase(&repo, &copies, &request).context("erasing")?;
+    let record = match &global.tenant {
+        Some(tenant) => erase::shred(&repo, &copies, tenant, &request).context("shredding")?,
+        None => erase::erase(&repo, &copies, &request).context("erasing")?,
+    };
     if let Some(path) = &args.notice {
         let notice = erase::notice(&repo, &record);
         let text = serde_json::to_vec_pretty(&notice)?;

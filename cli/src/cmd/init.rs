@@ -49,6 +49,9 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
+    if global.tenant.is_some() {
+        return Err(crate::usage("init creates a repository; make a tenant in it with `cairn tenant add NAME`"));
+    }
     let store = global.store_for_init()?;
     let password = global.password(true)?;
     let avg = args.chunk_avg_kib.saturating_mul(1024);

@@ -55,7 +55,8 @@ impl NewPassword {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
-    let mut repo = global.open()?;
+    // Key files open the repository and every tenant in it: --tenant changes nothing here.
+    let mut repo = global.open_repository()?;
     match args.what {
         What::List => {
             let keys = repo.keys()?;

@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod snapshots;
 pub mod status;
 pub mod tag;
+pub mod tenant;
 
 use cairn_core::{NodeKind, SnapshotFilter, SnapshotRef};
 

@@ -22,7 +22,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     let policy = super::run::load(&args.policy)?;
     let repo = super::run::open(global, &policy.repository)?;
     let opened = super::run::open_copies(global, &policy);
-    let snapshots = repo.snapshots().context("listing snapshots")?;
+    let snapshots = cairn_core::policy::status::snapshots(&policy, &repo).context("listing snapshots")?;
     let records = repo.records().context("reading the run records")?;
     let targets = super::run::targets(&opened);
     let wal = cairn_core::policy::status::newest_wal(&policy, &repo)?;

@@ -176,8 +176,18 @@ pub struct Erasure {
     /// When the last pack holding erased bytes was deleted from storage; `None` while a
     /// running backup still holds them (a later prune deletes them).
     pub bytes_deleted_at: Option<jiff::Timestamp>,
-    /// Packs deleted.
+    /// Packs deleted (for a tenant shredded: every object of its repository deleted).
     pub packs_deleted: u64,
+    /// For a tenant shredded (`erase --tenant`): its name. `patterns` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// For a tenant shredded: when its key was destroyed, from which moment nothing of it can
+    /// be opened; `None` if it had no key in this repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_destroyed_at: Option<jiff::Timestamp>,
+    /// Objects the storage refused to delete, with why: shredded (unreadable) but still held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 #[cfg(test)]

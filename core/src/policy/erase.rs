@@ -69,12 +69,16 @@ pub fn erase(primary: &Repository, copies: &[CopyTarget<'_>], request: &Request)
             },
         });
     }
-    let record = RunRecord::new(request.now, steps);
+    store_everywhere(primary, copies, RunRecord::new(request.now, steps))
+}
+
+/// Stores `record` in the primary, then in each copy (its own evidence; failing to store it
+/// there is said in the primary's record already if the erasure failed there, and is not worth
+/// failing the request for).
+fn store_everywhere(primary: &Repository, copies: &[CopyTarget<'_>], record: RunRecord) -> Result<RunRecord> {
     primary.save_record(&record)?;
     for c in copies {
         if let Ok(repo) = c.repo {
-            // The copy's own evidence; failing to store it is said in the primary's record
-            // already if the erasure failed there, and is not worth failing the request for.
             let _ = repo.save_record(&record);
         }
     }
@@ -95,6 +99,9 @@ fn detail(
         files,
         bytes_deleted_at: deleted,
         packs_deleted: packs,
+        tenant: None,
+        key_destroyed_at: None,
+        held: Vec::new(),
     }
 }
 
@@ -128,9 +135,25 @@ fn in_one(repo: &Repository, name: &str, request: &Request) -> StepRecord {
     step
 }
 
+/// Erases the paths from the repository and from every tenant's repository nested in it.
+fn erase_bytes(repo: &Repository, request: &Request) -> Result<Erasure> {
+    let mut all = erase_bytes_in(repo, request)?;
+    for t in repo.tenants()? {
+        let tenant = repo.open_tenant(&t.name)?;
+        let e = erase_bytes_in(&tenant, request)?;
+        all.snapshots.extend(e.snapshots);
+        all.files.extend(e.files);
+        all.packs_deleted += e.packs_deleted;
+        all.bytes_deleted_at = all.bytes_deleted_at.zip(e.bytes_deleted_at).map(|(a, b)| a.max(b));
+    }
+    all.files.sort();
+    all.files.dedup();
+    Ok(all)
+}
+
 /// Rewrites the snapshots without the paths, then prunes twice with no grace period (mark,
 /// then sweep), waiting for running writers that hold the list.
-fn erase_bytes(repo: &Repository, request: &Request) -> Result<Erasure> {
+fn erase_bytes_in(repo: &Repository, request: &Request) -> Result<Erasure> {
     let changed = repair::erase(repo, &[], &request.patterns, true, &NoProgress)?;
     let snapshots: Vec<(String, String)> = changed
         .iter()
@@ -155,6 +178,59 @@ fn erase_bytes(repo: &Repository, request: &Request) -> Result<Erasure> {
     }
 }
 
+/// Crypto-shreds `tenant` in `primary` and each copy ([`Repository::shred_tenant`]) and stores
+/// the record (one erase step per repository) in every repository that could be opened. A
+/// repository's step succeeds once the tenant's key is gone from it; objects the storage
+/// would not delete are named in the record as held.
+///
+/// # Errors
+/// An empty request id or a bad tenant name, or the record cannot be stored in the primary.
+pub fn shred(primary: &Repository, copies: &[CopyTarget<'_>], tenant: &str, request: &Request) -> Result<RunRecord> {
+    if request.id.trim().is_empty() {
+        return Err(Error::InvalidArgument("an erasure needs a request id".into()));
+    }
+    crate::format::tenant::check_name(tenant).map_err(Error::InvalidArgument)?;
+    let mut steps = vec![shred_one(Ok(primary), PRIMARY, tenant, request)];
+    steps.extend(copies.iter().map(|c| shred_one(c.repo.clone(), c.name, tenant, request)));
+    store_everywhere(primary, copies, RunRecord::new(request.now, steps))
+}
+
+fn shred_one(
+    repo: std::result::Result<&Repository, String>,
+    name: &str,
+    tenant: &str,
+    request: &Request,
+) -> StepRecord {
+    let started = Instant::now();
+    let mut step = StepRecord::new(StepKind::Erase, name, false);
+    let mut e = detail(&Request { patterns: Vec::new(), ..request.clone() }, Vec::new(), Vec::new(), None, 0);
+    e.tenant = Some(tenant.to_string());
+    match repo.map_err(Error::InvalidArgument).and_then(|r| r.shred_tenant(tenant)) {
+        Ok(s) => {
+            step.ok = true;
+            e.key_destroyed_at = s.key_destroyed_at;
+            e.bytes_deleted_at = s.bytes_deleted_at;
+            e.packs_deleted = s.objects_deleted;
+            e.held = s.held.iter().map(|(object, why)| format!("{object}: {why}")).collect();
+            let key = if s.key_destroyed { "key destroyed" } else { "no key here (never made, or shredded before)" };
+            step.message = if e.held.is_empty() {
+                format!("tenant {tenant}: {key}; {} objects ({} bytes) deleted", s.objects_deleted, s.bytes_deleted)
+            } else {
+                format!(
+                    "tenant {tenant}: {key}; {} objects deleted, {} held by the storage (unreadable without the key)",
+                    s.objects_deleted,
+                    e.held.len()
+                )
+            };
+            step.bytes = s.bytes_deleted;
+        }
+        Err(err) => step.message = format!("tenant {tenant}: {err}"),
+    }
+    step.erasure = Some(e);
+    step.seconds = started.elapsed().as_secs_f64();
+    step
+}
+
 /// A completion notice: what a request removed and where, with a MAC that holders of the
 /// repository's key can check ([`verify_notice`]) and no one else can forge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +240,9 @@ pub struct Notice {
     pub request: String,
     /// The patterns erased.
     pub patterns: Vec<String>,
+    /// The tenant shredded (`erase --tenant`), whose every backup was erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// When the request was carried out.
     pub carried_out: jiff::Timestamp,
     /// Per repository (`primary` or the copy's name): whether its bytes are gone, how many
@@ -186,6 +265,9 @@ pub struct NoticeRepository {
     pub snapshots: usize,
     /// When the erased bytes left its storage (absent: not yet).
     pub bytes_deleted_at: Option<jiff::Timestamp>,
+    /// For a tenant shredded: when its key was destroyed there, making its bytes unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_destroyed_at: Option<jiff::Timestamp>,
 }
 
 /// The notice for an erasure `record`, authenticated under `primary`'s key.
@@ -193,22 +275,25 @@ pub struct NoticeRepository {
 pub fn notice(primary: &Repository, record: &RunRecord) -> Notice {
     let mut files = BTreeSet::new();
     let mut repositories = Vec::new();
-    let (mut request, mut patterns) = (String::new(), Vec::new());
+    let (mut request, mut patterns, mut tenant) = (String::new(), Vec::new(), None);
     for s in record.steps.iter().filter(|s| s.kind == StepKind::Erase) {
         if let Some(e) = &s.erasure {
             request.clone_from(&e.request);
             patterns.clone_from(&e.patterns);
+            tenant.clone_from(&e.tenant);
             files.extend(e.files.iter().cloned());
             repositories.push(NoticeRepository {
                 name: s.target.clone(),
                 snapshots: e.snapshots.len(),
                 bytes_deleted_at: e.bytes_deleted_at,
+                key_destroyed_at: e.key_destroyed_at,
             });
         }
     }
     let mut n = Notice {
         request,
         patterns,
+        tenant,
         carried_out: record.started,
         repositories,
         files: files.into_iter().collect(),

@@ -127,6 +127,9 @@ pub struct Source {
     pub every: Duration,
     /// The recovery point objective: the newest snapshot is never older than this.
     pub rpo: Duration,
+    /// The tenant whose repository it is backed up into (nested in the policy's repository,
+    /// under the tenant's own key: FORMAT.md §14d); `None` for the repository itself.
+    pub tenant: Option<String>,
 }
 
 /// The regular check.
@@ -194,6 +197,7 @@ struct RawSource {
     exclude: Vec<String>,
     every: Spanned<String>,
     rpo: Spanned<String>,
+    tenant: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -359,7 +363,15 @@ impl Policy {
                     ),
                 ));
             }
-            sources.push(Source { name, kind, every, rpo });
+            let tenant = match &raw.tenant {
+                Some(t) => {
+                    crate::format::tenant::check_name(t.get_ref())
+                        .map_err(|why| err(t.span(), format!("source `{name}`: {why}")))?;
+                    Some(t.get_ref().clone())
+                }
+                None => None,
+            };
+            sources.push(Source { name, kind, every, rpo, tenant });
         }
         if sources.is_empty() {
             return Err(PolicyError::at(text, text.len(), "no [[source]]: a policy backs up at least one source"));
@@ -430,6 +442,7 @@ fn message_of(e: &crate::foundation::error::Error) -> String {
 
 pub mod erase;
 pub mod report;
+pub mod repos;
 pub mod run;
 pub mod status;
 

@@ -21,6 +21,7 @@ use crate::operations::forget::{self, ForgetOptions};
 use crate::operations::prune::{self, PruneOptions};
 use crate::operations::restore;
 use crate::operations::status::CLOCK_SKEW;
+use crate::policy::repos::Repos;
 use crate::policy::{Policy, Source, SourceKind};
 use crate::repository::Repository;
 use crate::repository::select::{SnapshotFilter, SnapshotRef};
@@ -81,15 +82,24 @@ pub struct CopyTarget<'a> {
 /// listed, or the record cannot be stored.
 pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: &RunOptions) -> Result<RunRecord> {
     let records = repo.records()?;
-    let snapshots = repo.snapshots()?;
+    // The tenants' repositories are made when first needed: a source's first backup.
+    let repos = Repos::open(policy, repo, true);
+    let snapshots = repos.snapshots()?;
     let mut steps = Vec::new();
     for source in &policy.sources {
         let newest = newest_of(&snapshots, &source.name, opts.now);
         if !is_due(newest.map(|(_, t)| t), source.every, opts.now) {
             continue;
         }
+        let into = match repos.for_source(source) {
+            Ok(into) => into,
+            Err(why) => {
+                steps.push(StepRecord { message: why, ..StepRecord::new(StepKind::Backup, &source.name, false) });
+                continue;
+            }
+        };
         let lock = match &opts.lock_dir {
-            Some(dir) => match SourceLock::try_take(dir, repo, &source.name) {
+            Some(dir) => match SourceLock::try_take(dir, into, &source.name) {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => {
                     steps.push(StepRecord {
@@ -107,27 +117,27 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
         };
         // Another run may have backed the source up between the listing and the lock.
         if lock.is_some() {
-            let fresh = repo.snapshots()?;
+            let fresh = into.snapshots()?;
             if !is_due(newest_of(&fresh, &source.name, opts.now).map(|(_, t)| t), source.every, opts.now) {
                 continue;
             }
         }
-        steps.push(timed(StepKind::Backup, &source.name, || back_up(repo, source, opts)));
+        steps.push(timed(StepKind::Backup, &source.name, || back_up(into, source, opts)));
         drop(lock);
     }
     // Retention and copies have work only when there is a snapshot newer than their last
     // success: one taken now, or one an earlier run could not forget or copy.
-    let newest_any = repo.snapshots()?.iter().map(|(_, s)| s.time).filter(|t| *t <= opts.now + CLOCK_SKEW).max();
+    let newest_any = repos.snapshots()?.iter().map(|(_, s)| s.time).filter(|t| *t <= opts.now + CLOCK_SKEW).max();
     let behind = |kind: StepKind, target: &str| match (newest_any, last_step(&records, kind, Some(target), true)) {
         (None, _) => false,
         (Some(_), None) => true,
         (Some(newest), Some(done)) => done < newest,
     };
     if !policy.retention.is_empty() && behind(StepKind::Forget, "") {
-        steps.push(timed(StepKind::Forget, "", || apply_retention(repo, policy)));
+        steps.push(timed(StepKind::Forget, "", || apply_retention(&repos, policy)));
         let last_prune = last_step(&records, StepKind::Prune, Some(""), true);
         if is_due(last_prune, PRUNE_EVERY, opts.now) {
-            steps.push(timed(StepKind::Prune, "", || prune_step(repo, "")));
+            steps.push(timed(StepKind::Prune, "", || prune_step(&repos, "")));
         }
     }
     for c in copies.iter().filter(|c| behind(StepKind::Copy, c.name)) {
@@ -138,23 +148,47 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
                 continue;
             }
         };
+        let there = Repos::open(policy, dst, true);
         steps.push(timed(StepKind::Copy, c.name, || {
-            let stats = copy::run(repo, dst, &[])?;
-            let wal = crate::postgres::copy_archive(repo, dst)?;
-            let mut message = format!("{} snapshots copied, {} there already", stats.copied.len(), stats.skipped);
-            if wal.files > 0 {
-                message = format!("{message}; {} archived WAL files copied", wal.files);
+            let mut message = Vec::new();
+            let mut uploaded = 0;
+            for (tenant, src) in repos.all() {
+                let to =
+                    match tenant {
+                        None => dst,
+                        Some(t) => there.all().find(|(name, _)| *name == Some(t)).map(|(_, r)| r).ok_or_else(|| {
+                            Error::InvalidArgument(format!("tenant `{t}` could not be made in the copy"))
+                        })?,
+                    };
+                let stats = copy::run(src, to, &[])?;
+                let wal = crate::postgres::copy_archive(src, to)?;
+                uploaded += stats.bytes_uploaded;
+                let mut said = format!("{} snapshots copied, {} there already", stats.copied.len(), stats.skipped);
+                if wal.files > 0 {
+                    said = format!("{said}; {} archived WAL files copied", wal.files);
+                }
+                message.push(match tenant {
+                    None => said,
+                    Some(t) => format!("tenant {t}: {said}"),
+                });
+            }
+            if let Some(why) = repos.failed().next() {
+                return Err(Error::InvalidArgument(why.to_string()));
             }
             // The copy keeps what the primary keeps: the same tiers, applied there.
             if !policy.retention.is_empty() {
-                message = format!("{message}; {}", apply_retention(dst, policy)?.message);
+                message.push(apply_retention(&there, policy)?.message);
             }
-            Ok(StepRecord { message, bytes: stats.bytes_uploaded, ..StepRecord::new(StepKind::Copy, c.name, true) })
+            Ok(StepRecord {
+                message: message.join("; "),
+                bytes: uploaded,
+                ..StepRecord::new(StepKind::Copy, c.name, true)
+            })
         }));
         if !policy.retention.is_empty()
             && is_due(last_step(&records, StepKind::Prune, Some(c.name), true), PRUNE_EVERY, opts.now)
         {
-            steps.push(timed(StepKind::Prune, c.name, || prune_step(dst, c.name)));
+            steps.push(timed(StepKind::Prune, c.name, || prune_step(&there, c.name)));
         }
     }
     if let Some(c) = &policy.check
@@ -162,17 +196,30 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
     {
         let (mode, slice) = check_slice(c.read_data, &records);
         steps.push(timed(StepKind::Check, "", || {
-            let report = check::run(repo, mode)?;
-            let problems = report.problems.len();
+            let (mut problems, mut packs, mut bytes) = (Vec::new(), 0, 0);
+            for (tenant, r) in repos.all() {
+                let report = check::run(r, mode)?;
+                packs += report.packs_read;
+                bytes += report.bytes_read;
+                if !report.ok() {
+                    problems.push(format!(
+                        "{}{} problems: {}",
+                        tenant.map(|t| format!("tenant {t}: ")).unwrap_or_default(),
+                        report.problems.len(),
+                        first_problems(&report)
+                    ));
+                }
+            }
+            problems.extend(repos.failed().map(str::to_string));
             Ok(StepRecord {
-                ok: report.ok(),
-                message: if report.ok() {
-                    format!("no errors; {} packs read", report.packs_read)
+                ok: problems.is_empty(),
+                message: if problems.is_empty() {
+                    format!("no errors; {packs} packs read")
                 } else {
-                    format!("{problems} problems: {}", first_problems(&report))
+                    problems.join("; ")
                 },
                 slice,
-                bytes: report.bytes_read,
+                bytes,
                 ..StepRecord::new(StepKind::Check, "", true)
             })
         }));
@@ -180,16 +227,17 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
     if let Some(d) = &policy.drill
         && is_due(last_step(&records, StepKind::Drill, None, false), d.every, opts.now)
     {
-        let snapshots = repo.snapshots()?;
+        let snapshots = repos.snapshots()?;
         for source in &policy.sources {
-            let Some((id, _)) = newest_of(&snapshots, &source.name, opts.now) else {
+            let found = newest_of(&snapshots, &source.name, opts.now).map(|(id, _)| id);
+            let (Some(id), Ok(from)) = (found, repos.for_source(source)) else {
                 steps.push(StepRecord {
                     message: "no snapshot of this source to drill".into(),
                     ..StepRecord::new(StepKind::Drill, &source.name, false)
                 });
                 continue;
             };
-            steps.push(timed(StepKind::Drill, &source.name, || drill(repo, &source.name, id, d.rto, opts)));
+            steps.push(timed(StepKind::Drill, &source.name, || drill(from, &source.name, id, d.rto, opts)));
         }
     }
     let record = RunRecord::new(opts.now, steps);
@@ -300,23 +348,31 @@ fn back_up(repo: &Repository, source: &Source, opts: &RunOptions) -> Result<Step
     })
 }
 
-fn prune_step(repo: &Repository, target: &str) -> Result<StepRecord> {
-    let stats = prune::run(repo, &PruneOptions::default())?;
-    let wal = crate::postgres::chain::expire(repo, false)?;
+fn prune_step(repos: &Repos<'_>, target: &str) -> Result<StepRecord> {
+    let (mut deleted, mut repacked, mut freed, mut wal_files) = (0, 0, 0, 0);
+    for (_, repo) in repos.all() {
+        let stats = prune::run(repo, &PruneOptions::default())?;
+        let wal = crate::postgres::chain::expire(repo, false)?;
+        deleted += stats.packs_deleted;
+        repacked += stats.packs_repacked;
+        freed += stats.bytes_freed + wal.bytes;
+        wal_files += wal.files;
+    }
     Ok(StepRecord {
         message: format!(
-            "{} packs deleted, {} repacked, {} bytes freed; {} archived WAL files expired",
-            stats.packs_deleted, stats.packs_repacked, stats.bytes_freed, wal.files
+            "{deleted} packs deleted, {repacked} repacked, {freed} bytes freed; {wal_files} archived WAL files expired"
         ),
-        bytes: stats.bytes_freed + wal.bytes,
+        bytes: freed,
         ..StepRecord::new(StepKind::Prune, target, true)
     })
 }
 
-/// Applies the retention tiers to each source's snapshots on its own.
-fn apply_retention(repo: &Repository, policy: &Policy) -> Result<StepRecord> {
+/// Applies the retention tiers to each source's snapshots on its own, in its repository.
+fn apply_retention(repos: &Repos<'_>, policy: &Policy) -> Result<StepRecord> {
     let (mut removed, mut kept) = (0, 0);
     for source in &policy.sources {
+        // A tenant not made yet has nothing to forget.
+        let Ok(repo) = repos.for_source(source) else { continue };
         let rules = forget::retention::Policy { keep_tiers: policy.retention.clone(), ..Default::default() };
         let mut fopts = ForgetOptions::new(rules);
         fopts.filter = SnapshotFilter { tags: vec![source.name.clone()], ..Default::default() };

@@ -19,6 +19,7 @@ use crate::foundation::error::Result;
 use crate::foundation::id::SnapshotId;
 use crate::operations::check::ReadData;
 use crate::operations::status::CLOCK_SKEW;
+use crate::policy::repos::Repos;
 use crate::policy::run::CopyTarget;
 use crate::policy::{Policy, SourceKind};
 use crate::repository::Repository;
@@ -214,7 +215,16 @@ pub fn status(
     copies: &[CopyTarget<'_>],
     now: jiff::Timestamp,
 ) -> Result<PolicyStatus> {
-    Ok(judge(policy, &repo.snapshots()?, &repo.records()?, &newest_wal(policy, repo)?, copies, now))
+    Ok(judge(policy, &snapshots(policy, repo)?, &repo.records()?, &newest_wal(policy, repo)?, copies, now))
+}
+
+/// The snapshots of `policy`'s sources in `repo`: its own, and those of the tenants its sources
+/// name (a tenant not made yet has none).
+///
+/// # Errors
+/// Store errors listing or reading snapshots.
+pub fn snapshots(policy: &Policy, repo: &Repository) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    Repos::open(policy, repo, false).snapshots()
 }
 
 /// When the newest WAL segment of each `postgres` source's cluster reached the store.
@@ -223,20 +233,17 @@ pub fn status(
 /// Store errors listing the archive.
 pub fn newest_wal(policy: &Policy, repo: &Repository) -> Result<BTreeMap<String, jiff::Timestamp>> {
     let mut out = BTreeMap::new();
-    let clusters: Vec<&String> = policy
-        .sources
-        .iter()
-        .filter_map(|s| match &s.kind {
-            SourceKind::Postgres { cluster, .. } => Some(cluster),
-            _ => None,
-        })
-        .collect();
-    if clusters.is_empty() {
-        return Ok(out);
-    }
-    let listing = crate::postgres::list_wal(repo)?;
-    for cluster in clusters {
-        let files = crate::postgres::archived_in(repo, &listing, cluster);
+    let repos = Repos::open(policy, repo, false);
+    // Each repository's archive listed once, however many clusters it holds.
+    let mut listings: BTreeMap<Option<&str>, Vec<crate::repository::store::ObjectInfo>> = BTreeMap::new();
+    for source in &policy.sources {
+        let SourceKind::Postgres { cluster, .. } = &source.kind else { continue };
+        let Ok(r) = repos.for_source(source) else { continue };
+        let listing = match listings.entry(source.tenant.as_deref()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(crate::postgres::list_wal(r)?),
+        };
+        let files = crate::postgres::archived_in(r, listing, cluster);
         if let Some((_, t)) = crate::postgres::chain::newest_segment(&files) {
             out.insert(cluster.clone(), t);
         }
@@ -394,7 +401,7 @@ fn copy(
         Ok(dst) => dst,
         Err(ref why) => return CopyCompliance { error: Some(why.clone()), ..base },
     };
-    let held: HashSet<SnapshotId> = match dst.snapshots() {
+    let held: HashSet<SnapshotId> = match self::snapshots(policy, dst) {
         Ok(list) => list.iter().map(|(id, s)| s.original.unwrap_or(*id)).collect(),
         Err(e) => return CopyCompliance { error: Some(e.to_string()), ..base },
     };

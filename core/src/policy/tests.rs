@@ -139,6 +139,18 @@ fn every_mistake_names_its_line() {
 
     let e = mistake("[drill]", "[drills]");
     assert_eq!(e.line, line_of("[drill]"), "{e}");
+
+    let e = mistake("exclude = [\"*.tmp\"]", "exclude = [\"*.tmp\"]\ntenant = \"acme/eu\"");
+    assert_eq!(e.line, line_of("exclude = [\"*.tmp\"]") + 1, "{e}");
+    assert!(e.message.contains("source `uploads`") && e.message.contains("`/`"), "{e}");
+}
+
+#[test]
+fn a_source_may_name_its_tenant() {
+    let p = Policy::parse(&EXAMPLE.replacen("exclude = [\"*.tmp\"]", "exclude = [\"*.tmp\"]\ntenant = \"acme\"", 1))
+        .unwrap();
+    let tenants: Vec<Option<&str>> = p.sources.iter().map(|s| s.tenant.as_deref()).collect();
+    assert_eq!(tenants, [None, Some("acme"), None]);
 }
 
 #[test]
