@@ -118,6 +118,10 @@ fn tenants_are_sealed_apart_and_a_shredded_one_is_gone_everywhere_while_the_othe
     assert!(listed.contains("request EXIT-9") && listed.contains("tenant acme shredded"), "{listed}");
     repo.run(args!["erase", "--policy", &file, "--verify-notice", &notice]).success();
     assert!(std::fs::read_to_string(&notice).unwrap().contains("\"tenant\": \"acme\""));
+    let html = repo.scratch().join("report.html");
+    at(&repo, "2026-01-02T01:00:00Z", args!["report", "--policy", &file, "--html", &html]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("tenant acme shredded") && page.contains("key destroyed"), "the erasure log says it");
     let status = at(&repo, "2026-01-02T01:00:00Z", args!["--json", "status", "--policy", &file]).json();
     assert_eq!(status["erasure"]["ok"], true, "{status}");
     assert_eq!(status["erasure"]["pending"], serde_json::json!([]), "{status}");

@@ -188,14 +188,24 @@ pub fn html(
         h.push_str("<h2>Erasure log</h2>\n<table><tr><th>recorded</th><th>request</th><th>repository</th><th>snapshots</th><th>paths</th><th>bytes deleted</th></tr>\n");
         for (t, s) in &erasures {
             let Some(e) = &s.erasure else { continue };
-            let gone = e.bytes_deleted_at.map_or_else(|| "<b>not yet</b>".into(), |t| t.to_string());
+            let gone = match (e.bytes_deleted_at, e.held.len()) {
+                (Some(t), _) => t.to_string(),
+                (None, 0) => "<b>not yet</b>".into(),
+                (None, held) => format!("<b>{held} objects held by the storage</b> (unreadable)"),
+            };
+            // A tenant shredded: every backup of it, unreadable from when its key was destroyed.
+            let (snapshots, paths) = match &e.tenant {
+                Some(tenant) => (
+                    format!("tenant {} shredded", esc(tenant)),
+                    e.key_destroyed_at.map_or_else(|| "no key there".into(), |k| format!("key destroyed {k}")),
+                ),
+                None => (e.snapshots.len().to_string(), e.files.len().to_string()),
+            };
             let _ = writeln!(
                 h,
-                "<tr><td>{t}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{gone}</td></tr>",
+                "<tr><td>{t}</td><td>{}</td><td>{}</td><td>{snapshots}</td><td>{paths}</td><td class=\"{}\">{gone}</td></tr>",
                 esc(&e.request),
                 esc(&s.target),
-                e.snapshots.len(),
-                e.files.len(),
                 class(e.bytes_deleted_at.is_some())
             );
         }
