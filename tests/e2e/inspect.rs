@@ -260,6 +260,74 @@ fn a_damaged_tree_pack_costs_no_file() {
     assert_trees_equal(&src, &restored(&again, &src));
 }
 
+/// Issue 14, item 7: with both copies of a directory's tree lost, `repair snapshots` keeps
+/// everything below it: the entry naming the directory records its subdirectories, which come
+/// back by name with all they hold. Only the files directly in it are lost, and named so.
+#[test]
+fn a_tree_lost_in_both_copies_costs_only_the_files_directly_in_it() {
+    let repo = repo();
+    let src = repo.dir("src");
+    data::write(&src.join("top.txt"), b"top\n");
+    for (file, seed) in [("a/f1", 1), ("a/f2", 2), ("a/b/g1", 3), ("a/c/h1", 4), ("a/c/d/i1", 5)] {
+        std::fs::create_dir_all(src.join(file).parent().unwrap()).unwrap();
+        data::write_random(&src.join(file), seed, 20_000);
+    }
+    repo.backup(args![&src]);
+    let opened =
+        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
+            .expect("open");
+    let index = opened.load_index().unwrap();
+    let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+    let walker = cairn_core::advanced::trees::TreeWalker::new(&opened, &index);
+    let a = walker.find(&snapshot, &src.join("a")).unwrap();
+    let names: Vec<String> = a.subdirs.iter().map(cairn_core::Node::display_name).collect();
+    assert_eq!(names, ["b", "c"], "the entry naming a/ records its subdirectories");
+    let lost = a.subtree.unwrap();
+    let first = *index.get(&lost).unwrap();
+    let copies: Vec<_> = std::iter::once(first).chain(index.alternates(&lost).iter().copied()).collect();
+    assert_eq!(copies.len(), 2, "two copies of the tree");
+    for c in &copies {
+        let pack = repo.path().join(ObjectKey::new(ObjectKind::Pack, index.pack(c).id.0).path());
+        corrupt::flip_byte(&pack, i64::from(c.offset) + i64::from(c.length) / 2);
+    }
+    drop(opened);
+
+    let fixed = repo.run(args!["--json", "repair", "snapshots", "--read-data", "--apply"]).success().json();
+    let said = fixed.to_string();
+    assert!(said.contains("/a (directory unreadable") && said.contains("subdirectories b, c are salvaged"), "{said}");
+    let target = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--target", &target, "--verify"]).success();
+    let back = restored(&target, &src);
+    for kept in ["top.txt", "a/b/g1", "a/c/h1", "a/c/d/i1"] {
+        assert_eq!(std::fs::read(back.join(kept)).ok(), std::fs::read(src.join(kept)).ok(), "{kept}");
+    }
+    for gone in ["a/f1", "a/f2"] {
+        assert!(!back.join(gone).exists(), "{gone} cannot come back: only the lost tree named it");
+    }
+    // The repaired snapshot needs nothing damaged: a second repair finds nothing to remove.
+    let again = repo.run(args!["--json", "repair", "snapshots", "--read-data"]).success().json();
+    assert_eq!(again["snapshots"], serde_json::json!([]), "{again}");
+
+    // A rewrite that erases a subdirectory leaves no record of it one level up, and a copy
+    // records the target's ids.
+    repo.run(args!["rewrite", "--exclude", &src.join("a/c").display().to_string(), "--apply"]).success();
+    let copy = crate::repo();
+    let mut to = repo.command(args!["copy", "--to", copy.path()]);
+    to.env("CAIRN_TO_PASSWORD", cairn_tests::repo::PASSWORD);
+    cairn_tests::repo::Output::of(to).success();
+    for r in [&repo, &copy] {
+        let opened =
+            cairn_core::Repository::open_url(&r.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
+                .expect("open");
+        let index = opened.load_index().unwrap();
+        let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+        let a = cairn_core::advanced::trees::TreeWalker::new(&opened, &index).find(&snapshot, &src.join("a")).unwrap();
+        let names: Vec<String> = a.subdirs.iter().map(cairn_core::Node::display_name).collect();
+        assert_eq!(names, ["b"], "c was erased");
+        assert!(a.subdirs.iter().all(|h| index.contains(&h.subtree.unwrap())), "hints name trees of this repository");
+    }
+}
+
 /// Issue 17, item 4: `status` holds each source's newest snapshot against the objective; a
 /// snapshot dated in the future (a wrong clock, `--time`) is reported and never counted as
 /// fresh, so it cannot hide a source whose backups stopped.

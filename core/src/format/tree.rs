@@ -91,6 +91,12 @@ pub struct Node {
     /// Inode flags: immutable `0x10`, append-only `0x20`, no-dump `0x40` (tree version 2).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub flags: u32,
+    /// For a directory: the entries of its own subdirectories, as its tree holds them but
+    /// without theirs ([`Tree::subdir_hints`]). A second record of them one level up, so that
+    /// when every copy of this directory's tree is lost `repair snapshots` still puts its
+    /// subdirectories back, by name, with all they hold. Readers that do not know it ignore it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subdirs: Vec<Node>,
 }
 
 /// One extended attribute.
@@ -189,6 +195,17 @@ impl Tree {
         Ok(tree)
     }
 
+    /// What the entry naming this tree records of it ([`Node::subdirs`]): its subdirectory
+    /// entries that have a tree, each without its own `subdirs`.
+    #[must_use]
+    pub fn subdir_hints(&self) -> Vec<Node> {
+        self.nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Dir && n.subtree.is_some())
+            .map(|n| Node { subdirs: Vec::new(), ..n.clone() })
+            .collect()
+    }
+
     /// The entry with this name.
     #[must_use]
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
@@ -237,6 +254,7 @@ mod tests {
                 link: None,
                 xattrs: xattrs.into_iter().map(|(name, value)| Xattr { name, value }).collect(),
                 flags,
+                subdirs: Vec::new(),
             })
     }
 
@@ -280,6 +298,7 @@ mod tests {
             link: None,
             xattrs: vec![],
             flags: 0,
+            subdirs: Vec::new(),
         };
         let enc = Tree::new(vec![plain.clone()]).encode();
         assert!(!enc.windows(6).any(|w| w == b"xattrs") && !enc.windows(5).any(|w| w == b"flags"));

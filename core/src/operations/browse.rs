@@ -194,6 +194,7 @@ impl Browser {
                 link: None,
                 xattrs: vec![],
                 flags: 0,
+                subdirs: Vec::new(),
             };
             let ino = self.entries.len() as Ino + 1;
             self.add(Place::Node { snapshot: ino, node: Arc::new(node) });

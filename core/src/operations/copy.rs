@@ -102,6 +102,15 @@ impl TreeVisitor for Copier<'_, '_> {
             if let Some(t) = copied {
                 node.subtree = Some(t);
             }
+            // The subdirectories' trees were copied before this one (bottom-up): their ids
+            // here; a hint whose tree was not copied is dropped, never left naming a source id.
+            node.subdirs.retain_mut(|hint| match hint.subtree.and_then(|s| self.known.trees.get(&s)) {
+                Some(t) => {
+                    hint.subtree = Some(*t);
+                    true
+                }
+                None => false,
+            });
             for blob in &mut node.content {
                 *blob =
                     *self.known.data.get(blob).ok_or_else(|| Error::Internal(format!("blob {blob} was not copied")))?;

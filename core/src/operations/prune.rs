@@ -753,6 +753,7 @@ mod tests {
             link: None,
             xattrs: vec![],
             flags: 0,
+            subdirs: Vec::new(),
         }
     }
 

@@ -337,8 +337,16 @@ fn rewrite_snapshots(
     let plan = |put_tree: &dyn Fn(&[u8]) -> Result<BlobId>| -> Result<Vec<(SnapshotId, Snapshot, SnapshotRepair)>> {
         let mut out = Vec::new();
         for (id, snap) in &snapshots {
-            let mut rewriter = Rewriter { drop, damaged, put_tree, removed: Vec::new(), progress };
-            let root = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
+            let mut rewriter = Rewriter {
+                drop,
+                damaged,
+                put_tree,
+                removed: Vec::new(),
+                progress,
+                walker: &walker,
+                next_hints: Vec::new(),
+            };
+            let (root, _) = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
             progress.file_done(Path::new(&format!("snapshot {}", id.short())), snap.summary.total_bytes);
             if rewriter.removed.is_empty() {
                 continue;
@@ -406,7 +414,9 @@ pub fn erase(
 }
 
 /// Rewrites trees without the entries `drop` selects, bottom-up: a tree with nothing left out
-/// below it keeps its id; an unreadable one becomes an empty directory.
+/// below it keeps its id. An unreadable one becomes a directory holding what the entry naming it
+/// records of its subdirectories ([`Node::subdirs`]), each walked and rewritten in turn: only
+/// the files directly in it are lost.
 struct Rewriter<'a> {
     /// Why an entry is left out, or `None` to keep it.
     drop: &'a dyn Fn(&Path, &Node) -> Option<String>,
@@ -417,11 +427,16 @@ struct Rewriter<'a> {
     removed: Vec<Removed>,
     /// Hears the content bytes of each file walked.
     progress: &'a dyn Progress,
+    /// Walks the subdirectories salvaged from an unreadable tree.
+    walker: &'a TreeWalker<'a>,
+    /// The subdirectories the entry last visited records ([`Node::subdirs`]): what is salvaged
+    /// if its tree, read next, is unreadable.
+    next_hints: Vec<Node>,
 }
 
 impl TreeVisitor for Rewriter<'_> {
-    /// The id of the rewritten tree.
-    type Output = BlobId;
+    /// The id of the rewritten tree, and what the entry naming it records of it.
+    type Output = (BlobId, Vec<Node>);
 
     fn entry(&mut self, path: &Path, node: &Node) -> Result<bool> {
         if node.kind == NodeKind::File {
@@ -431,10 +446,17 @@ impl TreeVisitor for Rewriter<'_> {
             self.removed.push(Removed { path: path.to_path_buf(), reason, unreadable: None });
             return Ok(false);
         }
+        self.next_hints = if node.kind == NodeKind::Dir { node.subdirs.clone() } else { Vec::new() };
         Ok(true)
     }
 
-    fn after(&mut self, id: &BlobId, path: &Path, tree: Tree, below: Vec<Option<BlobId>>) -> Result<BlobId> {
+    fn after(
+        &mut self,
+        id: &BlobId,
+        path: &Path,
+        tree: Tree,
+        below: Vec<Option<(BlobId, Vec<Node>)>>,
+    ) -> Result<(BlobId, Vec<Node>)> {
         let mut changed = false;
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         for (mut node, rewritten) in tree.nodes.into_iter().zip(below) {
@@ -442,31 +464,60 @@ impl TreeVisitor for Rewriter<'_> {
                 changed = true;
                 continue;
             }
-            if let Some(new) = rewritten
+            // A subdirectory rewritten: its new id, and the record of its own subdirectories
+            // made again (so nothing erased from it stays named one level up).
+            if let Some((new, hints)) = rewritten
                 && node.subtree != Some(new)
             {
                 node.subtree = Some(new);
+                node.subdirs = hints;
                 changed = true;
             }
             nodes.push(node);
         }
+        let tree = Tree::new(nodes);
+        let hints = tree.subdir_hints();
         if !changed {
-            return Ok(*id);
+            return Ok((*id, hints));
         }
-        (self.put_tree)(&Tree::new(nodes).encode())
+        Ok(((self.put_tree)(&tree.encode())?, hints))
     }
 
-    fn unreadable(&mut self, id: &BlobId, path: &Path, error: Error) -> Result<BlobId> {
+    fn unreadable(&mut self, id: &BlobId, path: &Path, error: Error) -> Result<(BlobId, Vec<Node>)> {
         let why = if (self.damaged)(id) {
             format!("tree blob {id} is damaged: stored, but its bytes fail authentication")
         } else {
             error.to_string()
         };
+        // Its subdirectories, as the entry naming it records them, walked like any other.
+        let walker = self.walker;
+        let mut salvaged = Vec::new();
+        for mut hint in std::mem::take(&mut self.next_hints) {
+            let Some(sub) = hint.subtree else { continue };
+            let at = path.join(hint.os_name());
+            if !self.entry(&at, &hint)? {
+                continue;
+            }
+            // Nothing records a salvaged directory's own subdirectories.
+            self.next_hints.clear();
+            let (new, hints) = walker.walk(&sub, &at, self)?;
+            hint.subtree = Some(new);
+            hint.subdirs = hints;
+            salvaged.push(hint);
+        }
+        let lost = if salvaged.is_empty() {
+            why
+        } else {
+            let names: Vec<String> = salvaged.iter().map(Node::display_name).collect();
+            format!("{why}; its other entries are lost, its subdirectories {} are salvaged", names.join(", "))
+        };
         self.removed.push(Removed {
             path: path.to_path_buf(),
             reason: "directory unreadable".into(),
-            unreadable: Some(why),
+            unreadable: Some(lost),
         });
-        (self.put_tree)(&Tree::new(vec![]).encode())
+        let tree = Tree::new(salvaged);
+        let hints = tree.subdir_hints();
+        Ok(((self.put_tree)(&tree.encode())?, hints))
     }
 }

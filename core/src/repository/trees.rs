@@ -234,6 +234,7 @@ pub fn root_node(snapshot: &Snapshot) -> Node {
         link: None,
         xattrs: vec![],
         flags: 0,
+        subdirs: Vec::new(),
     }
 }
 
@@ -275,6 +276,7 @@ mod tests {
             link: None,
             xattrs: vec![],
             flags: 0,
+            subdirs: Vec::new(),
         }
     }
 

@@ -91,6 +91,7 @@ pub fn tree(m: &MasterKey) -> Tree {
         link: None,
         xattrs: vec![],
         flags: 0,
+        subdirs: Vec::new(),
     };
     Tree::new(vec![
         Node {

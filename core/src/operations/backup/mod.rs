@@ -456,6 +456,7 @@ fn store_stream(session: &Session<'_>, mut stream: RunningStream<'_>, name: &str
         link: None,
         xattrs: vec![],
         flags: 0,
+        subdirs: Vec::new(),
     };
     session.store_tree(&Tree::new(vec![node]))
 }

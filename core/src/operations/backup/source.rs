@@ -55,6 +55,7 @@ pub fn node_from_metadata(name: Vec<u8>, meta: &Metadata) -> Node {
         link: None,
         xattrs: vec![],
         flags: 0,
+        subdirs: Vec::new(),
     }
 }
 

@@ -74,8 +74,9 @@ struct Walker<'s, 'r> {
     unfinished_entries: usize,
     /// The number of the next listed directory.
     next_dir: u64,
-    /// Tree ids of stored directories whose parent is still unfinished.
-    finished: HashMap<u64, BlobId>,
+    /// Tree ids of stored directories whose parent is still unfinished, with what the entry
+    /// naming each records of it ([`Tree::subdir_hints`]).
+    finished: HashMap<u64, (BlobId, Vec<Node>)>,
 }
 
 impl Walker<'_, '_> {
@@ -248,10 +249,11 @@ impl Walker<'_, '_> {
                 }
                 Pending::Dir(mut n, number) => {
                     // Post-order: a subdirectory is finished before its parent.
-                    let id = self.finished.remove(&number).ok_or_else(|| {
+                    let (id, hints) = self.finished.remove(&number).ok_or_else(|| {
                         Error::Internal(format!("{}: directory finished after its parent", path.display()))
                     })?;
                     n.subtree = Some(id);
+                    n.subdirs = hints;
                     nodes.push(n);
                     continue;
                 }
@@ -310,9 +312,9 @@ impl Walker<'_, '_> {
             }
             let Some(dir) = self.unfinished.pop_front() else { break };
             self.unfinished_entries -= dir.entries.len();
-            let nodes = self.finish_nodes(dir.entries)?;
-            let id = self.session.store_tree(&Tree::new(nodes))?;
-            self.finished.insert(dir.number, id);
+            let tree = Tree::new(self.finish_nodes(dir.entries)?);
+            let id = self.session.store_tree(&tree)?;
+            self.finished.insert(dir.number, (id, tree.subdir_hints()));
         }
         Ok(())
     }
@@ -365,8 +367,9 @@ impl Walker<'_, '_> {
         Ok(Some(number))
     }
 
-    /// Saves the virtual root holding every argument at its absolute path.
-    fn save_root(&mut self, prefix: &Path, args: &[PathBuf], old: Option<&Tree>) -> Result<BlobId> {
+    /// Saves the virtual root holding every argument at its absolute path: its tree's id, and
+    /// what the entry naming it records of it.
+    fn save_root(&mut self, prefix: &Path, args: &[PathBuf], old: Option<&Tree>) -> Result<(BlobId, Vec<Node>)> {
         let mut children: Vec<OsString> = args
             .iter()
             .filter_map(|a| a.strip_prefix(prefix).ok()?.components().next().map(|c| c.as_os_str().to_os_string()))
@@ -387,13 +390,15 @@ impl Walker<'_, '_> {
                 let mut node = node_from_metadata(name.as_bytes().to_vec(), &meta);
                 let old_tree = self.old_subtree(old_node);
                 let below: Vec<PathBuf> = args.iter().filter(|a| a.starts_with(&child)).cloned().collect();
-                node.subtree = Some(self.save_root(&child, &below, old_tree.as_ref())?);
+                let (id, hints) = self.save_root(&child, &below, old_tree.as_ref())?;
+                node.subtree = Some(id);
+                node.subdirs = hints;
                 pending.push((child, Pending::Ready(node)));
             }
         }
         self.finish_dirs(true)?;
-        let nodes = self.finish_nodes(pending)?;
-        self.session.store_tree(&Tree::new(nodes))
+        let tree = Tree::new(self.finish_nodes(pending)?);
+        Ok((self.session.store_tree(&tree)?, tree.subdir_hints()))
     }
 }
 
@@ -470,7 +475,8 @@ pub(super) fn walk(
         next_dir: 0,
         finished: HashMap::new(),
     };
-    let root = walker.save_root(Path::new("/"), args, old_root)?;
+    // The root has no entry naming it, so nothing records its subdirectories a level up.
+    let (root, _) = walker.save_root(Path::new("/"), args, old_root)?;
     Ok(Walked { root, unreadable: walker.errors, changed: walker.changed })
 }
 
