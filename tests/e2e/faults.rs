@@ -311,3 +311,24 @@ fn damaged_cached_trees_are_read_again_from_the_store() {
         }
     }
 }
+
+/// Bytes a store hands back wrong for a moment are not damage: with the first two ranged reads
+/// of a command (its first tree, from the cache and then from the store) coming back with a byte
+/// changed, `ls`, `prune` and a restore read the store again and succeed, and `check` finds
+/// nothing wrong. Bytes wrong every time are still damage (the test of damaged packs above).
+#[test]
+fn bytes_read_wrong_for_a_moment_are_read_again() {
+    let repo = repo_with(&INIT);
+    let src = repo.dir("src");
+    deep_tree(&src, 2, 3, 2);
+    repo.backup(args![&src]);
+    let listing = repo.run(args!["ls", "latest"]).success().stdout.clone();
+    for faults in ["garble_reads=2", "garble_reads=2,delay_ms=1"] {
+        assert_eq!(with_faults(&repo, faults, args!["ls", "latest"]).success().stdout, listing, "{faults}");
+        with_faults(&repo, faults, args!["prune"]).success();
+        let target = repo.dir(&format!("restore-{}", faults.len()));
+        with_faults(&repo, faults, args!["restore", "latest", "--verify", "--target", &target]).success();
+        assert_trees_equal(&src, &restored(&target, &src));
+    }
+    repo.run(args!["check", "--read-data"]).success();
+}

@@ -536,6 +536,40 @@ fn download<'e, 'i>(
     }
 }
 
+/// The first second chance for blobs the first pass could not fetch or open (`failed`, with
+/// why): each is read again from the store ([`Repository::read_entry`], which reads a blob
+/// that fails authentication up to three more times), pack by pack. Once one blob of a pack
+/// fails again, the pack's bytes are taken to be damaged and its other blobs are not read
+/// again. Returns what still fails.
+pub(super) fn read_again(
+    repo: &Repository,
+    index: &Index,
+    failed: Vec<(IndexEntry, String)>,
+    writer: &FileWriter<'_>,
+) -> Vec<(IndexEntry, String)> {
+    let mut still = Vec::new();
+    let mut damaged: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let mut files = OpenFiles::new();
+    for (e, why) in failed {
+        if damaged.contains(&e.pack()) {
+            still.push((e, why));
+            continue;
+        }
+        match repo.read_entry(index, &e) {
+            Ok(plain) => {
+                if let Err(reason) = writer.place(&mut files, &e.id, &plain) {
+                    still.push((e, reason));
+                }
+            }
+            Err(_) => {
+                damaged.insert(e.pack());
+                still.push((e, why));
+            }
+        }
+    }
+    still
+}
+
 /// The second chance for blobs the first pass could not fetch or open (`failed`, with why): a
 /// pack with parity (FORMAT.md §10a) is read whole, rebuilt if damaged, and the blobs are
 /// opened from it. What still fails goes to `fail`, with the first reason and the parity's.

@@ -323,21 +323,25 @@ pub fn run(
             }
         }
     };
-    // With parity, what the first pass could not read gets a second chance from the rebuilt
-    // pack (FORMAT.md §10a).
-    let parity = repo.config().data_parity > 0;
+    // What the first pass could not read or open gets a second chance: read again from the
+    // store (bytes wrong for a moment are not damage), then, with parity, from the rebuilt pack
+    // (FORMAT.md §10a).
     let retry: Mutex<Vec<(IndexEntry, String)>> = Mutex::new(Vec::new());
-    let first_pass = |reason: String, blobs: &[&IndexEntry]| {
-        if parity && let Ok(mut retry) = retry.lock() {
-            retry.extend(blobs.iter().map(|e| (**e, reason.clone())));
-            return;
-        }
-        fail(reason, blobs);
+    let first_pass = |reason: String, blobs: &[&IndexEntry]| match retry.lock() {
+        Ok(mut retry) => retry.extend(blobs.iter().map(|e| (**e, reason.clone()))),
+        Err(_) => fail(reason, blobs),
     };
     restore_data(repo, &index, &by_pack, &writer, &pool, fetching, &first_pass);
     let retry = retry.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
     if !retry.is_empty() {
-        fetch::restore_from_parity(repo, &index, retry, &writer, &fail);
+        let still = fetch::read_again(repo, &index, retry, &writer);
+        if repo.config().data_parity > 0 {
+            fetch::restore_from_parity(repo, &index, still, &writer, &fail);
+        } else {
+            for (e, why) in &still {
+                fail(why.clone(), &[e]);
+            }
+        }
     }
     let bad = bad_files.into_inner().map_err(|_| Error::Internal("restore worker panicked".into()))?;
     let mut summary = RestoreSummary {

@@ -10,6 +10,9 @@
 //!   and read again); a whole-object read fails with a transient error, as the HTTP client fails
 //!   a body that ends before its `Content-Length` (an object's whole body is never silently
 //!   short);
+//! - `garble_reads=K`: the first K ranged reads come back with one byte changed, as a store,
+//!   proxy or network may hand back wrong bytes for a moment (the reader must authenticate
+//!   them and read again);
 //! - `delay_ms=D`: every request waits D milliseconds (latency injection);
 //! - `seed=S`: seed of the random choices;
 //! - `trace=1`: every request is written to standard error as it starts and again when it
@@ -38,6 +41,8 @@ pub struct FaultConfig {
     pub fail_puts_after: Option<u64>,
     /// Probability of a truncated get.
     pub short_reads: f64,
+    /// Ranged reads returned with a byte changed, from the first.
+    pub garble_reads: u64,
     /// Delay per request.
     pub delay: Duration,
     /// Random seed.
@@ -58,6 +63,7 @@ impl std::str::FromStr for FaultConfig {
                 "fail_nth" => c.fail_nth = Some(num(v)? as u64),
                 "fail_puts_after" => c.fail_puts_after = Some(num(v)? as u64),
                 "short_reads" => c.short_reads = num(v)?,
+                "garble_reads" => c.garble_reads = num(v)? as u64,
                 "delay_ms" => c.delay = Duration::from_secs_f64(num(v)? / 1000.0),
                 "seed" => c.seed = num(v)? as u64,
                 "trace" => c.trace = num(v)? != 0.0,
@@ -74,6 +80,7 @@ pub struct FaultyStore<S> {
     config: FaultConfig,
     requests: AtomicU64,
     puts: AtomicU64,
+    ranged_reads: AtomicU64,
     rng: Mutex<StdRng>,
     /// When the store was opened: trace times count from here.
     opened: Instant,
@@ -83,7 +90,15 @@ impl<S: Store> FaultyStore<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, config: FaultConfig) -> Self {
         let rng = Mutex::new(StdRng::seed_from_u64(config.seed));
-        FaultyStore { inner, config, requests: AtomicU64::new(0), puts: AtomicU64::new(0), rng, opened: Instant::now() }
+        FaultyStore {
+            inner,
+            config,
+            requests: AtomicU64::new(0),
+            puts: AtomicU64::new(0),
+            ranged_reads: AtomicU64::new(0),
+            rng,
+            opened: Instant::now(),
+        }
     }
 
     fn roll(&self, p: f64) -> bool {
@@ -128,6 +143,22 @@ impl<S: Store> FaultyStore<S> {
     fn shorten(&self, data: Bytes) -> Bytes {
         if data.len() > 1 && self.roll(self.config.short_reads) { data.slice(..data.len() / 2) } else { data }
     }
+
+    /// Whether this ranged read is one `garble_reads` changes.
+    fn garbles(&self) -> bool {
+        self.ranged_reads.fetch_add(1, Ordering::SeqCst) < self.config.garble_reads
+    }
+
+    /// `data` with its middle byte changed, for a read `garble_reads` picks.
+    fn garble(&self, data: Bytes) -> Bytes {
+        if data.is_empty() || !self.garbles() {
+            return data;
+        }
+        let mut changed = data.to_vec();
+        let mid = changed.len() / 2;
+        changed[mid] ^= 0x40;
+        Bytes::from(changed)
+    }
 }
 
 impl<S: Store> Store for FaultyStore<S> {
@@ -164,7 +195,7 @@ impl<S: Store> Store for FaultyStore<S> {
     }
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         self.request(&format!("get_range {key} {range:?}"), || {
-            self.inner.get_range(key, range.clone()).map(|d| self.shorten(d))
+            self.inner.get_range(key, range.clone()).map(|d| self.garble(self.shorten(d)))
         })
     }
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
@@ -172,6 +203,10 @@ impl<S: Store> Store for FaultyStore<S> {
             self.inner.get_range_into(key, range.clone(), buf)?;
             if buf.len() > 1 && self.roll(self.config.short_reads) {
                 buf.truncate(buf.len() / 2);
+            }
+            if !buf.is_empty() && self.garbles() {
+                let mid = buf.len() / 2;
+                buf[mid] ^= 0x40;
             }
             Ok(())
         })
