@@ -167,6 +167,7 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         link: None,
         xattrs: vec![],
         flags: 0,
+        subdirs: Vec::new(),
     }
 }
 
@@ -222,6 +223,7 @@ fn snapshot() {
         created: None,
         program: "cairn 0.1.0".into(),
         postgres: None,
+        subdirs: Vec::new(),
     };
     write("snapshot", "plain", &cbor(&s));
     let base = Snapshot {

@@ -145,6 +145,11 @@ pub struct Snapshot {
     /// write-ahead log. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<BaseBackup>,
+    /// The root tree's subdirectory entries, as [`crate::format::tree::Node::subdirs`] records
+    /// a directory's: what `repair snapshots` puts back when every copy of the root tree is
+    /// lost. Absent in snapshots written before it was recorded, and for streams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subdirs: Vec<crate::format::tree::Node>,
 }
 
 /// What a PostgreSQL base backup needs from the WAL archive to be restored (FORMAT.md §13).
@@ -250,6 +255,7 @@ mod tests {
             created: None,
             program: "cairn test".into(),
             postgres: None,
+            subdirs: Vec::new(),
         };
         let sealed = s.seal(&m);
         let id = SnapshotId::default();

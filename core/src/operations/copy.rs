@@ -102,15 +102,7 @@ impl TreeVisitor for Copier<'_, '_> {
             if let Some(t) = copied {
                 node.subtree = Some(t);
             }
-            // The subdirectories' trees were copied before this one (bottom-up): their ids
-            // here; a hint whose tree was not copied is dropped, never left naming a source id.
-            node.subdirs.retain_mut(|hint| match hint.subtree.and_then(|s| self.known.trees.get(&s)) {
-                Some(t) => {
-                    hint.subtree = Some(*t);
-                    true
-                }
-                None => false,
-            });
+            node.subdirs = self.map_hints(std::mem::take(&mut node.subdirs));
             for blob in &mut node.content {
                 *blob =
                     *self.known.data.get(blob).ok_or_else(|| Error::Internal(format!("blob {blob} was not copied")))?;
@@ -126,6 +118,20 @@ impl TreeVisitor for Copier<'_, '_> {
 const COPY_BATCH: usize = 16;
 
 impl Copier<'_, '_> {
+    /// A directory's record of its subdirectories ([`Node::subdirs`]) with the target's ids:
+    /// their trees were copied before it (bottom-up). One whose tree was not copied is
+    /// dropped, never left naming a source id.
+    fn map_hints(&self, mut hints: Vec<Node>) -> Vec<Node> {
+        hints.retain_mut(|hint| match hint.subtree.and_then(|s| self.known.trees.get(&s)) {
+            Some(t) => {
+                hint.subtree = Some(*t);
+                true
+            }
+            None => false,
+        });
+        hints
+    }
+
     /// Reads `blobs` from the source side by side and stores each in the target.
     fn copy_blobs(&mut self, blobs: &[BlobId]) -> Result<()> {
         let read: Mutex<Vec<(usize, Result<Vec<u8>>)>> = Mutex::new(Vec::with_capacity(blobs.len()));
@@ -289,6 +295,7 @@ pub fn run_with_progress(
                 blobs_read += copier.blobs_read;
                 let mut copy = snap.clone();
                 copy.tree = tree;
+                copy.subdirs = copier.map_hints(copy.subdirs);
                 copy.parent = None;
                 copy.original = Some(origin);
                 progress.file_done(Path::new(&format!("snapshot {}", id.short())), snap.summary.total_bytes);

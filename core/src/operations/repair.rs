@@ -337,6 +337,7 @@ fn rewrite_snapshots(
     let plan = |put_tree: &dyn Fn(&[u8]) -> Result<BlobId>| -> Result<Vec<(SnapshotId, Snapshot, SnapshotRepair)>> {
         let mut out = Vec::new();
         for (id, snap) in &snapshots {
+            // The root has no entry naming it: the snapshot records its subdirectories.
             let mut rewriter = Rewriter {
                 drop,
                 damaged,
@@ -344,14 +345,17 @@ fn rewrite_snapshots(
                 removed: Vec::new(),
                 progress,
                 walker: &walker,
-                next_hints: Vec::new(),
+                next_hints: snap.subdirs.clone(),
             };
-            let (root, _) = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
+            let (root, root_hints) = walker.walk(&snap.tree, Path::new("/"), &mut rewriter)?;
             progress.file_done(Path::new(&format!("snapshot {}", id.short())), snap.summary.total_bytes);
             if rewriter.removed.is_empty() {
                 continue;
             }
             let mut fixed = snap.clone();
+            if fixed.tree != root {
+                fixed.subdirs = root_hints;
+            }
             fixed.tree = root;
             fixed.parent = None;
             if !fixed.tags.iter().any(|t| t == tag) {

@@ -806,6 +806,7 @@ pub(crate) mod testing {
             created: None,
             program: "test".into(),
             postgres: None,
+            subdirs: Vec::new(),
         }
     }
 }

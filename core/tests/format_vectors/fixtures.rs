@@ -153,6 +153,7 @@ pub fn snapshot(tree_id: BlobId, pack_len: u64) -> Snapshot {
         created: None,
         program: "cairn 0.1.0".into(),
         postgres: None,
+        subdirs: Vec::new(),
     }
 }
 

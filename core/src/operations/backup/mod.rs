@@ -325,7 +325,7 @@ pub fn run(
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     let cutter = repo.cutter()?;
     let counters = Counters::default();
-    let (Walked { root, unreadable, changed }, written, committed) =
+    let (Walked { root, subdirs, unreadable, changed }, written, committed) =
         repo.write_blobs(&index, WriteOptions::with_uploads(opts.uploads), |writer| {
             let session = Session {
                 repo,
@@ -407,6 +407,7 @@ pub fn run(
         created: Some(jiff::Timestamp::now()),
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         postgres,
+        subdirs,
     };
     let id = repo.save_snapshot(&snapshot, &committed)?;
     Ok(BackupResult { snapshot: id, parent: parent.map(|(id, _)| id), summary, unreadable, changed })

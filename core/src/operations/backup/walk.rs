@@ -432,6 +432,8 @@ pub(super) fn absolute_args(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub(super) struct Walked {
     /// The root tree.
     pub(super) root: BlobId,
+    /// The root tree's subdirectory entries ([`Tree::subdir_hints`]), for the snapshot.
+    pub(super) subdirs: Vec<Node>,
     /// Entries left out because they could not be read.
     pub(super) unreadable: Vec<Unreadable>,
     /// Files that kept changing while they were read (stored as last read).
@@ -441,7 +443,7 @@ pub(super) struct Walked {
 impl Walked {
     /// A stream's: one file, nothing left out.
     pub(super) fn stream(root: BlobId) -> Self {
-        Walked { root, unreadable: Vec::new(), changed: Vec::new() }
+        Walked { root, subdirs: Vec::new(), unreadable: Vec::new(), changed: Vec::new() }
     }
 }
 
@@ -475,9 +477,9 @@ pub(super) fn walk(
         next_dir: 0,
         finished: HashMap::new(),
     };
-    // The root has no entry naming it, so nothing records its subdirectories a level up.
-    let (root, _) = walker.save_root(Path::new("/"), args, old_root)?;
-    Ok(Walked { root, unreadable: walker.errors, changed: walker.changed })
+    // The root has no entry naming it: the snapshot records its subdirectories.
+    let (root, subdirs) = walker.save_root(Path::new("/"), args, old_root)?;
+    Ok(Walked { root, subdirs, unreadable: walker.errors, changed: walker.changed })
 }
 
 #[cfg(test)]
