@@ -210,6 +210,33 @@ fn rewrite_erases_a_path_from_every_snapshot_and_prune_removes_its_data() {
     assert!(!back.join("customer-4711.csv").exists());
 }
 
+/// The repository opened through the library, its index and its newest snapshot.
+fn open_latest(
+    repo: &cairn_tests::TestRepo,
+) -> (cairn_core::Repository, cairn_core::advanced::index::Index, cairn_core::Snapshot) {
+    let opened =
+        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
+            .expect("open");
+    let index = opened.load_index().unwrap();
+    let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+    (opened, index, snapshot)
+}
+
+/// Flips a byte in the middle of both stored copies of the tree `id`.
+fn damage_every_copy(
+    repo: &cairn_tests::TestRepo,
+    index: &cairn_core::advanced::index::Index,
+    id: &cairn_core::BlobId,
+) {
+    let first = *index.get(id).unwrap();
+    let copies: Vec<_> = std::iter::once(first).chain(index.alternates(id).iter().copied()).collect();
+    assert_eq!(copies.len(), 2, "two copies of the tree");
+    for c in &copies {
+        let pack = repo.path().join(ObjectKey::new(ObjectKind::Pack, index.pack(c).id.0).path());
+        corrupt::flip_byte(&pack, i64::from(c.offset) + i64::from(c.length) / 2);
+    }
+}
+
 /// Trees are stored twice, in two packs (issue 14, item 7): with the first copy of every tree
 /// of a snapshot damaged, the snapshot still restores exactly, `check --read-data` names the
 /// damaged pack but no lost file, and `repair snapshots` finds nothing to remove.
@@ -218,11 +245,7 @@ fn a_damaged_tree_pack_costs_no_file() {
     let repo = repo();
     let src = known_tree(&repo);
     repo.backup(args![&src]);
-    let opened =
-        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
-            .expect("open");
-    let index = opened.load_index().unwrap();
-    let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+    let (opened, index, snapshot) = open_latest(&repo);
     // Damage the root tree where the index's first copy lies: the pack every tree read goes
     // to first.
     let root = *index.get(&snapshot.tree).unwrap();
@@ -250,10 +273,7 @@ fn a_damaged_tree_pack_costs_no_file() {
     assert!(fixed["trees_recopied"].as_u64().unwrap() >= 1, "{fixed}");
     assert!(!pack.exists(), "the damaged pack is deleted");
     repo.run(args!["check", "--read-data"]).success();
-    let opened =
-        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
-            .expect("open");
-    let index = opened.load_index().unwrap();
+    let (_, index, _) = open_latest(&repo);
     assert_eq!(index.alternates(&snapshot.tree).len(), 1, "the root tree has two copies again");
     let again = repo.dir("restore-again");
     repo.run(args!["restore", "latest", "--target", &again, "--verify"]).success();
@@ -273,23 +293,13 @@ fn a_tree_lost_in_both_copies_costs_only_the_files_directly_in_it() {
         data::write_random(&src.join(file), seed, 20_000);
     }
     repo.backup(args![&src]);
-    let opened =
-        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
-            .expect("open");
-    let index = opened.load_index().unwrap();
-    let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+    let (opened, index, snapshot) = open_latest(&repo);
     let walker = cairn_core::advanced::trees::TreeWalker::new(&opened, &index);
     let a = walker.find(&snapshot, &src.join("a")).unwrap();
     let names: Vec<String> = a.subdirs.iter().map(cairn_core::Node::display_name).collect();
     assert_eq!(names, ["b", "c"], "the entry naming a/ records its subdirectories");
     let lost = a.subtree.unwrap();
-    let first = *index.get(&lost).unwrap();
-    let copies: Vec<_> = std::iter::once(first).chain(index.alternates(&lost).iter().copied()).collect();
-    assert_eq!(copies.len(), 2, "two copies of the tree");
-    for c in &copies {
-        let pack = repo.path().join(ObjectKey::new(ObjectKind::Pack, index.pack(c).id.0).path());
-        corrupt::flip_byte(&pack, i64::from(c.offset) + i64::from(c.length) / 2);
-    }
+    damage_every_copy(&repo, &index, &lost);
     drop(opened);
 
     let fixed = repo.run(args!["--json", "repair", "snapshots", "--read-data", "--apply"]).success().json();
@@ -316,11 +326,7 @@ fn a_tree_lost_in_both_copies_costs_only_the_files_directly_in_it() {
     to.env("CAIRN_TO_PASSWORD", cairn_tests::repo::PASSWORD);
     cairn_tests::repo::Output::of(to).success();
     for r in [&repo, &copy] {
-        let opened =
-            cairn_core::Repository::open_url(&r.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
-                .expect("open");
-        let index = opened.load_index().unwrap();
-        let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+        let (opened, index, snapshot) = open_latest(r);
         let a = cairn_core::advanced::trees::TreeWalker::new(&opened, &index).find(&snapshot, &src.join("a")).unwrap();
         let names: Vec<String> = a.subdirs.iter().map(cairn_core::Node::display_name).collect();
         assert_eq!(names, ["b"], "c was erased");
@@ -335,17 +341,9 @@ fn a_lost_root_tree_costs_nothing_below_it() {
     let repo = repo();
     let src = known_tree(&repo);
     repo.backup(args![&src]);
-    let opened =
-        cairn_core::Repository::open_url(&repo.path().display().to_string(), cairn_tests::repo::PASSWORD.as_bytes())
-            .expect("open");
-    let index = opened.load_index().unwrap();
-    let (_, snapshot) = opened.snapshots().unwrap().pop().unwrap();
+    let (opened, index, snapshot) = open_latest(&repo);
     assert!(!snapshot.subdirs.is_empty(), "the snapshot records the root's subdirectories");
-    let first = *index.get(&snapshot.tree).unwrap();
-    for c in std::iter::once(first).chain(index.alternates(&snapshot.tree).iter().copied()) {
-        let pack = repo.path().join(ObjectKey::new(ObjectKind::Pack, index.pack(&c).id.0).path());
-        corrupt::flip_byte(&pack, i64::from(c.offset) + i64::from(c.length) / 2);
-    }
+    damage_every_copy(&repo, &index, &snapshot.tree);
     drop(opened);
     repo.run(args!["ls", "latest"]).failure();
     let fixed = repo.run(args!["--json", "repair", "snapshots", "--read-data", "--apply"]).success().json();
