@@ -268,6 +268,7 @@ fn tenant() {
     };
     write("tenant", "plain", &cbor(&key));
     write("tenant", "sealed", &key.seal(&master()));
+    write("tenant", "stored", &key.seal_stored(&master()));
 }
 
 fn record() {

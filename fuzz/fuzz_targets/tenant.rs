@@ -1,5 +1,6 @@
-//! Tenant keys: `TenantKey::decode` on fuzzed CBOR, and `TenantKey::open` on the same bytes as
-//! a sealed object named for tenant `acme` (which must not open unless it is a seed).
+//! Tenant keys: `TenantKey::decode` on fuzzed CBOR, and `TenantKey::open` and `open_stored` on
+//! the same bytes as a sealed (or stored, doubled) object named for tenant `acme` (which must
+//! not open unless it comes from a seed).
 //!
 //! Properties of an accepted key: it has the one known version and a valid name, sealing and
 //! opening it again under its own tenant's name gives it back, and its encoding is stable.
@@ -24,5 +25,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(tenant) = TenantKey::open(&master, &acme, data) {
         assert_eq!(tenant.name, "acme", "opened under acme's name, so it is acme's key");
+    }
+    // The stored form, two copies: whatever the bytes, a key that opens is acme's, and an
+    // object whose copies differ is reported damaged.
+    if let Ok((tenant, damaged)) = TenantKey::open_stored(&master, &acme, data) {
+        assert_eq!(tenant.name, "acme");
+        let n = data.len();
+        assert!(damaged || (n % 2 == 0 && data[..n / 2] == data[n / 2..]));
     }
 });

@@ -79,6 +79,23 @@ fn tenants_are_sealed_apart_and_a_shredded_one_is_gone_everywhere_while_the_othe
     repo.run(args!["check"]).code(exit::FAILED).stderr_has("authentication failed");
     std::fs::remove_file(&own).unwrap();
 
+    // The key is stored twice: one damaged copy costs nothing, check names it, and repair
+    // writes it whole again.
+    let key_file = repo.path().join("tenant-keys").join(&globex);
+    let whole = std::fs::read(&key_file).unwrap();
+    let mut damaged = whole.clone();
+    damaged[whole.len() / 4] ^= 1;
+    std::fs::write(&key_file, &damaged).unwrap();
+    repo.run(args!["--tenant", "globex", "snapshots"]).success();
+    let check = repo.run(args!["check"]);
+    check.code(exit::FAILED);
+    let said = format!("{}{}", check.stdout_text(), check.stderr);
+    assert!(said.contains("no backup of tenant `globex` is lost"), "{said}");
+    let repaired = repo.run(args!["tenant", "repair"]).success().stdout_text();
+    assert!(repaired.contains("tenant `globex`"), "{repaired}");
+    assert_eq!(std::fs::read(&key_file).unwrap().len(), whole.len());
+    repo.run(args!["check"]).success();
+
     // Shred acme: its key is destroyed in both repositories, its objects deleted.
     let notice = repo.scratch().join("notice.json");
     let shred =

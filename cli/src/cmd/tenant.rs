@@ -21,6 +21,9 @@ enum What {
         /// Its name.
         name: String,
     },
+    /// Write every tenant key that has a damaged copy whole again, from its intact copy
+    /// (`cairn check` names them).
+    Repair,
     /// Crypto-shred a tenant: destroy its key, so none of its backups can be opened by anyone,
     /// then delete its objects wherever the storage allows. `cairn erase --policy FILE
     /// --tenant NAME` does this in the policy's repository and every copy, with a record.
@@ -51,6 +54,18 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         What::Add { name } => {
             let t = repo.add_tenant(&name).with_context(|| format!("making tenant `{name}`"))?;
             say!(global, "tenant `{name}` is ready (repository {})", t.config().id.short());
+        }
+        What::Repair => {
+            let repaired = repo.repair_tenant_keys()?;
+            if global.json {
+                return print_json(&repaired).map(|()| 0);
+            }
+            for name in &repaired {
+                say!(global, "tenant `{name}`: key written whole again from its intact copy");
+            }
+            if repaired.is_empty() {
+                say!(global, "every tenant key is whole");
+            }
         }
         What::Shred { name, yes } => {
             if !yes {

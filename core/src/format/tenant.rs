@@ -1,10 +1,11 @@
 //! Tenant keys (FORMAT.md §14d): the key of one tenant's own repository, nested in the
 //! repository under `tenants/<id>/`, sealed under the repository's master key.
 //!
-//! Stored as sealed CBOR of [`TenantKey`] (associated data `cairn tenant key v1`), named by
-//! [`MasterKey::tenant_id`] of the tenant's name. Deleting it is crypto-shredding: every object
-//! of the tenant's repository is sealed under the key it holds, and no other copy of that key
-//! is kept anywhere in the repository.
+//! Stored as sealed CBOR of [`TenantKey`] (associated data `cairn tenant key v1`), twice, byte
+//! for byte ([`TenantKey::seal_stored`]): the one object every backup of the tenant depends on
+//! survives a damaged copy. Named by [`MasterKey::tenant_id`] of the tenant's name. Deleting it
+//! is crypto-shredding: every object of the tenant's repository is sealed under the key it
+//! holds, and no other copy of that key is kept anywhere in the repository.
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -64,6 +65,43 @@ impl TenantKey {
         Ok(tenant)
     }
 
+    /// The stored form: the sealed key twice, byte for byte (FORMAT.md §14d).
+    #[must_use]
+    pub fn seal_stored(&self, master: &MasterKey) -> Vec<u8> {
+        let once = self.seal(master);
+        [&once[..], &once[..]].concat()
+    }
+
+    /// Opens a stored tenant key: its first copy that opens, and whether the object is
+    /// damaged (its copies differ; an intact copy was used). The copies are the object's two
+    /// halves or, when damage changed its length, the parts before and after where its first
+    /// 16 bytes (the salt) repeat.
+    ///
+    /// # Errors
+    /// As [`TenantKey::open`], when no copy opens.
+    pub fn open_stored(master: &MasterKey, key: &ObjectKey, stored: &[u8]) -> Result<(Self, bool)> {
+        let n = stored.len();
+        let mut splits: Vec<usize> = Vec::new();
+        if n.is_multiple_of(2) {
+            splits.push(n / 2);
+        }
+        if let Some(salt) = stored.get(..16) {
+            splits.extend((16..n.saturating_sub(15)).filter(|&p| stored[p..p + 16] == *salt).take(4));
+        }
+        let mut first_error = None;
+        for at in splits {
+            for copy in [&stored[..at], &stored[at..]] {
+                match Self::open(master, key, copy) {
+                    Ok(t) => return Ok((t, stored[..at] != stored[at..])),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Error::corrupt(key, "too short")))
+    }
+
     /// Decodes the plaintext of the tenant key `key` (public for the fuzz target).
     ///
     /// # Errors
@@ -120,6 +158,29 @@ mod tests {
         let mut future = tenant();
         future.version = 2;
         assert!(TenantKey::open(&m, &key, &future.seal(&m)).is_err());
+    }
+
+    #[test]
+    fn one_damaged_copy_costs_nothing() {
+        let m = MasterKey::generate();
+        let key = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("acme"));
+        let stored = tenant().seal_stored(&m);
+        assert_eq!(TenantKey::open_stored(&m, &key, &stored).unwrap(), (tenant(), false));
+        for at in [3, stored.len() - 3] {
+            let mut bad = stored.clone();
+            bad[at] ^= 1;
+            assert_eq!(TenantKey::open_stored(&m, &key, &bad).unwrap(), (tenant(), true), "byte {at}");
+        }
+        // Cut short inside the second copy, and grown inside the first: the salt's repeat
+        // finds the copies.
+        assert_eq!(TenantKey::open_stored(&m, &key, &stored[..stored.len() - 5]).unwrap().0, tenant());
+        let mut grown = stored.clone();
+        grown.insert(40, 0);
+        assert_eq!(TenantKey::open_stored(&m, &key, &grown).unwrap().0, tenant());
+        let mut both = stored.clone();
+        both[20] ^= 1;
+        both[stored.len() / 2 + 20] ^= 1;
+        assert!(TenantKey::open_stored(&m, &key, &both).is_err());
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub enum Checked {
     Tree(BlobId),
     /// A data blob.
     DataBlob(BlobId),
+    /// A tenant's key object (FORMAT.md §14d), by its id.
+    TenantKey(crate::foundation::id::Digest),
 }
 
 impl std::fmt::Display for Checked {
@@ -104,6 +106,7 @@ impl std::fmt::Display for Checked {
             Checked::Snapshot(id) => write!(f, "snapshot {id}"),
             Checked::Tree(id) => write!(f, "tree {id}"),
             Checked::DataBlob(id) => write!(f, "data blob {id}"),
+            Checked::TenantKey(id) => write!(f, "tenant key {id}"),
         }
     }
 }
@@ -526,6 +529,13 @@ pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn 
         walker.walk(&s.tree, Path::new("/"), &mut trees)?;
     }
     report.problems.extend(trees.problems);
+    // 5. Tenants' keys (FORMAT.md §14d): one that does not open loses every backup of its
+    // tenant; one with a damaged copy costs nothing yet.
+    if repo.tenant_name().is_none() {
+        for (key, message) in repo.check_tenant_keys()? {
+            report.problems.push(Problem { object: Checked::TenantKey(key.id), message });
+        }
+    }
     report.exposed = store.local_root().map(exposed).unwrap_or_default();
     report.damaged_blobs = bad_blobs.keys().copied().collect();
     report.affected = trees.affected.into_iter().collect();

@@ -109,7 +109,7 @@ impl Repository {
             key: bytes,
             created: jiff::Timestamp::now().to_string(),
         };
-        match self.store.put(&key, Bytes::from(fresh.seal(&self.master))) {
+        match self.store.put(&key, Bytes::from(fresh.seal_stored(&self.master))) {
             Ok(()) => self.nested(&fresh, true),
             // Another host made it first: use theirs.
             Err(StoreError::AlreadyExists) => match self.read_tenant_key(&key)? {
@@ -203,11 +203,59 @@ impl Repository {
     }
 
     fn read_tenant_key(&self, key: &ObjectKey) -> Result<Option<TenantKey>> {
+        Ok(self.read_tenant_key_checked(key)?.map(|(t, _)| t))
+    }
+
+    /// A tenant key and whether one of its two copies is damaged; `None` when there is none.
+    fn read_tenant_key_checked(&self, key: &ObjectKey) -> Result<Option<(TenantKey, bool)>> {
         match self.store.get(key) {
-            Ok(data) => TenantKey::open(&self.master, key, &data).map(Some),
+            Ok(data) => TenantKey::open_stored(&self.master, key, &data).map(Some),
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(Error::store(*key)(e)),
         }
+    }
+
+    /// Checks every tenant key (for `check`): the ones that do not open, with why (every
+    /// backup of that tenant is lost), and the ones with a damaged copy (nothing is lost; `cairn
+    /// tenant repair` writes it whole again).
+    ///
+    /// # Errors
+    /// Store errors listing or reading.
+    pub fn check_tenant_keys(&self) -> Result<Vec<(ObjectKey, String)>> {
+        let mut problems = Vec::new();
+        for info in self.store.list(ObjectKind::Tenant).map_err(Error::Storage)? {
+            match self.read_tenant_key_checked(&info.key) {
+                Ok(Some((t, true))) => problems.push((
+                    info.key,
+                    format!(
+                        "one of its two copies is damaged, the other is intact: no backup of tenant `{}` is lost (run `cairn tenant repair`)",
+                        t.name
+                    ),
+                )),
+                Ok(_) => {}
+                Err(e) if e.is_storage_trouble() => return Err(e),
+                Err(e) => problems.push((info.key, format!("{e}: every backup of this tenant is lost"))),
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Writes every tenant key with a damaged copy whole again, from its intact copy. Returns
+    /// the names of the tenants repaired.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn repair_tenant_keys(&self) -> Result<Vec<String>> {
+        let mut repaired = Vec::new();
+        for info in self.store.list(ObjectKind::Tenant).map_err(Error::Storage)? {
+            if let Ok(Some((t, true))) = self.read_tenant_key_checked(&info.key) {
+                self.store
+                    .replace(&info.key, Bytes::from(t.seal_stored(&self.master)))
+                    .map_err(Error::store(info.key))?;
+                repaired.push(t.name.clone());
+            }
+        }
+        Ok(repaired)
     }
 
     /// The tenant repository `t` holds the key of; its config is written first when `create`.

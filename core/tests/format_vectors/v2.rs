@@ -264,6 +264,9 @@ fn tenant_key_vector() {
     assert_eq!(id.0.to_vec(), hex_vector("tenant-id"));
     let key = ObjectKey::new(ObjectKind::Tenant, id);
     assert_eq!(TenantKey::open(&m, &key, &bytes).expect("opens"), tenant_key());
+    // Stored twice: the object is those bytes twice.
+    let stored = [&bytes[..], &bytes[..]].concat();
+    assert_eq!(TenantKey::open_stored(&m, &key, &stored).expect("opens"), (tenant_key(), false));
     // Spec: a sealed object under the repository's master key; CBOR map in field order.
     let plain = spec::open_object(&master_bytes(), &bytes, b"cairn tenant key v1").expect("spec opens it");
     assert_eq!(map_keys(&plain), ["version", "name", "key", "created"]);

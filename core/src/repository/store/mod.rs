@@ -63,8 +63,9 @@ pub trait Store: Send + Sync {
     /// As the backend reports.
     fn put_with(&self, key: &ObjectKey, data: Bytes, hints: PutHints<'_>) -> Result<(), StoreError>;
     /// Replaces an object whole, atomically: a reader sees the old bytes or the new, never a
-    /// mix or nothing. Only the config is ever replaced (`cairn migrate`); every other object
-    /// is content-addressed and create-only.
+    /// mix or nothing. Only the config (`cairn migrate`) and a damaged tenant key (`cairn tenant
+    /// repair`, from its intact copy) are ever replaced; every other object is content-addressed
+    /// and create-only.
     ///
     /// # Errors
     /// As the backend reports.
