@@ -178,6 +178,9 @@ pub fn run(job: &Job, log: &Path) -> Result<Usage> {
         }
     }
     let status = cmd.status().context("starting cairn-bench measure")?;
+    // The command holds this process's copy of the generator's pipe: closed first, so a
+    // generator whose reader failed early gets a broken pipe instead of waiting forever.
+    drop(cmd);
     if let Some(mut g) = generator {
         let _ = g.wait();
     }
