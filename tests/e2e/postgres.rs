@@ -111,6 +111,11 @@ struct Cluster<'a> {
 impl<'a> Cluster<'a> {
     /// A new cluster in `scratch`, archiving into `scratch`'s repository.
     fn archiving(scratch: &'a Scratch) -> Self {
+        Self::archiving_with(scratch, "")
+    }
+
+    /// As [`Cluster::archiving`], with `global` (e.g. `--tenant acme`) before `pg wal-push`.
+    fn archiving_with(scratch: &'a Scratch, global: &str) -> Self {
         let data = scratch.path("pg").join("data");
         ok(
             as_pg_user(pg_bin().join("initdb"))
@@ -120,7 +125,7 @@ impl<'a> Cluster<'a> {
                 .unwrap(),
             "initdb",
         );
-        let push = format!("{} pg wal-push %p", cairn_line(scratch));
+        let push = format!("{} {global} pg wal-push %p", cairn_line(scratch));
         let conf = format!(
             "\nwal_level = replica\narchive_mode = on\narchive_command = '{push}'\nlisten_addresses = ''\nmax_wal_size = 64MB\n"
         );
@@ -561,6 +566,52 @@ fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
         .unwrap();
     ok(fetched, "wal-fetch with the policy's repository");
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), 16 << 20);
+}
+
+/// A tenant's cluster (issue 16, item 5): its base backups and its WAL go into the tenant's
+/// repository, the policy judges its RPO by that archive, and shredding the tenant takes the
+/// archive with it.
+#[test]
+fn a_tenants_cluster_archives_into_the_tenant_and_is_shredded_with_it() {
+    let scratch = Scratch::with_repository();
+    ok(cairn(&scratch, &["tenant", "add", "acme"]), "cairn tenant add");
+    let cluster = Cluster::archiving_with(&scratch, "--tenant acme");
+    let policy = scratch.path("out").join("policy.toml");
+    let args: Vec<String> = cluster.connection().iter().map(|a| format!("{a:?}")).collect();
+    std::fs::write(
+        &policy,
+        format!(
+            "[repository]\nurl = \"{}\"\npassword_file = \"{}\"\n\n[[source]]\nname = \"acme-db\"\ntenant = \"acme\"\n\
+             postgres = {{ cluster = \"main\", args = [{}], pg_bin = \"{}\" }}\nevery = \"1d\"\nrpo = \"10m\"\n\n\
+             [erasure]\ndeadline = \"60d\"\n",
+            scratch.path("repo").display(),
+            scratch.path("password").display(),
+            args.join(", "),
+            pg_bin().display()
+        ),
+    )
+    .unwrap();
+    chown_pg(&policy);
+    let policy = policy.display().to_string();
+    ok(cairn(&scratch, &["run", "--policy", &policy]), "cairn run");
+    cluster.psql("CREATE TABLE t AS SELECT 1 AS x");
+    cluster.switch_and_wait();
+    let mine = cairn_json(&scratch, &["--tenant", "acme", "snapshots"]);
+    assert_eq!(mine[0]["postgres"]["cluster"], "main", "{mine}");
+    assert_eq!(cairn_json(&scratch, &["snapshots"]), serde_json::json!([]), "nothing in the repository itself");
+    assert!(wal_objects(&scratch).is_empty(), "no WAL in the repository itself");
+    let tenants = cairn_json(&scratch, &["tenant", "list"]);
+    let id = tenants[0]["id"].as_str().unwrap().to_string();
+    let tenant_wal = scratch.path("repo").join("tenants").join(&id).join("wal");
+    assert!(std::fs::read_dir(&tenant_wal).unwrap().count() > 0, "the WAL is archived into the tenant");
+    let status = cairn_json(&scratch, &["status", "--policy", &policy]);
+    assert_eq!(status["sources"][0]["ok"], true, "the RPO is judged by the tenant's archive: {status}");
+    ok(cairn(&scratch, &["--tenant", "acme", "pg", "check"]), "pg check of the tenant");
+
+    ok(cairn(&scratch, &["erase", "--policy", &policy, "--tenant", "acme", "--request", "EXIT-1"]), "erase --tenant");
+    assert!(!scratch.path("repo").join("tenants").join(&id).exists(), "the tenant's archive is gone with it");
+    let fetched = cairn(&scratch, &["--tenant", "acme", "pg", "wal-fetch", "000000010000000000000001", "/dev/null"]);
+    assert!(!fetched.status.success(), "nothing of the tenant opens any more");
 }
 
 #[test]
