@@ -81,10 +81,11 @@ fn map_err(e: ::object_store::Error) -> StoreError {
                 return StoreError::PermissionDenied(text);
             }
             // A client error (an invalid bucket name, a bad request) will not go away by
-            // retrying; only a timeout or throttling might.
+            // retrying; only a timeout, throttling, or a WebDAV lock might: rclone answers
+            // `423 Locked` to a MKCOL of a collection another upload is creating at that moment.
             if let Some(at) = text.find("status code: 4") {
                 let code = text.get(at + 13..at + 16).unwrap_or_default();
-                if code != "408" && code != "429" {
+                if !matches!(code, "408" | "423" | "429") {
                     return StoreError::Permanent(text);
                 }
             }
@@ -741,6 +742,20 @@ impl Store for ObjectStoreBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_errors_are_permanent_but_timeouts_throttling_and_locks_are_retried() {
+        let generic = |text: &str| ::object_store::Error::Generic { store: "HTTP", source: text.to_string().into() };
+        let status = |code: &str| {
+            format!("Error performing MKCOL http://h/r/data - Server returned non-2xx status code: {code}")
+        };
+        for code in ["408 Request Timeout", "423 Locked", "429 Too Many Requests"] {
+            assert!(matches!(map_err(generic(&status(code))), StoreError::Transient(_)), "{code}");
+        }
+        for code in ["400 Bad Request", "404 Not Found", "409 Conflict"] {
+            assert!(matches!(map_err(generic(&status(code))), StoreError::Permanent(_)), "{code}");
+        }
+    }
 
     #[test]
     fn passwords_in_urls_are_not_repeated() {
