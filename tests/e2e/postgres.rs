@@ -261,6 +261,28 @@ fn wal_objects(scratch: &Scratch) -> std::collections::BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Writes a policy file (readable by PostgreSQL's user) for `scratch`'s repository with one
+/// `postgres` source for `cluster`, daily with a 10-minute RPO: `source` gives its name (and
+/// more keys), `tail` the tables after it. Returns its path.
+fn write_policy(scratch: &Scratch, cluster: &Cluster<'_>, source: &str, tail: &str) -> String {
+    let policy = scratch.path("out").join("policy.toml");
+    let args: Vec<String> = cluster.connection().iter().map(|a| format!("{a:?}")).collect();
+    std::fs::write(
+        &policy,
+        format!(
+            "[repository]\nurl = \"{}\"\npassword_file = \"{}\"\n\n[[source]]\n{source}\n\
+             postgres = {{ cluster = \"main\", args = [{}], pg_bin = \"{}\" }}\nevery = \"1d\"\nrpo = \"10m\"\n\n{tail}",
+            scratch.path("repo").display(),
+            scratch.path("password").display(),
+            args.join(", "),
+            pg_bin().display()
+        ),
+    )
+    .unwrap();
+    chown_pg(&policy);
+    policy.display().to_string()
+}
+
 /// The server's clock now, as RFC 3339.
 fn server_now(c: &Cluster<'_>) -> String {
     c.psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
@@ -523,23 +545,7 @@ fn timelines_are_followed_after_a_failover() {
 fn a_policy_takes_base_backups_and_judges_the_rpo_by_the_archive() {
     let scratch = Scratch::with_repository();
     let cluster = Cluster::archiving(&scratch);
-    let policy = scratch.path("out").join("policy.toml");
-    let args: Vec<String> = cluster.connection().iter().map(|a| format!("{a:?}")).collect();
-    std::fs::write(
-        &policy,
-        format!(
-            "[repository]\nurl = \"{}\"\npassword_file = \"{}\"\n\n[[source]]\nname = \"orders-db\"\n\
-             postgres = {{ cluster = \"main\", args = [{}], pg_bin = \"{}\" }}\nevery = \"1d\"\nrpo = \"10m\"\n\n\
-             [retention]\ntiers = [\"1d:7d\"]\n",
-            scratch.path("repo").display(),
-            scratch.path("password").display(),
-            args.join(", "),
-            pg_bin().display()
-        ),
-    )
-    .unwrap();
-    chown_pg(&policy);
-    let policy = policy.display().to_string();
+    let policy = write_policy(&scratch, &cluster, "name = \"orders-db\"", "[retention]\ntiers = [\"1d:7d\"]\n");
     // No base backup yet: the promise is not kept, whatever WAL is archived.
     cluster.switch_and_wait();
     let status = cairn(&scratch, &["status", "--policy", &policy]);
@@ -576,23 +582,8 @@ fn a_tenants_cluster_archives_into_the_tenant_and_is_shredded_with_it() {
     let scratch = Scratch::with_repository();
     ok(cairn(&scratch, &["tenant", "add", "acme"]), "cairn tenant add");
     let cluster = Cluster::archiving_with(&scratch, "--tenant acme");
-    let policy = scratch.path("out").join("policy.toml");
-    let args: Vec<String> = cluster.connection().iter().map(|a| format!("{a:?}")).collect();
-    std::fs::write(
-        &policy,
-        format!(
-            "[repository]\nurl = \"{}\"\npassword_file = \"{}\"\n\n[[source]]\nname = \"acme-db\"\ntenant = \"acme\"\n\
-             postgres = {{ cluster = \"main\", args = [{}], pg_bin = \"{}\" }}\nevery = \"1d\"\nrpo = \"10m\"\n\n\
-             [erasure]\ndeadline = \"60d\"\n",
-            scratch.path("repo").display(),
-            scratch.path("password").display(),
-            args.join(", "),
-            pg_bin().display()
-        ),
-    )
-    .unwrap();
-    chown_pg(&policy);
-    let policy = policy.display().to_string();
+    let policy =
+        write_policy(&scratch, &cluster, "name = \"acme-db\"\ntenant = \"acme\"", "[erasure]\ndeadline = \"60d\"\n");
     ok(cairn(&scratch, &["run", "--policy", &policy]), "cairn run");
     cluster.psql("CREATE TABLE t AS SELECT 1 AS x");
     cluster.switch_and_wait();
