@@ -215,7 +215,9 @@ pub fn status(
     copies: &[CopyTarget<'_>],
     now: jiff::Timestamp,
 ) -> Result<PolicyStatus> {
-    Ok(judge(policy, &snapshots(policy, repo)?, &repo.records()?, &newest_wal(policy, repo)?, copies, now))
+    // The tenants' repositories are opened once, for their snapshots and their archives.
+    let repos = Repos::open(policy, repo, false);
+    Ok(judge(policy, &repos.snapshots()?, &repo.records()?, &newest_wal_in(policy, &repos)?, copies, now))
 }
 
 /// The snapshots of `policy`'s sources in `repo`: its own, and those of the tenants its sources
@@ -232,8 +234,12 @@ pub fn snapshots(policy: &Policy, repo: &Repository) -> Result<Vec<(SnapshotId, 
 /// # Errors
 /// Store errors listing the archive.
 pub fn newest_wal(policy: &Policy, repo: &Repository) -> Result<BTreeMap<String, jiff::Timestamp>> {
+    newest_wal_in(policy, &Repos::open(policy, repo, false))
+}
+
+/// As [`newest_wal`], in repositories already opened.
+fn newest_wal_in(policy: &Policy, repos: &Repos<'_>) -> Result<BTreeMap<String, jiff::Timestamp>> {
     let mut out = BTreeMap::new();
-    let repos = Repos::open(policy, repo, false);
     // Each repository's archive listed once, however many clusters it holds.
     let mut listings: BTreeMap<Option<&str>, Vec<crate::repository::store::ObjectInfo>> = BTreeMap::new();
     for source in &policy.sources {
