@@ -26,7 +26,7 @@ use anyhow::{Context, Result, anyhow};
 use cairn_core::Repository;
 use cairn_core::advanced::compress::Codec;
 use cairn_core::format::blob::BlobKind;
-use cairn_core::format::pack::PackEntry;
+use cairn_core::format::pack::{PackEntry, PackSeal};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId};
 use cairn_core::store::ObjectKind;
 use cairn_core::store::object_store::{BackendOptions, ObjectStoreBackend};
@@ -196,7 +196,7 @@ pub fn fill_index(repo_dir: &Path, blobs: u64, per_object: u64, per_pack: u64) -
                         raw_len: 256 << 10,
                     })
                     .collect();
-                packs.push(IndexedPack { id: PackId(digest()), salt: [7; 16], entries });
+                packs.push(IndexedPack { id: PackId(digest()), seal: PackSeal::salted([7; 16]), entries });
                 n += in_pack;
             }
             let file = IndexFile { supersedes: vec![], packs };

@@ -27,7 +27,7 @@ use cairn_core::advanced::chunk::{ChunkerParams, Cutter, StreamBatcher};
 use cairn_core::advanced::compress::{self, Codec};
 use cairn_core::advanced::crypto::{MasterKey, SealKey};
 use cairn_core::format::blob::{BlobKind, SealedBlob};
-use cairn_core::format::pack::PackWriter;
+use cairn_core::format::pack::{PackSeal, PackWriter};
 
 use crate::dataset::sql::Database;
 
@@ -109,7 +109,7 @@ impl Prepared {
         let data = sample(kind, len);
         let master = MasterKey::from_bytes([7; 32]);
         let cutter = Cutter::new(ChunkerParams::default(), master.chunker_seed()).unwrap_or_else(|e| panic!("{e}"));
-        let key = master.subkey(&[9; 16]);
+        let key = master.subkey(&[9; 16]).expect("a full key");
         let chunks: Vec<(usize, usize)> = cutter.split(&data).collect();
         let payloads: Vec<(Codec, Vec<u8>)> = chunks
             .iter()
@@ -198,7 +198,7 @@ impl Prepared {
     #[must_use]
     pub fn pack(&self, blobs: Vec<SealedBlob>) -> usize {
         let mut total = 0;
-        let mut writer = PackWriter::new([1; 16], PACK_SIZE);
+        let mut writer = PackWriter::new(PackSeal::salted([1; 16]), PACK_SIZE);
         // As the engine's packer does: each pack is written into the buffer of the last one.
         let mut finish = |w: PackWriter| {
             let bytes = w.finish(&self.key, true).bytes;
@@ -208,8 +208,8 @@ impl Prepared {
         for b in blobs {
             writer.add(b);
             if writer.len() >= PACK_SIZE {
-                let full = std::mem::replace(&mut writer, PackWriter::new([1; 16], 0));
-                writer = PackWriter::with_buffer([1; 16], finish(full));
+                let full = std::mem::replace(&mut writer, PackWriter::new(PackSeal::salted([1; 16]), 0));
+                writer = PackWriter::with_buffer(PackSeal::salted([1; 16]), finish(full));
             }
         }
         if !writer.is_empty() {

@@ -123,6 +123,9 @@ pub mod exit {
     /// A concurrent prune removed data this command depended on; nothing was committed: run it
     /// again.
     pub const CONFLICT: u8 = 21;
+    /// The repository was opened with a write-only key, and the command reads or changes
+    /// what is stored.
+    pub const WRITE_ONLY_KEY: u8 = 22;
     /// A bug in cairn.
     pub const INTERNAL: u8 = 70;
     /// `pg wal-fetch` could not read a WAL file that may be archived (storage, damage, the
@@ -130,7 +133,7 @@ pub mod exit {
     pub const WAL_FETCH_FAILED: u8 = 126;
 
     /// Every code above, for the README check.
-    pub const ALL: [u8; 18] = [
+    pub const ALL: [u8; 19] = [
         0,
         FAILED,
         USAGE,
@@ -147,6 +150,7 @@ pub mod exit {
         STORAGE,
         IO,
         CONFLICT,
+        WRITE_ONLY_KEY,
         INTERNAL,
         WAL_FETCH_FAILED,
     ];
@@ -168,6 +172,7 @@ pub mod exit {
             ErrorKind::InvalidArgument => USAGE,
             ErrorKind::Io => IO,
             ErrorKind::Conflict => CONFLICT,
+            ErrorKind::WriteOnlyKey => WRITE_ONLY_KEY,
             ErrorKind::Internal => INTERNAL,
             _ => FAILED,
         }
@@ -222,6 +227,7 @@ fn kind_name(kind: cairn_core::ErrorKind) -> &'static str {
         K::InvalidArgument => "usage",
         K::Io => "io",
         K::Conflict => "conflict",
+        K::WriteOnlyKey => "write_only_key",
         K::Internal => "internal",
         _ => "failed",
     }

@@ -17,11 +17,11 @@ use cairn_core::format::blob::{self, BlobKind};
 use cairn_core::format::config::{Config, FORMAT_VERSION};
 use cairn_core::format::index::{IndexFile, IndexedPack};
 use cairn_core::format::keyfile::{KeyFile, KeyMeta};
-use cairn_core::format::pack::{PackEntry, PackWriter, encode_header};
+use cairn_core::format::pack::{PackEntry, PackSeal, PackWriter, encode_header};
 use cairn_core::format::record::{RECORD_VERSION, RunRecord, StepKind, StepRecord};
 use cairn_core::format::session::{SESSION_VERSION, SessionMarker};
-use cairn_core::format::tenant::{TENANT_VERSION, TenantKey};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use cairn_core::format::tenant::{TENANT_VERSION, TenantKey};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
 use cairn_fuzz::{BLOB_SALT, PASSWORD, cbor, master};
@@ -62,7 +62,12 @@ fn keyfile() {
     let m = master();
     for (name, memory_kib) in [("8kib", 8), ("1mib", 1024), ("default", KdfParams::default().memory_kib)] {
         let params = KdfParams { memory_kib, iterations: 1, parallelism: 1 };
-        let meta = KeyMeta { host: "host".into(), user: "user".into(), created: "2026-11-23T10:00:00Z".into() };
+        let meta = KeyMeta {
+            host: "host".into(),
+            user: "user".into(),
+            created: "2026-11-23T10:00:00Z".into(),
+            write_only: false,
+        };
         let kf = KeyFile::wrap(&m, PASSWORD, params, &meta, false).unwrap();
         write("keyfile", name, &kf.encode());
         if memory_kib == 8 {
@@ -122,8 +127,8 @@ fn pack_header() {
     write("pack_header", "plain-0", &cat(&[&[1], &16u64.to_le_bytes(), &encode_header(&[])]));
     let m = master();
     let salt = random_salt();
-    let key = m.subkey(&salt);
-    let mut w = PackWriter::new(salt, 1 << 16);
+    let key = m.subkey(&salt).expect("a full key");
+    let mut w = PackWriter::new(PackSeal::salted(salt), 1 << 16);
     for plain in [text(3000), noise(500, 1), Vec::new()] {
         w.add(blob::seal(&key, BlobKind::Data, m.blob_id(&plain), &plain, 3));
     }
@@ -135,8 +140,12 @@ fn index() {
     let file = IndexFile {
         supersedes: vec![IndexId(Digest::of(b"older"))],
         packs: vec![
-            IndexedPack { id: PackId(Digest::of(b"pack 1")), salt: [1; 16], entries: entries() },
-            IndexedPack { id: PackId(Digest::of(b"pack 2")), salt: [2; 16], entries: entries()[..1].to_vec() },
+            IndexedPack { id: PackId(Digest::of(b"pack 1")), seal: PackSeal::salted([1; 16]), entries: entries() },
+            IndexedPack {
+                id: PackId(Digest::of(b"pack 2")),
+                seal: PackSeal::salted([2; 16]),
+                entries: entries()[..1].to_vec(),
+            },
         ],
     };
     write("index", "plain", &file.encode());
@@ -309,7 +318,7 @@ fn parity() {
 
 fn blobs() {
     let m = master();
-    let key = m.subkey(&BLOB_SALT);
+    let key = m.subkey(&BLOB_SALT).expect("a full key");
     for (name, kind, plain) in [
         ("text", BlobKind::Data, text(2000)),
         ("noise", BlobKind::Data, noise(300, 2)),
@@ -350,7 +359,7 @@ fn decompress() {
 fn wal() {
     use cairn_core::format::wal::{WalCodec, WalName};
     let codec_master = master();
-    let codec = WalCodec::new(&codec_master, "main");
+    let codec = WalCodec::new(&codec_master, "main").expect("a full key");
     for (n, name) in
         ["000000010000000A000000FF", "00000002.history", "000000010000000000000002.00000028.backup"].iter().enumerate()
     {

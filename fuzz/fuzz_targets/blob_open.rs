@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let id = BlobId(Digest(input.array()));
     let sealed = input.rest();
     let master = master();
-    let key = master.subkey(&BLOB_SALT);
+    let key = master.subkey(&BLOB_SALT).expect("a full key");
     if let Ok(plain) = blob::open(&master, &key, kind, id, codec, raw_len, sealed) {
         assert_eq!(plain.len(), raw_len as usize, "opened blob has the wrong length");
         assert_eq!(master.blob_id(&plain), id, "opened blob does not hash to its id");

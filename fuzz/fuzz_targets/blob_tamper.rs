@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let kind = if mode & 1 == 0 { BlobKind::Data } else { BlobKind::Tree };
     let level = if mode & 2 == 0 { 0 } else { 3 };
     let master = master();
-    let key = master.subkey(&BLOB_SALT);
+    let key = master.subkey(&BLOB_SALT).expect("a full key");
     let id = master.blob_id(plain);
     let s = blob::seal(&key, kind, id, plain, level);
     let opened = blob::open(&master, &key, kind, id, s.codec, s.raw_len, &s.bytes).expect("a sealed blob opens");
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let mut salt = BLOB_SALT;
             salt[pos % salt.len()] ^= mask;
-            key = master.subkey(&salt);
+            key = master.subkey(&salt).expect("a full key");
         }
     }
     let tampered = blob::open(&master, &key, kind, id, codec, raw_len, &sealed);

@@ -27,7 +27,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(key) = kf.unwrap_key(PASSWORD) {
         let fast = KdfParams { memory_kib: 8, iterations: 1, parallelism: 1 };
-        let meta = meta.unwrap_or_else(|_| KeyMeta { host: "h".into(), user: "u".into(), created: "t".into() });
+        let meta = meta.unwrap_or_else(|_| KeyMeta {
+            host: "h".into(),
+            user: "u".into(),
+            created: "t".into(),
+            write_only: false,
+        });
         let rewrapped = KeyFile::wrap(&key, PASSWORD, fast, &meta, kf.version >= 2).expect("wrap with valid params");
         let back = rewrapped.unwrap_key(PASSWORD).expect("a fresh key file unwraps");
         assert_eq!(back.blob_id(b"probe"), key.blob_id(b"probe"), "rewrapped master key differs");

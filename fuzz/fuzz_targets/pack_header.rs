@@ -10,7 +10,7 @@
 #![no_main]
 
 use cairn_core::advanced::crypto::{SALT_LEN, SEAL_OVERHEAD};
-use cairn_core::format::pack::{PackEntry, decode_header, encode_header, read_header};
+use cairn_core::format::pack::{PackEntry, decode_header, encode_header, read_header, split_header_len};
 use cairn_core::id::{Digest, PackId};
 use cairn_fuzz::{Input, master};
 use libfuzzer_sys::fuzz_target;
@@ -37,10 +37,11 @@ fuzz_target!(|data: &[u8]| {
     } else {
         let pack = input.rest();
         let id = PackId(Digest::of(pack));
-        if let Ok((salt, entries)) = read_header(&master(), &id, pack) {
-            assert_eq!(salt[..], pack[..SALT_LEN]);
-            let header_len = u32::from_le_bytes(pack[pack.len() - 4..].try_into().unwrap()) as u64;
-            check_entries(&entries, pack.len() as u64 - 4 - header_len);
+        if let Ok((seal, entries)) = read_header(&master(), &id, pack) {
+            assert_eq!(seal.salt[..], pack[..SALT_LEN]);
+            let (header_len, public) = split_header_len(pack[pack.len() - 4..].try_into().unwrap());
+            assert_eq!(public, seal.public.is_some());
+            check_entries(&entries, pack.len() as u64 - 4 - u64::from(header_len) - seal.tail_extra());
         }
     }
 });

@@ -13,11 +13,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let master = master();
-    let acme = ObjectKey::new(ObjectKind::Tenant, master.tenant_id("acme"));
+    let acme = ObjectKey::new(ObjectKind::Tenant, master.tenant_id("acme").expect("a full key"));
     if let Ok(tenant) = TenantKey::decode(&acme, data) {
         assert_eq!(tenant.version, TENANT_VERSION);
         assert!(check_name(&tenant.name).is_ok());
-        let own = ObjectKey::new(ObjectKind::Tenant, master.tenant_id(&tenant.name));
+        let own = ObjectKey::new(ObjectKind::Tenant, master.tenant_id(&tenant.name).expect("a full key"));
         let reopened = TenantKey::open(&master, &own, &tenant.seal(&master)).expect("a sealed key opens");
         assert_eq!(reopened, tenant);
         let enc = cbor(&tenant);

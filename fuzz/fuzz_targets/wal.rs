@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let master = master();
-    let codec = WalCodec::new(&master, "main");
+    let codec = WalCodec::new(&master, "main").expect("a full key");
     match mode % 5 {
         0 => {
             if let Ok(text) = std::str::from_utf8(rest)

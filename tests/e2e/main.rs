@@ -26,6 +26,7 @@
 //! - `retention`: restic's forty retention cases through the binary, ties in creation order.
 //! - `tenants`: tenants sealed apart, crypto-shredded everywhere by `erase --tenant` (issue 16).
 //! - `upgrade`: a version 1 repository kept as a fixture restores, checks and migrates.
+//! - `write_only`: a host with a write-only key backs up and deduplicates, and reads nothing (issue 15).
 
 mod backup_restore;
 mod change_detection;
@@ -47,6 +48,7 @@ mod s3;
 mod tenants;
 mod unreadable;
 mod upgrade;
+mod write_only;
 
 use std::path::Path;
 

@@ -298,3 +298,45 @@ fn s3_an_invalid_bucket_fails_at_once_with_the_servers_message() {
         assert!(!out.stderr.contains("gave up after"), "retried: {}", out.report());
     }
 }
+
+/// Issue 15, items 1 and 2 together: a host holding a write-only key and storage credentials
+/// denied every delete backs up day after day and deduplicates, and can neither read, forget
+/// nor prune; the operator's full key restores what it wrote.
+#[test]
+fn s3_a_write_only_key_with_append_only_credentials_backs_up_and_nothing_else() {
+    let (host, operator) = append_only_pair();
+    operator.init_here(&["--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let mut add = operator.command(args!["key", "add", "--write-only"]);
+    add.env("CAIRN_NEW_PASSWORD", "backup host");
+    cairn_tests::Output::of(add).success();
+    let as_host = |args: Vec<std::ffi::OsString>| {
+        let mut cmd = host.command(args);
+        cmd.env("CAIRN_PASSWORD", "backup host");
+        cairn_tests::Output::of(cmd)
+    };
+    let src = host.dir("src");
+    data::write_random(&src.join("big.bin"), 12, 3_000_000);
+    data::write(&src.join("note.txt"), b"day one\n");
+    as_host(args!["backup", &src]).success();
+    data::write(&src.join("note.txt"), b"day two\n");
+    let second = as_host(args!["--json", "backup", &src]).success().json();
+    assert_eq!(second["summary"]["bytes_read"], 8, "only the changed file is read: {second}");
+    assert!(second["summary"]["bytes_new"].as_u64().unwrap() < 100_000, "{second}");
+
+    let before = counts(&operator);
+    let target = host.dir("restore");
+    as_host(args!["restore", "latest", "--target", &target]).code(cairn_tests::exit::WRITE_ONLY_KEY);
+    // Refused by the key or by the storage, whichever is asked first: either way nothing goes.
+    for args in [args!["forget", "--keep-last", "1", "--prune"], args!["prune", "--grace", "0s"]] {
+        let out = as_host(args);
+        let refused = [cairn_tests::exit::WRITE_ONLY_KEY, cairn_tests::exit::PERMISSION_DENIED];
+        assert!(out.code.is_some_and(|c| refused.contains(&c)), "{}: {:?}\n{}", out.command, out.code, out.stderr);
+    }
+    assert_eq!(counts(&operator), before, "no object was removed");
+    assert_eq!(operator.snapshots().len(), 2);
+
+    operator.run(args!["check", "--read-data"]).success();
+    let target = operator.dir("restore");
+    operator.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+}

@@ -1,6 +1,6 @@
 //! Version 1 repositories under this binary (issue 14, item 6): a small repository written by
 //! the version 1 code (commit 4a47837) is kept in `tests/fixtures/repo-v1`; it restores
-//! exactly, passes `check --read-data`, and `cairn migrate` takes it to version 2.
+//! exactly, passes `check --read-data`, and `cairn migrate` takes it to version 3.
 //!
 //! The fixture's snapshots hold [`build_small_tree`] generations 0 and 1, backed up from
 //! [`FIXTURE_SOURCE`]; the tests rebuild the same trees and compare.
@@ -37,7 +37,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A copy of the version 1 fixture, to run commands against.
-fn fixture_repo() -> TestRepo {
+pub(crate) fn fixture_repo() -> TestRepo {
     let repo = TestRepo::uninitialized(env!("CARGO_BIN_EXE_cairn"));
     copy_tree(&fixture_dir(), repo.path());
     repo
@@ -121,11 +121,11 @@ fn migrate_with_faults(repo: &TestRepo, faults: &str) -> cairn_tests::Output {
 }
 
 /// `cairn migrate` takes the version 1 fixture (with a second key added by this binary, still
-/// as version 1) to version 2: every password opens it, key files no longer carry their
+/// as version 1) to version 3: every password opens it, key files no longer carry their
 /// creator in clear, both snapshots restore exactly, `check --read-data` passes, and a new
 /// backup (padded blobs) restores exactly beside them.
 #[test]
-fn migrate_takes_a_version_1_repository_to_version_2() {
+fn migrate_takes_a_version_1_repository_to_version_3() {
     let repo = fixture_repo();
     let second = repo.scratch().join("second-password");
     std::fs::write(&second, "another password").unwrap();
@@ -135,9 +135,10 @@ fn migrate_takes_a_version_1_repository_to_version_2() {
     let out = repo.run(args!["--json", "migrate"]);
     out.success();
     let report = out.json();
-    assert_eq!((report["from"].as_u64(), report["to"].as_u64()), (Some(1), Some(2)), "{report}");
+    assert_eq!((report["from"].as_u64(), report["to"].as_u64()), (Some(1), Some(3)), "{report}");
     assert_eq!(report["keys_upgraded"].as_u64(), Some(2), "{report}");
-    assert_eq!(config_version(repo.path()), 2);
+    assert!(report["indexes_resealed"].as_u64() >= Some(1), "{report}");
+    assert_eq!(config_version(repo.path()), 3);
     assert_eq!(key_files(repo.path()), (vec![2, 2], false));
     let mut other = repo.command(args!["snapshots"]);
     other.env("CAIRN_PASSWORD", "another password");
@@ -160,30 +161,34 @@ fn migrate_takes_a_version_1_repository_to_version_2() {
 }
 
 /// A migration stopped at any put leaves a repository that opens and restores, and running
-/// `migrate` again finishes it: stopped before the config (nothing changed), and after the
-/// config but before the key files.
+/// `migrate` again finishes it: stopped before the config (nothing changed), after the
+/// config but before the key files, and after the key files but before the index objects.
 #[test]
 fn an_interrupted_migrate_is_finished_by_running_it_again() {
     let repo = fixture_repo();
     migrate_with_faults(&repo, "fail_puts_after=0").failure();
     assert_eq!(config_version(repo.path()), 1, "the config put failed: still version 1");
     migrate_with_faults(&repo, "fail_puts_after=1").failure();
-    assert_eq!(config_version(repo.path()), 2, "the config was replaced");
+    assert_eq!(config_version(repo.path()), 3, "the config was replaced");
     assert_eq!(key_files(repo.path()), (vec![1], true), "the key file was not");
+    assert_eq!(repo.snapshots().len(), 2, "the half-migrated repository opens");
+    migrate_with_faults(&repo, "fail_puts_after=1").failure();
+    assert_eq!(key_files(repo.path()), (vec![2], false), "the key file was upgraded, the index objects not");
     assert_eq!(repo.snapshots().len(), 2, "the half-migrated repository opens");
     let out = repo.run(args!["--json", "migrate"]);
     out.success();
     assert_eq!(out.json()["config_replaced"].as_bool(), Some(false));
-    assert_eq!(out.json()["keys_upgraded"].as_u64(), Some(1));
+    assert_eq!(out.json()["keys_upgraded"].as_u64(), Some(0));
+    assert!(out.json()["indexes_resealed"].as_u64() >= Some(1), "{}", out.json());
     assert_eq!(key_files(repo.path()), (vec![2], false));
     assert_restores_exactly(&repo);
     repo.run(args!["check", "--read-data"]).success();
 }
 
-/// `init` creates version 2 repositories, with version 2 key files.
+/// `init` creates version 3 repositories, with version 2 key files.
 #[test]
-fn init_creates_version_2() {
+fn init_creates_version_3() {
     let repo = crate::repo();
-    assert_eq!(config_version(repo.path()), 2);
+    assert_eq!(config_version(repo.path()), 3);
     assert_eq!(key_files(repo.path()), (vec![2], false));
 }

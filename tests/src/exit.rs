@@ -33,3 +33,6 @@ pub const STORAGE: i32 = 19;
 pub const IO: i32 = 20;
 /// A concurrent prune removed data the command depended on; nothing was committed.
 pub const CONFLICT: i32 = 21;
+/// The repository was opened with a write-only key, and the command reads or changes what is
+/// stored.
+pub const WRITE_ONLY_KEY: i32 = 22;

@@ -109,7 +109,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         None => erase::erase(&repo, &copies, &request).context("erasing")?,
     };
     if let Some(path) = &args.notice {
-        let notice = erase::notice(&repo, &record);
+        let notice = erase::notice(&repo, &record)?;
         let text = serde_json::to_vec_pretty(&notice)?;
         // Private to its owner until the operator sends it.
         let mut file = std::fs::OpenOptions::new();

@@ -17,7 +17,15 @@ enum What {
     /// List key files.
     List,
     /// Add a key file for another password (read from CAIRN_NEW_PASSWORD, --new-password-file, or a prompt).
-    Add(NewPassword),
+    Add {
+        #[command(flatten)]
+        password: NewPassword,
+        /// A write-only key, for a host that backs up: it deduplicates against the repository
+        /// but opens none of its data, trees or snapshots, its own included, and cannot
+        /// forget, prune, rewrite, repair or restore (format version 3).
+        #[arg(long)]
+        write_only: bool,
+    },
     /// Remove a key file (not the one in use, not the last one).
     Remove {
         /// Key id or unique prefix.
@@ -65,12 +73,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             }
             for k in &keys {
                 let mark = if k.current { "*" } else { " " };
-                println!("{mark} {}  {}@{}  {}", k.id.short(), k.user, k.host, k.created);
+                println!("{mark} {}  {:<10}  {}@{}  {}", k.id.short(), k.kind, k.user, k.host, k.created);
             }
         }
-        What::Add(p) => {
-            let id = repo.add_key(&p.read()?, KdfParams::default())?;
-            say!(global, "added key {}", id.short());
+        What::Add { password, write_only } => {
+            let id = if write_only {
+                repo.add_write_only_key(&password.read()?, KdfParams::default())?
+            } else {
+                repo.add_key(&password.read()?, KdfParams::default())?
+            };
+            say!(global, "added {}key {}", if write_only { "write-only " } else { "" }, id.short());
         }
         What::Remove { id } => {
             let id = repo.find_key(&id)?;

@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn seal_open() {
         let m = MasterKey::generate();
-        let k = m.subkey(&random_salt());
+        let k = m.subkey(&random_salt()).unwrap();
         for plain in [vec![], vec![1u8; 10_000], (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()] {
             let id = m.blob_id(&plain);
             let s = seal(&k, BlobKind::Data, id, &plain, 3);
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn open_in_place_matches_open() {
         let m = MasterKey::generate();
-        let k = m.subkey(&random_salt());
+        let k = m.subkey(&random_salt()).unwrap();
         let mut scratch = Vec::new();
         for plain in [vec![], vec![1u8; 10_000], (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()] {
             let id = m.blob_id(&plain);
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn padded_blobs_open() {
         let m = MasterKey::generate();
-        let k = m.subkey(&random_salt());
+        let k = m.subkey(&random_salt()).unwrap();
         for plain in [vec![], vec![1u8; 10_000], (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect()] {
             let id = m.blob_id(&plain);
             let p = prepare(&plain, 3, true);
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn fuzz_blob_tamper_codec_flip_on_empty_blob() {
         let m = MasterKey::generate();
-        let k = m.subkey(&random_salt());
+        let k = m.subkey(&random_salt()).unwrap();
         let id = m.blob_id(b"");
         let s = seal(&k, BlobKind::Tree, id, b"", 3);
         assert_eq!(s.codec, Codec::None);
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn fuzz_blob_open_unauthenticated_raw_len() {
         let m = MasterKey::generate();
-        let k = m.subkey(&random_salt());
+        let k = m.subkey(&random_salt()).unwrap();
         let plain = b"cairn keeps what you give it; ".repeat(60);
         let id = m.blob_id(&plain);
         let s = seal(&k, BlobKind::Data, id, &plain, 3);

@@ -11,7 +11,7 @@ use crate::foundation::id::Digest;
 
 /// The repository format version `init` creates; [`OLDEST_VERSION`] ..= this are read (and
 /// written, each in its own format).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this build reads.
 pub const OLDEST_VERSION: u32 = 1;
 /// The first bytes of the stored config.
@@ -102,7 +102,7 @@ impl Config {
         let _ = ciborium::into_writer(self, &mut plain);
         let mut out = CONFIG_MAGIC.to_vec();
         out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&master.seal_object(&plain, &config_aad(self.version)));
+        out.extend_from_slice(&master.clone().for_version(self.version).seal_meta(&plain, &config_aad(self.version)));
         out
     }
 
@@ -125,8 +125,11 @@ impl Config {
     pub fn open(master: &MasterKey, data: &[u8]) -> Result<Self> {
         let version = Self::stored_version(data)?;
         let sealed = data.get(12..).ok_or_else(|| Error::corrupt("config", "not a cairn repository config"))?;
-        let plain =
-            master.open_object(sealed, &config_aad(version)).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let plain = master
+            .clone()
+            .for_version(version)
+            .open_meta(sealed, &config_aad(version))
+            .map_err(|e| Error::crypto("config", e))?;
         let config: Config =
             ciborium::from_reader(plain.as_slice()).map_err(|e| Error::corrupt("config", e.to_string()))?;
         if config.chunker != CHUNKER_FASTCDC_2020_SEEDED {

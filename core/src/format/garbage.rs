@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::index::IndexedPack;
-use crate::format::pack::{ENTRY_LEN, PackEntry};
-use crate::foundation::crypto::{MasterKey, SALT_LEN};
+use crate::format::pack::{ENTRY_LEN, PackEntry, PackSeal};
+use crate::foundation::crypto::{MasterKey, PUBLIC_LEN, SALT_LEN};
 use crate::foundation::error::Result;
 use crate::foundation::id::{ObjectKey, PackId};
 
@@ -32,7 +32,8 @@ pub struct GarbageList {
 pub struct GarbagePack {
     /// The pack.
     pub id: PackId,
-    /// Its salt (all zero for a pack no index named, whose header was never read).
+    /// Its salt (all zero for a pack no index named, whose header was never read), followed
+    /// for a pack sealed to the repository's public key by that pack's ephemeral public key.
     #[serde(with = "serde_bytes")]
     pub salt: Vec<u8>,
     /// Its size in bytes.
@@ -50,7 +51,11 @@ impl GarbagePack {
         for e in &p.entries {
             e.encode_into(&mut entries);
         }
-        GarbagePack { id: p.id, salt: p.salt.to_vec(), size, entries }
+        let mut salt = p.seal.salt.to_vec();
+        if let Some(public) = &p.seal.public {
+            salt.extend_from_slice(public);
+        }
+        GarbagePack { id: p.id, salt, size, entries }
     }
 
     /// The listing of a pack no index names (left by an interrupted backup).
@@ -63,9 +68,16 @@ impl GarbagePack {
     /// malformed.
     #[must_use]
     pub fn to_indexed(&self) -> Option<IndexedPack> {
-        let salt: [u8; SALT_LEN] = self.salt.as_slice().try_into().ok()?;
+        let seal = match self.salt.len() {
+            SALT_LEN => PackSeal::salted(self.salt.as_slice().try_into().ok()?),
+            n if n == SALT_LEN + PUBLIC_LEN => PackSeal {
+                salt: self.salt[..SALT_LEN].try_into().ok()?,
+                public: Some(self.salt[SALT_LEN..].try_into().ok()?),
+            },
+            _ => return None,
+        };
         let entries = self.entries.chunks(ENTRY_LEN).map(PackEntry::decode).collect::<Result<Vec<_>, _>>().ok()?;
-        Some(IndexedPack { id: self.id, salt, entries })
+        Some(IndexedPack { id: self.id, seal, entries })
     }
 }
 

@@ -5,14 +5,18 @@
 //! objects they supersede. The in-memory table built from them is
 //! [`crate::repository::index::Index`].
 
-use crate::format::pack::{ENTRY_LEN, MAX_ENTRIES, PackEntry};
+use crate::format::pack::{ENTRY_LEN, MAX_ENTRIES, PackEntry, PackSeal};
 use crate::foundation::codec::Cursor;
-use crate::foundation::crypto::{MasterKey, SALT_LEN};
+use crate::foundation::crypto::{MasterKey, PUBLIC_LEN, SALT_LEN};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{IndexId, PackId};
 
-/// Version byte of an index object's plaintext.
+/// Version byte of an index object's plaintext whose packs are all sealed under their salt's
+/// subkey.
 pub const INDEX_VERSION: u8 = 1;
+/// Version byte of an index object's plaintext that lists a pack sealed to the repository's
+/// public key: each pack's salt is followed by a form byte, 1 and the public key for those.
+pub const INDEX_VERSION_PUBLIC: u8 = 2;
 /// Associated data of index objects.
 pub const INDEX_AAD: &[u8] = b"cairn index v1";
 
@@ -21,8 +25,8 @@ pub const INDEX_AAD: &[u8] = b"cairn index v1";
 pub struct IndexedPack {
     /// The pack.
     pub id: PackId,
-    /// The salt its blobs are sealed under.
-    pub salt: [u8; SALT_LEN],
+    /// What its blobs' key comes from.
+    pub seal: PackSeal,
     /// Its blobs.
     pub entries: Vec<PackEntry>,
 }
@@ -34,7 +38,7 @@ pub fn union_packs<'a>(
     packs: impl IntoIterator<Item = &'a IndexedPack>,
 ) {
     for p in packs {
-        let known = into.entry(p.id).or_insert_with(|| IndexedPack { id: p.id, salt: p.salt, entries: vec![] });
+        let known = into.entry(p.id).or_insert_with(|| IndexedPack { id: p.id, seal: p.seal, entries: vec![] });
         for e in &p.entries {
             if !known.entries.iter().any(|k| k.offset == e.offset) {
                 known.entries.push(*e);
@@ -52,26 +56,49 @@ pub struct IndexFile {
     pub packs: Vec<IndexedPack>,
 }
 
-/// Reads one pack's head in an index object: its id, salt and entry count (checked against
-/// the bytes left, so a hostile count cannot make the reader reserve memory).
-pub(crate) fn pack_head(c: &mut Cursor<'_>) -> Result<(PackId, [u8; SALT_LEN], u32), &'static str> {
+/// Reads one pack's head in an index object of plaintext `version`: its id, seal and entry
+/// count (checked against the bytes left, so a hostile count cannot make the reader reserve
+/// memory).
+pub(crate) fn pack_head(c: &mut Cursor<'_>, version: u8) -> Result<(PackId, PackSeal, u32), &'static str> {
     let id = PackId(c.digest()?);
-    let mut salt = [0u8; SALT_LEN];
-    salt.copy_from_slice(c.take(SALT_LEN)?);
+    let mut seal = PackSeal::salted([0u8; SALT_LEN]);
+    seal.salt.copy_from_slice(c.take(SALT_LEN)?);
+    if version == INDEX_VERSION_PUBLIC {
+        match c.u8()? {
+            0 => {}
+            1 => {
+                let mut public = [0u8; PUBLIC_LEN];
+                public.copy_from_slice(c.take(PUBLIC_LEN)?);
+                seal.public = Some(public);
+            }
+            _ => return Err("unknown pack seal form"),
+        }
+    }
     let ne = c.u32()?;
     if ne > MAX_ENTRIES || ne as usize > c.remaining() / ENTRY_LEN {
         return Err("entry count exceeds the object");
     }
-    Ok((id, salt, ne))
+    Ok((id, seal, ne))
+}
+
+/// Checks the version byte at the start of an index object's plaintext.
+pub(crate) fn check_index_version(version: u8) -> Result<u8, &'static str> {
+    match version {
+        INDEX_VERSION | INDEX_VERSION_PUBLIC => Ok(version),
+        _ => Err("unknown index version"),
+    }
 }
 
 impl IndexFile {
     /// Encodes the plaintext.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let n: usize = self.packs.iter().map(|p| 52 + p.entries.len() * ENTRY_LEN).sum();
+        let n: usize = self.packs.iter().map(|p| 85 + p.entries.len() * ENTRY_LEN).sum();
         let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + n);
-        out.push(INDEX_VERSION);
+        // Version 1 while it can be, so a repository without write-only keys writes what
+        // it always wrote.
+        let public = self.packs.iter().any(|p| p.seal.public.is_some());
+        out.push(if public { INDEX_VERSION_PUBLIC } else { INDEX_VERSION });
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for s in &self.supersedes {
             out.extend_from_slice(&s.0.0);
@@ -79,7 +106,15 @@ impl IndexFile {
         out.extend_from_slice(&(self.packs.len() as u32).to_le_bytes());
         for p in &self.packs {
             out.extend_from_slice(&p.id.0.0);
-            out.extend_from_slice(&p.salt);
+            out.extend_from_slice(&p.seal.salt);
+            match (&p.seal.public, public) {
+                (_, false) => {}
+                (None, true) => out.push(0),
+                (Some(key), true) => {
+                    out.push(1);
+                    out.extend_from_slice(key);
+                }
+            }
             out.extend_from_slice(&(p.entries.len() as u32).to_le_bytes());
             for e in &p.entries {
                 e.encode_into(&mut out);
@@ -94,9 +129,7 @@ impl IndexFile {
     /// A reason for any malformed field.
     pub fn decode(plain: &[u8]) -> Result<Self, &'static str> {
         let mut c = Cursor::new(plain);
-        if c.u8()? != INDEX_VERSION {
-            return Err("unknown index version");
-        }
+        let version = check_index_version(c.u8()?)?;
         let ns = c.u32()?;
         if ns as usize > c.remaining() / 32 {
             return Err("supersedes count exceeds the object");
@@ -108,9 +141,9 @@ impl IndexFile {
         }
         let mut packs = Vec::with_capacity(np as usize);
         for _ in 0..np {
-            let (id, salt, ne) = pack_head(&mut c)?;
+            let (id, seal, ne) = pack_head(&mut c, version)?;
             let entries = (0..ne).map(|_| PackEntry::decode(c.take(ENTRY_LEN)?)).collect::<Result<Vec<_>, _>>()?;
-            packs.push(IndexedPack { id, salt, entries });
+            packs.push(IndexedPack { id, seal, entries });
         }
         if c.remaining() != 0 {
             return Err("trailing bytes");
@@ -121,7 +154,7 @@ impl IndexFile {
     /// Seals for storage.
     #[must_use]
     pub fn seal(&self, master: &MasterKey) -> Vec<u8> {
-        master.seal_object(&self.encode(), INDEX_AAD)
+        master.seal_meta(&self.encode(), INDEX_AAD)
     }
 
     /// Opens a stored index object.
@@ -130,7 +163,7 @@ impl IndexFile {
     /// [`Error::Corrupt`] naming the object.
     pub fn open(master: &MasterKey, id: &IndexId, sealed: &[u8]) -> Result<Self> {
         let plain =
-            master.open_object(sealed, INDEX_AAD).map_err(|e| Error::corrupt(format!("index {id}"), e.to_string()))?;
+            master.open_meta(sealed, INDEX_AAD).map_err(|e| Error::corrupt(format!("index {id}"), e.to_string()))?;
         Self::decode(&plain).map_err(|r| Error::corrupt(format!("index {id}"), r))
     }
 }
@@ -156,12 +189,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn file_round_trip(sizes in proptest::collection::vec(0u32..50, 0..8), sup in 0u32..3) {
+        fn file_round_trip(sizes in proptest::collection::vec(0u32..50, 0..8), sup in 0u32..3, public in proptest::collection::vec(any::<bool>(), 8)) {
             let file = IndexFile {
                 supersedes: (0..sup).map(|i| IndexId(Digest::of(&[i as u8]))).collect(),
                 packs: sizes.iter().enumerate().map(|(p, &n)| IndexedPack {
                     id: PackId(Digest::of(&[p as u8, 1])),
-                    salt: [p as u8; 16],
+                    seal: PackSeal { salt: [p as u8; 16], public: public[p].then_some([p as u8 + 1; 32]) },
                     entries: (0..n).map(|i| entry(i + p as u32 * 100)).collect(),
                 }).collect(),
             };
@@ -170,9 +203,17 @@ mod tests {
             for cut in [0, enc.len() / 2, enc.len().saturating_sub(1)] {
                 if cut < enc.len() { prop_assert!(IndexFile::decode(&enc[..cut]).is_err()); }
             }
-            let m = MasterKey::generate();
+            let any_public = file.packs.iter().any(|p| p.seal.public.is_some());
+            prop_assert_eq!(enc[0], if any_public { INDEX_VERSION_PUBLIC } else { INDEX_VERSION });
             let id = IndexId::default();
-            prop_assert_eq!(IndexFile::open(&m, &id, &file.seal(&m)).unwrap(), file);
+            for version in [2, 3] {
+                let m = MasterKey::generate().for_version(version);
+                prop_assert_eq!(IndexFile::open(&m, &id, &file.seal(&m)).unwrap(), file.clone());
+                // From version 3 on a write-only key reads (and writes) the index.
+                let w = m.write_only();
+                prop_assert_eq!(IndexFile::open(&w, &id, &file.seal(&m)).is_ok(), version == 3);
+                prop_assert_eq!(IndexFile::open(&m, &id, &file.seal(&w)).unwrap(), file.clone());
+            }
         }
     }
 }

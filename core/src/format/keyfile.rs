@@ -81,8 +81,8 @@ pub struct KeyFile {
     pub meta: Option<String>,
 }
 
-/// Who made a key file, where and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who made a key file, where and when, and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct KeyMeta {
     /// The host it was made on.
     pub host: String,
@@ -90,6 +90,9 @@ pub struct KeyMeta {
     pub user: String,
     /// When (RFC 3339).
     pub created: String,
+    /// It wraps a write-only key (FORMAT.md §6); absent for a full key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write_only: bool,
 }
 
 /// A key file could not be made or opened.
@@ -137,7 +140,7 @@ impl KeyFile {
     ) -> Result<Self, KeyFileError> {
         let salt = random_salt();
         let kek = derive_kek(password, &salt, params)?;
-        let wrapped = kek.seal(master.as_bytes(), AAD);
+        let wrapped = kek.seal(&master.to_wrapped(), AAD);
         let v1 = KeyFile {
             version: 1,
             kdf: "argon2id".into(),
@@ -176,7 +179,7 @@ impl KeyFile {
     pub fn meta(&self, master: &MasterKey) -> Result<KeyMeta, KeyFileError> {
         self.check_layout()?;
         if let (Some(host), Some(user), Some(created)) = (&self.host, &self.user, &self.created) {
-            return Ok(KeyMeta { host: host.clone(), user: user.clone(), created: created.clone() });
+            return Ok(KeyMeta { host: host.clone(), user: user.clone(), created: created.clone(), write_only: false });
         }
         let sealed = hex::decode(self.meta.as_deref().unwrap_or_default())
             .map_err(|e| KeyFileError::Invalid(format!("meta: {e}")))?;
@@ -214,14 +217,10 @@ impl KeyFile {
         let wrapped = hex::decode(&self.wrapped).map_err(|e| KeyFileError::Invalid(e.to_string()))?;
         let kek = derive_kek(password, &salt, self.params)?;
         let plain = Zeroizing::new(kek.open(&wrapped, AAD).map_err(|e| match e {
-            CryptoError::Authentication => KeyFileError::WrongPassword,
+            CryptoError::Authentication | CryptoError::WriteOnly => KeyFileError::WrongPassword,
             CryptoError::TooShort(_) => KeyFileError::Invalid("wrapped key too short".into()),
         })?);
-        let bytes: [u8; 32] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyFileError::Invalid("wrapped key has the wrong length".into()))?;
-        Ok(MasterKey::from_bytes(bytes))
+        MasterKey::from_wrapped(&plain).ok_or_else(|| KeyFileError::Invalid("wrapped key has the wrong length".into()))
     }
 
     /// Serialises to the stored JSON bytes.
@@ -246,7 +245,7 @@ mod tests {
     const FAST: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
 
     fn meta() -> KeyMeta {
-        KeyMeta { host: "h".into(), user: "u".into(), created: "t".into() }
+        KeyMeta { host: "h".into(), user: "u".into(), created: "t".into(), write_only: false }
     }
 
     #[test]
@@ -258,6 +257,7 @@ mod tests {
             assert_eq!(decoded.version, if sealed { 2 } else { 1 });
             let back = decoded.unwrap_key(b"secret").unwrap();
             assert_eq!(back.as_bytes(), m.as_bytes());
+            assert!(!back.is_write_only());
             assert_eq!(decoded.meta(&m).unwrap(), meta());
             assert!(matches!(kf.unwrap_key(b"wrong"), Err(KeyFileError::WrongPassword)));
         }

@@ -28,17 +28,18 @@ use crate::foundation::error::{Error, Result};
 use crate::foundation::id::ObjectKey;
 
 /// The layout of the small sealed objects (garbage lists, session markers, run records):
-/// `value` as CBOR, sealed under `master` with the kind's associated data `aad`.
+/// `value` as CBOR, sealed as metadata ([`MasterKey::seal_meta`]) with the kind's associated
+/// data `aad`.
 fn seal_cbor<T: serde::Serialize>(master: &MasterKey, value: &T, aad: &[u8]) -> Vec<u8> {
     let mut plain = Vec::new();
     // Writing CBOR into a Vec cannot fail.
     let _ = ciborium::into_writer(value, &mut plain);
-    master.seal_object(&plain, aad)
+    master.seal_meta(&plain, aad)
 }
 
 /// The plaintext of the sealed object `key`, authenticated with `aad`.
 fn open_sealed(master: &MasterKey, key: &ObjectKey, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-    master.open_object(sealed, aad).map_err(|e| Error::corrupt(key, e.to_string()))
+    master.open_meta(sealed, aad).map_err(|e| Error::crypto(key, e))
 }
 
 /// Decodes the CBOR plaintext of `key`; a decoding error names it.

@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! pack   = salt[16] ‖ blob* ‖ header ‖ header_len:u32le
-//! blob   = nonce[12] ‖ ciphertext ‖ tag[16]          sealed under subkey(salt)
-//! header = nonce[12] ‖ ciphertext ‖ tag[16]          sealed under subkey(salt), AAD "cairn pack header v1"
+//!        | salt[16] ‖ blob* ‖ header ‖ public[32] ‖ (header_len | 2^31):u32le
+//! blob   = nonce[12] ‖ ciphertext ‖ tag[16]          sealed under the pack's key
+//! header = nonce[12] ‖ ciphertext ‖ tag[16]          sealed under the pack's key, AAD "cairn pack header v1"
 //! ```
+//! The pack's key is the subkey of its salt, or, in the second form (written with a write-only
+//! key), the key agreed with the ephemeral X25519 key `public` ([`PackSeal`]).
 //! The header lists every blob (kind, codec, id, offset, length, raw length), so the index can be
 //! rebuilt from packs alone. A pack's name is the plain BLAKE3 of all its bytes.
 
@@ -13,7 +16,7 @@ use bytes::Bytes;
 use crate::format::blob::{BlobKind, SealedBlob};
 use crate::foundation::codec::Cursor;
 use crate::foundation::compress::Codec;
-use crate::foundation::crypto::{MasterKey, SALT_LEN, SEAL_OVERHEAD, SealKey};
+use crate::foundation::crypto::{CryptoError, MasterKey, PUBLIC_LEN, SALT_LEN, SEAL_OVERHEAD, SealKey};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, PackId};
 
@@ -24,6 +27,42 @@ const HEADER_AAD: &[u8] = b"cairn pack header v1";
 pub const ENTRY_LEN: usize = 46;
 /// Most entries a header may claim (bounds allocation on decode).
 pub const MAX_ENTRIES: u32 = 1 << 20;
+
+/// The flag in a pack's last four bytes that says an ephemeral public key precedes them.
+const PUBLIC_FLAG: u32 = 1 << 31;
+
+/// What a pack's key comes from (FORMAT.md §5.5): its salt, and for a pack sealed to the
+/// repository's public key (by a write-only key), the ephemeral public key it was agreed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackSeal {
+    /// The random salt at the start of the pack.
+    pub salt: [u8; SALT_LEN],
+    /// The ephemeral X25519 public key of a pack sealed to the repository's public key.
+    pub public: Option<[u8; PUBLIC_LEN]>,
+}
+
+impl PackSeal {
+    /// A pack sealed under the subkey of `salt`.
+    #[must_use]
+    pub fn salted(salt: [u8; SALT_LEN]) -> Self {
+        PackSeal { salt, public: None }
+    }
+
+    /// The key the pack's blobs and header are sealed under.
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key; [`CryptoError::Authentication`] for
+    /// an unusable public key.
+    pub fn key(&self, master: &MasterKey) -> Result<SealKey, CryptoError> {
+        master.pack_key(&self.salt, self.public.as_ref())
+    }
+
+    /// Bytes the public key adds to the end of a pack.
+    #[must_use]
+    pub fn tail_extra(&self) -> u64 {
+        if self.public.is_some() { PUBLIC_LEN as u64 } else { 0 }
+    }
+}
 
 /// One blob's place in a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +156,7 @@ pub fn decode_header(plain: &[u8], body_len: u64) -> Result<Vec<PackEntry>, &'st
 /// random when it is finished (so the order of blobs in a data pack does not follow the order
 /// of a file's chunks).
 pub struct PackWriter {
-    salt: [u8; SALT_LEN],
+    seal: PackSeal,
     buf: Vec<u8>,
     blobs: Vec<SealedBlob>,
     len: usize,
@@ -128,8 +167,8 @@ pub struct PackWriter {
 pub struct FinishedPack {
     /// BLAKE3 of `bytes`.
     pub id: PackId,
-    /// The salt the blobs were sealed under.
-    pub salt: [u8; SALT_LEN],
+    /// What the key the blobs were sealed under comes from.
+    pub seal: PackSeal,
     /// The whole pack.
     pub bytes: Bytes,
     /// Where each blob is.
@@ -137,21 +176,21 @@ pub struct FinishedPack {
 }
 
 impl PackWriter {
-    /// A new pack whose blobs are sealed under `subkey(salt)`.
+    /// A new pack whose blobs are sealed under the key of `seal`.
     #[must_use]
-    pub fn new(salt: [u8; SALT_LEN], capacity: usize) -> Self {
-        Self::with_buffer(salt, Vec::with_capacity(capacity + capacity / 8))
+    pub fn new(seal: PackSeal, capacity: usize) -> Self {
+        Self::with_buffer(seal, Vec::with_capacity(capacity + capacity / 8))
     }
 
     /// The same, writing into `buf` (the bytes of an uploaded pack, say), whose allocation is
     /// reused: a fresh multi-megabyte buffer per pack costs a page fault per 4 KiB.
     #[must_use]
-    pub fn with_buffer(salt: [u8; SALT_LEN], mut buf: Vec<u8>) -> Self {
+    pub fn with_buffer(seal: PackSeal, mut buf: Vec<u8>) -> Self {
         buf.clear();
-        PackWriter { salt, buf, blobs: Vec::new(), len: SALT_LEN }
+        PackWriter { seal, buf, blobs: Vec::new(), len: SALT_LEN }
     }
 
-    /// Adds a sealed blob (sealed under `subkey(salt)`).
+    /// Adds a sealed blob (sealed under the key of the pack's seal).
     pub fn add(&mut self, blob: SealedBlob) {
         self.len += blob.bytes.len();
         self.blobs.push(blob);
@@ -190,8 +229,8 @@ impl PackWriter {
         if shuffle {
             self.blobs.shuffle(&mut rand::thread_rng());
         }
-        self.buf.reserve(self.len + tail_len(self.blobs.len()) as usize);
-        self.buf.extend_from_slice(&self.salt);
+        self.buf.reserve(self.len + (tail_len(self.blobs.len()) + self.seal.tail_extra()) as usize);
+        self.buf.extend_from_slice(&self.seal.salt);
         let mut entries = Vec::with_capacity(self.blobs.len());
         for blob in self.blobs {
             entries.push(PackEntry {
@@ -206,76 +245,97 @@ impl PackWriter {
         }
         let header = key.seal(&encode_header(&entries), HEADER_AAD);
         self.buf.extend_from_slice(&header);
-        self.buf.extend_from_slice(&u32::try_from(header.len()).unwrap_or(u32::MAX).to_le_bytes());
+        let mut header_len = u32::try_from(header.len()).unwrap_or(u32::MAX);
+        if let Some(public) = &self.seal.public {
+            self.buf.extend_from_slice(public);
+            header_len |= PUBLIC_FLAG;
+        }
+        self.buf.extend_from_slice(&header_len.to_le_bytes());
         let id = PackId(Digest::of(&self.buf));
-        FinishedPack { id, salt: self.salt, bytes: Bytes::from(self.buf), entries }
+        FinishedPack { id, seal: self.seal, bytes: Bytes::from(self.buf), entries }
     }
 }
 
-/// Reads the salt and header of a whole pack.
+/// A pack's last four bytes: the header's length, and whether an ephemeral public key lies
+/// between the header and them.
+#[must_use]
+pub fn split_header_len(last: [u8; 4]) -> (u32, bool) {
+    let v = u32::from_le_bytes(last);
+    (v & !PUBLIC_FLAG, v & PUBLIC_FLAG != 0)
+}
+
+/// Reads the seal and header of a whole pack.
 ///
 /// # Errors
 /// [`Error::Corrupt`] naming the pack for any malformed or unauthenticated part.
-pub fn read_header(master: &MasterKey, id: &PackId, pack: &[u8]) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+pub fn read_header(master: &MasterKey, id: &PackId, pack: &[u8]) -> Result<(PackSeal, Vec<PackEntry>)> {
     let what = || format!("pack {id}");
     let n = pack.len();
     if n < SALT_LEN + 4 {
         return Err(Error::corrupt(what(), "too short"));
     }
-    let header_len = u32::from_le_bytes([pack[n - 4], pack[n - 3], pack[n - 2], pack[n - 1]]) as usize;
+    let (header_len, public) = split_header_len([pack[n - 4], pack[n - 3], pack[n - 2], pack[n - 1]]);
+    let extra = if public { PUBLIC_LEN } else { 0 };
     let header_start = (n - 4)
-        .checked_sub(header_len)
+        .checked_sub(header_len as usize + extra)
         .filter(|&s| s >= SALT_LEN)
         .ok_or_else(|| Error::corrupt(what(), "header length exceeds the pack"))?;
-    let mut salt = [0u8; SALT_LEN];
-    salt.copy_from_slice(&pack[..SALT_LEN]);
-    let key = master.subkey(&salt);
-    let plain =
-        key.open(&pack[header_start..n - 4], HEADER_AAD).map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
+    let mut seal = PackSeal::salted([0u8; SALT_LEN]);
+    seal.salt.copy_from_slice(&pack[..SALT_LEN]);
+    if public {
+        let mut p = [0u8; PUBLIC_LEN];
+        p.copy_from_slice(&pack[n - 4 - PUBLIC_LEN..n - 4]);
+        seal.public = Some(p);
+    }
+    let key = seal.key(master).map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
+    let plain = key
+        .open(&pack[header_start..n - 4 - extra], HEADER_AAD)
+        .map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
     let entries =
         decode_header(&plain, header_start as u64).map_err(|r| Error::corrupt(what(), format!("header: {r}")))?;
-    Ok((salt, entries))
+    Ok((seal, entries))
 }
 
-/// Bytes at the end of a pack that hold a header of `entries` entries and its length field.
+/// Bytes at the end of a pack sealed under a salt's subkey that hold a header of `entries`
+/// entries and its length field (a pack with a public key has [`PackSeal::tail_extra`] more).
 #[must_use]
 pub fn tail_len(entries: usize) -> u64 {
     (SEAL_OVERHEAD + 5 + ENTRY_LEN * entries) as u64 + 4
 }
 
 /// The number of entries a header of `header_len` sealed bytes holds (the value of a pack's
-/// last four bytes), rounded down for a malformed length.
+/// last four bytes, without its flag), rounded down for a malformed length.
 #[must_use]
 pub fn entries_for_header_len(header_len: u32) -> usize {
     usize::try_from(u64::from(header_len).saturating_sub((SEAL_OVERHEAD + 5) as u64) / ENTRY_LEN as u64).unwrap_or(0)
 }
 
-/// Opens a pack's header from its last [`tail_len`] bytes, read on their own: the salt (the
-/// pack's first bytes), the tail and the pack's whole size are given, the entries come back.
+/// Opens a pack's header from its last [`tail_len`] (and [`PackSeal::tail_extra`]) bytes,
+/// read on their own: the seal (its salt is the pack's first bytes), the tail and the pack's
+/// whole size are given, the entries come back.
 ///
 /// # Errors
 /// [`Error::Corrupt`] naming the pack when the tail's length field disagrees with its length, or
 /// the header is malformed or fails authentication.
-pub fn open_tail(
-    master: &MasterKey,
-    id: &PackId,
-    salt: &[u8; SALT_LEN],
-    tail: &[u8],
-    size: u64,
-) -> Result<Vec<PackEntry>> {
+pub fn open_tail(master: &MasterKey, id: &PackId, seal: &PackSeal, tail: &[u8], size: u64) -> Result<Vec<PackEntry>> {
     let what = || format!("pack {id}");
     let n = tail.len();
+    let extra = seal.tail_extra() as usize;
     let Some(len_bytes) = n.checked_sub(4).and_then(|at| tail.get(at..)) else {
         return Err(Error::corrupt(what(), "too short for its header"));
     };
-    let stored_len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
-    if stored_len + 4 != n || size < (n + SALT_LEN) as u64 {
+    let (stored_len, public) = split_header_len([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+    if stored_len as usize + extra + 4 != n || public != seal.public.is_some() || size < (n + SALT_LEN) as u64 {
         return Err(Error::corrupt(what(), "header length does not match the index"));
     }
-    let plain = master
-        .subkey(salt)
-        .open(&tail[..n - 4], HEADER_AAD)
-        .map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
+    if let Some(public) = &seal.public
+        && tail[n - 4 - extra..n - 4] != public[..]
+    {
+        return Err(Error::corrupt(what(), "its public key differs from the index's"));
+    }
+    let key = seal.key(master).map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
+    let plain =
+        key.open(&tail[..n - 4 - extra], HEADER_AAD).map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
     decode_header(&plain, size - n as u64).map_err(|r| Error::corrupt(what(), format!("header: {r}")))
 }
 
@@ -283,13 +343,11 @@ pub fn open_tail(
 mod tests {
     use super::*;
     use crate::format::blob;
-    use crate::foundation::crypto::random_salt;
     use proptest::prelude::*;
 
     fn build(m: &MasterKey, blobs: &[Vec<u8>]) -> FinishedPack {
-        let salt = random_salt();
-        let key = m.subkey(&salt);
-        let mut w = PackWriter::new(salt, 1 << 20);
+        let (salt, public, key) = m.new_pack_key();
+        let mut w = PackWriter::new(PackSeal { salt, public }, 1 << 20);
         for b in blobs {
             w.add(blob::seal(&key, BlobKind::Data, m.blob_id(b), b, 3));
         }
@@ -298,13 +356,20 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..500), 0..20)) {
-            let m = MasterKey::generate();
-            let p = build(&m, &blobs);
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..500), 0..20), write_only in any::<bool>()) {
+            let full = MasterKey::generate();
+            let (m, p) = if write_only { (full.clone(), build(&full.write_only(), &blobs)) } else { (full.clone(), build(&full, &blobs)) };
             prop_assert_eq!(p.id, PackId(Digest::of(&p.bytes)));
-            let (salt, entries) = read_header(&m, &p.id, &p.bytes).unwrap();
+            let (seal, entries) = read_header(&m, &p.id, &p.bytes).unwrap();
+            prop_assert_eq!(seal, p.seal);
+            prop_assert_eq!(seal.public.is_some(), write_only);
             prop_assert_eq!(&entries, &p.entries);
-            let key = m.subkey(&salt);
+            let key = seal.key(&m).unwrap();
+            if write_only {
+                prop_assert!(read_header(&m.write_only(), &p.id, &p.bytes).is_err(), "a write-only key does not open its own pack");
+            }
+            let tail_at = p.bytes.len() - (tail_len(entries.len()) + seal.tail_extra()) as usize;
+            prop_assert_eq!(open_tail(&m, &p.id, &seal, &p.bytes[tail_at..], p.bytes.len() as u64).unwrap(), entries.clone());
             prop_assert_eq!(entries.len(), blobs.len());
             for b in &blobs {
                 let e = entries.iter().find(|e| e.id == m.blob_id(b)).expect("every blob is listed");
@@ -314,9 +379,9 @@ mod tests {
         }
 
         #[test]
-        fn damaged_header_is_detected(pos in any::<usize>()) {
+        fn damaged_header_is_detected(pos in any::<usize>(), write_only in any::<bool>()) {
             let m = MasterKey::generate();
-            let p = build(&m, &[b"one".to_vec(), b"two".to_vec()]);
+            let p = build(&if write_only { m.write_only() } else { m.clone() }, &[b"one".to_vec(), b"two".to_vec()]);
             let mut bytes = p.bytes.to_vec();
             let header_from = p.entries.iter().map(|e| (e.offset + e.length) as usize).max().unwrap_or(16);
             let i = header_from + pos % (bytes.len() - header_from);

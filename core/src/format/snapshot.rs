@@ -200,9 +200,7 @@ impl Snapshot {
     /// # Errors
     /// [`Error::Corrupt`] or [`Error::UnsupportedVersion`] naming the snapshot.
     pub fn open(master: &MasterKey, id: &SnapshotId, sealed: &[u8]) -> Result<Self> {
-        let plain = master
-            .open_object(sealed, SNAPSHOT_AAD)
-            .map_err(|e| Error::corrupt(format!("snapshot {id}"), e.to_string()))?;
+        let plain = master.open_object(sealed, SNAPSHOT_AAD).map_err(|e| Error::crypto(format!("snapshot {id}"), e))?;
         Self::decode_plain(id, &plain)
     }
 

@@ -56,7 +56,7 @@ impl TenantKey {
         let tenant = Self::decode(key, &plain);
         plain.zeroize();
         let tenant = tenant?;
-        if master.tenant_id(&tenant.name) != key.id {
+        if master.tenant_id(&tenant.name).map_err(|e| Error::crypto(key, e))? != key.id {
             return Err(Error::corrupt(
                 key,
                 format!("holds the key of tenant `{}`, stored under another name", tenant.name),
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn round_trip_and_tamper() {
         let m = MasterKey::generate();
-        let key = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("acme"));
+        let key = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("acme").unwrap());
         let sealed = tenant().seal(&m);
         assert_eq!(TenantKey::open(&m, &key, &sealed).unwrap(), tenant());
         let mut bad = sealed.clone();
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn one_damaged_copy_costs_nothing() {
         let m = MasterKey::generate();
-        let key = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("acme"));
+        let key = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("acme").unwrap());
         let stored = tenant().seal_stored(&m);
         assert_eq!(TenantKey::open_stored(&m, &key, &stored).unwrap(), (tenant(), false));
         for at in [3, stored.len() - 3] {
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn a_key_under_another_tenants_name_is_refused() {
         let m = MasterKey::generate();
-        let other = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("globex"));
+        let other = ObjectKey::new(ObjectKind::Tenant, m.tenant_id("globex").unwrap());
         let e = TenantKey::open(&m, &other, &tenant().seal(&m)).unwrap_err();
         assert!(e.to_string().contains("another name"), "{e}");
     }
@@ -194,9 +194,10 @@ mod tests {
     #[test]
     fn ids_depend_on_the_master_key_and_the_name() {
         let (a, b) = (MasterKey::generate(), MasterKey::generate());
-        assert_ne!(a.tenant_id("acme"), b.tenant_id("acme"));
-        assert_ne!(a.tenant_id("acme"), a.tenant_id("acme2"));
-        assert_eq!(a.tenant_id("acme"), a.tenant_id("acme"));
+        assert_ne!(a.tenant_id("acme").unwrap(), b.tenant_id("acme").unwrap());
+        assert_ne!(a.tenant_id("acme").unwrap(), a.tenant_id("acme2").unwrap());
+        assert_eq!(a.tenant_id("acme").unwrap(), a.tenant_id("acme").unwrap());
+        assert_eq!(a.write_only().tenant_id("acme"), Err(crate::foundation::crypto::CryptoError::WriteOnly));
     }
 
     #[test]

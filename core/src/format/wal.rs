@@ -207,10 +207,13 @@ impl Drop for WalCodec<'_> {
 
 impl<'a> WalCodec<'a> {
     /// The codec of `cluster`'s files under `master`.
-    #[must_use]
-    pub fn new(master: &'a MasterKey, cluster: &str) -> Self {
-        let (siv_key, stream_key) = master.wal_name_keys(cluster);
-        WalCodec { master, cluster: cluster.to_string(), siv_key, stream_key }
+    ///
+    /// # Errors
+    /// [`Error::WriteOnly`] for a write-only key: WAL names are keyed by the secret.
+    pub fn new(master: &'a MasterKey, cluster: &str) -> Result<Self> {
+        let (siv_key, stream_key) =
+            master.wal_name_keys(cluster).map_err(|e| Error::crypto(format!("the WAL archive of {cluster}"), e))?;
+        Ok(WalCodec { master, cluster: cluster.to_string(), siv_key, stream_key })
     }
 
     fn stream(&self, siv: &[u8]) -> [u8; NAME_LEN] {
@@ -358,15 +361,15 @@ mod tests {
     #[test]
     fn ids_hide_names_and_come_back_only_under_the_same_key_and_cluster() {
         let master = MasterKey::generate();
-        let codec = WalCodec::new(&master, "main");
+        let codec = WalCodec::new(&master, "main").unwrap();
         let name = WalName::parse("000000010000000000000003").unwrap();
         let key = codec.key(&name);
         assert_eq!(key, codec.key(&name), "the same name gives the same object");
         assert_ne!(key, codec.key(&WalName::parse("000000010000000000000004").unwrap()));
         assert!(!key.id.to_hex().contains("0003"));
         assert_eq!(codec.name(&key), Some(name));
-        assert_eq!(WalCodec::new(&master, "other").name(&key), None);
-        assert_eq!(WalCodec::new(&MasterKey::generate(), "main").name(&key), None);
+        assert_eq!(WalCodec::new(&master, "other").unwrap().name(&key), None);
+        assert_eq!(WalCodec::new(&MasterKey::generate(), "main").unwrap().name(&key), None);
         let mut flipped = key;
         flipped.id.0[31] ^= 1;
         assert_eq!(codec.name(&flipped), None);
@@ -375,7 +378,7 @@ mod tests {
     #[test]
     fn contents_round_trip_and_are_bound_to_their_name() {
         let master = MasterKey::generate();
-        let codec = WalCodec::new(&master, "main");
+        let codec = WalCodec::new(&master, "main").unwrap();
         let name = WalName::parse("000000010000000000000003").unwrap();
         let mut data = vec![0u8; 1 << 16];
         data[..5].copy_from_slice(b"hello");
@@ -384,6 +387,6 @@ mod tests {
         assert_eq!(codec.open(&name, &sealed).unwrap(), data);
         let other = WalName::parse("000000010000000000000004").unwrap();
         assert!(codec.open(&other, &sealed).is_err(), "moved to another name, it does not open");
-        assert!(WalCodec::new(&master, "other").open(&name, &sealed).is_err());
+        assert!(WalCodec::new(&master, "other").unwrap().open(&name, &sealed).is_err());
     }
 }

@@ -44,18 +44,49 @@ pub enum CryptoError {
     /// Authentication failed: wrong key, tampered bytes or wrong associated data.
     #[error("authentication failed (tampered data or wrong key)")]
     Authentication,
+    /// The key is write-only ([`MasterKey::write_only`]): it seals what it writes to the
+    /// repository's public key and opens nothing sealed under the master key.
+    #[error("this key is write-only: it can add backups but not read any")]
+    WriteOnly,
 }
 
-/// The repository's master key.
+/// The first bytes of an object sealed to the repository's public key (FORMAT.md §5.5).
+pub const PUBLIC_MAGIC: &[u8; 8] = b"CAIRNPK1";
+/// Bytes of an X25519 public key.
+pub const PUBLIC_LEN: usize = 32;
+/// Length of a write-only key's material in a key file (FORMAT.md §6).
+pub const WRITE_ONLY_LEN: usize = 1 + 4 * 32;
+/// The first byte of a write-only key's material.
+const WRITE_ONLY_TAG: u8 = 0x57;
+
+const CONTEXT_META_ROOT: &str = "cairn 2026-12-04 metadata key v1";
+const CONTEXT_META_SUBKEY: &str = "cairn 2026-12-04 metadata subkey v1";
+const CONTEXT_RECIPIENT: &str = "cairn 2026-12-04 recipient x25519 v1";
+const CONTEXT_PUBLIC_SEAL: &str = "cairn 2026-12-04 sealed to recipient v1";
+const CONTEXT_RECORD: &str = "cairn 2026-12-04 own backup record v1";
+
+/// The repository's master key, or a write-only key derived from it.
+///
+/// A full key holds the 32-byte secret everything is derived from. A write-only key
+/// ([`MasterKey::write_only`]) holds only what a backup needs: the blob id key, the chunker
+/// seed, the metadata key (config, index, session markers, garbage lists and run records of a
+/// format version 3 repository) and the repository's X25519 public key. What it writes (packs,
+/// snapshots) it seals to that public key, which only the secret opens (FORMAT.md §5.5).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey {
-    bytes: [u8; 32],
+    secret: Option<[u8; 32]>,
     id_key: [u8; 32],
+    chunker: [u8; 32],
+    meta_root: [u8; 32],
+    recipient: [u8; PUBLIC_LEN],
+    /// Metadata objects are sealed under `meta_root` (format version 3) rather than the secret.
+    #[zeroize(skip)]
+    meta_sealed: bool,
 }
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
+        f.write_str(if self.secret.is_some() { "MasterKey(..)" } else { "MasterKey(write-only, ..)" })
     }
 }
 
@@ -71,25 +102,174 @@ impl MasterKey {
     /// The master key with the given bytes (from a key file).
     #[must_use]
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        let id_key = blake3::derive_key(CONTEXT_ID_KEY, &bytes);
-        MasterKey { bytes, id_key }
+        let secret = x25519_dalek::StaticSecret::from(blake3::derive_key(CONTEXT_RECIPIENT, &bytes));
+        MasterKey {
+            secret: Some(bytes),
+            id_key: blake3::derive_key(CONTEXT_ID_KEY, &bytes),
+            chunker: blake3::derive_key(CONTEXT_CHUNKER, &bytes),
+            meta_root: blake3::derive_key(CONTEXT_META_ROOT, &bytes),
+            recipient: x25519_dalek::PublicKey::from(&secret).to_bytes(),
+            meta_sealed: false,
+        }
     }
 
-    /// The raw bytes, for wrapping into a key file.
+    /// This key for a repository of format `version`: from version 3 on, metadata objects are
+    /// sealed under the metadata key, which write-only keys hold too.
     #[must_use]
-    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
-        &self.bytes
+    pub fn for_version(mut self, version: u32) -> Self {
+        self.meta_sealed = version >= 3;
+        self
+    }
+
+    /// The write-only key of this key: what a backup needs and nothing that opens what is
+    /// stored ([`MasterKey`]).
+    #[must_use]
+    pub fn write_only(&self) -> Self {
+        MasterKey { secret: None, ..self.clone() }
+    }
+
+    /// Whether this is a write-only key.
+    #[must_use]
+    pub fn is_write_only(&self) -> bool {
+        self.secret.is_none()
+    }
+
+    /// The bytes a key file wraps: the 32-byte secret of a full key, or a write-only key's
+    /// `0x57 ‖ id key ‖ chunker key ‖ metadata key ‖ public key` (FORMAT.md §6).
+    #[must_use]
+    pub fn to_wrapped(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        match &self.secret {
+            Some(bytes) => zeroize::Zeroizing::new(bytes.to_vec()),
+            None => {
+                let mut out = Vec::with_capacity(WRITE_ONLY_LEN);
+                out.push(WRITE_ONLY_TAG);
+                for part in [&self.id_key, &self.chunker, &self.meta_root, &self.recipient] {
+                    out.extend_from_slice(part);
+                }
+                zeroize::Zeroizing::new(out)
+            }
+        }
+    }
+
+    /// The key whose [`MasterKey::to_wrapped`] bytes these are; `None` for any other length or
+    /// tag.
+    #[must_use]
+    pub fn from_wrapped(bytes: &[u8]) -> Option<Self> {
+        if let Ok(secret) = <[u8; 32]>::try_from(bytes) {
+            return Some(Self::from_bytes(secret));
+        }
+        if bytes.len() != WRITE_ONLY_LEN || bytes[0] != WRITE_ONLY_TAG {
+            return None;
+        }
+        let part = |i: usize| {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&bytes[1 + 32 * i..1 + 32 * (i + 1)]);
+            k
+        };
+        Some(MasterKey {
+            secret: None,
+            id_key: part(0),
+            chunker: part(1),
+            meta_root: part(2),
+            recipient: part(3),
+            meta_sealed: false,
+        })
+    }
+
+    /// The raw secret; `None` for a write-only key.
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) fn as_bytes(&self) -> Option<&[u8; 32]> {
+        self.secret.as_ref()
+    }
+
+    fn secret(&self) -> Result<&[u8; 32], CryptoError> {
+        self.secret.as_ref().ok_or(CryptoError::WriteOnly)
     }
 
     /// The AES-256-GCM key for the object with this salt.
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key.
+    pub fn subkey(&self, salt: &[u8; SALT_LEN]) -> Result<SealKey, CryptoError> {
+        Ok(derive_subkey(CONTEXT_SUBKEY, self.secret()?, salt))
+    }
+
+    /// The key a pack's blobs and header are sealed under: the subkey of its salt, or, for a
+    /// pack sealed to the repository's public key, the key agreed with its ephemeral public
+    /// key `public` (FORMAT.md §5.5).
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key; [`CryptoError::Authentication`] for a
+    /// public key that agrees on no secret.
+    pub fn pack_key(&self, salt: &[u8; SALT_LEN], public: Option<&[u8; PUBLIC_LEN]>) -> Result<SealKey, CryptoError> {
+        match public {
+            None => self.subkey(salt),
+            Some(public) => Ok(SealKey::new(self.agree(public)?)),
+        }
+    }
+
+    /// A new pack's salt and key: the subkey of a fresh salt for a full key, and for a
+    /// write-only key a key agreed with the repository's public key under a fresh ephemeral
+    /// key, whose public half comes back too (FORMAT.md §5.5).
     #[must_use]
-    pub fn subkey(&self, salt: &[u8; SALT_LEN]) -> SealKey {
-        let mut material = [0u8; 32 + SALT_LEN];
-        material[..32].copy_from_slice(&self.bytes);
-        material[32..].copy_from_slice(salt);
-        let key = blake3::derive_key(CONTEXT_SUBKEY, &material);
+    pub fn new_pack_key(&self) -> ([u8; SALT_LEN], Option<[u8; PUBLIC_LEN]>, SealKey) {
+        let salt = random_salt();
+        match &self.secret {
+            Some(secret) => (salt, None, derive_subkey(CONTEXT_SUBKEY, secret, &salt)),
+            None => {
+                let (public, key) = self.ephemeral();
+                (salt, Some(public), SealKey::new(key))
+            }
+        }
+    }
+
+    /// A fresh ephemeral X25519 key's public half and the key it agrees with the repository's
+    /// public key.
+    fn ephemeral(&self) -> ([u8; PUBLIC_LEN], [u8; 32]) {
+        let ephemeral = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
+        let public = x25519_dalek::PublicKey::from(&ephemeral).to_bytes();
+        let shared = ephemeral.diffie_hellman(&x25519_dalek::PublicKey::from(self.recipient));
+        (public, self.sealing_key(shared.as_bytes(), &public))
+    }
+
+    /// The key agreed with ephemeral public key `public` by the holder of the secret.
+    fn agree(&self, public: &[u8; PUBLIC_LEN]) -> Result<[u8; 32], CryptoError> {
+        let secret = x25519_dalek::StaticSecret::from(blake3::derive_key(CONTEXT_RECIPIENT, self.secret()?));
+        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
+        if !shared.was_contributory() {
+            return Err(CryptoError::Authentication);
+        }
+        Ok(self.sealing_key(shared.as_bytes(), public))
+    }
+
+    /// `derive_key(context, shared ‖ ephemeral public ‖ recipient public)`.
+    fn sealing_key(&self, shared: &[u8; 32], public: &[u8; PUBLIC_LEN]) -> [u8; 32] {
+        let mut material = [0u8; 32 + 2 * PUBLIC_LEN];
+        material[..32].copy_from_slice(shared);
+        material[32..64].copy_from_slice(public);
+        material[64..].copy_from_slice(&self.recipient);
+        let key = blake3::derive_key(CONTEXT_PUBLIC_SEAL, &material);
         material.zeroize();
-        SealKey::new(key)
+        key
+    }
+
+    /// The root of the key of a write-only host's local record of its own backups (FORMAT.md
+    /// §5.6): derived from what both kinds of key hold, so a full key reads it too.
+    #[must_use]
+    pub fn record_root(&self) -> [u8; 32] {
+        let mut material = [0u8; 64];
+        material[..32].copy_from_slice(&self.id_key);
+        material[32..].copy_from_slice(&self.meta_root);
+        let key = blake3::derive_key(CONTEXT_RECORD, &material);
+        material.zeroize();
+        key
+    }
+
+    /// The repository's X25519 public key.
+    #[must_use]
+    pub fn recipient(&self) -> &[u8; PUBLIC_LEN] {
+        &self.recipient
     }
 
     /// The keyed BLAKE3 id of a blob's plaintext.
@@ -101,68 +281,153 @@ impl MasterKey {
     /// A MAC over a document the repository's key holders can verify and no one else can
     /// forge (an erasure's completion notice): keyed BLAKE3 under a key derived for this
     /// alone.
-    #[must_use]
-    pub fn notice_mac(&self, document: &[u8]) -> [u8; 32] {
-        let key = blake3::derive_key(CONTEXT_NOTICE, &self.bytes);
-        *blake3::keyed_hash(&key, document).as_bytes()
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key.
+    pub fn notice_mac(&self, document: &[u8]) -> Result<[u8; 32], CryptoError> {
+        let key = blake3::derive_key(CONTEXT_NOTICE, self.secret()?);
+        Ok(*blake3::keyed_hash(&key, document).as_bytes())
     }
 
     /// The two keys that hide the names of one cluster's WAL files (FORMAT.md §14c): the key
     /// of the synthetic IV and the key of the stream that encrypts the name under it.
-    #[must_use]
-    pub fn wal_name_keys(&self, cluster: &str) -> ([u8; 32], [u8; 32]) {
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key.
+    pub fn wal_name_keys(&self, cluster: &str) -> Result<([u8; 32], [u8; 32]), CryptoError> {
         let mut material = Vec::with_capacity(32 + cluster.len());
-        material.extend_from_slice(&self.bytes);
+        material.extend_from_slice(self.secret()?);
         material.extend_from_slice(cluster.as_bytes());
         let keys = (blake3::derive_key(CONTEXT_WAL_SIV, &material), blake3::derive_key(CONTEXT_WAL_STREAM, &material));
         material.zeroize();
-        keys
+        Ok(keys)
     }
 
     /// The name of tenant `name`'s key object (FORMAT.md §14d): keyed BLAKE3 of the name, so
     /// the store learns neither the tenants' names nor, across repositories, which are whose.
-    #[must_use]
-    pub fn tenant_id(&self, name: &str) -> Digest {
-        let key = blake3::derive_key(CONTEXT_TENANT_ID, &self.bytes);
-        Digest(*blake3::keyed_hash(&key, name.as_bytes()).as_bytes())
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key.
+    pub fn tenant_id(&self, name: &str) -> Result<Digest, CryptoError> {
+        let key = blake3::derive_key(CONTEXT_TENANT_ID, self.secret()?);
+        Ok(Digest(*blake3::keyed_hash(&key, name.as_bytes()).as_bytes()))
     }
 
     /// The secret seed of the content-defined chunker.
     #[must_use]
     pub fn chunker_seed(&self) -> u64 {
-        let d = blake3::derive_key(CONTEXT_CHUNKER, &self.bytes);
         let mut seed = [0u8; 8];
-        seed.copy_from_slice(&d[..8]);
+        seed.copy_from_slice(&self.chunker[..8]);
         // fastcdc treats 0 as "no seed".
         u64::from_le_bytes(seed) | 1
     }
 }
 
 impl MasterKey {
-    /// Seals a whole object (config, index, snapshot): `salt ‖ nonce ‖ ciphertext ‖ tag`, under
-    /// a subkey of a fresh salt, with `aad` naming the object kind.
+    /// Seals a whole object (snapshot, tenant key, WAL file): `salt ‖ nonce ‖ ciphertext ‖
+    /// tag`, under a subkey of a fresh salt, with `aad` naming the object kind. A write-only
+    /// key seals to the repository's public key instead ([`MasterKey::seal_public`]).
     #[must_use]
     pub fn seal_object(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
-        let salt = random_salt();
-        let mut out = Vec::with_capacity(SALT_LEN + plain.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(&salt);
-        self.subkey(&salt).seal_into(plain, aad, &mut out);
+        match &self.secret {
+            Some(secret) => seal_salted(CONTEXT_SUBKEY, secret, plain, aad),
+            None => self.seal_public(plain, aad),
+        }
+    }
+
+    /// Seals `plain` to the repository's public key: `CAIRNPK1 ‖ ephemeral public[32] ‖ nonce
+    /// ‖ ciphertext ‖ tag` (FORMAT.md §5.5). Only the full key opens it.
+    #[must_use]
+    pub fn seal_public(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+        let (public, key) = self.ephemeral();
+        let mut out = Vec::with_capacity(PUBLIC_MAGIC.len() + PUBLIC_LEN + plain.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(PUBLIC_MAGIC);
+        out.extend_from_slice(&public);
+        SealKey::new(key).seal_into(plain, aad, &mut out);
         out
     }
 
-    /// Opens an object sealed by [`MasterKey::seal_object`].
+    /// Opens an object sealed by [`MasterKey::seal_object`], in either form.
+    ///
+    /// # Errors
+    /// [`CryptoError`] for short or unauthenticated input, or a write-only key.
+    pub fn open_object(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let secret = self.secret()?;
+        if let Some(rest) = sealed.strip_prefix(PUBLIC_MAGIC.as_slice())
+            && rest.len() >= PUBLIC_LEN + SEAL_OVERHEAD
+        {
+            let mut public = [0u8; PUBLIC_LEN];
+            public.copy_from_slice(&rest[..PUBLIC_LEN]);
+            let opened = self.agree(&public).and_then(|key| SealKey::new(key).open(&rest[PUBLIC_LEN..], aad));
+            // A salted object whose random salt starts with the magic (2^-64) opens below.
+            if opened.is_ok() {
+                return opened;
+            }
+        }
+        open_salted(CONTEXT_SUBKEY, secret, sealed, aad)
+    }
+
+    /// Seals a metadata object (config, index, session marker, garbage list, run record):
+    /// like [`MasterKey::seal_object`], under the metadata key in format version 3 (which
+    /// write-only keys hold) and the secret before.
+    #[must_use]
+    pub fn seal_meta(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+        match (&self.secret, self.meta_sealed) {
+            (Some(secret), false) => seal_salted(CONTEXT_SUBKEY, secret, plain, aad),
+            _ => seal_salted(CONTEXT_META_SUBKEY, &self.meta_root, plain, aad),
+        }
+    }
+
+    /// Opens a metadata object sealed by [`MasterKey::seal_meta`]: a full key tries both keys
+    /// (a repository migrated to version 3 keeps the metadata objects sealed before), the
+    /// metadata key first from version 3 on.
     ///
     /// # Errors
     /// [`CryptoError`] for short or unauthenticated input.
-    pub fn open_object(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < SALT_LEN + SEAL_OVERHEAD {
-            return Err(CryptoError::TooShort(sealed.len()));
+    pub fn open_meta(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let first = if self.meta_sealed || self.secret.is_none() {
+            open_salted(CONTEXT_META_SUBKEY, &self.meta_root, sealed, aad)
+        } else {
+            self.open_object(sealed, aad)
+        };
+        match (first, &self.secret) {
+            (Ok(plain), _) => Ok(plain),
+            (Err(CryptoError::Authentication), Some(_)) if self.meta_sealed => self.open_object(sealed, aad),
+            (Err(CryptoError::Authentication), Some(_)) => {
+                open_salted(CONTEXT_META_SUBKEY, &self.meta_root, sealed, aad)
+            }
+            (Err(e), _) => Err(e),
         }
-        let (salt, rest) = sealed.split_at(SALT_LEN);
-        let mut s = [0u8; SALT_LEN];
-        s.copy_from_slice(salt);
-        self.subkey(&s).open(rest, aad)
     }
+}
+
+/// `derive_key(context, root ‖ salt)` as an AES-256-GCM key.
+fn derive_subkey(context: &str, root: &[u8; 32], salt: &[u8; SALT_LEN]) -> SealKey {
+    let mut material = [0u8; 32 + SALT_LEN];
+    material[..32].copy_from_slice(root);
+    material[32..].copy_from_slice(salt);
+    let key = blake3::derive_key(context, &material);
+    material.zeroize();
+    SealKey::new(key)
+}
+
+/// `salt ‖ nonce ‖ ciphertext ‖ tag` under the subkey of a fresh salt.
+fn seal_salted(context: &str, root: &[u8; 32], plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    let salt = random_salt();
+    let mut out = Vec::with_capacity(SALT_LEN + plain.len() + SEAL_OVERHEAD);
+    out.extend_from_slice(&salt);
+    derive_subkey(context, root, &salt).seal_into(plain, aad, &mut out);
+    out
+}
+
+fn open_salted(context: &str, root: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < SALT_LEN + SEAL_OVERHEAD {
+        return Err(CryptoError::TooShort(sealed.len()));
+    }
+    let (salt, rest) = sealed.split_at(SALT_LEN);
+    let mut s = [0u8; SALT_LEN];
+    s.copy_from_slice(salt);
+    derive_subkey(context, root, &s).open(rest, aad)
 }
 
 /// A random salt for a new object.
@@ -314,7 +579,7 @@ mod tests {
     proptest! {
         #[test]
         fn seal_open_round_trip(plain in proptest::collection::vec(any::<u8>(), 0..2048), aad in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let key = MasterKey::generate().subkey(&random_salt());
+            let key = MasterKey::generate().subkey(&random_salt()).unwrap();
             let sealed = key.seal(&plain, &aad);
             prop_assert_eq!(sealed.len(), plain.len() + SEAL_OVERHEAD);
             prop_assert_eq!(key.open(&sealed, &aad).unwrap(), plain);
@@ -322,7 +587,7 @@ mod tests {
 
         #[test]
         fn any_flipped_bit_fails(plain in proptest::collection::vec(any::<u8>(), 0..256), pos in any::<usize>(), bit in 0u8..8) {
-            let key = MasterKey::generate().subkey(&random_salt());
+            let key = MasterKey::generate().subkey(&random_salt()).unwrap();
             let mut sealed = key.seal(&plain, b"aad");
             let i = pos % sealed.len();
             sealed[i] ^= 1 << bit;
@@ -334,11 +599,11 @@ mod tests {
     fn wrong_aad_and_wrong_key_fail() {
         let master = MasterKey::generate();
         let salt = random_salt();
-        let sealed = master.subkey(&salt).seal(b"hello", b"a");
-        assert!(master.subkey(&salt).open(&sealed, b"b").is_err());
-        assert!(master.subkey(&random_salt()).open(&sealed, b"a").is_err());
-        assert!(MasterKey::generate().subkey(&salt).open(&sealed, b"a").is_err());
-        assert_eq!(master.subkey(&salt).open(&sealed[..10], b"a"), Err(CryptoError::TooShort(10)));
+        let sealed = master.subkey(&salt).unwrap().seal(b"hello", b"a");
+        assert!(master.subkey(&salt).unwrap().open(&sealed, b"b").is_err());
+        assert!(master.subkey(&random_salt()).unwrap().open(&sealed, b"a").is_err());
+        assert!(MasterKey::generate().subkey(&salt).unwrap().open(&sealed, b"a").is_err());
+        assert_eq!(master.subkey(&salt).unwrap().open(&sealed[..10], b"a"), Err(CryptoError::TooShort(10)));
     }
 
     /// Fixed key, nonce, AAD and plaintexts with the ciphertexts and tags that the `aes-gcm` 0.10
@@ -405,6 +670,56 @@ mod tests {
             });
             assert_eq!(key.open(&theirs, aad).unwrap(), plain, "len {len}");
         }
+    }
+
+    /// A write-only key chunks and names blobs as the full key does, seals what it writes so
+    /// that the full key opens it, and opens nothing itself, not even what it sealed.
+    #[test]
+    fn a_write_only_key_writes_what_only_the_full_key_reads() {
+        let full = MasterKey::generate().for_version(3);
+        let w = MasterKey::from_wrapped(&full.write_only().to_wrapped()).unwrap().for_version(3);
+        assert!(w.is_write_only() && !full.is_write_only());
+        assert_eq!(
+            (w.blob_id(b"x"), w.chunker_seed(), w.recipient()),
+            (full.blob_id(b"x"), full.chunker_seed(), full.recipient())
+        );
+
+        let sealed = w.seal_object(b"snapshot", b"aad");
+        assert_eq!(&sealed[..8], PUBLIC_MAGIC);
+        assert_eq!(full.open_object(&sealed, b"aad").unwrap(), b"snapshot");
+        assert_eq!(w.open_object(&sealed, b"aad"), Err(CryptoError::WriteOnly));
+        assert_eq!(w.open_object(&full.seal_object(b"s", b"aad"), b"aad"), Err(CryptoError::WriteOnly));
+        assert!(full.open_object(&sealed, b"other aad").is_err());
+        assert!(MasterKey::generate().open_object(&sealed, b"aad").is_err(), "another repository's key");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(full.open_object(&bad, b"aad").is_err(), "flipped byte {i}");
+        }
+
+        // Packs: a fresh ephemeral key each, agreed again by the full key alone.
+        let (salt, public, key) = w.new_pack_key();
+        let public = public.expect("a write-only key seals packs to the public key");
+        let blob = key.seal(b"blob", b"b");
+        assert_eq!(full.pack_key(&salt, Some(&public)).unwrap().open(&blob, b"b").unwrap(), b"blob");
+        assert!(matches!(w.pack_key(&salt, Some(&public)), Err(CryptoError::WriteOnly)));
+        assert_ne!(w.new_pack_key().1, Some(public));
+        assert_eq!(full.new_pack_key().1, None, "a full key keeps sealing under salts");
+        // An all-zero (low order) public key agrees on nothing.
+        assert!(matches!(full.pack_key(&salt, Some(&[0; 32])), Err(CryptoError::Authentication)));
+
+        // Metadata: both read and write it, from version 3 on.
+        let meta = w.seal_meta(b"index", b"i");
+        assert_eq!(full.open_meta(&meta, b"i").unwrap(), b"index");
+        assert_eq!(w.open_meta(&full.seal_meta(b"index", b"i"), b"i").unwrap(), b"index");
+        let v2 = MasterKey::from_bytes(*full.as_bytes().unwrap()).for_version(2);
+        assert!(w.open_meta(&v2.seal_meta(b"index", b"i"), b"i").is_err(), "version 2 seals under the secret");
+        assert_eq!(full.open_meta(&v2.seal_meta(b"index", b"i"), b"i").unwrap(), b"index");
+
+        assert!(MasterKey::from_wrapped(&[0; 33]).is_none());
+        assert!(MasterKey::from_wrapped(&[0; WRITE_ONLY_LEN]).is_none(), "wrong tag");
+        assert_eq!(w.notice_mac(b"n"), Err(CryptoError::WriteOnly));
+        assert_eq!(w.wal_name_keys("main"), Err(CryptoError::WriteOnly));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum ErrorKind {
     Io,
     /// A bug in cairn (a worker thread panicked).
     Internal,
+    /// The repository was opened with a write-only key, which backs up but cannot read,
+    /// forget, prune or change what is stored.
+    WriteOnlyKey,
 }
 
 /// What a store operation can fail with.
@@ -180,6 +183,10 @@ pub enum Error {
     /// A worker thread panicked (a bug in cairn).
     #[error("internal error: {0}")]
     Internal(String),
+    /// What was asked needs the full key, and the repository was opened with a write-only
+    /// one.
+    #[error("{0}: the key is write-only (it adds backups, and reads, forgets or changes none)")]
+    WriteOnly(String),
 }
 
 impl Error {
@@ -198,6 +205,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::WriteOnly(_) => ErrorKind::WriteOnlyKey,
         }
     }
 
@@ -209,6 +217,15 @@ impl Error {
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), cause: source }
+    }
+
+    /// The error for a failed seal or open of `object`: a write-only key's refusal, else
+    /// damage.
+    pub(crate) fn crypto(object: impl std::fmt::Display, e: crate::foundation::crypto::CryptoError) -> Self {
+        match e {
+            crate::foundation::crypto::CryptoError::WriteOnly => Error::WriteOnly(format!("opening {object}")),
+            e => Error::corrupt(object, e.to_string()),
+        }
     }
 
     /// A store error on the object `key`.

@@ -491,7 +491,7 @@ fn decode(repo: &Repository, index: &Index, id: &BlobId, mut buf: Vec<u8>, mut s
     let mut fast = None;
     if repo.store().get_range_into(&key, range, &mut buf).is_ok() {
         let base = buf.as_ptr() as usize;
-        let subkey = repo.master().subkey(&pack.salt);
+        let subkey = pack.seal.key(repo.master()).map_err(|e| Error::crypto(format!("pack {}", pack.id), e))?;
         let (master, codec, len) = (repo.master(), entry.codec(), entry.raw_len);
         if let Ok(plain) = blob::open_in_place(master, &subkey, BlobKind::Data, *id, codec, len, &mut buf, &mut scratch)
         {

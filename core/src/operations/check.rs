@@ -19,9 +19,7 @@ use serde::Serialize;
 
 use crate::format::blob::{self, BlobKind};
 use crate::format::index::{IndexFile, IndexedPack, union_packs};
-use crate::format::pack::ENTRY_LEN;
 use crate::format::tree::{NodeKind, Tree};
-use crate::foundation::crypto::SEAL_OVERHEAD;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
 use crate::foundation::private::Modes;
@@ -215,7 +213,7 @@ impl CheckReport {
 
 fn expected_pack_size(p: &IndexedPack) -> u64 {
     let body = p.entries.iter().map(|e| u64::from(e.offset) + u64::from(e.length)).max().unwrap_or(16);
-    body + (SEAL_OVERHEAD + 5 + ENTRY_LEN * p.entries.len()) as u64 + 4
+    body + crate::format::pack::tail_len(p.entries.len()) + p.seal.tail_extra()
 }
 
 /// What a check found wrong with an object, in words that do not repeat the object's name; or,
@@ -266,7 +264,7 @@ fn read_pack(repo: &Repository, p: &IndexedPack, has_parity: bool) -> Result<Pac
             Err(e) => (stored.clone(), Some(Err(finding(e)?))),
         }
     };
-    let subkey = repo.master().subkey(&p.salt);
+    let subkey = p.seal.key(repo.master()).map_err(|e| Error::crypto(format!("pack {}", p.id), e))?;
     let damaged = p
         .entries
         .iter()
@@ -374,13 +372,13 @@ pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn 
                 let message = format!("size {size} bytes, the index implies {expected}");
                 mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
             }
-            Some(&size) => match repo.read_pack_header_tail(id, size, p.entries.len()) {
-                Ok((salt, entries)) => {
+            Some(&size) => match repo.read_pack_header_tail(id, size, p.entries.len(), p.seal.public.is_some()) {
+                Ok((seal, entries)) => {
                     let mut a = entries.clone();
                     let mut b = p.entries.clone();
                     a.sort_by_key(|e| e.offset);
                     b.sort_by_key(|e| e.offset);
-                    if a != b || salt != p.salt {
+                    if a != b || seal != p.seal {
                         let message = "header does not agree with the index".into();
                         mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
                     }

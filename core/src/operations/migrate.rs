@@ -1,19 +1,24 @@
-//! `cairn migrate`: a version 1 repository becomes version 2 in place (FORMAT.md §21).
+//! `cairn migrate`: a version 1 or 2 repository becomes version 3 in place (FORMAT.md §21).
 //!
-//! Nothing stored in version 1 has to be rewritten: a version 2 reader reads version 1 packs,
-//! index objects, trees and snapshots. What changes is the config (version 2, its clear
-//! version authenticated, padding chosen) and the key files (who made them and when sealed
-//! instead of in clear). The steps, each safe to be killed after:
+//! Packs, trees and snapshots are never rewritten: a version 3 reader reads those of versions
+//! 1 and 2. What changes is the config (version 3, sealed under the metadata key, its clear
+//! version authenticated, padding chosen), the key files (who made them and when sealed
+//! instead of in clear), and the index objects (sealed under the metadata key, so write-only
+//! keys can deduplicate against them). The steps, each safe to be killed after:
 //!
-//! 1. Replace the config with a version 2 one (one atomic put; the commit point). From here
-//!    on version 1 binaries refuse the repository, and new objects are written as version 2.
+//! 1. Replace the config with a version 3 one (one atomic put; the commit point). From here
+//!    on older binaries refuse the repository, and new objects are written as version 3.
 //! 2. For each version 1 key file: write its version 2 form (the same wrapped key, so no
 //!    password is needed), then delete the version 1 file. A run that finds a version 2 file
 //!    with the same wrapped key only deletes the old one, so running again finishes the job.
+//! 3. For each index object sealed under the master key: write the same content under the
+//!    metadata key, naming the old object as superseded, then delete the old one. A run that
+//!    finds both reads the union (as after any interrupted prune), and deletes the old one.
 
 use serde::Serialize;
 
 use crate::format::config::{Config, FORMAT_VERSION};
+use crate::format::index::IndexFile;
 use crate::format::keyfile::KeyFile;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{Digest, KeyId, ObjectKey, ObjectKind};
@@ -47,6 +52,8 @@ pub struct MigrateOutcome {
     pub keys_upgraded: usize,
     /// Version 1 key files removed whose version 2 form an earlier, interrupted run wrote.
     pub keys_finished: usize,
+    /// Index objects sealed again under the metadata key by this run.
+    pub indexes_resealed: usize,
 }
 
 /// Upgrades `repo` to the newest format version; a repository already there is left as it is
@@ -62,7 +69,14 @@ pub fn run(repo: &mut Repository, opts: &MigrateOptions) -> Result<MigrateOutcom
         let config = Config { version: FORMAT_VERSION, padding: opts.padding, ..repo.config().clone() };
         repo.replace_config(config)?;
     }
-    let mut outcome = MigrateOutcome { from, to: FORMAT_VERSION, config_replaced, keys_upgraded: 0, keys_finished: 0 };
+    let mut outcome = MigrateOutcome {
+        from,
+        to: FORMAT_VERSION,
+        config_replaced,
+        keys_upgraded: 0,
+        keys_finished: 0,
+        indexes_resealed: 0,
+    };
     let listed = repo.store().list(ObjectKind::Key).map_err(Error::Storage)?;
     let mut files = Vec::new();
     for info in listed {
@@ -93,7 +107,33 @@ pub fn run(repo: &mut Repository, opts: &MigrateOptions) -> Result<MigrateOutcom
             repo.set_key_id(new);
         }
     }
+    outcome.indexes_resealed = reseal_indexes(repo)?;
     Ok(outcome)
+}
+
+/// Step 3: every index object a write-only key cannot open is written again under the
+/// metadata key (superseding the old one, which is then deleted). Returns how many.
+fn reseal_indexes(repo: &Repository) -> Result<usize> {
+    let write_only = repo.master().write_only();
+    let mut resealed = 0;
+    for id in repo.index_ids()? {
+        let key = ObjectKey::new(ObjectKind::Index, id.0);
+        let data = match repo.get_verified(key) {
+            Ok(data) => data,
+            // Superseded and deleted by an earlier step of this run or a concurrent prune.
+            Err(e) if e.is_missing_object() => continue,
+            Err(e) => return Err(e),
+        };
+        if IndexFile::open(&write_only, &id, &data).is_ok() {
+            continue;
+        }
+        let mut file = IndexFile::open(repo.master(), &id, &data)?;
+        file.supersedes.push(id);
+        repo.save_index(&file)?;
+        repo.store().delete(&key).map_err(Error::store(key))?;
+        resealed += 1;
+    }
+    Ok(resealed)
 }
 
 #[cfg(test)]
@@ -118,7 +158,7 @@ mod tests {
         for info in store.list(ObjectKind::Key).unwrap() {
             store.delete(&info.key).unwrap();
         }
-        let meta = KeyMeta { host: "h".into(), user: "u".into(), created: "t".into() };
+        let meta = KeyMeta { host: "h".into(), user: "u".into(), created: "t".into(), write_only: false };
         for password in [&b"pw"[..], b"other"] {
             let kf = KeyFile::wrap(repo.master(), password, opts.kdf, &meta, false).unwrap();
             let bytes = kf.encode();
@@ -141,19 +181,34 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_repository_becomes_version_2_and_every_password_still_opens() {
+    fn a_version_1_repository_becomes_version_3_and_every_password_still_opens() {
         let (store, mut repo) = v1_repo("migrate-once");
+        // An index object as version 1 sealed it: under the master key itself.
+        let file = IndexFile { supersedes: vec![], packs: vec![] };
+        let old = repo.save_index(&file).unwrap();
+        let write_only = repo.master().write_only();
+        let sealed_before = |id: Digest| store.get(&ObjectKey::new(ObjectKind::Index, id)).unwrap();
+        assert!(IndexFile::open(&write_only, &old, &sealed_before(old.0)).is_err());
         let outcome = run(&mut repo, &MigrateOptions::default()).unwrap();
-        assert_eq!((outcome.from, outcome.to, outcome.config_replaced, outcome.keys_upgraded), (1, 2, true, 2));
+        assert_eq!((outcome.from, outcome.to, outcome.config_replaced, outcome.keys_upgraded), (1, 3, true, 2));
+        assert_eq!(outcome.indexes_resealed, 1);
         assert_eq!(key_versions(&store), [2, 2]);
         for password in [&b"pw"[..], b"other"] {
             let opened = Repository::open(store.clone(), password).unwrap();
-            assert_eq!(opened.config().version, 2);
+            assert_eq!(opened.config().version, 3);
             assert!(opened.config().padding);
         }
         assert!(store.list(ObjectKind::Key).unwrap().iter().any(|i| KeyId(i.key.id) == repo.key_id()));
+        // The index is now one object a write-only key opens, naming the old one superseded.
+        let ids: Vec<_> = repo.index_ids().unwrap().into_iter().collect();
+        assert_eq!(ids.len(), 1);
+        let now = IndexFile::open(&write_only, &ids[0], &sealed_before(ids[0].0)).unwrap();
+        assert_eq!(now.supersedes, vec![old]);
         let again = run(&mut repo, &MigrateOptions::default()).unwrap();
-        assert_eq!((again.config_replaced, again.keys_upgraded, again.keys_finished), (false, 0, 0));
+        assert_eq!(
+            (again.config_replaced, again.keys_upgraded, again.keys_finished, again.indexes_resealed),
+            (false, 0, 0, 0)
+        );
     }
 
     /// A run stopped after writing a version 2 key file but before deleting the version 1 one

@@ -283,7 +283,7 @@ fn with_listed(index: &Index, listed: &[IndexedPack]) -> Index {
     let mut lookup = index.clone();
     for p in listed {
         let only_here: Vec<PackEntry> = p.entries.iter().filter(|e| !index.contains(&e.id)).copied().collect();
-        lookup.add_pack(p.id, p.salt, &only_here);
+        lookup.add_pack(p.id, p.seal, &only_here);
     }
     lookup.finalize();
     lookup
@@ -530,7 +530,7 @@ impl PrunePlan {
                 .filter(|e| e.kind != BlobKind::Tree || tree_copies.get(&e.id).copied().unwrap_or(0) >= 2)
                 .copied()
                 .collect();
-            kept.add_pack(p.id, p.salt, &entries);
+            kept.add_pack(p.id, p.seal, &entries);
         }
         kept.finalize();
         let ((), _, packs) = repo.write_packs(&kept, WriteOptions::default(), |writer| {

@@ -61,10 +61,10 @@ pub fn repair_index(repo: &Repository, apply: bool) -> Result<IndexRepair> {
         r.packs_read += 1;
         let header = repo.get_verified(info.key).and_then(|data| pack::read_header(repo.master(), &id, &data));
         match header {
-            Ok((salt, entries)) => {
+            Ok((seal, entries)) => {
                 r.blobs += entries.len() as u64;
                 r.blobs_recovered += entries.iter().filter(|e| !old_index.contains(&e.id)).count() as u64;
-                packs.push(IndexedPack { id, salt, entries });
+                packs.push(IndexedPack { id, seal, entries });
             }
             Err(e) => r.packs_unreadable.push((id, e.to_string())),
         }
@@ -282,7 +282,7 @@ pub fn repair_snapshots(repo: &Repository, damaged: &[BlobId], apply: bool) -> R
     for (_, f) in files {
         for p in &f.packs {
             let entries: Vec<_> = p.entries.iter().filter(|e| !bad.contains(&e.id)).copied().collect();
-            index.add_pack(p.id, p.salt, &entries);
+            index.add_pack(p.id, p.seal, &entries);
         }
     }
     index.finalize();

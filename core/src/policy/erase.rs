@@ -271,8 +271,10 @@ pub struct NoticeRepository {
 }
 
 /// The notice for an erasure `record`, authenticated under `primary`'s key.
-#[must_use]
-pub fn notice(primary: &Repository, record: &RunRecord) -> Notice {
+///
+/// # Errors
+/// [`Error::WriteOnly`] for a write-only key.
+pub fn notice(primary: &Repository, record: &RunRecord) -> Result<Notice> {
     let mut files = BTreeSet::new();
     let mut repositories = Vec::new();
     let (mut request, mut patterns, mut tenant) = (String::new(), Vec::new(), None);
@@ -299,14 +301,14 @@ pub fn notice(primary: &Repository, record: &RunRecord) -> Notice {
         files: files.into_iter().collect(),
         mac: String::new(),
     };
-    n.mac = hex::encode(primary.master().notice_mac(&unsigned(&n)));
-    n
+    n.mac = hex::encode(primary.master().notice_mac(&unsigned(&n)).map_err(|e| Error::crypto("the notice", e))?);
+    Ok(n)
 }
 
 /// Whether `notice` was issued by a holder of `repo`'s key and is unchanged.
 #[must_use]
 pub fn verify_notice(repo: &Repository, notice: &Notice) -> bool {
-    let expected = repo.master().notice_mac(&unsigned(notice));
+    let Ok(expected) = repo.master().notice_mac(&unsigned(notice)) else { return false };
     // blake3's `Hash` compares in constant time.
     blake3::Hash::from_hex(&notice.mac).is_ok_and(|mac| mac == blake3::Hash::from(expected))
 }

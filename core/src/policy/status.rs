@@ -249,7 +249,7 @@ fn newest_wal_in(policy: &Policy, repos: &Repos<'_>) -> Result<BTreeMap<String, 
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(crate::postgres::list_wal(r)?),
         };
-        let files = crate::postgres::archived_in(r, listing, cluster);
+        let files = crate::postgres::archived_in(r, listing, cluster)?;
         if let Some((_, t)) = crate::postgres::chain::newest_segment(&files) {
             out.insert(cluster.clone(), t);
         }

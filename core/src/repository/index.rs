@@ -16,11 +16,10 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use rayon::prelude::*;
 
 use crate::format::blob::BlobKind;
-use crate::format::index::{INDEX_VERSION, IndexFile, pack_head};
-use crate::format::pack::{ENTRY_LEN, PackEntry};
+use crate::format::index::{IndexFile, check_index_version, pack_head};
+use crate::format::pack::{ENTRY_LEN, PackEntry, PackSeal};
 use crate::foundation::codec::Cursor;
 use crate::foundation::compress::Codec;
-use crate::foundation::crypto::SALT_LEN;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, IndexId, PackId};
 use crate::repository::store::batch::{self, Flow};
@@ -87,8 +86,8 @@ impl IndexEntry {
 pub struct PackRef {
     /// The pack.
     pub id: PackId,
-    /// Its salt.
-    pub salt: [u8; SALT_LEN],
+    /// What its blobs' key comes from.
+    pub seal: PackSeal,
 }
 
 /// The table is split on an id's first byte into this many buckets, each sorted on its own.
@@ -189,9 +188,7 @@ impl Index {
     /// been added.
     fn append_object(&mut self, plain: &[u8]) -> Result<(), &'static str> {
         let mut c = Cursor::new(plain);
-        if c.u8()? != INDEX_VERSION {
-            return Err("unknown index version");
-        }
+        let version = check_index_version(c.u8()?)?;
         let ns = c.u32()? as usize;
         if ns > c.remaining() / 32 {
             return Err("supersedes count exceeds the object");
@@ -203,8 +200,8 @@ impl Index {
         }
         self.sorted = false;
         for _ in 0..np {
-            let (id, salt, ne) = pack_head(&mut c)?;
-            let pack = self.pack_number(id, salt).ok_or("more packs than the index can number")?;
+            let (id, seal, ne) = pack_head(&mut c, version)?;
+            let pack = self.pack_number(id, seal).ok_or("more packs than the index can number")?;
             let raw = c.take(ne as usize * ENTRY_LEN)?;
             let buckets = self.buckets_mut();
             for e in raw.chunks_exact(ENTRY_LEN) {
@@ -218,22 +215,22 @@ impl Index {
         Ok(())
     }
 
-    /// The number of pack `id`, added with `salt` if new; `None` past 2^29 - 1 packs.
-    fn pack_number(&mut self, id: PackId, salt: [u8; SALT_LEN]) -> Option<u32> {
+    /// The number of pack `id`, added with `seal` if new; `None` past 2^29 - 1 packs.
+    fn pack_number(&mut self, id: PackId, seal: PackSeal) -> Option<u32> {
         if let Some(&n) = self.pack_numbers.get(&id) {
             return Some(n);
         }
         let n = u32::try_from(self.packs.len()).ok().filter(|&n| n < PACK_MASK)?;
-        self.packs.push(PackRef { id, salt });
+        self.packs.push(PackRef { id, seal });
         self.pack_numbers.insert(id, n);
         Some(n)
     }
 
     /// Adds a pack and its entries. Call [`Index::finalize`] before lookups.
-    pub fn add_pack(&mut self, id: PackId, salt: [u8; SALT_LEN], entries: &[PackEntry]) {
+    pub fn add_pack(&mut self, id: PackId, seal: PackSeal, entries: &[PackEntry]) {
         // More than 2^29 packs (8 PiB at the default pack size, 24 GiB of pack table) would
         // not fit the entry encoding: their entries are left out rather than misnumbered.
-        let Some(n) = self.pack_number(id, salt) else { return };
+        let Some(n) = self.pack_number(id, seal) else { return };
         let buckets = self.buckets_mut();
         for e in entries {
             buckets[usize::from(e.id.0.0[0])].push(IndexEntry::new(e, n));
@@ -264,7 +261,7 @@ impl Index {
     /// Adds everything an index object lists.
     pub fn add_file(&mut self, file: &IndexFile) {
         for p in &file.packs {
-            self.add_pack(p.id, p.salt, &p.entries);
+            self.add_pack(p.id, p.seal, &p.entries);
         }
     }
 
@@ -459,8 +456,8 @@ mod tests {
         let mut idx = Index::default();
         let p = PackId(Digest::of(b"p"));
         let entries: Vec<_> = (0..1000).map(entry).collect();
-        idx.add_pack(p, [1; 16], &entries);
-        idx.add_pack(p, [1; 16], &entries[..10]);
+        idx.add_pack(p, PackSeal::salted([1; 16]), &entries);
+        idx.add_pack(p, PackSeal::salted([1; 16]), &entries[..10]);
         idx.finalize();
         assert_eq!(idx.len(), 1000);
         for e in &entries {
@@ -482,14 +479,14 @@ mod tests {
             let mut packs: Vec<IndexedPack> = (0..(per_object / 40 + 1))
                 .map(|p| IndexedPack {
                     id: PackId(Digest::of(&[k.to_le_bytes(), p.to_le_bytes()].concat())),
-                    salt: [k as u8; 16],
+                    seal: PackSeal::salted([k as u8; 16]),
                     entries: (0..40.min(per_object)).map(|i| entry(k * 1_000_000 + p * 40 + i)).collect(),
                 })
                 .collect();
             if let Some((_, prev)) = out.last() {
                 packs.push(IndexedPack {
                     id: PackId(Digest::of(&k.to_le_bytes())),
-                    salt: [9; 16],
+                    seal: PackSeal::salted([9; 16]),
                     entries: prev.packs[0]
                         .entries
                         .iter()
@@ -516,13 +513,13 @@ mod tests {
     /// Every blob the files name is found, in a pack that lists it with exactly those
     /// coordinates; nothing else is found; each pack is in the table once.
     fn check_union(idx: &Index, files: &[(IndexId, IndexFile)]) {
-        let mut listed: HashMap<BlobId, Vec<(PackId, [u8; 16], PackEntry)>> = HashMap::new();
-        let mut packs: HashMap<PackId, [u8; 16]> = HashMap::new();
+        let mut listed: HashMap<BlobId, Vec<(PackId, PackSeal, PackEntry)>> = HashMap::new();
+        let mut packs: HashMap<PackId, PackSeal> = HashMap::new();
         for (_, f) in files {
             for p in &f.packs {
-                packs.entry(p.id).or_insert(p.salt);
+                packs.entry(p.id).or_insert(p.seal);
                 for e in &p.entries {
-                    listed.entry(e.id).or_default().push((p.id, p.salt, *e));
+                    listed.entry(e.id).or_default().push((p.id, p.seal, *e));
                 }
             }
         }
@@ -544,7 +541,7 @@ mod tests {
                 "{id}: {found:?} in {} is not a place the index objects name",
                 pack.id
             );
-            assert_eq!(pack.salt, packs[&pack.id], "a pack keeps the salt it was first met with");
+            assert_eq!(pack.seal, packs[&pack.id], "a pack keeps the salt it was first met with");
         }
         for i in 0..2000u32 {
             assert!(!idx.contains(&BlobId(Digest::of(&[b"absent".as_slice(), &i.to_le_bytes()].concat()))));
@@ -573,15 +570,15 @@ mod tests {
         let b = PackId(Digest::of(b"b"));
         let e = entry(5);
         let mut idx = Index::default();
-        idx.add_pack(a, [1; 16], &[entry(1)]);
-        idx.add_pack(b, [2; 16], &[PackEntry { offset: 99, ..e }]);
-        idx.add_pack(a, [1; 16], &[e]);
+        idx.add_pack(a, PackSeal::salted([1; 16]), &[entry(1)]);
+        idx.add_pack(b, PackSeal::salted([2; 16]), &[PackEntry { offset: 99, ..e }]);
+        idx.add_pack(a, PackSeal::salted([1; 16]), &[e]);
         idx.finalize();
         let got = idx.get(&e.id).unwrap();
         assert_eq!((idx.pack(got).id, got.offset), (a, e.offset));
         assert_eq!(idx.len(), 2);
         // Adding after finalize and finalizing again keeps lookups right.
-        idx.add_pack(b, [2; 16], &[entry(7), entry(1)]);
+        idx.add_pack(b, PackSeal::salted([2; 16]), &[entry(7), entry(1)]);
         idx.finalize();
         assert_eq!(idx.len(), 3);
         assert_eq!(idx.pack(idx.get(&entry(7).id).unwrap()).id, b);
@@ -594,13 +591,13 @@ mod tests {
         let tree = entry(5);
         assert_eq!(tree.kind, BlobKind::Tree);
         let mut idx = Index::default();
-        idx.add_pack(a, [1; 16], &[tree]);
-        idx.add_pack(b, [2; 16], &[PackEntry { offset: 99, ..tree }]);
+        idx.add_pack(a, PackSeal::salted([1; 16]), &[tree]);
+        idx.add_pack(b, PackSeal::salted([2; 16]), &[PackEntry { offset: 99, ..tree }]);
         idx.finalize();
         assert_eq!(idx.alternates(&tree.id).len(), 1);
         // More packs later (prune adds the garbage-listed ones to a finalized index): the copy
         // in b stays a fallback, and a third copy joins it.
-        idx.add_pack(c, [3; 16], &[entry(7), PackEntry { offset: 7, ..tree }]);
+        idx.add_pack(c, PackSeal::salted([3; 16]), &[entry(7), PackEntry { offset: 7, ..tree }]);
         idx.finalize();
         let copies: Vec<PackId> = idx.alternates(&tree.id).iter().map(|e| idx.pack(e).id).collect();
         assert_eq!(copies, [b, c]);
@@ -616,7 +613,7 @@ mod tests {
                 entries.push(PackEntry { id: BlobId(Digest(b)), ..entry(n + i as u32) });
             }
             let mut idx = Index::default();
-            idx.add_pack(p, [0; 16], &entries);
+            idx.add_pack(p, PackSeal::salted([0; 16]), &entries);
             idx.finalize();
             assert_eq!(idx.len(), entries.len());
             for e in &entries {
@@ -670,7 +667,7 @@ mod tests {
                 supersedes: vec![IndexId(Digest::of(b"s"))],
                 packs: sizes.iter().enumerate().map(|(p, &n)| IndexedPack {
                     id: PackId(Digest::of(&[p as u8])),
-                    salt: [p as u8; 16],
+                    seal: PackSeal::salted([p as u8; 16]),
                     entries: (0..n).map(|i| entry(i + 10 * p as u32)).collect(),
                 }).collect(),
             };

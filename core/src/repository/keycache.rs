@@ -129,10 +129,10 @@ impl Repository {
             let key_id = KeyId(Digest(bytes[..32].try_into().unwrap_or([0; 32])));
             let opened = KeyCache::seal_key(&secret, &location, password, &key_id).open(&bytes[32..], ENTRY_AAD);
             if let Ok(mut plain) = opened
-                && let Ok(raw) = <[u8; 32]>::try_from(plain.as_slice())
+                && let Some(master) = MasterKey::from_wrapped(&plain)
             {
                 zeroize::Zeroize::zeroize(&mut plain);
-                if let Some(repo) = Self::open_with_master(Arc::clone(&store), MasterKey::from_bytes(raw), key_id)? {
+                if let Some(repo) = Self::open_with_master(Arc::clone(&store), master, key_id)? {
                     return Ok(repo);
                 }
             }
@@ -143,7 +143,7 @@ impl Repository {
         let key_id = repo.key_id();
         let mut entry = key_id.0.0.to_vec();
         entry.extend_from_slice(
-            &KeyCache::seal_key(&secret, &location, password, &key_id).seal(repo.master().as_bytes(), ENTRY_AAD),
+            &KeyCache::seal_key(&secret, &location, password, &key_id).seal(&repo.master().to_wrapped(), ENTRY_AAD),
         );
         private::write_file(&path, &entry, 0o600).map_err(|e| Error::Io { path, cause: e })?;
         Ok(repo)

@@ -17,6 +17,8 @@ pub struct KeyInfo {
     pub id: KeyId,
     /// Whether it is the key this session opened the repository with.
     pub current: bool,
+    /// `full` or `write-only`.
+    pub kind: &'static str,
     /// The host it was made on (in clear in a version 1 key file, sealed in version 2).
     pub host: String,
     /// The user who made it (informational).
@@ -31,7 +33,25 @@ impl Repository {
     /// # Errors
     /// [`Error::InvalidArgument`] for unusable argon2 parameters; store errors.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        self.require_full("adding a key")?;
         Self::write_key(self.store().as_ref(), self.master(), self.config().version, password, kdf)
+    }
+
+    /// Adds a write-only key for `password` (FORMAT.md §5.5, §6): with it a host backs up and
+    /// deduplicates against the repository, and opens none of its data, trees or snapshots.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] before format version 3 (whose index objects a write-only key
+    /// reads: run `cairn migrate`) or for unusable argon2 parameters; store errors.
+    pub fn add_write_only_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        self.require_full("adding a key")?;
+        if self.config().version < 3 {
+            return Err(Error::InvalidArgument(format!(
+                "write-only keys need format version 3 (this repository is version {}): run `cairn migrate` first",
+                self.config().version
+            )));
+        }
+        Self::write_key(self.store().as_ref(), &self.master().write_only(), self.config().version, password, kdf)
     }
 
     /// Every readable key file (unreadable ones are left out: `check` names them).
@@ -39,6 +59,7 @@ impl Repository {
     /// # Errors
     /// Store errors listing.
     pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        self.require_full("listing keys")?;
         let mut out = Vec::new();
         for info in self.store().list(ObjectKind::Key).map_err(Error::Storage)? {
             let Ok(data) = self.get_verified(info.key) else { continue };
@@ -48,6 +69,7 @@ impl Repository {
             out.push(KeyInfo {
                 id,
                 current: id == self.key_id(),
+                kind: if meta.write_only { "write-only" } else { "full" },
                 host: meta.host,
                 user: meta.user,
                 created: meta.created,
@@ -78,6 +100,7 @@ impl Repository {
     /// [`Error::InvalidArgument`] for the refused cases; [`Error::NotFound`] for an unknown key;
     /// store errors.
     pub fn remove_key(&self, id: KeyId) -> Result<()> {
+        self.require_full("removing a key")?;
         if id == self.key_id() {
             return Err(Error::InvalidArgument(
                 "refusing to remove the key this session opened the repository with".into(),
@@ -106,7 +129,7 @@ impl Repository {
         let key = ObjectKey::new(ObjectKind::Key, new.0);
         let opened = KeyFile::decode(&self.get_verified(key)?).and_then(|kf| kf.unwrap_key(password));
         match opened {
-            Ok(master) if master.as_bytes() == self.master().as_bytes() => {}
+            Ok(master) if *master.to_wrapped() == *self.master().to_wrapped() => {}
             _ => return Err(Error::corrupt(key, "the new key file does not open; the old password still works")),
         }
         let old = ObjectKey::new(ObjectKind::Key, self.key_id().0);

@@ -24,12 +24,12 @@ use crate::format::blob::{self, BlobKind};
 use crate::format::config::{Config, FORMAT_VERSION, check_version};
 use crate::format::index::{INDEX_AAD, IndexFile, IndexedPack};
 use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
-use crate::format::pack::{self, PackEntry};
+use crate::format::pack::{self, PackEntry, PackSeal};
 use crate::format::snapshot::{self, Snapshot};
 use crate::format::tree::Tree;
 use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
 use crate::foundation::crypto::MasterKey;
-use crate::foundation::crypto::SALT_LEN;
+use crate::foundation::crypto::{PUBLIC_LEN, SALT_LEN};
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
 use crate::foundation::identity::host_and_user;
@@ -129,7 +129,7 @@ impl Repository {
         }
         // Before the first object: who else may read what the repository holds.
         store.make_private(options.group_readable).map_err(Error::Storage)?;
-        let master = MasterKey::generate();
+        let master = MasterKey::generate().for_version(FORMAT_VERSION);
         let mut id = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
         let config = Config {
@@ -189,7 +189,8 @@ impl Repository {
         kdf: KdfParams,
     ) -> Result<KeyId> {
         let (host, user) = host_and_user();
-        let meta = KeyMeta { host, user, created: jiff::Timestamp::now().to_string() };
+        let meta =
+            KeyMeta { host, user, created: jiff::Timestamp::now().to_string(), write_only: master.is_write_only() };
         let kf = KeyFile::wrap(master, password, kdf, &meta, version >= 2)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let bytes = kf.encode();
@@ -256,7 +257,7 @@ impl Repository {
         }
         Ok(Config::open(&master, &config_bytes).ok().map(|config| Repository {
             store,
-            master,
+            master: master.for_version(config.version),
             config,
             key_id,
             tenant: None,
@@ -281,7 +282,7 @@ impl Repository {
             let attempt = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password));
             match attempt {
                 Ok(master) => match Config::open(&master, config_bytes) {
-                    Ok(config) => return Ok((master, config, KeyId(info.key.id))),
+                    Ok(config) => return Ok((master.for_version(config.version), config, KeyId(info.key.id))),
                     // A key for another master key (left by an interrupted `init` that was run
                     // again): try the others.
                     Err(e) => {
@@ -353,6 +354,17 @@ impl Repository {
         &self.master
     }
 
+    /// Refuses what needs the full key when the repository was opened with a write-only key.
+    ///
+    /// # Errors
+    /// [`Error::WriteOnly`] naming `what`.
+    pub fn require_full(&self, what: &str) -> Result<()> {
+        if self.master.is_write_only() {
+            return Err(Error::WriteOnly(what.to_string()));
+        }
+        Ok(())
+    }
+
     /// The config.
     #[must_use]
     pub fn config(&self) -> &Config {
@@ -375,6 +387,7 @@ impl Repository {
     pub(crate) fn replace_config(&mut self, config: Config) -> Result<()> {
         let bytes = Bytes::from(config.seal(&self.master));
         self.store.replace(&ObjectKey::CONFIG, bytes).map_err(store_err(ObjectKey::CONFIG))?;
+        self.master = self.master.clone().for_version(config.version);
         self.config = config;
         Ok(())
     }
@@ -429,7 +442,7 @@ impl Repository {
     fn index_plaintext(&self, id: &IndexId) -> Result<Vec<u8>> {
         let key = ObjectKey::new(ObjectKind::Index, id.0);
         let data = self.store.get(&key).map_err(store_err(key))?;
-        let open = || self.master.open_object(&data, INDEX_AAD);
+        let open = || self.master.open_meta(&data, INDEX_AAD);
         // Hashing and decrypting each read the whole object: for a large one, on two cores.
         let (digest, plain) =
             if data.len() < 1 << 20 { (Digest::of(&data), open()) } else { rayon::join(|| Digest::of(&data), open) };
@@ -503,23 +516,24 @@ impl Repository {
         Ok(())
     }
 
-    /// Reads a pack's salt and header from the store knowing only its size: the trailing
+    /// Reads a pack's seal and header from the store knowing only its size: the trailing
     /// length, then the salt and the header (small ranged requests, no data).
     ///
     /// # Errors
     /// Store errors; [`Error::Corrupt`] naming the pack.
-    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<(PackSeal, Vec<PackEntry>)> {
         let key = ObjectKey::new(ObjectKind::Pack, id.0);
         if size < (SALT_LEN + 4) as u64 {
             return Err(Error::corrupt(key, "too short"));
         }
         let tail = self.store.get_range(&key, size - 4..size).map_err(Error::store(key))?;
         let len: [u8; 4] = tail.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
-        self.read_pack_header_tail(id, size, pack::entries_for_header_len(u32::from_le_bytes(len)))
+        let (header_len, public) = pack::split_header_len(len);
+        self.read_pack_header_tail(id, size, pack::entries_for_header_len(header_len), public)
     }
 
-    /// Reads a pack's salt and header with two small ranged requests, given its size and the
-    /// number of entries the index lists for it.
+    /// Reads a pack's seal and header with two small ranged requests, given its size, the
+    /// number of entries the index lists for it and whether it is sealed to a public key.
     ///
     /// # Errors
     /// Store errors; [`Error::Corrupt`] naming the pack.
@@ -528,16 +542,23 @@ impl Repository {
         id: &PackId,
         size: u64,
         entries: usize,
-    ) -> Result<([u8; SALT_LEN], Vec<PackEntry>)> {
+        public: bool,
+    ) -> Result<(PackSeal, Vec<PackEntry>)> {
         let key = ObjectKey::new(ObjectKind::Pack, id.0);
-        let tail_len = pack::tail_len(entries);
+        let extra = if public { PUBLIC_LEN } else { 0 };
+        let tail_len = pack::tail_len(entries) + extra as u64;
         if size < tail_len + SALT_LEN as u64 {
             return Err(Error::corrupt(key, "too short for its header"));
         }
         let salt_bytes = self.store.get_range(&key, 0..SALT_LEN as u64).map_err(Error::store(key))?;
         let tail = self.store.get_range(&key, size - tail_len..size).map_err(Error::store(key))?;
         let salt: [u8; SALT_LEN] = salt_bytes.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
-        Ok((salt, pack::open_tail(&self.master, id, &salt, &tail, size)?))
+        let mut seal = PackSeal::salted(salt);
+        if public {
+            let at = tail.len() - 4 - PUBLIC_LEN;
+            seal.public = tail[at..at + PUBLIC_LEN].try_into().ok();
+        }
+        Ok((seal, pack::open_tail(&self.master, id, &seal, &tail, size)?))
     }
 
     /// Makes sure the storage credentials may delete objects, before an operation that
@@ -613,6 +634,7 @@ impl Repository {
     /// # Errors
     /// Store errors listing.
     pub fn snapshots_checked(&self) -> Result<CheckedSnapshots> {
+        self.require_full("reading snapshots")?;
         let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
         let loaded: Mutex<Vec<(SnapshotId, Result<Snapshot>)>> = Mutex::new(Vec::with_capacity(infos.len()));
         batch::for_each(
@@ -751,7 +773,7 @@ impl Repository {
     /// Corruption errors naming the pack.
     pub fn open_entry(&self, index: &Index, entry: &IndexEntry, sealed: &[u8]) -> Result<Vec<u8>> {
         let pack = index.pack(entry);
-        let subkey = self.master.subkey(&pack.salt);
+        let subkey = pack.seal.key(&self.master).map_err(|e| Error::crypto(format!("pack {}", pack.id), e))?;
         blob::open(&self.master, &subkey, entry.kind(), entry.id, entry.codec(), entry.raw_len, sealed)
             .map_err(|e| Error::corrupt(format!("pack {}", pack.id), e.to_string()))
     }
@@ -832,7 +854,7 @@ mod tests {
             length: 40,
             raw_len: 12,
         };
-        IndexedPack { id: PackId(id("pack")), salt: [7; SALT_LEN], entries: vec![entry] }
+        IndexedPack { id: PackId(id("pack")), seal: PackSeal::salted([7; SALT_LEN]), entries: vec![entry] }
     }
 
     #[test]

@@ -199,7 +199,8 @@ impl Repository {
             return Err(Error::InvalidArgument("a tenant's repository holds no tenants of its own".into()));
         }
         tenant::check_name(name).map_err(Error::InvalidArgument)?;
-        Ok(ObjectKey::new(ObjectKind::Tenant, self.master.tenant_id(name)))
+        let id = self.master.tenant_id(name).map_err(|e| Error::crypto(format!("tenant `{name}`"), e))?;
+        Ok(ObjectKey::new(ObjectKind::Tenant, id))
     }
 
     fn read_tenant_key(&self, key: &ObjectKey) -> Result<Option<TenantKey>> {
@@ -260,7 +261,7 @@ impl Repository {
 
     /// The tenant repository `t` holds the key of; its config is written first when `create`.
     fn nested(&self, t: &TenantKey, create: bool) -> Result<Repository> {
-        let id = self.master.tenant_id(&t.name);
+        let id = self.master.tenant_id(&t.name).map_err(|e| Error::crypto(format!("tenant `{}`", t.name), e))?;
         let store = self.store.nested(&nested_dir(&id)).map_err(Error::Storage)?;
         let master = t.master();
         let config = match store.get(&ObjectKey::CONFIG) {
@@ -292,6 +293,7 @@ impl Repository {
                 )));
             }
         };
+        let master = master.for_version(config.version);
         Ok(Repository { store, master, config, key_id: KeyId(id), tenant: Some(t.name.clone()) })
     }
 }
@@ -359,7 +361,7 @@ mod tests {
         assert_eq!(s.objects_deleted, 2, "the record and the config");
         assert!(s.held.is_empty() && s.bytes_deleted_at.is_some());
         assert!(matches!(repo.open_tenant("acme"), Err(Error::NotFound(_))));
-        let acme_dir = dir.path().join("repo").join(nested_dir(&repo.master().tenant_id("acme")));
+        let acme_dir = dir.path().join("repo").join(nested_dir(&repo.master().tenant_id("acme").unwrap()));
         assert!(!acme_dir.exists(), "{} is left", acme_dir.display());
         // The other tenant is untouched.
         assert_eq!(repo.open_tenant("globex").unwrap().config().id, b.config().id);

@@ -35,9 +35,9 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::format::blob::{self, BlobKind, MAX_BLOB_LEN, SealedBlob};
 use crate::format::index::{IndexFile, IndexedPack};
-use crate::format::pack::{FinishedPack, MAX_ENTRIES, PackWriter};
+use crate::format::pack::{FinishedPack, MAX_ENTRIES, PackSeal, PackWriter};
 use crate::format::snapshot::Snapshot;
-use crate::foundation::crypto::{SALT_LEN, SealKey, random_salt};
+use crate::foundation::crypto::{SALT_LEN, SealKey};
 use crate::foundation::error::{Error, Result, StoreError};
 use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId, SnapshotId};
 use crate::repository::Repository;
@@ -129,7 +129,7 @@ enum Indexing {
 /// A pack taking blobs: its salt, key, and the room given out so far.
 struct OpenPack {
     seq: u64,
-    salt: [u8; SALT_LEN],
+    seal: PackSeal,
     key: Arc<SealKey>,
     len: usize,
     count: usize,
@@ -156,7 +156,7 @@ enum Lane {
 /// pack, how many blobs the pack holds.
 struct Slot {
     seq: u64,
-    salt: [u8; SALT_LEN],
+    seal: PackSeal,
     key: Arc<SealKey>,
     closes: Option<usize>,
 }
@@ -165,15 +165,16 @@ impl Allocator {
     fn reserve(&mut self, repo: &Repository, lane: Lane, sealed_len: usize, target: usize) -> Slot {
         let next = &mut self.next;
         let open = self.open[lane as usize].get_or_insert_with(|| {
-            let salt = random_salt();
+            // A write-only key seals each pack to the repository's public key (FORMAT.md §5.5).
+            let (salt, public, key) = repo.master().new_pack_key();
             *next += 1;
-            OpenPack { seq: *next, salt, key: Arc::new(repo.master().subkey(&salt)), len: SALT_LEN, count: 0 }
+            OpenPack { seq: *next, seal: PackSeal { salt, public }, key: Arc::new(key), len: SALT_LEN, count: 0 }
         });
         open.len += sealed_len;
         open.count += 1;
         let full = open.len >= target || open.count >= MAX_ENTRIES as usize;
         let slot =
-            Slot { seq: open.seq, salt: open.salt, key: Arc::clone(&open.key), closes: full.then_some(open.count) };
+            Slot { seq: open.seq, seal: open.seal, key: Arc::clone(&open.key), closes: full.then_some(open.count) };
         if full {
             self.open[lane as usize] = None;
         }
@@ -362,7 +363,7 @@ impl Shared<'_> {
             let pack = building.entry(slot.seq).or_insert_with(|| Building {
                 // A pack's buffer is taken when it is laid out; the one an uploader put back
                 // is reused: with one uploader no more than two pack buffers live at a time.
-                writer: PackWriter::with_buffer(slot.salt, spare.try_recv().unwrap_or_default()),
+                writer: PackWriter::with_buffer(slot.seal, spare.try_recv().unwrap_or_default()),
                 key: Arc::clone(&slot.key),
                 expect: None,
                 trees: blob.kind == BlobKind::Tree,
@@ -417,7 +418,7 @@ impl Shared<'_> {
             }
             self.packs_uploaded.fetch_add(1, Ordering::Relaxed);
             self.bytes_uploaded.fetch_add(len, Ordering::Relaxed);
-            let indexed = IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries };
+            let indexed = IndexedPack { id: pack.id, seal: pack.seal, entries: pack.entries };
             if let Err(e) = self.uploaded_one(indexed) {
                 self.fail(e);
             }
@@ -513,12 +514,12 @@ fn ensure_indexed(repo: &Repository, deps: &mut Dependencies, committed: bool) -
             continue;
         }
         let size = *sizes.get(id).ok_or_else(|| removed_while_running(*id))?;
-        let (salt, entries) = match repo.read_pack_header(id, size) {
+        let (seal, entries) = match repo.read_pack_header(id, size) {
             Ok(h) => h,
             Err(e) if e.is_missing_object() => return Err(removed_while_running(*id)),
             Err(e) => return Err(e),
         };
-        again.push(IndexedPack { id: *id, salt, entries });
+        again.push(IndexedPack { id: *id, seal, entries });
     }
     deps.indexes = current.loaded_from().to_vec();
     if !again.is_empty() {

@@ -51,11 +51,11 @@ pub fn config() -> Config {
 
 /// The version 2 config vector: padding on.
 pub fn config_v2() -> Config {
-    Config { version: FORMAT_VERSION, padding: true, ..config() }
+    Config { version: 2, padding: true, ..config() }
 }
 
 pub fn key_meta() -> KeyMeta {
-    KeyMeta { host: KEY_HOST.into(), user: KEY_USER.into(), created: TIME.into() }
+    KeyMeta { host: KEY_HOST.into(), user: KEY_USER.into(), created: TIME.into(), write_only: false }
 }
 
 /// The made-up id the index vector lists as superseded (no such object exists).

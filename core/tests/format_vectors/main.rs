@@ -26,10 +26,10 @@ use cairn_core::advanced::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cu
 use cairn_core::advanced::compress::Codec;
 use cairn_core::advanced::crypto::{MasterKey, random_salt};
 use cairn_core::format::blob::{self, BlobKind};
-use cairn_core::format::config::{CONFIG_MAGIC, Config, FORMAT_VERSION, decode_stored};
+use cairn_core::format::config::{CONFIG_MAGIC, Config, decode_stored};
 use cairn_core::format::index::{IndexFile, IndexedPack};
 use cairn_core::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
-use cairn_core::format::pack::{PackEntry, PackWriter, decode_header, read_header};
+use cairn_core::format::pack::{PackEntry, PackSeal, PackWriter, decode_header, read_header};
 use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, Time, Tree};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
@@ -45,6 +45,7 @@ use fixtures::*;
 mod spec;
 
 mod v2;
+mod v3;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -65,8 +66,8 @@ fn decode_pack(m: &MasterKey, id: PackId, bytes: &[u8]) -> Result<Vec<Vec<u8>>, 
     if Digest::of(bytes) != id.0 {
         return Err("pack bytes do not hash to the pack id".into());
     }
-    let (salt, entries) = read_header(m, &id, bytes).map_err(|e| e.to_string())?;
-    let key = m.subkey(&salt);
+    let (seal, entries) = read_header(m, &id, bytes).map_err(|e| e.to_string())?;
+    let key = seal.key(m).map_err(|e| e.to_string())?;
     entries
         .iter()
         .map(|e| {
@@ -125,7 +126,7 @@ fn derived_keys_and_ids() {
     }
     // A subkey seals what the spec's subkey opens.
     let salt = random_salt();
-    let sealed = m.subkey(&salt).seal(b"plain", b"aad");
+    let sealed = m.subkey(&salt).unwrap().seal(b"plain", b"aad");
     assert_eq!(spec::open(&spec::subkey(&mb, &salt), &sealed, b"aad").as_deref(), Some(&b"plain"[..]));
 }
 
@@ -235,7 +236,9 @@ fn pack_vector() {
     assert_eq!(Digest::of(&bytes), id.0, "a pack is named by BLAKE3 of its bytes");
     assert_eq!(bytes.len().to_string(), expect("pack-len"));
 
-    let (salt, entries) = read_header(&m, &id, &bytes).expect("header opens");
+    let (seal, entries) = read_header(&m, &id, &bytes).expect("header opens");
+    let salt = seal.salt;
+    assert_eq!(seal.public, None);
     assert_eq!(&salt[..], &bytes[..16]);
     let zstd_id = m.blob_id(&blob_zstd());
     let stored_id = m.blob_id(BLOB_STORED);
@@ -275,8 +278,8 @@ fn pack_vector() {
     // field by bounds or tag, and always by the name.
     every_flip_fails("pack", &bytes, |b| decode_pack(&m, id, b));
     every_flip_fails("pack without the name check", &bytes, |b| {
-        let (salt, entries) = read_header(&m, &id, b).map_err(|e| e.to_string())?;
-        let key = m.subkey(&salt);
+        let (seal, entries) = read_header(&m, &id, b).map_err(|e| e.to_string())?;
+        let key = seal.key(&m).map_err(|e| e.to_string())?;
         for e in entries {
             let sealed = &b[e.offset as usize..(e.offset + e.length) as usize];
             blob::open(&m, &key, e.kind, e.id, e.codec, e.raw_len, sealed).map_err(|e| e.to_string())?;
@@ -329,7 +332,11 @@ fn index_vector() {
     let pack = hex_vector("pack");
     let expected = IndexFile {
         supersedes: vec![superseded_id()],
-        packs: vec![IndexedPack { id: pack_id(), salt: pack[..16].try_into().expect("salt"), entries: pack_entries() }],
+        packs: vec![IndexedPack {
+            id: pack_id(),
+            seal: PackSeal::salted(pack[..16].try_into().expect("salt")),
+            entries: pack_entries(),
+        }],
     };
     assert_eq!(file, expected);
 
@@ -462,7 +469,7 @@ fn chunking_vectors() {
 fn blob_codec_rule() {
     // FORMAT.md §Blobs: zstd only for ≥ 64 bytes and when it saves more than len/32.
     let m = master();
-    let key = m.subkey(&[0; 16]);
+    let key = m.subkey(&[0; 16]).unwrap();
     let seal = |plain: &[u8]| blob::seal(&key, BlobKind::Data, m.blob_id(plain), plain, 3);
     assert_eq!(seal(&blob_zstd()).codec, Codec::Zstd);
     assert_eq!(seal(BLOB_STORED).codec, Codec::None);
@@ -623,8 +630,8 @@ fn generate_vectors() {
 
     // Pack.
     let salt = random_salt();
-    let key = m.subkey(&salt);
-    let mut writer = PackWriter::new(salt, 1 << 10);
+    let key = m.subkey(&salt).unwrap();
+    let mut writer = PackWriter::new(PackSeal::salted(salt), 1 << 10);
     let blobs = [blob_zstd(), BLOB_STORED.to_vec()];
     for b in &blobs {
         writer.add(blob::seal(&key, BlobKind::Data, m.blob_id(b), b, 3));
@@ -652,7 +659,7 @@ fn generate_vectors() {
     // Index.
     let file = IndexFile {
         supersedes: vec![superseded_id()],
-        packs: vec![IndexedPack { id: pack.id, salt: pack.salt, entries: pack.entries.clone() }],
+        packs: vec![IndexedPack { id: pack.id, seal: pack.seal, entries: pack.entries.clone() }],
     };
     let index_bytes = file.seal(&m);
     let index_id = IndexId(Digest::of(&index_bytes));
@@ -663,7 +670,7 @@ fn generate_vectors() {
         + &hex_lines(&superseded_id().0.0, "superseded index id (made up)")
         + &hex_lines(&1u32.to_le_bytes(), "pack count 1 (u32le)")
         + &hex_lines(&pack.id.0.0, "pack id")
-        + &hex_lines(&pack.salt, "pack salt")
+        + &hex_lines(&pack.seal.salt, "pack salt")
         + &hex_lines(&2u32.to_le_bytes(), "entry count 2 (u32le)");
     for (i, e) in pack.entries.iter().enumerate() {
         plain_body += &format!("# entry {i}\n");

@@ -50,6 +50,7 @@ use crate::repository::select::SnapshotFilter;
 use crate::repository::writer::{BlobWriter, WriteOptions};
 
 mod files;
+mod record;
 pub mod source;
 mod walk;
 
@@ -81,6 +82,10 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     /// Compare against this snapshot instead of the newest one of the same host and paths.
     pub parent: Option<SnapshotId>,
+    /// Where a write-only key keeps its record of its own last backups, the parents it
+    /// compares against (FORMAT.md §5.6); without it a write-only key reads every file. A
+    /// full key compares against the repository's snapshots and ignores it.
+    pub own_record: Option<std::path::PathBuf>,
     /// Read every file, comparing against no parent.
     pub force: bool,
     /// Do not compare ctime in change detection.
@@ -170,9 +175,20 @@ struct Session<'a> {
     progress: &'a dyn Progress,
     /// The extended attributes to record.
     xattrs: XattrFilter,
+    /// A write-only key's record of its own backups: where parent trees come from, and where
+    /// this backup's trees go.
+    record: Option<&'a record::OwnRecord>,
 }
 
 impl Session<'_> {
+    /// A tree of the parent snapshot, from the repository or a write-only key's record.
+    fn parent_tree(&self, id: &BlobId) -> Option<Tree> {
+        match self.record {
+            Some(r) => r.tree(id),
+            None => self.repo.load_tree(self.index, id).ok(),
+        }
+    }
+
     /// Whether the committed index has the blob (its pack is then one the snapshot depends on).
     fn known(&self, id: &BlobId) -> bool {
         self.writer.known(id)
@@ -257,7 +273,11 @@ impl Session<'_> {
                 plain.len(),
             )));
         }
-        self.writer.add(BlobKind::Tree, &plain)
+        let id = self.writer.add(BlobKind::Tree, &plain)?;
+        if let Some(r) = self.record {
+            r.add_tree(&id, &plain)?;
+        }
+        Ok(id)
     }
 }
 
@@ -300,17 +320,20 @@ pub fn run(
     // a prune's sweep keeps what this backup may reuse (FORMAT.md §14a).
     let _session = repo.begin_session()?;
     let index = repo.load_index()?;
+    let write_only = repo.master().is_write_only();
+    let record = match &opts.own_record {
+        Some(dir) if write_only => Some(record::OwnRecord::open(dir, repo.master(), &host, &paths)?),
+        _ => None,
+    };
     let parent = if opts.force {
         None
     } else if let Some(p) = opts.parent {
         Some((p, repo.load_snapshot(p)?))
+    } else if write_only {
+        record.as_ref().and_then(record::OwnRecord::last)
     } else {
         let filter = SnapshotFilter { hosts: vec![host.clone()], ..Default::default() };
         repo.snapshots()?.into_iter().rev().find(|(_, s)| filter.matches(s) && s.paths == paths)
-    };
-    let old_root = match &parent {
-        Some((_, s)) => repo.load_tree(&index, &s.tree).ok(),
-        None => None,
     };
 
     let threads = if opts.threads == 0 {
@@ -339,7 +362,9 @@ pub fn run(
                 results: Results::default(),
                 progress,
                 xattrs: XattrFilter { xattrs: !opts.no_xattrs, acls: !opts.no_acls, privileged: running_as_root() },
+                record: record.as_ref(),
             };
+            let old_root = parent.as_ref().and_then(|(_, s)| session.parent_tree(&s.tree));
             let walked = match source {
                 BackupSource::Paths(_) => std::thread::scope(|scope| {
                     let (job_tx, job_rx) = bounded::<FileJob>(JOBS);
@@ -410,6 +435,11 @@ pub fn run(
         subdirs,
     };
     let id = repo.save_snapshot(&snapshot, &committed)?;
+    if let Some(r) = record {
+        // The snapshot is stored: a record that cannot be written costs the next backup its
+        // change detection, not this backup its success.
+        let _ = r.commit(&id, &snapshot);
+    }
     Ok(BackupResult { snapshot: id, parent: parent.map(|(id, _)| id), summary, unreadable, changed })
 }
 

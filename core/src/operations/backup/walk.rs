@@ -234,7 +234,7 @@ impl Walker<'_, '_> {
     fn old_subtree(&mut self, old: Option<&Node>) -> Option<Tree> {
         let id = old.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
         // A parent tree that cannot be read only costs change detection, not correctness.
-        self.session.repo.load_tree(self.session.index, &id).ok()
+        self.session.parent_tree(&id)
     }
 
     /// Resolves pending entries into nodes, in name order, waiting for file jobs as needed.
@@ -615,6 +615,7 @@ mod tests {
                     results: Results::default(),
                     progress: &NoProgress,
                     xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
+                    record: None,
                 };
                 let mut buffers = WorkerBuffers::default();
                 let mut outcomes = Vec::new();
@@ -682,6 +683,7 @@ mod tests {
                     results: Results::default(),
                     progress: &NoProgress,
                     xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
+                    record: None,
                 };
                 let seen = Stat::of(&std::fs::metadata(&path).unwrap());
                 session.store_file(&path, seen, &mut WorkerBuffers::default())

@@ -120,7 +120,7 @@ pub fn check_all(repo: &Repository) -> Result<Vec<ChainReport>> {
     let (snapshots, listing) = (repo.snapshots()?, list_wal(repo)?);
     clusters_in(&snapshots)
         .iter()
-        .map(|c| check_with(repo, c, &archived_in(repo, &listing, c), &base_backups_in(&snapshots, c)))
+        .map(|c| check_with(repo, c, &archived_in(repo, &listing, c)?, &base_backups_in(&snapshots, c)))
         .collect()
 }
 
@@ -331,7 +331,7 @@ pub fn expire(repo: &Repository, dry_run: bool) -> Result<Expired> {
     let mut out = Expired::default();
     let (snapshots, listing) = (repo.snapshots()?, list_wal(repo)?);
     for cluster in clusters_in(&snapshots) {
-        let victims = expirable_in(archived_in(repo, &listing, &cluster), &base_backups_in(&snapshots, &cluster));
+        let victims = expirable_in(archived_in(repo, &listing, &cluster)?, &base_backups_in(&snapshots, &cluster));
         if victims.is_empty() {
             continue;
         }

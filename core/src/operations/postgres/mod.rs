@@ -48,7 +48,7 @@ pub enum Pushed {
 /// # Errors
 /// [`Error::Conflict`] if a different file is archived under the name; store errors.
 pub fn push(repo: &Repository, cluster: &str, name: &WalName, data: &[u8]) -> Result<Pushed> {
-    let codec = WalCodec::new(repo.master(), cluster);
+    let codec = WalCodec::new(repo.master(), cluster)?;
     let key = codec.key(name);
     let sealed = codec.seal(name, data, WAL_ZSTD_LEVEL)?;
     let size = sealed.len() as u64;
@@ -76,7 +76,7 @@ pub fn push(repo: &Repository, cluster: &str, name: &WalName, data: &[u8]) -> Re
 /// # Errors
 /// [`Error::Corrupt`] if it is damaged; store errors.
 pub fn fetch(repo: &Repository, cluster: &str, name: &WalName) -> Result<Option<Vec<u8>>> {
-    let codec = WalCodec::new(repo.master(), cluster);
+    let codec = WalCodec::new(repo.master(), cluster)?;
     let key = codec.key(name);
     match repo.store().get(&key) {
         Ok(sealed) => codec.open(name, &sealed).map(Some),
@@ -94,13 +94,15 @@ pub fn list_wal(repo: &Repository) -> Result<Vec<ObjectInfo>> {
 }
 
 /// `cluster`'s files among `listing` (from [`list_wal`]), in WAL order.
-#[must_use]
-pub fn archived_in(repo: &Repository, listing: &[ObjectInfo], cluster: &str) -> Vec<(WalName, ObjectInfo)> {
-    let codec = WalCodec::new(repo.master(), cluster);
+///
+/// # Errors
+/// [`Error::WriteOnly`] for a write-only key.
+pub fn archived_in(repo: &Repository, listing: &[ObjectInfo], cluster: &str) -> Result<Vec<(WalName, ObjectInfo)>> {
+    let codec = WalCodec::new(repo.master(), cluster)?;
     let mut out: Vec<_> =
         listing.iter().filter_map(|info| codec.name(&info.key).map(|name| (name, info.clone()))).collect();
     out.sort_by_key(|(name, _)| *name);
-    out
+    Ok(out)
 }
 
 /// The archived files of `cluster`, in WAL order, with what the store says of each.
@@ -108,7 +110,7 @@ pub fn archived_in(repo: &Repository, listing: &[ObjectInfo], cluster: &str) -> 
 /// # Errors
 /// Store errors.
 pub fn archived(repo: &Repository, cluster: &str) -> Result<Vec<(WalName, ObjectInfo)>> {
-    Ok(archived_in(repo, &list_wal(repo)?, cluster))
+    archived_in(repo, &list_wal(repo)?, cluster)
 }
 
 /// The base backups of `cluster` among `snapshots`, oldest first.
@@ -278,8 +280,8 @@ pub fn copy_archive(src: &Repository, dst: &Repository) -> Result<CopiedWal> {
     let (from, to) = (list_wal(src)?, list_wal(dst)?);
     for cluster in chain::clusters(src)? {
         let there: std::collections::HashSet<WalName> =
-            archived_in(dst, &to, &cluster).into_iter().map(|(name, _)| name).collect();
-        for (name, _) in archived_in(src, &from, &cluster) {
+            archived_in(dst, &to, &cluster)?.into_iter().map(|(name, _)| name).collect();
+        for (name, _) in archived_in(src, &from, &cluster)? {
             if there.contains(&name) {
                 continue;
             }

@@ -3,6 +3,7 @@
 //! threads.
 
 use super::*;
+use crate::foundation::crypto::SealKey;
 use crate::repository::store::batch::{self, Flow};
 
 /// Ranges of one pack closer than this are fetched in one request.
@@ -442,12 +443,15 @@ pub(super) fn restore_data<'b, 'i>(
         .collect();
     requests.sort_by_key(|&(k, n, _)| (k, n));
     let requests: Vec<(usize, &'b [&'i IndexEntry])> = requests.into_iter().map(|(_, n, g)| (n, g)).collect();
-    let keys: Vec<(ObjectKey, crate::foundation::crypto::SealKey)> = by_pack
+    // Every pack's key, or why it has none (a write-only key opens no pack): its blobs fail.
+    let keys: Vec<(ObjectKey, std::result::Result<SealKey, String>)> = by_pack
         .iter()
         .filter_map(|(_, entries)| entries.first())
         .map(|e| {
             let pack = index.pack(e);
-            (ObjectKey::new(ObjectKind::Pack, pack.id.0), repo.master().subkey(&pack.salt))
+            let key =
+                pack.seal.key(repo.master()).map_err(|e| Error::crypto(format!("pack {}", pack.id), e).to_string());
+            (ObjectKey::new(ObjectKind::Pack, pack.id.0), key)
         })
         .collect();
     let keys = &keys;
@@ -615,13 +619,17 @@ pub(super) fn restore_from_parity(
 /// Opens each blob of `group` from the fetched bytes `buf` and writes it where it goes.
 fn decode(
     repo: &Repository,
-    (key, subkey): &(ObjectKey, crate::foundation::crypto::SealKey),
+    (key, subkey): &(ObjectKey, std::result::Result<SealKey, String>),
     group: &[&IndexEntry],
     buf: &mut [u8],
     writer: &FileWriter<'_>,
     fail: &(dyn Fn(String, &[&IndexEntry]) + Sync),
 ) {
     let Some(start) = group.first().map(|e| u64::from(e.offset)) else { return };
+    let subkey = match subkey {
+        Ok(k) => k,
+        Err(reason) => return fail(reason.clone(), group),
+    };
     let mut files = OpenFiles::new();
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();

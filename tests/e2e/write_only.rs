@@ -1,0 +1,188 @@
+//! Write-only keys (issue 15, item 1): a host that backs up with one deduplicates against the
+//! repository and skips unchanged files, and can read, forget, prune, rewrite or repair
+//! nothing; the full key restores every byte it wrote.
+
+use std::ffi::OsString;
+
+use cairn_tests::{Output, TestRepo, args, assert_trees_equal, data, exit};
+
+use crate::restored;
+
+/// The password of the backup host's write-only key.
+const HOST_PASSWORD: &str = "backup host, write only";
+
+/// Runs `cairn ARGS` with the write-only key's password.
+fn as_host(repo: &TestRepo, args: Vec<OsString>) -> Output {
+    let mut cmd = repo.command(args);
+    cmd.env("CAIRN_PASSWORD", HOST_PASSWORD);
+    Output::of(cmd)
+}
+
+/// `cairn --json backup ARGS` with the write-only key, which must succeed.
+fn host_backup(repo: &TestRepo, src: &std::path::Path) -> serde_json::Value {
+    as_host(repo, args!["--json", "backup", src]).success().json()
+}
+
+/// Adds the write-only key; returns its id.
+fn add_write_only_key(repo: &TestRepo) -> String {
+    let mut add = repo.command(args!["--json", "key", "add", "--write-only"]);
+    add.env("CAIRN_NEW_PASSWORD", HOST_PASSWORD);
+    Output::of(add).success();
+    let keys = repo.run(args!["--json", "key", "list"]).success().json();
+    let keys = keys.as_array().expect("key list is an array");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let kinds: Vec<&str> = keys.iter().map(|k| k["kind"].as_str().unwrap_or_default()).collect();
+    assert!(kinds.contains(&"full") && kinds.contains(&"write-only"), "{kinds:?}");
+    let host = keys.iter().find(|k| k["kind"] == "write-only").expect("the write-only key is listed");
+    host["id"].as_str().expect("an id").to_string()
+}
+
+/// What `check` counts: snapshots, index objects, packs and blobs.
+fn counts(repo: &TestRepo) -> serde_json::Value {
+    let c = repo.run(args!["--json", "check"]).success().json();
+    serde_json::json!([c["snapshots"], c["index_objects"], c["packs"], c["blobs"]])
+}
+
+#[test]
+fn a_write_only_host_backs_up_deduplicates_and_skips_unchanged_files_but_reads_nothing() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    let shared = data::write_random(&src.join("shared.bin"), 1, 2_000_000);
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    data::write_random(&src.join("sub/own.bin"), 2, 500_000);
+    data::write(&src.join("sub/note.txt"), b"version one\n");
+    // The full key stored the shared file first, elsewhere: the host finds it in the index.
+    let elsewhere = repo.dir("elsewhere");
+    data::write(&elsewhere.join("copy.bin"), &shared);
+    repo.backup(args![&elsewhere]);
+    let host_key = add_write_only_key(&repo);
+
+    let first = host_backup(&repo, &src);
+    let s = &first["summary"];
+    assert!(
+        s["bytes_new"].as_u64().unwrap() < 700_000,
+        "the 2 MB file the full key stored is not stored again: {first}"
+    );
+    // Nothing to compare with yet: every file is read.
+    assert_eq!(s["files_new"], 3, "{first}");
+
+    data::write(&src.join("sub/note.txt"), b"version two\n");
+    let second = host_backup(&repo, &src);
+    let s = &second["summary"];
+    assert_eq!((s["files_unmodified"].as_u64(), s["files_changed"].as_u64()), (Some(2), Some(1)), "{second}");
+    assert_eq!(s["bytes_read"], 12, "only the changed file is read, by the host's own record: {second}");
+    assert_eq!(second["parent"], first["snapshot"], "{second}");
+
+    // The record is the host's, private, and holds no plaintext.
+    let record = repo.scratch().join("cache/own");
+    assert_eq!(std::fs::metadata(&record).unwrap().permissions().mode() & 0o777, 0o700);
+    let mut files = 0;
+    for entry in walk(&record) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!contains(&bytes, b"note.txt") && !contains(&bytes, b"version"), "{} is in clear", entry.display());
+        assert_eq!(std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777, 0o600);
+        files += 1;
+    }
+    assert!(files >= 3, "a snapshot and its trees are recorded");
+
+    // Whatever reads or changes what is stored is refused, with the write-only exit code,
+    // and changes nothing.
+    let before = counts(&repo);
+    let snapshots = repo.snapshots();
+    let target = repo.dir("host-restore");
+    let refused: Vec<Vec<OsString>> = vec![
+        args!["snapshots"],
+        args!["restore", "latest", "--target", &target],
+        args!["ls", "latest"],
+        args!["dump", "latest", "/"],
+        args!["find", "note.txt"],
+        args!["diff", first["snapshot"].as_str().unwrap(), second["snapshot"].as_str().unwrap()],
+        args!["forget", "--keep-last", "1", "--prune"],
+        args!["prune", "--grace", "0s"],
+        args!["rewrite", "--exclude", "sub", "latest"],
+        args!["repair", "snapshots"],
+        args!["check"],
+        args!["key", "list"],
+        args!["tenant", "add", "acme"],
+    ];
+    for command in refused {
+        let what = format!("{command:?}");
+        let out = as_host(&repo, command);
+        out.code(exit::WRITE_ONLY_KEY);
+        out.stderr_has("the key is write-only");
+        assert!(!target.join("sub").exists(), "{what} restored something");
+    }
+    // Nor can it copy the backups off elsewhere.
+    let offsite = crate::repo();
+    let mut copy = repo.command(args!["copy", "--to", offsite.path()]);
+    copy.env("CAIRN_PASSWORD", HOST_PASSWORD).env("CAIRN_TO_PASSWORD", cairn_tests::repo::PASSWORD);
+    Output::of(copy).code(exit::WRITE_ONLY_KEY);
+    assert!(offsite.snapshots().is_empty());
+    assert_eq!(repo.snapshots(), snapshots, "nothing was forgotten");
+    assert_eq!(counts(&repo), before, "no object was added or removed");
+
+    // The full key reads every snapshot the host wrote, byte for byte.
+    repo.run(args!["check", "--read-data"]).success();
+    let out = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--verify", "--target", &out]).success();
+    assert_trees_equal(&src, &restored(&out, &src));
+    assert_eq!(
+        repo.dump(first["snapshot"].as_str().unwrap(), &format!("{}/sub/note.txt", src.display())),
+        b"version one\n"
+    );
+
+    // A lost record costs the next backup its change detection, not its deduplication.
+    std::fs::remove_dir_all(&record).unwrap();
+    let third = host_backup(&repo, &src);
+    assert!(third["summary"]["bytes_new"].as_u64().unwrap() < 4096, "no file's data is stored again: {third}");
+    assert_eq!(third["summary"]["files_new"], 3, "{third}");
+
+    // The full key revokes the host: its password opens nothing after.
+    repo.run(args!["key", "remove", &host_key]).success();
+    as_host(&repo, args!["backup", &src]).code(exit::WRONG_PASSWORD);
+}
+
+/// A repository made before format version 3 (the version 1 fixture) takes a write-only key
+/// after `cairn migrate`, and the host then deduplicates against what was stored before.
+#[test]
+fn an_older_repository_takes_write_only_keys_after_migrating() {
+    let repo = crate::upgrade::fixture_repo();
+    let mut add = repo.command(args!["key", "add", "--write-only"]);
+    add.env("CAIRN_NEW_PASSWORD", HOST_PASSWORD);
+    Output::of(add).code(exit::USAGE).stderr_has("cairn migrate");
+    let out = repo.run(args!["--json", "migrate"]);
+    out.success();
+    assert!(out.json()["indexes_resealed"].as_u64().unwrap() >= 1, "{}", out.json());
+    add_write_only_key(&repo);
+    // What the fixture holds, restored, backed up again by the host: its data is found.
+    let target = repo.dir("fixture");
+    repo.run(args!["restore", "latest", "--target", &target]).success();
+    let backup = host_backup(&repo, &target);
+    let s = &backup["summary"];
+    assert!(
+        s["bytes_new"].as_u64().unwrap() * 2 < s["total_bytes"].as_u64().unwrap(),
+        "the host reads the migrated index and stores none of the files' data again: {backup}"
+    );
+    let again = repo.dir("again");
+    repo.run(args!["restore", "latest", "--verify", "--target", &again]).success();
+    assert_trees_equal(&target, &restored(&again, &target));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+use std::os::unix::fs::PermissionsExt;
