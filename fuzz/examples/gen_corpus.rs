@@ -134,6 +134,12 @@ fn pack_header() {
     }
     let pack = w.finish(&key, false);
     write("pack_header", "pack", &cat(&[&[0], &pack.bytes]));
+    // A pack written with a write-only key: sealed to the public key, which the tail carries.
+    let (salt, public, key) = m.write_only().new_pack_key();
+    let mut w = PackWriter::new(PackSeal { salt, public }, 1 << 16);
+    let plain = text(2000);
+    w.add(blob::seal(&key, BlobKind::Data, m.blob_id(&plain), &plain, 3));
+    write("pack_header", "pack-public", &cat(&[&[0], &w.finish(&key, false).bytes]));
 }
 
 fn index() {
@@ -151,6 +157,10 @@ fn index() {
     write("index", "plain", &file.encode());
     write("index", "empty", &IndexFile::default().encode());
     write("index", "sealed", &file.seal(&master()));
+    // Version 2: a pack written with a write-only key, beside one sealed under its salt.
+    let mut public = file;
+    public.packs[1].seal.public = Some([7; 32]);
+    write("index", "public", &public.encode());
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {

@@ -81,6 +81,15 @@ pub(crate) fn pack_head(c: &mut Cursor<'_>, version: u8) -> Result<(PackId, Pack
     Ok((id, seal, ne))
 }
 
+/// Version 2 is written only for an object listing a pack with a public key: one without is
+/// not the canonical encoding (version 1 is), and is refused.
+pub(crate) fn check_public_listed(version: u8, any_public: bool) -> Result<(), &'static str> {
+    if version == INDEX_VERSION_PUBLIC && !any_public {
+        return Err("index version 2 lists no pack with a public key");
+    }
+    Ok(())
+}
+
 /// Checks the version byte at the start of an index object's plaintext.
 pub(crate) fn check_index_version(version: u8) -> Result<u8, &'static str> {
     match version {
@@ -148,6 +157,7 @@ impl IndexFile {
         if c.remaining() != 0 {
             return Err("trailing bytes");
         }
+        check_public_listed(version, packs.iter().any(|p| p.seal.public.is_some()))?;
         Ok(IndexFile { supersedes, packs })
     }
 
@@ -205,6 +215,12 @@ mod tests {
             }
             let any_public = file.packs.iter().any(|p| p.seal.public.is_some());
             prop_assert_eq!(enc[0], if any_public { INDEX_VERSION_PUBLIC } else { INDEX_VERSION });
+            // Version 2 without a public key is not canonical, and refused.
+            if !any_public {
+                let mut v2 = vec![INDEX_VERSION_PUBLIC];
+                v2.extend_from_slice(&enc[1..]);
+                prop_assert!(IndexFile::decode(&v2).is_err());
+            }
             let id = IndexId::default();
             for version in [2, 3] {
                 let m = MasterKey::generate().for_version(version);

@@ -16,7 +16,7 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use rayon::prelude::*;
 
 use crate::format::blob::BlobKind;
-use crate::format::index::{IndexFile, check_index_version, pack_head};
+use crate::format::index::{IndexFile, check_index_version, check_public_listed, pack_head};
 use crate::format::pack::{ENTRY_LEN, PackEntry, PackSeal};
 use crate::foundation::codec::Cursor;
 use crate::foundation::compress::Codec;
@@ -199,8 +199,10 @@ impl Index {
             return Err("pack count exceeds the object");
         }
         self.sorted = false;
+        let mut any_public = false;
         for _ in 0..np {
             let (id, seal, ne) = pack_head(&mut c, version)?;
+            any_public |= seal.public.is_some();
             let pack = self.pack_number(id, seal).ok_or("more packs than the index can number")?;
             let raw = c.take(ne as usize * ENTRY_LEN)?;
             let buckets = self.buckets_mut();
@@ -212,7 +214,7 @@ impl Index {
         if c.remaining() != 0 {
             return Err("trailing bytes");
         }
-        Ok(())
+        check_public_listed(version, any_public)
     }
 
     /// The number of pack `id`, added with `seal` if new; `None` past 2^29 - 1 packs.

@@ -555,8 +555,8 @@ impl Repository {
         let salt: [u8; SALT_LEN] = salt_bytes.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
         let mut seal = PackSeal::salted(salt);
         if public {
-            let at = tail.len() - 4 - PUBLIC_LEN;
-            seal.public = tail[at..at + PUBLIC_LEN].try_into().ok();
+            let at = tail.len().checked_sub(4 + PUBLIC_LEN).ok_or_else(|| Error::corrupt(key, "too short"))?;
+            seal.public = tail.get(at..at + PUBLIC_LEN).and_then(|p| p.try_into().ok());
         }
         Ok((seal, pack::open_tail(&self.master, id, &seal, &tail, size)?))
     }
