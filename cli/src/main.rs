@@ -126,6 +126,9 @@ pub mod exit {
     /// The repository was opened with a write-only key, and the command reads or changes
     /// what is stored.
     pub const WRITE_ONLY_KEY: u8 = 22;
+    /// Data the command needs is in an archive storage class and not warm yet: `restore`
+    /// asked for it (`--no-wait`), or another command met it; run `restore` again later.
+    pub const ARCHIVED: u8 = 23;
     /// A bug in cairn.
     pub const INTERNAL: u8 = 70;
     /// `pg wal-fetch` could not read a WAL file that may be archived (storage, damage, the
@@ -133,7 +136,7 @@ pub mod exit {
     pub const WAL_FETCH_FAILED: u8 = 126;
 
     /// Every code above, for the README check.
-    pub const ALL: [u8; 19] = [
+    pub const ALL: [u8; 20] = [
         0,
         FAILED,
         USAGE,
@@ -151,6 +154,7 @@ pub mod exit {
         IO,
         CONFLICT,
         WRITE_ONLY_KEY,
+        ARCHIVED,
         INTERNAL,
         WAL_FETCH_FAILED,
     ];
@@ -173,6 +177,7 @@ pub mod exit {
             ErrorKind::Io => IO,
             ErrorKind::Conflict => CONFLICT,
             ErrorKind::WriteOnlyKey => WRITE_ONLY_KEY,
+            ErrorKind::Archived => ARCHIVED,
             ErrorKind::Internal => INTERNAL,
             _ => FAILED,
         }
@@ -228,6 +233,7 @@ fn kind_name(kind: cairn_core::ErrorKind) -> &'static str {
         K::Io => "io",
         K::Conflict => "conflict",
         K::WriteOnlyKey => "write_only_key",
+        K::Archived => "archived",
         K::Internal => "internal",
         _ => "failed",
     }

@@ -344,3 +344,26 @@ fn a_listing_taken_ahead_serves_once_and_never_hides_this_stores_writes() {
     elsewhere.put(&k4, d4).unwrap();
     assert!(names(plain.list(ObjectKind::Snapshot).unwrap()).contains(&k4));
 }
+
+/// S3 `RestoreObject` (issue 15, item 4), which object_store lacks, sent by the store itself.
+/// SeaweedFS has no archive classes and refuses the request (405), so what this shows is
+/// the request's address, the bucket and the object's full key, and that the service's
+/// answer comes back as an error naming the object, not as success. Against AWS the same
+/// request starts the warm-up (not tested here: no local server emulates archive tiers; the
+/// restore path is tested with the fault store in tests/e2e/cold.rs).
+#[test]
+fn s3_a_warm_up_request_goes_to_the_object_and_its_refusal_is_reported() {
+    let store = ObjectStoreBackend::open(&s3_url("warm"), &s3_options()).unwrap();
+    let k = key(ObjectKind::Pack, b"warm");
+    store.put(&k, Bytes::from_static(b"warm")).unwrap();
+    let bucket = std::env::var("S3_TEST_BUCKET").unwrap_or_else(|_| "cairn-ci".into());
+    match store.warm_up(&k, &cairn_core::store::WarmUp::default()) {
+        Err(StoreError::Permanent(message)) => {
+            let resource = format!("<Resource>/{bucket}/conformance-warm-{}/{}", std::process::id(), k.path());
+            assert!(message.contains(&resource), "{message}");
+            assert!(message.contains(&k.path()), "the error names the object: {message}");
+        }
+        other => panic!("SeaweedFS has no archive tier, the request must be refused: {other:?}"),
+    }
+    assert!(store.is_warm(&k).unwrap(), "an object in the default class is warm");
+}

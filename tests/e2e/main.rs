@@ -13,6 +13,7 @@
 //! - `errors`: wrong password, unknown format, missing and damaged objects, full disks.
 //! - `faults`: transient and permanent storage failures, truncated downloads (issue 5).
 //! - `s3`: the commands against SeaweedFS on 127.0.0.1, and `copy` from local to S3 (issue 5).
+//! - `cold`: data packs in an archive class, warmed up by restores (issue 15, item 4).
 //! - `cloud`: the same against Azurite (az://) and rclone WebDAV (http://); credential errors.
 //! - `fidelity`: extended attributes, ACLs and inode flags come back, or are named (issue 14).
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
@@ -31,6 +32,7 @@
 mod backup_restore;
 mod change_detection;
 mod cloud;
+mod cold;
 mod dumps;
 mod errors;
 mod faults;

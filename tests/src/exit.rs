@@ -36,3 +36,5 @@ pub const CONFLICT: i32 = 21;
 /// The repository was opened with a write-only key, and the command reads or changes what is
 /// stored.
 pub const WRITE_ONLY_KEY: i32 = 22;
+/// Data is in an archive storage class and not warm yet.
+pub const ARCHIVED: i32 = 23;

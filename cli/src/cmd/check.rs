@@ -58,6 +58,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         if mode != ReadData::None {
             say!(global, "read {} packs ({})", report.packs_read, bytes(report.bytes_read));
         }
+        if report.packs_archived > 0 {
+            say!(global, "{} archived data packs not warm: sizes checked, headers not read", report.packs_archived);
+        }
         if !report.unindexed_packs.is_empty() {
             // Which it is cannot be told from the packs alone: a backup that stopped before
             // indexing them, or an index object that is gone. With the index damaged or blobs

@@ -36,8 +36,8 @@ pub struct Args {
     data_parity: Option<u8>,
     /// Create data packs (and their parity) in this storage class, e.g. S3 GLACIER_IR or
     /// STANDARD_IA, Azure Cool, GCS COLDLINE; trees, index and snapshots stay in the default
-    /// class, so listing, ls, find, diff and forget never read a cold object. Classes that need
-    /// a warm-up before reads (S3 GLACIER, DEEP_ARCHIVE, Azure Archive) are refused.
+    /// class, so listing, ls, find, diff and forget never read a cold object. In S3 GLACIER or
+    /// DEEP_ARCHIVE, `restore` first warms up the packs it needs; Azure Archive is refused.
     #[arg(long, value_name = "CLASS")]
     data_storage_class: Option<String>,
     /// argon2id memory in KiB for the key file (lower only for tests).

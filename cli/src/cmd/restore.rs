@@ -44,6 +44,19 @@ pub struct Args {
     /// Do not restore POSIX ACLs.
     #[arg(long)]
     no_acls: bool,
+    /// For data packs in an archive storage class (S3 GLACIER, DEEP_ARCHIVE): how fast to warm
+    /// up the packs this restore reads: standard, bulk or expedited.
+    #[arg(long, value_name = "TIER", default_value = "standard")]
+    warm_up_tier: cairn_core::store::WarmTier,
+    /// Days the warmed-up copies stay readable.
+    #[arg(long, value_name = "DAYS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=30))]
+    warm_up_days: u32,
+    /// Ask for the warm-up and stop (exit 23) instead of waiting; run the restore again later.
+    #[arg(long)]
+    no_wait: bool,
+    /// Seconds between two looks at packs still warming up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
+    warm_up_poll: u64,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -62,6 +75,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.delete = args.delete;
     opts.no_xattrs = args.no_xattrs;
     opts.no_acls = args.no_acls;
+    opts.warm.request = cairn_core::store::WarmUp { tier: args.warm_up_tier, days: args.warm_up_days };
+    opts.warm.wait = !args.no_wait;
+    opts.warm.poll = std::time::Duration::from_secs(args.warm_up_poll);
     let progress = crate::progress::Reporter::new(global, "restore");
     let s = restore::run(&repo, &which.snapshot, which.path.as_deref(), &opts, &progress)
         .with_context(|| format!("restoring {}", args.snapshot.to_string_lossy()))?;

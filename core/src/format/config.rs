@@ -69,12 +69,12 @@ pub struct Config {
 }
 
 /// Storage classes whose objects cannot be read without a warm-up request first (S3 Glacier
-/// Flexible Retrieval and Deep Archive, Azure's Archive tier): refused as the data class until
-/// restores can warm packs up.
+/// Flexible Retrieval and Deep Archive, Azure's Archive tier): a restore warms up the data
+/// packs it needs first.
 pub const CLASSES_NEEDING_WARM_UP: &[&str] = &["GLACIER", "DEEP_ARCHIVE", "Archive"];
 
 /// Checks a storage class for data packs: a plain name (ASCII letters, digits, `_`, `-`), not
-/// one that needs a warm-up before reads.
+/// Azure's Archive tier (whose rehydration cairn cannot ask for yet).
 ///
 /// # Errors
 /// A message naming what is wrong.
@@ -85,16 +85,22 @@ pub fn check_storage_class(class: &str) -> std::result::Result<(), String> {
     if !plain {
         return Err(format!("`{class}` is not a storage class name"));
     }
-    if CLASSES_NEEDING_WARM_UP.contains(&class) {
+    if class == "Archive" {
         return Err(format!(
-            "storage class `{class}` needs a warm-up request before every read, which restores cannot make yet; \
-             use an instant-retrieval class (S3 GLACIER_IR, STANDARD_IA; Azure Cool or Cold; any GCS class)"
+            "storage class `{class}` needs a rehydration before every read, which cairn cannot ask Azure for yet; \
+             use Cool or Cold, or on S3 GLACIER or DEEP_ARCHIVE (restores warm those up)"
         ));
     }
     Ok(())
 }
 
 impl Config {
+    /// Whether data packs are created in a class that must be warmed up before reads.
+    #[must_use]
+    pub fn data_is_archived(&self) -> bool {
+        self.data_storage_class.as_deref().is_some_and(|c| CLASSES_NEEDING_WARM_UP.contains(&c))
+    }
+
     /// Encodes and seals the config for storage: `CAIRNREP ‖ version:u32le ‖ sealed CBOR`.
     #[must_use]
     pub fn seal(&self, master: &MasterKey) -> Vec<u8> {

@@ -59,6 +59,9 @@ pub enum ErrorKind {
     /// The repository was opened with a write-only key, which backs up but cannot read,
     /// forget, prune or change what is stored.
     WriteOnlyKey,
+    /// Data is in an archive storage class and not warm yet: a restore asked for the warm-up
+    /// (and was told not to wait), or another command met an archived object.
+    Archived,
 }
 
 /// What a store operation can fail with.
@@ -84,6 +87,10 @@ pub enum StoreError {
     /// pack header says (damaged, or a different object under the same name).
     #[error("shorter than expected: {0}")]
     ShortRead(String),
+    /// The object is in an archive storage class (S3 Glacier Flexible Retrieval or Deep
+    /// Archive) and has not been warmed up: `cairn restore` asks for that first.
+    #[error("archived, not readable until warmed up (`cairn restore` warms up what it needs): {0}")]
+    Archived(String),
 }
 
 impl StoreError {
@@ -96,6 +103,7 @@ impl StoreError {
             StoreError::PermissionDenied(_) => ErrorKind::PermissionDenied,
             StoreError::ShortRead(_) => ErrorKind::Damaged,
             StoreError::AlreadyExists | StoreError::Permanent(_) => ErrorKind::Storage,
+            StoreError::Archived(_) => ErrorKind::Archived,
         }
     }
 }
@@ -187,6 +195,9 @@ pub enum Error {
     /// one.
     #[error("{0}: the key is write-only (it adds backups, and reads, forgets or changes none)")]
     WriteOnly(String),
+    /// A restore asked for archived packs to be warmed up and did not wait for them.
+    #[error("{0}")]
+    WarmingUp(String),
 }
 
 impl Error {
@@ -206,6 +217,7 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Internal(_) => ErrorKind::Internal,
             Error::WriteOnly(_) => ErrorKind::WriteOnlyKey,
+            Error::WarmingUp(_) => ErrorKind::Archived,
         }
     }
 
@@ -240,7 +252,11 @@ impl Error {
     pub fn is_storage_trouble(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::StorageUnavailable | ErrorKind::PermissionDenied | ErrorKind::Storage | ErrorKind::Internal
+            ErrorKind::StorageUnavailable
+                | ErrorKind::PermissionDenied
+                | ErrorKind::Storage
+                | ErrorKind::Internal
+                | ErrorKind::Archived
         )
     }
 

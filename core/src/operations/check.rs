@@ -153,6 +153,9 @@ pub struct CheckReport {
     pub bytes_read: u64,
     /// Blobs the index holds.
     pub blobs: u64,
+    /// Data packs in an archive storage class, not warm: their headers were not read (size
+    /// and presence were still checked).
+    pub packs_archived: u64,
     /// Packs in storage that no index names: left by a backup that stopped before indexing
     /// them, or named by an index object that is lost (`repair index` indexes them again).
     pub unindexed_packs: Vec<PackId>,
@@ -383,6 +386,8 @@ pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn 
                         mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
                     }
                 }
+                // Archived and not warm: not damage, and not worth a warm-up for a header.
+                Err(e) if e.kind() == crate::foundation::error::ErrorKind::Archived => report.packs_archived += 1,
                 Err(e) => {
                     let message = format!("header: {}", finding(e)?);
                     mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;

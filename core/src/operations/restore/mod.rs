@@ -32,10 +32,12 @@ mod drill;
 mod dump;
 mod fetch;
 mod plan;
+mod warm;
 
 pub use drill::{DrillReport, drill, drill_in};
 pub(crate) use dump::unwrap_io;
 pub use dump::{Dumped, FileReader, dump, file};
+pub use warm::{WarmOptions, Warmed};
 
 use fetch::*;
 use plan::*;
@@ -69,6 +71,8 @@ pub struct RestoreOptions {
     pub no_xattrs: bool,
     /// Do not restore POSIX ACLs.
     pub no_acls: bool,
+    /// How data packs in an archive storage class are warmed up first.
+    pub warm: WarmOptions,
 }
 
 /// What a restore does with an entry the target already has where the snapshot has one. A
@@ -117,6 +121,7 @@ impl RestoreOptions {
             delete: false,
             no_xattrs: false,
             no_acls: false,
+            warm: WarmOptions::default(),
         }
     }
 }
@@ -221,6 +226,8 @@ pub struct RestoreSummary {
     pub unchanged: u64,
     /// Entries removed because the snapshot does not have them (`delete`; sorted).
     pub deleted: Vec<PathBuf>,
+    /// Archived packs warmed up first.
+    pub warmed: Warmed,
 }
 
 /// Restores `path` (absolute, as in the snapshot; `None` for everything) of the snapshot
@@ -305,6 +312,9 @@ pub fn run(
     let bad_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let written = AtomicU64::new(0);
     let by_pack = group_by_pack(&index, &plan.blobs);
+    // Archived data packs: exactly the ones read, warmed up before anything is written.
+    let packs: Vec<_> = by_pack.iter().map(|(n, _)| index.packs()[*n as usize].id).collect();
+    let warmed = warm::warm(repo, &packs, &opts.warm, progress)?;
     // With --verify, metadata waits until the content is checked.
     let file_warnings = Mutex::new(Vec::new());
     let writer = FileWriter {
@@ -357,6 +367,7 @@ pub fn run(
         skipped: Vec::new(),
         unchanged: plan.unchanged,
         deleted: Vec::new(),
+        warmed,
     };
     // Remove failed files: nothing unreadable stays behind looking like good data.
     for (&n, reason) in &bad {

@@ -192,6 +192,12 @@ impl<S: Store> Store for CachedStore<S> {
         // Not cached: see `Store::nested`.
         self.inner.nested(dir)
     }
+    fn is_warm(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        self.inner.is_warm(key)
+    }
+    fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
+        self.inner.warm_up(key, request)
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }

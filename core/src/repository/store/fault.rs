@@ -14,6 +14,12 @@
 //!   proxy or network may hand back wrong bytes for a moment (the reader must authenticate
 //!   them and read again);
 //! - `delay_ms=D`: every request waits D milliseconds (latency injection);
+//! - `archive=DIR` (with `archive_ms=W`): the store behaves like S3's archive classes, which no
+//!   local server emulates. An object put in `GLACIER` or `DEEP_ARCHIVE` is archived: reading
+//!   it fails with [`StoreError::Archived`] until a warm-up is requested and W milliseconds
+//!   have passed since the first request. The state lives in DIR (so it outlasts one process,
+//!   as a restore interrupted and run again needs), and every warm-up request is appended to
+//!   `DIR/requests` as `KEY TIER DAYS`;
 //! - `seed=S`: seed of the random choices;
 //! - `trace=1`: every request is written to standard error as it starts and again when it
 //!   ends, with the time since the store was opened, how long it took and the thread that made
@@ -49,6 +55,10 @@ pub struct FaultConfig {
     pub seed: u64,
     /// Write every request to standard error.
     pub trace: bool,
+    /// Emulate archive storage classes, keeping their state here.
+    pub archive: Option<std::path::PathBuf>,
+    /// How long an archived object takes to warm up.
+    pub archive_delay: Duration,
 }
 
 impl std::str::FromStr for FaultConfig {
@@ -67,6 +77,8 @@ impl std::str::FromStr for FaultConfig {
                 "delay_ms" => c.delay = Duration::from_secs_f64(num(v)? / 1000.0),
                 "seed" => c.seed = num(v)? as u64,
                 "trace" => c.trace = num(v)? != 0.0,
+                "archive" => c.archive = Some(std::path::PathBuf::from(v)),
+                "archive_ms" => c.archive_delay = Duration::from_secs_f64(num(v)? / 1000.0),
                 _ => return Err(format!("unknown fault `{k}`")),
             }
         }
@@ -149,6 +161,28 @@ impl<S: Store> FaultyStore<S> {
         self.ranged_reads.fetch_add(1, Ordering::SeqCst) < self.config.garble_reads
     }
 
+    /// The archive emulation's files for `key`: its marker (it is archived) and its warm-up
+    /// request (whose modification time is when warming started).
+    fn archive_files(&self, key: &ObjectKey) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        let dir = self.config.archive.as_ref()?;
+        let name = key.path().replace('/', "_");
+        Some((dir.join(format!("{name}.archived")), dir.join(format!("{name}.warming"))))
+    }
+
+    /// Refuses a read of an archived object that is not warm yet.
+    fn check_warm(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let Some((archived, warming)) = self.archive_files(key) else { return Ok(()) };
+        if !archived.exists() {
+            return Ok(());
+        }
+        let since = std::fs::metadata(&warming).and_then(|m| m.modified()).ok();
+        match since.and_then(|t| t.elapsed().ok()) {
+            Some(waited) if waited >= self.config.archive_delay => Ok(()),
+            Some(_) => Err(StoreError::Archived(format!("{key} (warming up)"))),
+            None => Err(StoreError::Archived(key.to_string())),
+        }
+    }
+
     /// `data` with its middle byte changed, for a read `garble_reads` picks.
     fn garble(&self, data: Bytes) -> Bytes {
         if data.is_empty() || !self.garbles() {
@@ -168,7 +202,13 @@ impl<S: Store> Store for FaultyStore<S> {
             if self.config.fail_puts_after.is_some_and(|limit| n > limit) {
                 return Err(StoreError::Permanent(format!("injected failure: put {n} refused")));
             }
-            self.inner.put_with(key, data, hints)
+            self.inner.put_with(key, data, hints)?;
+            let cold = hints.storage_class.is_some_and(|c| matches!(c, "GLACIER" | "DEEP_ARCHIVE"));
+            if let Some((archived, _)) = self.archive_files(key).filter(|_| cold) {
+                std::fs::write(&archived, b"")
+                    .map_err(|e| StoreError::Permanent(format!("{}: {e}", archived.display())))?;
+            }
+            Ok(())
         })
     }
     fn replace(&self, key: &ObjectKey, data: Bytes) -> Result<(), StoreError> {
@@ -182,6 +222,7 @@ impl<S: Store> Store for FaultyStore<S> {
     }
     fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
         self.request(&format!("get {key}"), || {
+            self.check_warm(key)?;
             let data = self.inner.get(key)?;
             if data.len() > 1 && self.roll(self.config.short_reads) {
                 return Err(StoreError::Transient(format!(
@@ -195,11 +236,13 @@ impl<S: Store> Store for FaultyStore<S> {
     }
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         self.request(&format!("get_range {key} {range:?}"), || {
+            self.check_warm(key)?;
             self.inner.get_range(key, range.clone()).map(|d| self.garble(self.shorten(d)))
         })
     }
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
         self.request(&format!("get_range {key} {range:?}"), || {
+            self.check_warm(key)?;
             self.inner.get_range_into(key, range.clone(), buf)?;
             if buf.len() > 1 && self.roll(self.config.short_reads) {
                 buf.truncate(buf.len() / 2);
@@ -222,6 +265,29 @@ impl<S: Store> Store for FaultyStore<S> {
     }
     fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Ok(std::sync::Arc::new(FaultyStore::new(self.inner.nested(dir)?, self.config.clone())))
+    }
+    fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
+        self.request(&format!("warm_up {key}"), || {
+            let Some((archived, warming)) = self.archive_files(key) else {
+                return self.inner.warm_up(key, request);
+            };
+            let io = |p: &std::path::Path, e: std::io::Error| StoreError::Permanent(format!("{}: {e}", p.display()));
+            if !archived.exists() {
+                // S3 answers a restore request for an object not archived with an error.
+                return Err(StoreError::Permanent(format!("{key} is not archived (InvalidObjectState)")));
+            }
+            // Asking again while it warms (409 RestoreAlreadyInProgress on S3) changes nothing.
+            if !warming.exists() {
+                std::fs::write(&warming, b"").map_err(|e| io(&warming, e))?;
+            }
+            let log = warming.with_file_name("requests");
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(|e| io(&log, e))?;
+            std::io::Write::write_all(
+                &mut f,
+                format!("{} {} {}\n", key.path(), request.tier.name(), request.days).as_bytes(),
+            )
+            .map_err(|e| io(&log, e))
+        })
     }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()

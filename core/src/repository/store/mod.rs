@@ -12,6 +12,8 @@ pub mod cache;
 pub mod fault;
 pub mod object_store;
 pub mod retry;
+#[cfg(feature = "cloud")]
+mod s3_restore;
 
 use std::ops::Range;
 
@@ -45,6 +47,58 @@ impl<'a> PutHints<'a> {
     #[must_use]
     pub fn storage_class(class: Option<&'a str>) -> Self {
         PutHints { storage_class: class }
+    }
+}
+
+/// How fast an archived object is to be made readable, as S3's restore tiers name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WarmTier {
+    /// Hours (S3 Glacier Flexible Retrieval: 3–5; Deep Archive: up to 12).
+    #[default]
+    Standard,
+    /// Slower and cheaper (5–12 hours; Deep Archive up to 48).
+    Bulk,
+    /// Minutes, at a higher price (Glacier Flexible Retrieval only).
+    Expedited,
+}
+
+impl WarmTier {
+    /// The name S3 uses (`Tier` of a restore request).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            WarmTier::Standard => "Standard",
+            WarmTier::Bulk => "Bulk",
+            WarmTier::Expedited => "Expedited",
+        }
+    }
+}
+
+impl std::str::FromStr for WarmTier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "standard" => Ok(WarmTier::Standard),
+            "bulk" => Ok(WarmTier::Bulk),
+            "expedited" => Ok(WarmTier::Expedited),
+            _ => Err(format!("`{s}`: expected standard, bulk or expedited")),
+        }
+    }
+}
+
+/// A request to warm an archived object up: how fast, and for how many days the readable copy
+/// is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmUp {
+    /// How fast.
+    pub tier: WarmTier,
+    /// Days the readable copy stays (S3 keeps the archived object and adds a temporary copy).
+    pub days: u32,
+}
+
+impl Default for WarmUp {
+    fn default() -> Self {
+        WarmUp { tier: WarmTier::Standard, days: 1 }
     }
 }
 
@@ -166,6 +220,31 @@ pub trait Store: Send + Sync {
     fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Err(StoreError::Permanent(format!("{}: cannot hold a nested repository ({dir})", self.describe())))
     }
+
+    /// Whether the object can be read now: `false` for one in an archive storage class that
+    /// has not been warmed up (its reads fail with [`StoreError::Archived`]). The default
+    /// reads its first byte.
+    ///
+    /// # Errors
+    /// As the backend reports, but [`StoreError::Archived`].
+    fn is_warm(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        match self.get_range(key, 0..1) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Archived(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks for an archived object to be made readable (S3 `RestoreObject`); asking again
+    /// while it warms up, or once it is warm, is harmless. The default refuses: a store
+    /// without archive classes never reports an object cold.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn warm_up(&self, key: &ObjectKey, request: &WarmUp) -> Result<(), StoreError> {
+        let _ = request;
+        Err(StoreError::Permanent(format!("{}: cannot warm up archived object {key}", self.describe())))
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -216,6 +295,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         (**self).nested(dir)
+    }
+    fn is_warm(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        (**self).is_warm(key)
+    }
+    fn warm_up(&self, key: &ObjectKey, request: &WarmUp) -> Result<(), StoreError> {
+        (**self).warm_up(key, request)
     }
 }
 

@@ -41,7 +41,15 @@ pub struct ObjectStoreBackend {
     local_modes: OnceLock<Modes>,
     /// Directories of a local store whose mode has been set.
     local_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
+    /// For S3: how archived objects are warmed up ([`Store::warm_up`]).
+    restore: Option<Arc<Restorer>>,
 }
+
+#[cfg(feature = "cloud")]
+type Restorer = super::s3_restore::S3Restore;
+/// Without cloud stores nothing is ever archived.
+#[cfg(not(feature = "cloud"))]
+enum Restorer {}
 
 /// How a put is kept from replacing an object that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +69,11 @@ fn map_err(e: ::object_store::Error) -> StoreError {
     match e {
         E::NotFound { path, .. } => StoreError::NotFound(path),
         E::AlreadyExists { .. } => StoreError::AlreadyExists,
+        // S3 answers a GET of an object in Glacier Flexible Retrieval or Deep Archive that was
+        // not restored with 403 InvalidObjectState.
+        e @ E::PermissionDenied { .. } if e.to_string().contains("InvalidObjectState") => {
+            StoreError::Archived(e.to_string())
+        }
         e @ (E::PermissionDenied { .. } | E::Unauthenticated { .. }) => StoreError::PermissionDenied(e.to_string()),
         E::Generic { store, source } => {
             let text = source.to_string();
@@ -79,6 +92,11 @@ fn map_err(e: ::object_store::Error) -> StoreError {
             // object_store passes on as a generic error carrying the service's code.
             if text.contains("(code: AccessDenied)") {
                 return StoreError::PermissionDenied(text);
+            }
+            // A GET of an object in S3 Glacier Flexible Retrieval or Deep Archive that was not
+            // restored: 403 InvalidObjectState.
+            if text.contains("InvalidObjectState") {
+                return StoreError::Archived(text);
             }
             // A client error (an invalid bucket name, a bad request) will not go away by
             // retrying; only a timeout, throttling, or a WebDAV lock might: rclone answers
@@ -212,6 +230,7 @@ impl ObjectStoreBackend {
     /// unusable path.
     pub fn open(url: &str, opts: &BackendOptions) -> Result<Self, StoreError> {
         let mut local_root = None;
+        let mut restore = None;
         let (inner, prefix, create_only): (Arc<dyn ObjectStore>, String, CreateOnly) = if let Some(name) =
             url.strip_prefix("memory://")
         {
@@ -244,7 +263,7 @@ impl ObjectStoreBackend {
             local_root = std::fs::canonicalize(path).ok();
             (Arc::new(fs), String::new(), CreateOnly::Native)
         } else {
-            Self::open_remote(url, opts)?
+            Self::open_remote(url, opts, &mut restore)?
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -260,16 +279,25 @@ impl ObjectStoreBackend {
             local_root,
             local_modes: OnceLock::new(),
             local_dirs: Mutex::new(std::collections::HashSet::new()),
+            restore,
         })
     }
 
     #[cfg(not(feature = "cloud"))]
-    fn open_remote(url: &str, _: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
+    fn open_remote(
+        url: &str,
+        _: &BackendOptions,
+        _: &mut Option<Arc<Restorer>>,
+    ) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
         Err(StoreError::Permanent(format!("{url}: this build of cairn has no cloud storage support (feature `cloud`)")))
     }
 
     #[cfg(feature = "cloud")]
-    fn open_remote(url: &str, opts: &BackendOptions) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
+    fn open_remote(
+        url: &str,
+        opts: &BackendOptions,
+        restore: &mut Option<Arc<Restorer>>,
+    ) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
         use ::object_store::ClientConfigKey;
         use ::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
         use ::object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -312,7 +340,11 @@ impl ObjectStoreBackend {
                         "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for an S3-compatible service)".into(),
                     ));
                 }
-                Arc::new(b.build().map_err(|e| StoreError::Permanent(format!("S3: {e}")))?)
+                let s3 = Arc::new(b.clone().build().map_err(|e| StoreError::Permanent(format!("S3: {e}")))?);
+                let client = client_options(opts.timeout).with_allow_http(endpoint.starts_with("http://"));
+                let bucket = rest.split('/').next().unwrap_or_default();
+                *restore = Some(Arc::new(Restorer::new(&b, bucket, Arc::clone(&s3), &client)?));
+                s3
             }
             "gs" => {
                 // from_env, not with_client_options: that would drop client settings from the
@@ -735,7 +767,21 @@ impl Store for ObjectStoreBackend {
             local_root,
             local_modes: OnceLock::new(),
             local_dirs: Mutex::new(std::collections::HashSet::new()),
+            restore: self.restore.clone(),
         }))
+    }
+
+    fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
+        match &self.restore {
+            #[cfg(feature = "cloud")]
+            Some(s3) => self.rt.block_on(s3.warm_up(self.path(key).as_ref(), request)),
+            #[cfg(not(feature = "cloud"))]
+            Some(never) => match **never {},
+            None => {
+                let _ = request;
+                Err(StoreError::Permanent(format!("{}: cannot warm up archived object {key}", self.description)))
+            }
+        }
     }
 }
 

@@ -122,6 +122,12 @@ impl<S: Store> Store for RetryStore<S> {
     fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Ok(std::sync::Arc::new(RetryStore::new(self.inner.nested(dir)?, self.policy)))
     }
+    fn is_warm(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        self.retry(|_| self.inner.is_warm(key))
+    }
+    fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
+        self.retry(|_| self.inner.warm_up(key, request))
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }
