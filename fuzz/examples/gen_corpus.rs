@@ -87,6 +87,7 @@ fn configs() -> Vec<Config> {
         padding: false,
         data_parity: 0,
         data_storage_class: None,
+        object_lock: None,
     };
     let small = Config {
         chunker_params: ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024 },

@@ -361,3 +361,92 @@ fn s3_deep_archive_data_packs_restore_without_a_warm_up_when_readable() {
     assert_eq!(out.json()["warmed"]["cold"], 0, "{}", out.json());
     assert_trees_equal(&src, &restored(&target, &src));
 }
+
+/// Issue 15, item 3: a repository with object lock (in a SeaweedFS bucket with object lock on)
+/// retains what it writes; `forget` and `prune` never delete what is still retained and say
+/// until when; prune extends the retention of what kept snapshots need, so a pack stays locked
+/// past its first period while a snapshot uses it; once released, the next prunes delete it.
+/// The lock here lasts 8 seconds so the test sees it pass.
+#[test]
+fn s3_object_lock_holds_deletions_until_retention_passes_and_prune_extends_what_is_kept() {
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
+    let url = format!("s3://{}/lock-{}-{}", var("S3_TEST_LOCK_BUCKET"), std::process::id(), rand_suffix());
+    let env = [
+        ("AWS_REGION", var("S3_TEST_REGION")),
+        ("AWS_ENDPOINT_URL", var("S3_TEST_ENDPOINT")),
+        ("AWS_ACCESS_KEY_ID", var("S3_TEST_KEY")),
+        ("AWS_SECRET_ACCESS_KEY", var("S3_TEST_SECRET")),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let repo = TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &url, &env);
+    let start = std::time::Instant::now();
+    repo.init_here(&["--pack-size-mib", "1", "--object-lock", "governance:8s"]);
+    let at = |seconds: f64| {
+        let wait = std::time::Duration::from_secs_f64(seconds).saturating_sub(start.elapsed());
+        std::thread::sleep(wait);
+    };
+    let src = repo.dir("src");
+    data::write_random(&src.join("gone.bin"), 80, 1_500_000);
+    let first = repo.backup(args![&src]);
+    std::fs::remove_file(src.join("gone.bin")).unwrap();
+    data::write_random(&src.join("kept.bin"), 81, 1_500_000);
+    repo.backup(args![&src]);
+
+    // Forgotten at once: held, with its date, and still there.
+    let forget = repo.run(args!["--json", "forget", "--keep-last", "1"]).success().json();
+    assert_eq!(forget["removed"].as_array().unwrap().len(), 0, "{forget}");
+    let held = forget["held"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{forget}");
+    assert_eq!(held[0][0], first["snapshot"], "{forget}");
+    assert_eq!(repo.snapshots().len(), 2);
+
+    // Halfway through the lock, prune extends what the snapshots (both still stored) use.
+    at(5.0);
+    let prune = repo.run(args!["--json", "prune", "--grace", "0s"]).success().json();
+    assert!(prune["stats"]["retention_extended"].as_u64().unwrap() > 0, "{prune}");
+
+    // The first snapshot's own retention has passed: forget deletes it now.
+    at(10.0);
+    let forget = repo.run(args!["--json", "forget", "--keep-last", "1"]).success().json();
+    assert_eq!(forget["removed"], serde_json::json!([first["snapshot"]]), "{forget}");
+    // Its packs are unused, but their retention was extended at 5 s: held, not deleted.
+    let prune = repo.run(args!["--json", "prune", "--grace", "0s"]).success().json();
+    assert_eq!(prune["stats"]["packs_deleted"], 0, "{prune}");
+    assert!(prune["stats"]["objects_held"].as_u64().unwrap() > 0, "{prune}");
+    assert!(!prune["stats"]["held_until"].is_null(), "{prune}");
+    repo.run(args!["check", "--read-data"]).success();
+
+    // Once that has passed too, prunes delete them.
+    at(15.0);
+    let mut deleted = 0;
+    for _ in 0..2 {
+        let prune = repo.run(args!["--json", "prune", "--grace", "0s"]).success().json();
+        deleted += prune["stats"]["packs_deleted"].as_u64().unwrap();
+    }
+    assert!(deleted > 0, "the released packs are deleted");
+    repo.run(args!["check", "--read-data"]).success();
+    let target = repo.dir("restore");
+    repo.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+}
+
+/// `init --object-lock` in a bucket without object lock fails and leaves no repository.
+#[test]
+fn s3_object_lock_in_a_bucket_without_it_is_refused() {
+    let var =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
+    let url = format!("s3://{}/nolock-{}-{}", var("S3_TEST_BUCKET"), std::process::id(), rand_suffix());
+    let env = [
+        ("AWS_REGION", var("S3_TEST_REGION")),
+        ("AWS_ENDPOINT_URL", var("S3_TEST_ENDPOINT")),
+        ("AWS_ACCESS_KEY_ID", var("S3_TEST_KEY")),
+        ("AWS_SECRET_ACCESS_KEY", var("S3_TEST_SECRET")),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let repo = TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &url, &env);
+    repo.run(args!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--object-lock", "compliance:1d"])
+        .code(cairn_tests::exit::USAGE)
+        .stderr_has("object lock");
+    repo.run(args!["snapshots"]).code(cairn_tests::exit::REPOSITORY_NOT_FOUND);
+}

@@ -107,6 +107,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
         }
         let verb = if args.dry_run { "would remove" } else { "removed" };
         println!("{verb} {} snapshots, kept {}", outcome.removed.len(), outcome.kept);
+        for (id, until) in &outcome.held {
+            println!(
+                "held by object lock until {}: {} (removed once that has passed)",
+                until.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                id.short()
+            );
+        }
     }
     if args.prune {
         return super::prune::run_on(&repo, global, &args.prune_args, args.dry_run);

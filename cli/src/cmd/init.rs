@@ -40,6 +40,12 @@ pub struct Args {
     /// DEEP_ARCHIVE, `restore` first warms up the packs it needs; Azure Archive is refused.
     #[arg(long, value_name = "CLASS")]
     data_storage_class: Option<String>,
+    /// S3 Object Lock: retain every object (but session markers, garbage lists and tenant keys)
+    /// for DURATION from its write, in governance or compliance mode, e.g. `governance:30d`.
+    /// `forget` and `prune` never delete what is still retained (they say until when), and
+    /// extend what kept snapshots need. The bucket must have object lock on.
+    #[arg(long, value_name = "MODE:DURATION", value_parser = cairn_core::format::config::ObjectLock::parse)]
+    object_lock: Option<cairn_core::format::config::ObjectLock>,
     /// argon2id memory in KiB for the key file (lower only for tests).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, hide = true)]
     kdf_memory_kib: u32,
@@ -64,6 +70,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     options.padding = !args.no_padding;
     options.data_parity = args.data_parity.unwrap_or(0);
     options.data_storage_class = args.data_storage_class;
+    options.object_lock = args.object_lock;
     let url = cairn_core::store::object_store::redact_userinfo(global.repo_url()?);
     let repo = Repository::init(store, &password, &options).with_context(|| format!("creating repository at {url}"))?;
     if global.json {

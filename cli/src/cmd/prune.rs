@@ -135,6 +135,17 @@ fn report(
                 duration_text(grace)
             );
         }
+        if s.objects_held > 0 {
+            let until = s.held_until.map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+            println!(
+                "{} objects due for deletion are held by object lock (the latest until {until}): the first prune after \
+                 that deletes them",
+                s.objects_held
+            );
+        }
+        if s.retention_extended > 0 {
+            println!("extended the object lock of {} objects kept snapshots need", s.retention_extended);
+        }
         if s.packs_resurrected > 0 {
             println!("{} packs were needed again by newer snapshots and were kept", s.packs_resurrected);
         }

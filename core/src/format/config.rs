@@ -66,6 +66,74 @@ pub struct Config {
     /// Absent for the default. Version 2 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_storage_class: Option<String>,
+    /// Object lock: every object retained this long (version 3 only; absent for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// S3 Object Lock's retention modes (FORMAT.md §7, `object_lock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockMode {
+    /// Users with `s3:BypassGovernanceRetention` may still delete or shorten it.
+    Governance,
+    /// No one, the account's root included, may delete the object or shorten its retention.
+    Compliance,
+}
+
+impl ObjectLock {
+    /// Parses `MODE:DURATION` (`governance:30d`, `compliance:1y`).
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let (mode, duration) =
+            text.split_once(':').ok_or_else(|| format!("`{text}`: expected MODE:DURATION, e.g. governance:30d"))?;
+        let mode = match mode.to_ascii_lowercase().as_str() {
+            "governance" => LockMode::Governance,
+            "compliance" => LockMode::Compliance,
+            _ => return Err(format!("`{mode}`: the object lock mode is governance or compliance")),
+        };
+        let seconds = crate::foundation::duration::parse_duration(duration, 'd')
+            .map_err(|e| format!("`{duration}`: {e}"))?
+            .as_secs();
+        if seconds == 0 || seconds > MAX_LOCK_SECONDS {
+            return Err(format!("`{duration}`: the object lock lasts from 1 second to 100 years"));
+        }
+        Ok(ObjectLock { mode, seconds })
+    }
+
+    /// When an object written (or extended) at `now` is retained until.
+    #[must_use]
+    pub fn until(&self, now: jiff::Timestamp) -> jiff::Timestamp {
+        now.saturating_add(jiff::SignedDuration::from_secs(i64::try_from(self.seconds).unwrap_or(i64::MAX)))
+            .unwrap_or(jiff::Timestamp::MAX)
+    }
+}
+
+impl LockMode {
+    /// The name S3 uses.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+/// The longest object lock: 100 years (S3's own bound on a retention period).
+pub const MAX_LOCK_SECONDS: u64 = 100 * 365 * 86_400;
+
+/// Object lock of a repository (`init --object-lock MODE:DURATION`, FORMAT.md §7): every
+/// object but session markers and garbage lists is retained for `seconds` from its write,
+/// and prune extends what kept snapshots still need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    /// The retention mode.
+    pub mode: LockMode,
+    /// How long each object is retained, in seconds.
+    pub seconds: u64,
 }
 
 /// Storage classes whose objects cannot be read without a warm-up request first (S3 Glacier
@@ -156,6 +224,9 @@ impl Config {
         if config.data_parity > 100 || (config.data_parity > 0 && version < 2) {
             return Err(Error::corrupt("config", "data parity out of range"));
         }
+        if config.object_lock.is_some_and(|l| l.seconds == 0 || l.seconds > MAX_LOCK_SECONDS || version < 3) {
+            return Err(Error::corrupt("config", "object lock out of range"));
+        }
         if !(0..=22).contains(&config.compression) {
             return Err(Error::corrupt("config", "compression level out of range"));
         }
@@ -187,4 +258,50 @@ pub fn check_version(version: u32) -> Result<()> {
         return Ok(());
     }
     Err(Error::UnsupportedVersion { object: "repository config".into(), found: version, supported: FORMAT_VERSION })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_lock_is_parsed_and_bounded() {
+        let lock = ObjectLock::parse("governance:30d").unwrap();
+        assert_eq!((lock.mode, lock.seconds), (LockMode::Governance, 30 * 86_400));
+        assert_eq!(ObjectLock::parse("COMPLIANCE:8s").unwrap().mode, LockMode::Compliance);
+        for bad in ["30d", "forever:1d", "governance:0s", "governance:40000d", "governance:soon"] {
+            assert!(ObjectLock::parse(bad).is_err(), "{bad}");
+        }
+        let t = jiff::Timestamp::from_second(1_000).unwrap();
+        assert_eq!(lock.until(t), jiff::Timestamp::from_second(1_000 + 30 * 86_400).unwrap());
+    }
+
+    /// Object lock is a version 3 key, and a lock of no time or past 100 years is refused.
+    #[test]
+    fn a_config_with_object_lock_opens_only_in_range_and_from_version_3() {
+        let master = MasterKey::generate();
+        let base = Config {
+            version: 3,
+            id: Digest::of(b"id"),
+            chunker: CHUNKER_FASTCDC_2020_SEEDED.into(),
+            chunker_params: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            compression: 1,
+            padding: true,
+            data_parity: 0,
+            data_storage_class: None,
+            object_lock: Some(ObjectLock { mode: LockMode::Compliance, seconds: 86_400 }),
+        };
+        assert_eq!(Config::open(&master, &base.seal(&master)).unwrap(), base);
+        for config in [
+            Config { version: 2, ..base.clone() },
+            Config { object_lock: Some(ObjectLock { mode: LockMode::Governance, seconds: 0 }), ..base.clone() },
+            Config {
+                object_lock: Some(ObjectLock { mode: LockMode::Governance, seconds: MAX_LOCK_SECONDS + 1 }),
+                ..base
+            },
+        ] {
+            assert!(Config::open(&master, &config.seal(&master)).is_err(), "{config:?}");
+        }
+    }
 }

@@ -97,6 +97,13 @@ pub struct PruneStats {
     /// Parity objects deleted with their packs, or left by a backup interrupted before it
     /// stored their pack (FORMAT.md §10a).
     pub parity_deleted: u64,
+    /// Objects due for deletion that object lock still retains: not deleted (a later prune
+    /// deletes them once their retention has passed).
+    pub objects_held: u64,
+    /// The latest date one of them is retained until.
+    pub held_until: Option<jiff::Timestamp>,
+    /// Objects kept snapshots need whose retention was extended (object lock).
+    pub retention_extended: u64,
 }
 
 /// How many times marking reads the index objects written since it last read them before it
@@ -499,15 +506,63 @@ impl PrunePlan {
         let mut all: Vec<IndexedPack> = std::mem::take(&mut self.keep);
         all.extend(new_packs);
         repo.save_index_objects(&self.old_indexes, &all)?;
-        for id in &self.old_indexes {
-            let key = ObjectKey::new(ObjectKind::Index, id.0);
-            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+        let garbage_ids: HashSet<PackId> = garbage.iter().map(|p| p.id).collect();
+        for id in self.old_indexes.clone() {
+            // A superseded index object object lock still retains stays, and with it every
+            // pack it names (the sweep spares whatever an index object names).
+            self.delete(repo, &ObjectKey::new(ObjectKind::Index, id.0))?;
         }
         // Mark, then sweep lists older than the grace period by the store's clock.
         let marker = write_garbage(repo, &GarbageList::new(garbage))?;
         let now = store_now(repo, &marker)?;
         self.sweep(repo, opts, now, &marker)?;
+        if repo.config().object_lock.is_some() {
+            self.extend_retention(repo, &garbage_ids)?;
+        }
         Ok(self.stats)
+    }
+
+    /// Deletes `key` unless object lock retains it; returns whether it was deleted.
+    fn delete(&mut self, repo: &Repository, key: &ObjectKey) -> Result<bool> {
+        match repo.delete_unless_held(key)? {
+            None => Ok(true),
+            Some(until) => {
+                self.stats.objects_held += 1;
+                self.stats.held_until = self.stats.held_until.max(Some(until));
+                Ok(false)
+            }
+        }
+    }
+
+    /// Object lock's maintenance: extends the retention of everything kept (packs and parity
+    /// not on this run's garbage list, the index objects now, key files, the config, run
+    /// records, archived WAL) that would be released within half the lock's period.
+    /// Snapshots are extended by `forget`, which knows which its policy keeps.
+    fn extend_retention(&mut self, repo: &Repository, garbage: &HashSet<PackId>) -> Result<()> {
+        let old: HashSet<IndexId> = self.old_indexes.iter().copied().collect();
+        let mut keys = vec![ObjectKey::CONFIG];
+        let kinds = [
+            ObjectKind::Pack,
+            ObjectKind::Parity,
+            ObjectKind::Index,
+            ObjectKind::Key,
+            ObjectKind::Record,
+            ObjectKind::Wal,
+        ];
+        for kind in kinds {
+            for info in repo.store().list(kind).map_err(Error::Storage)? {
+                let dropped = match kind {
+                    ObjectKind::Pack | ObjectKind::Parity => garbage.contains(&PackId(info.key.id)),
+                    ObjectKind::Index => old.contains(&IndexId(info.key.id)),
+                    _ => false,
+                };
+                if !dropped {
+                    keys.push(info.key);
+                }
+            }
+        }
+        self.stats.retention_extended = repo.extend_retention(&keys)?;
+        Ok(())
     }
 
     fn repack_blobs(&self, repo: &Repository, progress: &dyn Progress) -> Result<Vec<IndexedPack>> {
@@ -636,19 +691,22 @@ impl PrunePlan {
             if spared.contains(&id) || !seen.insert(id) {
                 continue; // indexed again (e.g. the same bytes uploaded by a later backup)
             }
-            let key = ObjectKey::new(ObjectKind::Pack, id.0);
-            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
-            self.stats.packs_deleted += 1;
-            self.stats.bytes_freed += size;
+            if self.delete(repo, &ObjectKey::new(ObjectKind::Pack, id.0))? {
+                self.stats.packs_deleted += 1;
+                self.stats.bytes_freed += size;
+            } else {
+                // Still stored: its parity stays with it.
+                seen.remove(&id);
+            }
         }
         if repo.config().data_parity > 0 {
             self.sweep_parity(repo, now, grace, &seen)?;
         }
         for key in delete_lists {
-            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+            self.delete(repo, &key)?;
         }
         for key in sessions.stale {
-            repo.store().delete(&key).map_err(|cause| Error::Store { key, cause })?;
+            self.delete(repo, &key)?;
             self.stats.sessions_stale += 1;
         }
         Ok(())
@@ -669,8 +727,7 @@ impl PrunePlan {
             repo.store().list(ObjectKind::Pack).map_err(Error::Storage)?.into_iter().map(|i| i.key.id).collect();
         for info in repo.store().list(ObjectKind::Parity).map_err(Error::Storage)? {
             let orphan = !stored.contains(&info.key.id) && now.duration_since(info.last_modified) >= grace;
-            if deleted.contains(&PackId(info.key.id)) || orphan {
-                repo.store().delete(&info.key).map_err(Error::store(info.key))?;
+            if (deleted.contains(&PackId(info.key.id)) || orphan) && self.delete(repo, &info.key)? {
                 self.stats.parity_deleted += 1;
             }
         }

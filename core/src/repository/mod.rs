@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::format::blob::{self, BlobKind};
-use crate::format::config::{Config, FORMAT_VERSION, check_version};
+use crate::format::config::{Config, FORMAT_VERSION, ObjectLock, check_version};
 use crate::format::index::{INDEX_AAD, IndexFile, IndexedPack};
 use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
 use crate::format::pack::{self, PackEntry, PackSeal};
@@ -61,6 +61,9 @@ pub struct InitOptions {
     /// metadata stays in the default class. Classes that need a warm-up before reads are
     /// refused.
     pub data_storage_class: Option<String>,
+    /// S3 Object Lock (FORMAT.md §7): every object but session markers, garbage lists and
+    /// tenant keys retained this long from its write; the bucket must have object lock on.
+    pub object_lock: Option<crate::format::config::ObjectLock>,
 }
 
 impl Default for InitOptions {
@@ -74,7 +77,16 @@ impl Default for InitOptions {
             padding: true,
             data_parity: 0,
             data_storage_class: None,
+            object_lock: None,
         }
+    }
+}
+
+/// `store`, retaining what it writes when `config` has object lock.
+fn with_lock(store: Arc<dyn Store>, config: &Config) -> Arc<dyn Store> {
+    match config.object_lock {
+        Some(lock) => Arc::new(store::lock::LockingStore::new(store, lock)),
+        None => store,
     }
 }
 
@@ -142,9 +154,22 @@ impl Repository {
             padding: options.padding,
             data_parity: options.data_parity,
             data_storage_class: options.data_storage_class.clone(),
+            object_lock: options.object_lock,
         };
+        let store = with_lock(store, &config);
         // Key first: a config without a key would be a repository nobody can open.
-        let key_id = Self::write_key(&*store, &master, FORMAT_VERSION, password, options.kdf)?;
+        let key_id = match Self::write_key(&*store, &master, FORMAT_VERSION, password, options.kdf) {
+            Ok(id) => id,
+            // Written but not retained: the bucket has no object lock. No repository is left.
+            Err(Error::Store { key, cause }) if options.object_lock.is_some() => {
+                let _ = store.delete(&key);
+                return Err(Error::InvalidArgument(format!(
+                    "{}: cannot retain objects ({cause}); object lock needs an S3 bucket created with object lock on",
+                    store.describe()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         store.put(&ObjectKey::CONFIG, Bytes::from(config.seal(&master))).map_err(|e| match e {
             StoreError::AlreadyExists => {
                 Error::InvalidArgument(format!("{} already holds a repository", store.describe()))
@@ -237,7 +262,13 @@ impl Repository {
             s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
             Self::unlock(&config_bytes, keys, password)
         })
-        .map(|(master, config, key_id)| Repository { store, master, config, key_id, tenant: None })
+        .map(|(master, config, key_id)| Repository {
+            store: with_lock(store, &config),
+            master,
+            config,
+            key_id,
+            tenant: None,
+        })
     }
 
     /// Opens the repository in `store` with a master key already unwrapped from key file
@@ -256,7 +287,7 @@ impl Repository {
             return Ok(None);
         }
         Ok(Config::open(&master, &config_bytes).ok().map(|config| Repository {
-            store,
+            store: with_lock(store, &config),
             master: master.for_version(config.version),
             config,
             key_id,
@@ -581,6 +612,66 @@ impl Repository {
             )))),
             Err(cause) => Err(Error::Store { key, cause }),
         }
+    }
+
+    /// Deletes `key` unless object lock still retains it: returns `None` once it is deleted,
+    /// or the date it is retained until, without trying (FORMAT.md §7 `object_lock`).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn delete_unless_held(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>> {
+        if self.config.object_lock.is_some() && store::lock::is_locked(key.kind) {
+            match self.store.retained_until(key) {
+                Ok(Some(until)) if until > jiff::Timestamp::now() => return Ok(Some(until)),
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(cause) => return Err(Error::Store { key: *key, cause }),
+            }
+        }
+        self.store.delete(key).map_err(store_err(*key))?;
+        Ok(None)
+    }
+
+    /// Extends the retention of `keys` that object lock would release within half its period
+    /// to a whole period from now, so what kept snapshots need stays locked while they are
+    /// kept (prune calls it for everything it keeps). Returns how many were extended.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn extend_retention(&self, keys: &[ObjectKey]) -> Result<u64> {
+        let Some(lock) = self.config.object_lock else { return Ok(0) };
+        let now = jiff::Timestamp::now();
+        let half = ObjectLock { seconds: lock.seconds / 2, ..lock }.until(now);
+        let extended = std::sync::atomic::AtomicU64::new(0);
+        let failed = Mutex::new(None);
+        let keys: Vec<ObjectKey> = keys.iter().filter(|k| store::lock::is_locked(k.kind)).copied().collect();
+        batch::for_each(
+            &keys,
+            batch::in_flight(self.store.as_ref(), 0),
+            |key| -> std::result::Result<bool, StoreError> {
+                match self.store.retained_until(key)? {
+                    Some(until) if until > half => Ok(false),
+                    _ => self.store.retain(key, lock.mode, lock.until(now)).map(|()| true),
+                }
+            },
+            |n, got| match got {
+                Ok(true) => {
+                    extended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Flow::Continue
+                }
+                Ok(false) | Err(StoreError::NotFound(_)) => Flow::Continue,
+                Err(cause) => {
+                    if let Ok(mut f) = failed.lock() {
+                        f.get_or_insert(Error::Store { key: keys[n], cause });
+                    }
+                    Flow::Stop
+                }
+            },
+        );
+        if let Some(e) = failed.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        Ok(extended.into_inner())
     }
 
     /// Loads one snapshot.

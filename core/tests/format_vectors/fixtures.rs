@@ -46,6 +46,7 @@ pub fn config() -> Config {
         padding: false,
         data_parity: 0,
         data_storage_class: None,
+        object_lock: None,
     }
 }
 

@@ -74,6 +74,12 @@ pub struct ForgetOutcome {
     pub groups: Vec<GroupVerdicts>,
     /// The snapshots removed (or, in a dry run, that would be).
     pub removed: Vec<SnapshotId>,
+    /// Snapshots the policy does not keep that object lock still retains, with until when:
+    /// not deleted (a later forget deletes them once their retention has passed).
+    pub held: Vec<(SnapshotId, jiff::Timestamp)>,
+    /// Kept snapshots whose retention was extended (object lock): what the policy keeps stays
+    /// locked while it is kept.
+    pub retention_extended: u64,
     /// Snapshots kept among those considered.
     #[serde(skip)]
     pub kept: usize,
@@ -116,15 +122,31 @@ pub fn run(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetOutcome> {
                 .collect(),
         })
         .collect();
-    let removed: Vec<SnapshotId> = plan.forget_indices().into_iter().map(|i| snaps[i].0).collect();
+    let mut removed: Vec<SnapshotId> = plan.forget_indices().into_iter().map(|i| snaps[i].0).collect();
+    let mut held = Vec::new();
     if !opts.dry_run {
         if !removed.is_empty() {
             repo.ensure_can_delete("forget")?;
         }
         for id in &removed {
             let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
-            repo.store().delete(&key).map_err(Error::store(key))?;
+            if let Some(until) = repo.delete_unless_held(&key)? {
+                held.push((*id, until));
+            }
         }
+        removed.retain(|id| !held.iter().any(|(h, _)| h == id));
     }
-    Ok(ForgetOutcome { dry_run: opts.dry_run, groups, kept: snaps.len() - removed.len(), removed })
+    let mut retention_extended = 0;
+    if !opts.dry_run && repo.config().object_lock.is_some() {
+        let forgotten: std::collections::HashSet<SnapshotId> =
+            plan.forget_indices().into_iter().map(|i| snaps[i].0).collect();
+        let kept: Vec<ObjectKey> = snaps
+            .iter()
+            .filter(|(id, _)| !forgotten.contains(id))
+            .map(|(id, _)| ObjectKey::new(ObjectKind::Snapshot, id.0))
+            .collect();
+        retention_extended = repo.extend_retention(&kept)?;
+    }
+    let kept = snaps.len() - removed.len() - held.len();
+    Ok(ForgetOutcome { dry_run: opts.dry_run, groups, kept, removed, held, retention_extended })
 }

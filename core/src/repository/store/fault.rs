@@ -266,6 +266,12 @@ impl<S: Store> Store for FaultyStore<S> {
     fn nested(&self, dir: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Ok(std::sync::Arc::new(FaultyStore::new(self.inner.nested(dir)?, self.config.clone())))
     }
+    fn retain(&self, key: &ObjectKey, mode: super::LockMode, until: jiff::Timestamp) -> Result<(), StoreError> {
+        self.request(&format!("retain {key}"), || self.inner.retain(key, mode, until))
+    }
+    fn retained_until(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>, StoreError> {
+        self.request(&format!("retained_until {key}"), || self.inner.retained_until(key))
+    }
     fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
         self.request(&format!("warm_up {key}"), || {
             let Some((archived, warming)) = self.archive_files(key) else {

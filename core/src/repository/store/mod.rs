@@ -10,10 +10,11 @@ pub mod batch;
 pub mod cache;
 #[cfg(feature = "testing")]
 pub mod fault;
+pub mod lock;
 pub mod object_store;
 pub mod retry;
 #[cfg(feature = "cloud")]
-mod s3_restore;
+mod s3_calls;
 
 use std::ops::Range;
 
@@ -101,6 +102,8 @@ impl Default for WarmUp {
         WarmUp { tier: WarmTier::Standard, days: 1 }
     }
 }
+
+pub use crate::format::config::LockMode;
 
 /// Where repository objects live.
 pub trait Store: Send + Sync {
@@ -245,6 +248,26 @@ pub trait Store: Send + Sync {
         let _ = request;
         Err(StoreError::Permanent(format!("{}: cannot warm up archived object {key}", self.describe())))
     }
+
+    /// Retains the object in `mode` until `until` (S3 Object Lock): until then the store
+    /// refuses to delete it or shorten that, whoever asks. The default refuses: the store has
+    /// no object lock.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn retain(&self, key: &ObjectKey, mode: LockMode, until: jiff::Timestamp) -> Result<(), StoreError> {
+        let _ = (mode, until);
+        Err(StoreError::Permanent(format!("{}: has no object lock (retaining {key})", self.describe())))
+    }
+
+    /// The date until which the object is retained, if it is. The default: never.
+    ///
+    /// # Errors
+    /// As the backend reports.
+    fn retained_until(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -301,6 +324,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn warm_up(&self, key: &ObjectKey, request: &WarmUp) -> Result<(), StoreError> {
         (**self).warm_up(key, request)
+    }
+    fn retain(&self, key: &ObjectKey, mode: LockMode, until: jiff::Timestamp) -> Result<(), StoreError> {
+        (**self).retain(key, mode, until)
+    }
+    fn retained_until(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>, StoreError> {
+        (**self).retained_until(key)
     }
 }
 

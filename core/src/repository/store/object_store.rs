@@ -41,15 +41,15 @@ pub struct ObjectStoreBackend {
     local_modes: OnceLock<Modes>,
     /// Directories of a local store whose mode has been set.
     local_dirs: Mutex<std::collections::HashSet<std::path::PathBuf>>,
-    /// For S3: how archived objects are warmed up ([`Store::warm_up`]).
-    restore: Option<Arc<Restorer>>,
+    /// For S3: the calls object_store lacks (warm-up, object lock).
+    s3: Option<Arc<S3Calls>>,
 }
 
 #[cfg(feature = "cloud")]
-type Restorer = super::s3_restore::S3Restore;
+type S3Calls = super::s3_calls::S3Calls;
 /// Without cloud stores nothing is ever archived.
 #[cfg(not(feature = "cloud"))]
-enum Restorer {}
+enum S3Calls {}
 
 /// How a put is kept from replacing an object that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +230,7 @@ impl ObjectStoreBackend {
     /// unusable path.
     pub fn open(url: &str, opts: &BackendOptions) -> Result<Self, StoreError> {
         let mut local_root = None;
-        let mut restore = None;
+        let mut s3 = None;
         let (inner, prefix, create_only): (Arc<dyn ObjectStore>, String, CreateOnly) = if let Some(name) =
             url.strip_prefix("memory://")
         {
@@ -263,7 +263,7 @@ impl ObjectStoreBackend {
             local_root = std::fs::canonicalize(path).ok();
             (Arc::new(fs), String::new(), CreateOnly::Native)
         } else {
-            Self::open_remote(url, opts, &mut restore)?
+            Self::open_remote(url, opts, &mut s3)?
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -279,7 +279,7 @@ impl ObjectStoreBackend {
             local_root,
             local_modes: OnceLock::new(),
             local_dirs: Mutex::new(std::collections::HashSet::new()),
-            restore,
+            s3,
         })
     }
 
@@ -287,7 +287,7 @@ impl ObjectStoreBackend {
     fn open_remote(
         url: &str,
         _: &BackendOptions,
-        _: &mut Option<Arc<Restorer>>,
+        _: &mut Option<Arc<S3Calls>>,
     ) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
         Err(StoreError::Permanent(format!("{url}: this build of cairn has no cloud storage support (feature `cloud`)")))
     }
@@ -296,7 +296,7 @@ impl ObjectStoreBackend {
     fn open_remote(
         url: &str,
         opts: &BackendOptions,
-        restore: &mut Option<Arc<Restorer>>,
+        s3_calls: &mut Option<Arc<S3Calls>>,
     ) -> Result<(Arc<dyn ObjectStore>, String, CreateOnly), StoreError> {
         use ::object_store::ClientConfigKey;
         use ::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -343,7 +343,7 @@ impl ObjectStoreBackend {
                 let s3 = Arc::new(b.clone().build().map_err(|e| StoreError::Permanent(format!("S3: {e}")))?);
                 let client = client_options(opts.timeout).with_allow_http(endpoint.starts_with("http://"));
                 let bucket = rest.split('/').next().unwrap_or_default();
-                *restore = Some(Arc::new(Restorer::new(&b, bucket, Arc::clone(&s3), &client)?));
+                *s3_calls = Some(Arc::new(S3Calls::new(&b, bucket, Arc::clone(&s3), &client)?));
                 s3
             }
             "gs" => {
@@ -767,12 +767,12 @@ impl Store for ObjectStoreBackend {
             local_root,
             local_modes: OnceLock::new(),
             local_dirs: Mutex::new(std::collections::HashSet::new()),
-            restore: self.restore.clone(),
+            s3: self.s3.clone(),
         }))
     }
 
     fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
-        match &self.restore {
+        match &self.s3 {
             #[cfg(feature = "cloud")]
             Some(s3) => self.rt.block_on(s3.warm_up(self.path(key).as_ref(), request)),
             #[cfg(not(feature = "cloud"))]
@@ -781,6 +781,29 @@ impl Store for ObjectStoreBackend {
                 let _ = request;
                 Err(StoreError::Permanent(format!("{}: cannot warm up archived object {key}", self.description)))
             }
+        }
+    }
+
+    fn retain(&self, key: &ObjectKey, mode: super::LockMode, until: jiff::Timestamp) -> Result<(), StoreError> {
+        match &self.s3 {
+            #[cfg(feature = "cloud")]
+            Some(s3) => self.rt.block_on(s3.retain(self.path(key).as_ref(), mode, until)),
+            #[cfg(not(feature = "cloud"))]
+            Some(never) => match **never {},
+            None => {
+                let _ = (mode, until);
+                Err(StoreError::Permanent(format!("{}: has no object lock (retaining {key})", self.description)))
+            }
+        }
+    }
+
+    fn retained_until(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>, StoreError> {
+        match &self.s3 {
+            #[cfg(feature = "cloud")]
+            Some(s3) => self.rt.block_on(s3.retained_until(self.path(key).as_ref())),
+            #[cfg(not(feature = "cloud"))]
+            Some(never) => match **never {},
+            None => Ok(None),
         }
     }
 }

@@ -128,6 +128,12 @@ impl<S: Store> Store for RetryStore<S> {
     fn warm_up(&self, key: &ObjectKey, request: &super::WarmUp) -> Result<(), StoreError> {
         self.retry(|_| self.inner.warm_up(key, request))
     }
+    fn retain(&self, key: &ObjectKey, mode: super::LockMode, until: jiff::Timestamp) -> Result<(), StoreError> {
+        self.retry(|_| self.inner.retain(key, mode, until))
+    }
+    fn retained_until(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>, StoreError> {
+        self.retry(|_| self.inner.retained_until(key))
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }
