@@ -201,8 +201,20 @@ impl GlobalArgs {
     pub fn open_repository(&self) -> Result<Repository> {
         let store = self.store()?;
         let password = self.password(false)?;
-        Repository::open(store, &password)
-            .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))
+        let repo = Repository::open(store, &password)
+            .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))?;
+        Ok(self.with_own_records(repo))
+    }
+
+    /// `repo`, told where a write-only key keeps its local records (FORMAT.md §5.6): the cache
+    /// directory's `own/<repository id>`.
+    pub fn with_own_records(&self, mut repo: Repository) -> Repository {
+        if repo.master().is_write_only()
+            && let Some(root) = self.cache_dir.clone().or_else(cairn_core::store::default_cache_root)
+        {
+            repo.set_own_records(root.join("own").join(repo.config().id.to_string()));
+        }
+        repo
     }
 
     /// `repo`, or with `--tenant` that tenant's repository in it.

@@ -186,3 +186,36 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 use std::os::unix::fs::PermissionsExt;
+
+/// Issue 15, item 5: a copy host writes the off-site copy with a write-only key for it: it
+/// copies, skips what it copied before (its own record), stores only new blobs, and cannot read
+/// the copy; the copy's full key restores it exactly.
+#[test]
+fn a_copy_into_a_repository_through_its_write_only_key_adds_and_reads_nothing() {
+    let primary = crate::repo();
+    let offsite = crate::repo();
+    add_write_only_key(&offsite);
+    let src = primary.dir("src");
+    data::write_random(&src.join("big.bin"), 5, 2_000_000);
+    data::write(&src.join("note.txt"), b"one\n");
+    primary.backup(args![&src]);
+    let copy = |primary: &TestRepo| {
+        let mut cmd = primary.command(args!["--json", "copy", "--to", offsite.path()]);
+        cmd.env("CAIRN_TO_PASSWORD", HOST_PASSWORD);
+        Output::of(cmd).success().json()
+    };
+    let first = copy(&primary);
+    assert_eq!(first["copied"].as_array().unwrap().len(), 1, "{first}");
+    data::write(&src.join("note.txt"), b"two\n");
+    primary.backup(args![&src]);
+    let second = copy(&primary);
+    assert_eq!((second["copied"].as_array().unwrap().len(), second["skipped"].as_u64()), (1, Some(1)), "{second}");
+    assert!(second["bytes_uploaded"].as_u64().unwrap() < 50_000, "only the new blobs are stored: {second}");
+    let third = copy(&primary);
+    assert_eq!((third["copied"].as_array().unwrap().len(), third["skipped"].as_u64()), (0, Some(2)), "{third}");
+    as_host(&offsite, args!["snapshots"]).code(exit::WRITE_ONLY_KEY);
+    offsite.run(args!["check", "--read-data"]).success();
+    let target = offsite.dir("restore");
+    offsite.run(args!["restore", "latest", "--verify", "--target", &target]).success();
+    assert_trees_equal(&src, &restored(&target, &src));
+}

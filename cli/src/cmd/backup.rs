@@ -95,14 +95,6 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     opts.exclude_nodump = args.exclude_nodump;
     opts.uploads = global.connections;
     let repo = global.open()?;
-    if repo.master().is_write_only() {
-        // A write-only key compares against its own record of its last backups.
-        opts.own_record = global
-            .cache_dir
-            .clone()
-            .or_else(cairn_core::store::default_cache_root)
-            .map(|d| d.join("own").join(repo.config().id.to_string()));
-    }
     let progress = crate::progress::Reporter::new(global, "backup");
     if let BackupSource::Paths(paths) = &source {
         progress.count_ahead(paths);

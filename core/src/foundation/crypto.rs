@@ -64,6 +64,7 @@ const CONTEXT_META_SUBKEY: &str = "cairn 2026-12-04 metadata subkey v1";
 const CONTEXT_RECIPIENT: &str = "cairn 2026-12-04 recipient x25519 v1";
 const CONTEXT_PUBLIC_SEAL: &str = "cairn 2026-12-04 sealed to recipient v1";
 const CONTEXT_RECORD: &str = "cairn 2026-12-04 own backup record v1";
+const CONTEXT_RECORD_SEAL: &str = "cairn 2026-12-04 own record seal v1";
 
 /// The repository's master key, or a write-only key derived from it.
 ///
@@ -264,6 +265,12 @@ impl MasterKey {
         let key = blake3::derive_key(CONTEXT_RECORD, &material);
         material.zeroize();
         key
+    }
+
+    /// The key a write-only host's local records are sealed under (FORMAT.md §5.6).
+    #[must_use]
+    pub fn record_key(&self) -> SealKey {
+        SealKey::new(blake3::derive_key(CONTEXT_RECORD_SEAL, &self.record_root()))
     }
 
     /// The repository's X25519 public key.

@@ -15,7 +15,7 @@ use crate::format::blob::BlobKind;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
-use crate::foundation::id::{BlobId, SnapshotId};
+use crate::foundation::id::{BlobId, Digest, SnapshotId};
 use crate::foundation::progress::Progress;
 use crate::repository::Repository;
 use crate::repository::index::Index;
@@ -249,10 +249,15 @@ pub fn run_with_progress(
     // Copies reuse what the target holds: announced before its index is loaded (FORMAT.md §14a).
     let _session = dst.begin_session()?;
     let dst_index = dst.load_index()?;
-    let dst_snaps = dst.snapshots()?;
-    // What the target already holds, by source id.
-    let have: HashMap<SnapshotId, Snapshot> =
-        dst_snaps.iter().filter_map(|(_, s)| s.original.map(|o| (o, s.clone()))).collect();
+    // With a write-only key for the target, what it holds is known from this host's record of
+    // what it copied there (FORMAT.md §5.6), and no earlier copy seeds the id mappings (its
+    // trees do not open): every blob of a snapshot is read, and only new ones are stored.
+    let record = CopyRecord::new(src, dst)?;
+    // Source id → the copy's root tree, when the target's snapshots can be read.
+    let have: HashMap<SnapshotId, Option<BlobId>> = match &record {
+        Some(r) => r.copied().into_iter().map(|o| (o, None)).collect(),
+        None => dst.snapshots()?.into_iter().filter_map(|(_, s)| s.original.map(|o| (o, Some(s.tree)))).collect(),
+    };
     let src_all = src.snapshots()?;
     let mut todo = src_all.clone();
     if !snapshots.is_empty() {
@@ -279,7 +284,7 @@ pub fn run_with_progress(
                     .filter(|(pid, p)| {
                         *pid != id && p.host == snap.host && p.paths == snap.paths && p.time <= snap.time
                     })
-                    .find_map(|(pid, p)| have.get(&p.original.unwrap_or(*pid)).map(|d| (p.tree, d.tree)));
+                    .find_map(|(pid, p)| have.get(&p.original.unwrap_or(*pid)).copied().flatten().map(|d| (p.tree, d)));
                 if let Some((src_tree, dst_tree)) = prev {
                     let mut learner = Learner {
                         dst: TreeWalker::new(dst, &dst_index),
@@ -310,6 +315,56 @@ pub fn run_with_progress(
     for (from, snap) in &pending {
         let to = dst.save_snapshot(snap, &committed)?;
         stats.copied.push(Copied { from: *from, to });
+        if let Some(r) = &record {
+            r.add(snap.original.unwrap_or(*from))?;
+        }
     }
     Ok(stats)
+}
+
+/// A write-only target key's record of the snapshots copied into the target: their source ids,
+/// sealed under the key's record key in `copied-from-<source id>` of its record directory.
+struct CopyRecord {
+    path: std::path::PathBuf,
+    key: crate::foundation::crypto::SealKey,
+}
+
+const COPY_RECORD_AAD: &[u8] = b"cairn own record copied v1";
+
+impl CopyRecord {
+    /// The record for copies from `src` into `dst`, when `dst` was opened with a write-only key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a write-only target without a record directory.
+    fn new(src: &Repository, dst: &Repository) -> Result<Option<Self>> {
+        if !dst.master().is_write_only() {
+            return Ok(None);
+        }
+        let dir = dst.own_records().ok_or_else(|| {
+            Error::InvalidArgument(
+                "a copy into a repository opened with a write-only key needs a cache directory".into(),
+            )
+        })?;
+        crate::foundation::private::create_dir_all(dir, 0o700).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(format!("copied-from-{}", src.config().id));
+        Ok(Some(CopyRecord { path, key: dst.master().record_key() }))
+    }
+
+    /// The source ids copied so far (none for a record that is missing or does not open).
+    fn copied(&self) -> Vec<SnapshotId> {
+        let Ok(sealed) = std::fs::read(&self.path) else { return Vec::new() };
+        let Ok(plain) = self.key.open(&sealed, COPY_RECORD_AAD) else { return Vec::new() };
+        plain.chunks_exact(32).filter_map(|c| c.try_into().ok()).map(|d| SnapshotId(Digest(d))).collect()
+    }
+
+    /// Adds `origin`, replacing the file whole (written beside it, then renamed).
+    fn add(&self, origin: SnapshotId) -> Result<()> {
+        let mut ids = self.copied();
+        ids.push(origin);
+        let plain: Vec<u8> = ids.iter().flat_map(|id| id.0.0).collect();
+        let tmp = self.path.with_extension("new");
+        crate::foundation::private::write_file(&tmp, &self.key.seal(&plain, COPY_RECORD_AAD), 0o600)
+            .map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
 }

@@ -108,6 +108,8 @@ pub struct Repository {
     key_id: KeyId,
     /// For a tenant's repository nested in another ([`tenant`]): the tenant's name.
     tenant: Option<String>,
+    /// Where a write-only key keeps its local records (FORMAT.md §5.6).
+    own_records: Option<std::path::PathBuf>,
 }
 
 fn store_err(key: ObjectKey) -> impl FnOnce(StoreError) -> Error {
@@ -176,7 +178,7 @@ impl Repository {
             }
             e => store_err(ObjectKey::CONFIG)(e),
         })?;
-        Ok(Repository { store, master, config, key_id, tenant: None })
+        Ok(Repository { store, master, config, key_id, tenant: None, own_records: None })
     }
 
     /// Creates a repository at `url` (a path, `file://`, `s3://`, `az://`, `gs://`,
@@ -268,6 +270,7 @@ impl Repository {
             config,
             key_id,
             tenant: None,
+            own_records: None,
         })
     }
 
@@ -292,6 +295,7 @@ impl Repository {
             config,
             key_id,
             tenant: None,
+            own_records: None,
         }))
     }
 
@@ -383,6 +387,18 @@ impl Repository {
     #[must_use]
     pub fn master(&self) -> &MasterKey {
         &self.master
+    }
+
+    /// Sets where a write-only key keeps its local records of what it wrote (FORMAT.md §5.6):
+    /// its last backups, and what `copy` copied into this repository.
+    pub fn set_own_records(&mut self, dir: std::path::PathBuf) {
+        self.own_records = Some(dir);
+    }
+
+    /// Where a write-only key keeps its local records, if set.
+    #[must_use]
+    pub fn own_records(&self) -> Option<&std::path::Path> {
+        self.own_records.as_deref()
     }
 
     /// Refuses what needs the full key when the repository was opened with a write-only key.

@@ -294,7 +294,7 @@ impl Repository {
             }
         };
         let master = master.for_version(config.version);
-        Ok(Repository { store, master, config, key_id: KeyId(id), tenant: Some(t.name.clone()) })
+        Ok(Repository { store, master, config, key_id: KeyId(id), tenant: Some(t.name.clone()), own_records: None })
     }
 }
 

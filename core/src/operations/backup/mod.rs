@@ -321,7 +321,7 @@ pub fn run(
     let _session = repo.begin_session()?;
     let index = repo.load_index()?;
     let write_only = repo.master().is_write_only();
-    let record = match &opts.own_record {
+    let record = match opts.own_record.as_deref().or(repo.own_records()) {
         Some(dir) if write_only => Some(record::OwnRecord::open(dir, repo.master(), &host, &paths)?),
         _ => None,
     };

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::foundation::crypto::{MasterKey, SealKey};
+
 use crate::foundation::error::{Error, IoContext, Result};
 use crate::foundation::id::{BlobId, Digest, SnapshotId};
 use crate::foundation::private;
@@ -48,8 +49,7 @@ impl OwnRecord {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
         let pending = source.join(format!("pending-{}", hex::encode(random)));
         private::create_dir_all(&pending.join("trees"), 0o700).at(&pending)?;
-        let key = SealKey::new(blake3::derive_key("cairn 2026-12-04 own record seal v1", &root));
-        Ok(OwnRecord { source, pending, key })
+        Ok(OwnRecord { source, pending, key: master.record_key() })
     }
 
     /// The last backup recorded, if any (an unreadable record is no record).
