@@ -68,9 +68,14 @@ impl OwnRecord {
         Tree::decode(id, &plain).ok()
     }
 
-    /// Records a tree of the backup being written.
+    /// Records a tree of the backup being written: a tree the last backup had too (most of
+    /// them) is linked, not sealed and written again.
     pub(super) fn add_tree(&self, id: &BlobId, plain: &[u8]) -> Result<()> {
-        let path = self.pending.join("trees").join(id.to_string());
+        let name = id.to_string();
+        let path = self.pending.join("trees").join(&name);
+        if std::fs::hard_link(self.source.join("current").join("trees").join(&name), &path).is_ok() {
+            return Ok(());
+        }
         private::write_file(&path, &self.key.seal(plain, AAD_TREE), 0o600).at(&path)
     }
 
