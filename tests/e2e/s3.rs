@@ -362,16 +362,12 @@ fn s3_deep_archive_data_packs_restore_without_a_warm_up_when_readable() {
     assert_trees_equal(&src, &restored(&target, &src));
 }
 
-/// Issue 15, item 3: a repository with object lock (in a SeaweedFS bucket with object lock on)
-/// retains what it writes; `forget` and `prune` never delete what is still retained and say
-/// until when; prune extends the retention of what kept snapshots need, so a pack stays locked
-/// past its first period while a snapshot uses it; once released, the next prunes delete it.
-/// The lock here lasts 8 seconds so the test sees it pass.
-#[test]
-fn s3_object_lock_holds_deletions_until_retention_passes_and_prune_extends_what_is_kept() {
+/// A repository (not yet made) at a fresh prefix of the bucket `bucket_var` names, reached
+/// with the admin's credentials.
+fn admin_repo_in(bucket_var: &str, prefix: &str) -> TestRepo {
     let var =
         |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
-    let url = format!("s3://{}/lock-{}-{}", var("S3_TEST_LOCK_BUCKET"), std::process::id(), rand_suffix());
+    let url = format!("s3://{}/{prefix}-{}-{}", var(bucket_var), std::process::id(), rand_suffix());
     let env = [
         ("AWS_REGION", var("S3_TEST_REGION")),
         ("AWS_ENDPOINT_URL", var("S3_TEST_ENDPOINT")),
@@ -379,7 +375,17 @@ fn s3_object_lock_holds_deletions_until_retention_passes_and_prune_extends_what_
         ("AWS_SECRET_ACCESS_KEY", var("S3_TEST_SECRET")),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let repo = TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &url, &env);
+    TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &url, &env)
+}
+
+/// Issue 15, item 3: a repository with object lock (in a SeaweedFS bucket with object lock on)
+/// retains what it writes; `forget` and `prune` never delete what is still retained and say
+/// until when; prune extends the retention of what kept snapshots need, so a pack stays locked
+/// past its first period while a snapshot uses it; once released, the next prunes delete it.
+/// The lock here lasts 8 seconds so the test sees it pass.
+#[test]
+fn s3_object_lock_holds_deletions_until_retention_passes_and_prune_extends_what_is_kept() {
+    let repo = admin_repo_in("S3_TEST_LOCK_BUCKET", "lock");
     let start = std::time::Instant::now();
     repo.init_here(&["--pack-size-mib", "1", "--object-lock", "governance:8s"]);
     let at = |seconds: f64| {
@@ -434,17 +440,7 @@ fn s3_object_lock_holds_deletions_until_retention_passes_and_prune_extends_what_
 /// `init --object-lock` in a bucket without object lock fails and leaves no repository.
 #[test]
 fn s3_object_lock_in_a_bucket_without_it_is_refused() {
-    let var =
-        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the suite with scripts/test.sh"));
-    let url = format!("s3://{}/nolock-{}-{}", var("S3_TEST_BUCKET"), std::process::id(), rand_suffix());
-    let env = [
-        ("AWS_REGION", var("S3_TEST_REGION")),
-        ("AWS_ENDPOINT_URL", var("S3_TEST_ENDPOINT")),
-        ("AWS_ACCESS_KEY_ID", var("S3_TEST_KEY")),
-        ("AWS_SECRET_ACCESS_KEY", var("S3_TEST_SECRET")),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let repo = TestRepo::at_url(env!("CARGO_BIN_EXE_cairn"), &url, &env);
+    let repo = admin_repo_in("S3_TEST_BUCKET", "nolock");
     repo.run(args!["init", "--kdf-memory-kib", "64", "--kdf-iterations", "1", "--object-lock", "compliance:1d"])
         .code(cairn_tests::exit::USAGE)
         .stderr_has("object lock");
