@@ -136,8 +136,8 @@ fn pack_header() {
     let pack = w.finish(&key, false);
     write("pack_header", "pack", &cat(&[&[0], &pack.bytes]));
     // A pack written with a write-only key: sealed to the public key, which the tail carries.
-    let (salt, public, key) = m.write_only().new_pack_key();
-    let mut w = PackWriter::new(PackSeal { salt, public }, 1 << 16);
+    let (salt, public, generation, key) = m.write_only().new_pack_key();
+    let mut w = PackWriter::new(PackSeal { salt, public, generation }, 1 << 16);
     let plain = text(2000);
     w.add(blob::seal(&key, BlobKind::Data, m.blob_id(&plain), &plain, 3));
     write("pack_header", "pack-public", &cat(&[&[0], &w.finish(&key, false).bytes]));

@@ -39,9 +39,10 @@ fuzz_target!(|data: &[u8]| {
         let id = PackId(Digest::of(pack));
         if let Ok((seal, entries)) = read_header(&master(), &id, pack) {
             assert_eq!(seal.salt[..], pack[..SALT_LEN]);
-            let (header_len, public) = split_header_len(pack[pack.len() - 4..].try_into().unwrap());
-            assert_eq!(public, seal.public.is_some());
-            check_entries(&entries, pack.len() as u64 - 4 - u64::from(header_len) - seal.tail_extra());
+            let trailer = split_header_len(pack[pack.len() - 4..].try_into().unwrap());
+            assert_eq!(trailer.public, seal.public.is_some());
+            assert_eq!(trailer.generation, seal.generation > 0);
+            check_entries(&entries, pack.len() as u64 - 4 - u64::from(trailer.header_len) - seal.tail_extra());
         }
     }
 });

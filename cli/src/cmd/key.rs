@@ -33,6 +33,10 @@ enum What {
     },
     /// Change the password: add a key file for the new password and remove the one in use.
     Passwd(NewPassword),
+    /// Rotate the master key: what is written from now on is sealed under a new generation,
+    /// which only the one key file left (yours, same password) holds; every other key file is
+    /// removed (add them again with `key add`, write-only ones too).
+    Rotate,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +92,27 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
             let id = repo.find_key(&id)?;
             repo.remove_key(id)?;
             say!(global, "removed key {}", id.short());
+        }
+        What::Rotate => {
+            let password = global.password(false)?;
+            let (new, removed) = repo.rotate_key(&password, KdfParams::default())?;
+            if global.json {
+                let removed: Vec<String> = removed.iter().map(ToString::to_string).collect();
+                let generation = repo.master().generation();
+                return print_json(
+                    &serde_json::json!({ "key": new.to_string(), "generation": generation, "removed": removed }),
+                )
+                .map(|()| 0);
+            }
+            say!(
+                global,
+                "rotated to key generation {}: key {} is the only key",
+                repo.master().generation(),
+                new.short()
+            );
+            for id in &removed {
+                say!(global, "removed key {} (add it again with `cairn key add` if it should stay)", id.short());
+            }
         }
         What::Passwd(p) => {
             let old = repo.key_id();

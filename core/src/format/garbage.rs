@@ -33,7 +33,8 @@ pub struct GarbagePack {
     /// The pack.
     pub id: PackId,
     /// Its salt (all zero for a pack no index named, whose header was never read), followed
-    /// for a pack sealed to the repository's public key by that pack's ephemeral public key.
+    /// for a pack sealed to the repository's public key by that pack's ephemeral public key,
+    /// and for a pack of a key generation after the first by that generation (one byte).
     #[serde(with = "serde_bytes")]
     pub salt: Vec<u8>,
     /// Its size in bytes.
@@ -55,6 +56,9 @@ impl GarbagePack {
         if let Some(public) = &p.seal.public {
             salt.extend_from_slice(public);
         }
+        if p.seal.generation > 0 {
+            salt.push(p.seal.generation);
+        }
         GarbagePack { id: p.id, salt, size, entries }
     }
 
@@ -68,11 +72,17 @@ impl GarbagePack {
     /// malformed.
     #[must_use]
     pub fn to_indexed(&self) -> Option<IndexedPack> {
-        let seal = match self.salt.len() {
-            SALT_LEN => PackSeal::salted(self.salt.as_slice().try_into().ok()?),
+        // salt ‖ [public] ‖ [generation], told apart by length.
+        let (fields, generation) = match self.salt.len() {
+            n if n == SALT_LEN + 1 || n == SALT_LEN + PUBLIC_LEN + 1 => (&self.salt[..n - 1], self.salt[n - 1]),
+            _ => (&self.salt[..], 0),
+        };
+        let seal = match fields.len() {
+            SALT_LEN => PackSeal { generation, ..PackSeal::salted(fields.try_into().ok()?) },
             n if n == SALT_LEN + PUBLIC_LEN => PackSeal {
-                salt: self.salt[..SALT_LEN].try_into().ok()?,
-                public: Some(self.salt[SALT_LEN..].try_into().ok()?),
+                salt: fields[..SALT_LEN].try_into().ok()?,
+                public: Some(fields[SALT_LEN..].try_into().ok()?),
+                generation,
             },
             _ => return None,
         };

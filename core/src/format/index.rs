@@ -15,7 +15,8 @@ use crate::foundation::id::{IndexId, PackId};
 /// subkey.
 pub const INDEX_VERSION: u8 = 1;
 /// Version byte of an index object's plaintext that lists a pack sealed to the repository's
-/// public key: each pack's salt is followed by a form byte, 1 and the public key for those.
+/// public key or under a master key generation after the first: each pack's salt is followed
+/// by a form byte (bit 0: a public key follows; bits 1–7: the generation).
 pub const INDEX_VERSION_PUBLIC: u8 = 2;
 /// Associated data of index objects.
 pub const INDEX_AAD: &[u8] = b"cairn index v1";
@@ -64,14 +65,12 @@ pub(crate) fn pack_head(c: &mut Cursor<'_>, version: u8) -> Result<(PackId, Pack
     let mut seal = PackSeal::salted([0u8; SALT_LEN]);
     seal.salt.copy_from_slice(c.take(SALT_LEN)?);
     if version == INDEX_VERSION_PUBLIC {
-        match c.u8()? {
-            0 => {}
-            1 => {
-                let mut public = [0u8; PUBLIC_LEN];
-                public.copy_from_slice(c.take(PUBLIC_LEN)?);
-                seal.public = Some(public);
-            }
-            _ => return Err("unknown pack seal form"),
+        let form = c.u8()?;
+        seal.generation = form >> 1;
+        if form & 1 == 1 {
+            let mut public = [0u8; PUBLIC_LEN];
+            public.copy_from_slice(c.take(PUBLIC_LEN)?);
+            seal.public = Some(public);
         }
     }
     let ne = c.u32()?;
@@ -81,11 +80,11 @@ pub(crate) fn pack_head(c: &mut Cursor<'_>, version: u8) -> Result<(PackId, Pack
     Ok((id, seal, ne))
 }
 
-/// Version 2 is written only for an object listing a pack with a public key: one without is
-/// not the canonical encoding (version 1 is), and is refused.
-pub(crate) fn check_public_listed(version: u8, any_public: bool) -> Result<(), &'static str> {
-    if version == INDEX_VERSION_PUBLIC && !any_public {
-        return Err("index version 2 lists no pack with a public key");
+/// Version 2 is written only for an object listing a pack with a public key or a key
+/// generation: one without is not the canonical encoding (version 1 is), and is refused.
+pub(crate) fn check_public_listed(version: u8, any_extended: bool) -> Result<(), &'static str> {
+    if version == INDEX_VERSION_PUBLIC && !any_extended {
+        return Err("index version 2 lists no pack with a public key or a key generation");
     }
     Ok(())
 }
@@ -106,7 +105,7 @@ impl IndexFile {
         let mut out = Vec::with_capacity(9 + self.supersedes.len() * 32 + n);
         // Version 1 while it can be, so a repository without write-only keys writes what
         // it always wrote.
-        let public = self.packs.iter().any(|p| p.seal.public.is_some());
+        let public = self.packs.iter().any(|p| p.seal.is_extended());
         out.push(if public { INDEX_VERSION_PUBLIC } else { INDEX_VERSION });
         out.extend_from_slice(&(self.supersedes.len() as u32).to_le_bytes());
         for s in &self.supersedes {
@@ -116,11 +115,9 @@ impl IndexFile {
         for p in &self.packs {
             out.extend_from_slice(&p.id.0.0);
             out.extend_from_slice(&p.seal.salt);
-            match (&p.seal.public, public) {
-                (_, false) => {}
-                (None, true) => out.push(0),
-                (Some(key), true) => {
-                    out.push(1);
+            if public {
+                out.push(u8::from(p.seal.public.is_some()) | p.seal.generation << 1);
+                if let Some(key) = &p.seal.public {
                     out.extend_from_slice(key);
                 }
             }
@@ -157,7 +154,7 @@ impl IndexFile {
         if c.remaining() != 0 {
             return Err("trailing bytes");
         }
-        check_public_listed(version, packs.iter().any(|p| p.seal.public.is_some()))?;
+        check_public_listed(version, packs.iter().any(|p| p.seal.is_extended()))?;
         Ok(IndexFile { supersedes, packs })
     }
 
@@ -204,7 +201,7 @@ mod tests {
                 supersedes: (0..sup).map(|i| IndexId(Digest::of(&[i as u8]))).collect(),
                 packs: sizes.iter().enumerate().map(|(p, &n)| IndexedPack {
                     id: PackId(Digest::of(&[p as u8, 1])),
-                    seal: PackSeal { salt: [p as u8; 16], public: public[p].then_some([p as u8 + 1; 32]) },
+                    seal: PackSeal { salt: [p as u8; 16], public: public[p].then_some([p as u8 + 1; 32]), generation: (p % 3) as u8 * u8::from(public[(p + 1) % 8]) },
                     entries: (0..n).map(|i| entry(i + p as u32 * 100)).collect(),
                 }).collect(),
             };
@@ -213,7 +210,7 @@ mod tests {
             for cut in [0, enc.len() / 2, enc.len().saturating_sub(1)] {
                 if cut < enc.len() { prop_assert!(IndexFile::decode(&enc[..cut]).is_err()); }
             }
-            let any_public = file.packs.iter().any(|p| p.seal.public.is_some());
+            let any_public = file.packs.iter().any(|p| p.seal.is_extended());
             prop_assert_eq!(enc[0], if any_public { INDEX_VERSION_PUBLIC } else { INDEX_VERSION });
             // Version 2 without a public key is not canonical, and refused.
             if !any_public {

@@ -1,13 +1,14 @@
 //! Packs: many sealed blobs in one storage object (FORMAT.md §Packs).
 //!
 //! ```text
-//! pack   = salt[16] ‖ blob* ‖ header ‖ header_len:u32le
-//!        | salt[16] ‖ blob* ‖ header ‖ public[32] ‖ (header_len | 2^31):u32le
+//! pack   = salt[16] ‖ blob* ‖ header ‖ [public[32]] ‖ [generation:u8] ‖ (header_len | flags):u32le
 //! blob   = nonce[12] ‖ ciphertext ‖ tag[16]          sealed under the pack's key
 //! header = nonce[12] ‖ ciphertext ‖ tag[16]          sealed under the pack's key, AAD "cairn pack header v1"
 //! ```
-//! The pack's key is the subkey of its salt, or, in the second form (written with a write-only
-//! key), the key agreed with the ephemeral X25519 key `public` ([`PackSeal`]).
+//! The pack's key is the subkey of its salt, or, for a pack written with a write-only key, the
+//! key agreed with the ephemeral X25519 key `public`, under master key generation
+//! `generation` (0 when absent) ([`PackSeal`]). Flag 2^31 says `public` is there, 2^30 that
+//! `generation` is.
 //! The header lists every blob (kind, codec, id, offset, length, raw length), so the index can be
 //! rebuilt from packs alone. A pack's name is the plain BLAKE3 of all its bytes.
 
@@ -30,37 +31,85 @@ pub const MAX_ENTRIES: u32 = 1 << 20;
 
 /// The flag in a pack's last four bytes that says an ephemeral public key precedes them.
 const PUBLIC_FLAG: u32 = 1 << 31;
+/// The flag in a pack's last four bytes that says a key generation byte precedes them.
+const GENERATION_FLAG: u32 = 1 << 30;
 
-/// What a pack's key comes from (FORMAT.md §5.5): its salt, and for a pack sealed to the
-/// repository's public key (by a write-only key), the ephemeral public key it was agreed with.
+/// A pack's last four bytes: the sealed header's length and which seal fields precede them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    /// Bytes of the sealed header.
+    pub header_len: u32,
+    /// An ephemeral public key is there.
+    pub public: bool,
+    /// A generation byte is there.
+    pub generation: bool,
+}
+
+impl Trailer {
+    /// Bytes between the header and the last four.
+    #[must_use]
+    pub fn extra(&self) -> usize {
+        if self.public { PUBLIC_LEN } else { 0 }.saturating_add(usize::from(self.generation))
+    }
+
+    /// The seal of a pack whose first bytes are `salt` and whose last bytes are `end` (at least
+    /// [`Trailer::extra`] + 4 of them); `None` when `end` is too short.
+    #[must_use]
+    pub fn seal(&self, salt: [u8; SALT_LEN], end: &[u8]) -> Option<PackSeal> {
+        let n = end.len().checked_sub(4)?;
+        let mut seal = PackSeal::salted(salt);
+        let mut at = n;
+        if self.generation {
+            at = at.checked_sub(1)?;
+            seal.generation = *end.get(at)?;
+        }
+        if self.public {
+            at = at.checked_sub(PUBLIC_LEN)?;
+            seal.public = end.get(at..at + PUBLIC_LEN)?.try_into().ok();
+        }
+        Some(seal)
+    }
+}
+
+/// What a pack's key comes from (FORMAT.md §5.5): its salt, for a pack sealed to the
+/// repository's public key (by a write-only key) the ephemeral public key it was agreed with,
+/// and the generation of the master key it was sealed under (`cairn key rotate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PackSeal {
     /// The random salt at the start of the pack.
     pub salt: [u8; SALT_LEN],
     /// The ephemeral X25519 public key of a pack sealed to the repository's public key.
     pub public: Option<[u8; PUBLIC_LEN]>,
+    /// The master key generation (0 until the first rotation).
+    pub generation: u8,
 }
 
 impl PackSeal {
-    /// A pack sealed under the subkey of `salt`.
+    /// A pack sealed under the subkey of `salt`, of the first generation.
     #[must_use]
     pub fn salted(salt: [u8; SALT_LEN]) -> Self {
-        PackSeal { salt, public: None }
+        PackSeal { salt, public: None, generation: 0 }
     }
 
     /// The key the pack's blobs and header are sealed under.
     ///
     /// # Errors
     /// [`CryptoError::WriteOnly`] for a write-only key; [`CryptoError::Authentication`] for
-    /// an unusable public key.
+    /// an unusable public key or a generation the key does not have.
     pub fn key(&self, master: &MasterKey) -> Result<SealKey, CryptoError> {
-        master.pack_key(&self.salt, self.public.as_ref())
+        master.pack_key(&self.salt, self.public.as_ref(), self.generation)
     }
 
-    /// Bytes the public key adds to the end of a pack.
+    /// Bytes the public key and the generation add to the end of a pack.
     #[must_use]
     pub fn tail_extra(&self) -> u64 {
-        if self.public.is_some() { PUBLIC_LEN as u64 } else { 0 }
+        (if self.public.is_some() { PUBLIC_LEN as u64 } else { 0 }) + u64::from(self.generation > 0)
+    }
+
+    /// Whether the pack needs index version 2 to be listed (a public key or a generation).
+    #[must_use]
+    pub fn is_extended(&self) -> bool {
+        self.public.is_some() || self.generation > 0
     }
 }
 
@@ -250,18 +299,26 @@ impl PackWriter {
             self.buf.extend_from_slice(public);
             header_len |= PUBLIC_FLAG;
         }
+        if self.seal.generation > 0 {
+            self.buf.push(self.seal.generation);
+            header_len |= GENERATION_FLAG;
+        }
         self.buf.extend_from_slice(&header_len.to_le_bytes());
         let id = PackId(Digest::of(&self.buf));
         FinishedPack { id, seal: self.seal, bytes: Bytes::from(self.buf), entries }
     }
 }
 
-/// A pack's last four bytes: the header's length, and whether an ephemeral public key lies
-/// between the header and them.
+/// A pack's last four bytes: the header's length, and which seal fields lie between the
+/// header and them.
 #[must_use]
-pub fn split_header_len(last: [u8; 4]) -> (u32, bool) {
+pub fn split_header_len(last: [u8; 4]) -> Trailer {
     let v = u32::from_le_bytes(last);
-    (v & !PUBLIC_FLAG, v & PUBLIC_FLAG != 0)
+    Trailer {
+        header_len: v & !(PUBLIC_FLAG | GENERATION_FLAG),
+        public: v & PUBLIC_FLAG != 0,
+        generation: v & GENERATION_FLAG != 0,
+    }
 }
 
 /// Reads the seal and header of a whole pack.
@@ -274,19 +331,15 @@ pub fn read_header(master: &MasterKey, id: &PackId, pack: &[u8]) -> Result<(Pack
     if n < SALT_LEN + 4 {
         return Err(Error::corrupt(what(), "too short"));
     }
-    let (header_len, public) = split_header_len([pack[n - 4], pack[n - 3], pack[n - 2], pack[n - 1]]);
-    let extra = if public { PUBLIC_LEN } else { 0 };
+    let trailer = split_header_len([pack[n - 4], pack[n - 3], pack[n - 2], pack[n - 1]]);
+    let extra = trailer.extra();
     let header_start = (n - 4)
-        .checked_sub(header_len as usize + extra)
+        .checked_sub(trailer.header_len as usize + extra)
         .filter(|&s| s >= SALT_LEN)
         .ok_or_else(|| Error::corrupt(what(), "header length exceeds the pack"))?;
-    let mut seal = PackSeal::salted([0u8; SALT_LEN]);
-    seal.salt.copy_from_slice(&pack[..SALT_LEN]);
-    if public {
-        let mut p = [0u8; PUBLIC_LEN];
-        p.copy_from_slice(&pack[n - 4 - PUBLIC_LEN..n - 4]);
-        seal.public = Some(p);
-    }
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(&pack[..SALT_LEN]);
+    let seal = trailer.seal(salt, pack).ok_or_else(|| Error::corrupt(what(), "too short"))?;
     let key = seal.key(master).map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
     let plain = key
         .open(&pack[header_start..n - 4 - extra], HEADER_AAD)
@@ -324,14 +377,12 @@ pub fn open_tail(master: &MasterKey, id: &PackId, seal: &PackSeal, tail: &[u8], 
     let Some(len_bytes) = n.checked_sub(4).and_then(|at| tail.get(at..)) else {
         return Err(Error::corrupt(what(), "too short for its header"));
     };
-    let (stored_len, public) = split_header_len([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
-    if stored_len as usize + extra + 4 != n || public != seal.public.is_some() || size < (n + SALT_LEN) as u64 {
+    let trailer = split_header_len([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
+    if trailer.header_len as usize + extra + 4 != n || trailer.extra() != extra || size < (n + SALT_LEN) as u64 {
         return Err(Error::corrupt(what(), "header length does not match the index"));
     }
-    if let Some(public) = &seal.public
-        && tail[n - 4 - extra..n - 4] != public[..]
-    {
-        return Err(Error::corrupt(what(), "its public key differs from the index's"));
+    if trailer.seal(seal.salt, tail) != Some(*seal) {
+        return Err(Error::corrupt(what(), "its public key or key generation differs from the index's"));
     }
     let key = seal.key(master).map_err(|e| Error::corrupt(what(), format!("header: {e}")))?;
     let plain =
@@ -346,8 +397,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn build(m: &MasterKey, blobs: &[Vec<u8>]) -> FinishedPack {
-        let (salt, public, key) = m.new_pack_key();
-        let mut w = PackWriter::new(PackSeal { salt, public }, 1 << 20);
+        let (salt, public, generation, key) = m.new_pack_key();
+        let mut w = PackWriter::new(PackSeal { salt, public, generation }, 1 << 20);
         for b in blobs {
             w.add(blob::seal(&key, BlobKind::Data, m.blob_id(b), b, 3));
         }
@@ -356,13 +407,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..500), 0..20), write_only in any::<bool>()) {
-            let full = MasterKey::generate();
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..500), 0..20), write_only in any::<bool>(), rotated in any::<bool>()) {
+            let full = if rotated { MasterKey::generate().rotated().unwrap() } else { MasterKey::generate() };
             let (m, p) = if write_only { (full.clone(), build(&full.write_only(), &blobs)) } else { (full.clone(), build(&full, &blobs)) };
             prop_assert_eq!(p.id, PackId(Digest::of(&p.bytes)));
             let (seal, entries) = read_header(&m, &p.id, &p.bytes).unwrap();
             prop_assert_eq!(seal, p.seal);
             prop_assert_eq!(seal.public.is_some(), write_only);
+            prop_assert_eq!(seal.generation, u8::from(rotated));
             prop_assert_eq!(&entries, &p.entries);
             let key = seal.key(&m).unwrap();
             if write_only {

@@ -58,6 +58,16 @@ pub const PUBLIC_LEN: usize = 32;
 pub const WRITE_ONLY_LEN: usize = 1 + 4 * 32;
 /// The first byte of a write-only key's material.
 const WRITE_ONLY_TAG: u8 = 0x57;
+/// The first byte of a rotated full key's material.
+const GENERATIONS_TAG: u8 = 0x47;
+/// Most generations a key may have (`cairn key rotate` refuses more).
+pub const MAX_GENERATIONS: usize = 64;
+
+/// The X25519 public key of the recipient secret derived from `secret`.
+fn recipient_public(secret: &[u8; 32]) -> [u8; PUBLIC_LEN] {
+    let recipient = x25519_dalek::StaticSecret::from(blake3::derive_key(CONTEXT_RECIPIENT, secret));
+    x25519_dalek::PublicKey::from(&recipient).to_bytes()
+}
 
 const CONTEXT_META_ROOT: &str = "cairn 2026-12-04 metadata key v1";
 const CONTEXT_META_SUBKEY: &str = "cairn 2026-12-04 metadata subkey v1";
@@ -75,7 +85,16 @@ const CONTEXT_RECORD_SEAL: &str = "cairn 2026-12-04 own record seal v1";
 /// snapshots) it seals to that public key, which only the secret opens (FORMAT.md §5.5).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct MasterKey {
+    /// The newest generation's secret, what new objects and packs are sealed under.
     secret: Option<[u8; 32]>,
+    /// The secrets of the generations before it, oldest first (`cairn key rotate`): what
+    /// was sealed before each rotation still opens. The id key, chunker key, metadata key and
+    /// the names derived from a secret stay the first generation's, so deduplication and
+    /// names outlast rotations.
+    previous: Vec<[u8; 32]>,
+    /// The generation of `recipient` (a write-only key's; a full key's is its newest).
+    #[zeroize(skip)]
+    generation: u8,
     id_key: [u8; 32],
     chunker: [u8; 32],
     meta_root: [u8; 32],
@@ -106,12 +125,75 @@ impl MasterKey {
         let secret = x25519_dalek::StaticSecret::from(blake3::derive_key(CONTEXT_RECIPIENT, &bytes));
         MasterKey {
             secret: Some(bytes),
+            previous: Vec::new(),
+            generation: 0,
             id_key: blake3::derive_key(CONTEXT_ID_KEY, &bytes),
             chunker: blake3::derive_key(CONTEXT_CHUNKER, &bytes),
             meta_root: blake3::derive_key(CONTEXT_META_ROOT, &bytes),
             recipient: x25519_dalek::PublicKey::from(&secret).to_bytes(),
             meta_sealed: false,
         }
+    }
+
+    /// The key with these generations' secrets (oldest first, at least one, at most
+    /// [`MAX_GENERATIONS`]); `None` otherwise.
+    #[must_use]
+    pub fn from_generations(secrets: &[[u8; 32]]) -> Option<Self> {
+        let (newest, previous) = secrets.split_last()?;
+        let generation = u8::try_from(previous.len()).ok().filter(|&g| usize::from(g) < MAX_GENERATIONS)?;
+        let mut key = Self::from_bytes(*secrets.first()?);
+        key.recipient = recipient_public(newest);
+        key.secret = Some(*newest);
+        key.previous = previous.to_vec();
+        key.generation = generation;
+        Some(key)
+    }
+
+    /// This key with a new generation (`cairn key rotate`): a fresh random secret that new
+    /// packs and objects are sealed under, the earlier ones kept for what they sealed.
+    ///
+    /// # Errors
+    /// [`CryptoError::WriteOnly`] for a write-only key; [`CryptoError::Authentication`] past
+    /// [`MAX_GENERATIONS`].
+    pub fn rotated(&self) -> Result<Self, CryptoError> {
+        let mut secrets = self.previous.clone();
+        secrets.push(*self.secret()?);
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        secrets.push(fresh);
+        let key = Self::from_generations(&secrets).ok_or(CryptoError::Authentication);
+        secrets.zeroize();
+        fresh.zeroize();
+        Ok(key?.for_version(if self.meta_sealed { 3 } else { 2 }))
+    }
+
+    /// The generation new objects are sealed under (0 until the first rotation).
+    #[must_use]
+    pub fn generation(&self) -> u8 {
+        self.generation
+    }
+
+    /// The secret of generation `generation`.
+    fn secret_of(&self, generation: u8) -> Result<&[u8; 32], CryptoError> {
+        let newest = self.secret()?;
+        match usize::from(generation).cmp(&self.previous.len()) {
+            std::cmp::Ordering::Equal => Ok(newest),
+            std::cmp::Ordering::Less => Ok(&self.previous[usize::from(generation)]),
+            std::cmp::Ordering::Greater => Err(CryptoError::Authentication),
+        }
+    }
+
+    /// The first generation's secret: what names (WAL files, tenants) and notices are keyed by.
+    fn first_secret(&self) -> Result<&[u8; 32], CryptoError> {
+        let newest = self.secret()?;
+        Ok(self.previous.first().unwrap_or(newest))
+    }
+
+    /// Every generation's secret, newest first: the order objects are tried in.
+    fn secrets_newest_first(&self) -> Result<Vec<&[u8; 32]>, CryptoError> {
+        let mut all = vec![self.secret()?];
+        all.extend(self.previous.iter().rev());
+        Ok(all)
     }
 
     /// This key for a repository of format `version`: from version 3 on, metadata objects are
@@ -126,7 +208,10 @@ impl MasterKey {
     /// stored ([`MasterKey`]).
     #[must_use]
     pub fn write_only(&self) -> Self {
-        MasterKey { secret: None, ..self.clone() }
+        let mut key = self.clone();
+        key.secret.zeroize();
+        key.previous.zeroize();
+        key
     }
 
     /// Whether this is a write-only key.
@@ -135,17 +220,31 @@ impl MasterKey {
         self.secret.is_none()
     }
 
-    /// The bytes a key file wraps: the 32-byte secret of a full key, or a write-only key's
-    /// `0x57 ‖ id key ‖ chunker key ‖ metadata key ‖ public key` (FORMAT.md §6).
+    /// The bytes a key file wraps (FORMAT.md §6): the 32-byte secret of a full key of one
+    /// generation; `0x47 ‖ n ‖ n secrets, oldest first` of one rotated n - 1 times; or a
+    /// write-only key's `0x57 ‖ id key ‖ chunker key ‖ metadata key ‖ public key`, followed by
+    /// the public key's generation when it is not 0.
     #[must_use]
     pub fn to_wrapped(&self) -> zeroize::Zeroizing<Vec<u8>> {
         match &self.secret {
-            Some(bytes) => zeroize::Zeroizing::new(bytes.to_vec()),
+            Some(bytes) if self.previous.is_empty() => zeroize::Zeroizing::new(bytes.to_vec()),
+            Some(bytes) => {
+                let mut out = Vec::with_capacity(2 + 32 * (self.previous.len() + 1));
+                out.push(GENERATIONS_TAG);
+                out.push(self.generation + 1);
+                for s in self.previous.iter().chain(std::iter::once(bytes)) {
+                    out.extend_from_slice(s);
+                }
+                zeroize::Zeroizing::new(out)
+            }
             None => {
-                let mut out = Vec::with_capacity(WRITE_ONLY_LEN);
+                let mut out = Vec::with_capacity(WRITE_ONLY_LEN + 1);
                 out.push(WRITE_ONLY_TAG);
                 for part in [&self.id_key, &self.chunker, &self.meta_root, &self.recipient] {
                     out.extend_from_slice(part);
+                }
+                if self.generation > 0 {
+                    out.push(self.generation);
                 }
                 zeroize::Zeroizing::new(out)
             }
@@ -159,7 +258,22 @@ impl MasterKey {
         if let Ok(secret) = <[u8; 32]>::try_from(bytes) {
             return Some(Self::from_bytes(secret));
         }
-        if bytes.len() != WRITE_ONLY_LEN || bytes[0] != WRITE_ONLY_TAG {
+        if let [GENERATIONS_TAG, n, rest @ ..] = bytes {
+            if *n < 2 || rest.len() != 32 * usize::from(*n) {
+                return None;
+            }
+            let secrets: Vec<[u8; 32]> = rest.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect();
+            let key = Self::from_generations(&secrets);
+            let mut secrets = secrets;
+            secrets.zeroize();
+            return key;
+        }
+        let generation = match bytes.len() {
+            WRITE_ONLY_LEN => 0,
+            n if n == WRITE_ONLY_LEN + 1 => bytes[WRITE_ONLY_LEN],
+            _ => return None,
+        };
+        if bytes[0] != WRITE_ONLY_TAG || usize::from(generation) >= MAX_GENERATIONS {
             return None;
         }
         let part = |i: usize| {
@@ -169,6 +283,8 @@ impl MasterKey {
         };
         Some(MasterKey {
             secret: None,
+            previous: Vec::new(),
+            generation,
             id_key: part(0),
             chunker: part(1),
             meta_root: part(2),
@@ -196,31 +312,37 @@ impl MasterKey {
         Ok(derive_subkey(CONTEXT_SUBKEY, self.secret()?, salt))
     }
 
-    /// The key a pack's blobs and header are sealed under: the subkey of its salt, or, for a
-    /// pack sealed to the repository's public key, the key agreed with its ephemeral public
-    /// key `public` (FORMAT.md §5.5).
+    /// The key a pack of key generation `generation` is sealed under: the subkey of its salt,
+    /// or, for a pack sealed to the repository's public key, the key agreed with its ephemeral
+    /// public key `public` (FORMAT.md §5.5).
     ///
     /// # Errors
     /// [`CryptoError::WriteOnly`] for a write-only key; [`CryptoError::Authentication`] for a
-    /// public key that agrees on no secret.
-    pub fn pack_key(&self, salt: &[u8; SALT_LEN], public: Option<&[u8; PUBLIC_LEN]>) -> Result<SealKey, CryptoError> {
+    /// generation this key does not have or a public key that agrees on no secret.
+    pub fn pack_key(
+        &self,
+        salt: &[u8; SALT_LEN],
+        public: Option<&[u8; PUBLIC_LEN]>,
+        generation: u8,
+    ) -> Result<SealKey, CryptoError> {
+        let secret = self.secret_of(generation)?;
         match public {
-            None => self.subkey(salt),
-            Some(public) => Ok(SealKey::new(self.agree(public)?)),
+            None => Ok(derive_subkey(CONTEXT_SUBKEY, secret, salt)),
+            Some(public) => Ok(SealKey::new(agree(secret, public)?)),
         }
     }
 
-    /// A new pack's salt and key: the subkey of a fresh salt for a full key, and for a
-    /// write-only key a key agreed with the repository's public key under a fresh ephemeral
-    /// key, whose public half comes back too (FORMAT.md §5.5).
+    /// A new pack's salt, ephemeral public key, key generation and key: the subkey of a fresh
+    /// salt for a full key, and for a write-only key a key agreed with the repository's public
+    /// key under a fresh ephemeral key, whose public half comes back too (FORMAT.md §5.5).
     #[must_use]
-    pub fn new_pack_key(&self) -> ([u8; SALT_LEN], Option<[u8; PUBLIC_LEN]>, SealKey) {
+    pub fn new_pack_key(&self) -> ([u8; SALT_LEN], Option<[u8; PUBLIC_LEN]>, u8, SealKey) {
         let salt = random_salt();
         match &self.secret {
-            Some(secret) => (salt, None, derive_subkey(CONTEXT_SUBKEY, secret, &salt)),
+            Some(secret) => (salt, None, self.generation, derive_subkey(CONTEXT_SUBKEY, secret, &salt)),
             None => {
                 let (public, key) = self.ephemeral();
-                (salt, Some(public), SealKey::new(key))
+                (salt, Some(public), self.generation, SealKey::new(key))
             }
         }
     }
@@ -234,25 +356,9 @@ impl MasterKey {
         (public, self.sealing_key(shared.as_bytes(), &public))
     }
 
-    /// The key agreed with ephemeral public key `public` by the holder of the secret.
-    fn agree(&self, public: &[u8; PUBLIC_LEN]) -> Result<[u8; 32], CryptoError> {
-        let secret = x25519_dalek::StaticSecret::from(blake3::derive_key(CONTEXT_RECIPIENT, self.secret()?));
-        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
-        if !shared.was_contributory() {
-            return Err(CryptoError::Authentication);
-        }
-        Ok(self.sealing_key(shared.as_bytes(), public))
-    }
-
     /// `derive_key(context, shared ‖ ephemeral public ‖ recipient public)`.
     fn sealing_key(&self, shared: &[u8; 32], public: &[u8; PUBLIC_LEN]) -> [u8; 32] {
-        let mut material = [0u8; 32 + 2 * PUBLIC_LEN];
-        material[..32].copy_from_slice(shared);
-        material[32..64].copy_from_slice(public);
-        material[64..].copy_from_slice(&self.recipient);
-        let key = blake3::derive_key(CONTEXT_PUBLIC_SEAL, &material);
-        material.zeroize();
-        key
+        sealing_key(shared, public, &self.recipient)
     }
 
     /// The root of the key of a write-only host's local record of its own backups (FORMAT.md
@@ -292,7 +398,7 @@ impl MasterKey {
     /// # Errors
     /// [`CryptoError::WriteOnly`] for a write-only key.
     pub fn notice_mac(&self, document: &[u8]) -> Result<[u8; 32], CryptoError> {
-        let key = blake3::derive_key(CONTEXT_NOTICE, self.secret()?);
+        let key = blake3::derive_key(CONTEXT_NOTICE, self.first_secret()?);
         Ok(*blake3::keyed_hash(&key, document).as_bytes())
     }
 
@@ -303,7 +409,7 @@ impl MasterKey {
     /// [`CryptoError::WriteOnly`] for a write-only key.
     pub fn wal_name_keys(&self, cluster: &str) -> Result<([u8; 32], [u8; 32]), CryptoError> {
         let mut material = Vec::with_capacity(32 + cluster.len());
-        material.extend_from_slice(self.secret()?);
+        material.extend_from_slice(self.first_secret()?);
         material.extend_from_slice(cluster.as_bytes());
         let keys = (blake3::derive_key(CONTEXT_WAL_SIV, &material), blake3::derive_key(CONTEXT_WAL_STREAM, &material));
         material.zeroize();
@@ -316,7 +422,7 @@ impl MasterKey {
     /// # Errors
     /// [`CryptoError::WriteOnly`] for a write-only key.
     pub fn tenant_id(&self, name: &str) -> Result<Digest, CryptoError> {
-        let key = blake3::derive_key(CONTEXT_TENANT_ID, self.secret()?);
+        let key = blake3::derive_key(CONTEXT_TENANT_ID, self.first_secret()?);
         Ok(Digest(*blake3::keyed_hash(&key, name.as_bytes()).as_bytes()))
     }
 
@@ -359,19 +465,30 @@ impl MasterKey {
     /// # Errors
     /// [`CryptoError`] for short or unauthenticated input, or a write-only key.
     pub fn open_object(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let secret = self.secret()?;
+        // Each generation's secret in turn, newest first: an object names no generation, and
+        // authentication tells which sealed it.
+        let secrets = self.secrets_newest_first()?;
         if let Some(rest) = sealed.strip_prefix(PUBLIC_MAGIC.as_slice())
             && rest.len() >= PUBLIC_LEN + SEAL_OVERHEAD
         {
             let mut public = [0u8; PUBLIC_LEN];
             public.copy_from_slice(&rest[..PUBLIC_LEN]);
-            let opened = self.agree(&public).and_then(|key| SealKey::new(key).open(&rest[PUBLIC_LEN..], aad));
+            for secret in &secrets {
+                let opened = agree(secret, &public).and_then(|key| SealKey::new(key).open(&rest[PUBLIC_LEN..], aad));
+                if opened.is_ok() {
+                    return opened;
+                }
+            }
             // A salted object whose random salt starts with the magic (2^-64) opens below.
-            if opened.is_ok() {
-                return opened;
+        }
+        let mut last = Err(CryptoError::Authentication);
+        for secret in secrets {
+            last = open_salted(CONTEXT_SUBKEY, secret, sealed, aad);
+            if !matches!(last, Err(CryptoError::Authentication)) {
+                return last;
             }
         }
-        open_salted(CONTEXT_SUBKEY, secret, sealed, aad)
+        last
     }
 
     /// Seals a metadata object (config, index, session marker, garbage list, run record):
@@ -406,6 +523,28 @@ impl MasterKey {
             (Err(e), _) => Err(e),
         }
     }
+}
+
+/// The key agreed with ephemeral public key `public` by the holder of `secret` (one
+/// generation's master secret).
+fn agree(secret: &[u8; 32], public: &[u8; PUBLIC_LEN]) -> Result<[u8; 32], CryptoError> {
+    let recipient = x25519_dalek::StaticSecret::from(blake3::derive_key(CONTEXT_RECIPIENT, secret));
+    let shared = recipient.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
+    if !shared.was_contributory() {
+        return Err(CryptoError::Authentication);
+    }
+    Ok(sealing_key(shared.as_bytes(), public, &x25519_dalek::PublicKey::from(&recipient).to_bytes()))
+}
+
+/// `derive_key(context, shared ‖ ephemeral public ‖ recipient public)`.
+fn sealing_key(shared: &[u8; 32], public: &[u8; PUBLIC_LEN], recipient: &[u8; PUBLIC_LEN]) -> [u8; 32] {
+    let mut material = [0u8; 32 + 2 * PUBLIC_LEN];
+    material[..32].copy_from_slice(shared);
+    material[32..64].copy_from_slice(public);
+    material[64..].copy_from_slice(recipient);
+    let key = blake3::derive_key(CONTEXT_PUBLIC_SEAL, &material);
+    material.zeroize();
+    key
 }
 
 /// `derive_key(context, root ‖ salt)` as an AES-256-GCM key.
@@ -705,15 +844,15 @@ mod tests {
         }
 
         // Packs: a fresh ephemeral key each, agreed again by the full key alone.
-        let (salt, public, key) = w.new_pack_key();
+        let (salt, public, _, key) = w.new_pack_key();
         let public = public.expect("a write-only key seals packs to the public key");
         let blob = key.seal(b"blob", b"b");
-        assert_eq!(full.pack_key(&salt, Some(&public)).unwrap().open(&blob, b"b").unwrap(), b"blob");
-        assert!(matches!(w.pack_key(&salt, Some(&public)), Err(CryptoError::WriteOnly)));
+        assert_eq!(full.pack_key(&salt, Some(&public), 0).unwrap().open(&blob, b"b").unwrap(), b"blob");
+        assert!(matches!(w.pack_key(&salt, Some(&public), 0), Err(CryptoError::WriteOnly)));
         assert_ne!(w.new_pack_key().1, Some(public));
         assert_eq!(full.new_pack_key().1, None, "a full key keeps sealing under salts");
         // An all-zero (low order) public key agrees on nothing.
-        assert!(matches!(full.pack_key(&salt, Some(&[0; 32])), Err(CryptoError::Authentication)));
+        assert!(matches!(full.pack_key(&salt, Some(&[0; 32]), 0), Err(CryptoError::Authentication)));
 
         // Metadata: both read and write it, from version 3 on.
         let meta = w.seal_meta(b"index", b"i");
@@ -727,6 +866,46 @@ mod tests {
         assert!(MasterKey::from_wrapped(&[0; WRITE_ONLY_LEN]).is_none(), "wrong tag");
         assert_eq!(w.notice_mac(b"n"), Err(CryptoError::WriteOnly));
         assert_eq!(w.wal_name_keys("main"), Err(CryptoError::WriteOnly));
+    }
+
+    /// A rotated key seals under its new generation and opens every earlier one; the key
+    /// before the rotation opens only what was sealed before it; ids, chunking, metadata and
+    /// names stay those of the first generation.
+    #[test]
+    fn a_rotated_key_opens_every_generation_and_the_old_key_only_the_old_ones() {
+        let old = MasterKey::generate().for_version(3);
+        let new = old.rotated().unwrap();
+        assert_eq!((old.generation(), new.generation()), (0, 1));
+        let back = MasterKey::from_wrapped(&new.to_wrapped()).unwrap().for_version(3);
+        assert_eq!(back.generation(), 1);
+        assert_eq!((new.blob_id(b"x"), new.chunker_seed()), (old.blob_id(b"x"), old.chunker_seed()));
+        assert_eq!(new.tenant_id("acme").unwrap(), old.tenant_id("acme").unwrap());
+        assert_eq!(new.wal_name_keys("main").unwrap(), old.wal_name_keys("main").unwrap());
+        assert_ne!(new.recipient(), old.recipient(), "the public key is the new generation's");
+
+        let before = old.seal_object(b"before", b"a");
+        let after = back.seal_object(b"after", b"a");
+        assert_eq!(back.open_object(&before, b"a").unwrap(), b"before");
+        assert_eq!(back.open_object(&after, b"a").unwrap(), b"after");
+        assert!(old.open_object(&after, b"a").is_err(), "the old key opens nothing sealed after the rotation");
+        assert_eq!(old.open_meta(&back.seal_meta(b"index", b"i"), b"i").unwrap(), b"index");
+
+        let (salt, public, generation, key) = back.new_pack_key();
+        assert_eq!((public, generation), (None, 1));
+        let blob = key.seal(b"blob", b"b");
+        assert_eq!(back.pack_key(&salt, None, 1).unwrap().open(&blob, b"b").unwrap(), b"blob");
+        assert!(old.pack_key(&salt, None, 1).is_err(), "the old key has no generation 1");
+        assert!(back.pack_key(&salt, None, 0).unwrap().open(&blob, b"b").is_err());
+        // A write-only key made after the rotation seals to the new public key.
+        let w = MasterKey::from_wrapped(&back.write_only().to_wrapped()).unwrap();
+        let (salt, public, generation, key) = w.new_pack_key();
+        assert_eq!(generation, 1);
+        let sealed = key.seal(b"w", b"b");
+        assert_eq!(back.pack_key(&salt, public.as_ref(), 1).unwrap().open(&sealed, b"b").unwrap(), b"w");
+        assert!(old.pack_key(&salt, public.as_ref(), 0).is_ok_and(|k| k.open(&sealed, b"b").is_err()));
+        assert!(old.open_object(&w.seal_object(b"snap", b"s"), b"s").is_err());
+        assert_eq!(back.open_object(&w.seal_object(b"snap", b"s"), b"s").unwrap(), b"snap");
+        assert!(MasterKey::from_wrapped(&[GENERATIONS_TAG, 1, 0]).is_none());
     }
 
     #[test]

@@ -375,7 +375,7 @@ pub fn run_with_progress(repo: &Repository, read_data: ReadData, progress: &dyn 
                 let message = format!("size {size} bytes, the index implies {expected}");
                 mark_pack_bad(p, object, message, &mut report, &mut bad_blobs)?;
             }
-            Some(&size) => match repo.read_pack_header_tail(id, size, p.entries.len(), p.seal.public.is_some()) {
+            Some(&size) => match repo.read_pack_header_tail(id, size, p.entries.len(), p.seal.tail_extra() as usize) {
                 Ok((seal, entries)) => {
                     let mut a = entries.clone();
                     let mut b = p.entries.clone();

@@ -202,7 +202,7 @@ impl Index {
         let mut any_public = false;
         for _ in 0..np {
             let (id, seal, ne) = pack_head(&mut c, version)?;
-            any_public |= seal.public.is_some();
+            any_public |= seal.is_extended();
             let pack = self.pack_number(id, seal).ok_or("more packs than the index can number")?;
             let raw = c.take(ne as usize * ENTRY_LEN)?;
             let buckets = self.buckets_mut();

@@ -117,6 +117,50 @@ impl Repository {
         self.store().delete(&key).map_err(Error::store(key))
     }
 
+    /// Rotates the master key (FORMAT.md §5.7): a new generation seals what is written from now
+    /// on, and every earlier generation stays to open what was written before. Keeps one key
+    /// file, for `password`, holding every generation, and removes every other one: an old key
+    /// file holds only old generations, so whoever still has one (or a copy of its key) opens
+    /// nothing written after this. Returns the new key's id and the ids removed; the session
+    /// goes on with the new key.
+    ///
+    /// # Errors
+    /// [`Error::WriteOnly`]; [`Error::InvalidArgument`] before format version 3 or past
+    /// [`crate::foundation::crypto::MAX_GENERATIONS`]; [`Error::Corrupt`] when the new key file
+    /// does not open (nothing is removed then); store errors.
+    pub fn rotate_key(&mut self, password: &[u8], kdf: KdfParams) -> Result<(KeyId, Vec<KeyId>)> {
+        self.require_full("rotating the key")?;
+        if self.config().version < 3 {
+            return Err(Error::InvalidArgument(format!(
+                "key rotation needs format version 3 (this repository is version {}): run `cairn migrate` first",
+                self.config().version
+            )));
+        }
+        let rotated = self.master().rotated().map_err(|_| {
+            Error::InvalidArgument(format!(
+                "a key has at most {} generations",
+                crate::foundation::crypto::MAX_GENERATIONS
+            ))
+        })?;
+        let new = Self::write_key(self.store().as_ref(), &rotated, self.config().version, password, kdf)?;
+        let key = ObjectKey::new(ObjectKind::Key, new.0);
+        let opened = KeyFile::decode(&self.get_verified(key)?).and_then(|kf| kf.unwrap_key(password));
+        match opened {
+            Ok(master) if *master.to_wrapped() == *rotated.to_wrapped() => {}
+            _ => return Err(Error::corrupt(key, "the new key file does not open; nothing was removed")),
+        }
+        let mut removed = Vec::new();
+        for info in self.store().list(ObjectKind::Key).map_err(Error::Storage)? {
+            if info.key.id != new.0 {
+                self.store().delete(&info.key).map_err(Error::store(info.key))?;
+                removed.push(KeyId(info.key.id));
+            }
+        }
+        self.set_master(rotated);
+        self.set_key_id(new);
+        Ok((new, removed))
+    }
+
     /// Changes the password of the key this session opened the repository with: writes a key
     /// file for `password`, checks that it opens, then removes the old one. Returns the new
     /// key's id; the session goes on with it.

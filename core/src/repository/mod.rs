@@ -29,7 +29,7 @@ use crate::format::snapshot::{self, Snapshot};
 use crate::format::tree::Tree;
 use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
 use crate::foundation::crypto::MasterKey;
-use crate::foundation::crypto::{PUBLIC_LEN, SALT_LEN};
+use crate::foundation::crypto::SALT_LEN;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
 use crate::foundation::identity::host_and_user;
@@ -424,6 +424,11 @@ impl Repository {
         self.key_id
     }
 
+    /// Goes on with `master` (after a key rotation), for this repository's format version.
+    pub(crate) fn set_master(&mut self, master: MasterKey) {
+        self.master = master.for_version(self.config.version);
+    }
+
     /// Records that the session now goes on with key `id` (after a password change).
     pub(crate) fn set_key_id(&mut self, id: KeyId) {
         self.key_id = id;
@@ -575,12 +580,13 @@ impl Repository {
         }
         let tail = self.store.get_range(&key, size - 4..size).map_err(Error::store(key))?;
         let len: [u8; 4] = tail.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
-        let (header_len, public) = pack::split_header_len(len);
-        self.read_pack_header_tail(id, size, pack::entries_for_header_len(header_len), public)
+        let trailer = pack::split_header_len(len);
+        self.read_pack_header_tail(id, size, pack::entries_for_header_len(trailer.header_len), trailer.extra())
     }
 
     /// Reads a pack's seal and header with two small ranged requests, given its size, the
-    /// number of entries the index lists for it and whether it is sealed to a public key.
+    /// number of entries the index lists for it and the bytes its seal fields take at its end
+    /// ([`PackSeal::tail_extra`]).
     ///
     /// # Errors
     /// Store errors; [`Error::Corrupt`] naming the pack.
@@ -589,10 +595,9 @@ impl Repository {
         id: &PackId,
         size: u64,
         entries: usize,
-        public: bool,
+        extra: usize,
     ) -> Result<(PackSeal, Vec<PackEntry>)> {
         let key = ObjectKey::new(ObjectKind::Pack, id.0);
-        let extra = if public { PUBLIC_LEN } else { 0 };
         let tail_len = pack::tail_len(entries) + extra as u64;
         if size < tail_len + SALT_LEN as u64 {
             return Err(Error::corrupt(key, "too short for its header"));
@@ -600,11 +605,10 @@ impl Repository {
         let salt_bytes = self.store.get_range(&key, 0..SALT_LEN as u64).map_err(Error::store(key))?;
         let tail = self.store.get_range(&key, size - tail_len..size).map_err(Error::store(key))?;
         let salt: [u8; SALT_LEN] = salt_bytes.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
-        let mut seal = PackSeal::salted(salt);
-        if public {
-            let at = tail.len().checked_sub(4 + PUBLIC_LEN).ok_or_else(|| Error::corrupt(key, "too short"))?;
-            seal.public = tail.get(at..at + PUBLIC_LEN).and_then(|p| p.try_into().ok());
-        }
+        let last =
+            tail.len().checked_sub(4).and_then(|at| tail.get(at..)).ok_or_else(|| Error::corrupt(key, "too short"))?;
+        let trailer = pack::split_header_len([last[0], last[1], last[2], last[3]]);
+        let seal = trailer.seal(salt, &tail).ok_or_else(|| Error::corrupt(key, "too short"))?;
         Ok((seal, pack::open_tail(&self.master, id, &seal, &tail, size)?))
     }
 

@@ -166,9 +166,10 @@ impl Allocator {
         let next = &mut self.next;
         let open = self.open[lane as usize].get_or_insert_with(|| {
             // A write-only key seals each pack to the repository's public key (FORMAT.md §5.5).
-            let (salt, public, key) = repo.master().new_pack_key();
+            let (salt, public, generation, key) = repo.master().new_pack_key();
             *next += 1;
-            OpenPack { seq: *next, seal: PackSeal { salt, public }, key: Arc::new(key), len: SALT_LEN, count: 0 }
+            let seal = PackSeal { salt, public, generation };
+            OpenPack { seq: *next, seal, key: Arc::new(key), len: SALT_LEN, count: 0 }
         });
         open.len += sealed_len;
         open.count += 1;

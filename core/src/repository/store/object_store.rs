@@ -798,6 +798,7 @@ impl Store for ObjectStoreBackend {
     }
 
     fn retained_until(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>, StoreError> {
+        let _ = key;
         match &self.s3 {
             #[cfg(feature = "cloud")]
             Some(s3) => self.rt.block_on(s3.retained_until(self.path(key).as_ref())),
