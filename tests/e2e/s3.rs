@@ -208,25 +208,43 @@ fn s3_copy_host_reads_with_read_only_and_writes_with_append_only_credentials() {
 /// Every object under `prefix` of `bucket`, with its storage class, as the S3 listing says
 /// (through curl, signed as the admin).
 fn storage_classes(bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let xml = admin_request("GET", &format!("{bucket}?list-type=2&prefix={prefix}%2F"));
+    assert!(xml.ends_with("200"), "listing failed: {xml}");
+    assert!(!xml.contains("<IsTruncated>true"), "more than one page of objects");
+    xml.split("<Contents>").skip(1).map(|item| (xml_field(item, "Key"), xml_field(item, "StorageClass"))).collect()
+}
+
+/// A request signed with the admin's credentials, by curl; the body, with the status code on
+/// its last line.
+fn admin_request(method: &str, path: &str) -> String {
     let var = |k: &str| std::env::var(k).unwrap();
-    let url = format!("{}/{bucket}?list-type=2&prefix={prefix}%2F", var("S3_TEST_ENDPOINT"));
+    let url = format!("{}/{path}", var("S3_TEST_ENDPOINT"));
     let out = std::process::Command::new("curl")
-        .args(["-sf", "--aws-sigv4", &format!("aws:amz:{}:s3", var("S3_TEST_REGION")), "--user"])
+        .args([
+            "-s",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "--aws-sigv4",
+            &format!("aws:amz:{}:s3", var("S3_TEST_REGION")),
+            "--user",
+        ])
         .arg(format!("{}:{}", var("S3_TEST_KEY"), var("S3_TEST_SECRET")))
         .arg(&url)
         .output()
         .expect("running curl");
-    assert!(out.status.success(), "listing {url} failed");
-    let xml = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(!xml.contains("<IsTruncated>true"), "more than one page of objects");
-    let field = |item: &str, tag: &str| {
-        let open = format!("<{tag}>");
-        item.split_once(&open)
-            .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_default()
-    };
-    xml.split("<Contents>").skip(1).map(|item| (field(item, "Key"), field(item, "StorageClass"))).collect()
+    assert!(out.status.success(), "{method} {url} failed");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The text of the first `<tag>` in `xml`.
+fn xml_field(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    xml.split_once(&open)
+        .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
+        .map(|(v, _)| v.to_string())
+        .unwrap_or_default()
 }
 
 /// Issue 15, item 4 (first half): data packs and their parity are created in the data storage
@@ -398,6 +416,15 @@ fn s3_object_lock_holds_deletions_until_retention_passes_and_prune_extends_what_
     std::fs::remove_file(src.join("gone.bin")).unwrap();
     data::write_random(&src.join("kept.bin"), 81, 1_500_000);
     repo.backup(args![&src]);
+
+    // Not even the operator's own credentials delete a retained object's version early.
+    let url = repo.path().display().to_string();
+    let (bucket, prefix) = url.trim_start_matches("s3://").split_once('/').unwrap();
+    let versions = admin_request("GET", &format!("{bucket}?prefix={prefix}%2Fdata%2F&versions="));
+    let (key, version) = (xml_field(&versions, "Key"), xml_field(&versions, "VersionId"));
+    assert!(!key.is_empty() && !version.is_empty(), "{versions}");
+    let refused = admin_request("DELETE", &format!("{bucket}/{key}?versionId={version}"));
+    assert!(refused.ends_with("403") && refused.contains("AccessDenied"), "{refused}");
 
     // Forgotten at once: held, with its date, and still there.
     let forget = repo.run(args!["--json", "forget", "--keep-last", "1"]).success().json();
