@@ -662,36 +662,19 @@ impl Repository {
         let Some(lock) = self.config.object_lock else { return Ok(0) };
         let now = jiff::Timestamp::now();
         let half = ObjectLock { seconds: lock.seconds / 2, ..lock }.until(now);
-        let extended = std::sync::atomic::AtomicU64::new(0);
-        let failed = Mutex::new(None);
         let keys: Vec<ObjectKey> = keys.iter().filter(|k| store::lock::is_locked(k.kind)).copied().collect();
-        batch::for_each(
-            &keys,
-            batch::in_flight(self.store.as_ref(), 0),
-            |key| -> std::result::Result<bool, StoreError> {
-                match self.store.retained_until(key)? {
-                    Some(until) if until > half => Ok(false),
-                    _ => self.store.retain(key, lock.mode, lock.until(now)).map(|()| true),
-                }
-            },
-            |n, got| match got {
-                Ok(true) => {
-                    extended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Flow::Continue
-                }
-                Ok(false) | Err(StoreError::NotFound(_)) => Flow::Continue,
-                Err(cause) => {
-                    if let Ok(mut f) = failed.lock() {
-                        f.get_or_insert(Error::Store { key: keys[n], cause });
-                    }
-                    Flow::Stop
-                }
-            },
-        );
-        if let Some(e) = failed.into_inner().ok().flatten() {
-            return Err(e);
-        }
-        Ok(extended.into_inner())
+        let extended = batch::try_map(&keys, batch::in_flight(self.store.as_ref(), 0), |key| {
+            let extend = || match self.store.retained_until(key)? {
+                Some(until) if until > half => Ok(false),
+                _ => self.store.retain(key, lock.mode, lock.until(now)).map(|()| true),
+            };
+            match extend() {
+                // Deleted since it was listed: nothing to keep.
+                Err(StoreError::NotFound(_)) => Ok(false),
+                other => other.map_err(store_err(*key)),
+            }
+        })?;
+        Ok(extended.into_iter().filter(|&e| e).count() as u64)
     }
 
     /// Loads one snapshot.

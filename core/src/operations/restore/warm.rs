@@ -15,7 +15,7 @@ use crate::foundation::error::{Error, Result};
 use crate::foundation::id::PackId;
 use crate::foundation::progress::Progress;
 use crate::repository::Repository;
-use crate::repository::store::batch::{self, Flow};
+use crate::repository::store::batch;
 use crate::repository::store::{ObjectKey, ObjectKind, WarmUp};
 
 /// How a restore warms archived packs up.
@@ -90,57 +90,20 @@ pub(super) fn warm(repo: &Repository, packs: &[PackId], opts: &WarmOptions, prog
 
 /// The packs of `keys` that cannot be read yet, asked side by side.
 fn still_cold(repo: &Repository, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>> {
-    let found = std::sync::Mutex::new(Vec::new());
-    let failed = std::sync::Mutex::new(None);
     let store = repo.store();
-    batch::for_each(
-        keys,
-        batch::in_flight(store.as_ref(), 0),
-        |key| store.is_warm(key).map_err(Error::store(*key)),
-        |n, got| match got {
-            Ok(true) => Flow::Continue,
-            Ok(false) => {
-                if let Ok(mut f) = found.lock() {
-                    f.push(keys[n]);
-                }
-                Flow::Continue
-            }
-            Err(e) => {
-                if let Ok(mut f) = failed.lock() {
-                    f.get_or_insert(e);
-                }
-                Flow::Stop
-            }
-        },
-    );
-    if let Some(e) = failed.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    let mut cold = found.into_inner().map_err(|_| Error::Internal("warm-up lock poisoned".into()))?;
+    let warm = batch::try_map(keys, batch::in_flight(store.as_ref(), 0), |key| {
+        store.is_warm(key).map_err(Error::store(*key))
+    })?;
+    let mut cold: Vec<ObjectKey> = keys.iter().zip(warm).filter(|(_, warm)| !warm).map(|(k, _)| *k).collect();
     cold.sort_by_key(|k| k.id);
     Ok(cold)
 }
 
 /// Asks for every pack of `cold` to be warmed up, side by side; returns how many were asked.
 fn request(repo: &Repository, cold: &[ObjectKey], request: &WarmUp) -> Result<usize> {
-    let failed = std::sync::Mutex::new(None);
     let store = repo.store();
-    batch::for_each(
-        cold,
-        batch::in_flight(store.as_ref(), 0),
-        |key| store.warm_up(key, request).map_err(Error::store(*key)),
-        |_, got| match got {
-            Ok(()) => Flow::Continue,
-            Err(e) => {
-                if let Ok(mut f) = failed.lock() {
-                    f.get_or_insert(e);
-                }
-                Flow::Stop
-            }
-        },
-    );
-    match failed.into_inner().ok().flatten() {
-        Some(e) => Err(e),
-        None => Ok(cold.len()),
-    }
+    batch::try_map(cold, batch::in_flight(store.as_ref(), 0), |key| {
+        store.warm_up(key, request).map_err(Error::store(*key))
+    })
+    .map(|asked| asked.len())
 }

@@ -73,6 +73,38 @@ pub fn for_each<R: Sync, T>(
     next.load(Ordering::Relaxed).min(requests.len())
 }
 
+/// [`for_each`] for fallible requests: every result, in the order of `requests`, or the first
+/// error met (the requests not started by then are not started).
+///
+/// # Errors
+/// The first error `fetch` returned.
+pub fn try_map<R: Sync, T: Send, E: Send>(
+    requests: &[R],
+    in_flight: usize,
+    fetch: impl Fn(&R) -> Result<T, E> + Sync,
+) -> Result<Vec<T>, E> {
+    let results: std::sync::Mutex<Vec<Option<T>>> = std::sync::Mutex::new((0..requests.len()).map(|_| None).collect());
+    let failed = std::sync::Mutex::new(None);
+    for_each(requests, in_flight, fetch, |n, got| match got {
+        Ok(value) => {
+            if let Ok(mut all) = results.lock() {
+                all[n] = Some(value);
+            }
+            Flow::Continue
+        }
+        Err(e) => {
+            if let Ok(mut f) = failed.lock() {
+                f.get_or_insert(e);
+            }
+            Flow::Stop
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    Ok(results.into_inner().unwrap_or_default().into_iter().flatten().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -123,5 +155,15 @@ mod tests {
         assert_eq!(fetched.load(Ordering::SeqCst), started);
         assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(for_each(&Vec::<u32>::new(), 8, |_| (), |_, ()| Flow::Continue), 0);
+    }
+
+    #[test]
+    fn try_map_keeps_the_order_of_the_requests_or_gives_the_first_error() {
+        let n: Vec<u32> = (0..50).collect();
+        assert_eq!(
+            super::try_map(&n, 8, |&x| Ok::<u32, ()>(x * 2)).unwrap(),
+            n.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(super::try_map(&n, 8, |&x| if x == 7 { Err(x) } else { Ok(x) }), Err(7));
     }
 }
