@@ -3,6 +3,8 @@
 # a cache directory if missing, starts its blob service on 127.0.0.1 only with a temporary data
 # directory, creates the test container and exports AZURE_TEST_* for the az:// tests.
 # Stopped (and its data removed) by stop_azurite.
+# shellcheck source=scripts/stop.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stop.sh"
 
 AZURITE_ACCOUNT=devstoreaccount1
 # The emulator's documented, public development key (not a secret).
@@ -59,7 +61,7 @@ PY
 }
 
 stop_azurite() {
-  [ -n "${AZURITE_PID:-}" ] && { kill "$AZURITE_PID" 2>/dev/null || true; wait "$AZURITE_PID" 2>/dev/null || true; }
+  stop_server Azurite "${AZURITE_PID:-}"
   [ -n "${AZURITE_DATA:-}" ] && rm -rf "$AZURITE_DATA" "$AZURITE_DATA.log"
   return 0
 }

@@ -27,7 +27,7 @@ start_postgres() {
   "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null || return 1
   "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
     -o "-c listen_addresses=127.0.0.1 -p 25432 -k $PG_DIR" start >/dev/null || { cat "$PG_DIR/log"; return 1; }
-  PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m fast stop)
+  PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -m fast -t 20 stop)
   export CAIRN_TEST_PG_HOST=127.0.0.1 CAIRN_TEST_PG_PORT=25432 CAIRN_TEST_PG_BIN="$bin"
   psql_cmd() { "$bin/psql" -h 127.0.0.1 -p 25432 -U postgres -v ON_ERROR_STOP=1 -q "$@"; }
   psql_cmd -c "CREATE DATABASE shop" &&
@@ -40,7 +40,12 @@ start_postgres() {
 }
 
 stop_postgres() {
-  [ -n "${PG_STOP+x}" ] && "${PG_STOP[@]}" >/dev/null 2>&1
+  # A server that has not stopped within pg_ctl's 20 s is killed, so a test run always ends.
+  if [ -n "${PG_STOP+x}" ] && ! "${PG_STOP[@]}" >/dev/null 2>&1; then
+    local pid
+    pid=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) &&
+      { echo "PostgreSQL (pid $pid) did not stop within 20 s: killing it"; kill -KILL "$pid" 2>/dev/null; }
+  fi
   [ -n "${PG_DIR:-}" ] && rm -rf "$PG_DIR"
   return 0
 }

@@ -7,6 +7,8 @@
 # may read, list and write, and the bucket S3_TEST_APPEND_BUCKET's policy denies it
 # s3:DeleteObject, the way docs/PERMISSIONS.md tells an operator to set up a backup host; the
 # auditor (S3_TEST_READ_KEY) may only read and list.
+# shellcheck source=scripts/stop.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stop.sh"
 
 start_s3() {
   S3_VENV="${S3_VENV:-$HOME/.cache/cairn-ci/s3-venv}"
@@ -77,7 +79,7 @@ s3_lock_bucket() {
 }
 
 stop_s3() {
-  [ -n "${WEED_PID:-}" ] && { kill "$WEED_PID" 2>/dev/null || true; wait "$WEED_PID" 2>/dev/null || true; }
+  stop_server SeaweedFS "${WEED_PID:-}"
   [ -n "${S3_DATA:-}" ] && rm -rf "$S3_DATA" "$S3_DATA.log" "$S3_DATA.s3.json"
   return 0
 }

@@ -3,6 +3,8 @@
 # into a cache directory if missing, runs `rclone serve webdav` over a temporary directory on
 # 127.0.0.1 only, with Basic authentication, and exports WEBDAV_TEST_URL (credentials included,
 # as a user writes them) for the http:// tests. Stopped (and its data removed) by stop_webdav.
+# shellcheck source=scripts/stop.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stop.sh"
 
 start_webdav() {
   WEBDAV_VENV="${WEBDAV_VENV:-$HOME/.cache/cairn-ci/webdav-venv}"
@@ -29,7 +31,7 @@ start_webdav() {
 }
 
 stop_webdav() {
-  [ -n "${WEBDAV_PID:-}" ] && { kill "$WEBDAV_PID" 2>/dev/null || true; wait "$WEBDAV_PID" 2>/dev/null || true; }
+  stop_server "rclone WebDAV" "${WEBDAV_PID:-}"
   [ -n "${WEBDAV_DATA:-}" ] && rm -rf "$WEBDAV_DATA" "$WEBDAV_DATA.log"
   return 0
 }
