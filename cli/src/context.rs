@@ -206,13 +206,26 @@ impl GlobalArgs {
         Ok(self.with_own_records(repo))
     }
 
-    /// `repo`, told where a write-only key keeps its local records (FORMAT.md §5.6): the cache
-    /// directory's `own/<repository id>`.
+    /// `repo`, told where its local cache keeps the index table (FORMAT.md §11a), the cache
+    /// directory's `index/<repository id>`, unless `--no-cache`; and where a write-only key keeps
+    /// its local records (FORMAT.md §5.6), the cache directory's `own/<repository id>`.
     pub fn with_own_records(&self, mut repo: Repository) -> Repository {
+        let id = repo.config().id.to_string();
+        if !self.no_cache
+            && let Some(root) = self.cache_dir.clone().or_else(cairn_core::store::default_cache_root)
+        {
+            // CAIRN_TEST_INDEX_TABLE_MIN lowers the threshold, so the tests reach the table
+            // with small repositories.
+            let min_blobs = std::env::var("CAIRN_TEST_INDEX_TABLE_MIN")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(cairn_core::INDEX_TABLE_MIN_BLOBS);
+            repo.set_index_cache(root.join("index").join(&id), min_blobs);
+        }
         if repo.master().is_write_only()
             && let Some(root) = self.cache_dir.clone().or_else(cairn_core::store::default_cache_root)
         {
-            repo.set_own_records(root.join("own").join(repo.config().id.to_string()));
+            repo.set_own_records(root.join("own").join(id));
         }
         repo
     }

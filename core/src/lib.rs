@@ -70,4 +70,4 @@ pub use operations::{
 pub use repository::keys::KeyInfo;
 pub use repository::select::{SnapshotFilter, SnapshotPath, SnapshotRef};
 pub use repository::store;
-pub use repository::{CheckedSnapshots, InitOptions, Repository};
+pub use repository::{CheckedSnapshots, INDEX_TABLE_MIN_BLOBS, InitOptions, Repository};

@@ -16,6 +16,7 @@
 //! - `cold`: data packs in an archive class, warmed up by restores (issue 15, item 4).
 //! - `cloud`: the same against Azurite (az://) and rclone WebDAV (http://); credential errors.
 //! - `fidelity`: extended attributes, ACLs and inode flags come back, or are named (issue 14).
+//! - `index_table`: the index mapped from the local cache, built again when stale or damaged.
 //! - `inspect`: ls, find, diff, stats, dump as tar, check subsets and drills, repairs (issue 3).
 //! - `interface`: completions, man pages, help (issue 17, item 3).
 //! - `policy`: policy files checked, mistakes named by line (issue 16, item 1).
@@ -37,6 +38,7 @@ mod dumps;
 mod errors;
 mod faults;
 mod fidelity;
+mod index_table;
 mod inspect;
 mod interface;
 mod mount;

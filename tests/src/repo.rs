@@ -22,13 +22,14 @@ macro_rules! args {
 }
 
 /// The environment variables cairn reads; removed from every run unless a test sets them.
-const CAIRN_VARS: [&str; 6] = [
+const CAIRN_VARS: [&str; 7] = [
     "CAIRN_REPOSITORY",
     "CAIRN_PASSWORD",
     "CAIRN_PASSWORD_FILE",
     "CAIRN_PASSWORD_COMMAND",
     "CAIRN_CACHE_DIR",
     "CAIRN_TEST_FAULTS",
+    "CAIRN_TEST_INDEX_TABLE_MIN",
 ];
 
 /// A repository in its own temporary directory, with scratch space beside it.
@@ -172,6 +173,11 @@ impl TestRepo {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// Sets `key` to `value` for every later run.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// Runs `cairn ARGS...` and captures what it did.

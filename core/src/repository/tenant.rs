@@ -294,7 +294,15 @@ impl Repository {
             }
         };
         let master = master.for_version(config.version);
-        Ok(Repository { store, master, config, key_id: KeyId(id), tenant: Some(t.name.clone()), own_records: None })
+        Ok(Repository {
+            store,
+            master,
+            config,
+            key_id: KeyId(id),
+            tenant: Some(t.name.clone()),
+            own_records: None,
+            index_cache: None,
+        })
     }
 }
 

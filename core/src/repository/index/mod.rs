@@ -9,8 +9,15 @@
 //! [`Index::load`] builds it from many index objects at once (their format is
 //! [`crate::format::index`]): objects are opened side by side under a memory budget and decoded
 //! straight into the reserved buckets, which are then sorted in place on all cores.
+//!
+//! With a local cache, [`Index::load_cached`] keeps the finalized table in a file there and maps
+//! it (`table.rs`): a later open decodes only the index objects written since, into the same
+//! in-memory form beside the mapped table, and memory holds the pack table and those new
+//! entries, not 48 bytes for every blob.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use rayon::prelude::*;
@@ -18,80 +25,15 @@ use rayon::prelude::*;
 use crate::format::blob::BlobKind;
 use crate::format::index::{IndexFile, check_index_version, check_public_listed, pack_head};
 use crate::format::pack::{ENTRY_LEN, PackEntry, PackSeal};
+
+mod table;
+
 use crate::foundation::codec::Cursor;
-use crate::foundation::compress::Codec;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, IndexId, PackId};
 use crate::repository::store::batch::{self, Flow};
-
-/// Where one blob is, in 48 bytes: the id, four `u32`s, and the blob's kind and codec kept in
-/// the top bits of the pack number (an index holds fewer than 2^29 packs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexEntry {
-    /// The blob.
-    pub id: BlobId,
-    /// Pack number in [`Index::packs`] (low 29 bits), tree flag (bit 31), zstd flag (bit 30),
-    /// padded flag (bit 29).
-    pack_and_flags: u32,
-    /// Offset in the pack.
-    pub offset: u32,
-    /// Sealed length.
-    pub length: u32,
-    /// Plaintext length.
-    pub raw_len: u32,
-}
-
-const TREE_FLAG: u32 = 1 << 31;
-const ZSTD_FLAG: u32 = 1 << 30;
-const PADDED_FLAG: u32 = 1 << 29;
-const PACK_MASK: u32 = PADDED_FLAG - 1;
-
-impl IndexEntry {
-    fn new(e: &PackEntry, pack: u32) -> Self {
-        let mut flags = pack & PACK_MASK;
-        if e.kind == BlobKind::Tree {
-            flags |= TREE_FLAG;
-        }
-        if e.codec.is_zstd() {
-            flags |= ZSTD_FLAG;
-        }
-        if e.codec.is_padded() {
-            flags |= PADDED_FLAG;
-        }
-        IndexEntry { id: e.id, pack_and_flags: flags, offset: e.offset, length: e.length, raw_len: e.raw_len }
-    }
-
-    /// Number of its pack in [`Index::packs`].
-    #[must_use]
-    pub fn pack(&self) -> u32 {
-        self.pack_and_flags & PACK_MASK
-    }
-
-    /// Data or tree.
-    #[must_use]
-    pub fn kind(&self) -> BlobKind {
-        if self.pack_and_flags & TREE_FLAG != 0 { BlobKind::Tree } else { BlobKind::Data }
-    }
-
-    /// Encoding.
-    #[must_use]
-    pub fn codec(&self) -> Codec {
-        let codec = if self.pack_and_flags & ZSTD_FLAG != 0 { Codec::Zstd } else { Codec::None };
-        if self.pack_and_flags & PADDED_FLAG != 0 { codec.padded() } else { codec }
-    }
-}
-
-/// A pack the index knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PackRef {
-    /// The pack.
-    pub id: PackId,
-    /// What its blobs' key comes from.
-    pub seal: PackSeal,
-}
-
-/// The table is split on an id's first byte into this many buckets, each sorted on its own.
-const BUCKETS: usize = 256;
+use table::{BUCKETS, DIRECTORY_WORDS, PACK_MASK, Table};
+pub use table::{IndexEntry, PackRef};
 
 /// Bytes of index objects being fetched, opened or decoded at once while loading (each object
 /// counts twice until it is opened: its stored bytes and its plaintext). One object is always
@@ -126,6 +68,31 @@ pub struct Index {
     /// Data blobs stored twice (by racing backups) are not kept here: the table stays one
     /// entry per blob. Sorted by id: 48 bytes a copy, no map overhead.
     alternates: Vec<IndexEntry>,
+    /// The mapped table of the local cache, if the index was opened from one: its packs are the
+    /// first of `packs`, and the buckets above hold only blobs it does not (after
+    /// [`Index::finalize`]).
+    base: Option<Arc<Table>>,
+}
+
+/// The local cache's table is written again once the blobs decoded beside it reach this share
+/// of it (1/8): rarely for a large repository, whose table is large.
+const REWRITE_SHARE: usize = 8;
+
+/// A lookup in one sorted bucket with its directory (empty: search the whole bucket).
+fn find<'a>(bucket: &'a [IndexEntry], directory: &[u32], id: &BlobId) -> Option<&'a IndexEntry> {
+    let second = usize::from(id.0.0[1]);
+    let run = match (directory.get(second), directory.get(second + 1)) {
+        (Some(&lo), Some(&hi)) => bucket.get(lo as usize..hi as usize)?,
+        _ => bucket,
+    };
+    run.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &run[i])
+}
+
+/// The run of `id`'s entries in `alternates` (sorted by id).
+fn copies_of<'a>(alternates: &'a [IndexEntry], id: &BlobId) -> &'a [IndexEntry] {
+    let from = alternates.partition_point(|e| e.id < *id);
+    let to = from + alternates[from..].partition_point(|e| e.id == *id);
+    &alternates[from..to]
 }
 
 /// The first 8 bytes of an id as a big-endian number: the same order as the whole id's.
@@ -151,10 +118,117 @@ impl Index {
     where
         F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
     {
+        let mut index = Index::default().load_more(objects, open)?;
+        index.loaded_from = objects.iter().map(|o| o.0).collect();
+        Ok(index)
+    }
+
+    /// [`Index::load`] through the local cache's table at `path` (FORMAT.md §11a): if the
+    /// table holds only objects among `objects`, it is mapped and the others are decoded
+    /// beside it; otherwise (none yet, a prune replaced objects it holds, or it is damaged) the
+    /// index is loaded whole. A new table is written when there was none that fit and the index
+    /// has at least `min_blobs` blobs, or when what was decoded beside a table has grown past
+    /// 1/8 of it. The cache is a cache: failing to write it costs only time.
+    ///
+    /// # Errors
+    /// As [`Index::load`].
+    pub fn load_cached<F>(path: &Path, min_blobs: usize, objects: &[(IndexId, u64)], open: F) -> Result<Index>
+    where
+        F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
+    {
+        let listed: HashSet<IndexId> = objects.iter().map(|o| o.0).collect();
+        let table = Table::open(path).filter(|t| t.objects().iter().all(|o| listed.contains(o)));
+        let mut index = match table {
+            Some(table) => {
+                let held: HashSet<IndexId> = table.objects().iter().copied().collect();
+                let rest: Vec<(IndexId, u64)> = objects.iter().filter(|o| !held.contains(&o.0)).copied().collect();
+                let index = Index::on_table(Arc::new(table)).load_more(&rest, open)?;
+                let base = index.base.as_ref().map_or(0, |b| b.entries().len());
+                if index.buckets.iter().map(Vec::len).sum::<usize>().saturating_mul(REWRITE_SHARE) > base {
+                    let _ = index.write_table(path, objects);
+                }
+                index
+            }
+            None => {
+                let index = Index::load(objects, open)?;
+                if index.len() < min_blobs {
+                    return Ok(index);
+                }
+                match index.write_table(path, objects).ok().and_then(|()| Table::open(path)) {
+                    // The mapped table in place of the decoded one: memory for the packs only.
+                    Some(table) if table.objects().iter().eq(objects.iter().map(|o| &o.0)) => {
+                        Index::on_table(Arc::new(table))
+                    }
+                    _ => index,
+                }
+            }
+        };
+        index.loaded_from = objects.iter().map(|o| o.0).collect();
+        Ok(index)
+    }
+
+    /// An index of the mapped `table` alone.
+    fn on_table(table: Arc<Table>) -> Index {
+        let packs = table.packs().to_vec();
+        let pack_numbers = packs.iter().enumerate().map(|(n, p)| (p.id, n as u32)).collect();
+        Index { packs, pack_numbers, sorted: true, base: Some(table), ..Index::default() }
+    }
+
+    /// Writes this finalized index, held objects `objects`, as the cache's table at `path`.
+    fn write_table(&self, path: &Path, objects: &[(IndexId, u64)]) -> Result<()> {
+        let ids: Vec<IndexId> = objects.iter().map(|o| o.0).collect();
+        let base = self.base.as_deref();
+        let mut alternates: Vec<IndexEntry> = base.map(|b| b.alternates().to_vec()).unwrap_or_default();
+        if !self.alternates.is_empty() {
+            alternates.extend_from_slice(&self.alternates);
+            alternates.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack().cmp(&b.pack())));
+        }
+        let mut merged = Vec::new();
+        let bucket = |b: usize, emit: &mut dyn FnMut(&[IndexEntry]) -> Result<()>| -> Result<()> {
+            let old = base.map(|t| t.bucket(b)).unwrap_or_default();
+            let new = self.buckets.get(b).map(Vec::as_slice).unwrap_or_default();
+            if new.is_empty() {
+                return emit(old);
+            }
+            if old.is_empty() {
+                return emit(new);
+            }
+            // Both sorted, and no id in both (finalize dropped those from the buckets).
+            merged.clear();
+            merged.reserve(old.len() + new.len());
+            let (mut i, mut j) = (0, 0);
+            while i < old.len() && j < new.len() {
+                if old[i].id < new[j].id {
+                    merged.push(old[i]);
+                    i += 1;
+                } else {
+                    merged.push(new[j]);
+                    j += 1;
+                }
+            }
+            merged.extend_from_slice(&old[i..]);
+            merged.extend_from_slice(&new[j..]);
+            emit(&merged)
+        };
+        let contents = table::Contents {
+            objects: &ids,
+            packs: &self.packs,
+            bucket,
+            entries: self.len() as u64,
+            alternates: &alternates,
+        };
+        table::write(path, contents)
+    }
+
+    /// Loads `objects` into this index (beside its table, if it has one) and finalizes it.
+    fn load_more<F>(self, objects: &[(IndexId, u64)], open: F) -> Result<Index>
+    where
+        F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
+    {
         let mut order: Vec<(IndexId, u64)> = objects.to_vec();
         // Largest first: their plaintexts are in memory while the table is still small.
         order.sort_by_key(|o| std::cmp::Reverse(o.1));
-        let mut index = Index::default();
+        let mut index = self;
         let bound: u64 = objects.iter().map(|o| o.1 / ENTRY_LEN as u64).sum();
         index.reserve(usize::try_from(bound).unwrap_or(usize::MAX));
         let table = Mutex::new(index);
@@ -179,7 +253,6 @@ impl Index {
         }
         let mut index = table.into_inner().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
         index.finalize();
-        index.loaded_from = objects.iter().map(|o| o.0).collect();
         Ok(index)
     }
 
@@ -273,8 +346,10 @@ impl Index {
         if self.sorted {
             return;
         }
-        // Sorts a bucket and drops duplicate entries, handing back those of trees.
-        let sort = |bucket: &mut Vec<IndexEntry>| -> Vec<IndexEntry> {
+        let base = self.base.as_deref();
+        // Sorts a bucket and drops duplicate entries and those of blobs the mapped table has,
+        // handing back those of trees.
+        let sort = |(b, bucket): (usize, &mut Vec<IndexEntry>)| -> Vec<IndexEntry> {
             bucket.sort_unstable_by(|a, b| {
                 prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
             });
@@ -286,13 +361,25 @@ impl Index {
                 }
                 same
             });
+            if let Some(base) = base {
+                let (old, directory) = (base.bucket(b), base.directory(b));
+                bucket.retain(|e| match find(old, directory, &e.id) {
+                    None => true,
+                    Some(first) => {
+                        if e.kind() == BlobKind::Tree && first.pack() != e.pack() {
+                            copies.push(*e);
+                        }
+                        false
+                    }
+                });
+            }
             // Shrinking may copy the bucket; worth it only for a large excess (duplicates).
             if bucket.capacity() > bucket.len() + bucket.len() / 4 + 64 {
                 bucket.shrink_to_fit();
             }
             copies
         };
-        let copies: Vec<Vec<IndexEntry>> = self.buckets.par_iter_mut().map(sort).collect();
+        let copies: Vec<Vec<IndexEntry>> = self.buckets.par_iter_mut().enumerate().map(sort).collect();
         // Buckets go in id order and each is sorted: so is their concatenation. Copies found
         // by an earlier finalize are no longer in the buckets: they are kept, merged in.
         let found = copies.into_iter().flatten();
@@ -306,14 +393,9 @@ impl Index {
         self.directory.clear();
         // Offsets are u32: a bucket past 4 billion entries is searched whole.
         if self.buckets.iter().all(|b| u32::try_from(b.len()).is_ok()) {
-            self.directory.reserve_exact(self.buckets.len() * 257);
+            self.directory.reserve_exact(self.buckets.len() * DIRECTORY_WORDS);
             for bucket in &self.buckets {
-                let mut start = 0;
-                for second in 0..256 {
-                    start += bucket[start..].partition_point(|e| usize::from(e.id.0.0[1]) < second);
-                    self.directory.push(start as u32);
-                }
-                self.directory.push(bucket.len() as u32);
+                table::directory_of(bucket, &mut self.directory);
             }
         }
         self.sorted = true;
@@ -335,22 +417,27 @@ impl Index {
     #[must_use]
     pub fn get(&self, id: &BlobId) -> Option<&IndexEntry> {
         debug_assert!(self.sorted || self.is_empty());
-        let (first, second) = (usize::from(id.0.0[0]), usize::from(id.0.0[1]));
+        let first = usize::from(id.0.0[0]);
+        if let Some(base) = &self.base
+            && let Some(e) = find(base.bucket(first), base.directory(first), id)
+        {
+            // A damaged table's entry naming no pack is not there.
+            return self.names_a_pack(e).then_some(e);
+        }
         let bucket = self.buckets.get(first)?;
-        let at = first * 257 + second;
-        let run = match (self.directory.get(at), self.directory.get(at + 1)) {
-            (Some(&lo), Some(&hi)) => bucket.get(lo as usize..hi as usize)?,
-            _ => bucket,
-        };
-        run.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &run[i])
+        let directory = self.directory.get(first * DIRECTORY_WORDS..(first + 1) * DIRECTORY_WORDS).unwrap_or_default();
+        find(bucket, directory, id)
+    }
+
+    fn names_a_pack(&self, e: &IndexEntry) -> bool {
+        (e.pack() as usize) < self.packs.len()
     }
 
     /// The other stored copies of a tree blob besides [`Index::get`]'s (none for data blobs).
     #[must_use]
     pub fn alternates(&self, id: &BlobId) -> &[IndexEntry] {
-        let from = self.alternates.partition_point(|e| e.id < *id);
-        let to = from + self.alternates[from..].partition_point(|e| e.id == *id);
-        &self.alternates[from..to]
+        let mapped = self.base.as_deref().map(|b| copies_of(b.alternates(), id)).unwrap_or_default();
+        if !mapped.is_empty() { mapped } else { copies_of(&self.alternates, id) }
     }
 
     /// Whether the index holds a blob.
@@ -371,21 +458,29 @@ impl Index {
         &self.packs
     }
 
-    /// All entries (in id order after [`Index::finalize`]).
+    /// All entries, one per blob after [`Index::finalize`]: in id order, or with a mapped
+    /// table, the table's in id order and then the others in id order.
     pub fn entries(&self) -> impl Iterator<Item = &IndexEntry> {
-        self.buckets.iter().flatten()
+        let mapped = self.base.as_deref().map(Table::entries).unwrap_or_default();
+        mapped.iter().filter(|e| self.names_a_pack(e)).chain(self.buckets.iter().flatten())
     }
 
     /// Number of distinct blobs (after [`Index::finalize`]).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.buckets.iter().map(Vec::len).sum()
+        self.base.as_deref().map_or(0, |b| b.entries().len()) + self.buckets.iter().map(Vec::len).sum::<usize>()
     }
 
     /// No blobs.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.buckets.iter().all(Vec::is_empty)
+        self.len() == 0
+    }
+
+    /// Whether the index is the local cache's mapped table (and what was decoded beside it).
+    #[must_use]
+    pub fn is_mapped(&self) -> bool {
+        self.base.is_some()
     }
 }
 
@@ -439,6 +534,7 @@ impl Drop for Held<'_> {
 mod tests {
     use super::*;
     use crate::format::index::{IndexFile, IndexedPack};
+    use crate::foundation::compress::Codec;
     use crate::foundation::id::Digest;
     use proptest::prelude::*;
 
@@ -548,8 +644,160 @@ mod tests {
         for i in 0..2000u32 {
             assert!(!idx.contains(&BlobId(Digest::of(&[b"absent".as_slice(), &i.to_le_bytes()].concat()))));
         }
-        let ids: Vec<BlobId> = idx.entries().map(|e| e.id).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted, one entry per blob");
+        let mut ids: Vec<BlobId> = idx.entries().map(|e| e.id).collect();
+        if !idx.is_mapped() {
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted");
+        }
+        ids.sort_unstable();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "one entry per blob");
+        assert_eq!(ids.len(), idx.len());
+    }
+
+    /// [`Index::load_cached`] of `files`, counting the objects it decodes.
+    fn load_cached(path: &Path, files: &[(IndexId, IndexFile)]) -> (Index, usize) {
+        let plain: HashMap<IndexId, Vec<u8>> = files.iter().map(|(id, f)| (*id, f.encode())).collect();
+        let sizes: Vec<(IndexId, u64)> = files.iter().map(|(id, f)| (*id, f.encode().len() as u64 + 44)).collect();
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        let idx = Index::load_cached(path, 0, &sizes, |id| {
+            opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            plain.get(id).cloned().ok_or_else(|| Error::NotFound(format!("index {id}")))
+        })
+        .unwrap();
+        (idx, opened.into_inner())
+    }
+
+    #[test]
+    fn the_cached_table_is_mapped_and_only_new_objects_are_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index").join("table");
+        let files = objects(40, 1000, 30);
+        // First open: everything decoded, the table written and mapped in its place.
+        let (idx, opened) = load_cached(&path, &files[..30]);
+        assert_eq!(opened, 30);
+        assert!(idx.is_mapped());
+        check_union(&idx, &files[..30]);
+        assert_eq!(idx.loaded_from().len(), 30);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        // Unchanged: nothing decoded at all.
+        let (idx, opened) = load_cached(&path, &files[..30]);
+        assert_eq!(opened, 0);
+        check_union(&idx, &files[..30]);
+        // Two more objects (under 1/8 of the table): only they are decoded, beside the table.
+        let (idx, opened) = load_cached(&path, &files[..32]);
+        assert_eq!(opened, 2);
+        assert!(idx.is_mapped());
+        check_union(&idx, &files[..32]);
+        let (_, opened) = load_cached(&path, &files[..32]);
+        assert_eq!(opened, 2, "the table was not written again for so few");
+        // Eight more (past 1/8): the table is written again and holds them.
+        let (idx, opened) = load_cached(&path, &files);
+        assert_eq!(opened, 10);
+        check_union(&idx, &files);
+        let (idx, opened) = load_cached(&path, &files);
+        assert_eq!(opened, 0);
+        check_union(&idx, &files);
+        // A prune replaced objects the table holds: it is not used, and blobs only they
+        // named are gone.
+        let (idx, opened) = load_cached(&path, &files[5..]);
+        assert_eq!(opened, 35);
+        check_union(&idx, &files[5..]);
+    }
+
+    /// Where the entries start in the table file of `mapped`, `len` bytes long.
+    fn entries_at(mapped: &Index, len: usize) -> usize {
+        let table = mapped.base.as_deref().unwrap();
+        len - (table.entries().len() + table.alternates().len()) * 48
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_table_is_built_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table");
+        let files = objects(6, 3000, 10);
+        let (reference, _) = load_cached(&path, &files);
+        let good = std::fs::read(&path).unwrap();
+        // A byte of the header, of the objects or packs, or of the directory (the zeros between it
+        // and the entries are not read); the file cut short
+        // or made longer; another format's bytes.
+        let entries_at = entries_at(&reference, good.len());
+        let mut damaged: Vec<Vec<u8>> = [3, 20, 60, 100, 200, entries_at - 50_000, entries_at - 4200]
+            .iter()
+            .map(|&at| {
+                let mut d = good.clone();
+                d[at] ^= 0x10;
+                d
+            })
+            .collect();
+        damaged.push(good[..good.len() - 48].to_vec());
+        damaged.push([good.as_slice(), &[0; 48]].concat());
+        damaged.push(b"not a table".to_vec());
+        damaged.push(Vec::new());
+        for (n, d) in damaged.iter().enumerate() {
+            std::fs::write(&path, d).unwrap();
+            let (idx, opened) = load_cached(&path, &files);
+            assert_eq!(opened, 6, "damage {n}: a damaged table is not used");
+            check_union(&idx, &files);
+            let (idx, opened) = load_cached(&path, &files);
+            assert_eq!(opened, 0, "and is written again");
+            check_union(&idx, &files);
+        }
+    }
+
+    #[test]
+    fn an_entry_naming_a_pack_the_table_lacks_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table");
+        let files = objects(3, 500, 0);
+        let (idx, _) = load_cached(&path, &files);
+        let victim = *idx.entries().next().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let entries_at = entries_at(&idx, bytes.len());
+        // The first entry's pack number (bytes 32..36 of it), past every pack.
+        bytes[entries_at + 32..entries_at + 36].copy_from_slice(&(PACK_MASK - 1).to_ne_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let (idx, opened) = load_cached(&path, &files);
+        assert_eq!(opened, 0, "the damage is in an entry, which no open reads");
+        assert!(idx.get(&victim.id).is_none());
+        assert!(idx.entries().all(|e| e.id != victim.id));
+    }
+
+    #[test]
+    fn copies_of_trees_survive_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table");
+        let (a, b, c) = (PackId(Digest::of(b"a")), PackId(Digest::of(b"b")), PackId(Digest::of(b"c")));
+        let tree = entry(5);
+        let file = |packs: Vec<(PackId, PackEntry)>| {
+            let f = IndexFile {
+                supersedes: vec![],
+                packs: packs
+                    .into_iter()
+                    .map(|(id, e)| IndexedPack {
+                        id,
+                        seal: PackSeal::salted([1; 16]),
+                        entries: vec![e, entry(id.0.0[0].into())],
+                    })
+                    .collect(),
+            };
+            (IndexId(Digest::of(&f.encode())), f)
+        };
+        let mut files = vec![file(vec![(a, tree), (b, PackEntry { offset: 99, ..tree })])];
+        let (idx, _) = load_cached(&path, &files);
+        assert!(idx.is_mapped());
+        let copies = |idx: &Index| idx.alternates(&tree.id).iter().map(|e| idx.pack(e).id).collect::<Vec<_>>();
+        assert_eq!(copies(&idx), [b]);
+        assert_eq!(idx.pack(idx.get(&tree.id).unwrap()).id, a);
+        // A third copy in an object decoded beside the table.
+        files.push(file(vec![(c, PackEntry { offset: 7, ..tree })]));
+        let (idx, opened) = load_cached(&path, &files);
+        assert_eq!(opened, 1);
+        assert_eq!(idx.pack(idx.get(&tree.id).unwrap()).id, a);
+        assert_eq!(idx.len(), 4);
+        let (idx, opened) = load_cached(&path, &files);
+        assert_eq!(opened, 0, "written again: the new object was more than 1/8");
+        assert_eq!(copies(&idx), [b, c]);
     }
 
     #[test]
