@@ -44,7 +44,7 @@ stop_postgres() {
   if [ -n "${PG_STOP+x}" ] && ! "${PG_STOP[@]}" >/dev/null 2>&1; then
     local pid
     pid=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) &&
-      { echo "PostgreSQL (pid $pid) did not stop within 20 s: killing it"; kill -KILL "$pid" 2>/dev/null; }
+      { echo "PostgreSQL (pid $pid) did not stop within 20 s: killing it"; kill -KILL "$pid" 2>/dev/null || true; }
   fi
   [ -n "${PG_DIR:-}" ] && rm -rf "$PG_DIR"
   return 0

@@ -7,17 +7,18 @@
 stop_server() {
   local name=$1 pid=$2 waited=0
   [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  # `|| true` on each: test.sh runs with errexit, and a server killed by a signal waits with 143.
+  kill "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
   while server_alive "$pid"; do
     if [ "$waited" -ge 150 ]; then
       echo "$name (pid $pid) did not stop within 15 s of SIGTERM: killing it"
-      kill -KILL "$pid" 2>/dev/null
+      kill -KILL "$pid" 2>/dev/null || true
       break
     fi
     sleep 0.1
     waited=$((waited + 1))
   done
-  wait "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
   return 0
 }
 

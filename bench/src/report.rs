@@ -270,17 +270,21 @@ pub fn targets(r: &Results) -> Vec<Target> {
     }
     if let Some(ix) = &r.index {
         let rss_mb = ix.loaded.max_rss_kib as f64 * 1024.0 / 1e6;
-        let time = at_most(ix.loaded.wall, 2.0, " s");
-        let mem = at_most(rss_mb, 600.0, " MB");
+        // Issue 4's target for ten million blobs; issue 19's for a hundred million.
+        let (seconds, megabytes) = if ix.blobs >= 100_000_000 { (5.0, 2000.0) } else { (2.0, 600.0) };
+        let time = at_most(ix.loaded.wall, seconds, " s");
+        let mem = at_most(rss_mb, megabytes, " MB");
         let status = match (&time, &mem) {
             (Status::Met(a), Status::Met(b)) => Status::Met(format!("{a}; {b}")),
             (a, b) => Status::NotMet(format!("{}; {}", status_text(a), status_text(b))),
         };
         out.push(Target {
-            name: format!("An index of {} blobs opens in < 2 s within 600 MB RSS", ix.blobs),
+            name: format!("An index of {} blobs opens in < {seconds} s within {megabytes} MB RSS", ix.blobs),
             measured: format!(
-                "`cairn backup --stdin` of nothing, best of 3: {:.2} s, {rss_mb:.0} MB peak (empty repository: {:.2} s, {:.0} MB — process start and argon2id key derivation)",
+                "`cairn backup --stdin` of nothing, mapping the cache's index table, best of 3: {:.2} s, {rss_mb:.0} MB peak (the first open, which decodes every index object and writes the table: {:.2} s, {:.0} MB; empty repository: {:.2} s, {:.0} MB — process start and argon2id key derivation)",
                 ix.loaded.wall,
+                ix.first.wall,
+                ix.first.max_rss_kib as f64 * 1024.0 / 1e6,
                 ix.baseline.wall,
                 ix.baseline.max_rss_kib as f64 * 1024.0 / 1e6
             ),
