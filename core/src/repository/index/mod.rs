@@ -34,6 +34,7 @@ use crate::foundation::id::{BlobId, IndexId, PackId};
 use crate::repository::store::batch::{self, Flow};
 use table::{BUCKETS, DIRECTORY_WORDS, PACK_MASK, Table};
 pub use table::{IndexEntry, PackRef};
+use zerocopy::{FromZeros, IntoBytes};
 
 /// Bytes of index objects being fetched, opened or decoded at once while loading (each object
 /// counts twice until it is opened: its stored bytes and its plaintext). One object is always
@@ -88,6 +89,102 @@ fn find<'a>(bucket: &'a [IndexEntry], directory: &[u32], id: &BlobId) -> Option<
     run.binary_search_by(|e| e.id.cmp(id)).ok().map(|i| &run[i])
 }
 
+/// Sorts a bucket and drops duplicate entries, and those of blobs already in `base` (a mapped
+/// table's bucket and its directory), keeping of several the one in the pack numbered first;
+/// hands back the dropped entries of trees in other packs (second copies).
+fn sort_bucket(bucket: &mut Vec<IndexEntry>, base: Option<(&[IndexEntry], &[u32])>) -> Vec<IndexEntry> {
+    let order = |a: &IndexEntry, b: &IndexEntry| {
+        prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
+    };
+    // A bucket sorted alone (building a table through spill files) is large: on all cores.
+    if bucket.len() > 1 << 16 {
+        bucket.par_sort_unstable_by(order)
+    } else {
+        bucket.sort_unstable_by(order)
+    }
+    let mut copies = Vec::new();
+    bucket.dedup_by(|later, first| {
+        let same = later.id == first.id;
+        if same && later.kind() == BlobKind::Tree && later.pack() != first.pack() {
+            copies.push(*later);
+        }
+        same
+    });
+    if let Some((old, directory)) = base {
+        bucket.retain(|e| match find(old, directory, &e.id) {
+            None => true,
+            Some(first) => {
+                if e.kind() == BlobKind::Tree && first.pack() != e.pack() {
+                    copies.push(*e);
+                }
+                false
+            }
+        });
+    }
+    copies
+}
+
+/// Fetches and opens `objects` side by side, largest first, with at most [`LOAD_BUDGET`] bytes
+/// of them in memory at once, handing each plaintext to `decode` (called one at a time per
+/// object, from several threads) and freeing it after.
+///
+/// # Errors
+/// The first error of `open` or `decode`.
+fn for_each_object<F, D>(objects: &[(IndexId, u64)], open: &F, decode: D) -> Result<()>
+where
+    F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
+    D: Fn(&IndexId, &[u8]) -> Result<()> + Sync,
+{
+    let mut order: Vec<(IndexId, u64)> = objects.to_vec();
+    // Largest first: their plaintexts are in memory while the table is still small.
+    order.sort_by_key(|o| std::cmp::Reverse(o.1));
+    let budget = Budget { used: Mutex::new(0), freed: Condvar::new(), limit: LOAD_BUDGET };
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let load_one = |&(id, size): &(IndexId, u64)| -> Result<()> {
+        let mut held = budget.acquire(size.saturating_mul(2));
+        let plain = open(&id)?;
+        held.keep(size);
+        decode(&id, &plain)
+    };
+    batch::for_each(&order, LOAD_THREADS, load_one, |_, loaded| match loaded {
+        Ok(()) => Flow::Continue,
+        Err(e) => {
+            failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+            Flow::Stop
+        }
+    });
+    match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Reads back `n` entries a spill file holds, from its start.
+fn read_bucket(file: &mut std::fs::File, n: u64) -> std::io::Result<Vec<IndexEntry>> {
+    use std::io::{Read, Seek};
+    let n = usize::try_from(n).map_err(|_| std::io::Error::other("bucket too large"))?;
+    let mut entries = vec![IndexEntry::new_zeroed(); n];
+    file.seek(std::io::SeekFrom::Start(0))?;
+    file.read_exact(entries.as_mut_bytes())?;
+    Ok(entries)
+}
+
+/// What [`Index::build_table`] holds while decoding: the pack table, and a file per bucket.
+struct Spill {
+    packs: Index,
+    files: Vec<std::io::BufWriter<std::fs::File>>,
+    counts: Vec<u64>,
+    failed: Option<std::io::Error>,
+}
+
+/// A new table is built through spill files, one bucket in memory at a time, when the index
+/// objects can hold more entries than this (48 bytes each: 1 GiB); below, in memory, which is
+/// faster.
+const SPILL_ABOVE: u64 = (1 << 30) / 48;
+
+/// Buffer of each of the 256 spill files (32 MiB in all).
+const SPILL_BUFFER: usize = 128 << 10;
+
 /// The run of `id`'s entries in `alternates` (sorted by id).
 fn copies_of<'a>(alternates: &'a [IndexEntry], id: &BlobId) -> &'a [IndexEntry] {
     let from = alternates.partition_point(|e| e.id < *id);
@@ -136,6 +233,21 @@ impl Index {
     where
         F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
     {
+        Index::load_cached_spilling(path, min_blobs, SPILL_ABOVE, objects, open)
+    }
+
+    /// [`Index::load_cached`], building a new table through spill files when the objects can
+    /// hold more than `spill_above` entries, and in memory otherwise.
+    fn load_cached_spilling<F>(
+        path: &Path,
+        min_blobs: usize,
+        spill_above: u64,
+        objects: &[(IndexId, u64)],
+        open: F,
+    ) -> Result<Index>
+    where
+        F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
+    {
         let listed: HashSet<IndexId> = objects.iter().map(|o| o.0).collect();
         let table = Table::open(path).filter(|t| t.objects().iter().all(|o| listed.contains(o)));
         let mut index = match table {
@@ -150,21 +262,89 @@ impl Index {
                 index
             }
             None => {
-                let index = Index::load(objects, open)?;
-                if index.len() < min_blobs {
-                    return Ok(index);
+                // Entries the objects can hold at most: below the threshold, no table.
+                let bound: u64 = objects.iter().map(|o| o.1 / ENTRY_LEN as u64).sum();
+                if bound < min_blobs as u64 {
+                    return Index::load(objects, open);
                 }
-                match index.write_table(path, objects).ok().and_then(|()| Table::open(path)) {
-                    // The mapped table in place of the decoded one: memory for the packs only.
+                let built = if bound > spill_above {
+                    Index::build_table(path, objects, &open)?
+                } else {
+                    let index = Index::load(objects, &open)?;
+                    index.write_table(path, objects).ok().and_then(|()| Table::open(path))
+                };
+                match built {
                     Some(table) if table.objects().iter().eq(objects.iter().map(|o| &o.0)) => {
                         Index::on_table(Arc::new(table))
                     }
-                    _ => index,
+                    // The table could not be written (or another process replaced it at once).
+                    _ => Index::load(objects, open)?,
                 }
             }
         };
         index.loaded_from = objects.iter().map(|o| o.0).collect();
         Ok(index)
+    }
+
+    /// Writes the cache's table at `path` for `objects` and maps it, holding one first-byte
+    /// bucket of entries in memory at a time: entries are decoded into 256 unnamed files beside
+    /// the table, then each is read back, sorted and appended to the table. `None` if the table
+    /// could not be written or mapped (the cache is a cache).
+    ///
+    /// # Errors
+    /// As [`Index::load`]: a failing `open` or a malformed object.
+    fn build_table<F>(path: &Path, objects: &[(IndexId, u64)], open: &F) -> Result<Option<Table>>
+    where
+        F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
+    {
+        let Some(dir) = path.parent() else { return Ok(None) };
+        if crate::foundation::private::create_dir_all(dir, 0o700).is_err() {
+            return Ok(None);
+        }
+        let files: std::io::Result<Vec<_>> = (0..BUCKETS)
+            .map(|_| tempfile::tempfile_in(dir).map(|f| std::io::BufWriter::with_capacity(SPILL_BUFFER, f)))
+            .collect();
+        let Ok(files) = files else { return Ok(None) };
+        let spill = Mutex::new(Spill { packs: Index::default(), files, counts: vec![0; BUCKETS], failed: None });
+        let decode = |id: &IndexId, plain: &[u8]| -> Result<()> {
+            let mut guard = spill.lock().map_err(|_| Error::Internal("index spill lock poisoned".into()))?;
+            let Spill { packs, files, counts, failed } = &mut *guard;
+            packs
+                .decode_object(plain, &mut |e| {
+                    let b = usize::from(e.id.0.0[0]);
+                    counts[b] += 1;
+                    std::io::Write::write_all(&mut files[b], e.as_bytes()).map_err(|err| {
+                        failed.get_or_insert(err);
+                        "spilling the index"
+                    })
+                })
+                .map_err(|r| Error::corrupt(format!("index {id}"), r))
+        };
+        let decoded = for_each_object(objects, open, decode);
+        let Spill { packs, files, counts, failed } =
+            spill.into_inner().map_err(|_| Error::Internal("index spill lock poisoned".into()))?;
+        if failed.is_some() {
+            return Ok(None);
+        }
+        decoded?;
+        let files: std::io::Result<Vec<std::fs::File>> =
+            files.into_iter().map(|f| f.into_inner().map_err(std::io::IntoInnerError::into_error)).collect();
+        let Ok(mut files) = files else { return Ok(None) };
+        let ids: Vec<IndexId> = objects.iter().map(|o| o.0).collect();
+        // Each bucket read back, sorted and appended in turn: one bucket in memory at a time.
+        let bucket = |b: usize, emit: &mut dyn FnMut(&[IndexEntry]) -> Result<()>| -> Result<Vec<IndexEntry>> {
+            let file = files.get_mut(b).ok_or_else(|| Error::Internal("index bucket missing".into()))?;
+            let mut entries = read_bucket(file, counts[b]).map_err(|e| Error::Internal(format!("index spill: {e}")))?;
+            let mut copies = sort_bucket(&mut entries, None);
+            copies.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack().cmp(&b.pack())));
+            emit(&entries)?;
+            Ok(copies)
+        };
+        let contents = table::Contents { objects: &ids, packs: &packs.packs, bucket };
+        if table::write(path, contents).is_err() {
+            return Ok(None);
+        }
+        Ok(Table::open(path))
     }
 
     /// An index of the mapped `table` alone.
@@ -184,14 +364,15 @@ impl Index {
             alternates.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack().cmp(&b.pack())));
         }
         let mut merged = Vec::new();
-        let bucket = |b: usize, emit: &mut dyn FnMut(&[IndexEntry]) -> Result<()>| -> Result<()> {
+        let bucket = |b: usize, emit: &mut dyn FnMut(&[IndexEntry]) -> Result<()>| -> Result<Vec<IndexEntry>> {
+            let from = alternates.partition_point(|e| usize::from(e.id.0.0[0]) < b);
+            let to = alternates.partition_point(|e| usize::from(e.id.0.0[0]) <= b);
+            let copies = alternates[from..to].to_vec();
             let old = base.map(|t| t.bucket(b)).unwrap_or_default();
             let new = self.buckets.get(b).map(Vec::as_slice).unwrap_or_default();
-            if new.is_empty() {
-                return emit(old);
-            }
-            if old.is_empty() {
-                return emit(new);
+            if new.is_empty() || old.is_empty() {
+                emit(if new.is_empty() { old } else { new })?;
+                return Ok(copies);
             }
             // Both sorted, and no id in both (finalize dropped those from the buckets).
             merged.clear();
@@ -208,16 +389,10 @@ impl Index {
             }
             merged.extend_from_slice(&old[i..]);
             merged.extend_from_slice(&new[j..]);
-            emit(&merged)
+            emit(&merged)?;
+            Ok(copies)
         };
-        let contents = table::Contents {
-            objects: &ids,
-            packs: &self.packs,
-            bucket,
-            entries: self.len() as u64,
-            alternates: &alternates,
-        };
-        table::write(path, contents)
+        table::write(path, table::Contents { objects: &ids, packs: &self.packs, bucket })
     }
 
     /// Loads `objects` into this index (beside its table, if it has one) and finalizes it.
@@ -225,32 +400,14 @@ impl Index {
     where
         F: Fn(&IndexId) -> Result<Vec<u8>> + Sync,
     {
-        let mut order: Vec<(IndexId, u64)> = objects.to_vec();
-        // Largest first: their plaintexts are in memory while the table is still small.
-        order.sort_by_key(|o| std::cmp::Reverse(o.1));
         let mut index = self;
         let bound: u64 = objects.iter().map(|o| o.1 / ENTRY_LEN as u64).sum();
         index.reserve(usize::try_from(bound).unwrap_or(usize::MAX));
         let table = Mutex::new(index);
-        let budget = Budget { used: Mutex::new(0), freed: Condvar::new(), limit: LOAD_BUDGET };
-        let failure: Mutex<Option<Error>> = Mutex::new(None);
-        let load_one = |&(id, size): &(IndexId, u64)| -> Result<()> {
-            let mut held = budget.acquire(size.saturating_mul(2));
-            let plain = open(&id)?;
-            held.keep(size);
+        for_each_object(objects, &open, |id, plain| {
             let mut table = table.lock().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
-            table.append_object(&plain).map_err(|r| Error::corrupt(format!("index {id}"), r))
-        };
-        batch::for_each(&order, LOAD_THREADS, load_one, |_, loaded| match loaded {
-            Ok(()) => Flow::Continue,
-            Err(e) => {
-                failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
-                Flow::Stop
-            }
-        });
-        if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
-            return Err(e);
-        }
+            table.append_object(plain).map_err(|r| Error::corrupt(format!("index {id}"), r))
+        })?;
         let mut index = table.into_inner().map_err(|_| Error::Internal("index table lock poisoned".into()))?;
         index.finalize();
         Ok(index)
@@ -260,6 +417,26 @@ impl Index {
     /// [`IndexFile::decode`], without building one). On an error, part of the object may have
     /// been added.
     fn append_object(&mut self, plain: &[u8]) -> Result<(), &'static str> {
+        let mut buckets = std::mem::take(&mut self.buckets);
+        if buckets.is_empty() {
+            buckets = vec![Vec::new(); BUCKETS];
+        }
+        let decoded = self.decode_object(plain, &mut |e| {
+            buckets[usize::from(e.id.0.0[0])].push(e);
+            Ok(())
+        });
+        self.buckets = buckets;
+        self.sorted = false;
+        decoded
+    }
+
+    /// Decodes one index object's plaintext, numbering its packs in this index and handing each
+    /// entry to `push`.
+    fn decode_object(
+        &mut self,
+        plain: &[u8],
+        push: &mut dyn FnMut(IndexEntry) -> Result<(), &'static str>,
+    ) -> Result<(), &'static str> {
         let mut c = Cursor::new(plain);
         let version = check_index_version(c.u8()?)?;
         let ns = c.u32()? as usize;
@@ -271,17 +448,14 @@ impl Index {
         if np as usize > c.remaining() / 52 {
             return Err("pack count exceeds the object");
         }
-        self.sorted = false;
         let mut any_public = false;
         for _ in 0..np {
             let (id, seal, ne) = pack_head(&mut c, version)?;
             any_public |= seal.is_extended();
             let pack = self.pack_number(id, seal).ok_or("more packs than the index can number")?;
             let raw = c.take(ne as usize * ENTRY_LEN)?;
-            let buckets = self.buckets_mut();
             for e in raw.chunks_exact(ENTRY_LEN) {
-                let e = IndexEntry::new(&PackEntry::decode(e)?, pack);
-                buckets[usize::from(e.id.0.0[0])].push(e);
+                push(IndexEntry::new(&PackEntry::decode(e)?, pack))?;
             }
         }
         if c.remaining() != 0 {
@@ -347,32 +521,8 @@ impl Index {
             return;
         }
         let base = self.base.as_deref();
-        // Sorts a bucket and drops duplicate entries and those of blobs the mapped table has,
-        // handing back those of trees.
-        let sort = |(b, bucket): (usize, &mut Vec<IndexEntry>)| -> Vec<IndexEntry> {
-            bucket.sort_unstable_by(|a, b| {
-                prefix(&a.id).cmp(&prefix(&b.id)).then_with(|| a.id.cmp(&b.id)).then(a.pack().cmp(&b.pack()))
-            });
-            let mut copies = Vec::new();
-            bucket.dedup_by(|later, first| {
-                let same = later.id == first.id;
-                if same && later.kind() == BlobKind::Tree && later.pack() != first.pack() {
-                    copies.push(*later);
-                }
-                same
-            });
-            if let Some(base) = base {
-                let (old, directory) = (base.bucket(b), base.directory(b));
-                bucket.retain(|e| match find(old, directory, &e.id) {
-                    None => true,
-                    Some(first) => {
-                        if e.kind() == BlobKind::Tree && first.pack() != e.pack() {
-                            copies.push(*e);
-                        }
-                        false
-                    }
-                });
-            }
+        let sort = |(b, bucket): (usize, &mut Vec<IndexEntry>)| {
+            let copies = sort_bucket(bucket, base.map(|t| (t.bucket(b), t.directory(b))));
             // Shrinking may copy the bucket; worth it only for a large excess (duplicates).
             if bucket.capacity() > bucket.len() + bucket.len() / 4 + 64 {
                 bucket.shrink_to_fit();
@@ -653,12 +803,19 @@ mod tests {
         assert_eq!(ids.len(), idx.len());
     }
 
-    /// [`Index::load_cached`] of `files`, counting the objects it decodes.
+    /// [`Index::load_cached`] of `files`, counting the objects it decodes; a new table is built
+    /// through spill files.
     fn load_cached(path: &Path, files: &[(IndexId, IndexFile)]) -> (Index, usize) {
+        load_cached_spilling(path, files, 0)
+    }
+
+    /// [`Index::load_cached`] of `files` building new tables through spill files above
+    /// `spill_above` entries.
+    fn load_cached_spilling(path: &Path, files: &[(IndexId, IndexFile)], spill_above: u64) -> (Index, usize) {
         let plain: HashMap<IndexId, Vec<u8>> = files.iter().map(|(id, f)| (*id, f.encode())).collect();
         let sizes: Vec<(IndexId, u64)> = files.iter().map(|(id, f)| (*id, f.encode().len() as u64 + 44)).collect();
         let opened = std::sync::atomic::AtomicUsize::new(0);
-        let idx = Index::load_cached(path, 0, &sizes, |id| {
+        let idx = Index::load_cached_spilling(path, 0, spill_above, &sizes, |id| {
             opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             plain.get(id).cloned().ok_or_else(|| Error::NotFound(format!("index {id}")))
         })
@@ -668,11 +825,18 @@ mod tests {
 
     #[test]
     fn the_cached_table_is_mapped_and_only_new_objects_are_decoded() {
+        // A new table built through spill files, and in memory.
+        for spill_above in [0, u64::MAX] {
+            cached_table_round(spill_above);
+        }
+    }
+
+    fn cached_table_round(spill_above: u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index").join("table");
         let files = objects(40, 1000, 30);
         // First open: everything decoded, the table written and mapped in its place.
-        let (idx, opened) = load_cached(&path, &files[..30]);
+        let (idx, opened) = load_cached_spilling(&path, &files[..30], spill_above);
         assert_eq!(opened, 30);
         assert!(idx.is_mapped());
         check_union(&idx, &files[..30]);
@@ -681,26 +845,26 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         // Unchanged: nothing decoded at all.
-        let (idx, opened) = load_cached(&path, &files[..30]);
+        let (idx, opened) = load_cached_spilling(&path, &files[..30], spill_above);
         assert_eq!(opened, 0);
         check_union(&idx, &files[..30]);
         // Two more objects (under 1/8 of the table): only they are decoded, beside the table.
-        let (idx, opened) = load_cached(&path, &files[..32]);
+        let (idx, opened) = load_cached_spilling(&path, &files[..32], spill_above);
         assert_eq!(opened, 2);
         assert!(idx.is_mapped());
         check_union(&idx, &files[..32]);
-        let (_, opened) = load_cached(&path, &files[..32]);
+        let (_, opened) = load_cached_spilling(&path, &files[..32], spill_above);
         assert_eq!(opened, 2, "the table was not written again for so few");
         // Eight more (past 1/8): the table is written again and holds them.
-        let (idx, opened) = load_cached(&path, &files);
+        let (idx, opened) = load_cached_spilling(&path, &files, spill_above);
         assert_eq!(opened, 10);
         check_union(&idx, &files);
-        let (idx, opened) = load_cached(&path, &files);
+        let (idx, opened) = load_cached_spilling(&path, &files, spill_above);
         assert_eq!(opened, 0);
         check_union(&idx, &files);
         // A prune replaced objects the table holds: it is not used, and blobs only they
         // named are gone.
-        let (idx, opened) = load_cached(&path, &files[5..]);
+        let (idx, opened) = load_cached_spilling(&path, &files[5..], spill_above);
         assert_eq!(opened, 35);
         check_union(&idx, &files[5..]);
     }
@@ -709,6 +873,23 @@ mod tests {
     fn entries_at(mapped: &Index, len: usize) -> usize {
         let table = mapped.base.as_deref().unwrap();
         len - (table.entries().len() + table.alternates().len()) * 48
+    }
+
+    #[test]
+    fn an_object_that_fails_to_open_fails_the_load_and_leaves_no_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("table");
+        let files = objects(4, 1000, 0);
+        let sizes: Vec<(IndexId, u64)> = files.iter().map(|(id, f)| (*id, f.encode().len() as u64)).collect();
+        let broken = files[2].0;
+        let loaded = Index::load_cached(&path, 0, &sizes, |id| {
+            let file = &files.iter().find(|(f, _)| f == id).unwrap().1;
+            if *id == broken { Err(Error::NotFound(format!("index {id}"))) } else { Ok(file.encode()) }
+        });
+        assert!(matches!(loaded, Err(Error::NotFound(_))), "{loaded:?}");
+        assert!(!path.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(names.is_empty(), "no spill file is left: {names:?}");
     }
 
     #[test]

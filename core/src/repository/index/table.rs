@@ -132,12 +132,9 @@ pub(super) struct Contents<'a, B> {
     pub objects: &'a [IndexId],
     /// All packs.
     pub packs: &'a [PackRef],
-    /// Entries of bucket `b` (sorted, one per blob): called once for each, in order.
+    /// Called once for each bucket `b`, in order: hands its entries (sorted, one per blob) to
+    /// the emitter, once, and returns its second copies of trees, sorted by id.
     pub bucket: B,
-    /// Entries in all buckets together.
-    pub entries: u64,
-    /// Second copies of trees, sorted by id.
-    pub alternates: &'a [IndexEntry],
 }
 
 /// Writes a table to `path`: to a temporary file beside it, flushed to disk, then renamed
@@ -147,9 +144,9 @@ pub(super) struct Contents<'a, B> {
 /// I/O.
 pub(super) fn write<'a, B>(path: &Path, contents: Contents<'a, B>) -> Result<()>
 where
-    B: FnMut(usize, &mut dyn FnMut(&[IndexEntry]) -> Result<()>) -> Result<()>,
+    B: FnMut(usize, &mut dyn FnMut(&[IndexEntry]) -> Result<()>) -> Result<Vec<IndexEntry>>,
 {
-    let Contents { objects, packs, mut bucket, entries, alternates } = contents;
+    let Contents { objects, packs, mut bucket } = contents;
     let dir = path.parent().ok_or_else(|| Error::Internal(format!("{} has no directory", path.display())))?;
     crate::foundation::private::create_dir_all(dir, 0o700).map_err(|e| io_error(dir, e))?;
     let mut tmp = tempfile::Builder::new().prefix(".table-").tempfile_in(dir).map_err(|e| io_error(dir, e))?;
@@ -158,7 +155,8 @@ where
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&ENDIAN.to_ne_bytes());
     head.extend_from_slice(&(ENTRY_SIZE as u32).to_ne_bytes());
-    for n in [objects.len() as u64, packs.len() as u64, entries, alternates.len() as u64] {
+    // Entries and alternates are counted as they are written.
+    for n in [objects.len() as u64, packs.len() as u64, 0, 0] {
         head.extend_from_slice(&n.to_ne_bytes());
     }
     // The directory is filled in as the buckets are written; its size is known now.
@@ -185,6 +183,7 @@ where
     let mut starts: Vec<u64> = Vec::with_capacity(257);
     let mut directory: Vec<u32> = Vec::with_capacity(BUCKETS * DIRECTORY_WORDS);
     let mut written = 0u64;
+    let mut alternates: Vec<IndexEntry> = Vec::new();
     for b in 0..BUCKETS {
         starts.push(written);
         let mut emit = |run: &[IndexEntry]| -> Result<()> {
@@ -195,15 +194,14 @@ where
             written += run.len() as u64;
             out.write_all(run.as_bytes()).map_err(io)
         };
-        bucket(b, &mut emit)?;
+        let copies = bucket(b, &mut emit)?;
         if directory.len() != (b + 1) * DIRECTORY_WORDS {
             return Err(Error::Internal("an index bucket written other than once".into()));
         }
+        // Buckets come in id order, so the alternates stay sorted.
+        alternates.extend(copies);
     }
     starts.push(written);
-    if written != entries {
-        return Err(Error::Internal(format!("index table: {written} entries written, {entries} announced")));
-    }
     out.write_all(alternates.as_bytes()).map_err(io)?;
     out.flush().map_err(io)?;
     drop(out);
@@ -212,6 +210,8 @@ where
         tail.extend_from_slice(&s.to_ne_bytes());
     }
     tail.extend_from_slice(directory.as_bytes());
+    head[32..40].copy_from_slice(&written.to_ne_bytes());
+    head[40..48].copy_from_slice(&(alternates.len() as u64).to_ne_bytes());
     let checksum = checksum(&head[..CHECKED_HEADER], &head[HEADER_LEN..], &tail);
     head[CHECKED_HEADER..HEADER_LEN].copy_from_slice(&checksum.0);
     use std::os::unix::fs::FileExt;
