@@ -467,42 +467,51 @@ impl Run<'_> {
         Ok(DatasetInfo { name, description })
     }
 
-    /// What the live progress bar costs: `root` backed up by cairn into fresh repositories
-    /// with no progress (`-q`, as every other backup here) and with the bar drawn on a
-    /// terminal (`script` gives the backup a pseudo-terminal), five of each, alternating;
-    /// each side's median run is recorded as the steps `initial (no progress)` and
-    /// `initial (progress bar)`. The tree is the worst case: a bar update per file.
+    /// What the live progress bar and a policy run cost: `root` backed up by cairn into fresh
+    /// repositories with no progress (`-q`, as every other backup here), with the bar drawn on a
+    /// terminal (`script` gives the backup a pseudo-terminal), and by `cairn run --policy` of a
+    /// policy with that one source (which also plans, locks and writes its run record), five of
+    /// each, the order rotated every round; each side's median run is recorded as the steps
+    /// `initial (no progress)`, `initial (progress bar)` and `initial (policy run)`. The tree is
+    /// the worst case: a bar update per file.
     fn progress_cost(&mut self, name: &'static str, root: &Path, bytes: u64) -> Result<()> {
-        let Some(script) = which("script") else {
+        let script = which("script");
+        if script.is_none() {
             self.say("progress: no `script` here to give the backup a terminal; its cost is not measured");
-            return Ok(());
-        };
+        }
         let (program, version) = self.cairn();
-        let (mut plain, mut bar) = (Vec::new(), Vec::new());
+        let sides: &[Side] =
+            if script.is_some() { &[Side::Plain, Side::Bar, Side::Policy] } else { &[Side::Plain, Side::Policy] };
+        let mut runs: Vec<Vec<Usage>> = vec![Vec::new(); sides.len()];
         let mut last = None;
-        // Five of each, the order flipped every round, so neither side always runs second
-        // (the run before leaves a gigabyte of writes behind; three in one order read 0.79,
+        // Five of each, the order rotated every round, so no side always runs after the same
+        // one (the run before leaves a gigabyte of writes behind; three in one order read 0.79,
         // while by hand the two were within 3 % of each other).
         for round in 0..5 {
-            let order = if round % 2 == 0 { [false, true] } else { [true, false] };
-            for with_bar in order {
-                let label = if with_bar { "progress bar" } else { "no progress" };
-                let mut t =
-                    self.tool(Kind::Cairn, &program, &version, &format!("progress-{name}-{with_bar}-{round}"))?;
-                let mut job = t.backup(&[root.to_path_buf()]);
-                if with_bar {
-                    job = on_terminal(&script, job);
-                }
-                let run = self.measured(&job, &format!("{name} cairn initial {label} {round}"))?;
-                if with_bar { &mut bar } else { &mut plain }.push(run);
+            for k in 0..sides.len() {
+                let at = (k + round) % sides.len();
+                let side = sides[at];
+                let mut t = self.tool(Kind::Cairn, &program, &version, &format!("overhead-{name}-{at}-{round}"))?;
+                let job = match (side, &script) {
+                    (Side::Plain, _) | (Side::Bar, None) => t.backup(&[root.to_path_buf()]),
+                    (Side::Bar, Some(script)) => on_terminal(script, t.backup(&[root.to_path_buf()])),
+                    (Side::Policy, _) => {
+                        let policy = t.repo.with_extension("policy.toml");
+                        fs::write(&policy, policy_for(&t.repo, root))?;
+                        t.run_policy(&policy)
+                    }
+                };
+                let run = self.measured(&job, &format!("{name} cairn {} {round}", side.step()))?;
+                runs[at].push(run);
                 if let Some(old) = last.replace(t) {
                     let _ = fs::remove_dir_all(old.repo.parent().unwrap_or(&old.repo));
                 }
             }
         }
         let t = last.context("no backup ran")?;
-        self.record(name, "initial (no progress)", &t, bytes, median_run(plain));
-        self.record(name, "initial (progress bar)", &t, bytes, median_run(bar));
+        for (side, runs) in sides.iter().zip(runs) {
+            self.record(name, side.step(), &t, bytes, median_run(runs));
+        }
         let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
         Ok(())
     }
@@ -807,6 +816,51 @@ fn on_terminal(script: &Path, mut job: Job) -> Job {
 }
 
 /// The run of median wall time among `runs` (which is not empty).
+/// One side of [`Run::progress_cost`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Plain,
+    Bar,
+    Policy,
+}
+
+impl Side {
+    fn step(self) -> &'static str {
+        match self {
+            Side::Plain => "initial (no progress)",
+            Side::Bar => "initial (progress bar)",
+            Side::Policy => "initial (policy run)",
+        }
+    }
+}
+
+/// A policy with one source, `root`, backed up into `repo` (password from the environment).
+fn policy_for(repo: &Path, root: &Path) -> String {
+    let quote = |p: &Path| toml_string(&p.to_string_lossy());
+    format!(
+        "[repository]\nurl = {}\n\n[[source]]\nname = \"tree\"\npaths = [{}]\nevery = \"1h\"\nrpo = \"2h\"\n",
+        quote(repo),
+        quote(root)
+    )
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn median_run(mut runs: Vec<Usage>) -> Usage {
     runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
     runs.swap_remove(runs.len() / 2)

@@ -166,6 +166,13 @@ impl Tool {
     }
 
     /// Backs up `paths` (absolute).
+    /// `cairn run --policy POLICY -q` (cairn only).
+    #[must_use]
+    pub fn run_policy(&self, policy: &Path) -> Job {
+        let args = vec!["run".into(), "-q".into(), "--policy".into(), policy.as_os_str().to_owned()];
+        self.job(args)
+    }
+
     pub fn backup(&mut self, paths: &[PathBuf]) -> Job {
         let mut args = self.repo_args();
         match self.kind {
