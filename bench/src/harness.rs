@@ -49,8 +49,10 @@ pub struct Options {
     /// Latency added to every store request in the latency figure (`media` and `tree`, cairn
     /// only); 0 skips it.
     pub latency_ms: u64,
-    /// Datasets to run: any of `dump`, `media`, `tree`.
+    /// Datasets to run: any of `dump`, `media`, `tree`, `system`.
     pub datasets: Vec<String>,
+    /// What the `system` dataset copies: a real directory tree of this machine.
+    pub system_root: PathBuf,
     /// Peers to run when installed.
     pub peers: Vec<Kind>,
     /// The `cairn` binary.
@@ -405,6 +407,23 @@ impl Run<'_> {
                     files.len()
                 )
             }
+            "system" => {
+                // Real files no generator wrote, copied so that nothing changes them mid-run.
+                self.say(&format!("copying {}", o.system_root.display()));
+                let status = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(o.system_root.as_os_str())
+                    .arg(root.join("files"))
+                    .status()?;
+                anyhow::ensure!(status.success(), "copying {} failed: {status}", o.system_root.display());
+                let files = walk_files(&root)?;
+                format!(
+                    "real files of this machine: a copy of `{}`, {} files, {}; backed up once, again unchanged, and restored",
+                    o.system_root.display(),
+                    files,
+                    human(dir_size(&root))
+                )
+            }
             _ => {
                 self.say(&format!("generating a tree of {} files, {}", o.tree_files, human(o.tree_bytes)));
                 let files = tree::generate(&root, o.seed, o.tree_files, o.tree_bytes)?;
@@ -428,16 +447,14 @@ impl Run<'_> {
             self.record(name, "unchanged", &t, v1, u);
             repos.push(t);
         }
-        match name {
-            "media" => {
-                media::mutate(&root, o.seed, o.media_bytes)?;
-            }
-            _ => {
-                tree::mutate(&root, o.seed, o.tree_files, o.tree_bytes)?;
-            }
-        }
+        // The real files have no generator to change them the same way in every run.
+        let mutated = match name {
+            "media" => media::mutate(&root, o.seed, o.media_bytes).map(|_| true)?,
+            "tree" => tree::mutate(&root, o.seed, o.tree_files, o.tree_bytes).map(|_| true)?,
+            _ => false,
+        };
         let v2 = dir_size(&root);
-        for t in &mut repos {
+        for t in repos.iter_mut().filter(|_| mutated) {
             let u =
                 self.measured(&t.backup(std::slice::from_ref(&root)), &format!("{name} {} changed", t.kind.name()))?;
             self.record(name, "changed", t, v2, u);
@@ -455,7 +472,7 @@ impl Run<'_> {
         for t in &repos {
             let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
         }
-        if o.latency_ms > 0 {
+        if o.latency_ms > 0 && name != "system" {
             let figure = self.latency(name, &root, v2, &expected)?;
             self.latency.push(figure);
         }
@@ -724,7 +741,8 @@ pub fn run(opts: &Options) -> Result<Results> {
             "dump" => run.dump()?,
             "media" => run.file_dataset("media")?,
             "tree" => run.file_dataset("tree")?,
-            other => bail!("unknown dataset `{other}` (dump, media, tree)"),
+            "system" => run.file_dataset("system")?,
+            other => bail!("unknown dataset `{other}` (dump, media, tree, system)"),
         });
     }
     // Measure the stages again at the end and keep each stage's best: a shared machine's load
@@ -797,6 +815,21 @@ pub fn dir_size(dir: &Path) -> u64 {
             _ => 0,
         })
         .sum()
+}
+
+/// Regular files under `dir`.
+fn walk_files(dir: &Path) -> Result<u64> {
+    let mut n = 0;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            n += walk_files(&e.path())?;
+        } else if t.is_file() {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// `job` run by `script` on a pseudo-terminal of its own, without cairn's `-q`: the backup

@@ -80,8 +80,11 @@ struct RunArgs {
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
     /// Datasets, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "dump,media,tree")]
+    #[arg(long, value_delimiter = ',', default_value = "dump,media,tree,system")]
     datasets: Vec<String>,
+    /// What the `system` dataset copies and backs up: real files of this machine.
+    #[arg(long, default_value = "/usr/share")]
+    system_root: PathBuf,
     /// Peers to compare with when installed, comma-separated (restic, borg, rustic).
     #[arg(long, value_delimiter = ',', default_value = "restic,borg,rustic")]
     peers: Vec<String>,
@@ -361,6 +364,7 @@ fn run(a: RunArgs) -> Result<()> {
         index_blobs: a.index_blobs,
         latency_ms: a.latency_ms,
         datasets: a.datasets.clone(),
+        system_root: a.system_root.clone(),
         peers,
         cairn: a.cairn.clone(),
         work: work.clone(),
