@@ -16,7 +16,7 @@ pub mod tenant;
 pub mod trees;
 pub mod writer;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
@@ -30,7 +30,7 @@ use crate::format::tree::Tree;
 use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
 use crate::foundation::crypto::MasterKey;
 use crate::foundation::crypto::SALT_LEN;
-use crate::foundation::error::{Error, Result};
+use crate::foundation::error::{Error, ErrorKind, Result};
 use crate::foundation::id::{BlobId, Digest, IndexId, KeyId, PackId, SnapshotId};
 use crate::foundation::identity::host_and_user;
 use crate::repository::index::{Index, IndexEntry};
@@ -118,6 +118,9 @@ pub struct Repository {
     /// Where the index is kept as a mapped table between runs (FORMAT.md §11a), and the
     /// fewest blobs worth a table.
     index_cache: Option<(std::path::PathBuf, usize)>,
+    /// The index decoded from the repository's own objects, once a blob failed to read where
+    /// the mapped table put it ([`Repository::read_blob`]).
+    decoded_index: OnceLock<Index>,
 }
 
 fn store_err(key: ObjectKey) -> impl FnOnce(StoreError) -> Error {
@@ -186,7 +189,16 @@ impl Repository {
             }
             e => store_err(ObjectKey::CONFIG)(e),
         })?;
-        Ok(Repository { store, master, config, key_id, tenant: None, own_records: None, index_cache: None })
+        Ok(Repository {
+            store,
+            master,
+            config,
+            key_id,
+            tenant: None,
+            own_records: None,
+            index_cache: None,
+            decoded_index: OnceLock::new(),
+        })
     }
 
     /// Creates a repository at `url` (a path, `file://`, `s3://`, `az://`, `gs://`,
@@ -280,6 +292,7 @@ impl Repository {
             tenant: None,
             own_records: None,
             index_cache: None,
+            decoded_index: OnceLock::new(),
         })
     }
 
@@ -306,6 +319,7 @@ impl Repository {
             tenant: None,
             own_records: None,
             index_cache: None,
+            decoded_index: OnceLock::new(),
         }))
     }
 
@@ -827,9 +841,41 @@ impl Repository {
                         None => Err(first),
                     };
                 }
+                if first.kind() == ErrorKind::Damaged
+                    && let Some(plain) = self.read_past_the_table(index, entry)
+                {
+                    return Ok(plain);
+                }
                 Err(first)
             }
         }
+    }
+
+    /// A blob that failed to read where the local cache's mapped index table put it may be
+    /// intact where the repository's own index objects put it (FORMAT.md §11a: the table's
+    /// entries are not checksummed). The table is removed, so the next run builds it again;
+    /// the index objects are decoded, once a run; and the blob is read from where they put it,
+    /// if that is elsewhere. `None` when the index is not a mapped table, or that fails too.
+    pub(crate) fn read_past_the_table(&self, index: &Index, entry: &IndexEntry) -> Option<Vec<u8>> {
+        let (dir, _) = self.index_cache.as_ref()?;
+        if !index.is_mapped() {
+            return None;
+        }
+        let decoded = match self.decoded_index.get() {
+            Some(decoded) => decoded,
+            None => {
+                let _ = std::fs::remove_file(dir.join("table"));
+                let infos = self.store.list(ObjectKind::Index).ok()?;
+                let objects: Vec<(IndexId, u64)> = infos.iter().map(|i| (IndexId(i.key.id), i.size)).collect();
+                let decoded = Index::load(&objects, |id| self.index_plaintext(id)).ok()?;
+                self.decoded_index.get_or_init(|| decoded)
+            }
+        };
+        let there = decoded.get(&entry.id)?;
+        if (decoded.pack(there).id, there.offset) == (index.pack(entry).id, entry.offset) {
+            return None;
+        }
+        self.read_entry(decoded, there).ok()
     }
 
     /// Reads and opens the blob an index entry points at. A tree is read through the local

@@ -302,6 +302,7 @@ impl Repository {
             tenant: Some(t.name.clone()),
             own_records: None,
             index_cache: None,
+            decoded_index: std::sync::OnceLock::new(),
         })
     }
 }

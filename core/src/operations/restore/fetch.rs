@@ -541,8 +541,10 @@ fn download<'e, 'i>(
 }
 
 /// The first second chance for blobs the first pass could not fetch or open (`failed`, with
-/// why): each is read again from the store ([`Repository::read_entry`], which reads a blob
-/// that fails authentication up to three more times), pack by pack. Once one blob of a pack
+/// why): each is read where the repository's index objects put it if the local cache's table
+/// put it elsewhere ([`Repository::read_past_the_table`]), or else again from the store
+/// ([`Repository::read_entry`], which reads a blob that fails authentication up to three more
+/// times), pack by pack. Once one blob of a pack
 /// fails again, the pack's bytes are taken to be damaged and its other blobs are not read
 /// again. Returns what still fails.
 pub(super) fn read_again(
@@ -555,6 +557,14 @@ pub(super) fn read_again(
     let mut damaged: std::collections::HashSet<u32> = std::collections::HashSet::new();
     let mut files = OpenFiles::new();
     for (e, why) in failed {
+        // Where the repository's index objects put it, if the local cache's table put it
+        // elsewhere (a damaged table).
+        if let Some(plain) = repo.read_past_the_table(index, &e) {
+            if let Err(reason) = writer.place(&mut files, &e.id, &plain) {
+                still.push((e, reason));
+            }
+            continue;
+        }
         if damaged.contains(&e.pack()) {
             still.push((e, why));
             continue;
