@@ -16,7 +16,8 @@ Usage: scripts/bench.sh [--no-peers] [--keep] [--help]
 Smoke-runs the benchmark suite on tiny inputs (debug builds, a few MiB of data):
   1. criterion stage benches in test mode (each benchmark once),
   2. `cairn-bench limit` (pipeline limit from the stage rates),
-  3. `cairn-bench run` end to end: dump series, media, tree, a copy of core/src as real files;
+  3. `cairn-bench run` end to end: dump series, media, tree, a copy of core/src as real files,
+     real pg_dump output of pgbench (with CAIRN_TEST_PG_HOST, as scripts/test.sh sets it);
      memory flatness; index open;
      writes the report to a temporary file and checks it has its sections.
 No timing is asserted. Peers (restic, borg, rustic) are included when on PATH.
@@ -59,9 +60,13 @@ step "end-to-end harness on tiny inputs"
 "$bin/cairn-bench" run "${peers[@]}" \
     --cairn "$bin/cairn" --work "$work/run" \
     --size 2MiB --days 2 --tree-files 100 --rss-size 1MiB --rss-factor 3 --index-blobs 20000 \
-    --system-root core/src \
+    --system-root core/src --pgbench-seconds 1 \
     --stage-sample 1MiB --stage-ms 0 --out "$work/BENCHMARKS.md" "${extra[@]}"
 for section in "## Machine and load" "## Pipeline limit" "## Results" "### dump" "### media" "### tree" "### system" "## Latency" "## The restore's limit: writing files" "## Targets (issues 4 and 5)" "initial (policy run)"; do
     grep -qF "$section" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks '$section'" >&2; exit 1; }
 done
+# With the server scripts/test.sh starts, the real pg_dump dataset runs too.
+if [ -n "${CAIRN_TEST_PG_HOST:-}" ]; then
+    grep -qF "### pgbench" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks the pgbench dataset" >&2; exit 1; }
+fi
 echo "report written and complete: $(wc -l <"$work/BENCHMARKS.md") lines"

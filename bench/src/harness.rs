@@ -53,6 +53,10 @@ pub struct Options {
     pub datasets: Vec<String>,
     /// What the `system` dataset copies: a real directory tree of this machine.
     pub system_root: PathBuf,
+    /// The PostgreSQL server the `pgbench` dataset uses (none: not measured).
+    pub postgres: Option<Postgres>,
+    /// How long pgbench runs between the `pgbench` dataset's two dumps.
+    pub pgbench_seconds: u64,
     /// Peers to run when installed.
     pub peers: Vec<Kind>,
     /// The `cairn` binary.
@@ -71,6 +75,20 @@ pub struct Options {
     pub command: String,
     /// Say what is going on (on stderr).
     pub verbose: bool,
+}
+
+/// A PostgreSQL server to make real dumps with: its client programs' directory, address and
+/// user (who may create databases).
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    /// Where `pgbench`, `pg_dump`, `createdb` and `dropdb` are.
+    pub bin: PathBuf,
+    /// Host or socket directory.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User.
+    pub user: String,
 }
 
 /// One measured step.
@@ -334,50 +352,7 @@ impl Run<'_> {
             std::io::Write::flush(&mut out)?;
             files.push((path, n));
         }
-        let tools = self.tools.clone();
-        let mut repos = Vec::new();
-        for (kind, program, version) in &tools {
-            let mut t = self.tool(*kind, program, version, "dump")?;
-            let (day0, n0) = &files[0];
-            let u = self.measured(
-                &t.backup_stdin("dump.sql", Input::File(day0.clone())),
-                &format!("dump {} initial", kind.name()),
-            )?;
-            self.record("dump", "initial", &t, *n0, u);
-            let u = self.measured(
-                &t.backup_stdin("dump.sql", Input::File(day0.clone())),
-                &format!("dump {} unchanged", kind.name()),
-            )?;
-            self.record("dump", "unchanged", &t, *n0, u);
-            for (day, (path, n)) in files.iter().enumerate().skip(1) {
-                let step = if day == 1 { "changed".to_string() } else { format!("changed (day {day})") };
-                let u = self.measured(
-                    &t.backup_stdin("dump.sql", Input::File(path.clone())),
-                    &format!("dump {} {step}", kind.name()),
-                )?;
-                self.record("dump", &step, &t, *n, u);
-            }
-            repos.push(t);
-        }
-        let (last, last_len) = files.last().cloned().context("no dump days")?;
-        let expected = file_digest(&last)?;
-        for t in &repos {
-            let target = self.restore_dir()?;
-            let u = self.measured(&t.restore(&target), &format!("dump {} restore", t.kind.name()))?;
-            let restored = find_file(&target, "dump.sql")
-                .with_context(|| format!("{}: restore produced no dump.sql", t.kind.name()))?;
-            if file_digest(&restored)? != expected {
-                bail!("{}: the restored dump differs from the last day's dump", t.kind.name());
-            }
-            self.record("dump", "restore", t, last_len, u);
-            if t.kind == Kind::Cairn {
-                self.mount_read(t, last_len, &expected)?;
-            }
-        }
-        self.drop_restores();
-        for t in &repos {
-            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
-        }
+        let last_len = self.stream_series("dump", &files)?;
         let _ = fs::remove_dir_all(&dir);
         Ok(DatasetInfo {
             name: "dump",
@@ -388,6 +363,124 @@ impl Run<'_> {
                 human(last_len)
             ),
         })
+    }
+
+    /// Backs a series of dumps (`files`, oldest first, with their lengths) up from standard
+    /// input as one file, `dump.sql`, by every tool: the first twice (initial, unchanged), the
+    /// others once each; then restores the last and checks it. Returns the last one's length.
+    fn stream_series(&mut self, name: &'static str, files: &[(PathBuf, u64)]) -> Result<u64> {
+        let tools = self.tools.clone();
+        let mut repos = Vec::new();
+        for (kind, program, version) in &tools {
+            let mut t = self.tool(*kind, program, version, name)?;
+            let (day0, n0) = &files[0];
+            let u = self.measured(
+                &t.backup_stdin("dump.sql", Input::File(day0.clone())),
+                &format!("{name} {} initial", kind.name()),
+            )?;
+            self.record(name, "initial", &t, *n0, u);
+            let u = self.measured(
+                &t.backup_stdin("dump.sql", Input::File(day0.clone())),
+                &format!("{name} {} unchanged", kind.name()),
+            )?;
+            self.record(name, "unchanged", &t, *n0, u);
+            for (day, (path, n)) in files.iter().enumerate().skip(1) {
+                let step = if day == 1 { "changed".to_string() } else { format!("changed (day {day})") };
+                let u = self.measured(
+                    &t.backup_stdin("dump.sql", Input::File(path.clone())),
+                    &format!("{name} {} {step}", kind.name()),
+                )?;
+                self.record(name, &step, &t, *n, u);
+            }
+            repos.push(t);
+        }
+        let (last, last_len) = files.last().cloned().context("no dump days")?;
+        let expected = file_digest(&last)?;
+        for t in &repos {
+            let target = self.restore_dir()?;
+            let u = self.measured(&t.restore(&target), &format!("{name} {} restore", t.kind.name()))?;
+            let restored = find_file(&target, "dump.sql")
+                .with_context(|| format!("{}: restore produced no dump.sql", t.kind.name()))?;
+            if file_digest(&restored)? != expected {
+                bail!("{}: the restored {name} differs from the last day's dump", t.kind.name());
+            }
+            self.record(name, "restore", t, last_len, u);
+            if t.kind == Kind::Cairn && name == "dump" {
+                self.mount_read(t, last_len, &expected)?;
+            }
+        }
+        self.drop_restores();
+        for t in &repos {
+            let _ = fs::remove_dir_all(t.repo.parent().unwrap_or(&t.repo));
+        }
+        Ok(last_len)
+    }
+
+    /// Real `pg_dump` output: a pgbench database initialized at a scale of about half the
+    /// dump size (blank filler, as pgbench writes it), dumped; then pgbench runs its default
+    /// transactions for `pgbench_seconds` and it is dumped again. The two dumps are backed up
+    /// as a series ([`Run::stream_series`]). `None`, said, when no server is configured.
+    fn pgbench(&mut self) -> Result<Option<DatasetInfo>> {
+        let o = self.opts;
+        let Some(pg) = &o.postgres else {
+            self.say("pgbench: no PostgreSQL server (--pg-host, or CAIRN_TEST_PG_HOST as scripts/pg.sh sets it); not measured");
+            return Ok(None);
+        };
+        let dir = o.work.join("data/pgbench");
+        fs::create_dir_all(&dir)?;
+        // pgbench's scale 1 dumps to about 10 MiB of SQL.
+        let scale = (o.dump_bytes / 2 / (10 << 20)).max(1);
+        let db = format!("cairn_bench_{}", std::process::id());
+        let conn = |program: &str| {
+            let mut c = std::process::Command::new(pg.bin.join(program));
+            c.args(["-h", &pg.host, "-p", &pg.port.to_string(), "-U", &pg.user]);
+            c
+        };
+        let run = |mut c: std::process::Command, what: &str| -> Result<()> {
+            let out = c.stdin(std::process::Stdio::null()).output().with_context(|| format!("running {what}"))?;
+            anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+            Ok(())
+        };
+        self.say(&format!("pgbench: initializing `{db}` at scale {scale}"));
+        let mut create = conn("createdb");
+        create.arg(&db);
+        run(create, "createdb")?;
+        let result = (|| -> Result<Vec<(PathBuf, u64)>> {
+            let mut init = conn("pgbench");
+            init.args(["-i", "-q", "-s", &scale.to_string(), &db]);
+            run(init, "pgbench -i")?;
+            let mut files = Vec::new();
+            for day in 0..2 {
+                if day > 0 {
+                    let mut load = conn("pgbench");
+                    load.args(["-c", "2", "-j", "2", "-T", &o.pgbench_seconds.to_string(), &db]);
+                    run(load, "pgbench")?;
+                }
+                let path = dir.join(format!("day-{day:02}.sql"));
+                let mut dump = conn("pg_dump");
+                dump.args(["-f"]).arg(&path).arg(&db);
+                run(dump, "pg_dump")?;
+                let n = fs::metadata(&path)?.len();
+                files.push((path, n));
+            }
+            Ok(files)
+        })();
+        let mut drop = conn("dropdb");
+        drop.arg(&db);
+        let dropped = run(drop, "dropdb");
+        let files = result?;
+        dropped?;
+        let last_len = self.stream_series("pgbench", &files)?;
+        let _ = fs::remove_dir_all(&dir);
+        Ok(Some(DatasetInfo {
+            name: "pgbench",
+            description: format!(
+                "real `pg_dump` output (plain SQL) of a pgbench database, scale {scale} (blank filler): day 0 is {} after `pgbench -i`, day 1 {} after {} s of pgbench's default transactions; backed up from standard input",
+                human(files[0].1),
+                human(last_len),
+                o.pgbench_seconds
+            ),
+        }))
     }
 
     fn file_dataset(&mut self, name: &'static str) -> Result<DatasetInfo> {
@@ -742,7 +835,11 @@ pub fn run(opts: &Options) -> Result<Results> {
             "media" => run.file_dataset("media")?,
             "tree" => run.file_dataset("tree")?,
             "system" => run.file_dataset("system")?,
-            other => bail!("unknown dataset `{other}` (dump, media, tree, system)"),
+            "pgbench" => match run.pgbench()? {
+                Some(d) => d,
+                None => continue,
+            },
+            other => bail!("unknown dataset `{other}` (dump, media, tree, system, pgbench)"),
         });
     }
     // Measure the stages again at the end and keep each stage's best: a shared machine's load

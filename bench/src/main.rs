@@ -80,8 +80,24 @@ struct RunArgs {
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
     /// Datasets, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "dump,media,tree,system")]
+    #[arg(long, value_delimiter = ',', default_value = "dump,media,tree,system,pgbench")]
     datasets: Vec<String>,
+    /// PostgreSQL server for the `pgbench` dataset: host or socket directory (default:
+    /// CAIRN_TEST_PG_HOST, which scripts/pg.sh sets; without either, pgbench is not measured).
+    #[arg(long, env = "CAIRN_TEST_PG_HOST")]
+    pg_host: Option<String>,
+    /// Its port.
+    #[arg(long, env = "CAIRN_TEST_PG_PORT", default_value_t = 5432)]
+    pg_port: u16,
+    /// Its user, who may create databases.
+    #[arg(long, default_value = "postgres")]
+    pg_user: String,
+    /// Where its client programs are (pgbench, pg_dump, createdb, dropdb).
+    #[arg(long, env = "CAIRN_TEST_PG_BIN", default_value = "/usr/bin")]
+    pg_bin: PathBuf,
+    /// Seconds of pgbench between the `pgbench` dataset's two dumps.
+    #[arg(long, default_value_t = 10)]
+    pgbench_seconds: u64,
     /// What the `system` dataset copies and backs up: real files of this machine.
     #[arg(long, default_value = "/usr/share")]
     system_root: PathBuf,
@@ -365,6 +381,13 @@ fn run(a: RunArgs) -> Result<()> {
         latency_ms: a.latency_ms,
         datasets: a.datasets.clone(),
         system_root: a.system_root.clone(),
+        postgres: a.pg_host.clone().map(|host| cairn_bench::harness::Postgres {
+            bin: a.pg_bin.clone(),
+            host,
+            port: a.pg_port,
+            user: a.pg_user.clone(),
+        }),
+        pgbench_seconds: a.pgbench_seconds,
         peers,
         cairn: a.cairn.clone(),
         work: work.clone(),
