@@ -184,16 +184,27 @@ impl Repository {
             }
             e => store_err(ObjectKey::CONFIG)(e),
         })?;
-        Ok(Repository {
+        Ok(Repository::assemble(store, master, config, key_id, None))
+    }
+
+    /// An open repository of its parts, with no local state set yet (records, index cache).
+    fn assemble(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        config: Config,
+        key_id: KeyId,
+        tenant: Option<String>,
+    ) -> Self {
+        Repository {
             store,
             master,
             config,
             key_id,
-            tenant: None,
+            tenant,
             own_records: None,
             index_cache: None,
             decoded_index: OnceLock::new(),
-        })
+        }
     }
 
     /// Creates a repository at `url` (a path, `file://`, `s3://`, `az://`, `gs://`,
@@ -279,16 +290,7 @@ impl Repository {
             s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
             Self::unlock(&config_bytes, keys, password)
         })
-        .map(|(master, config, key_id)| Repository {
-            store: with_lock(store, &config),
-            master,
-            config,
-            key_id,
-            tenant: None,
-            own_records: None,
-            index_cache: None,
-            decoded_index: OnceLock::new(),
-        })
+        .map(|(master, config, key_id)| Repository::assemble(with_lock(store, &config), master, config, key_id, None))
     }
 
     /// Opens the repository in `store` with a master key already unwrapped from key file
@@ -306,15 +308,9 @@ impl Repository {
         if !keys.map_err(Error::Storage)?.iter().any(|k| k.key.id == key_id.0) {
             return Ok(None);
         }
-        Ok(Config::open(&master, &config_bytes).ok().map(|config| Repository {
-            store: with_lock(store, &config),
-            master: master.for_version(config.version),
-            config,
-            key_id,
-            tenant: None,
-            own_records: None,
-            index_cache: None,
-            decoded_index: OnceLock::new(),
+        Ok(Config::open(&master, &config_bytes).ok().map(|config| {
+            let master = master.for_version(config.version);
+            Repository::assemble(with_lock(store, &config), master, config, key_id, None)
         }))
     }
 

@@ -294,16 +294,7 @@ impl Repository {
             }
         };
         let master = master.for_version(config.version);
-        Ok(Repository {
-            store,
-            master,
-            config,
-            key_id: KeyId(id),
-            tenant: Some(t.name.clone()),
-            own_records: None,
-            index_cache: None,
-            decoded_index: std::sync::OnceLock::new(),
-        })
+        Ok(Repository::assemble(store, master, config, KeyId(id), Some(t.name.clone())))
     }
 }
 
