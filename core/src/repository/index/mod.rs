@@ -254,7 +254,7 @@ impl Index {
             Some(table) => {
                 let held: HashSet<IndexId> = table.objects().iter().copied().collect();
                 let rest: Vec<(IndexId, u64)> = objects.iter().filter(|o| !held.contains(&o.0)).copied().collect();
-                let index = Index::on_table(Arc::new(table)).load_more(&rest, open)?;
+                let index = Index::on_table(table).load_more(&rest, open)?;
                 let base = index.base.as_ref().map_or(0, |b| b.entries().len());
                 if index.buckets.iter().map(Vec::len).sum::<usize>().saturating_mul(REWRITE_SHARE) > base {
                     let _ = index.write_table(path, objects);
@@ -274,9 +274,7 @@ impl Index {
                     index.write_table(path, objects).ok().and_then(|()| Table::open(path))
                 };
                 match built {
-                    Some(table) if table.objects().iter().eq(objects.iter().map(|o| &o.0)) => {
-                        Index::on_table(Arc::new(table))
-                    }
+                    Some(table) if table.objects().iter().eq(objects.iter().map(|o| &o.0)) => Index::on_table(table),
                     // The table could not be written (or another process replaced it at once).
                     _ => Index::load(objects, open)?,
                 }
@@ -348,10 +346,11 @@ impl Index {
     }
 
     /// An index of the mapped `table` alone.
-    fn on_table(table: Arc<Table>) -> Index {
-        let packs = table.packs().to_vec();
+    fn on_table(mut table: Table) -> Index {
+        // The index holds the pack table; the mapped table keeps only what lookups map.
+        let packs = table.take_packs();
         let pack_numbers = packs.iter().enumerate().map(|(n, p)| (p.id, n as u32)).collect();
-        Index { packs, pack_numbers, sorted: true, base: Some(table), ..Index::default() }
+        Index { packs, pack_numbers, sorted: true, base: Some(Arc::new(table)), ..Index::default() }
     }
 
     /// Writes this finalized index, held objects `objects`, as the cache's table at `path`.

@@ -366,9 +366,10 @@ impl Table {
         &self.objects
     }
 
-    /// Its packs, numbered as its entries number them.
-    pub(super) fn packs(&self) -> &[PackRef] {
-        &self.packs
+    /// Its packs, numbered as its entries number them, handed over (the index keeps them; a
+    /// second copy here would double the largest thing an open holds).
+    pub(super) fn take_packs(&mut self) -> Vec<PackRef> {
+        std::mem::take(&mut self.packs)
     }
 
     /// All entries, in id order.
