@@ -176,14 +176,16 @@ impl IndexFile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::format::blob::BlobKind;
     use crate::foundation::compress::Codec;
     use crate::foundation::id::{BlobId, Digest};
     use proptest::prelude::*;
 
-    fn entry(i: u32) -> PackEntry {
+    /// A made-up entry: kinds, codecs, ids and lengths varying with `i` (the index's tests use
+    /// it too).
+    pub(crate) fn entry(i: u32) -> PackEntry {
         PackEntry {
             kind: if i.is_multiple_of(2) { BlobKind::Data } else { BlobKind::Tree },
             codec: if i.is_multiple_of(3) { Codec::Zstd } else { Codec::None },

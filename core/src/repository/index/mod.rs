@@ -477,21 +477,10 @@ impl Drop for Held<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    pub(super) use crate::format::index::tests::entry;
     use crate::format::index::{IndexFile, IndexedPack};
-    use crate::foundation::compress::Codec;
     use crate::foundation::id::Digest;
     use proptest::prelude::*;
-
-    pub(super) fn entry(i: u32) -> PackEntry {
-        PackEntry {
-            kind: if i.is_multiple_of(2) { BlobKind::Data } else { BlobKind::Tree },
-            codec: if i.is_multiple_of(3) { Codec::Zstd } else { Codec::None },
-            id: BlobId(Digest::of(&i.to_le_bytes())),
-            offset: 16 + i,
-            length: 28 + i,
-            raw_len: i,
-        }
-    }
 
     #[test]
     fn lookups() {
