@@ -203,13 +203,13 @@ impl GlobalArgs {
         let password = self.password(false)?;
         let repo = Repository::open(store, &password)
             .with_context(|| format!("opening repository {}", self.repo.as_deref().unwrap_or("")))?;
-        Ok(self.with_own_records(repo))
+        Ok(self.with_local_state(repo))
     }
 
     /// `repo`, told where its local cache keeps the index table (FORMAT.md §11a), the cache
     /// directory's `index/<repository id>`, unless `--no-cache`; and where a write-only key keeps
     /// its local records (FORMAT.md §5.6), the cache directory's `own/<repository id>`.
-    pub fn with_own_records(&self, mut repo: Repository) -> Repository {
+    pub fn with_local_state(&self, mut repo: Repository) -> Repository {
         let id = repo.config().id.to_string();
         if !self.no_cache
             && let Some(root) = self.cache_dir.clone().or_else(cairn_core::store::default_cache_root)

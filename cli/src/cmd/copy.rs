@@ -46,7 +46,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     };
     let dst = Repository::open(to_global.store()?, &password)
         .with_context(|| format!("opening target repository {}", args.to))?;
-    let dst = global.with_own_records(dst);
+    let dst = global.with_local_state(dst);
     // A tenant's snapshots go to the same tenant there, made if it is new.
     let dst = match &global.tenant {
         Some(name) => dst.add_tenant(name).with_context(|| format!("opening tenant `{name}` in {}", args.to))?,
