@@ -17,7 +17,8 @@ Smoke-runs the benchmark suite on tiny inputs (debug builds, a few MiB of data):
   1. criterion stage benches in test mode (each benchmark once),
   2. `cairn-bench limit` (pipeline limit from the stage rates),
   3. `cairn-bench run` end to end: dump series, media, tree, a copy of core/src as real files,
-     real pg_dump output of pgbench (with CAIRN_TEST_PG_HOST, as scripts/test.sh sets it);
+     real pg_dump output of pgbench, with blank and with row-specific filler (with
+     CAIRN_TEST_PG_HOST, as scripts/test.sh sets it);
      memory flatness; index open;
      writes the report to a temporary file and checks it has its sections.
 No timing is asserted. Peers (restic, borg, rustic) are included when on PATH.
@@ -65,8 +66,10 @@ step "end-to-end harness on tiny inputs"
 for section in "## Machine and load" "## Pipeline limit" "## Results" "### dump" "### media" "### tree" "### system" "## Latency" "## The restore's limit: writing files" "## Targets (issues 4 and 5)" "initial (policy run)"; do
     grep -qF "$section" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks '$section'" >&2; exit 1; }
 done
-# With the server scripts/test.sh starts, the real pg_dump dataset runs too.
+# With the server scripts/test.sh starts, the real pg_dump datasets run too.
 if [ -n "${CAIRN_TEST_PG_HOST:-}" ]; then
-    grep -qF "### pgbench" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks the pgbench dataset" >&2; exit 1; }
+    for dataset in pgbench pgbench-text; do
+        grep -qxF "### $dataset" "$work/BENCHMARKS.md" || { echo "bench.sh: the report lacks the $dataset dataset" >&2; exit 1; }
+    done
 fi
 echo "report written and complete: $(wc -l <"$work/BENCHMARKS.md") lines"

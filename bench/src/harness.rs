@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::dataset::pgbench::{self, Filler, Postgres};
 use crate::dataset::{media, sql, tree};
 use crate::machine::Machine;
 use crate::measure::{self, Input, Job, Usage};
@@ -49,13 +50,13 @@ pub struct Options {
     /// Latency added to every store request in the latency figure (`media` and `tree`, cairn
     /// only); 0 skips it.
     pub latency_ms: u64,
-    /// Datasets to run: any of `dump`, `media`, `tree`, `system`.
+    /// Datasets to run: any of `dump`, `media`, `tree`, `system`, `pgbench`, `pgbench-text`.
     pub datasets: Vec<String>,
     /// What the `system` dataset copies: a real directory tree of this machine.
     pub system_root: PathBuf,
-    /// The PostgreSQL server the `pgbench` dataset uses (none: not measured).
+    /// The PostgreSQL server the `pgbench` datasets use (none: not measured).
     pub postgres: Option<Postgres>,
-    /// How long pgbench runs between the `pgbench` dataset's two dumps.
+    /// How long pgbench runs between the `pgbench` datasets' two dumps.
     pub pgbench_seconds: u64,
     /// Peers to run when installed.
     pub peers: Vec<Kind>,
@@ -75,20 +76,6 @@ pub struct Options {
     pub command: String,
     /// Say what is going on (on stderr).
     pub verbose: bool,
-}
-
-/// A PostgreSQL server to make real dumps with: its client programs' directory, address and
-/// user (who may create databases).
-#[derive(Debug, Clone)]
-pub struct Postgres {
-    /// Where `pgbench`, `pg_dump`, `createdb` and `dropdb` are.
-    pub bin: PathBuf,
-    /// Host or socket directory.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// User.
-    pub user: String,
 }
 
 /// One measured step.
@@ -416,66 +403,32 @@ impl Run<'_> {
         Ok(last_len)
     }
 
-    /// Real `pg_dump` output: a pgbench database initialized at a scale of about half the
-    /// dump size (blank filler, as pgbench writes it), dumped; then pgbench runs its default
-    /// transactions for `pgbench_seconds` and it is dumped again. The two dumps are backed up
-    /// as a series ([`Run::stream_series`]). `None`, said, when no server is configured.
-    fn pgbench(&mut self) -> Result<Option<DatasetInfo>> {
+    /// Real `pg_dump` output of a pgbench database at a scale of about half the dump size, its
+    /// filler columns as `filler` says: dumped after `pgbench -i`, then again after pgbench's
+    /// default transactions for `pgbench_seconds` ([`pgbench::dump_series`]); the two dumps
+    /// are backed up as a series ([`Run::stream_series`]). `None`, said, when no server is
+    /// configured.
+    fn pgbench(&mut self, filler: Filler) -> Result<Option<DatasetInfo>> {
         let o = self.opts;
+        let name = filler.dataset();
         let Some(pg) = &o.postgres else {
-            self.say("pgbench: no PostgreSQL server (--pg-host, or CAIRN_TEST_PG_HOST as scripts/pg.sh sets it); not measured");
+            self.say(&format!(
+                "{name}: no PostgreSQL server (--pg-host, or CAIRN_TEST_PG_HOST as scripts/pg.sh sets it); not measured"
+            ));
             return Ok(None);
         };
-        let dir = o.work.join("data/pgbench");
-        fs::create_dir_all(&dir)?;
-        // pgbench's scale 1 dumps to about 10 MiB of SQL.
-        let scale = (o.dump_bytes / 2 / (10 << 20)).max(1);
-        let db = format!("cairn_bench_{}", std::process::id());
-        let conn = |program: &str| {
-            let mut c = std::process::Command::new(pg.bin.join(program));
-            c.args(["-h", &pg.host, "-p", &pg.port.to_string(), "-U", &pg.user]);
-            c
-        };
-        let run = |mut c: std::process::Command, what: &str| -> Result<()> {
-            let out = c.stdin(std::process::Stdio::null()).output().with_context(|| format!("running {what}"))?;
-            anyhow::ensure!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-            Ok(())
-        };
-        self.say(&format!("pgbench: initializing `{db}` at scale {scale}"));
-        let mut create = conn("createdb");
-        create.arg(&db);
-        run(create, "createdb")?;
-        let result = (|| -> Result<Vec<(PathBuf, u64)>> {
-            let mut init = conn("pgbench");
-            init.args(["-i", "-q", "-s", &scale.to_string(), &db]);
-            run(init, "pgbench -i")?;
-            let mut files = Vec::new();
-            for day in 0..2 {
-                if day > 0 {
-                    let mut load = conn("pgbench");
-                    load.args(["-c", "2", "-j", "2", "-T", &o.pgbench_seconds.to_string(), &db]);
-                    run(load, "pgbench")?;
-                }
-                let path = dir.join(format!("day-{day:02}.sql"));
-                let mut dump = conn("pg_dump");
-                dump.args(["-f"]).arg(&path).arg(&db);
-                run(dump, "pg_dump")?;
-                let n = fs::metadata(&path)?.len();
-                files.push((path, n));
-            }
-            Ok(files)
-        })();
-        let mut drop = conn("dropdb");
-        drop.arg(&db);
-        let dropped = run(drop, "dropdb");
-        let files = result?;
-        dropped?;
-        let last_len = self.stream_series("pgbench", &files)?;
+        let dir = o.work.join("data").join(name);
+        let scale = pgbench::scale_for(o.dump_bytes);
+        let db = format!("cairn_bench_{}_{}", name.replace('-', "_"), std::process::id());
+        self.say(&format!("{name}: initializing `{db}` at scale {scale}"));
+        let files = pgbench::dump_series(pg, &db, filler, scale, o.pgbench_seconds, &dir)?;
+        let last_len = self.stream_series(name, &files)?;
         let _ = fs::remove_dir_all(&dir);
         Ok(Some(DatasetInfo {
-            name: "pgbench",
+            name,
             description: format!(
-                "real `pg_dump` output (plain SQL) of a pgbench database, scale {scale} (blank filler): day 0 is {} after `pgbench -i`, day 1 {} after {} s of pgbench's default transactions; backed up from standard input",
+                "real `pg_dump` output (plain SQL) of a pgbench database, scale {scale}, {}: day 0 is {} after `pgbench -i`, day 1 {} after {} s of pgbench's default transactions; backed up from standard input",
+                filler.describe(),
                 human(files[0].1),
                 human(last_len),
                 o.pgbench_seconds
@@ -835,11 +788,14 @@ pub fn run(opts: &Options) -> Result<Results> {
             "media" => run.file_dataset("media")?,
             "tree" => run.file_dataset("tree")?,
             "system" => run.file_dataset("system")?,
-            "pgbench" => match run.pgbench()? {
-                Some(d) => d,
-                None => continue,
-            },
-            other => bail!("unknown dataset `{other}` (dump, media, tree, system, pgbench)"),
+            "pgbench" | "pgbench-text" => {
+                let filler = if name == "pgbench" { Filler::Blank } else { Filler::RowText };
+                match run.pgbench(filler)? {
+                    Some(d) => d,
+                    None => continue,
+                }
+            }
+            other => bail!("unknown dataset `{other}` (dump, media, tree, system, pgbench, pgbench-text)"),
         });
     }
     // Measure the stages again at the end and keep each stage's best: a shared machine's load

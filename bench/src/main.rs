@@ -80,10 +80,11 @@ struct RunArgs {
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
     /// Datasets, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "dump,media,tree,system,pgbench")]
+    #[arg(long, value_delimiter = ',', default_value = "dump,media,tree,system,pgbench,pgbench-text")]
     datasets: Vec<String>,
-    /// PostgreSQL server for the `pgbench` dataset: host or socket directory (default:
-    /// CAIRN_TEST_PG_HOST, which scripts/pg.sh sets; without either, pgbench is not measured).
+    /// PostgreSQL server for the `pgbench` and `pgbench-text` datasets: host or socket directory
+    /// (default: CAIRN_TEST_PG_HOST, which scripts/pg.sh sets; without either, they are not
+    /// measured).
     #[arg(long, env = "CAIRN_TEST_PG_HOST")]
     pg_host: Option<String>,
     /// Its port.
@@ -92,10 +93,10 @@ struct RunArgs {
     /// Its user, who may create databases.
     #[arg(long, default_value = "postgres")]
     pg_user: String,
-    /// Where its client programs are (pgbench, pg_dump, createdb, dropdb).
+    /// Where its client programs are (pgbench, pg_dump, psql, createdb, dropdb).
     #[arg(long, env = "CAIRN_TEST_PG_BIN", default_value = "/usr/bin")]
     pg_bin: PathBuf,
-    /// Seconds of pgbench between the `pgbench` dataset's two dumps.
+    /// Seconds of pgbench between the two dumps of each `pgbench` dataset.
     #[arg(long, default_value_t = 10)]
     pgbench_seconds: u64,
     /// What the `system` dataset copies and backs up: real files of this machine.
@@ -381,7 +382,7 @@ fn run(a: RunArgs) -> Result<()> {
         latency_ms: a.latency_ms,
         datasets: a.datasets.clone(),
         system_root: a.system_root.clone(),
-        postgres: a.pg_host.clone().map(|host| cairn_bench::harness::Postgres {
+        postgres: a.pg_host.clone().map(|host| cairn_bench::dataset::pgbench::Postgres {
             bin: a.pg_bin.clone(),
             host,
             port: a.pg_port,

@@ -348,7 +348,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "## Reproduce\n\nThe peers, where the harness finds them on `PATH`: restic and borg from Debian's packages, rustic from crates.io.\n\n```sh\napt-get install -y restic borgbackup   # the peers, from Debian\ncargo install --locked rustic-rs        # and from crates.io\nsource scripts/pg.sh && start_postgres  # a PostgreSQL server for the pgbench dataset (sets CAIRN_TEST_PG_*)\ncargo build --release -p cairn-cli --features testing\n{}\n```\n",
+        "## Reproduce\n\nThe peers, where the harness finds them on `PATH`: restic and borg from Debian's packages, rustic from crates.io.\n\n```sh\napt-get install -y restic borgbackup   # the peers, from Debian\ncargo install --locked rustic-rs        # and from crates.io\nsource scripts/pg.sh && start_postgres  # a PostgreSQL server for the pgbench datasets (sets CAIRN_TEST_PG_*)\ncargo build --release -p cairn-cli --features testing\n{}\n```\n",
         o.command
     );
     let _ = writeln!(s, "## Machine and load\n");

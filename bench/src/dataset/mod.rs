@@ -3,10 +3,14 @@
 //!
 //! - [`sql`]: a `pg_dump` of a shop database, and the daily series of it.
 //! - [`media`]: incompressible media files (photos and videos).
+//! - [`pgbench`]: real `pg_dump` output of a pgbench database, made on a PostgreSQL server
+//!   (blank filler as pgbench writes it, or row-specific text); the one dataset not generated
+//!   here, so not the same bytes everywhere.
 //! - [`tree`]: tens of thousands of small and medium files, and a mutated second version.
 //! - [`random_stream`]: an endless incompressible stream, for memory-flatness runs.
 
 pub mod media;
+pub mod pgbench;
 pub mod sql;
 pub mod tree;
 
