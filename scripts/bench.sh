@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Cairn's benchmark suite once on tiny inputs, so it never rots: the dataset generators,
 # the per-stage criterion benches (one iteration each), the pipeline-limit figure and the
-# end-to-end harness (with restic/borg/rustic too when they are installed). It asserts that
+# end-to-end harness (with restic/borg/rustic/bupstash too when they are installed). It asserts that
 # everything runs and that the report is written, never any timing. Takes seconds once built.
 #
 # The real figures come from `cargo run --release -p cairn-bench -- run --out docs/BENCHMARKS.md`
@@ -21,7 +21,7 @@ Smoke-runs the benchmark suite on tiny inputs (debug builds, a few MiB of data):
      CAIRN_TEST_PG_HOST, as scripts/test.sh sets it);
      memory flatness; index open;
      writes the report to a temporary file and checks it has its sections.
-No timing is asserted. Peers (restic, borg, rustic) are included when on PATH.
+No timing is asserted. Peers (restic, borg, rustic, bupstash) are included when on PATH.
 
   --no-peers  run cairn only, even when peers are installed
   --keep      keep the work directory (datasets, repositories, logs, report)

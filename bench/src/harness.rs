@@ -237,7 +237,9 @@ impl Run<'_> {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
         let tool = Tool::new(kind, program.to_path_buf(), version.to_string(), &dir);
-        self.measured(&tool.init(), &format!("{dataset} {} init", kind.name()))?;
+        for job in tool.init() {
+            self.measured(&job, &format!("{dataset} {} init", kind.name()))?;
+        }
         Ok(tool)
     }
 
@@ -509,7 +511,7 @@ impl Run<'_> {
         for t in &repos {
             let target = self.restore_dir()?;
             let u = self.measured(&t.restore(&target), &format!("{name} {} restore", t.kind.name()))?;
-            let restored = Tool::restored(&target, &root);
+            let restored = t.restored(&target, &root);
             if tree_digest(&restored)? != expected {
                 bail!("{}: the restored {name} differs from the source", t.kind.name());
             }
@@ -619,7 +621,7 @@ impl Run<'_> {
                 let delayed = i == 1;
                 let target = self.restore_dir()?;
                 let run = self.measured(&t.restore(&target), &format!("{name} cairn restore {}", label(delayed)))?;
-                if tree_digest(&Tool::restored(&target, root))? != *expected {
+                if tree_digest(&t.restored(&target, root))? != *expected {
                     bail!("cairn: the restored {name} with {} differs from the source", label(delayed));
                 }
                 restores[i] = Some(faster(restores[i], run));

@@ -85,7 +85,9 @@ pub fn run(o: &IndexBenchOptions) -> Result<()> {
     let empty_dir = o.work.join("empty");
     let _ = std::fs::remove_dir_all(&empty_dir);
     let mut empty = Tool::new(Kind::Cairn, o.cairn.clone(), version.clone(), &empty_dir);
-    measure::run(&empty.init(), &logs.join("empty-init.log"))?;
+    for job in empty.init() {
+        measure::run(&job, &logs.join("empty-init.log"))?;
+    }
     let baseline = best(o.repeat, || measure::run(&empty.backup_stdin("empty", Input::Null), &logs.join("empty.log")))?;
     report("backup --stdin, empty repository", &baseline);
 
@@ -94,7 +96,9 @@ pub fn run(o: &IndexBenchOptions) -> Result<()> {
     if tool.repo.join("config").exists() {
         println!("reusing the repository in {}", tool.repo.display());
     } else {
-        measure::run(&tool.init(), &logs.join("index-init.log"))?;
+        for job in tool.init() {
+            measure::run(&job, &logs.join("index-init.log"))?;
+        }
         let t = Instant::now();
         let stored = fill(&tool.repo, o)?;
         println!(

@@ -3,14 +3,15 @@
 //! - [`dataset`]: deterministic, seeded generators for the data a backup tool meets: a
 //!   `pg_dump` and its daily series, incompressible media, a tree of tens of thousands of files
 //!   and its mutated next version. Sizes are arguments; the same seed gives the same bytes.
+//!   Beside them, real `pg_dump` output of pgbench databases, made on a PostgreSQL server.
 //! - [`stages`]: each pipeline stage (chunk, hash, compress, seal, pack) timed alone through
 //!   `cairn-core`, and the pipeline limit they imply on this machine. The criterion benches in
 //!   `benches/stages.rs` measure the same functions.
-//! - [`harness`]: the end-to-end run of the `cairn` binary and, when installed, restic, borg
-//!   and rustic on the same data: initial, unchanged and changed backups and a restore, with
-//!   wall time, CPU time, peak RSS and repository size ([`measure`]), each step after a `sync`;
-//!   then cairn's own figures: backup and restore with 20 ms added to every store request
-//!   (issue 5), the file system's write rate, memory flatness and index opening.
+//! - [`harness`]: the end-to-end run of the `cairn` binary and, when installed, restic, borg,
+//!   rustic and bupstash on the same data: initial, unchanged and changed backups and a
+//!   restore, with wall time, CPU time, peak RSS and repository size ([`measure`]), each step
+//!   after a `sync`; then cairn's own figures: backup and restore with 20 ms added to every
+//!   store request (issue 5), the file system's write rate, memory flatness and index opening.
 //! - [`report`]: `docs/BENCHMARKS.md`, with issue 4's targets marked met or not met.
 //!
 //! ```text

@@ -102,8 +102,8 @@ struct RunArgs {
     /// What the `system` dataset copies and backs up: real files of this machine.
     #[arg(long, default_value = "/usr/share")]
     system_root: PathBuf,
-    /// Peers to compare with when installed, comma-separated (restic, borg, rustic).
-    #[arg(long, value_delimiter = ',', default_value = "restic,borg,rustic")]
+    /// Peers to compare with when installed, comma-separated (restic, borg, rustic, bupstash).
+    #[arg(long, value_delimiter = ',', default_value = "restic,borg,rustic,bupstash")]
     peers: Vec<String>,
     /// Compare with no peer.
     #[arg(long)]
@@ -361,7 +361,8 @@ fn run(a: RunArgs) -> Result<()> {
                 "restic" => Ok(Kind::Restic),
                 "borg" => Ok(Kind::Borg),
                 "rustic" => Ok(Kind::Rustic),
-                other => bail!("unknown peer `{other}` (restic, borg, rustic)"),
+                "bupstash" => Ok(Kind::Bupstash),
+                other => bail!("unknown peer `{other}` (restic, borg, rustic, bupstash)"),
             })
             .collect::<Result<Vec<_>>>()?
     };

@@ -93,6 +93,9 @@ pub struct Job {
     pub cwd: Option<PathBuf>,
     /// Standard input.
     pub input: Input,
+    /// Where standard output goes: this file (created or truncated), or the log when `None`.
+    /// For a restore that writes to standard output (`bupstash get`).
+    pub output: Option<PathBuf>,
 }
 
 impl Job {
@@ -104,7 +107,7 @@ impl Job {
     {
         let mut argv = vec![program.into()];
         argv.extend(args.into_iter().map(Into::into));
-        Job { argv, env: Vec::new(), cwd: None, input: Input::Null }
+        Job { argv, env: Vec::new(), cwd: None, input: Input::Null, output: None }
     }
 
     /// How the job reads in logs: the command line, shell-quoted where needed.
@@ -145,7 +148,8 @@ pub fn run(job: &Job, log: &Path) -> Result<Usage> {
                 format!(" <(generator {})", a.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" "))
             }
         };
-        writeln!(logf, "\n$ {}{input}", job.display())?;
+        let output = job.output.as_ref().map(|p| format!(" > {}", p.display())).unwrap_or_default();
+        writeln!(logf, "\n$ {}{input}{output}", job.display())?;
     }
     let me = std::env::current_exe().context("locating cairn-bench")?;
     let mut cmd = Command::new(me);
@@ -154,7 +158,11 @@ pub fn run(job: &Job, log: &Path) -> Result<Usage> {
     if let Some(dir) = &job.cwd {
         cmd.current_dir(dir);
     }
-    cmd.stdout(logf.try_clone()?).stderr(logf.try_clone()?);
+    match &job.output {
+        Some(p) => cmd.stdout(fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => cmd.stdout(logf.try_clone()?),
+    };
+    cmd.stderr(logf.try_clone()?);
     let mut generator = None;
     match &job.input {
         Input::Null => {

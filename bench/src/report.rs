@@ -348,7 +348,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "## Reproduce\n\nThe peers, where the harness finds them on `PATH`: restic and borg from Debian's packages, rustic from crates.io.\n\n```sh\napt-get install -y restic borgbackup   # the peers, from Debian\ncargo install --locked rustic-rs        # and from crates.io\nsource scripts/pg.sh && start_postgres  # a PostgreSQL server for the pgbench datasets (sets CAIRN_TEST_PG_*)\ncargo build --release -p cairn-cli --features testing\n{}\n```\n",
+        "## Reproduce\n\nThe peers, where the harness finds them on `PATH`: restic and borg from Debian's packages, rustic and bupstash from crates.io. bupstash links libsodium, and builds only with `--locked` (the dependency versions it was released with: cargo's newest `console` no longer compiles with its `indicatif`).\n\n```sh\napt-get install -y restic borgbackup libsodium-dev   # the peers from Debian, and libsodium for bupstash\ncargo install --locked rustic-rs                     # and from crates.io\ncargo install --locked bupstash\nsource scripts/pg.sh && start_postgres  # a PostgreSQL server for the pgbench datasets (sets CAIRN_TEST_PG_*)\ncargo build --release -p cairn-cli --features testing\n{}\n```\n",
         o.command
     );
     let _ = writeln!(s, "## Machine and load\n");
@@ -376,7 +376,7 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         s,
-        "- Each tool runs alone, one step after another, on the same bytes in the same run, with a local repository in a temporary directory, its password from the environment and its default encryption and compression (cairn: `init` defaults; restic: repository v2, compression auto; borg: `init -e repokey-blake2`, lz4). Data are in the page cache (warm), for every tool alike.\n- MB/s is logical bytes (the data backed up or restored, 10⁶ bytes per MB) per wall-clock second. CPU is user + system seconds of the tool's processes (getrusage of the measured child); \"cores\" is CPU ÷ wall. Peak RSS is the largest resident set of the tool's processes. Repository size is the repository directory after the step (caches outside it are not counted).\n- Restores are checked byte for byte against the source before they count."
+        "- Each tool runs alone, one step after another, on the same bytes in the same run, with a local repository in a temporary directory, its password (bupstash: its key file) from the environment and its default encryption and compression (cairn: `init` defaults; restic and rustic: repository v2, compression auto; borg: `init -e repokey-blake2`, lz4; bupstash: a key from `new-key`, zstd 3; each tool's own default chunk sizes). Data are in the page cache (warm), for every tool alike.\n- MB/s is logical bytes (the data backed up or restored, 10⁶ bytes per MB) per wall-clock second. CPU is user + system seconds of the tool's processes (getrusage of the measured child); \"cores\" is CPU ÷ wall. Peak RSS is the largest resident set of the tool's processes. Repository size is the repository directory after the step (caches outside it are not counted).\n- Restores are checked byte for byte against the source before they count."
     );
 
     let _ = writeln!(s, "\n## Pipeline limit\n");

@@ -6,9 +6,25 @@
 //! - `restic`: `init` defaults (repository v2: zstd "auto", AES-256-CTR + Poly1305).
 //! - `borg`: `init -e repokey-blake2`, `create` defaults (lz4).
 //! - `rustic`: `init` defaults (as restic).
+//! - `bupstash`: a key from `new-key` and `init` defaults; `put` defaults (zstd 3; gear-hash
+//!   content-defined chunks of 256 KiB to 20 MiB, a split every 2 MiB on average; keyed BLAKE3
+//!   ids; libsodium's XChaCha20-Poly1305 boxes). It has no password: its key is a file in the
+//!   tool's home, named by `BUPSTASH_KEY`.
 //!
-//! Caches that live outside the repository (restic's, borg's files and chunks caches) are kept
-//! in the work directory too, so runs do not leak into each other or into the user's home.
+//! Caches that live outside the repository (restic's, borg's files and chunks caches,
+//! bupstash's send log and query cache) are kept in the work directory too, so runs do not leak
+//! into each other or into the user's home.
+//!
+//! bupstash is driven as its manual says for a local repository. Where it differs from the
+//! others, the harness sees it only through [`Tool::restore`] and [`Tool::restored`]:
+//! - It has no `latest`: every put is tagged `snap=N` from a counter (as borg's archives are
+//!   named), and a restore asks for the newest `snap`.
+//! - A put of one directory stores its contents relative to that directory (several paths:
+//!   relative to their common ancestor), so a restore recreates them directly under the
+//!   target, not under the full source path as the others do. The harness puts one directory
+//!   per backup, which is how bupstash's manual puts a directory.
+//! - `restore` takes directory snapshots only; an item put from standard input comes back
+//!   through `get`, whose standard output is the restored file (`TARGET/NAME`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,11 +43,13 @@ pub enum Kind {
     Borg,
     /// rustic (Rust, restic's format).
     Rustic,
+    /// bupstash (Rust).
+    Bupstash,
 }
 
 impl Kind {
     /// Every tool, Cairn first.
-    pub const ALL: [Kind; 4] = [Kind::Cairn, Kind::Restic, Kind::Borg, Kind::Rustic];
+    pub const ALL: [Kind; 5] = [Kind::Cairn, Kind::Restic, Kind::Borg, Kind::Rustic, Kind::Bupstash];
 
     /// Its command name.
     #[must_use]
@@ -41,6 +59,7 @@ impl Kind {
             Kind::Restic => "restic",
             Kind::Borg => "borg",
             Kind::Rustic => "rustic",
+            Kind::Bupstash => "bupstash",
         }
     }
 }
@@ -60,7 +79,34 @@ pub struct Tool {
     pub home: PathBuf,
     /// Environment variables added to every command (the latency figure's fault spec, say).
     pub extra_env: Vec<(String, OsString)>,
+    /// Backups made so far: borg's archives and bupstash's items are named by this counter.
     archives: u32,
+    /// What the newest backup put (what a bupstash restore must ask for).
+    last_put: Option<Put>,
+}
+
+/// What one backup put.
+#[derive(Debug, Clone)]
+enum Put {
+    /// Files and directories, stored relative to this directory.
+    Paths { root: PathBuf },
+    /// Standard input, as a file of this name.
+    Stdin { name: String },
+}
+
+/// The deepest directory that contains every one of `paths` (absolute): the one path itself
+/// when there is one.
+fn common_ancestor(paths: &[PathBuf]) -> PathBuf {
+    let Some((first, rest)) = paths.split_first() else { return PathBuf::from("/") };
+    let mut root = first.clone();
+    for p in rest {
+        while !p.starts_with(&root) {
+            if !root.pop() {
+                break;
+            }
+        }
+    }
+    root
 }
 
 const PASSWORD: &str = "benchmark-password-not-secret";
@@ -103,6 +149,7 @@ impl Tool {
             home: dir.join("home"),
             extra_env: Vec::new(),
             archives: 0,
+            last_put: None,
         }
     }
 
@@ -125,6 +172,14 @@ impl Tool {
                 set("RUSTIC_PASSWORD", PASSWORD.into());
                 set("RUSTIC_CACHE_DIR", self.home.join("cache").into_os_string());
             }
+            Kind::Bupstash => {
+                set("BUPSTASH_REPOSITORY", self.repo.clone().into_os_string());
+                set("BUPSTASH_KEY", self.bupstash_key().into_os_string());
+                // One send log per repository, as bupstash's manual asks for every job run
+                // repeatedly; it lets an unchanged put skip what it sent before.
+                set("BUPSTASH_SEND_LOG", self.home.join("bupstash.sendlog").into_os_string());
+                set("BUPSTASH_QUERY_CACHE", self.home.join("bupstash.qcache").into_os_string());
+            }
         }
         env.extend(self.extra_env.iter().cloned());
         env
@@ -138,7 +193,9 @@ impl Tool {
 
     fn repo_args(&self) -> Vec<OsString> {
         match self.kind {
-            Kind::Borg => vec![],
+            // borg names the repository in each archive; bupstash takes options only after its
+            // subcommand, and the repository from BUPSTASH_REPOSITORY (see `env`).
+            Kind::Borg | Kind::Bupstash => vec![],
             _ => vec!["-r".into(), self.repo.clone().into_os_string()],
         }
     }
@@ -150,9 +207,22 @@ impl Tool {
         a
     }
 
-    /// Creates the repository.
+    /// `put -q snap=N` with the next N, ending the tag list (so no path is taken for a tag).
+    fn bupstash_put(&mut self, mut args: Vec<OsString>, tags: &[String]) -> Vec<OsString> {
+        self.archives += 1;
+        args.extend(["put".into(), "-q".into(), format!("snap={}", self.archives).into()]);
+        args.extend(tags.iter().map(OsString::from));
+        args.push("::".into());
+        args
+    }
+
+    fn bupstash_key(&self) -> PathBuf {
+        self.home.join("bupstash.key")
+    }
+
+    /// The commands that create the repository, in order.
     #[must_use]
-    pub fn init(&self) -> Job {
+    pub fn init(&self) -> Vec<Job> {
         let _ = std::fs::create_dir_all(&self.home);
         let mut args = self.repo_args();
         match self.kind {
@@ -161,11 +231,15 @@ impl Tool {
             Kind::Borg => {
                 args.extend(["init".into(), "-e".into(), "repokey-blake2".into(), self.repo.clone().into_os_string()]);
             }
+            Kind::Bupstash => {
+                let key = self.job(vec!["new-key".into(), "-o".into(), self.bupstash_key().into_os_string()]);
+                args.extend(["init".into(), "-q".into()]);
+                return vec![key, self.job(args)];
+            }
         }
-        self.job(args)
+        vec![self.job(args)]
     }
 
-    /// Backs up `paths` (absolute).
     /// `cairn run --policy POLICY -q` (cairn only).
     #[must_use]
     pub fn run_policy(&self, policy: &Path) -> Job {
@@ -173,12 +247,17 @@ impl Tool {
         self.job(args)
     }
 
+    /// Backs up `paths` (absolute).
     pub fn backup(&mut self, paths: &[PathBuf]) -> Job {
         let mut args = self.repo_args();
         match self.kind {
             Kind::Cairn => args.extend(["backup".into(), "-q".into()]),
             Kind::Restic | Kind::Rustic => args.push("backup".into()),
             Kind::Borg => args.extend(["create".into(), self.next_archive()]),
+            Kind::Bupstash => {
+                args = self.bupstash_put(args, &[]);
+                self.last_put = Some(Put::Paths { root: common_ancestor(paths) });
+            }
         }
         if self.kind == Kind::Restic {
             args.push("-q".into());
@@ -207,6 +286,11 @@ impl Tool {
             Kind::Borg => {
                 args.extend(["create".into(), "--stdin-name".into(), name.into(), self.next_archive(), "-".into()]);
             }
+            Kind::Bupstash => {
+                args = self.bupstash_put(args, &[format!("name={name}")]);
+                args.push("-".into());
+                self.last_put = Some(Put::Stdin { name: name.to_string() });
+            }
         }
         let mut job = self.job(args);
         job.input = input;
@@ -226,6 +310,16 @@ impl Tool {
                 let mut a = self.repo.clone().into_os_string();
                 a.push(format!("::snap-{}", self.archives));
                 args.extend(["extract".into(), a]);
+            }
+            Kind::Bupstash => {
+                let newest = format!("snap={}", self.archives).into();
+                if let Some(Put::Stdin { name }) = &self.last_put {
+                    args.extend(["get".into(), "-q".into(), newest]);
+                    let mut job = self.job(args);
+                    job.output = Some(target.join(name));
+                    return job;
+                }
+                args.extend(["restore".into(), "-q".into(), "--into".into(), t, newest]);
             }
         }
         let mut job = self.job(args);
@@ -253,10 +347,51 @@ impl Tool {
             .spawn()
     }
 
-    /// Where a restore into `target` puts the absolute source path `source` (every tool here
-    /// recreates the full path under the target).
+    /// Where a restore into `target` puts the absolute source path `source`: the full path
+    /// under the target, except for bupstash, which stores a put's paths relative to their
+    /// common ancestor (a single directory: relative to itself).
     #[must_use]
-    pub fn restored(target: &Path, source: &Path) -> PathBuf {
-        target.join(source.strip_prefix("/").unwrap_or(source))
+    pub fn restored(&self, target: &Path, source: &Path) -> PathBuf {
+        let root = match &self.last_put {
+            Some(Put::Paths { root }) if self.kind == Kind::Bupstash => root.as_path(),
+            _ => Path::new("/"),
+        };
+        target.join(source.strip_prefix(root).unwrap_or(source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bupstash_restores_a_put_relative_to_what_it_put() {
+        let dir = Path::new("/work/tools/tree-bupstash");
+        let (target, root) = (Path::new("/work/restores/0"), PathBuf::from("/work/data/tree"));
+        let mut b = Tool::new(Kind::Bupstash, "bupstash".into(), String::new(), dir);
+        let _ = b.backup(std::slice::from_ref(&root));
+        assert_eq!(b.restored(target, &root), target);
+        let _ = b.backup(&[root.join("a"), root.join("b/c")]);
+        assert_eq!(b.restored(target, &root.join("b/c")), target.join("b/c"));
+        let mut c = Tool::new(Kind::Cairn, "cairn".into(), String::new(), dir);
+        let _ = c.backup(std::slice::from_ref(&root));
+        assert_eq!(c.restored(target, &root), target.join("work/data/tree"));
+    }
+
+    #[test]
+    fn bupstash_restores_the_newest_put_and_a_stream_through_get() {
+        let dir = Path::new("/work/tools/dump-bupstash");
+        let target = Path::new("/work/restores/1");
+        let mut b = Tool::new(Kind::Bupstash, "bupstash".into(), String::new(), dir);
+        let put = b.backup_stdin("dump.sql", Input::Null);
+        assert!(put.argv.ends_with(&["snap=1".into(), "name=dump.sql".into(), "::".into(), "-".into()]), "{put:?}");
+        let _ = b.backup_stdin("dump.sql", Input::Null);
+        let get = b.restore(target);
+        assert!(get.argv.iter().any(|a| a == "get") && get.argv.ends_with(&["snap=2".into()]), "{get:?}");
+        assert_eq!(get.output.as_deref(), Some(target.join("dump.sql").as_path()));
+        let _ = b.backup(&[PathBuf::from("/work/data/tree")]);
+        let restore = b.restore(target);
+        assert!(restore.argv.iter().any(|a| a == "restore") && restore.argv.ends_with(&["snap=3".into()]));
+        assert_eq!(restore.output, None);
     }
 }
