@@ -214,7 +214,31 @@ struct Run<'a> {
     steps: Vec<Step>,
     latency: Vec<LatencyFigure>,
     restores: std::cell::Cell<u32>,
+    /// Whether the run has said it cannot drop the page cache.
+    cache_note_said: std::cell::Cell<bool>,
     logs: PathBuf,
+}
+
+/// Opens every regular file under `dir` and hands it to `each`.
+fn visit_files(dir: &Path, each: &mut dyn FnMut(&fs::File)) {
+    let Ok(read) = fs::read_dir(dir) else { return };
+    for e in read.filter_map(Result::ok) {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => visit_files(&e.path(), each),
+            Ok(t) if t.is_file() => {
+                if let Ok(f) = fs::File::open(e.path()) {
+                    each(&f);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads every file under `dir` into the page cache.
+fn warm(dir: &Path) {
+    let mut buf = vec![0u8; 1 << 20];
+    visit_files(dir, &mut |mut f| while matches!(f.read(&mut buf), Ok(n) if n > 0) {});
 }
 
 impl Run<'_> {
@@ -259,26 +283,48 @@ impl Run<'_> {
         self.steps.push(s);
     }
 
-    /// A new, empty directory to restore into. Restored trees stay until the dataset is done
-    /// ([`Run::drop_restores`]): on ext4, creating files soon after tens of thousands were
-    /// deleted sends the inode allocator through the recently deleted ones (seen in `perf` as
-    /// `recently_deleted`, a 30 000-file restore taking 29 s instead of 6 s), which would charge
-    /// each tool for the clean-up of the one before it.
-    /// A new, empty directory to restore into. Earlier restores (checked by now) are removed
-    /// first: each restore then starts with the memory they held free again, rather than the
-    /// later ones in a run paying for the kernel reclaiming page cache (on this VM that tripled a
-    /// 1 GiB restore's time once memory ran out).
-    fn restore_dir(&self) -> Result<PathBuf> {
+    /// A new, empty directory for `tool` to restore into, and the same start for every restore:
+    /// the earlier restores deleted, nothing in the page cache but `tool`'s repository and
+    /// cache directory.
+    ///
+    /// Deleting is not enough on its own. This file system (ext4 without a journal) has its
+    /// inode allocator skip each inode freed in the last 60 seconds, or 360 while its
+    /// inode-table block is dirty (which creating files next to it makes it), a buffer lookup
+    /// per skipped inode: creating files soon after tens of thousands were deleted is quadratic.
+    /// `perf` showed `recently_deleted` and `find_get_block_common` taking half of a restore's
+    /// CPU, and a 45 000-file restore spent 16 s in the kernel instead of 3 s. Whichever tool
+    /// restored after another's clean-up paid for it, and so, for minutes, did a restore after
+    /// a dataset was deleted. The allocator only looks at table blocks still in memory, so as
+    /// root the harness writes them out and drops the clean page cache (`drop_caches`), then
+    /// reads `tool`'s files back. That also gives each restore the same free memory, rather
+    /// than the later ones in a run paying for the kernel reclaiming page cache (on this VM
+    /// that tripled a 1 GiB restore's time once memory ran out).
+    ///
+    /// Not as root, it can only drop the earlier restores' pages as they are deleted; the report
+    /// then says its restores may carry that cost.
+    fn restore_dir(&self, tool: &Tool) -> Result<PathBuf> {
         let n = self.restores.get();
         self.restores.set(n + 1);
         self.drop_restores();
+        let _ = std::process::Command::new("sync").status();
+        if fs::write("/proc/sys/vm/drop_caches", "1").is_ok() {
+            warm(&tool.repo);
+            warm(&tool.home);
+        } else if !self.cache_note_said.replace(true) {
+            self.say("not root: restores after deletions may pay for ext4 skipping recently freed inodes");
+        }
         let target = self.opts.work.join("restores").join(n.to_string());
         fs::create_dir_all(&target)?;
         Ok(target)
     }
 
+    /// Deletes the restores, their pages dropped first (they are checked by now).
     fn drop_restores(&self) {
-        let _ = fs::remove_dir_all(self.opts.work.join("restores"));
+        let restores = self.opts.work.join("restores");
+        visit_files(&restores, &mut |f| {
+            let _ = nix::fcntl::posix_fadvise(f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+        });
+        let _ = fs::remove_dir_all(restores);
     }
 
     /// Reads the last dump through `cairn mount`, sequentially (`dd`, 1 MiB reads), and
@@ -307,7 +353,7 @@ impl Run<'_> {
             let (mut reads, mut restores) = (Vec::new(), Vec::new());
             for round in 0..3 {
                 reads.push(self.measured(&dd, &format!("dump cairn mount read {round}"))?);
-                let target = self.restore_dir()?;
+                let target = self.restore_dir(t)?;
                 restores.push(self.measured(&t.restore(&target), &format!("dump cairn restore paired {round}"))?);
             }
             Ok((reads, restores))
@@ -386,7 +432,7 @@ impl Run<'_> {
         let (last, last_len) = files.last().cloned().context("no dump days")?;
         let expected = file_digest(&last)?;
         for t in &repos {
-            let target = self.restore_dir()?;
+            let target = self.restore_dir(t)?;
             let u = self.measured(&t.restore(&target), &format!("{name} {} restore", t.kind.name()))?;
             let restored = find_file(&target, "dump.sql")
                 .with_context(|| format!("{}: restore produced no dump.sql", t.kind.name()))?;
@@ -509,7 +555,7 @@ impl Run<'_> {
         }
         let expected = tree_digest(&root)?;
         for t in &repos {
-            let target = self.restore_dir()?;
+            let target = self.restore_dir(t)?;
             let u = self.measured(&t.restore(&target), &format!("{name} {} restore", t.kind.name()))?;
             let restored = t.restored(&target, &root);
             if tree_digest(&restored)? != expected {
@@ -619,7 +665,7 @@ impl Run<'_> {
         for _ in 0..2 {
             for (i, t) in tools.iter().enumerate() {
                 let delayed = i == 1;
-                let target = self.restore_dir()?;
+                let target = self.restore_dir(t)?;
                 let run = self.measured(&t.restore(&target), &format!("{name} cairn restore {}", label(delayed)))?;
                 if tree_digest(&t.restored(&target, root))? != *expected {
                     bail!("cairn: the restored {name} with {} differs from the source", label(delayed));
@@ -768,7 +814,15 @@ pub fn run(opts: &Options) -> Result<Results> {
     }
     versions.push(("rustc".into(), version_of(Path::new("rustc"), Kind::Cairn)));
     versions.push(("cairn source".into(), source_revision()));
-    let mut run = Run { opts, tools, steps: Vec::new(), latency: Vec::new(), restores: std::cell::Cell::new(0), logs };
+    let mut run = Run {
+        opts,
+        tools,
+        steps: Vec::new(),
+        latency: Vec::new(),
+        restores: std::cell::Cell::new(0),
+        cache_note_said: std::cell::Cell::new(false),
+        logs,
+    };
 
     run.say("measuring the pipeline stages");
     let stages =
