@@ -26,6 +26,7 @@ pub mod harness;
 pub mod index_bench;
 pub mod machine;
 pub mod measure;
+pub mod proxy;
 pub mod report;
 pub mod rng;
 pub mod stages;
