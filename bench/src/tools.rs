@@ -15,6 +15,17 @@
 //! bupstash's send log and query cache) are kept in the work directory too, so runs do not leak
 //! into each other or into the user's home.
 //!
+//! A tool's repository can instead be a prefix of an S3 bucket ([`S3Repo`], set as
+//! [`Tool::remote`] before `init`), for the tools with an S3 backend ([`Kind::has_s3`]):
+//! - `cairn -r s3://BUCKET/PREFIX`, the endpoint and credentials in `AWS_ENDPOINT_URL`,
+//!   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_REGION` (an `http://` endpoint is
+//!   allowed by that alone); its metadata cache under the tool's home (`XDG_CACHE_HOME`).
+//! - `restic -r s3:http://HOST:PORT/BUCKET/PREFIX`, credentials from the same variables.
+//! - `rustic -r opendal:s3`, the bucket, root, endpoint and region as `RUSTIC_REPO_OPT_*`
+//!   (rustic's way to give its backend's options without a profile), credentials as above.
+//!
+//! borg and bupstash have none.
+//!
 //! bupstash is driven as its manual says for a local repository. Where it differs from the
 //! others, the harness sees it only through [`Tool::restore`] and [`Tool::restored`]:
 //! - It has no `latest`: every put is tagged `snap=N` from a counter (as borg's archives are
@@ -51,6 +62,12 @@ impl Kind {
     /// Every tool, Cairn first.
     pub const ALL: [Kind; 5] = [Kind::Cairn, Kind::Restic, Kind::Borg, Kind::Rustic, Kind::Bupstash];
 
+    /// Whether the harness can give it a repository in S3.
+    #[must_use]
+    pub fn has_s3(self) -> bool {
+        matches!(self, Kind::Cairn | Kind::Restic | Kind::Rustic)
+    }
+
     /// Its command name.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -73,8 +90,10 @@ pub struct Tool {
     pub program: PathBuf,
     /// Its version line.
     pub version: String,
-    /// Its repository directory (created by `init`).
+    /// Its repository directory (created by `init`); unused when [`Tool::remote`] is set.
     pub repo: PathBuf,
+    /// Its repository in S3 instead (set before `init`; see [`Kind::has_s3`]).
+    pub remote: Option<S3Repo>,
     /// Its private cache and config directory.
     pub home: PathBuf,
     /// Environment variables added to every command (the latency figure's fault spec, say).
@@ -83,6 +102,23 @@ pub struct Tool {
     archives: u32,
     /// What the newest backup put (what a bupstash restore must ask for).
     last_put: Option<Put>,
+}
+
+/// A repository under a prefix of an S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Repo {
+    /// `http://HOST:PORT`: the server, or a proxy in front of it.
+    pub endpoint: String,
+    /// The bucket (it exists).
+    pub bucket: String,
+    /// The key prefix, without leading or trailing `/`.
+    pub prefix: String,
+    /// Access key id.
+    pub key: String,
+    /// Secret access key.
+    pub secret: String,
+    /// Region.
+    pub region: String,
 }
 
 /// What one backup put.
@@ -146,6 +182,7 @@ impl Tool {
             program,
             version,
             repo: dir.join("repo"),
+            remote: None,
             home: dir.join("home"),
             extra_env: Vec::new(),
             archives: 0,
@@ -181,6 +218,26 @@ impl Tool {
                 set("BUPSTASH_QUERY_CACHE", self.home.join("bupstash.qcache").into_os_string());
             }
         }
+        if let Some(s3) = &self.remote {
+            let mut set = |k: &str, v: &str| env.push((k.to_string(), v.into()));
+            set("AWS_ACCESS_KEY_ID", &s3.key);
+            set("AWS_SECRET_ACCESS_KEY", &s3.secret);
+            set("AWS_REGION", &s3.region);
+            set("AWS_DEFAULT_REGION", &s3.region);
+            match self.kind {
+                Kind::Cairn => {
+                    set("AWS_ENDPOINT_URL", &s3.endpoint);
+                    set("XDG_CACHE_HOME", &self.home.join(".cache").to_string_lossy());
+                }
+                Kind::Rustic => {
+                    set("RUSTIC_REPO_OPT_BUCKET", &s3.bucket);
+                    set("RUSTIC_REPO_OPT_ROOT", &format!("/{}", s3.prefix));
+                    set("RUSTIC_REPO_OPT_ENDPOINT", &s3.endpoint);
+                    set("RUSTIC_REPO_OPT_REGION", &s3.region);
+                }
+                _ => {}
+            }
+        }
         env.extend(self.extra_env.iter().cloned());
         env
     }
@@ -192,6 +249,14 @@ impl Tool {
     }
 
     fn repo_args(&self) -> Vec<OsString> {
+        if let Some(s3) = &self.remote {
+            let url = match self.kind {
+                Kind::Restic => format!("s3:{}/{}/{}", s3.endpoint.trim_end_matches('/'), s3.bucket, s3.prefix),
+                Kind::Rustic => "opendal:s3".to_string(),
+                _ => format!("s3://{}/{}", s3.bucket, s3.prefix),
+            };
+            return vec!["-r".into(), url.into()];
+        }
         match self.kind {
             // borg names the repository in each archive; bupstash takes options only after its
             // subcommand, and the repository from BUPSTASH_REPOSITORY (see `env`).
@@ -376,6 +441,41 @@ mod tests {
         let mut c = Tool::new(Kind::Cairn, "cairn".into(), String::new(), dir);
         let _ = c.backup(std::slice::from_ref(&root));
         assert_eq!(c.restored(target, &root), target.join("work/data/tree"));
+    }
+
+    #[test]
+    fn a_repository_in_s3_is_named_the_way_each_tool_takes_it() {
+        let dir = Path::new("/work/tools/s3");
+        let s3 = S3Repo {
+            endpoint: "http://127.0.0.1:48333".into(),
+            bucket: "b".into(),
+            prefix: "run/media/x".into(),
+            key: "k".into(),
+            secret: "s".into(),
+            region: "us-east-1".into(),
+        };
+        let env = |job: &Job, k: &str| job.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        for (kind, url) in [
+            (Kind::Cairn, "s3://b/run/media/x"),
+            (Kind::Restic, "s3:http://127.0.0.1:48333/b/run/media/x"),
+            (Kind::Rustic, "opendal:s3"),
+        ] {
+            let mut t = Tool::new(kind, kind.name().into(), String::new(), dir);
+            t.remote = Some(s3.clone());
+            let job = t.backup(&[PathBuf::from("/data")]);
+            assert_eq!(job.argv[1..3], [OsString::from("-r"), url.into()], "{kind:?}");
+            assert_eq!(env(&job, "AWS_ACCESS_KEY_ID"), Some("k".into()));
+            assert_eq!(env(&job, "AWS_SECRET_ACCESS_KEY"), Some("s".into()));
+        }
+        let mut c = Tool::new(Kind::Cairn, "cairn".into(), String::new(), dir);
+        c.remote = Some(s3.clone());
+        assert_eq!(env(&c.restore(dir), "AWS_ENDPOINT_URL"), Some("http://127.0.0.1:48333".into()));
+        let mut r = Tool::new(Kind::Rustic, "rustic".into(), String::new(), dir);
+        r.remote = Some(s3);
+        let job = r.restore(dir);
+        assert_eq!(env(&job, "RUSTIC_REPO_OPT_ROOT"), Some("/run/media/x".into()));
+        assert_eq!(env(&job, "RUSTIC_REPO_OPT_ENDPOINT"), Some("http://127.0.0.1:48333".into()));
+        assert!(!Kind::Borg.has_s3() && !Kind::Bupstash.has_s3());
     }
 
     #[test]
