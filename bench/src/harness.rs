@@ -60,6 +60,8 @@ pub struct Options {
     pub pgbench_seconds: u64,
     /// Peers to run when installed.
     pub peers: Vec<Kind>,
+    /// The object storage section ([`crate::s3`]).
+    pub s3: crate::s3::S3Options,
     /// The `cairn` binary.
     pub cairn: PathBuf,
     /// Work directory (data, repositories, restores, logs).
@@ -200,6 +202,8 @@ pub struct Results {
     pub latency: Vec<LatencyFigure>,
     /// What writing the restored bytes alone costs.
     pub write_limit: Option<WriteLimit>,
+    /// The object storage section (`None`: not asked for).
+    pub object_storage: Option<crate::s3::ObjectStorage>,
     /// 1-minute load average before and after.
     pub load: (f64, f64),
     /// Wall time of the whole run.
@@ -208,9 +212,11 @@ pub struct Results {
     pub options: Options,
 }
 
-struct Run<'a> {
-    opts: &'a Options,
-    tools: Vec<(Kind, PathBuf, String)>,
+/// A run in progress: what it was asked, the tools it found, what it measured so far. The
+/// object storage section's methods are in [`crate::s3`].
+pub(crate) struct Run<'a> {
+    pub(crate) opts: &'a Options,
+    pub(crate) tools: Vec<(Kind, PathBuf, String)>,
     steps: Vec<Step>,
     latency: Vec<LatencyFigure>,
     restores: std::cell::Cell<u32>,
@@ -220,7 +226,7 @@ struct Run<'a> {
 }
 
 /// Opens every regular file under `dir` and hands it to `each`.
-fn visit_files(dir: &Path, each: &mut dyn FnMut(&fs::File)) {
+pub(crate) fn visit_files(dir: &Path, each: &mut dyn FnMut(&fs::File)) {
     let Ok(read) = fs::read_dir(dir) else { return };
     for e in read.filter_map(Result::ok) {
         match e.file_type() {
@@ -242,7 +248,7 @@ fn warm(dir: &Path) {
 }
 
 impl Run<'_> {
-    fn say(&self, msg: &str) {
+    pub(crate) fn say(&self, msg: &str) {
         if self.opts.verbose {
             eprintln!("[cairn-bench] {msg}");
         }
@@ -250,7 +256,7 @@ impl Run<'_> {
 
     /// Runs and measures `job`, after `sync`: dirty pages left by the step before (a restore
     /// writes gigabytes) are flushed first, so no step pays for another's writeback.
-    fn measured(&self, job: &Job, what: &str) -> Result<Usage> {
+    pub(crate) fn measured(&self, job: &Job, what: &str) -> Result<Usage> {
         let log = self.logs.join(format!("{}.log", what.replace([' ', '/', '(', ')'], "_")));
         let _ = std::process::Command::new("sync").status();
         measure::run(job, &log).with_context(|| format!("{what} failed"))
@@ -302,7 +308,7 @@ impl Run<'_> {
     ///
     /// Not as root, it can only drop the earlier restores' pages as they are deleted; the report
     /// then says its restores may carry that cost.
-    fn restore_dir(&self, tool: &Tool) -> Result<PathBuf> {
+    pub(crate) fn restore_dir(&self, tool: &Tool) -> Result<PathBuf> {
         let n = self.restores.get();
         self.restores.set(n + 1);
         self.drop_restores();
@@ -319,7 +325,7 @@ impl Run<'_> {
     }
 
     /// Deletes the restores, their pages dropped first (they are checked by now).
-    fn drop_restores(&self) {
+    pub(crate) fn drop_restores(&self) {
         let restores = self.opts.work.join("restores");
         visit_files(&restores, &mut |f| {
             let _ = nix::fcntl::posix_fadvise(f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
@@ -854,6 +860,7 @@ pub fn run(opts: &Options) -> Result<Results> {
             other => bail!("unknown dataset `{other}` (dump, media, tree, system, pgbench, pgbench-text)"),
         });
     }
+    let object_storage = if opts.s3.bytes > 0 { Some(run.object_storage()?) } else { None };
     // Measure the stages again at the end and keep each stage's best: a shared machine's load
     // comes and goes, and the limit is what the stages can do, not what they did under load.
     run.say("measuring the pipeline stages again");
@@ -887,6 +894,7 @@ pub fn run(opts: &Options) -> Result<Results> {
         index,
         latency: run.latency,
         write_limit,
+        object_storage,
         load: (load_before, crate::machine::load_average()),
         elapsed: started.elapsed(),
         options: opts.clone(),

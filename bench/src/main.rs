@@ -79,6 +79,23 @@ struct RunArgs {
     /// Milliseconds added to every store request in the latency figure (0 skips it).
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
+    /// Object storage: the media library backed up to and restored from S3 (default: the media
+    /// size; 0 skips the section).
+    #[arg(long, value_parser = parse_size)]
+    s3_size: Option<u64>,
+    /// Object storage: the library of the latency runs (default: a quarter of --s3-size).
+    #[arg(long, value_parser = parse_size)]
+    s3_delayed_size: Option<u64>,
+    /// Object storage: round trips the proxy adds, in ms, comma-separated (0 alone: none).
+    #[arg(long, value_delimiter = ',', default_value = "20,80")]
+    s3_latency_ms: Vec<u64>,
+    /// Object storage: the single large file (default: --s3-size; 0 skips it).
+    #[arg(long, value_parser = parse_size)]
+    s3_file_size: Option<u64>,
+    /// Object storage: the SeaweedFS binary to start a server from when S3_TEST_ENDPOINT names
+    /// none (default: ~/.cache/cairn-ci/s3-venv/bin/weed, where scripts/s3.sh installs it).
+    #[arg(long)]
+    weed: Option<PathBuf>,
     /// Datasets, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "dump,media,tree,system,pgbench,pgbench-text")]
     datasets: Vec<String>,
@@ -371,6 +388,14 @@ fn run(a: RunArgs) -> Result<()> {
         None => std::env::temp_dir().join(format!("cairn-bench-{}", std::process::id())),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let s3_bytes = a.s3_size.unwrap_or(a.media_size.unwrap_or(a.size));
+    let s3 = cairn_bench::s3::S3Options {
+        bytes: s3_bytes,
+        delayed_bytes: a.s3_delayed_size.unwrap_or(s3_bytes / 4),
+        delays_ms: a.s3_latency_ms.iter().copied().filter(|&d| d > 0).collect(),
+        file_bytes: a.s3_file_size.unwrap_or(s3_bytes),
+        weed: a.weed.clone().or_else(cairn_bench::s3::default_weed),
+    };
     let opts = Options {
         dump_bytes: a.dump_size.unwrap_or(a.size),
         days: a.days.max(2),
@@ -391,6 +416,7 @@ fn run(a: RunArgs) -> Result<()> {
         }),
         pgbench_seconds: a.pgbench_seconds,
         peers,
+        s3,
         cairn: a.cairn.clone(),
         work: work.clone(),
         keep: a.keep,

