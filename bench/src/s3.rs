@@ -92,12 +92,13 @@ impl Server {
     /// The server `S3_TEST_*` name, if they do.
     ///
     /// # Errors
-    /// When `S3_TEST_ENDPOINT` is set but is not `http://HOST:PORT` (the proxy needs plain HTTP).
+    /// When `S3_TEST_ENDPOINT` is set but is not `http://HOST:PORT` (the proxy needs plain HTTP),
+    /// or its bucket does not answer (a server that was meant to be started but died).
     pub fn from_env() -> Result<Option<Server>> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let Some(endpoint) = var("S3_TEST_ENDPOINT") else { return Ok(None) };
         let addr = socket_addr(&endpoint)?;
-        Ok(Some(Server {
+        let server = Server {
             addr,
             bucket: var("S3_TEST_BUCKET").context("S3_TEST_ENDPOINT is set but S3_TEST_BUCKET is not")?,
             key: var("S3_TEST_KEY").context("S3_TEST_ENDPOINT is set but S3_TEST_KEY is not")?,
@@ -107,7 +108,11 @@ impl Server {
             endpoint,
             child: None,
             data: None,
-        }))
+        };
+        if !server.ready() {
+            bail!("the S3 server named by S3_TEST_ENDPOINT ({}) does not answer for its bucket", server.endpoint);
+        }
+        Ok(Some(server))
     }
 
     /// Starts `weed mini` on 127.0.0.1 with the harness's own ports, its data under `dir`, and
