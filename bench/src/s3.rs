@@ -116,11 +116,11 @@ impl Server {
     }
 
     /// Starts `weed mini` on 127.0.0.1 with the harness's own ports, its data under `dir`, and
-    /// waits (up to 60 s) until its bucket answers.
+    /// waits (up to 60 s) until its bucket answers; its output goes to `log`.
     ///
     /// # Errors
     /// When a port is taken, or the server does not start or become ready.
-    pub fn start(weed: &Path, dir: &Path) -> Result<Server> {
+    pub fn start(weed: &Path, dir: &Path, log_path: &Path) -> Result<Server> {
         let p = &PORTS;
         for port in [p.s3, p.master, p.volume, p.filer, p.admin].into_iter().flat_map(|p| [p, p + 10000]) {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -131,7 +131,7 @@ impl Server {
         let data = dir.join("data");
         let _ = fs::remove_dir_all(&data);
         fs::create_dir_all(&data)?;
-        let log = fs::File::create(dir.join("weed.log"))?;
+        let log = fs::File::create(log_path)?;
         let (bucket, key, secret, region) = ("cairn-bench", "cairn-bench-key", "cairn-bench-secret-123", "us-east-1");
         let version = Command::new(weed)
             .arg("version")
@@ -181,10 +181,10 @@ impl Server {
                 && let Some(status) = c.try_wait()?
             {
                 server.child = None;
-                bail!("weed exited ({status}); see {}", dir.join("weed.log").display());
+                bail!("weed exited ({status}); see {}", log_path.display());
             }
             if Instant::now() > deadline {
-                bail!("weed not ready after 60 s; see {}", dir.join("weed.log").display());
+                bail!("weed not ready after 60 s; see {}", log_path.display());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -193,15 +193,42 @@ impl Server {
 
     /// Whether the bucket answers a signed HEAD (through curl, as `scripts/s3.sh` checks it).
     fn ready(&self) -> bool {
+        self.signed("HEAD", &self.bucket)
+    }
+
+    /// A signed request (curl's `--aws-sigv4`) with no body for `path`; whether it succeeded.
+    fn signed(&self, method: &str, path: &str) -> bool {
         Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "-I", "--aws-sigv4"])
+            .args(["-sf", "-o", "/dev/null"])
+            .args(if method == "HEAD" { vec!["-I"] } else { vec!["-X", method] })
+            .arg("--aws-sigv4")
             .arg(format!("aws:amz:{}:s3", self.region))
             .arg("--user")
             .arg(format!("{}:{}", self.key, self.secret))
-            .arg(format!("{}/{}", self.endpoint, self.bucket))
+            .arg(format!("{}/{path}", self.endpoint))
             .stdin(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// The bucket for one part of the section: on a server the harness started, a new bucket
+    /// of its own, which [`Server::done_with`] deletes (its volumes with it, so the server's
+    /// disk holds one part at a time); on a given server, its bucket.
+    fn bucket_for(&self, part: &str) -> String {
+        if self.child.is_none() {
+            return self.bucket.clone();
+        }
+        let name = format!("{}-{part}", self.bucket);
+        // Should this fail, the tools' first PUT creates it (-s3.autoCreateBucket, on by default).
+        let _ = self.signed("PUT", &name);
+        name
+    }
+
+    /// Deletes a bucket [`Server::bucket_for`] made, with its objects.
+    fn done_with(&self, bucket: &str) {
+        if self.child.is_some() && bucket != self.bucket {
+            let _ = self.signed("DELETE", bucket);
+        }
     }
 
     /// CPU seconds the server has used so far (only a server the harness started).
@@ -216,11 +243,12 @@ impl Server {
         Some((ticks(14)? + ticks(15)?) / 100.0)
     }
 
-    /// A repository under `prefix`, reached through `endpoint` (the server's or a proxy's).
-    fn repo(&self, endpoint: &str, prefix: String) -> S3Repo {
+    /// A repository under `prefix` of `bucket`, reached through `endpoint` (the server's or a
+    /// proxy's).
+    fn repo(&self, endpoint: &str, bucket: &str, prefix: String) -> S3Repo {
         S3Repo {
             endpoint: endpoint.to_string(),
-            bucket: self.bucket.clone(),
+            bucket: bucket.to_string(),
             prefix,
             key: self.key.clone(),
             secret: self.secret.clone(),
@@ -380,7 +408,7 @@ impl Run<'_> {
             Ok(None) => match &o.weed {
                 Some(weed) => {
                     self.say(&format!("object storage: starting SeaweedFS from {}", weed.display()));
-                    Server::start(weed, &dir)
+                    Server::start(weed, &dir, &self.opts.work.join("logs/weed.log"))
                         .with_context(|| format!("SeaweedFS from {} did not start", weed.display()))
                 }
                 None => Err(anyhow::anyhow!(
@@ -481,13 +509,14 @@ impl Run<'_> {
         let endpoint = proxy.map_or_else(|| server.endpoint.clone(), |p| format!("http://{}", p.addr()));
         let what = format!("{} {delay_ms}ms", prefix.rsplit('/').next().unwrap_or(prefix));
         let expected = tree_digest(root)?;
+        let bucket = server.bucket_for(&what.replace(' ', "-"));
         let mut repos = Vec::new();
         for (kind, program, version) in tools {
             let dir = self.opts.work.join("tools").join(format!("s3-{}-{}", what.replace(' ', "-"), kind.name()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir)?;
             let mut t = Tool::new(*kind, program.clone(), version.clone(), &dir);
-            t.remote = Some(server.repo(&endpoint, format!("{prefix}/{}", kind.name())));
+            t.remote = Some(server.repo(&endpoint, &bucket, format!("{prefix}/{}", kind.name())));
             for job in t.init() {
                 self.measured(&job, &format!("s3 {what} {} init", kind.name()))?;
             }
@@ -515,6 +544,7 @@ impl Run<'_> {
         for (t, _) in &repos {
             let _ = fs::remove_dir_all(t.home.parent().unwrap_or(&t.home));
         }
+        server.done_with(&bucket);
         Ok(())
     }
 
