@@ -61,22 +61,25 @@ fn at_most(value: f64, want: f64, unit: &str) -> Status {
 
 fn speed_vs_peer(r: &Results, dataset: &str, name: &str, label: &str) -> Option<Target> {
     let cairn = step(r, dataset, name, Kind::Cairn)?;
-    let (measured, status) = match fastest_peer(r, dataset, name) {
-        Some(peer) => {
-            let ratio = peer.usage.wall / cairn.usage.wall;
+    let peer = fastest_peer(r, dataset, name).map(|p| (p.tool, p.usage.wall, p.mb_per_s()));
+    let (measured, status) = twice_the_fastest_peer((cairn.usage.wall, cairn.mb_per_s()), peer);
+    Some(Target { name: label.to_string(), measured, status })
+}
+
+/// How cairn (its wall seconds and MB/s) compares with the fastest peer (which, and the same
+/// two figures), against the target of twice its speed.
+fn twice_the_fastest_peer(cairn: (f64, f64), peer: Option<(Kind, f64, f64)>) -> (String, Status) {
+    let (wall, mb_per_s) = cairn;
+    match peer {
+        Some((tool, peer_wall, peer_mb_per_s)) => {
+            let ratio = peer_wall / wall.max(1e-9);
             (
-                format!(
-                    "cairn {:.0} MB/s, fastest peer {} {:.0} MB/s: {ratio:.2}×",
-                    cairn.mb_per_s(),
-                    peer.tool.name(),
-                    peer.mb_per_s()
-                ),
+                format!("cairn {mb_per_s:.0} MB/s, fastest peer {} {peer_mb_per_s:.0} MB/s: {ratio:.2}×", tool.name()),
                 at_least(ratio, 2.0, "×"),
             )
         }
-        None => (format!("cairn {:.0} MB/s", cairn.mb_per_s()), Status::NotMeasured("no peer installed".into())),
-    };
-    Some(Target { name: label.to_string(), measured, status })
+        None => (format!("cairn {mb_per_s:.0} MB/s"), Status::NotMeasured("no peer installed".into())),
+    }
 }
 
 /// Issue 4's targets, evaluated on `r`.
@@ -318,21 +321,8 @@ fn object_storage_targets(os: &ObjectStorage, cores: usize) -> Vec<Target> {
     let mut out = Vec::new();
     let versus = |part: Part, delay: u64, restore: bool, name: String| {
         let c = os.step(part, delay, restore, Kind::Cairn)?;
-        let (measured, status) = match os.fastest_peer(part, delay, restore) {
-            Some(p) => {
-                let ratio = p.usage.wall / c.usage.wall.max(1e-9);
-                (
-                    format!(
-                        "cairn {:.0} MB/s, fastest peer {} {:.0} MB/s: {ratio:.2}×",
-                        c.mb_per_s(),
-                        p.tool.name(),
-                        p.mb_per_s()
-                    ),
-                    at_least(ratio, 2.0, "×"),
-                )
-            }
-            None => (format!("cairn {:.0} MB/s", c.mb_per_s()), Status::NotMeasured("no peer installed".into())),
-        };
+        let peer = os.fastest_peer(part, delay, restore).map(|p| (p.tool, p.usage.wall, p.mb_per_s()));
+        let (measured, status) = twice_the_fastest_peer((c.usage.wall, c.mb_per_s()), peer);
         Some(Target { name, measured, status })
     };
     for restore in [false, true] {
@@ -480,18 +470,8 @@ pub fn markdown(r: &Results) -> String {
         let mut rows: Vec<&Step> = r.steps.iter().filter(|x| x.dataset == d.name).collect();
         rows.sort_by_key(|x| (step_rank(&x.step), Kind::ALL.iter().position(|&k| k == x.tool)));
         for st in rows {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} MiB | {} |",
-                st.step,
-                st.tool.name(),
-                st.usage.wall,
-                st.mb_per_s(),
-                st.usage.cpu(),
-                st.usage.cores_busy(),
-                st.usage.max_rss_kib as f64 / 1024.0,
-                human(st.repo_bytes)
-            );
+            let usage = usage_cells(&st.usage, st.mb_per_s());
+            let _ = writeln!(s, "| {} | {} | {usage} | {} |", st.step, st.tool.name(), human(st.repo_bytes));
         }
         let _ = writeln!(s);
     }
@@ -604,18 +584,20 @@ fn s3_row(s: &mut String, os: &ObjectStorage, st: &S3Step, first_cell: &str) {
         (Kind::Cairn, Some(p)) => format!("**{:.2}×** ({})", p.usage.wall / st.usage.wall.max(1e-9), p.tool.name()),
         _ => String::new(),
     };
-    let _ = writeln!(
-        s,
-        "| {first_cell} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2} | {:.0} MiB | {} | {ratio} |",
-        st.op(),
-        st.tool.name(),
-        st.usage.wall,
-        st.mb_per_s(),
-        st.usage.cpu(),
-        st.usage.cores_busy(),
-        st.usage.max_rss_kib as f64 / 1024.0,
-        st.server_cpu.map_or("–".into(), |c| format!("{c:.2}"))
-    );
+    let usage = usage_cells(&st.usage, st.mb_per_s());
+    let server = st.server_cpu.map_or("–".into(), |c| format!("{c:.2}"));
+    let _ = writeln!(s, "| {first_cell} | {} | {} | {usage} | {server} | {ratio} |", st.op(), st.tool.name());
+}
+
+/// A step's table cells: seconds, MB/s, CPU seconds, cores and peak RSS.
+fn usage_cells(u: &crate::measure::Usage, mb_per_s: f64) -> String {
+    format!(
+        "{:.2} | {mb_per_s:.0} | {:.2} | {:.2} | {:.0} MiB",
+        u.wall,
+        u.cpu(),
+        u.cores_busy(),
+        u.max_rss_kib as f64 / 1024.0
+    )
 }
 
 /// The section "Object storage".
