@@ -13,6 +13,15 @@ use clap::{Parser, Subcommand};
 
 use crate::context::GlobalArgs;
 
+/// jemalloc rather than glibc's allocator: a backup allocates and frees blob and pack buffers of
+/// 256 KiB to 16 MiB all the time, and glibc hands such blocks back to the kernel and faults them
+/// in again (`munmap` with a TLB shootdown to the other core, then `do_anonymous_page`), which
+/// on a first backup of 1 GiB of media files cost 0.7 s of system time. Measured by
+/// `LD_PRELOAD` on the same binary, alternating: media 1.85-1.87 s -> 1.45 s, a 30 000-file
+/// tree 3.39-3.48 s -> 3.16-3.18 s; peak RSS 100 -> 120-136 MB.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Content-defined deduplicating backups: encrypted, compressed, verifiable.
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, about, max_term_width = 100)]
