@@ -25,6 +25,7 @@ use crate::dataset::pgbench::{self, Filler, Postgres};
 use crate::dataset::{media, sql, tree};
 use crate::machine::Machine;
 use crate::measure::{self, Input, Job, Usage};
+use crate::scratch::ScratchFs;
 use crate::stages::{self, DataKind, StageTimes};
 use crate::tools::{Kind, Tool, version_of, which};
 
@@ -204,6 +205,8 @@ pub struct Results {
     pub write_limit: Option<WriteLimit>,
     /// The object storage section (`None`: not asked for).
     pub object_storage: Option<crate::s3::ObjectStorage>,
+    /// Where restores were written.
+    pub restore_fs: String,
     /// 1-minute load average before and after.
     pub load: (f64, f64),
     /// Wall time of the whole run.
@@ -220,8 +223,10 @@ pub(crate) struct Run<'a> {
     steps: Vec<Step>,
     latency: Vec<LatencyFigure>,
     restores: std::cell::Cell<u32>,
-    /// Whether the run has said it cannot drop the page cache.
-    cache_note_said: std::cell::Cell<bool>,
+    /// The scratch file system of the current restore.
+    scratch: std::cell::RefCell<Option<ScratchFs>>,
+    /// Where restores go, when not to scratch file systems (set at the first that failed).
+    restore_fs: std::cell::RefCell<Option<String>>,
     logs: PathBuf,
 }
 
@@ -290,24 +295,15 @@ impl Run<'_> {
     }
 
     /// A new, empty directory for `tool` to restore into, and the same start for every restore:
-    /// the earlier restores deleted, nothing in the page cache but `tool`'s repository and
-    /// cache directory.
+    /// the earlier restores gone, a file system that never held them (see [`crate::scratch`]:
+    /// on this machine's ext4, files created soon after many were deleted cost a scan each),
+    /// and nothing in the page cache but `tool`'s repository and cache directory (as root:
+    /// `drop_caches`, then `tool`'s files read back). Every restore then starts with the same
+    /// free memory too, rather than the later ones in a run paying for the kernel reclaiming
+    /// page cache (on this VM that tripled a 1 GiB restore's time once memory ran out).
     ///
-    /// Deleting is not enough on its own. This file system (ext4 without a journal) has its
-    /// inode allocator skip each inode freed in the last 60 seconds, or 360 while its
-    /// inode-table block is dirty (which creating files next to it makes it), a buffer lookup
-    /// per skipped inode: creating files soon after tens of thousands were deleted is quadratic.
-    /// `perf` showed `recently_deleted` and `find_get_block_common` taking half of a restore's
-    /// CPU, and a 45 000-file restore spent 16 s in the kernel instead of 3 s. Whichever tool
-    /// restored after another's clean-up paid for it, and so, for minutes, did a restore after
-    /// a dataset was deleted. The allocator only looks at table blocks still in memory, so as
-    /// root the harness writes them out and drops the clean page cache (`drop_caches`), then
-    /// reads `tool`'s files back. That also gives each restore the same free memory, rather
-    /// than the later ones in a run paying for the kernel reclaiming page cache (on this VM
-    /// that tripled a 1 GiB restore's time once memory ran out).
-    ///
-    /// Not as root, it can only drop the earlier restores' pages as they are deleted; the report
-    /// then says its restores may carry that cost.
+    /// Where no scratch file system can be made (not root), restores go to the work directory
+    /// and the report says they may carry that cost.
     pub(crate) fn restore_dir(&self, tool: &Tool) -> Result<PathBuf> {
         let n = self.restores.get();
         self.restores.set(n + 1);
@@ -316,16 +312,36 @@ impl Run<'_> {
         if fs::write("/proc/sys/vm/drop_caches", "1").is_ok() {
             warm(&tool.repo);
             warm(&tool.home);
-        } else if !self.cache_note_said.replace(true) {
-            self.say("not root: restores after deletions may pay for ext4 skipping recently freed inodes");
         }
-        let target = self.opts.work.join("restores").join(n.to_string());
+        let target = self.fresh_dir().join(n.to_string());
         fs::create_dir_all(&target)?;
         Ok(target)
     }
 
+    /// A directory on a new scratch file system, or where none can be made, the work
+    /// directory's `restores`.
+    fn fresh_dir(&self) -> PathBuf {
+        if self.restore_fs.borrow().is_none() {
+            match ScratchFs::create(&self.opts.work) {
+                Ok(fs) => {
+                    let root = fs.root().to_path_buf();
+                    *self.scratch.borrow_mut() = Some(fs);
+                    return root;
+                }
+                Err(why) => {
+                    self.say(&format!("restores go to the work directory: no scratch file system ({why})"));
+                    *self.restore_fs.borrow_mut() = Some(format!(
+                        "a directory of the work directory's file system (no scratch file system: {why}); a restore soon after many files were deleted may pay for ext4 skipping the freed inodes"
+                    ));
+                }
+            }
+        }
+        self.scratch.borrow().as_ref().map_or_else(|| self.opts.work.join("restores"), |fs| fs.root().to_path_buf())
+    }
+
     /// Deletes the restores, their pages dropped first (they are checked by now).
     pub(crate) fn drop_restores(&self) {
+        drop(self.scratch.borrow_mut().take());
         let restores = self.opts.work.join("restores");
         visit_files(&restores, &mut |f| {
             let _ = nix::fcntl::posix_fadvise(f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
@@ -690,11 +706,14 @@ impl Run<'_> {
         Ok(LatencyFigure { dataset: name, bytes, delay_ms: delay, backup, restore, backup_delayed, restore_delayed })
     }
 
-    /// Writes `bytes` into a new file under the work directory, 8 MiB at a time, as a restore
-    /// would; best of two.
+    /// Writes `bytes` into a new file where restores go, 8 MiB at a time, as a restore would;
+    /// best of two.
     fn write_limit(&self, bytes: u64) -> Result<WriteLimit> {
         use std::io::Write;
-        let path = self.opts.work.join("write-limit.bin");
+        self.drop_restores();
+        let dir = self.fresh_dir();
+        fs::create_dir_all(&dir)?;
+        let path = dir.join("write-limit.bin");
         let block = vec![0x5au8; 8 << 20];
         let mut best = f64::MAX;
         for _ in 0..2 {
@@ -711,6 +730,7 @@ impl Run<'_> {
             best = best.min(started.elapsed().as_secs_f64());
             fs::remove_file(&path)?;
         }
+        self.drop_restores();
         Ok(WriteLimit { bytes, seconds: best })
     }
 
@@ -826,7 +846,8 @@ pub fn run(opts: &Options) -> Result<Results> {
         steps: Vec::new(),
         latency: Vec::new(),
         restores: std::cell::Cell::new(0),
-        cache_note_said: std::cell::Cell::new(false),
+        scratch: std::cell::RefCell::new(None),
+        restore_fs: std::cell::RefCell::new(None),
         logs,
     };
 
@@ -895,6 +916,9 @@ pub fn run(opts: &Options) -> Result<Results> {
         latency: run.latency,
         write_limit,
         object_storage,
+        restore_fs: run.restore_fs.take().unwrap_or_else(|| {
+            "a new ext4 file system for each (a sparse image in the work directory, loop-mounted, without a journal like this machine's root), so no restore meets the inodes another's clean-up freed".into()
+        }),
         load: (load_before, crate::machine::load_average()),
         elapsed: started.elapsed(),
         options: opts.clone(),

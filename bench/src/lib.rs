@@ -32,5 +32,6 @@ pub mod proxy;
 pub mod report;
 pub mod rng;
 pub mod s3;
+pub mod scratch;
 pub mod stages;
 pub mod tools;
