@@ -28,6 +28,7 @@ pub mod harness;
 pub mod index_bench;
 pub mod machine;
 pub mod measure;
+pub mod object_storage;
 pub mod proxy;
 pub mod report;
 pub mod rng;
