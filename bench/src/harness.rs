@@ -25,7 +25,7 @@ use crate::dataset::pgbench::{self, Filler, Postgres};
 use crate::dataset::{media, sql, tree};
 use crate::machine::Machine;
 use crate::measure::{self, Input, Job, Usage};
-use crate::scratch::ScratchFs;
+use crate::scratch::RestoreSpace;
 use crate::stages::{self, DataKind, StageTimes};
 use crate::tools::{Kind, Tool, version_of, which};
 
@@ -216,40 +216,14 @@ pub struct Results {
 }
 
 /// A run in progress: what it was asked, the tools it found, what it measured so far. The
-/// object storage section's methods are in [`crate::s3`].
+/// object storage section's methods are in [`crate::object_storage`].
 pub(crate) struct Run<'a> {
     pub(crate) opts: &'a Options,
     pub(crate) tools: Vec<(Kind, PathBuf, String)>,
     steps: Vec<Step>,
     latency: Vec<LatencyFigure>,
-    restores: std::cell::Cell<u32>,
-    /// The scratch file system of the current restore.
-    scratch: std::cell::RefCell<Option<ScratchFs>>,
-    /// Where restores go, when not to scratch file systems (set at the first that failed).
-    restore_fs: std::cell::RefCell<Option<String>>,
+    restores: RestoreSpace,
     logs: PathBuf,
-}
-
-/// Opens every regular file under `dir` and hands it to `each`.
-pub(crate) fn visit_files(dir: &Path, each: &mut dyn FnMut(&fs::File)) {
-    let Ok(read) = fs::read_dir(dir) else { return };
-    for e in read.filter_map(Result::ok) {
-        match e.file_type() {
-            Ok(t) if t.is_dir() => visit_files(&e.path(), each),
-            Ok(t) if t.is_file() => {
-                if let Ok(f) = fs::File::open(e.path()) {
-                    each(&f);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Reads every file under `dir` into the page cache.
-fn warm(dir: &Path) {
-    let mut buf = vec![0u8; 1 << 20];
-    visit_files(dir, &mut |mut f| while matches!(f.read(&mut buf), Ok(n) if n > 0) {});
 }
 
 impl Run<'_> {
@@ -294,59 +268,15 @@ impl Run<'_> {
         self.steps.push(s);
     }
 
-    /// A new, empty directory for `tool` to restore into, and the same start for every restore:
-    /// the earlier restores gone, a file system that never held them (see [`crate::scratch`]:
-    /// on this machine's ext4, files created soon after many were deleted cost a scan each),
-    /// and nothing in the page cache but `tool`'s repository and cache directory (as root:
-    /// `drop_caches`, then `tool`'s files read back). Every restore then starts with the same
-    /// free memory too, rather than the later ones in a run paying for the kernel reclaiming
-    /// page cache (on this VM that tripled a 1 GiB restore's time once memory ran out).
-    ///
-    /// Where no scratch file system can be made (not root), restores go to the work directory
-    /// and the report says they may carry that cost.
+    /// A new, empty directory for `tool` to restore into, every restore starting alike
+    /// ([`RestoreSpace::next`]).
     pub(crate) fn restore_dir(&self, tool: &Tool) -> Result<PathBuf> {
-        let n = self.restores.get();
-        self.restores.set(n + 1);
-        self.drop_restores();
-        let _ = std::process::Command::new("sync").status();
-        if fs::write("/proc/sys/vm/drop_caches", "1").is_ok() {
-            warm(&tool.repo);
-            warm(&tool.home);
-        }
-        let target = self.fresh_dir().join(n.to_string());
-        fs::create_dir_all(&target)?;
-        Ok(target)
+        Ok(self.restores.next(&[&tool.repo, &tool.home], &|m| self.say(m))?)
     }
 
-    /// A directory on a new scratch file system, or where none can be made, the work
-    /// directory's `restores`.
-    fn fresh_dir(&self) -> PathBuf {
-        if self.restore_fs.borrow().is_none() {
-            match ScratchFs::create(&self.opts.work) {
-                Ok(fs) => {
-                    let root = fs.root().to_path_buf();
-                    *self.scratch.borrow_mut() = Some(fs);
-                    return root;
-                }
-                Err(why) => {
-                    self.say(&format!("restores go to the work directory: no scratch file system ({why})"));
-                    *self.restore_fs.borrow_mut() = Some(format!(
-                        "a directory of the work directory's file system (no scratch file system: {why}); a restore soon after many files were deleted may pay for ext4 skipping the freed inodes"
-                    ));
-                }
-            }
-        }
-        self.scratch.borrow().as_ref().map_or_else(|| self.opts.work.join("restores"), |fs| fs.root().to_path_buf())
-    }
-
-    /// Deletes the restores, their pages dropped first (they are checked by now).
+    /// Deletes the restores (they are checked by now).
     pub(crate) fn drop_restores(&self) {
-        drop(self.scratch.borrow_mut().take());
-        let restores = self.opts.work.join("restores");
-        visit_files(&restores, &mut |f| {
-            let _ = nix::fcntl::posix_fadvise(f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
-        });
-        let _ = fs::remove_dir_all(restores);
+        self.restores.clear();
     }
 
     /// Reads the last dump through `cairn mount`, sequentially (`dd`, 1 MiB reads), and
@@ -711,7 +641,7 @@ impl Run<'_> {
     fn write_limit(&self, bytes: u64) -> Result<WriteLimit> {
         use std::io::Write;
         self.drop_restores();
-        let dir = self.fresh_dir();
+        let dir = self.restores.fresh_dir(&|m| self.say(m));
         fs::create_dir_all(&dir)?;
         let path = dir.join("write-limit.bin");
         let block = vec![0x5au8; 8 << 20];
@@ -840,16 +770,8 @@ pub fn run(opts: &Options) -> Result<Results> {
     }
     versions.push(("rustc".into(), version_of(Path::new("rustc"), Kind::Cairn)));
     versions.push(("cairn source".into(), source_revision()));
-    let mut run = Run {
-        opts,
-        tools,
-        steps: Vec::new(),
-        latency: Vec::new(),
-        restores: std::cell::Cell::new(0),
-        scratch: std::cell::RefCell::new(None),
-        restore_fs: std::cell::RefCell::new(None),
-        logs,
-    };
+    let mut run =
+        Run { opts, tools, steps: Vec::new(), latency: Vec::new(), restores: RestoreSpace::new(&opts.work), logs };
 
     run.say("measuring the pipeline stages");
     let stages =
@@ -916,9 +838,7 @@ pub fn run(opts: &Options) -> Result<Results> {
         latency: run.latency,
         write_limit,
         object_storage,
-        restore_fs: run.restore_fs.take().unwrap_or_else(|| {
-            "a new ext4 file system for each (a sparse image in the work directory, loop-mounted, without a journal like this machine's root), so no restore meets the inodes another's clean-up freed".into()
-        }),
+        restore_fs: run.restores.description(),
         load: (load_before, crate::machine::load_average()),
         elapsed: started.elapsed(),
         options: opts.clone(),

@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 
 use crate::dataset::media;
-use crate::harness::{Run, human, tree_digest, visit_files};
+use crate::harness::{Run, human, tree_digest};
 use crate::proxy::DelayProxy;
 use crate::s3::{ObjectStorage, Part, S3Step, Server};
+use crate::scratch::visit_files;
 use crate::tools::{Kind, Tool};
 
 /// Reads into the page cache every file under `dir` changed since `since`: what the server
