@@ -192,3 +192,16 @@ fn init_creates_version_3() {
     assert_eq!(config_version(repo.path()), 3);
     assert_eq!(key_files(repo.path()), (vec![2], false));
 }
+
+/// `init` without cost flags derives its key with RFC 9106's second recommended setting for
+/// Argon2id (64 MiB, 3 passes, 4 lanes, the lanes filled side by side), and the key opens.
+#[test]
+fn init_derives_with_four_lanes_by_default() {
+    let repo = TestRepo::uninitialized(env!("CARGO_BIN_EXE_cairn"));
+    repo.run(args!["init"]).success();
+    let keys: Vec<_> = std::fs::read_dir(repo.path().join("keys")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(keys.len(), 1);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&keys[0]).unwrap()).unwrap();
+    assert_eq!(json["params"], serde_json::json!({ "memory_kib": 65536, "iterations": 3, "parallelism": 4 }));
+    repo.run(args!["snapshots"]).success();
+}

@@ -52,6 +52,9 @@ pub struct Args {
     /// argon2id passes.
     #[arg(long, default_value_t = KdfParams::default().iterations, hide = true)]
     kdf_iterations: u32,
+    /// argon2id lanes (derived side by side, one thread per core).
+    #[arg(long, default_value_t = KdfParams::default().parallelism, hide = true)]
+    kdf_parallelism: u32,
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
@@ -65,7 +68,11 @@ pub fn run(global: &GlobalArgs, args: Args) -> Result<u8> {
     options.chunker_params = ChunkerParams { min_size: avg / 4, avg_size: avg, max_size: avg.saturating_mul(4) };
     options.pack_size = args.pack_size_mib.saturating_mul(1 << 20);
     options.compression = args.compression;
-    options.kdf = KdfParams { memory_kib: args.kdf_memory_kib, iterations: args.kdf_iterations, parallelism: 1 };
+    options.kdf = KdfParams {
+        memory_kib: args.kdf_memory_kib,
+        iterations: args.kdf_iterations,
+        parallelism: args.kdf_parallelism,
+    };
     options.group_readable = args.group_readable;
     options.padding = !args.no_padding;
     options.data_parity = args.data_parity.unwrap_or(0);
