@@ -181,7 +181,7 @@ impl Tree {
     /// [`Error::Corrupt`] naming the tree blob.
     pub fn decode(id: &BlobId, data: &[u8]) -> Result<Self> {
         let tree: Tree =
-            ciborium::from_reader(data).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
+            cbor4ii::serde::from_slice(data).map_err(|e| Error::corrupt(format!("tree {id}"), e.to_string()))?;
         if tree.version != TREE_VERSION && tree.version != TREE_VERSION_EXTENDED {
             return Err(Error::UnsupportedVersion {
                 object: format!("tree {id}"),
