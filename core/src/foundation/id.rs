@@ -90,44 +90,8 @@ impl<'de> Deserialize<'de> for Digest {
         } else {
             // Read in place: a tree holds one digest per content blob, and a buffer allocated
             // for each was a tenth of decoding a tree.
-            d.deserialize_bytes(DigestBytes)
+            Ok(Digest(serde_bytes::ByteArray::<32>::deserialize(d)?.into_array()))
         }
-    }
-}
-
-/// Takes a digest from the forms `serde_bytes::ByteBuf` accepts (a byte string, an array of
-/// bytes, a text string), without allocating.
-struct DigestBytes;
-
-impl<'de> serde::de::Visitor<'de> for DigestBytes {
-    type Value = Digest;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("32 bytes")
-    }
-
-    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Digest, E> {
-        v.try_into().map(Digest).map_err(|_| E::invalid_length(v.len(), &self))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Digest, E> {
-        self.visit_bytes(v.as_bytes())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Digest, A::Error> {
-        let mut out = [0u8; 32];
-        let mut n = 0;
-        while let Some(b) = seq.next_element::<u8>()? {
-            if n == out.len() {
-                return Err(serde::de::Error::invalid_length(n + 1, &self));
-            }
-            out[n] = b;
-            n += 1;
-        }
-        if n != out.len() {
-            return Err(serde::de::Error::invalid_length(n, &self));
-        }
-        Ok(Digest(out))
     }
 }
 
