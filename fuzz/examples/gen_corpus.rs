@@ -20,7 +20,7 @@ use cairn_core::format::keyfile::{KeyFile, KeyMeta};
 use cairn_core::format::pack::{PackEntry, PackSeal, PackWriter, encode_header};
 use cairn_core::format::record::{RECORD_VERSION, RunRecord, StepKind, StepRecord};
 use cairn_core::format::session::{SESSION_VERSION, SessionMarker};
-use cairn_core::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use cairn_core::format::snapshot::{AttributesRead, SNAPSHOT_VERSION, Snapshot, Summary};
 use cairn_core::format::tenant::{TENANT_VERSION, TenantKey};
 use cairn_core::format::tree::{Node, NodeKind, TREE_VERSION, TREE_VERSION_EXTENDED, Time, Tree, Xattr};
 use cairn_core::id::{BlobId, Digest, IndexId, PackId, SnapshotId};
@@ -244,6 +244,7 @@ fn snapshot() {
         program: "cairn 0.1.0".into(),
         postgres: None,
         subdirs: Vec::new(),
+        attributes: Some(AttributesRead { xattrs: true, acls: true, privileged: false }),
     };
     write("snapshot", "plain", &cbor(&s));
     let base = Snapshot {

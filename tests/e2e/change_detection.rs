@@ -11,6 +11,7 @@ use crate::{repo, restored};
 fn unchanged_files_are_not_read_and_a_changed_one_is() {
     let repo = repo();
     let tree = build_edge_tree(&repo.scratch().join("src"));
+    data::settle();
     let first = repo.backup([&tree.root]);
     let s = &first["summary"];
     assert_eq!(s["files_new"], json!(tree.file_inodes), "{first:#}");
@@ -50,6 +51,7 @@ fn a_new_file_and_a_touched_file_are_read() {
     let src = repo.dir("src");
     let a = data::write_random(&src.join("a.bin"), 11, 1 << 20);
     data::write(&src.join("b.txt"), b"b\n");
+    data::settle();
     repo.backup([&src]);
 
     // Same bytes, new mtime: read again (the content is deduplicated, but it must be looked at).

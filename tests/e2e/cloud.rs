@@ -53,6 +53,7 @@ fn webdav_repo(test: &str) -> TestRepo {
 fn backup_restore_check_prune(repo: &TestRepo) {
     repo.init_here(&INIT_OPTIONS);
     let tree = build_edge_tree(&repo.scratch().join("src"));
+    cairn_tests::data::settle();
     let first = repo.backup(args![&tree.root]);
     let second = repo.backup(args![&tree.root]);
     assert_eq!(second["summary"]["bytes_read"], 0, "unchanged files are not read again: {second}");

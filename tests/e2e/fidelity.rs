@@ -219,6 +219,7 @@ fn a_changed_attribute_is_seen_by_the_next_backup() {
     let f = src.join("f");
     data::write(&f, b"same content\n");
     set_xattr(&f, "user.state", b"draft");
+    data::settle();
     repo.backup([&src]);
     let second = repo.backup([&src]);
     assert_eq!(second["summary"]["files_unmodified"], 1);

@@ -141,6 +141,7 @@ fn verbose_names_each_item_and_quiet_prints_no_summary() {
     for name in ["a", "b", "c"] {
         cairn_tests::data::write_random(&src.join(name), 7, 50_000);
     }
+    cairn_tests::data::settle();
     let out = repo.run(args!["-v", "backup", &src]);
     out.success();
     for name in ["a", "b", "c"] {

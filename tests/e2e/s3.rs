@@ -14,6 +14,7 @@ fn s3_repo() -> TestRepo {
 fn s3_backup_restore_check_and_the_rest() {
     let repo = s3_repo();
     let tree = build_edge_tree(&repo.scratch().join("src"));
+    data::settle();
     let first = repo.backup(args![&tree.root]);
     let second = repo.backup(args![&tree.root]);
     assert_eq!(second["summary"]["bytes_read"], 0, "unchanged files are not read again: {second}");
@@ -334,6 +335,7 @@ fn s3_a_write_only_key_with_append_only_credentials_backs_up_and_nothing_else() 
     let src = host.dir("src");
     data::write_random(&src.join("big.bin"), 12, 3_000_000);
     data::write(&src.join("note.txt"), b"day one\n");
+    data::settle();
     as_host(args!["backup", &src]).success();
     data::write(&src.join("note.txt"), b"day two\n");
     let second = as_host(args!["--json", "backup", &src]).success().json();

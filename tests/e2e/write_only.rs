@@ -56,6 +56,7 @@ fn a_write_only_host_backs_up_deduplicates_and_skips_unchanged_files_but_reads_n
     data::write(&elsewhere.join("copy.bin"), &shared);
     repo.backup(args![&elsewhere]);
     let host_key = add_write_only_key(&repo);
+    data::settle();
 
     let first = host_backup(&repo, &src);
     let s = &first["summary"];

@@ -81,6 +81,15 @@ pub fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
+/// Waits until what was written so far is settled: the next backup trusts the timestamps it
+/// records only of files that last changed at least 100 ms before it began (a change within
+/// the same tick of the file system's clock would not show), and reads the others again the
+/// time after. Tests that count what a later backup does not read call this between writing
+/// their files and the backup the later one compares against.
+pub fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(150));
+}
+
 /// Writes `len` random bytes from `seed` to `path`; returns them, for tests that compare.
 pub fn write_random(path: &Path, seed: u64, len: usize) -> Vec<u8> {
     let bytes = random_bytes(seed, len);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::foundation::crypto::MasterKey;
 use crate::foundation::error::{Error, Result};
+use crate::foundation::fsmeta::XattrFilter;
 use crate::foundation::id::{BlobId, Digest, SnapshotId};
 
 /// Version of the snapshot encoding.
@@ -150,6 +151,30 @@ pub struct Snapshot {
     /// lost. Absent in snapshots written before it was recorded, and for streams.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subdirs: Vec<crate::format::tree::Node>,
+    /// For a backup of paths that read every entry's extended attributes and inode flags
+    /// without a problem: which attributes it read. A later backup reading the same ones takes
+    /// an entry's attributes from this snapshot while its ctime says they did not change.
+    /// Absent otherwise, for streams, and in snapshots written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<AttributesRead>,
+}
+
+/// Which extended attributes a backup read of every entry ([`Snapshot::attributes`]; FORMAT.md
+/// §13): the choices of `--no-xattrs`, `--no-acls`, and whether it ran as root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributesRead {
+    /// Attributes other than the POSIX ACLs.
+    pub xattrs: bool,
+    /// The POSIX ACLs.
+    pub acls: bool,
+    /// `trusted.*` and `security.*` too.
+    pub privileged: bool,
+}
+
+impl From<XattrFilter> for AttributesRead {
+    fn from(f: XattrFilter) -> Self {
+        AttributesRead { xattrs: f.xattrs, acls: f.acls, privileged: f.privileged }
+    }
 }
 
 /// What a PostgreSQL base backup needs from the WAL archive to be restored (FORMAT.md §13).
@@ -225,6 +250,15 @@ impl Snapshot {
         a.1.time.cmp(&b.1.time).then(a.1.created.cmp(&b.1.created)).then(a.0.cmp(b.0))
     }
 
+    /// When the backup that made it began, on its host's clock: `created` less the backup's
+    /// `seconds` (so a little before what it read was first looked at). `None` without
+    /// `created`, or with a `seconds` that is no duration.
+    #[must_use]
+    pub fn started(&self) -> Option<jiff::Timestamp> {
+        let took = jiff::SignedDuration::try_from_secs_f64(self.summary.seconds).ok()?;
+        self.created?.checked_sub(took).ok()
+    }
+
     /// Whether the snapshot carries every tag in `tags`.
     #[must_use]
     pub fn has_tags(&self, tags: &[String]) -> bool {
@@ -254,6 +288,7 @@ mod tests {
             program: "cairn test".into(),
             postgres: None,
             subdirs: Vec::new(),
+            attributes: Some(AttributesRead { xattrs: true, acls: false, privileged: true }),
         };
         let sealed = s.seal(&m);
         let id = SnapshotId::default();

@@ -39,6 +39,18 @@ pub struct Time {
     pub nanos: u32,
 }
 
+impl From<jiff::Timestamp> for Time {
+    fn from(t: jiff::Timestamp) -> Self {
+        // Euclidean, so the nanoseconds stay in 0..1e9 before 1970 too (jiff's own are negative
+        // there). Every jiff timestamp's seconds fit an i64.
+        let ns = t.as_nanosecond();
+        Time {
+            secs: i64::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(i64::MIN),
+            nanos: u32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0),
+        }
+    }
+}
+
 /// One directory entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {

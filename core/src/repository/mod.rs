@@ -842,6 +842,7 @@ pub(crate) mod testing {
             program: "test".into(),
             postgres: None,
             subdirs: Vec::new(),
+            attributes: None,
         }
     }
 }

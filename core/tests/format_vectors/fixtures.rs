@@ -155,6 +155,7 @@ pub fn snapshot(tree_id: BlobId, pack_len: u64) -> Snapshot {
         program: "cairn 0.1.0".into(),
         postgres: None,
         subdirs: Vec::new(),
+        attributes: None,
     }
 }
 

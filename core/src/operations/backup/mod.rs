@@ -35,7 +35,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use rayon::prelude::*;
 
 use crate::format::blob::{BlobKind, MAX_BLOB_LEN};
-use crate::format::snapshot::{SNAPSHOT_VERSION, Snapshot, Summary};
+use crate::format::snapshot::{AttributesRead, SNAPSHOT_VERSION, Snapshot, Summary};
 use crate::format::tree::{Node, NodeKind, Time, Tree};
 use crate::foundation::chunk::{Batch, Cutter, StreamBatcher};
 use crate::foundation::error::{Error, IoContext, Result};
@@ -49,6 +49,8 @@ use crate::repository::index::Index;
 use crate::repository::select::SnapshotFilter;
 use crate::repository::writer::{BlobWriter, WriteOptions};
 
+#[cfg(test)]
+mod change_tests;
 mod files;
 mod record;
 pub mod source;
@@ -348,7 +350,8 @@ pub fn run(
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     let cutter = repo.cutter()?;
     let counters = Counters::default();
-    let (Walked { root, subdirs, unreadable, changed }, written, committed) =
+    let xattrs = XattrFilter { xattrs: !opts.no_xattrs, acls: !opts.no_acls, privileged: running_as_root() };
+    let (Walked { root, subdirs, unreadable, changed, attributes_complete }, written, committed) =
         repo.write_blobs(&index, WriteOptions::with_uploads(opts.uploads), |writer| {
             let session = Session {
                 repo,
@@ -361,7 +364,7 @@ pub fn run(
                 fatal: Mutex::new(None),
                 results: Results::default(),
                 progress,
-                xattrs: XattrFilter { xattrs: !opts.no_xattrs, acls: !opts.no_acls, privileged: running_as_root() },
+                xattrs,
                 record: record.as_ref(),
             };
             let old_root = parent.as_ref().and_then(|(_, s)| session.parent_tree(&s.tree));
@@ -374,7 +377,8 @@ pub fn run(
                         scope.spawn(move || s.worker(&jobs));
                     }
                     drop(job_rx);
-                    let result = walk(s, job_tx, opts, &args, old_root.as_ref(), excludes);
+                    let old = parent.as_ref().map(|(_, p)| p);
+                    let result = walk(s, job_tx, opts, &args, old, old_root.as_ref(), excludes);
                     if result.is_err() {
                         s.failed.store(true, Ordering::SeqCst);
                         s.results.ready.notify_all();
@@ -433,6 +437,7 @@ pub fn run(
         program: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         postgres,
         subdirs,
+        attributes: attributes_complete.then_some(AttributesRead::from(xattrs)),
     };
     let id = repo.save_snapshot(&snapshot, &committed)?;
     if let Some(r) = record {
@@ -460,8 +465,7 @@ fn store_stream(session: &Session<'_>, mut stream: RunningStream<'_>, name: &str
     // The producer's exit status decides whether this becomes a snapshot at all.
     stream.finish()?;
     let (content, hash, size) = stored;
-    let now = jiff::Timestamp::now();
-    let time = Time { secs: now.as_second(), nanos: u32::try_from(now.subsec_nanosecond()).unwrap_or(0) };
+    let time = Time::from(jiff::Timestamp::now());
     // Our own uid and gid, without unsafe libc calls: /proc/self belongs to us.
     let (uid, gid) = std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0));
     session.counters.files_new.fetch_add(1, Ordering::Relaxed);

@@ -14,7 +14,10 @@ use std::ffi::OsString;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 
+use jiff::SignedDuration;
+
 use super::*;
+use crate::format::snapshot::AttributesRead;
 use crate::foundation::fsmeta::{self, Entry};
 use crate::operations::backup::files::{CHANGED_RETRIES, Extended, Stat};
 use crate::operations::backup::source::node_from_metadata;
@@ -22,6 +25,14 @@ use crate::operations::backup::source::node_from_metadata;
 /// Entries the walker may hold in unfinished directories before it waits for the oldest (a
 /// single larger directory is still held whole). About 300 bytes each.
 const UNFINISHED_ENTRIES: usize = 8192;
+
+/// How long before the parent backup began an entry must have last changed for the parent's
+/// node of it to be trusted ([`Walker::settled`]): a tick of the kernel's coarse clock, which
+/// stamps files, is at most 10 ms (HZ ≥ 100), behind the fine clock the start is read from.
+const SETTLED_FINE: SignedDuration = SignedDuration::from_millis(100);
+/// The same for a timestamp in whole seconds (a file system that keeps no finer ones; FAT
+/// counts its mtime in 2 s).
+const SETTLED_COARSE: SignedDuration = SignedDuration::from_secs(2);
 
 /// A directory entry waiting for its content.
 enum Pending {
@@ -65,6 +76,16 @@ struct Walker<'s, 'r> {
     ignore_ctime: bool,
     ignore_inode: bool,
     exclude_nodump: bool,
+    /// Whether an entry whose ctime and inode are its parent node's takes that node's extended
+    /// attributes and inode flags instead of reading them: the parent snapshot read the same
+    /// attributes of every entry, and the ctime is trusted.
+    reuse_attributes: bool,
+    /// The times before which a parent node must have last changed to be trusted
+    /// ([`Walker::settled`]): for fine-grained timestamps, and for whole seconds. `None`:
+    /// no parent, or one that does not record when it began (all are trusted, as before).
+    settled_before: Option<(Time, Time)>,
+    /// An entry's extended attributes or inode flags could not be read.
+    attributes_incomplete: bool,
     errors: Vec<Unreadable>,
     /// Files that kept changing while they were read.
     changed: Vec<PathBuf>,
@@ -97,7 +118,33 @@ impl Walker<'_, '_> {
             && old.mtime == node.mtime
             && (self.ignore_ctime || old.ctime == node.ctime)
             && (self.ignore_inode || old.inode == node.inode)
+            && self.settled(old)
             && old.content.iter().all(|id| self.session.known(id));
+        same.then_some(old)
+    }
+
+    /// Whether `old`, the parent's node of an entry, last changed long enough before the
+    /// parent backup began that no later change can have left its timestamps as they were.
+    /// A file system stamps a change with its clock's current tick, so a file written again
+    /// within the tick of a change the parent saw ("racily clean", as git says) looks
+    /// unchanged; such a file is read again. The signal is the ctime, which no one can set
+    /// (with `--ignore-ctime`, the mtime).
+    fn settled(&self, old: &Node) -> bool {
+        let Some((fine, coarse)) = self.settled_before else { return true };
+        let t = if self.ignore_ctime { old.mtime } else { old.ctime };
+        t < if t.nanos == 0 { coarse } else { fine }
+    }
+
+    /// The parent's node of an entry whose extended attributes and inode flags can be taken
+    /// from it: setting either changes the ctime, so an entry of the same kind with the same
+    /// ctime (and inode) has them still.
+    fn attributes_unchanged<'o>(&self, node: &Node, old: Option<&'o Node>) -> Option<&'o Node> {
+        let old = old?;
+        let same = self.reuse_attributes
+            && old.kind == node.kind
+            && old.ctime == node.ctime
+            && (self.ignore_inode || old.inode == node.inode)
+            && self.settled(old);
         same.then_some(old)
     }
 
@@ -107,19 +154,27 @@ impl Walker<'_, '_> {
         node.xattrs = extended.xattrs;
         node.flags = extended.flags;
         if let Some(problem) = extended.problem {
+            self.attributes_incomplete = true;
             self.warn(path, problem);
         }
     }
 
     /// Reads the extended attributes and (for files and directories, unless `flags` is
-    /// already known) inode flags of the entry at `path` into `node`.
-    fn read_extended(&mut self, path: &Path, node: &mut Node, flags: Option<u32>) {
+    /// already known) inode flags of the entry at `path` into `node`, or takes them from
+    /// `old`, the parent's node of it, when they cannot have changed.
+    fn read_extended(&mut self, path: &Path, node: &mut Node, flags: Option<u32>, old: Option<&Node>) {
+        if let Some(old) = self.attributes_unchanged(node, old) {
+            node.xattrs.clone_from(&old.xattrs);
+            node.flags = flags.unwrap_or(old.flags);
+            return;
+        }
         let flags = match flags {
             Some(f) => f,
             None if matches!(node.kind, NodeKind::File | NodeKind::Dir) => {
                 match fsmeta::read_flags(Entry::<&std::fs::File>::Path(path)) {
                     Ok(f) => f,
                     Err(e) => {
+                        self.attributes_incomplete = true;
                         self.warn(path, format!("inode flags not read: {e}"));
                         0
                     }
@@ -141,13 +196,16 @@ impl Walker<'_, '_> {
             match fsmeta::read_flags(Entry::<&std::fs::File>::Path(path)) {
                 Ok(f) if f & fsmeta::FLAG_NODUMP != 0 => return Ok(None),
                 Ok(f) => flags = Some(f),
-                Err(e) => self.warn(path, format!("inode flags not read: {e}")),
+                Err(e) => {
+                    self.attributes_incomplete = true;
+                    self.warn(path, format!("inode flags not read: {e}"));
+                }
             }
         }
         let c = &self.session.counters;
         match node.kind {
             NodeKind::Dir => {
-                self.read_extended(path, &mut node, flags);
+                self.read_extended(path, &mut node, flags, old);
                 if self.one_file_system && meta.dev() != self.root_dev {
                     // Record the mount point as an empty directory, as other tools do.
                     node.subtree = Some(self.session.store_tree(&Tree::new(vec![]))?);
@@ -168,7 +226,7 @@ impl Walker<'_, '_> {
                     if let Some((link_no, source)) = self.links.get(&key).cloned() {
                         node.link = Some(link_no);
                         // Another name of an inode already saved: its attributes are the same.
-                        self.read_extended(path, &mut node, flags);
+                        self.read_extended(path, &mut node, flags, old);
                         return Ok(Some(match source {
                             LinkSource::Job(job) => Pending::LinkJob(node, job),
                             LinkSource::Reused(content, hash) => {
@@ -188,12 +246,11 @@ impl Walker<'_, '_> {
                     }
                     node.content = content;
                     node.hash = hash;
-                    // Attributes are read every time (one call, as other tools do): the
-                    // parent may have been made with other --no-xattrs/--no-acls choices.
                     // Flags change the ctime, so an unchanged file has its parent's, unless
-                    // the ctime is ignored.
+                    // the ctime is ignored; so do attributes, which are taken from the parent
+                    // too when it read the same ones of every entry.
                     let known = if self.ignore_ctime { flags } else { flags.or(Some(old.flags)) };
-                    self.read_extended(path, &mut node, known);
+                    self.read_extended(path, &mut node, known, Some(old));
                     return Ok(Some(Pending::Ready(node)));
                 }
                 if old.is_some() { &c.files_changed } else { &c.files_new }.fetch_add(1, Ordering::Relaxed);
@@ -219,12 +276,12 @@ impl Walker<'_, '_> {
                         return Ok(None);
                     }
                 }
-                self.read_extended(path, &mut node, None);
+                self.read_extended(path, &mut node, None, old);
                 self.session.counters.others.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(Pending::Ready(node)))
             }
             _ => {
-                self.read_extended(path, &mut node, None);
+                self.read_extended(path, &mut node, None, old);
                 self.session.counters.others.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(Pending::Ready(node)))
             }
@@ -438,12 +495,15 @@ pub(super) struct Walked {
     pub(super) unreadable: Vec<Unreadable>,
     /// Files that kept changing while they were read (stored as last read).
     pub(super) changed: Vec<PathBuf>,
+    /// Whether every entry's extended attributes and inode flags were read (or taken from the
+    /// parent) without a problem.
+    pub(super) attributes_complete: bool,
 }
 
 impl Walked {
-    /// A stream's: one file, nothing left out.
+    /// A stream's: one file, nothing left out, no attributes read.
     pub(super) fn stream(root: BlobId) -> Self {
-        Walked { root, subdirs: Vec::new(), unreadable: Vec::new(), changed: Vec::new() }
+        Walked { root, subdirs: Vec::new(), unreadable: Vec::new(), changed: Vec::new(), attributes_complete: false }
     }
 }
 
@@ -454,9 +514,13 @@ pub(super) fn walk(
     jobs: Sender<FileJob>,
     opts: &BackupOptions,
     args: &[PathBuf],
+    parent: Option<&Snapshot>,
     old_root: Option<&Tree>,
     excludes: PathPatterns,
 ) -> Result<Walked> {
+    let before = |start: jiff::Timestamp, margin| {
+        start.checked_sub(margin).map_or(Time { secs: i64::MIN, nanos: 0 }, Time::from)
+    };
     let mut walker = Walker {
         session,
         jobs,
@@ -470,6 +534,12 @@ pub(super) fn walk(
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
         exclude_nodump: opts.exclude_nodump,
+        reuse_attributes: !opts.ignore_ctime
+            && parent.and_then(|p| p.attributes) == Some(AttributesRead::from(session.xattrs)),
+        settled_before: parent
+            .and_then(Snapshot::started)
+            .map(|start| (before(start, SETTLED_FINE), before(start, SETTLED_COARSE))),
+        attributes_incomplete: false,
         errors: Vec::new(),
         changed: Vec::new(),
         unfinished: VecDeque::new(),
@@ -479,7 +549,13 @@ pub(super) fn walk(
     };
     // The root has no entry naming it: the snapshot records its subdirectories.
     let (root, subdirs) = walker.save_root(Path::new("/"), args, old_root)?;
-    Ok(Walked { root, subdirs, unreadable: walker.errors, changed: walker.changed })
+    Ok(Walked {
+        root,
+        subdirs,
+        unreadable: walker.errors,
+        changed: walker.changed,
+        attributes_complete: !walker.attributes_incomplete,
+    })
 }
 
 #[cfg(test)]
