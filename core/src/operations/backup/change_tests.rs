@@ -5,7 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use super::*;
-use crate::format::tree::Xattr;
+use crate::format::tree::{TREE_VERSION, TREE_VERSION_EXTENDED, Xattr};
 use crate::foundation::fsmeta::{self, Entry};
 use crate::foundation::progress::NoProgress;
 
@@ -153,4 +153,38 @@ fn a_stream_records_no_attributes() {
     let repo = repo("change-stream");
     let result = run(&repo, BackupSource::reader("s", &b"bytes"[..]), &BackupOptions::default(), &NoProgress).unwrap();
     assert_eq!(repo.load_snapshot(result.snapshot).unwrap().attributes, None);
+}
+
+/// A directory whose nodes are the parent's, node for node, keeps the parent's tree id without
+/// its tree being encoded again: shown with a parent tree stored in another encoding of the
+/// same nodes (as an older writer may have), whose id a new encoding would not give.
+#[test]
+fn an_unchanged_directory_keeps_the_parents_tree() {
+    let repo = repo("change-tree");
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("f"), b"content\n").unwrap();
+    settle();
+    let first = backup(&repo, dir.path(), None);
+    let parent = repo.load_snapshot(first.snapshot).unwrap();
+    let index = repo.load_index().unwrap();
+    let subtree = node(&repo, first.snapshot, &sub).subtree.unwrap();
+    let mut tree = repo.load_tree(&index, &subtree).unwrap();
+    assert_eq!(tree.version, TREE_VERSION);
+    tree.version = TREE_VERSION_EXTENDED;
+    let (other, _, _) =
+        repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Tree, &tree.encode())).unwrap();
+    assert_ne!(other, subtree);
+    let root = rewrite(&repo, &parent.tree, &sub, &|n| n.subtree = Some(other));
+    let crafted = save(&repo, &Snapshot { tree: root, ..parent.clone() });
+
+    let again = backup(&repo, dir.path(), Some(crafted));
+    assert_eq!(node(&repo, again.snapshot, &sub).subtree, Some(other), "the parent's tree, not a new encoding");
+    // A change below makes it a new tree.
+    std::fs::write(sub.join("g"), b"new\n").unwrap();
+    let changed = backup(&repo, dir.path(), Some(crafted));
+    let id = node(&repo, changed.snapshot, &sub).subtree.unwrap();
+    assert!(id != other && id != subtree);
+    assert_eq!(repo.load_tree(&repo.load_index().unwrap(), &id).unwrap().nodes.len(), 2);
 }

@@ -71,12 +71,21 @@ impl OwnRecord {
     /// Records a tree of the backup being written: a tree the last backup had too (most of
     /// them) is linked, not sealed and written again.
     pub(super) fn add_tree(&self, id: &BlobId, plain: &[u8]) -> Result<()> {
-        let name = id.to_string();
-        let path = self.pending.join("trees").join(&name);
-        if std::fs::hard_link(self.source.join("current").join("trees").join(&name), &path).is_ok() {
+        if self.link_tree(id) {
             return Ok(());
         }
+        let path = self.pending.join("trees").join(id.to_string());
         private::write_file(&path, &self.key.seal(plain, AAD_TREE), 0o600).at(&path)
+    }
+
+    /// Records a tree the last backup had, by linking its file; whether it could.
+    pub(super) fn link_tree(&self, id: &BlobId) -> bool {
+        let name = id.to_string();
+        std::fs::hard_link(
+            self.source.join("current").join("trees").join(&name),
+            self.pending.join("trees").join(&name),
+        )
+        .is_ok()
     }
 
     /// Makes the backup written the last one: its snapshot goes beside its trees, and the

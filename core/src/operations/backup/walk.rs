@@ -50,6 +50,8 @@ struct Unfinished {
     number: u64,
     /// Its entries in name order, with their paths (for messages).
     entries: Vec<(PathBuf, Pending)>,
+    /// The parent snapshot's tree of it, with its id.
+    old: Option<(BlobId, Tree)>,
 }
 
 /// Where the content of a hard-link group comes from.
@@ -213,7 +215,7 @@ impl Walker<'_, '_> {
                     return Ok(Some(Pending::Ready(node)));
                 }
                 let old_tree = self.old_subtree(old);
-                let Some(number) = self.save_dir(path, old_tree.as_ref())? else {
+                let Some(number) = self.save_dir(path, old_tree)? else {
                     return Ok(None);
                 };
                 c.dirs.fetch_add(1, Ordering::Relaxed);
@@ -288,10 +290,10 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn old_subtree(&mut self, old: Option<&Node>) -> Option<Tree> {
+    fn old_subtree(&mut self, old: Option<&Node>) -> Option<(BlobId, Tree)> {
         let id = old.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
         // A parent tree that cannot be read only costs change detection, not correctness.
-        self.session.parent_tree(&id)
+        Some((id, self.session.parent_tree(&id)?))
     }
 
     /// Resolves pending entries into nodes, in name order, waiting for file jobs as needed.
@@ -370,7 +372,18 @@ impl Walker<'_, '_> {
             let Some(dir) = self.unfinished.pop_front() else { break };
             self.unfinished_entries -= dir.entries.len();
             let tree = Tree::new(self.finish_nodes(dir.entries)?);
-            let id = self.session.store_tree(&tree)?;
+            let id = match dir.old {
+                // The parent's tree again, node for node: its id, without encoding and hashing
+                // it (a write-only host links it into its own record).
+                Some((id, old))
+                    if old.nodes == tree.nodes
+                        && self.session.known(&id)
+                        && self.session.record.is_none_or(|r| r.link_tree(&id)) =>
+                {
+                    id
+                }
+                _ => self.session.store_tree(&tree)?,
+            };
             self.finished.insert(dir.number, (id, tree.subdir_hints()));
         }
         Ok(())
@@ -378,7 +391,7 @@ impl Walker<'_, '_> {
 
     /// Lists a directory and submits its files; returns the number of its unfinished entry in
     /// the queue (None if it could not be listed).
-    fn save_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<Option<u64>> {
+    fn save_dir(&mut self, path: &Path, old: Option<(BlobId, Tree)>) -> Result<Option<u64>> {
         let read = match std::fs::read_dir(path) {
             Ok(r) => r,
             Err(e) => {
@@ -411,7 +424,7 @@ impl Walker<'_, '_> {
         }
         let mut pending = Vec::with_capacity(listed.len());
         for (name, child, meta) in listed {
-            let old_node = old.and_then(|t| t.find(name.as_bytes()));
+            let old_node = old.as_ref().and_then(|(_, t)| t.find(name.as_bytes()));
             if let Some(p) = self.save_entry(&child, &meta, old_node)? {
                 pending.push((child, p));
             }
@@ -419,7 +432,7 @@ impl Walker<'_, '_> {
         let number = self.next_dir;
         self.next_dir += 1;
         self.unfinished_entries += pending.len();
-        self.unfinished.push_back(Unfinished { number, entries: pending });
+        self.unfinished.push_back(Unfinished { number, entries: pending, old });
         self.finish_dirs(false)?;
         Ok(Some(number))
     }
@@ -447,7 +460,7 @@ impl Walker<'_, '_> {
                 let mut node = node_from_metadata(name.as_bytes().to_vec(), &meta);
                 let old_tree = self.old_subtree(old_node);
                 let below: Vec<PathBuf> = args.iter().filter(|a| a.starts_with(&child)).cloned().collect();
-                let (id, hints) = self.save_root(&child, &below, old_tree.as_ref())?;
+                let (id, hints) = self.save_root(&child, &below, old_tree.as_ref().map(|(_, t)| t))?;
                 node.subtree = Some(id);
                 node.subdirs = hints;
                 pending.push((child, Pending::Ready(node)));
