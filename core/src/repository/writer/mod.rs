@@ -27,22 +27,24 @@
 //! Memory is bounded by the queues: at most `BLOB_QUEUE` sealed blobs, the packs being built,
 //! `PACK_QUEUE + U` packs in flight and one spare pack buffer.
 
+mod packer;
+mod upload;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Sender, bounded};
 
-use crate::format::blob::{self, BlobKind, MAX_BLOB_LEN, SealedBlob};
+use crate::format::blob::{self, BlobKind, MAX_BLOB_LEN};
 use crate::format::index::{IndexFile, IndexedPack};
-use crate::format::pack::{FinishedPack, MAX_ENTRIES, PackSeal, PackWriter};
+use crate::format::pack::FinishedPack;
 use crate::format::snapshot::Snapshot;
-use crate::foundation::crypto::{SALT_LEN, SealKey};
-use crate::foundation::error::{Error, Result, StoreError};
+use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
-use crate::repository::store::PutHints;
+use packer::{Allocator, Lane, Placed};
 
 /// Sealed blobs between the callers and the packer (each at most a maximal chunk).
 const BLOB_QUEUE: usize = 8;
@@ -124,69 +126,6 @@ enum Indexing {
     Writer,
     /// The caller (prune, which replaces the whole index): the packs are handed back.
     Caller,
-}
-
-/// A pack taking blobs: its salt, key, and the room given out so far.
-struct OpenPack {
-    seq: u64,
-    seal: PackSeal,
-    key: Arc<SealKey>,
-    len: usize,
-    count: usize,
-}
-
-/// Gives each new blob its place in an open pack (data, trees, and the trees' second copies
-/// apart), closing a pack once the room given out reaches the pack size or the most entries a
-/// header holds.
-#[derive(Default)]
-struct Allocator {
-    next: u64,
-    open: [Option<OpenPack>; 3],
-}
-
-/// Which open pack a blob goes to: data, a tree, or a tree's second copy.
-#[derive(Debug, Clone, Copy)]
-enum Lane {
-    Data = 0,
-    Tree = 1,
-    TreeCopy = 2,
-}
-
-/// Where a blob goes: its pack, the key to seal it under, and, for the blob that fills the
-/// pack, how many blobs the pack holds.
-struct Slot {
-    seq: u64,
-    seal: PackSeal,
-    key: Arc<SealKey>,
-    closes: Option<usize>,
-}
-
-impl Allocator {
-    fn reserve(&mut self, repo: &Repository, lane: Lane, sealed_len: usize, target: usize) -> Slot {
-        let next = &mut self.next;
-        let open = self.open[lane as usize].get_or_insert_with(|| {
-            // A write-only key seals each pack to the repository's public key (FORMAT.md §5.5).
-            let (salt, public, generation, key) = repo.master().new_pack_key();
-            *next += 1;
-            let seal = PackSeal { salt, public, generation };
-            OpenPack { seq: *next, seal, key: Arc::new(key), len: SALT_LEN, count: 0 }
-        });
-        open.len += sealed_len;
-        open.count += 1;
-        let full = open.len >= target || open.count >= MAX_ENTRIES as usize;
-        let slot =
-            Slot { seq: open.seq, seal: open.seal, key: Arc::clone(&open.key), closes: full.then_some(open.count) };
-        if full {
-            self.open[lane as usize] = None;
-        }
-        slot
-    }
-}
-
-/// A sealed blob on its way to the packer, with its place.
-struct Placed {
-    slot: Slot,
-    blob: SealedBlob,
 }
 
 /// State shared by the callers' threads, the packer and the uploaders.
@@ -339,116 +278,6 @@ impl Shared<'_> {
             f.get_or_insert(e);
         }
         self.failed.store(true, Ordering::SeqCst);
-    }
-
-    /// Collects sealed blobs into their packs; a pack is finished (laid out in a random order,
-    /// its header sealed) once every blob given a place in it has arrived, and the packs still
-    /// open when the callers are done are finished then.
-    fn packer(&self, blobs: &Receiver<Placed>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
-        struct Building {
-            writer: PackWriter,
-            key: Arc<SealKey>,
-            expect: Option<usize>,
-            trees: bool,
-        }
-        impl Building {
-            /// Data packs are shuffled. Tree packs keep the order trees were written in (a
-            /// directory after its subdirectories, the root last), so a restore gets a new
-            /// snapshot's trees with its root's own request (`restore::fetch_window`).
-            fn finish(self) -> FinishedPack {
-                self.writer.finish(&self.key, !self.trees)
-            }
-        }
-        let mut building: HashMap<u64, Building> = HashMap::new();
-        for Placed { slot, blob } in blobs {
-            let pack = building.entry(slot.seq).or_insert_with(|| Building {
-                // A pack's buffer is taken when it is laid out; the one an uploader put back
-                // is reused: with one uploader no more than two pack buffers live at a time.
-                writer: PackWriter::with_buffer(slot.seal, spare.try_recv().unwrap_or_default()),
-                key: Arc::clone(&slot.key),
-                expect: None,
-                trees: blob.kind == BlobKind::Tree,
-            });
-            pack.writer.add(blob);
-            pack.expect = pack.expect.or(slot.closes);
-            if pack.expect == Some(pack.writer.count())
-                && let Some(full) = building.remove(&slot.seq)
-                && packs.send(full.finish()).is_err()
-            {
-                return;
-            }
-        }
-        let mut rest: Vec<(u64, Building)> = building.into_iter().collect();
-        rest.sort_by_key(|(seq, _)| *seq);
-        for (_, pack) in rest {
-            if packs.send(pack.finish()).is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Uploads packs; writes an index checkpoint every [`CHECKPOINT_PACKS`] packs.
-    fn uploader(&self, packs: &Receiver<FinishedPack>, spare: &Sender<Vec<u8>>) {
-        for pack in packs {
-            if self.failed.load(Ordering::SeqCst) {
-                continue; // drain, so the packer never blocks
-            }
-            let key = ObjectKey::new(ObjectKind::Pack, pack.id.0);
-            let len = pack.bytes.len() as u64;
-            // A data pack's parity goes first: every pack an index names then has its parity
-            // (trees are stored twice instead). Data packs go in the data storage class; tree
-            // packs stay in the default one, so listing and browsing never touch cold objects.
-            let data = pack.entries.first().is_some_and(|e| e.kind == BlobKind::Data);
-            if data && let Err(e) = self.repo.put_parity(&pack.id, &pack.bytes) {
-                self.fail(e);
-                continue;
-            }
-            let class = if data { self.repo.config().data_storage_class.as_deref() } else { None };
-            let put = self.repo.store().put_with(&key, pack.bytes.clone(), PutHints::storage_class(class));
-            // The packer reuses the buffer when the store kept no reference to it.
-            if let Ok(buf) = pack.bytes.try_into_mut() {
-                let _ = spare.try_send(buf.into());
-            }
-            match put {
-                // The same bytes uploaded before (by an interrupted run): a content address.
-                Ok(()) | Err(StoreError::AlreadyExists) => {}
-                Err(cause) => {
-                    self.fail(Error::Store { key, cause });
-                    continue;
-                }
-            }
-            self.packs_uploaded.fetch_add(1, Ordering::Relaxed);
-            self.bytes_uploaded.fetch_add(len, Ordering::Relaxed);
-            let indexed = IndexedPack { id: pack.id, seal: pack.seal, entries: pack.entries };
-            if let Err(e) = self.uploaded_one(indexed) {
-                self.fail(e);
-            }
-        }
-    }
-
-    fn uploaded_one(&self, pack: IndexedPack) -> Result<()> {
-        lock(&self.uploaded)?.push(pack.clone());
-        let checkpoint = {
-            let mut waiting = lock(&self.unindexed)?;
-            waiting.push(pack);
-            (self.indexing == Indexing::Writer && waiting.len() >= CHECKPOINT_PACKS)
-                .then(|| std::mem::take(&mut *waiting))
-        };
-        if let Some(packs) = checkpoint {
-            let id = self.repo.save_index(&IndexFile { supersedes: vec![], packs })?;
-            lock(&self.own_indexes)?.push(id);
-        }
-        Ok(())
-    }
-
-    /// Names the packs not yet in an index object of this writer in one.
-    fn index_the_rest(&self) -> Result<()> {
-        let rest = std::mem::take(&mut *lock(&self.unindexed)?);
-        if !rest.is_empty() {
-            let id = self.repo.save_index(&IndexFile { supersedes: vec![], packs: rest })?;
-            lock(&self.own_indexes)?.push(id);
-        }
-        Ok(())
     }
 
     fn stats(&self) -> WriteStats {
@@ -680,186 +509,4 @@ fn run_writer<T>(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::format::keyfile::KdfParams;
-    use crate::repository::InitOptions;
-    use crate::repository::store::object_store::ObjectStoreBackend;
-
-    fn repo(name: &str, pack_size: u32) -> Repository {
-        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts = InitOptions {
-            kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
-            pack_size,
-            ..Default::default()
-        };
-        Repository::init(store, b"password", &opts).unwrap()
-    }
-
-    /// `len` incompressible bytes, different for each `i`.
-    fn blob(i: u32, len: usize) -> Vec<u8> {
-        let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
-    /// Blobs added from several threads, with duplicates, come back from the index exactly once
-    /// each, in packs of data or of trees only; checkpoints and the last index object name
-    /// every pack.
-    #[test]
-    fn blobs_from_many_threads_are_stored_once_and_indexed() {
-        let repo = repo("writer-threads", 1 << 16);
-        let index = repo.load_index().unwrap();
-        let ((), stats, committed) = repo
-            .write_blobs(&index, WriteOptions::default(), |w| {
-                std::thread::scope(|s| {
-                    for t in 0..4u32 {
-                        s.spawn(move || {
-                            for i in 0..300u32 {
-                                let kind = if i % 10 == 0 { BlobKind::Tree } else { BlobKind::Data };
-                                // Each thread adds its own blob, and one every thread adds: each is
-                                // stored once.
-                                w.add(kind, &blob(i * 4 + t, 3000)).unwrap();
-                                w.add(kind, &blob(i * 4, 3000)).unwrap();
-                            }
-                        });
-                    }
-                });
-                Ok(())
-            })
-            .unwrap();
-        let index = repo.load_index().unwrap();
-        let distinct: HashSet<Vec<u8>> = (0..1200u32).map(|i| blob(i, 3000)).collect();
-        assert_eq!(stats.blobs_new as usize, distinct.len());
-        assert_eq!(index.len(), distinct.len());
-        for plain in &distinct {
-            let id = repo.master().blob_id(plain);
-            let entry = index.get(&id).expect("stored and indexed");
-            assert_eq!(repo.read_entry(&index, entry).unwrap(), *plain);
-        }
-        assert!(stats.packs_uploaded as usize > CHECKPOINT_PACKS, "enough packs for a checkpoint");
-        assert!(committed.index_objects().len() >= 2, "a checkpoint and the last object");
-        for p in index.packs() {
-            let kinds: HashSet<BlobKind> =
-                index.entries().filter(|e| index.pack(e).id == p.id).map(|e| e.kind()).collect();
-            // A pack of trees' second copies has no entry in the table (one per blob).
-            assert!(kinds.len() <= 1, "data and trees in separate packs");
-        }
-    }
-
-    /// A blob the committed index has is not stored again; one only the writer has taken on
-    /// is stored once.
-    #[test]
-    fn known_blobs_are_not_stored_again() {
-        let repo = repo("writer-known", 1 << 16);
-        let index = repo.load_index().unwrap();
-        let (id, _, _) = repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Data, b"old")).unwrap();
-        let index = repo.load_index().unwrap();
-        let (new, stats, _) = repo
-            .write_blobs(&index, WriteOptions::default(), |w| {
-                assert!(w.known(&id) && w.has(&id));
-                assert!(!w.add_with_id(BlobKind::Data, id, b"old")?);
-                let new = w.add(BlobKind::Data, b"new")?;
-                assert!(!w.known(&new) && w.has(&new));
-                assert!(!w.add_with_id(BlobKind::Data, new, b"new")?);
-                Ok(new)
-            })
-            .unwrap();
-        assert_eq!((stats.blobs_new, stats.packs_uploaded), (1, 1));
-        assert!(repo.load_index().unwrap().contains(&new));
-    }
-
-    /// Prune's way: packs come back to the caller and no index object is written.
-    #[test]
-    fn packs_for_the_caller_are_not_indexed() {
-        let repo = repo("writer-packs", 1 << 16);
-        let index = repo.load_index().unwrap();
-        let (id, stats, packs) =
-            repo.write_packs(&index, WriteOptions::default(), |w| w.add(BlobKind::Data, b"moved")).unwrap();
-        assert_eq!(stats.packs_uploaded, 1);
-        assert_eq!(packs.len(), 1);
-        assert_eq!(packs[0].entries[0].id, id);
-        assert!(repo.index_ids().unwrap().is_empty());
-    }
-
-    /// Work that fails still leaves what was uploaded indexed, and no token.
-    #[test]
-    fn a_failed_run_indexes_what_it_uploaded() {
-        let repo = repo("writer-failed", 1 << 16);
-        let index = repo.load_index().unwrap();
-        // Twenty packs' worth: with one uploader and queues of a few blobs, most of them are
-        // uploaded before the work fails.
-        let result = repo.write_blobs(&index, WriteOptions::default(), |w| -> Result<()> {
-            for i in 0..320 {
-                w.add(BlobKind::Data, &blob(i, 4000))?;
-            }
-            Err(Error::InvalidArgument("the source failed".into()))
-        });
-        assert!(matches!(result, Err(Error::InvalidArgument(_))));
-        let index = repo.load_index().unwrap();
-        assert!(index.packs().len() >= 15, "uploaded packs are indexed for the next run: {}", index.packs().len());
-        let stored = repo.store().list(ObjectKind::Pack).unwrap();
-        assert_eq!(stored.len(), index.packs().len(), "every pack uploaded is indexed");
-        for e in index.entries() {
-            assert!(repo.read_entry(&index, e).is_ok());
-        }
-    }
-
-    /// A prune that rewrote the index after the writer's own check (and listed the snapshots
-    /// before this one existed) took the writer's pack out of the index: writing the snapshot
-    /// names it in an index object again, so the snapshot restores at once.
-    #[test]
-    fn a_snapshot_written_after_a_prune_dropped_its_pack_indexes_it_again() {
-        let repo = repo("writer-post-commit", 1 << 16);
-        let index = repo.load_index().unwrap();
-        let (id, _, committed) =
-            repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Tree, b"a tree")).unwrap();
-        for old in repo.index_ids().unwrap() {
-            repo.store().delete(&ObjectKey::new(ObjectKind::Index, old.0)).unwrap();
-        }
-        assert!(!repo.load_index().unwrap().contains(&id));
-        let snapshot = crate::repository::testing::snapshot_of(id);
-        repo.save_snapshot(&snapshot, &committed).unwrap();
-        let index = repo.load_index().unwrap();
-        assert_eq!(repo.read_entry(&index, index.get(&id).expect("indexed again")).unwrap(), b"a tree");
-    }
-
-    /// Every tree is stored in two packs; a read falls back on the second copy when the first
-    /// pack is damaged, and `check --read-data` counts no file lost.
-    #[test]
-    fn trees_are_stored_twice_and_a_damaged_copy_costs_nothing() {
-        let repo = repo("writer-tree-copies", 1 << 16);
-        let index = repo.load_index().unwrap();
-        let tree = crate::format::tree::Tree::new(vec![]).encode();
-        let (id, stats, committed) =
-            repo.write_blobs(&index, WriteOptions::default(), |w| w.add(BlobKind::Tree, &tree)).unwrap();
-        assert_eq!((stats.blobs_new, stats.packs_uploaded), (1, 2), "one tree, two packs");
-        let snapshot = crate::repository::testing::snapshot_of(id);
-        repo.save_snapshot(&snapshot, &committed).unwrap();
-        let index = repo.load_index().unwrap();
-        let first = *index.get(&id).unwrap();
-        assert_eq!(index.alternates(&id).len(), 1);
-        assert_ne!(index.pack(&index.alternates(&id)[0]).id, index.pack(&first).id);
-
-        // Flip a byte of the first copy, in place.
-        let key = ObjectKey::new(ObjectKind::Pack, index.pack(&first).id.0);
-        let mut bytes = repo.store().get(&key).unwrap().to_vec();
-        bytes[first.offset as usize + 20] ^= 0x40;
-        repo.store().replace(&key, bytes.into()).unwrap();
-        assert!(repo.read_entry(&index, &first).is_err(), "the first copy is damaged");
-        assert_eq!(repo.read_blob(&index, BlobKind::Tree, &id).unwrap(), tree, "the second copy is read");
-
-        let report = crate::operations::check::run(&repo, crate::operations::check::ReadData::All).unwrap();
-        assert!(report.problems.iter().any(|p| p.message.contains("intact copy")), "{:?}", report.problems);
-        assert!(report.affected.is_empty(), "no file is lost: {:?}", report.affected);
-        assert!(report.damaged_blobs.is_empty());
-    }
-}
+mod tests;
