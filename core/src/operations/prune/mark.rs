@@ -1,21 +1,22 @@
 //! Marking: the snapshots prune keeps, the index objects and garbage lists it reads blobs
-//! through ([`Catalog`]), and the walk that finds every blob they use ([`mark`]).
+//! through ([`Catalog`]), the walk that finds every blob they use ([`mark`]), and the garbage
+//! lists themselves, read and written.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+
+use bytes::Bytes;
 
 use crate::format::garbage::{GarbageList, GarbagePack};
 use crate::format::index::{IndexFile, IndexedPack};
 use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::foundation::error::{Error, Result};
-use crate::foundation::id::{BlobId, IndexId};
+use crate::foundation::id::{BlobId, Digest, IndexId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
 use crate::repository::trees::{TreeVisitor, TreeWalker};
-
-use super::sweep::read_garbage_if_present;
 
 /// How many times marking reads the index objects written since it last read them before it
 /// takes a blob no index names for damage rather than a concurrent backup's.
@@ -210,4 +211,21 @@ fn with_listed(index: &Index, listed: &[IndexedPack]) -> Index {
     }
     lookup.finalize();
     lookup
+}
+
+/// Stores a garbage list; its key.
+pub(super) fn write_garbage(repo: &Repository, list: &GarbageList) -> Result<ObjectKey> {
+    let sealed = list.seal(repo.master());
+    let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(&sealed));
+    repo.store().put(&key, Bytes::from(sealed)).map_err(Error::store(key))?;
+    Ok(key)
+}
+
+/// Reads a garbage list; `None` when it is gone (swept by a concurrent prune since the listing).
+pub(super) fn read_garbage_if_present(repo: &Repository, key: &ObjectKey) -> Result<Option<GarbageList>> {
+    match repo.get_verified(*key) {
+        Ok(data) => GarbageList::open(repo.master(), key, &data).map(Some),
+        Err(e) if e.is_missing_object() => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -38,8 +38,7 @@ use crate::foundation::progress::{NoProgress, Progress};
 use crate::repository::Repository;
 use crate::repository::index::Index;
 use crate::repository::store::{ObjectKey, ObjectKind};
-use mark::{Catalog, live_snapshot_trees, mark};
-use sweep::write_garbage;
+use mark::{Catalog, live_snapshot_trees, mark, write_garbage};
 
 /// Prune settings.
 #[derive(Debug, Clone)]

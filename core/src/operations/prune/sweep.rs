@@ -1,11 +1,8 @@
 //! Sweeping: garbage lists past the grace period have their packs deleted (or indexed again
-//! when a snapshot now needs them), with their parity; and reading and writing those lists.
+//! when a snapshot now needs them), with their parity.
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
-
-use crate::format::garbage::GarbageList;
 use crate::format::index::IndexFile;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, Digest, PackId};
@@ -127,21 +124,5 @@ impl PrunePlan {
             }
         }
         Ok(())
-    }
-}
-
-pub(super) fn write_garbage(repo: &Repository, list: &GarbageList) -> Result<ObjectKey> {
-    let sealed = list.seal(repo.master());
-    let key = ObjectKey::new(ObjectKind::Garbage, Digest::of(&sealed));
-    repo.store().put(&key, Bytes::from(sealed)).map_err(Error::store(key))?;
-    Ok(key)
-}
-
-/// Reads a garbage list; `None` when it is gone (swept by a concurrent prune since the listing).
-pub(super) fn read_garbage_if_present(repo: &Repository, key: &ObjectKey) -> Result<Option<GarbageList>> {
-    match repo.get_verified(*key) {
-        Ok(data) => GarbageList::open(repo.master(), key, &data).map(Some),
-        Err(e) if e.is_missing_object() => Ok(None),
-        Err(e) => Err(e),
     }
 }
