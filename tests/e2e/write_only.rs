@@ -271,3 +271,55 @@ fn a_key_rotation_keeps_everything_readable_and_shuts_a_copied_old_key_out_of_wh
     dump.env("CAIRN_CACHE_DIR", repo.dir("other-cache"));
     Output::of(dump).code(exit::DAMAGED);
 }
+
+/// Issue 15 (left over): `cairn run --policy` on a backup host holding a write-only key backs
+/// up what is due, judged by its own runs' records since it lists no snapshot, and does nothing
+/// that needs a full key; the operator's run with the full key does the rest.
+#[test]
+fn a_policy_run_with_a_write_only_key_backs_up_and_leaves_the_rest_to_a_full_key() {
+    let repo = crate::repo();
+    let src = repo.dir("src");
+    data::write_random(&src.join("a"), 1, 100_000);
+    add_write_only_key(&repo);
+    let file = repo.scratch().join("policy.toml");
+    let policy = format!(
+        "[repository]\nurl = \"{}\"\n[[source]]\nname = \"files\"\npaths = [\"{}\"]\nevery = \"1d\"\nrpo = \"26h\"\n\
+         [retention]\ntiers = [\"1d:7d\"]\n[check]\nevery = \"1d\"\n",
+        repo.path().display(),
+        src.display()
+    );
+    std::fs::write(&file, policy).unwrap();
+    let run = |full: bool, when: &str, json: bool| {
+        let mut args = args!["run", "--policy", &file];
+        if json {
+            args.insert(0, "--json".into());
+        }
+        let mut cmd = repo.command(args);
+        if !full {
+            cmd.env("CAIRN_PASSWORD", HOST_PASSWORD);
+        }
+        cmd.env("CAIRN_TEST_NOW", when);
+        let out = Output::of(cmd);
+        out.success();
+        out
+    };
+    let kinds = |record: &serde_json::Value| -> Vec<String> {
+        let steps = record["steps"].as_array().unwrap();
+        steps.iter().map(|s| format!("{} {}", s["kind"].as_str().unwrap(), s["target"].as_str().unwrap())).collect()
+    };
+
+    let first = run(false, "2026-01-01T00:00:00Z", false);
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains("backup files: ") && said.contains("left to a run with a full key"), "{said}");
+    let again = run(false, "2026-01-01T06:00:00Z", true).json();
+    assert_eq!(kinds(&again), Vec::<String>::new(), "backed up 6 h ago by its own run: {again}");
+    let next_day = run(false, "2026-01-02T00:00:00Z", true).json();
+    assert_eq!(kinds(&next_day), ["backup files"], "{next_day}");
+    assert_eq!(repo.snapshots().len(), 2, "both backups are in the repository");
+
+    // The operator's run: the backup is not due (the host's snapshot is an hour old); the
+    // retention, prune and check the host left are.
+    let operator = run(true, "2026-01-02T01:00:00Z", true).json();
+    assert_eq!(kinds(&operator), ["forget ", "prune ", "check "], "{operator}");
+    assert!(operator["steps"].as_array().unwrap().iter().all(|s| s["ok"] == true), "{operator}");
+}

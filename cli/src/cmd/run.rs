@@ -107,7 +107,10 @@ fn run_once(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
 
 fn run_steps(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
     let repo = open(global, &policy.repository)?;
-    let opened = open_copies(global, policy);
+    // A write-only key (a backup host's) only backs up: what else the policy asks is left to a
+    // run with a full key, and the copies are not opened.
+    let write_only = repo.master().is_write_only();
+    let opened = if write_only { OpenedCopies::new() } else { open_copies(global, policy) };
     let copies = targets(&opened);
     let mut opts = RunOptions::new(now()?);
     opts.lock_dir = global.cache_dir.clone().or_else(cairn_core::store::default_cache_root).map(|d| d.join("locks"));
@@ -117,6 +120,16 @@ fn run_steps(global: &GlobalArgs, policy: &Policy) -> Result<u8> {
         print_json(&record)?;
     } else {
         report(global, &record);
+        let more = !policy.retention.is_empty()
+            || !policy.copies.is_empty()
+            || policy.check.is_some()
+            || policy.drill.is_some();
+        if write_only && more {
+            say!(
+                global,
+                "a write-only key only backs up: retention, prune, copies, the check and the drill are left to a run with a full key"
+            );
+        }
     }
     if record.ok() {
         return Ok(0);

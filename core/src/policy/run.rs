@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::format::record::{RunRecord, StepKind, StepRecord};
+use crate::format::snapshot::Snapshot;
 use crate::foundation::error::{Error, Result};
 use crate::foundation::id::SnapshotId;
 use crate::foundation::progress::NoProgress;
@@ -77,6 +78,11 @@ pub struct CopyTarget<'a> {
 /// record and returns it. A failing step does not stop the ones after it; it is recorded as
 /// failed ([`RunRecord::ok`] is false).
 ///
+/// With a write-only key (a backup host's), only the sources' backups run, each due by the
+/// last run record that backed it up, since such a key lists no snapshot; retention, prune,
+/// copies, the check and the drill need a full key and are left to runs with one (`cairn
+/// status --policy` names them when they are overdue).
+///
 /// # Errors
 /// Only what leaves no record to write: the repository's snapshots or records cannot be
 /// listed, or the record cannot be stored.
@@ -84,11 +90,20 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
     let records = repo.records()?;
     // The tenants' repositories are made when first needed: a source's first backup.
     let repos = Repos::open(policy, repo, true);
-    let snapshots = repos.snapshots()?;
+    let write_only = repo.master().is_write_only();
+    // When each source was last backed up: its newest snapshot, or for a write-only key, which
+    // reads no snapshot, its last backup recorded by a run.
+    let last_backup = |records: &[RunRecord], snapshots: &[(SnapshotId, Snapshot)], source: &Source| {
+        if write_only {
+            last_step(records, StepKind::Backup, Some(&source.name), true)
+        } else {
+            newest_of(snapshots, &source.name, opts.now).map(|(_, t)| t)
+        }
+    };
+    let snapshots = if write_only { Vec::new() } else { repos.snapshots()? };
     let mut steps = Vec::new();
     for source in &policy.sources {
-        let newest = newest_of(&snapshots, &source.name, opts.now);
-        if !is_due(newest.map(|(_, t)| t), source.every, opts.now) {
+        if !is_due(last_backup(&records, &snapshots, source), source.every, opts.now) {
             continue;
         }
         let into = match repos.for_source(source) {
@@ -117,13 +132,19 @@ pub fn run(policy: &Policy, repo: &Repository, copies: &[CopyTarget<'_>], opts: 
         };
         // Another run may have backed the source up between the listing and the lock.
         if lock.is_some() {
-            let fresh = into.snapshots()?;
-            if !is_due(newest_of(&fresh, &source.name, opts.now).map(|(_, t)| t), source.every, opts.now) {
+            let (fresh_records, fresh) =
+                if write_only { (repo.records()?, Vec::new()) } else { (Vec::new(), into.snapshots()?) };
+            if !is_due(last_backup(&fresh_records, &fresh, source), source.every, opts.now) {
                 continue;
             }
         }
         steps.push(timed(StepKind::Backup, &source.name, || back_up(into, source, opts)));
         drop(lock);
+    }
+    if write_only {
+        let record = RunRecord::new(opts.now, steps);
+        repo.save_record(&record)?;
+        return Ok(record);
     }
     // Retention and copies have work only when there is a snapshot newer than their last
     // success: one taken now, or one an earlier run could not forget or copy.
