@@ -5,32 +5,38 @@
 //! It also offers the typed reads everything else builds on: the index, snapshots, blobs, trees.
 
 pub mod index;
+mod index_objects;
 pub mod keycache;
 pub mod keys;
+mod pack_headers;
 pub mod parity;
 mod read;
 pub mod records;
+mod retention;
 pub mod select;
 pub mod session;
+mod snapshots;
 pub mod store;
 pub mod tenant;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 pub mod trees;
 pub mod writer;
+
+pub use snapshots::CheckedSnapshots;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
-use crate::format::config::{Config, FORMAT_VERSION, ObjectLock, check_version};
-use crate::format::index::{INDEX_AAD, IndexFile, IndexedPack};
+use crate::format::config::{Config, FORMAT_VERSION, check_version};
 use crate::format::keyfile::{KdfParams, KeyFile, KeyFileError, KeyMeta};
-use crate::format::pack::{self, PackEntry, PackSeal};
-use crate::format::snapshot::{self, Snapshot};
 use crate::foundation::chunk::{CHUNKER_FASTCDC_2020_SEEDED, ChunkerParams, Cutter};
 use crate::foundation::crypto::MasterKey;
-use crate::foundation::crypto::SALT_LEN;
 use crate::foundation::error::{Error, Result};
-use crate::foundation::id::{Digest, IndexId, KeyId, PackId, SnapshotId};
+use crate::foundation::id::{Digest, KeyId};
 use crate::foundation::identity::host_and_user;
 use crate::repository::index::Index;
 use crate::repository::store::batch::{self, Flow};
@@ -91,9 +97,6 @@ fn with_lock(store: Arc<dyn Store>, config: &Config) -> Arc<dyn Store> {
 
 /// Index objects written by prune and `repair index` hold at most this many packs each.
 pub const PACKS_PER_INDEX: usize = 4096;
-
-/// Readable snapshots (oldest first), and the unreadable ones with their errors.
-pub type CheckedSnapshots = (Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>);
 
 /// The fewest blobs for which the CLI keeps the index as a mapped table (FORMAT.md §11a): below
 /// a million, decoding the index objects takes about a tenth of a second and 48 MB, less than
@@ -485,422 +488,5 @@ impl Repository {
             return Err(Error::corrupt(key, "content does not match its name"));
         }
         Ok(data)
-    }
-
-    /// Loads every index object into one in-memory index.
-    ///
-    /// # Errors
-    /// Store errors and damaged index objects.
-    pub fn load_index(&self) -> Result<Index> {
-        // A concurrent prune deletes the index objects it supersedes right after writing their
-        // replacement: an object listed but gone by the time it is read means "list again".
-        let mut attempt: u32 = 0;
-        loop {
-            match self.load_index_once() {
-                Err(Error::Store { cause: StoreError::NotFound(_), .. }) if attempt < 20 => {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn load_index_once(&self) -> Result<Index> {
-        let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
-        let objects: Vec<(IndexId, u64)> = infos.iter().map(|i| (IndexId(i.key.id), i.size)).collect();
-        match &self.index_cache {
-            Some((dir, min_blobs)) => {
-                Index::load_cached(&dir.join("table"), *min_blobs, &objects, |id| self.index_plaintext(id))
-            }
-            None => Index::load(&objects, |id| self.index_plaintext(id)),
-        }
-    }
-
-    /// Fetches, verifies and decrypts one index object. The stored bytes are freed before it
-    /// returns, so only the plaintext stays.
-    fn index_plaintext(&self, id: &IndexId) -> Result<Vec<u8>> {
-        let key = ObjectKey::new(ObjectKind::Index, id.0);
-        let data = self.store.get(&key).map_err(store_err(key))?;
-        let open = || self.master.open_meta(&data, INDEX_AAD);
-        // Hashing and decrypting each read the whole object: for a large one, on two cores.
-        let (digest, plain) =
-            if data.len() < 1 << 20 { (Digest::of(&data), open()) } else { rayon::join(|| Digest::of(&data), open) };
-        if digest != key.id {
-            return Err(Error::corrupt(key, "content does not match its name"));
-        }
-        plain.map_err(|e| Error::corrupt(format!("index {id}"), e.to_string()))
-    }
-
-    /// The names of the index objects in the store now.
-    ///
-    /// # Errors
-    /// Store errors listing.
-    pub fn index_ids(&self) -> Result<std::collections::HashSet<IndexId>> {
-        Ok(self.store.list(ObjectKind::Index).map_err(Error::Storage)?.into_iter().map(|i| IndexId(i.key.id)).collect())
-    }
-
-    /// Every index object, decoded.
-    ///
-    /// # Errors
-    /// Store errors and damaged index objects.
-    pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
-        let mut attempt: u32 = 0;
-        'list: loop {
-            let infos = self.store.list(ObjectKind::Index).map_err(Error::Storage)?;
-            let mut out = Vec::with_capacity(infos.len());
-            for info in infos {
-                let id = IndexId(info.key.id);
-                match self.get_verified(info.key) {
-                    Ok(data) => out.push((id, IndexFile::open(&self.master, &id, &data)?)),
-                    // Superseded and deleted by a concurrent prune since the listing.
-                    Err(Error::Store { cause: StoreError::NotFound(_), .. }) if attempt < 20 => {
-                        attempt += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(attempt)));
-                        continue 'list;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(out);
-        }
-    }
-
-    /// Stores an index object.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
-        let bytes = file.seal(&self.master);
-        let id = IndexId(Digest::of(&bytes));
-        let key = ObjectKey::new(ObjectKind::Index, id.0);
-        self.store.put(&key, Bytes::from(bytes)).map_err(store_err(key))?;
-        Ok(id)
-    }
-
-    /// Stores `packs` as index objects of at most `PACKS_PER_INDEX` (4096) packs each, the first
-    /// naming `supersedes` (one object with no pack when there are none, so the old objects are
-    /// still superseded). Readers take the union of all objects, so an interruption between two
-    /// writes leaves duplicates, never a gap.
-    ///
-    /// # Errors
-    /// Store errors writing.
-    pub fn save_index_objects(&self, supersedes: &[IndexId], packs: &[IndexedPack]) -> Result<()> {
-        let mut supersedes = supersedes.to_vec();
-        for chunk in packs.chunks(PACKS_PER_INDEX) {
-            self.save_index(&IndexFile { supersedes: std::mem::take(&mut supersedes), packs: chunk.to_vec() })?;
-        }
-        if packs.is_empty() && !supersedes.is_empty() {
-            self.save_index(&IndexFile { supersedes, packs: vec![] })?;
-        }
-        Ok(())
-    }
-
-    /// Reads a pack's seal and header from the store knowing only its size: the trailing
-    /// length, then the salt and the header (small ranged requests, no data).
-    ///
-    /// # Errors
-    /// Store errors; [`Error::Corrupt`] naming the pack.
-    pub fn read_pack_header(&self, id: &PackId, size: u64) -> Result<(PackSeal, Vec<PackEntry>)> {
-        let key = ObjectKey::new(ObjectKind::Pack, id.0);
-        if size < (SALT_LEN + 4) as u64 {
-            return Err(Error::corrupt(key, "too short"));
-        }
-        let tail = self.store.get_range(&key, size - 4..size).map_err(Error::store(key))?;
-        let len: [u8; 4] = tail.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
-        let trailer = pack::split_header_len(len);
-        self.read_pack_header_tail(id, size, pack::entries_for_header_len(trailer.header_len), trailer.extra())
-    }
-
-    /// Reads a pack's seal and header with two small ranged requests, given its size, the
-    /// number of entries the index lists for it and the bytes its seal fields take at its end
-    /// ([`PackSeal::tail_extra`]).
-    ///
-    /// # Errors
-    /// Store errors; [`Error::Corrupt`] naming the pack.
-    pub fn read_pack_header_tail(
-        &self,
-        id: &PackId,
-        size: u64,
-        entries: usize,
-        extra: usize,
-    ) -> Result<(PackSeal, Vec<PackEntry>)> {
-        let key = ObjectKey::new(ObjectKind::Pack, id.0);
-        let tail_len = pack::tail_len(entries) + extra as u64;
-        if size < tail_len + SALT_LEN as u64 {
-            return Err(Error::corrupt(key, "too short for its header"));
-        }
-        let salt_bytes = self.store.get_range(&key, 0..SALT_LEN as u64).map_err(Error::store(key))?;
-        let tail = self.store.get_range(&key, size - tail_len..size).map_err(Error::store(key))?;
-        let salt: [u8; SALT_LEN] = salt_bytes.as_ref().try_into().map_err(|_| Error::corrupt(key, "too short"))?;
-        let last =
-            tail.len().checked_sub(4).and_then(|at| tail.get(at..)).ok_or_else(|| Error::corrupt(key, "too short"))?;
-        let trailer = pack::split_header_len([last[0], last[1], last[2], last[3]]);
-        let seal = trailer.seal(salt, &tail).ok_or_else(|| Error::corrupt(key, "too short"))?;
-        Ok((seal, pack::open_tail(&self.master, id, &seal, &tail, size)?))
-    }
-
-    /// Makes sure the storage credentials may delete objects, before an operation that
-    /// deletes (forget, prune) changes anything: deletes the name of a session marker no one
-    /// wrote. Append-only credentials (a backup host's, docs/PERMISSIONS.md) are refused here,
-    /// so such an operation fails cleanly instead of half done.
-    ///
-    /// # Errors
-    /// [`Error::Storage`] with [`StoreError::PermissionDenied`] naming the operation, and other
-    /// store errors.
-    pub fn ensure_can_delete(&self, operation: &str) -> Result<()> {
-        let mut id = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
-        let key = ObjectKey::new(ObjectKind::Session, Digest(id));
-        match self.store.delete(&key) {
-            Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
-            Err(StoreError::PermissionDenied(why)) => Err(Error::Storage(StoreError::PermissionDenied(format!(
-                "{operation} deletes objects, and these storage credentials may not; nothing was changed. \
-                 Run it with the operator's credentials (docs/PERMISSIONS.md). The store said: {why}"
-            )))),
-            Err(cause) => Err(Error::Store { key, cause }),
-        }
-    }
-
-    /// Deletes `key` unless object lock still retains it: returns `None` once it is deleted,
-    /// or the date it is retained until, without trying (FORMAT.md §7 `object_lock`).
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn delete_unless_held(&self, key: &ObjectKey) -> Result<Option<jiff::Timestamp>> {
-        if self.config.object_lock.is_some() && store::lock::is_locked(key.kind) {
-            match self.store.retained_until(key) {
-                Ok(Some(until)) if until > jiff::Timestamp::now() => return Ok(Some(until)),
-                Ok(_) => {}
-                Err(StoreError::NotFound(_)) => return Ok(None),
-                Err(cause) => return Err(Error::Store { key: *key, cause }),
-            }
-        }
-        self.store.delete(key).map_err(store_err(*key))?;
-        Ok(None)
-    }
-
-    /// Extends the retention of `keys` that object lock would release within half its period
-    /// to a whole period from now, so what kept snapshots need stays locked while they are
-    /// kept (prune calls it for everything it keeps). Returns how many were extended.
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn extend_retention(&self, keys: &[ObjectKey]) -> Result<u64> {
-        let Some(lock) = self.config.object_lock else { return Ok(0) };
-        let now = jiff::Timestamp::now();
-        let half = ObjectLock { seconds: lock.seconds / 2, ..lock }.until(now);
-        let keys: Vec<ObjectKey> = keys.iter().filter(|k| store::lock::is_locked(k.kind)).copied().collect();
-        let extended = batch::try_map(&keys, batch::in_flight(self.store.as_ref(), 0), |key| {
-            let extend = || match self.store.retained_until(key)? {
-                Some(until) if until > half => Ok(false),
-                _ => self.store.retain(key, lock.mode, lock.until(now)).map(|()| true),
-            };
-            match extend() {
-                // Deleted since it was listed: nothing to keep.
-                Err(StoreError::NotFound(_)) => Ok(false),
-                other => other.map_err(store_err(*key)),
-            }
-        })?;
-        Ok(extended.into_iter().filter(|&e| e).count() as u64)
-    }
-
-    /// Loads one snapshot.
-    ///
-    /// # Errors
-    /// Store errors; damaged snapshots.
-    pub fn load_snapshot(&self, id: SnapshotId) -> Result<Snapshot> {
-        Ok(self.load_snapshot_object(id)?.snapshot)
-    }
-
-    /// Loads one snapshot object: the snapshot, and, when the object is damaged but one of its
-    /// two copies is intact (format version 2), its bytes as written.
-    ///
-    /// # Errors
-    /// Store errors; damaged snapshots.
-    pub fn load_snapshot_object(&self, id: SnapshotId) -> Result<snapshot::Opened> {
-        let key = ObjectKey::new(ObjectKind::Snapshot, id.0);
-        let data = self.store.get(&key).map_err(store_err(key))?;
-        snapshot::open_stored(&self.master, &id, &data)
-    }
-
-    /// Snapshot objects whose stored bytes are damaged while one of their two copies is
-    /// intact, with their bytes as written (for `check` and `repair snapshots`).
-    ///
-    /// # Errors
-    /// Store errors.
-    pub fn damaged_snapshot_copies(&self) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
-        let mut out = Vec::new();
-        for info in self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)? {
-            let id = SnapshotId(info.key.id);
-            match self.load_snapshot_object(id) {
-                Ok(snapshot::Opened { rebuilt: Some(bytes), .. }) => out.push((id, bytes)),
-                Err(e) if e.is_storage_trouble() => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every readable snapshot, oldest first. A damaged snapshot is left out (see
-    /// [`Repository::snapshots_checked`]), so one bad object does not block the others.
-    ///
-    /// # Errors
-    /// Store errors listing.
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        Ok(self.snapshots_checked()?.0)
-    }
-
-    /// Every snapshot that is readable (oldest first), and the ones that are not, with why.
-    ///
-    /// # Errors
-    /// Store errors listing.
-    pub fn snapshots_checked(&self) -> Result<CheckedSnapshots> {
-        self.require_full("reading snapshots")?;
-        let infos = self.store.list(ObjectKind::Snapshot).map_err(Error::Storage)?;
-        let loaded: Mutex<Vec<(SnapshotId, Result<Snapshot>)>> = Mutex::new(Vec::with_capacity(infos.len()));
-        batch::for_each(
-            &infos,
-            batch::in_flight(self.store.as_ref(), 0),
-            |info| self.load_snapshot(SnapshotId(info.key.id)),
-            |n, got| {
-                if let Ok(mut all) = loaded.lock() {
-                    all.push((SnapshotId(infos[n].key.id), got));
-                }
-                Flow::Continue
-            },
-        );
-        let mut out = Vec::with_capacity(infos.len());
-        let mut damaged = Vec::new();
-        for (id, got) in loaded.into_inner().map_err(|_| Error::Internal("snapshot load lock poisoned".into()))? {
-            match got {
-                Ok(s) => out.push((id, s)),
-                // Forgotten by a concurrent `forget` since the listing.
-                Err(e) if e.is_missing_object() => {}
-                // Not a finding about the snapshot: the store could not be read.
-                Err(e) if e.is_storage_trouble() => return Err(e),
-                Err(e) => damaged.push((id, e)),
-            }
-        }
-        out.sort_by(|a, b| Snapshot::order((&a.0, &a.1), (&b.0, &b.1)));
-        damaged.sort_by_key(|(id, _)| *id);
-        Ok((out, damaged))
-    }
-
-    /// Every snapshot, failing on the first damaged one: for operations (prune) that must not
-    /// act without knowing everything the snapshots reference.
-    ///
-    /// # Errors
-    /// Store errors; damaged snapshots.
-    pub fn snapshots_strict(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let (ok, damaged) = self.snapshots_checked()?;
-        match damaged.into_iter().next() {
-            Some((_, e)) => Err(e),
-            None => Ok(ok),
-        }
-    }
-}
-
-/// What unit tests across the crate build on: an in-memory repository with a fast key, and a
-/// snapshot of a root tree.
-#[cfg(test)]
-pub(crate) mod testing {
-    use std::sync::Arc;
-
-    use super::{InitOptions, Repository};
-    use crate::format::keyfile::KdfParams;
-    use crate::format::snapshot::{SNAPSHOT_VERSION, Snapshot};
-    use crate::foundation::id::BlobId;
-    use crate::repository::store::object_store::ObjectStoreBackend;
-
-    /// A new repository in memory (`memory://NAME`), password `password`.
-    pub(crate) fn memory_repo(name: &str) -> Repository {
-        memory_repo_with(name, &InitOptions::default())
-    }
-
-    /// As [`memory_repo`], with `options` (its key derivation made fast).
-    pub(crate) fn memory_repo_with(name: &str, options: &InitOptions) -> Repository {
-        let store = Arc::new(ObjectStoreBackend::open(&format!("memory://{name}"), &Default::default()).unwrap());
-        let opts = InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..options.clone() };
-        Repository::init(store, b"password", &opts).unwrap()
-    }
-
-    /// A snapshot of `/` whose root tree is `tree`.
-    pub(crate) fn snapshot_of(tree: BlobId) -> Snapshot {
-        Snapshot {
-            version: SNAPSHOT_VERSION,
-            time: jiff::Timestamp::UNIX_EPOCH,
-            host: "h".into(),
-            user: "u".into(),
-            paths: vec!["/".into()],
-            tags: vec![],
-            parent: None,
-            tree,
-            summary: Default::default(),
-            original: None,
-            created: None,
-            program: "test".into(),
-            postgres: None,
-            subdirs: Vec::new(),
-            attributes: None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::format::blob::BlobKind;
-    use crate::format::keyfile::KdfParams;
-    use crate::foundation::compress::Codec;
-    use crate::foundation::id::BlobId;
-    use crate::repository::store::Store;
-    use crate::repository::store::object_store::ObjectStoreBackend;
-
-    fn pack(n: u32) -> IndexedPack {
-        let id = |s: &str| Digest::of(format!("{s} {n}").as_bytes());
-        let entry = PackEntry {
-            kind: BlobKind::Data,
-            codec: Codec::None,
-            id: BlobId(id("blob")),
-            offset: 16,
-            length: 40,
-            raw_len: 12,
-        };
-        IndexedPack { id: PackId(id("pack")), seal: PackSeal::salted([7; SALT_LEN]), entries: vec![entry] }
-    }
-
-    #[test]
-    fn index_objects_are_split_and_the_first_supersedes() {
-        let store: Arc<dyn Store> = Arc::new(ObjectStoreBackend::open("memory://", &Default::default()).unwrap());
-        let init =
-            InitOptions { kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 }, ..Default::default() };
-        let repo = Repository::init(store.clone(), b"pw", &init).unwrap();
-        let packs: Vec<IndexedPack> = (0..u32::try_from(PACKS_PER_INDEX).unwrap() * 2 + 1).map(pack).collect();
-        let old = [IndexId(Digest::of(b"old 1")), IndexId(Digest::of(b"old 2"))];
-        repo.save_index_objects(&old, &packs).unwrap();
-        let objects = store.list(ObjectKind::Index).unwrap();
-        assert_eq!(objects.len(), 3);
-        let mut superseding = 0;
-        let mut named = 0;
-        for info in &objects {
-            let file =
-                IndexFile::open(repo.master(), &IndexId(info.key.id), &repo.get_verified(info.key).unwrap()).unwrap();
-            assert!(file.packs.len() <= PACKS_PER_INDEX);
-            named += file.packs.len();
-            if !file.supersedes.is_empty() {
-                assert_eq!(file.supersedes, old);
-                superseding += 1;
-            }
-        }
-        assert_eq!((named, superseding), (packs.len(), 1));
-        let index = repo.load_index().unwrap();
-        assert!(packs.iter().all(|p| index.contains(&p.entries[0].id)));
-
-        // No pack left: one empty object still supersedes the old ones.
-        repo.save_index_objects(&old, &[]).unwrap();
-        assert_eq!(store.list(ObjectKind::Index).unwrap().len(), 4);
     }
 }
