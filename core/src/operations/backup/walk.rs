@@ -156,9 +156,15 @@ impl Walker<'_, '_> {
         node.xattrs = extended.xattrs;
         node.flags = extended.flags;
         if let Some(problem) = extended.problem {
-            self.attributes_incomplete = true;
-            self.warn(path, problem);
+            self.attributes_not_read(path, problem);
         }
+    }
+
+    /// Names an entry stored without its attributes or flags; the snapshot then records no
+    /// `attributes`, so the next backup reads every entry's again.
+    fn attributes_not_read(&mut self, path: &Path, problem: String) {
+        self.attributes_incomplete = true;
+        self.warn(path, problem);
     }
 
     /// Reads the extended attributes and (for files and directories, unless `flags` is
@@ -176,8 +182,7 @@ impl Walker<'_, '_> {
                 match fsmeta::read_flags(Entry::<&std::fs::File>::Path(path)) {
                     Ok(f) => f,
                     Err(e) => {
-                        self.attributes_incomplete = true;
-                        self.warn(path, format!("inode flags not read: {e}"));
+                        self.attributes_not_read(path, format!("inode flags not read: {e}"));
                         0
                     }
                 }
@@ -198,10 +203,7 @@ impl Walker<'_, '_> {
             match fsmeta::read_flags(Entry::<&std::fs::File>::Path(path)) {
                 Ok(f) if f & fsmeta::FLAG_NODUMP != 0 => return Ok(None),
                 Ok(f) => flags = Some(f),
-                Err(e) => {
-                    self.attributes_incomplete = true;
-                    self.warn(path, format!("inode flags not read: {e}"));
-                }
+                Err(e) => self.attributes_not_read(path, format!("inode flags not read: {e}")),
             }
         }
         let c = &self.session.counters;
