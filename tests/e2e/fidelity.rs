@@ -178,7 +178,8 @@ fn attributes_acls_and_inode_flags_come_back_exactly() {
 fn no_xattrs_no_acls_and_exclude_nodump_leave_out_what_they_name() {
     let repo = repo();
     let src = repo.dir("src");
-    let _unflag = Unflag(vec![src.clone()]);
+    // The restores below land in the scratch directory too, append-only flags and all.
+    let _unflag = Unflag(vec![repo.scratch().to_path_buf()]);
     rich_tree(&src);
     let doc = src.join("doc.txt");
     let restore = |snapshot: &str, name: &str, extra: &[&str]| {
