@@ -47,7 +47,8 @@ impl PathPatterns {
     /// path pattern.
     #[must_use]
     pub fn matches(&self, path: &Path) -> bool {
-        path.file_name().is_some_and(|n| self.names.is_match(n)) || self.paths.is_match(path)
+        // No patterns (the common case, asked of every entry of a walk): no path is looked at.
+        !self.is_empty() && (path.file_name().is_some_and(|n| self.names.is_match(n)) || self.paths.is_match(path))
     }
 
     /// Whether no pattern was given.

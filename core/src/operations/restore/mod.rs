@@ -278,6 +278,7 @@ pub fn run(
         plan: Plan {
             files: vec![],
             dirs: vec![],
+            symlinks: vec![],
             links: vec![],
             blobs: HashMap::new(),
             others: 0,
@@ -303,6 +304,7 @@ pub fn run(
         }
     }
     let mut plan = planner.plan;
+    make_symlinks(&mut plan, &meta, &pool);
     progress.total(plan.files.iter().map(|f| f.node.size).sum(), plan.files.len() as u64);
     let is_root = meta.is_root;
     if !is_root {
@@ -443,15 +445,8 @@ pub fn run(
         }
         std::fs::hard_link(&plan.files[*first].path, path).at(path)?;
     }
-    // Directories last, deepest first, so writing into them does not disturb their times.
-    plan.dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (path, node) in &plan.dirs {
-        match set_metadata(path, node, false, &meta) {
-            Ok(None) => {}
-            Ok(Some(warning)) => plan.warnings.push(Warning::at(path, warning)),
-            Err(e) => plan.warnings.push(Warning::at(path, format!("metadata: {e}"))),
-        }
-    }
+    // Directories last, so writing into them does not disturb their times.
+    set_dirs_metadata(&mut plan, &meta, &pool);
     // Inode flags last of all: an immutable entry takes no further change.
     let restored_files =
         plan.files.iter().enumerate().filter(|(n, _)| !bad.contains_key(n)).map(|(_, f)| (f.path.as_path(), &f.node));

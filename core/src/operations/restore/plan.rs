@@ -35,6 +35,9 @@ pub(super) struct Target {
 pub(super) struct Plan {
     pub(super) files: Vec<FilePlan>,
     pub(super) dirs: Vec<(PathBuf, Node)>,
+    /// Symbolic links to make once the walk is done: their directories exist, nothing is in
+    /// their way (cleared when planned).
+    pub(super) symlinks: Vec<(PathBuf, Node)>,
     /// Hard links to make after content: (new path, file number of the original).
     pub(super) links: Vec<(PathBuf, usize)>,
     pub(super) blobs: HashMap<BlobId, Vec<Target>>,
@@ -110,7 +113,9 @@ impl Planner<'_> {
         }
         let target = parent.target.join(name);
         let fresh = parent.fresh;
-        if let Some(top) = self.dirs.last_mut() {
+        if self.delete
+            && let Some(top) = self.dirs.last_mut()
+        {
             top.names.insert(node.name.clone());
         }
         if self.excludes.matches(snap_path) {
@@ -206,9 +211,8 @@ impl Planner<'_> {
                 Ok(Planned::Restored(true))
             }
             NodeKind::Symlink => {
-                let t = node.target.clone().unwrap_or_default();
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&t), &target).at(&target)?;
-                self.set_meta(&target, node, true);
+                // Made after the walk, side by side ([`make_symlinks`]).
+                self.plan.symlinks.push((target, node.clone()));
                 self.plan.others += 1;
                 Ok(Planned::Restored(true))
             }
@@ -323,11 +327,7 @@ impl Planner<'_> {
     }
 
     pub(super) fn set_meta(&mut self, path: &Path, node: &Node, symlink: bool) {
-        match set_metadata(path, node, symlink, self.meta) {
-            Ok(None) => {}
-            Ok(Some(warning)) => self.plan.warnings.push(Warning::at(path, warning)),
-            Err(e) => self.plan.warnings.push(Warning::at(path, format!("metadata: {e}"))),
-        }
+        self.plan.warnings.extend(metadata_warning(path, set_metadata(path, node, symlink, self.meta)));
     }
 }
 
@@ -459,4 +459,61 @@ pub(super) fn set_flags<'p>(entries: impl Iterator<Item = (&'p Path, &'p Node)>)
         }
     }
     warnings
+}
+
+/// Makes the planned symbolic links and sets their metadata, on the pool's threads: a tree
+/// like `/usr/share` holds thousands, and one thread making them one by one kept the other
+/// core idle while the plan was made. A link that cannot be made is a failure, as an entry
+/// that cannot be created always was.
+pub(super) fn make_symlinks(plan: &mut Plan, meta: &Meta, pool: &rayon::ThreadPool) {
+    let outcomes: Vec<std::result::Result<Option<Warning>, Failure>> = pool.install(|| {
+        plan.symlinks
+            .par_iter()
+            .map(|(target, node)| {
+                let t = node.target.as_deref().unwrap_or_default();
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(t), target)
+                    .map_err(|e| Failure::new(target, Error::io(target, e).to_string()))?;
+                Ok(metadata_warning(target, set_metadata(target, node, true, meta)))
+            })
+            .collect()
+    });
+    for outcome in outcomes {
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(warning)) => plan.warnings.push(warning),
+            Err(failure) => {
+                plan.others -= 1;
+                plan.failed.push(failure);
+            }
+        }
+    }
+}
+
+/// Sets the planned directories' metadata, deepest first: a directory's mode may take away
+/// the search permission a deeper one's path needs. Those of one depth are independent, so
+/// each depth is done on the pool's threads side by side.
+pub(super) fn set_dirs_metadata(plan: &mut Plan, meta: &Meta, pool: &rayon::ThreadPool) {
+    plan.dirs.sort_by_cached_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    let depth = |p: &Path| p.components().count();
+    let warnings: Vec<Warning> = pool.install(|| {
+        plan.dirs
+            .chunk_by(|(a, _), (b, _)| depth(a) == depth(b))
+            .flat_map(|level| {
+                level
+                    .par_iter()
+                    .filter_map(|(path, node)| metadata_warning(path, set_metadata(path, node, false, meta)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    });
+    plan.warnings.extend(warnings);
+}
+
+/// The warning, if any, of setting `path`'s metadata.
+fn metadata_warning(path: &Path, outcome: std::io::Result<Option<String>>) -> Option<Warning> {
+    match outcome {
+        Ok(None) => None,
+        Ok(Some(warning)) => Some(Warning::at(path, warning)),
+        Err(e) => Some(Warning::at(path, format!("metadata: {e}"))),
+    }
 }
