@@ -162,8 +162,9 @@ pub struct LatencyFigure {
     pub restore_delayed: Usage,
 }
 
-/// The restore's physical limit: writing the same number of bytes into a new file of the
-/// restore's file system through the page cache, with nothing else to do.
+/// A physical limit of writing: the restore's (the same number of bytes into a new file of the
+/// restore's file system through the page cache) or the backup's (as synced pack-sized files
+/// where the repositories are), with nothing else to do.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteLimit {
     /// Bytes written.
@@ -203,6 +204,8 @@ pub struct Results {
     pub latency: Vec<LatencyFigure>,
     /// What writing the restored bytes alone costs.
     pub write_limit: Option<WriteLimit>,
+    /// What storing the bytes of a backup durably alone costs: pack-sized files, each synced.
+    pub durable_limit: Option<WriteLimit>,
     /// The object storage section (`None`: not asked for).
     pub object_storage: Option<crate::s3::ObjectStorage>,
     /// Where restores were written.
@@ -664,6 +667,34 @@ impl Run<'_> {
         Ok(WriteLimit { bytes, seconds: best })
     }
 
+    /// Writes `bytes` as files of a pack's size (16 MiB) where the repositories are, each synced
+    /// before the next, as a local repository stores a backup's packs; best of two.
+    fn durable_limit(&self, bytes: u64) -> Result<WriteLimit> {
+        use std::io::Write;
+        const PACK: u64 = 16 << 20;
+        let dir = self.opts.work.join("tools").join("durable-limit");
+        let block = vec![0xa5u8; usize::try_from(PACK)?];
+        let mut best = f64::MAX;
+        for _ in 0..2 {
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir)?;
+            // Nothing another step left dirty is flushed in the time measured.
+            let _ = std::process::Command::new("sync").status();
+            let started = Instant::now();
+            let (mut left, mut n) = (bytes, 0);
+            while left > 0 {
+                let len = left.min(PACK);
+                let mut f = fs::File::create(dir.join(format!("pack-{n}")))?;
+                f.write_all(&block[..usize::try_from(len)?])?;
+                f.sync_all()?;
+                (left, n) = (left - len, n + 1);
+            }
+            best = best.min(started.elapsed().as_secs_f64());
+        }
+        fs::remove_dir_all(&dir)?;
+        Ok(WriteLimit { bytes, seconds: best })
+    }
+
     fn cairn(&self) -> (PathBuf, String) {
         (self.opts.cairn.clone(), version_of(&self.opts.cairn, Kind::Cairn))
     }
@@ -820,6 +851,8 @@ pub fn run(opts: &Options) -> Result<Results> {
     }
     run.say("measuring the file system's write rate (the restore limit)");
     let write_limit = Some(run.write_limit(opts.dump_bytes)?);
+    run.say("measuring the disk's rate of durable writes (the backup's limit)");
+    let durable_limit = Some(run.durable_limit(opts.dump_bytes)?);
     let rss = if opts.rss_bytes > 0 { Some(run.rss()?) } else { None };
     let index = if opts.index_blobs > 0 { Some(run.index()?) } else { None };
     if !opts.keep {
@@ -837,6 +870,7 @@ pub fn run(opts: &Options) -> Result<Results> {
         index,
         latency: run.latency,
         write_limit,
+        durable_limit,
         object_storage,
         restore_fs: run.restores.description(),
         load: (load_before, crate::machine::load_average()),
