@@ -11,7 +11,9 @@
 //!   rustic and bupstash on the same data: initial, unchanged and changed backups and a
 //!   restore, with wall time, CPU time, peak RSS and repository size ([`measure`]), each step
 //!   after a `sync`; then cairn's own figures: backup and restore with 20 ms added to every
-//!   store request (issue 5), the file system's write rate, memory flatness and index opening.
+//!   store request (issue 5), the restore file system's write rate, the rate at which the disk
+//!   under the repositories takes synced pack-sized files (the backup's limit there), memory
+//!   flatness and index opening.
 //! - [`s3`]: the same tools against a real S3 server on this machine (SeaweedFS), directly and
 //!   through a TCP proxy that adds 20 or 80 ms round trips ([`proxy`]), and one large file.
 //! - [`report`]: `docs/BENCHMARKS.md`, with issue 4's targets marked met or not met.
