@@ -47,7 +47,10 @@ fn a_restore_warms_up_exactly_the_archived_packs_it_reads_and_resumes() {
     ];
     cold(&repo, &state, init).success();
     let src = repo.dir("src");
+    // a.bin is backed up before b.bin exists, so no pack holds chunks of both: two files of
+    // one backup are stored side by side and may share packs.
     data::write_random(&src.join("a.bin"), 1, 2_500_000);
+    cold(&repo, &state, args!["backup", &src]).success();
     data::write_random(&src.join("b.bin"), 2, 2_500_000);
     cold(&repo, &state, args!["backup", &src]).success();
     let packs = archived(&state);
