@@ -239,6 +239,12 @@ impl PackWriter {
         PackWriter { seal, buf, blobs: Vec::new(), len: SALT_LEN }
     }
 
+    /// Lays the pack out in `buf` instead, whose allocation is reused.
+    pub fn reuse_buffer(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        self.buf = buf;
+    }
+
     /// Adds a sealed blob (sealed under the key of the pack's seal).
     pub fn add(&mut self, blob: SealedBlob) {
         self.len += blob.bytes.len();

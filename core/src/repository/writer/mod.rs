@@ -5,11 +5,18 @@
 //! callers' threads ── add(kind, id, plain): known? in flight? ── new ─▶ compress, take a
 //!                       place in an open pack (its own salt and key), seal under its key ─┐
 //!                                                                            ▼ bounded (BLOB_QUEUE)
-//!                          packer (data and tree packs apart; a pack is laid out, shuffled,
-//!                                  once every blob given a place in it has arrived)
+//!                          packer (data and tree packs apart; a pack is closed once every
+//!                                  blob given a place in it has arrived)
+//!                                                                            ▼ rendezvous
+//!                          finisher (lays a closed pack out, shuffled, seals its header, names it)
 //!                                                                            ▼ bounded (PACK_QUEUE)
 //!                                   uploaders (U puts in flight) ─▶ index checkpoints every 32 packs
 //! ```
+//!
+//! Laying a pack out copies its blobs together and hashes the whole (about 8 ms for 16 MiB
+//! here). On the packer's thread that held up every caller behind a full blob queue meanwhile,
+//! leaving a core idle: on its own thread, the tree's first backup took 4.3 % less time and
+//! 1 GiB of media into memory 10 % less (`farm-bench -n 8`, paired against the packer doing it).
 //!
 //! [`Repository::write_blobs`] runs the packer and the uploaders beside a caller's closure,
 //! which adds blobs through a [`BlobWriter`] from as many threads as it likes (the writer is
@@ -25,7 +32,8 @@
 //! token, so a snapshot cannot be written before what it references is committed.
 //!
 //! Memory is bounded by the queues: at most `BLOB_QUEUE` sealed blobs, the packs being built,
-//! `PACK_QUEUE + U` packs in flight and one spare pack buffer.
+//! one closed pack at the finisher, `PACK_QUEUE + U` packs in flight and two spare pack buffers
+//! (one uploaded pack's buffer waiting while the finisher fills the other).
 
 mod packer;
 mod upload;
@@ -44,7 +52,7 @@ use crate::foundation::error::{Error, Result};
 use crate::foundation::id::{BlobId, IndexId, ObjectKey, ObjectKind, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::repository::index::Index;
-use packer::{Allocator, Lane, Placed};
+use packer::{Allocator, ClosedPack, Lane, Placed};
 
 /// Sealed blobs between the callers and the packer (each at most a maximal chunk).
 const BLOB_QUEUE: usize = 8;
@@ -488,9 +496,13 @@ fn run_writer<T>(
     };
     std::thread::scope(|scope| {
         let (blob_tx, blob_rx) = bounded::<Placed>(BLOB_QUEUE);
+        // A rendezvous: the packer hands a closed pack over only once the finisher is free, so
+        // no more than one closed pack waits.
+        let (closed_tx, closed_rx) = bounded::<ClosedPack>(0);
         let (pack_tx, pack_rx) = bounded::<FinishedPack>(PACK_QUEUE);
-        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(1);
-        scope.spawn(move || shared.packer(&blob_rx, &pack_tx, &spare_rx));
+        let (spare_tx, spare_rx) = bounded::<Vec<u8>>(2);
+        scope.spawn(move || shared.packer(&blob_rx, &closed_tx));
+        scope.spawn(move || shared.finisher(&closed_rx, &pack_tx, &spare_rx));
         for _ in 0..uploaders {
             let (packs, spare) = (pack_rx.clone(), spare_tx.clone());
             scope.spawn(move || shared.uploader(&packs, &spare));

@@ -1,5 +1,6 @@
 //! The pack side of the writer: where each new blob goes (an [`Allocator`] gives it a [`Slot`] in
-//! an open pack of its [`Lane`]), and the packer thread that lays out and closes those packs.
+//! an open pack of its [`Lane`]), the packer thread that gathers each pack's blobs and closes
+//! it, and the finisher thread that lays closed packs out for the uploaders.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,48 +76,68 @@ pub(super) struct Placed {
     pub(super) blob: SealedBlob,
 }
 
+/// A pack every blob given a place in has reached, on its way to the finisher, which lays it
+/// out: copying its blobs together and hashing them takes a pack's worth of memory bandwidth,
+/// and done on the packer's thread it held up every caller behind the blob queue meanwhile.
+pub(super) struct ClosedPack {
+    writer: PackWriter,
+    key: Arc<SealKey>,
+    trees: bool,
+}
+
+impl ClosedPack {
+    /// Lays the pack out in `buf` (whose allocation is reused) and seals its header. Data packs
+    /// are shuffled. Tree packs keep the order trees were written in (a directory after its
+    /// subdirectories, the root last), so a restore gets a new snapshot's trees with its
+    /// root's own request (`restore::fetch_window`).
+    fn finish(mut self, buf: Vec<u8>) -> FinishedPack {
+        self.writer.reuse_buffer(buf);
+        self.writer.finish(&self.key, !self.trees)
+    }
+}
+
 impl Shared<'_> {
-    /// Collects sealed blobs into their packs; a pack is finished (laid out in a random order,
-    /// its header sealed) once every blob given a place in it has arrived, and the packs still
-    /// open when the callers are done are finished then.
-    pub(super) fn packer(&self, blobs: &Receiver<Placed>, packs: &Sender<FinishedPack>, spare: &Receiver<Vec<u8>>) {
-        struct Building {
-            writer: PackWriter,
-            key: Arc<SealKey>,
-            expect: Option<usize>,
-            trees: bool,
-        }
-        impl Building {
-            /// Data packs are shuffled. Tree packs keep the order trees were written in (a
-            /// directory after its subdirectories, the root last), so a restore gets a new
-            /// snapshot's trees with its root's own request (`restore::fetch_window`).
-            fn finish(self) -> FinishedPack {
-                self.writer.finish(&self.key, !self.trees)
-            }
-        }
-        let mut building: HashMap<u64, Building> = HashMap::new();
+    /// Collects sealed blobs into their packs; a pack is closed once every blob given a place
+    /// in it has arrived, and the packs still open when the callers are done are closed then.
+    pub(super) fn packer(&self, blobs: &Receiver<Placed>, packs: &Sender<ClosedPack>) {
+        let mut building: HashMap<u64, (ClosedPack, Option<usize>)> = HashMap::new();
         for Placed { slot, blob } in blobs {
-            let pack = building.entry(slot.seq).or_insert_with(|| Building {
-                // A pack's buffer is taken when it is laid out; the one an uploader put back
-                // is reused: with one uploader no more than two pack buffers live at a time.
-                writer: PackWriter::with_buffer(slot.seal, spare.try_recv().unwrap_or_default()),
-                key: Arc::clone(&slot.key),
-                expect: None,
-                trees: blob.kind == BlobKind::Tree,
+            let (pack, expect) = building.entry(slot.seq).or_insert_with(|| {
+                let pack = ClosedPack {
+                    writer: PackWriter::with_buffer(slot.seal, Vec::new()),
+                    key: Arc::clone(&slot.key),
+                    trees: blob.kind == BlobKind::Tree,
+                };
+                (pack, None)
             });
             pack.writer.add(blob);
-            pack.expect = pack.expect.or(slot.closes);
-            if pack.expect == Some(pack.writer.count())
-                && let Some(full) = building.remove(&slot.seq)
-                && packs.send(full.finish()).is_err()
+            *expect = expect.or(slot.closes);
+            if *expect == Some(pack.writer.count())
+                && let Some((full, _)) = building.remove(&slot.seq)
+                && packs.send(full).is_err()
             {
                 return;
             }
         }
-        let mut rest: Vec<(u64, Building)> = building.into_iter().collect();
+        let mut rest: Vec<(u64, ClosedPack)> = building.into_iter().map(|(seq, (pack, _))| (seq, pack)).collect();
         rest.sort_by_key(|(seq, _)| *seq);
         for (_, pack) in rest {
-            if packs.send(pack.finish()).is_err() {
+            if packs.send(pack).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Lays out the packs the packer closed, in a buffer an uploader gave back when there is
+    /// one, and hands them to the uploaders.
+    pub(super) fn finisher(
+        &self,
+        closed: &Receiver<ClosedPack>,
+        packs: &Sender<FinishedPack>,
+        spare: &Receiver<Vec<u8>>,
+    ) {
+        for pack in closed {
+            if packs.send(pack.finish(spare.try_recv().unwrap_or_default())).is_err() {
                 return;
             }
         }
