@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::harness::{Results, Step, human};
+use crate::harness::{Results, Step, WriteLimit, human};
 use crate::s3::{ObjectStorage, Part, S3Step};
 use crate::stages::{DataKind, STAGES};
 use crate::tools::Kind;
@@ -545,23 +545,24 @@ pub fn markdown(r: &Results) -> String {
     }
 
     if let Some(w) = &r.write_limit {
-        let _ = writeln!(s, "\n## The restore's limit: writing files\n");
-        let _ = writeln!(
-            s,
-            "Writing {} into a new file of the restore's file system, 8 MiB per write and nothing else (best of two): {:.2} s, **{:.0} MB/s**. Every tool's restore pays this; a restore of large files cannot beat it.",
-            human(w.bytes),
-            w.seconds,
-            w.mb_per_s()
+        limit_section(
+            &mut s,
+            "The restore's limit: writing files",
+            &format!("Writing {} into a new file of the restore's file system, 8 MiB per write", human(w.bytes)),
+            w,
+            "Every tool's restore pays this; a restore of large files cannot beat it.",
         );
     }
     if let Some(w) = &r.durable_limit {
-        let _ = writeln!(s, "\n## The backup's limit: durable writes\n");
-        let _ = writeln!(
-            s,
-            "Writing {} where the repositories are, as files of 16 MiB (a pack) each synced before the next and nothing else (best of two): {:.2} s, **{:.0} MB/s**. A backup into a local repository stores its packs this way (synced before the index names them); one whose stored bytes come faster than this waits on the disk. The pipeline limit of the targets below is the lower of this (in bytes of input: divided by the stored share) and the CPU's.",
-            human(w.bytes),
-            w.seconds,
-            w.mb_per_s()
+        limit_section(
+            &mut s,
+            "The backup's limit: durable writes",
+            &format!(
+                "Writing {} where the repositories are, as files of 16 MiB (a pack) each synced before the next",
+                human(w.bytes)
+            ),
+            w,
+            "A backup into a local repository stores its packs this way (synced before the index names them); one whose stored bytes come faster than this waits on the disk. The pipeline limit of the targets below is the lower of this (in bytes of input: divided by the stored share) and the CPU's.",
         );
     }
     if !r.latency.is_empty() {
@@ -692,6 +693,18 @@ pub fn kept_notes(old: &str) -> String {
     let notes = &old[at + NOTES_MARK.len()..];
     let notes = notes.trim_start_matches('\n').strip_prefix(STALE).unwrap_or(notes.trim_start_matches('\n'));
     format!("\n{NOTES_MARK}\n\n{STALE}{notes}")
+}
+
+/// A section giving one of the machine's write limits: what was written how, its time and
+/// rate, and what it bounds.
+fn limit_section(s: &mut String, title: &str, how: &str, w: &WriteLimit, meaning: &str) {
+    let _ = writeln!(s, "\n## {title}\n");
+    let _ = writeln!(
+        s,
+        "{how} and nothing else (best of two): {:.2} s, **{:.0} MB/s**. {meaning}",
+        w.seconds,
+        w.mb_per_s()
+    );
 }
 
 #[cfg(test)]
