@@ -7,6 +7,30 @@ fn repo(name: &str) -> Repository {
     crate::repository::testing::memory_repo(name)
 }
 
+/// A backup session over `repo` for driving a file worker directly: the repository's cutter, a
+/// pool of two threads, no progress, every kind of attribute read.
+fn session<'a>(
+    repo: &'a Repository,
+    index: &'a Index,
+    writer: &'a BlobWriter<'a, 'a>,
+    counters: &'a Counters,
+) -> Session<'a> {
+    Session {
+        repo,
+        index,
+        writer,
+        cutter: repo.cutter().unwrap(),
+        pool: rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap(),
+        counters,
+        failed: AtomicBool::new(false),
+        fatal: Mutex::new(None),
+        results: Results::default(),
+        progress: &NoProgress,
+        xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
+        record: None,
+    }
+}
+
 /// Every file node under tree `id`, by path relative to it.
 fn files(repo: &Repository, index: &Index, id: &BlobId, at: &Path, out: &mut Vec<(PathBuf, Node)>) {
     for node in repo.load_tree(index, id).unwrap().nodes {
@@ -113,23 +137,9 @@ fn a_file_longer_than_its_lstat_size_is_read_to_its_end() {
     // Sizes the walker might have seen, and how long the file really is.
     let cases = [(0, 5_000), (100, 5_000), (4_999, 5_000), (0, max + 10), (1_000, 3 * max), (max, max + 1)];
     let counters = Counters::default();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let (outcomes, _, _) = repo
         .write_blobs(&index, WriteOptions::default(), |writer| {
-            let session = Session {
-                repo: &repo,
-                index: &index,
-                writer,
-                cutter: cutter.clone(),
-                pool,
-                counters: &counters,
-                failed: AtomicBool::new(false),
-                fatal: Mutex::new(None),
-                results: Results::default(),
-                progress: &NoProgress,
-                xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
-                record: None,
-            };
+            let session = session(&repo, &index, writer, &counters);
             let mut buffers = WorkerBuffers::default();
             let mut outcomes = Vec::new();
             for (i, (claimed, real)) in cases.into_iter().enumerate() {
@@ -171,7 +181,6 @@ fn a_file_that_keeps_changing_is_read_again_then_marked() {
     std::fs::write(&path, noise(3 << 20, 3)).unwrap();
     let index = repo.load_index().unwrap();
     let counters = Counters::default();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let stop = AtomicBool::new(false);
     let (outcome, _, _) = std::thread::scope(|s| {
         s.spawn(|| {
@@ -182,20 +191,7 @@ fn a_file_that_keeps_changing_is_read_again_then_marked() {
             }
         });
         let done = repo.write_blobs(&index, WriteOptions::default(), |writer| {
-            let session = Session {
-                repo: &repo,
-                index: &index,
-                writer,
-                cutter: repo.cutter().unwrap(),
-                pool,
-                counters: &counters,
-                failed: AtomicBool::new(false),
-                fatal: Mutex::new(None),
-                results: Results::default(),
-                progress: &NoProgress,
-                xattrs: XattrFilter { xattrs: true, acls: true, privileged: false },
-                record: None,
-            };
+            let session = session(&repo, &index, writer, &counters);
             let seen = Stat::of(&std::fs::metadata(&path).unwrap());
             session.store_file(&path, seen, &mut WorkerBuffers::default())
         });
