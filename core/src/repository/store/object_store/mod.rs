@@ -223,6 +223,18 @@ impl ObjectStoreBackend {
         ObjectPath::from(format!("{}{}", self.prefix, key.path()))
     }
 
+    /// Starts a ranged GET of `key` from a remote store, its body not yet read. An object
+    /// shorter than the range is reported here, where its size is known; any other short
+    /// response is returned as it is, for the retry layer to read again.
+    async fn ranged_get(&self, key: &ObjectKey, range: &Range<u64>) -> Result<::object_store::GetResult, StoreError> {
+        let opts = ::object_store::GetOptions::default().with_range(Some(range.clone()));
+        let result = self.inner.get_opts(&self.path(key), opts).await.map_err(map_err)?;
+        if result.meta.size < range.end {
+            return Err(object_too_short(result.meta.size, range));
+        }
+        Ok(result)
+    }
+
     /// [`CreateOnly::CopyFromStaging`]: one PUT under a random staging name (WebDAV has no
     /// multipart uploads), a COPY that refuses a taken name, and the staged object deleted.
     ///
@@ -338,17 +350,8 @@ impl Store for ObjectStoreBackend {
     }
 
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
-        // An object shorter than the range is reported here, where its size is known; any
-        // other short response is returned as it is, for the retry layer to read again.
         let Some(root) = &self.local_root else {
-            return self.rt.block_on(async {
-                let opts = ::object_store::GetOptions::default().with_range(Some(range.clone()));
-                let result = self.inner.get_opts(&self.path(key), opts).await.map_err(map_err)?;
-                if result.meta.size < range.end {
-                    return Err(object_too_short(result.meta.size, &range));
-                }
-                result.bytes().await.map_err(map_err)
-            });
+            return self.rt.block_on(async { self.ranged_get(key, &range).await?.bytes().await.map_err(map_err) });
         };
         read_local_range(&root.join(key.path()), range)
     }
@@ -356,12 +359,18 @@ impl Store for ObjectStoreBackend {
     fn get_range_into(&self, key: &ObjectKey, range: Range<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
         match &self.local_root {
             Some(root) => read_local_range_into(&root.join(key.path()), range, buf),
-            None => {
-                let got = self.get_range(key, range)?;
+            // The body goes straight into `buf` as it arrives: collecting it first would put
+            // every byte into a fresh allocation (page faults on each request's pages) and
+            // copy it once more.
+            None => self.rt.block_on(async {
+                let mut body = self.ranged_get(key, &range).await?.into_stream();
                 buf.clear();
-                buf.extend_from_slice(&got);
+                buf.reserve(usize::try_from(range.end - range.start).unwrap_or(0));
+                while let Some(part) = body.try_next().await.map_err(map_err)? {
+                    buf.extend_from_slice(&part);
+                }
                 Ok(())
-            }
+            }),
         }
     }
 
