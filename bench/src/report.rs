@@ -569,7 +569,7 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(s, "\n## Latency\n");
         let _ = writeln!(
             s,
-            "cairn alone, into a fresh local repository, with and without a delay added to every store request by core's fault-injecting store wrapper (`CAIRN_TEST_FAULTS=delay_ms=D`, the latency of a distant object store, which cairn treats as a remote store: 4 uploads, 16 restore downloads of up to 4.5 MiB, and the metadata cache); backup and restore are each the better of two runs per repository, alternating, each restore checked against the source.\n"
+            "cairn alone, into a fresh local repository, with and without a delay added to every store request by core's fault-injecting store wrapper (`CAIRN_TEST_FAULTS=delay_ms=D`, the latency of a distant object store, which cairn treats as a remote store: 4 uploads, 8 restore downloads of up to 16.5 MiB, and the metadata cache); backup and restore are each the better of two runs per repository, alternating, each restore checked against the source.\n"
         );
         let _ = writeln!(
             s,

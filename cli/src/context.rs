@@ -71,7 +71,7 @@ pub struct GlobalArgs {
     #[arg(long, default_value_t = 8, global = true)]
     pub retries: u32,
     /// Storage requests in flight for uploads and restore downloads (0 = default: for a remote
-    /// repository 4 uploads and 16 restore downloads, decoded by a thread per core; for a local
+    /// repository 4 uploads and 8 restore downloads, decoded by a thread per core; for a local
     /// one 1 upload and 4 restore threads that each read and decode, never fewer than cores).
     #[arg(long, default_value_t = 0, global = true)]
     pub connections: usize,
