@@ -81,6 +81,27 @@ pub(super) fn base64_encode(data: &[u8]) -> String {
     out
 }
 
+/// Whether S3 requests to `endpoint` (empty: AWS) leave the body out of their signature
+/// (`UNSIGNED-PAYLOAD`) when the user chose neither way (`user_chose`).
+///
+/// Over TLS the transport already guards the body on the wire, so the signature need not also
+/// cover a SHA-256 of it: hashing every uploaded byte was about a quarter of the CPU of a
+/// backup to S3 (3.5 against 2.6 CPU-s for 1 GiB). Over plain HTTP the body stays signed, so
+/// bytes damaged on the way are refused at the upload rather than found at the next check.
+#[cfg(feature = "cloud")]
+fn leave_payload_unsigned(endpoint: &str, user_chose: bool) -> bool {
+    !user_chose && !endpoint.starts_with("http://")
+}
+
+/// Whether `AWS_UNSIGNED_PAYLOAD` or an `-o aws_unsigned_payload=…` setting chose how S3
+/// bodies are signed.
+#[cfg(feature = "cloud")]
+fn unsigned_payload_chosen(opts: &BackendOptions) -> bool {
+    use ::object_store::aws::AmazonS3ConfigKey;
+    let is_it = |k: &str| matches!(k.parse(), Ok(AmazonS3ConfigKey::UnsignedPayload));
+    std::env::var_os("AWS_UNSIGNED_PAYLOAD").is_some() || opts.settings.iter().any(|(k, _)| is_it(k))
+}
+
 impl ObjectStoreBackend {
     #[cfg(not(feature = "cloud"))]
     pub(super) fn open_remote(
@@ -128,6 +149,9 @@ impl ObjectStoreBackend {
                 let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default();
                 if endpoint.starts_with("http://") {
                     b = b.with_allow_http(true);
+                }
+                if leave_payload_unsigned(&endpoint, unsigned_payload_chosen(opts)) {
+                    b = b.with_unsigned_payload(true);
                 }
                 let has_key = b.get_config_value(&AmazonS3ConfigKey::AccessKeyId).is_some()
                     || b.get_config_value(&AmazonS3ConfigKey::SkipSignature).is_some_and(|v| v == "true")
@@ -298,5 +322,25 @@ impl ObjectStoreBackend {
             }
         };
         Ok((store, prefix_of(rest), CreateOnly::Native))
+    }
+}
+
+#[cfg(all(test, feature = "cloud"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_bodies_go_unsigned_over_tls_only_unless_the_user_chose() {
+        assert!(leave_payload_unsigned("", false), "AWS itself is reached over TLS");
+        assert!(leave_payload_unsigned("https://s3.example.net", false));
+        assert!(!leave_payload_unsigned("http://127.0.0.1:9000", false));
+        assert!(!leave_payload_unsigned("https://s3.example.net", true));
+    }
+
+    #[test]
+    fn an_unsigned_payload_setting_counts_as_the_users_choice() {
+        let opts = |k: &str| BackendOptions { settings: vec![(k.into(), "false".into())], ..Default::default() };
+        assert!(unsigned_payload_chosen(&opts("aws_unsigned_payload")));
+        assert!(!unsigned_payload_chosen(&opts("aws_region")));
     }
 }
