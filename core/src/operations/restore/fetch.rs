@@ -381,7 +381,8 @@ const REMOTE_IN_FLIGHT: usize = 8;
 /// last chunk, so a restore reading whole packs makes one request per pack. For the same bytes
 /// in flight, fewer and larger requests cost the server less: SeaweedFS spent 2.0 CPU-s serving
 /// a 1 GiB restore in 4.5 MiB requests, 1.55 in 8.5 MiB and 1.25 in whole packs (and an S3
-/// bill counts requests). Memory in flight is this times the requests in flight and decoders.
+/// bill counts requests). Memory in flight is this times the requests in flight and the decoding
+/// buffers (one per core, at most as many as the requests).
 const REMOTE_MAX_REQUEST: u64 = (16 << 20) + (1 << 19);
 /// Threads that read and decode by default for a local store: reads there are copies out of
 /// the page cache or waits on a disk, which a second thread per core overlaps.
@@ -398,6 +399,14 @@ impl Fetching {
         } else {
             Fetching { in_flight: 0, max_request: LOCAL_MAX_REQUEST, decoders: pick(LOCAL_THREADS.max(cores)) }
         }
+    }
+
+    /// The buffers of a remote restore: one per download in flight and one per decoder, the
+    /// decoders sharing no more than there are downloads. More decoding buffers than downloads
+    /// pay only where decoding a pack takes longer than downloading one, and each may be
+    /// `max_request` bytes (on 64 cores 16 buffers, not 72).
+    fn buffers(self) -> usize {
+        self.in_flight + self.decoders.clamp(1, self.in_flight.max(1))
     }
 }
 
@@ -475,10 +484,10 @@ pub(super) fn restore_data<'b, 'i>(
         );
         return;
     }
-    // The buffers: one per download in flight and one per decoder, all free at first. A download
-    // takes a free one, hands it over full and takes another; a decoder gives each back. Either
-    // channel can hold them all, so no send waits.
-    let buffers = fetching.in_flight + fetching.decoders;
+    // The buffers ([`Fetching::buffers`]), all free at first. A download takes a free one, hands
+    // it over full and takes another; a decoder gives each back. Either channel can hold them
+    // all, so no send waits.
+    let buffers = fetching.buffers();
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(buffers);
     for _ in 0..buffers {
         let _ = free_tx.send(Vec::new());
@@ -677,6 +686,14 @@ fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoders_share_no_more_buffers_than_there_are_downloads() {
+        let remote = |in_flight, decoders| Fetching { in_flight, max_request: REMOTE_MAX_REQUEST, decoders };
+        assert_eq!(remote(8, 2).buffers(), 10, "two cores: a buffer per download and per decoder");
+        assert_eq!(remote(8, 64).buffers(), 16, "many cores: no more decoding buffers than downloads");
+        assert_eq!(remote(1, 0).buffers(), 2, "always one to decode into while the download refills");
+    }
 
     fn runs(plain: &[u8], offset: u64) -> Vec<std::ops::Range<usize>> {
         data_runs(plain, offset).collect()
