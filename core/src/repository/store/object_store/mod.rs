@@ -295,6 +295,31 @@ impl ObjectStoreBackend {
 
 /// The error of a ranged read past the end of an object: it is shorter than whoever asked
 /// (an index entry, a pack header) says.
+/// Reads the body of a ranged GET for `range` into `buf` (emptied first), refusing a body
+/// longer than the range: the server's `Content-Length` decides how much the HTTP client reads,
+/// and a lying or broken server must not make us hold more than we asked for. A shorter body is
+/// returned as it is, for the retry layer to read again.
+async fn read_range_body(
+    got: ::object_store::GetResult,
+    range: &Range<u64>,
+    buf: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let want = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
+    let mut body = got.into_stream();
+    buf.clear();
+    buf.reserve(want);
+    while let Some(part) = body.try_next().await.map_err(map_err)? {
+        if part.len() > want - buf.len() {
+            return Err(StoreError::Transient(format!(
+                "the server sent more than the {want} bytes of the range asked ({}..{})",
+                range.start, range.end
+            )));
+        }
+        buf.extend_from_slice(&part);
+    }
+    Ok(())
+}
+
 fn object_too_short(size: u64, range: &Range<u64>) -> StoreError {
     StoreError::ShortRead(format!("the object is {size} bytes, the range asked ends at byte {}", range.end))
 }
@@ -351,7 +376,11 @@ impl Store for ObjectStoreBackend {
 
     fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Bytes, StoreError> {
         let Some(root) = &self.local_root else {
-            return self.rt.block_on(async { self.ranged_get(key, &range).await?.bytes().await.map_err(map_err) });
+            return self.rt.block_on(async {
+                let mut body = Vec::new();
+                read_range_body(self.ranged_get(key, &range).await?, &range, &mut body).await?;
+                Ok(Bytes::from(body))
+            });
         };
         read_local_range(&root.join(key.path()), range)
     }
@@ -362,15 +391,7 @@ impl Store for ObjectStoreBackend {
             // The body goes straight into `buf` as it arrives: collecting it first would put
             // every byte into a fresh allocation (page faults on each request's pages) and
             // copy it once more.
-            None => self.rt.block_on(async {
-                let mut body = self.ranged_get(key, &range).await?.into_stream();
-                buf.clear();
-                buf.reserve(usize::try_from(range.end - range.start).unwrap_or(0));
-                while let Some(part) = body.try_next().await.map_err(map_err)? {
-                    buf.extend_from_slice(&part);
-                }
-                Ok(())
-            }),
+            None => self.rt.block_on(async { read_range_body(self.ranged_get(key, &range).await?, &range, buf).await }),
         }
     }
 

@@ -77,3 +77,51 @@ fn unknown_schemes_are_named() {
         Ok(_) => panic!("ftp:// opened"),
     }
 }
+
+/// A server on 127.0.0.1 that answers one request with a 206 for bytes 0..10 of a 100-byte
+/// object, claiming `content_length` bytes of body and sending `body`.
+fn serve_one_range(content_length: usize, body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/repo", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else { return };
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            line.clear();
+        }
+        let mut stream = reader.into_inner();
+        let head = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/100\r\nContent-Length: {content_length}\r\n\
+             Last-Modified: Sat, 05 Dec 2026 00:00:00 GMT\r\nETag: \"e\"\r\nConnection: close\r\n\r\n"
+        );
+        // The client may hang up mid-body; that is the point of one of the tests.
+        let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+    });
+    url
+}
+
+#[test]
+fn a_ranged_read_takes_the_bytes_of_its_range() {
+    let store =
+        ObjectStoreBackend::open(&serve_one_range(10, b"0123456789".to_vec()), &BackendOptions::default()).unwrap();
+    let mut buf = Vec::new();
+    store.get_range_into(&ObjectKey::new(ObjectKind::Pack, Digest([7; 32])), 0..10, &mut buf).unwrap();
+    assert_eq!(buf, b"0123456789");
+}
+
+#[test]
+fn a_ranged_read_refuses_a_body_longer_than_its_range() {
+    // A server that claims (and starts to send) 64 MiB for a 10-byte range: the read stops at
+    // the first bytes too many, holding no more than the range.
+    let url = serve_one_range(64 << 20, vec![b'x'; 1 << 20]);
+    let store = ObjectStoreBackend::open(&url, &BackendOptions::default()).unwrap();
+    let mut buf = Vec::new();
+    let got = store.get_range_into(&ObjectKey::new(ObjectKind::Pack, Digest([7; 32])), 0..10, &mut buf);
+    match got {
+        Err(StoreError::Transient(why)) => assert!(why.contains("more than the 10 bytes"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(buf.len() <= 10, "held {} bytes", buf.len());
+}
