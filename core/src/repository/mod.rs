@@ -262,13 +262,18 @@ impl Repository {
     /// [`Error::WrongPassword`] if no key file opens; [`Error::UnsupportedVersion`] for another
     /// format version; store and corruption errors naming the object.
     pub fn open(store: Arc<dyn Store>, password: &[u8]) -> Result<Self> {
-        // The config and the key files are fetched side by side: one round trip fewer to a
-        // distant store.
-        let (config_bytes, keys) = std::thread::scope(|s| {
+        // The config and the key files are fetched side by side, and the snapshots and the
+        // index (which nearly every command reads next) listed: one round trip to a distant
+        // store, not three. Meanwhile the key is derived from the key files a remote store's
+        // cache holds: the derivation (a tenth of a second or more, on purpose) then overlaps
+        // the round trip instead of following it.
+        let (config_bytes, keys, early) = std::thread::scope(|s| {
             let keys = s.spawn(|| Self::fetch_keys(&*store));
+            let early = s.spawn(|| Self::unwrap_cached_key(&*store, password));
+            s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
             let config = store.get(&ObjectKey::CONFIG);
             let keys = keys.join().unwrap_or_else(|_| Err(Error::Internal("key fetch panicked".into())));
-            (config, keys)
+            (config, keys, early.join().ok().flatten())
         });
         let config_bytes = match config_bytes {
             Ok(bytes) => bytes,
@@ -287,13 +292,26 @@ impl Repository {
         if keys.is_empty() {
             return Err(Error::NotFound("key files (the repository has none)".into()));
         }
-        // While the key is derived (a tenth of a second or more, on purpose), a distant store
-        // lists the snapshots and the index, which nearly every command reads next.
-        std::thread::scope(|s| {
-            s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
-            Self::unlock(&config_bytes, keys, password)
+        // A cached key file counts only while the store still lists it (a removed key stays
+        // removed) and its key opens the config; otherwise the listed key files decide.
+        let early = early.filter(|(_, key_id)| keys.iter().any(|(info, _)| info.key.id == key_id.0));
+        if let Some((master, key_id)) = early
+            && let Ok(config) = Config::open(&master, &config_bytes)
+        {
+            let master = master.for_version(config.version);
+            return Ok(Repository::assemble(with_lock(store, &config), master, config, key_id, None));
+        }
+        let (master, config, key_id) = Self::unlock(&config_bytes, keys, password)?;
+        Ok(Repository::assemble(with_lock(store, &config), master, config, key_id, None))
+    }
+
+    /// The master key that `password` unwraps from a key file `store` holds a checked copy of
+    /// ([`Store::cached`]), with that file's id; `None` if it has none, or none opens.
+    fn unwrap_cached_key(store: &dyn Store, password: &[u8]) -> Option<(MasterKey, KeyId)> {
+        store.cached(ObjectKind::Key).into_iter().find_map(|(key, data)| {
+            let master = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password)).ok()?;
+            Some((master, KeyId(key.id)))
         })
-        .map(|(master, config, key_id)| Repository::assemble(with_lock(store, &config), master, config, key_id, None))
     }
 
     /// Opens the repository in `store` with a master key already unwrapped from key file
@@ -302,6 +320,7 @@ impl Repository {
     pub(crate) fn open_with_master(store: Arc<dyn Store>, master: MasterKey, key_id: KeyId) -> Result<Option<Self>> {
         let (config_bytes, keys) = std::thread::scope(|s| {
             let keys = s.spawn(|| store.list(ObjectKind::Key));
+            s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
             let config = store.get(&ObjectKey::CONFIG);
             let keys = keys.join().unwrap_or_else(|_| Err(StoreError::Permanent("key listing panicked".into())));
             (config, keys)

@@ -56,3 +56,32 @@ fn index_objects_are_split_and_the_first_supersedes() {
     repo.save_index_objects(&old, &[]).unwrap();
     assert_eq!(store.list(ObjectKind::Index).unwrap().len(), 4);
 }
+
+#[test]
+fn a_key_file_removed_from_the_store_does_not_open_it_from_the_cache() {
+    use crate::foundation::id::ObjectKey;
+    use crate::repository::store::cache::CachedStore;
+    use crate::repository::store::fault::FaultyStore;
+    const NAME: &str = "memory://removed-key-stays-removed";
+    let cheap = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+    let dir = tempfile::tempdir().unwrap();
+    let backend = || ObjectStoreBackend::open(NAME, &Default::default()).unwrap();
+    let cached: Arc<dyn Store> = Arc::new(CachedStore::new(backend(), dir.path().to_path_buf()));
+    let repo = Repository::init(Arc::clone(&cached), b"a", &InitOptions { kdf: cheap, ..Default::default() }).unwrap();
+    repo.add_key(b"b", cheap).unwrap();
+    let key_a = Repository::open(Arc::clone(&cached), b"a").unwrap().key_id();
+    assert!(
+        cached.cached(ObjectKind::Key).iter().any(|(key, _)| key.id == key_a.0),
+        "the cache holds key file a, so the next open may derive the key from it"
+    );
+    // Another host removes key file a; this host's cache still holds its copy. The store
+    // answers slowly, as a distant one does, so the key is derived from the cached copy before
+    // the listing (which also drops the copy from the cache) comes back.
+    backend().delete(&ObjectKey::new(ObjectKind::Key, key_a.0)).unwrap();
+    let distant: Arc<dyn Store> = Arc::new(CachedStore::new(
+        FaultyStore::new(backend(), "delay_ms=300".parse().unwrap()),
+        dir.path().to_path_buf(),
+    ));
+    assert!(matches!(Repository::open(Arc::clone(&distant), b"a"), Err(Error::WrongPassword)));
+    assert!(Repository::open(distant, b"b").is_ok());
+}

@@ -213,6 +213,21 @@ impl<S: Store> Store for CachedStore<S> {
     fn is_remote(&self) -> bool {
         self.inner.is_remote()
     }
+    fn cached(&self, kind: ObjectKind) -> Vec<(ObjectKey, Bytes)> {
+        if !Self::cacheable(kind) {
+            return Vec::new();
+        }
+        let Ok(dir) = std::fs::read_dir(self.dir.join(kind.dir())) else { return Vec::new() };
+        dir.filter_map(Result::ok)
+            .filter_map(|e| {
+                let key = ObjectKey::parse(kind, e.file_name().to_str()?)?;
+                // Only a copy stored under its own name: the cache's files are found by name.
+                let data = Self::read(&self.path(&key)).filter(|d| Digest::of(d) == key.id)?;
+                Some((key, data))
+            })
+            .collect()
+    }
+
     fn forget_listed_ahead(&self) {
         self.changes.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut primed) = self.primed.lock() {

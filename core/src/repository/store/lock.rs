@@ -82,6 +82,9 @@ impl<S: Store> Store for LockingStore<S> {
     fn forget_listed_ahead(&self) {
         self.inner.forget_listed_ahead();
     }
+    fn cached(&self, kind: ObjectKind) -> Vec<(ObjectKey, Bytes)> {
+        self.inner.cached(kind)
+    }
     fn local_root(&self) -> Option<&std::path::Path> {
         self.inner.local_root()
     }

@@ -196,6 +196,13 @@ pub trait Store: Send + Sync {
     /// listed now. A writer calls it once it has announced itself (a session marker), so the
     /// index it loads is listed after the announcement. The default does nothing.
     fn forget_listed_ahead(&self) {}
+    /// The objects of `kind` this store keeps a local copy of (a remote store's metadata
+    /// cache), each checked against its name, read without a request: what was in the store
+    /// when they were cached, some of which may have been deleted since. The default: none.
+    fn cached(&self, kind: ObjectKind) -> Vec<(ObjectKey, Bytes)> {
+        let _ = kind;
+        Vec::new()
+    }
     /// For a store on the local file system: the directory holding the repository (`check`
     /// looks there for files other users can read).
     fn local_root(&self) -> Option<&std::path::Path> {
@@ -309,6 +316,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn forget_listed_ahead(&self) {
         (**self).forget_listed_ahead();
+    }
+    fn cached(&self, kind: ObjectKind) -> Vec<(ObjectKey, Bytes)> {
+        (**self).cached(kind)
     }
     fn local_root(&self) -> Option<&std::path::Path> {
         (**self).local_root()
