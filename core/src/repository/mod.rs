@@ -27,6 +27,7 @@ pub mod writer;
 
 pub use snapshots::CheckedSnapshots;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -267,13 +268,15 @@ impl Repository {
         // store, not three. Meanwhile the key is derived from the key files a remote store's
         // cache holds: the derivation (a tenth of a second or more, on purpose) then overlaps
         // the round trip instead of following it.
-        let (config_bytes, keys, early) = std::thread::scope(|s| {
+        let answered = AtomicBool::new(false);
+        let (config_bytes, keys, (early, refused)) = std::thread::scope(|s| {
             let keys = s.spawn(|| Self::fetch_keys(&*store));
-            let early = s.spawn(|| Self::unwrap_cached_key(&*store, password));
+            let early = s.spawn(|| Self::unwrap_cached_key(&*store, password, &answered));
             s.spawn(|| store.list_ahead(&[ObjectKind::Snapshot, ObjectKind::Index]));
             let config = store.get(&ObjectKey::CONFIG);
             let keys = keys.join().unwrap_or_else(|_| Err(Error::Internal("key fetch panicked".into())));
-            (config, keys, early.join().ok().flatten())
+            answered.store(true, Ordering::Relaxed);
+            (config, keys, early.join().unwrap_or_default())
         });
         let config_bytes = match config_bytes {
             Ok(bytes) => bytes,
@@ -301,17 +304,35 @@ impl Repository {
             let master = master.for_version(config.version);
             return Ok(Repository::assemble(with_lock(store, &config), master, config, key_id, None));
         }
+        // The copies that refused the password are the same bytes as the listed files (both
+        // checked against their names): each key is derived at most once.
+        let keys = keys.into_iter().filter(|(info, _)| !refused.contains(&KeyId(info.key.id))).collect();
         let (master, config, key_id) = Self::unlock(&config_bytes, keys, password)?;
         Ok(Repository::assemble(with_lock(store, &config), master, config, key_id, None))
     }
 
     /// The master key that `password` unwraps from a key file `store` holds a checked copy of
-    /// ([`Store::cached`]), with that file's id; `None` if it has none, or none opens.
-    fn unwrap_cached_key(store: &dyn Store, password: &[u8]) -> Option<(MasterKey, KeyId)> {
-        store.cached(ObjectKind::Key).into_iter().find_map(|(key, data)| {
-            let master = KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password)).ok()?;
-            Some((master, KeyId(key.id)))
-        })
+    /// ([`Store::cached`]), with that file's id, if one does; and the key files whose copies
+    /// refused the password. Starts on no further key file once `answered` (the store's
+    /// listing is back, and the listed files are tried then).
+    fn unwrap_cached_key(
+        store: &dyn Store,
+        password: &[u8],
+        answered: &AtomicBool,
+    ) -> (Option<(MasterKey, KeyId)>, Vec<KeyId>) {
+        let mut refused = Vec::new();
+        for (key, data) in store.cached(ObjectKind::Key) {
+            if answered.load(Ordering::Relaxed) {
+                break;
+            }
+            match KeyFile::decode(&data).and_then(|kf| kf.unwrap_key(password)) {
+                Ok(master) => return (Some((master, KeyId(key.id))), refused),
+                Err(KeyFileError::WrongPassword) => refused.push(KeyId(key.id)),
+                // Unreadable: the listed copy is tried again, and its error reported.
+                Err(_) => {}
+            }
+        }
+        (None, refused)
     }
 
     /// Opens the repository in `store` with a master key already unwrapped from key file

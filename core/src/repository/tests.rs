@@ -83,5 +83,6 @@ fn a_key_file_removed_from_the_store_does_not_open_it_from_the_cache() {
         dir.path().to_path_buf(),
     ));
     assert!(matches!(Repository::open(Arc::clone(&distant), b"a"), Err(Error::WrongPassword)));
+    assert!(matches!(Repository::open(Arc::clone(&distant), b"c"), Err(Error::WrongPassword)));
     assert!(Repository::open(distant, b"b").is_ok());
 }
