@@ -128,57 +128,20 @@ impl Run<'_> {
     /// Writes `bytes` into a new file where restores go, 8 MiB at a time, as a restore would;
     /// best of two.
     pub(super) fn write_limit(&self, bytes: u64) -> Result<WriteLimit> {
-        use std::io::Write;
         self.drop_restores();
-        let dir = self.restores.fresh_dir(&|m| self.say(m));
-        fs::create_dir_all(&dir)?;
-        let path = dir.join("write-limit.bin");
-        let block = vec![0x5au8; 8 << 20];
-        let mut best = f64::MAX;
-        for _ in 0..2 {
-            let _ = fs::remove_file(&path);
-            let started = Instant::now();
-            let mut f = fs::File::create(&path)?;
-            let mut left = bytes;
-            while left > 0 {
-                let n = usize::try_from(left.min(block.len() as u64))?;
-                f.write_all(&block[..n])?;
-                left -= n as u64;
-            }
-            drop(f);
-            best = best.min(started.elapsed().as_secs_f64());
-            fs::remove_file(&path)?;
-        }
+        // A folder in the fresh file system, which may itself be a mount point.
+        let dir = self.restores.fresh_dir(&|m| self.say(m)).join("write-limit");
+        let seconds = best_timed_writes(&dir, bytes, 8 << 20, bytes, false);
         self.drop_restores();
-        Ok(WriteLimit { bytes, seconds: best })
+        Ok(WriteLimit { bytes, seconds: seconds? })
     }
 
     /// Writes `bytes` as files of a pack's size (16 MiB) where the repositories are, each synced
     /// before the next, as a local repository stores a backup's packs; best of two.
     pub(super) fn durable_limit(&self, bytes: u64) -> Result<WriteLimit> {
-        use std::io::Write;
         const PACK: u64 = 16 << 20;
         let dir = self.opts.work.join("tools").join("durable-limit");
-        let block = vec![0xa5u8; usize::try_from(PACK)?];
-        let mut best = f64::MAX;
-        for _ in 0..2 {
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir)?;
-            // Nothing another step left dirty is flushed in the time measured.
-            let _ = std::process::Command::new("sync").status();
-            let started = Instant::now();
-            let (mut left, mut n) = (bytes, 0);
-            while left > 0 {
-                let len = left.min(PACK);
-                let mut f = fs::File::create(dir.join(format!("pack-{n}")))?;
-                f.write_all(&block[..usize::try_from(len)?])?;
-                f.sync_all()?;
-                (left, n) = (left - len, n + 1);
-            }
-            best = best.min(started.elapsed().as_secs_f64());
-        }
-        fs::remove_dir_all(&dir)?;
-        Ok(WriteLimit { bytes, seconds: best })
+        Ok(WriteLimit { bytes, seconds: best_timed_writes(&dir, bytes, PACK, PACK, true)? })
     }
 
     pub(super) fn rss(&mut self) -> Result<RssFigure> {
@@ -247,6 +210,42 @@ impl Run<'_> {
         }
         Ok(IndexFigure { blobs: o.index_blobs, baseline, first, loaded })
     }
+}
+
+/// The better of two runs, in seconds, of writing `bytes` into a fresh `dir` as files of at most
+/// `file_len` bytes, `block` bytes per write, and nothing else. With `sync`, each file is synced
+/// before the next, and the whole system first, so nothing another step left dirty is flushed in
+/// the time measured. `dir` is removed afterwards.
+fn best_timed_writes(dir: &Path, bytes: u64, block: u64, file_len: u64, sync: bool) -> Result<f64> {
+    use std::io::Write;
+    let data = vec![0xa5u8; usize::try_from(block)?];
+    let mut best = f64::MAX;
+    for _ in 0..2 {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir)?;
+        if sync {
+            let _ = std::process::Command::new("sync").status();
+        }
+        let started = Instant::now();
+        let (mut left, mut n) = (bytes, 0);
+        while left > 0 {
+            let mut f = fs::File::create(dir.join(format!("file-{n}")))?;
+            let mut in_file = left.min(file_len);
+            left -= in_file;
+            while in_file > 0 {
+                let len = in_file.min(block);
+                f.write_all(&data[..usize::try_from(len)?])?;
+                in_file -= len;
+            }
+            if sync {
+                f.sync_all()?;
+            }
+            n += 1;
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    fs::remove_dir_all(dir)?;
+    Ok(best)
 }
 
 /// `job` run by `script` on a pseudo-terminal of its own, without cairn's `-q`: the backup
